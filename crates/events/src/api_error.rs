@@ -1,0 +1,231 @@
+//! The one JSON error shape of every HTTP answer:
+//! `{"errors":[{"status","code","title","detail","source":{"pointer"}}]}`.
+//!
+//! Each part maps its own error enum into [`ApiError`]; [`ApiJson`] is the
+//! JSON body extractor whose rejections already speak this shape.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorSource {
+    /// JSON pointer (RFC 6901) to the offending field of the request body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The query or path parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorObject {
+    pub status: String,
+    /// A stable machine-readable code, e.g. `invalid_field`.
+    pub code: String,
+    pub title: String,
+    /// What was wrong and what to do about it.
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub errors: Vec<ErrorObject>,
+    /// Seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    errors: &'a [ErrorObject],
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            errors: vec![ErrorObject {
+                status: status.as_u16().to_string(),
+                code: code.to_owned(),
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                detail: detail.into(),
+                source: None,
+            }],
+            retry_after: None,
+        }
+    }
+
+    /// Point the last error at a body field (JSON pointer, e.g. `/invoices/lines/0/amount`).
+    pub fn at_pointer(mut self, pointer: impl Into<String>) -> Self {
+        if let Some(last) = self.errors.last_mut() {
+            last.source = Some(ErrorSource {
+                pointer: Some(pointer.into()),
+                parameter: None,
+            });
+        }
+        self
+    }
+
+    /// Point the last error at a query or path parameter.
+    pub fn at_parameter(mut self, parameter: impl Into<String>) -> Self {
+        if let Some(last) = self.errors.last_mut() {
+            last.source = Some(ErrorSource {
+                pointer: None,
+                parameter: Some(parameter.into()),
+            });
+        }
+        self
+    }
+
+    /// Add another error of the same status (e.g. every bad field at once).
+    pub fn and(mut self, other: ApiError) -> Self {
+        self.errors.extend(other.errors);
+        self
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+    pub fn conflict(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+    pub fn unprocessable(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail)
+            .with_retry_after(retry_after)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail).with_retry_after(1)
+    }
+    /// A failure of ours; `detail` is logged, the client gets a generic text.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server failed to handle the request; it was logged, retry later",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let details: Vec<&str> = self.errors.iter().map(|e| e.detail.as_str()).collect();
+        write!(f, "{}: {}", self.status, details.join("; "))
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            axum::Json(Body {
+                errors: &self.errors,
+            }),
+        )
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON: send Content-Type: application/json",
+            ),
+            JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+                "malformed_json",
+                format!("the body is not valid JSON: {}", e.body_text()),
+            ),
+            JsonRejection::JsonDataError(e) => ApiError::unprocessable(
+                "invalid_body",
+                format!("the body does not have the expected shape: {}", e.body_text()),
+            ),
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is larger than the 1 MiB limit; split it (e.g. into a batch of smaller writes)",
+                )
+            }
+            other => ApiError::bad_request("unreadable_body", other.body_text()),
+        }
+    }
+}
+
+/// `axum::Json`, with rejections in the platform's error shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn renders_the_error_shape_with_pointer_and_retry_after() {
+        let error = ApiError::unprocessable("invalid_field", "email is not an email address")
+            .at_pointer("/email")
+            .and(
+                ApiError::unprocessable("invalid_field", "password is too short")
+                    .at_pointer("/password"),
+            )
+            .with_retry_after(3);
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["errors"][0]["status"], "422");
+        assert_eq!(json["errors"][0]["code"], "invalid_field");
+        assert_eq!(json["errors"][0]["title"], "Unprocessable Entity");
+        assert_eq!(json["errors"][0]["source"]["pointer"], "/email");
+        assert_eq!(json["errors"][1]["source"]["pointer"], "/password");
+    }
+}

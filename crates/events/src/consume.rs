@@ -1,0 +1,284 @@
+//! Reading the streams: durable pull consumers and ordered replay.
+//!
+//! Durable consumers are how services keep their place across restarts:
+//! explicit ack, batch fetch, and several filter subjects on one consumer
+//! (server 2.10+). Ordered replay is how projections rebuild and how "as of"
+//! reports fold the stream: a throwaway consumer that starts at a sequence or
+//! a time and that the client recreates on any gap.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
+    Message,
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+
+/// A durable pull consumer's settings that services care about.
+#[derive(Debug, Clone)]
+pub struct DurableSpec {
+    pub name: String,
+    /// Filter subjects; several are allowed (multi-filter, nats-server 2.10+).
+    pub filters: Vec<String>,
+    pub start: ReplayFrom,
+    /// How long the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Unacknowledged messages the server lets out at once.
+    pub max_ack_pending: i64,
+    pub description: Option<String>,
+}
+
+impl DurableSpec {
+    pub fn new(name: impl Into<String>, filters: Vec<String>) -> Self {
+        Self {
+            name: name.into(),
+            filters,
+            start: ReplayFrom::Beginning,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 10_000,
+            description: None,
+        }
+    }
+
+    fn config(&self) -> pull::Config {
+        let (filter_subject, filter_subjects) = split_filters(&self.filters);
+        pull::Config {
+            durable_name: Some(self.name.clone()),
+            description: self.description.clone(),
+            deliver_policy: self.start.deliver_policy(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_ack_pending: self.max_ack_pending,
+            filter_subject,
+            filter_subjects,
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a consumer or a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    Beginning,
+    /// From this stream sequence, inclusive.
+    Sequence(u64),
+    /// From the first message stored at or after this time.
+    Time(DateTime<Utc>),
+    /// Only messages published after the consumer is created.
+    New,
+}
+
+impl ReplayFrom {
+    fn deliver_policy(self) -> DeliverPolicy {
+        match self {
+            ReplayFrom::Beginning => DeliverPolicy::All,
+            ReplayFrom::Sequence(0) => DeliverPolicy::All,
+            ReplayFrom::Sequence(start_sequence) => {
+                DeliverPolicy::ByStartSequence { start_sequence }
+            }
+            ReplayFrom::Time(start_time) => DeliverPolicy::ByStartTime { start_time },
+            ReplayFrom::New => DeliverPolicy::New,
+        }
+    }
+}
+
+/// One filter goes in `filter_subject`, several in `filter_subjects`.
+fn split_filters(filters: &[String]) -> (String, Vec<String>) {
+    match filters {
+        [] => (String::new(), Vec::new()),
+        [one] => (one.clone(), Vec::new()),
+        many => (String::new(), many.to_vec()),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("stream {stream} is not there: {reason}; provision the streams first (`mno up` does)")]
+    NoStream { stream: String, reason: String },
+    #[error("consumer {consumer} on {stream}: {reason}")]
+    Consumer {
+        stream: String,
+        consumer: String,
+        reason: String,
+    },
+    #[error("reading {stream}: {reason}")]
+    Read { stream: String, reason: String },
+}
+
+/// Create the durable consumer, or update it to match `spec` (filters may change).
+pub async fn durable_pull(
+    js: &jetstream::Context,
+    stream: &str,
+    spec: &DurableSpec,
+) -> Result<PullConsumer, ConsumeError> {
+    let handle = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| ConsumeError::NoStream {
+            stream: stream.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let err = |reason: String| ConsumeError::Consumer {
+        stream: stream.to_owned(),
+        consumer: spec.name.clone(),
+        reason,
+    };
+    let config = spec.config();
+    match handle.create_consumer(config.clone()).await {
+        Ok(consumer) => Ok(consumer),
+        // The start position of an existing durable cannot change; keep it and update the rest.
+        Err(_) => {
+            let mut config = config;
+            if let Ok(existing) = handle
+                .consumer_info(&spec.name)
+                .await
+                .map(|i| i.config.deliver_policy)
+            {
+                config.deliver_policy = existing;
+            }
+            handle
+                .update_consumer(config)
+                .await
+                .map_err(|e| err(e.to_string()))
+        }
+    }
+}
+
+/// Fetch up to `max` messages, waiting at most `wait` for the first.
+pub async fn fetch_batch(
+    consumer: &PullConsumer,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<Message>, ConsumeError> {
+    let read = |reason: String| ConsumeError::Read {
+        stream: consumer.cached_info().stream_name.clone(),
+        reason,
+    };
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(wait)
+        .messages()
+        .await
+        .map_err(|e| read(e.to_string()))?;
+    let mut out = Vec::with_capacity(max);
+    while let Some(message) = batch.next().await {
+        out.push(message.map_err(|e| read(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+/// An ordered, throwaway consumer over `filters` starting at `from`.
+pub async fn replay_ordered(
+    js: &jetstream::Context,
+    stream: &str,
+    filters: &[String],
+    from: ReplayFrom,
+) -> Result<pull::Ordered, ConsumeError> {
+    let handle = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| ConsumeError::NoStream {
+            stream: stream.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let (filter_subject, filter_subjects) = split_filters(filters);
+    let consumer = handle
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: from.deliver_policy(),
+            filter_subject,
+            filter_subjects,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ConsumeError::Consumer {
+            stream: stream.to_owned(),
+            consumer: "ordered".into(),
+            reason: e.to_string(),
+        })?;
+    consumer.messages().await.map_err(|e| ConsumeError::Read {
+        stream: stream.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// One message read by [`replay_until_caught_up`].
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    pub seq: u64,
+    pub subject: String,
+    pub published: DateTime<Utc>,
+    pub payload: bytes::Bytes,
+}
+
+/// Replay `filters` from `from` up to the stream's last message at the time
+/// of the call (or up to `until_seq`), calling `apply` on each message in
+/// order. Returns how many messages were applied.
+pub async fn replay_until_caught_up<F>(
+    js: &jetstream::Context,
+    stream: &str,
+    filters: &[String],
+    from: ReplayFrom,
+    until_seq: Option<u64>,
+    mut apply: F,
+) -> Result<u64, ConsumeError>
+where
+    F: FnMut(Replayed) -> bool,
+{
+    let read = |reason: String| ConsumeError::Read {
+        stream: stream.to_owned(),
+        reason,
+    };
+    let mut handle = js
+        .get_stream(stream)
+        .await
+        .map_err(|e| ConsumeError::NoStream {
+            stream: stream.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let last = handle
+        .info()
+        .await
+        .map_err(|e| read(e.to_string()))?
+        .state
+        .last_sequence;
+    let end = until_seq.map_or(last, |u| u.min(last));
+    if end == 0 {
+        return Ok(0);
+    }
+    if let ReplayFrom::Sequence(start) = from {
+        if start > end {
+            return Ok(0);
+        }
+    }
+    let mut messages = replay_ordered(js, stream, filters, from).await?;
+    let mut applied = 0;
+    // An idle timeout guards against a filter that matches nothing up to `end`.
+    let idle = Duration::from_secs(2);
+    loop {
+        let next = match tokio::time::timeout(idle, messages.next()).await {
+            Ok(Some(next)) => next.map_err(|e| read(e.to_string()))?,
+            Ok(None) | Err(_) => break,
+        };
+        let info = next.info().map_err(|e| read(e.to_string()))?;
+        let seq = info.stream_sequence;
+        if seq > end {
+            break;
+        }
+        let pending = info.pending;
+        let published = info.published;
+        applied += 1;
+        let keep_going = apply(Replayed {
+            seq,
+            subject: next.subject.to_string(),
+            published,
+            payload: next.payload.clone(),
+        });
+        if !keep_going || seq == end || pending == 0 {
+            break;
+        }
+    }
+    Ok(applied)
+}

@@ -1,0 +1,30 @@
+//! The event contract of Mno and the helpers every part uses to speak it.
+//!
+//! Modules, one concern each:
+//! - [`proto`]: the protobuf envelopes generated from `proto/mno/events/v1` (record and hub events).
+//! - [`envelope`]: building, encoding and decoding envelopes; canonical JSON for record state.
+//! - [`subject`]: typed subject builders and parsers (`rec.<org>.<entity>.<id>`, `hub.<org>.<kind>`).
+//! - [`streams`]: the stream definitions (RECORDS, HUB, DLQ) and idempotent provisioning.
+//! - [`bus`]: connecting to NATS, refusing a nats-server older than 2.10.
+//! - [`publish`]: publishing with dedup ids and optimistic concurrency, one at a time or pipelined.
+//! - [`consume`]: durable pull consumers (batch fetch, explicit ack, multi-filter) and ordered replay.
+//! - [`idm`]: the IDM check contract that every part asks before serving data.
+//! - [`directory`]: what delivery needs to know about apps and installs, asked of the Hub.
+//! - [`api_error`]: the JSON error shape every HTTP answer uses.
+//! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
+
+pub mod api_error;
+pub mod bus;
+pub mod consume;
+pub mod db;
+pub mod directory;
+pub mod envelope;
+pub mod idm;
+pub mod proto;
+pub mod publish;
+pub mod streams;
+pub mod subject;
+
+pub use api_error::ApiError;
+pub use bus::{connect, BusError, MIN_SERVER_VERSION};
+pub use subject::{HubSubject, RecordSubject, SubjectError, Token};

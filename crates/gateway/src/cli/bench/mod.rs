@@ -1,0 +1,26 @@
+//! `mno bench <scenario>`: figures measured against the raw bus in the same
+//! run (see shared BENCHMARKS.md). Each scenario prints one JSON line
+//! `{"scenario","value","baseline","ratio",...}` at the end.
+
+pub mod bus;
+pub mod report;
+
+use anyhow::Result;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// The raw-bus baselines: pipelined publish, publish awaiting each ack, durable consume, ordered replay.
+    Bus(bus::Args),
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    match args.scenario {
+        Scenario::Bus(args) => bus::run(args).await,
+    }
+}

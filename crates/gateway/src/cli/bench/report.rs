@@ -1,0 +1,150 @@
+//! What every benchmark shares: a private bus to measure on, latency
+//! summaries, and the one-JSON-line-per-figure output.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::nats_child::{self, ChildNats};
+
+/// A bus to measure on: `--nats-url`, or a private nats-server in a temp dir.
+pub struct BenchBus {
+    pub bus: mno_events::bus::Bus,
+    pub url: String,
+    child: Option<ChildNats>,
+    _dir: Option<tempfile_dir::TempDir>,
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusChoice {
+    /// Measure against this server instead of a private one (its streams are left as they were).
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// The nats-server binary for the private server.
+    #[arg(long, env = "MNO_NATS_SERVER_BIN")]
+    pub nats_server_bin: Option<PathBuf>,
+}
+
+impl BenchBus {
+    pub async fn open(choice: &BusChoice) -> Result<BenchBus> {
+        if let Some(url) = &choice.nats_url {
+            let bus = mno_events::bus::connect_named(url, "mno-bench").await?;
+            return Ok(BenchBus {
+                bus,
+                url: url.clone(),
+                child: None,
+                _dir: None,
+            });
+        }
+        let dir = tempfile_dir::TempDir::new("mno-bench")?;
+        let binary = nats_child::find_binary(choice.nats_server_bin.as_deref())?;
+        let child = ChildNats::start(&binary, dir.path()).await?;
+        let bus = mno_events::bus::connect_named(&child.url, "mno-bench").await?;
+        Ok(BenchBus {
+            bus,
+            url: child.url.clone(),
+            child: Some(child),
+            _dir: Some(dir),
+        })
+    }
+
+    pub async fn close(self) -> Result<()> {
+        if let Some(child) = self.child {
+            child.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A temp dir removed on drop, without another dependency.
+pub mod tempfile_dir {
+    use std::path::{Path, PathBuf};
+
+    pub struct TempDir(PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> std::io::Result<TempDir> {
+            let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&path)?;
+            Ok(TempDir(path))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Microsecond latency recorder.
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, elapsed: Duration) {
+        let _ = self.0.record((elapsed.as_micros() as u64).max(1));
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        let _ = self.0.add(&other.0);
+    }
+
+    /// p50 in milliseconds.
+    pub fn p50_ms(&self) -> f64 {
+        self.0.value_at_quantile(0.50) as f64 / 1000.0
+    }
+
+    /// p99 in milliseconds.
+    pub fn p99_ms(&self) -> f64 {
+        self.0.value_at_quantile(0.99) as f64 / 1000.0
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+/// Messages per second.
+pub fn rate(count: u64, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// One figure: `value` measured against `baseline` in the same run.
+pub fn figure(scenario: &str, unit: &str, value: f64, baseline: f64, extra: Value) -> Value {
+    let mut line = json!({
+        "scenario": scenario,
+        "unit": unit,
+        "value": round(value),
+        "baseline": round(baseline),
+        "ratio": if baseline > 0.0 { (value / baseline * 1000.0).round() / 1000.0 } else { 0.0 },
+    });
+    if let (Some(line), Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    line
+}
+
+fn round(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Print the figures, one JSON line each, after a human-readable header.
+pub fn print_figures(figures: &[Value]) {
+    for figure in figures {
+        println!("{figure}");
+    }
+}

@@ -1,0 +1,55 @@
+//! The `mno` subcommands, one module each.
+
+pub mod bench;
+pub mod streams;
+pub mod up;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mno",
+    version,
+    about = "Mno: run the data-sharing platform and operate it"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole platform in one process (starts nats-server if none is given).
+    Up(up::Args),
+    /// Show every stream and consumer: messages, bytes, sequences, pending, redelivered.
+    Streams(streams::Args),
+    /// Measure the platform against the raw bus; prints one JSON line per figure.
+    Bench(bench::Args),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        match self.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Streams(args) => streams::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    }
+}
+
+/// Where operator commands find the bus.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BusArgs {
+    /// The nats-server; default: the one `mno up` started (recorded under the data dir), else nats://127.0.0.1:4222.
+    #[arg(long, env = "MNO_NATS_URL")]
+    pub nats_url: Option<String>,
+    #[arg(long, env = "MNO_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+}
+
+impl BusArgs {
+    pub async fn connect(&self) -> anyhow::Result<mno_events::bus::Bus> {
+        let url = crate::nats_child::operator_url(self.nats_url.as_deref(), &self.data_dir);
+        Ok(mno_events::bus::connect_named(&url, "mno-cli").await?)
+    }
+}

@@ -1,0 +1,113 @@
+//! Settings of `mno up`, from flags and `MNO_*` environment variables, with
+//! defaults that work on a fresh machine. Every check here runs before
+//! anything starts, so a bad setting costs one clear line and a non-zero exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+/// The default address of the HTTP edge.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlatformConfig {
+    /// A nats-server to use; when unset, `mno up` uses one answering at
+    /// nats://127.0.0.1:4222 or starts the installed nats-server as a child.
+    #[arg(long, env = "MNO_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Where SQLite, the child nats-server's store and other state live.
+    #[arg(long, env = "MNO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address of the HTTP edge (port 0 picks a free port).
+    #[arg(long, env = "MNO_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
+    pub http_addr: String,
+
+    /// SQL database; SQLite under the data dir when unset, or a postgres:// URL.
+    #[arg(long, env = "MNO_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// The nats-server binary to start as a child (default: .tools/nats/bin/nats-server).
+    #[arg(long, env = "MNO_NATS_SERVER_BIN")]
+    pub nats_server_bin: Option<PathBuf>,
+
+    /// Stream replicas: 1 for a single node, 3 for the cluster configuration.
+    #[arg(long, env = "MNO_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+
+    /// Allow webhook URLs on loopback and private ranges (tests and local demos).
+    #[arg(long, env = "MNO_ALLOW_PRIVATE_WEBHOOKS", default_value_t = false)]
+    pub allow_private_webhooks: bool,
+}
+
+impl PlatformConfig {
+    /// Settings for tests and embedding: a data dir, HTTP on a free port, the given bus.
+    pub fn for_tests(data_dir: PathBuf, nats_url: Option<String>) -> Self {
+        Self {
+            nats_url,
+            data_dir,
+            http_addr: "127.0.0.1:0".into(),
+            database_url: None,
+            nats_server_bin: None,
+            stream_replicas: 1,
+            allow_private_webhooks: true,
+        }
+    }
+
+    pub fn http_socket_addr(&self) -> Result<SocketAddr> {
+        self.http_addr.parse().with_context(|| {
+            format!(
+                "MNO_HTTP_ADDR {:?} is not an address of the form host:port, e.g. {DEFAULT_HTTP_ADDR}",
+                self.http_addr
+            )
+        })
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| mno_events::db::sqlite_url(&self.data_dir))
+    }
+
+    /// Create the data dir if needed and prove it can be written.
+    pub fn prepare_data_dir(&self) -> Result<()> {
+        let dir = &self.data_dir;
+        let fail = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!(
+                "MNO_DATA_DIR {} cannot be written ({e}); choose a writable directory with MNO_DATA_DIR or --data-dir",
+                dir.display()
+            )
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        let probe = dir.join(".write-probe");
+        std::fs::write(&probe, b"ok").map_err(|e| fail(&e))?;
+        std::fs::remove_file(&probe).map_err(|e| fail(&e))?;
+        Ok(())
+    }
+
+    /// Check everything that can be checked without starting anything.
+    pub fn validate(&self) -> Result<()> {
+        self.http_socket_addr()?;
+        if let Some(url) = &self.nats_url {
+            mno_events::bus::parse_url(url)?;
+        }
+        if !(self.stream_replicas == 1 || self.stream_replicas == 3) {
+            bail!(
+                "MNO_STREAM_REPLICAS is {}; use 1 (single node) or 3 (the cluster configuration)",
+                self.stream_replicas
+            );
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || mno_events::db::is_postgres(url)) {
+                bail!(
+                    "MNO_DATABASE_URL {:?} is neither sqlite:// nor postgres://; unset it to use SQLite under the data dir",
+                    mno_events::db::redact(url)
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,185 @@
+//! The edge router: each part's routes, plus health, readiness, metrics, and
+//! JSON answers for unknown routes and oversized bodies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use mno_events::ApiError;
+use serde_json::json;
+
+/// Largest request body accepted anywhere (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What readiness and metrics look at.
+#[derive(Clone)]
+pub struct EdgeState {
+    pub bus: mno_events::bus::Bus,
+    pub db: sqlx::AnyPool,
+    pub counters: Arc<HttpCounters>,
+}
+
+#[derive(Default)]
+pub struct HttpCounters {
+    pub requests: AtomicU64,
+    pub client_errors: AtomicU64,
+    pub server_errors: AtomicU64,
+}
+
+/// Compose the parts' routers with the edge's own routes.
+pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
+    let counters = state.counters.clone();
+    let mut app: Router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    for part in parts {
+        app = app.merge(part);
+    }
+    app.fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(counters, count_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready only when the bus and the database both answer.
+async fn readyz(State(state): State<EdgeState>) -> Response {
+    let timeout = Duration::from_secs(2);
+    let bus = tokio::time::timeout(timeout, state.bus.js.query_account()).await;
+    let bus_ok = matches!(bus, Ok(Ok(_)));
+    let db = tokio::time::timeout(
+        timeout,
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.db),
+    )
+    .await;
+    let db_ok = matches!(db, Ok(Ok(1)));
+    if bus_ok && db_ok {
+        return Json(json!({"status": "ready", "bus": "ok", "database": "ok"})).into_response();
+    }
+    let mut problems = Vec::new();
+    if !bus_ok {
+        problems.push("the bus (JetStream) does not answer");
+    }
+    if !db_ok {
+        problems.push("the database does not answer");
+    }
+    ApiError::unavailable(format!("not ready: {}", problems.join(" and "))).into_response()
+}
+
+/// Prometheus text: HTTP counters, and every stream's size and every consumer's lag.
+async fn metrics(State(state): State<EdgeState>) -> Response {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let c = &state.counters;
+    let _ = writeln!(out, "# TYPE mno_http_requests_total counter");
+    let _ = writeln!(
+        out,
+        "mno_http_requests_total {}",
+        c.requests.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE mno_http_client_errors_total counter");
+    let _ = writeln!(
+        out,
+        "mno_http_client_errors_total {}",
+        c.client_errors.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# TYPE mno_http_server_errors_total counter");
+    let _ = writeln!(
+        out,
+        "mno_http_server_errors_total {}",
+        c.server_errors.load(Ordering::Relaxed)
+    );
+    match crate::cli::streams::collect(&state.bus.js).await {
+        Ok(report) => {
+            let _ = writeln!(out, "# TYPE mno_stream_messages gauge");
+            for s in &report.streams {
+                let _ = writeln!(
+                    out,
+                    "mno_stream_messages{{stream=\"{}\"}} {}",
+                    s.name, s.messages
+                );
+            }
+            let _ = writeln!(out, "# TYPE mno_stream_bytes gauge");
+            for s in &report.streams {
+                let _ = writeln!(out, "mno_stream_bytes{{stream=\"{}\"}} {}", s.name, s.bytes);
+            }
+            let _ = writeln!(out, "# TYPE mno_consumer_pending gauge");
+            for k in &report.consumers {
+                let _ = writeln!(
+                    out,
+                    "mno_consumer_pending{{stream=\"{}\",consumer=\"{}\"}} {}",
+                    k.stream, k.name, k.pending
+                );
+            }
+            let _ = writeln!(out, "# TYPE mno_consumer_ack_pending gauge");
+            for k in &report.consumers {
+                let _ = writeln!(
+                    out,
+                    "mno_consumer_ack_pending{{stream=\"{}\",consumer=\"{}\"}} {}",
+                    k.stream, k.name, k.ack_pending
+                );
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(out, "# streams unavailable: {e}");
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}; see docs/api for the routes",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn count_requests(
+    State(counters): State<Arc<HttpCounters>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    let status = response.status();
+    if status.is_client_error() {
+        counters.client_errors.fetch_add(1, Ordering::Relaxed);
+    } else if status.is_server_error() {
+        counters.server_errors.fetch_add(1, Ordering::Relaxed);
+    }
+    // axum answers an oversized body with plain text; speak JSON instead.
+    if status == StatusCode::PAYLOAD_TOO_LARGE
+        && response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes())
+            != Some(b"application/json")
+    {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the {MAX_BODY_BYTES}-byte limit; split it into smaller requests"),
+        )
+        .into_response();
+    }
+    response
+}

@@ -1,0 +1,17 @@
+//! The gateway: the one public edge of Mno, and the `mno` operator binary.
+//!
+//! Modules, one concern each:
+//! - [`config`]: settings from flags and `MNO_*` variables, checked before anything starts.
+//! - [`nats_child`]: finding a nats-server, or starting the installed one as a child.
+//! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`).
+//! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
+//! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod nats_child;
+pub mod platform;
+
+pub use config::PlatformConfig;
+pub use platform::{Platform, RunningPlatform};

@@ -1,0 +1,165 @@
+//! The bus for `mno up`: a server at MNO_NATS_URL, one already answering on
+//! the default port, or the installed nats-server started as a child with its
+//! store under the data dir.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+/// Where operator tools look for the bus when MNO_NATS_URL is unset.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+const DEFAULT_PORT: u16 = 4222;
+const DEFAULT_MONITOR_PORT: u16 = 8222;
+/// `mno up` writes the URL of its child server here, for `mno streams` and friends.
+pub const URL_FILE: &str = "nats.url";
+
+/// A nats-server started by `mno up`.
+pub struct ChildNats {
+    child: Child,
+    pub url: String,
+    pub monitor_url: String,
+    pub log: PathBuf,
+}
+
+/// The nats-server binary: the configured one, else `.tools/nats/bin/nats-server`
+/// under the current directory or any parent of it or of the `mno` binary.
+pub fn find_binary(configured: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = configured {
+        if path.exists() {
+            return Ok(path.to_owned());
+        }
+        bail!(
+            "MNO_NATS_SERVER_BIN {} does not exist; run `bash deploy/nats/install.sh` or fix the path",
+            path.display()
+        );
+    }
+    let relative = Path::new(".tools/nats/bin/nats-server");
+    let mut starts = vec![std::env::current_dir()?];
+    if let Ok(exe) = std::env::current_exe() {
+        starts.push(exe);
+    }
+    for start in starts {
+        for dir in start.ancestors() {
+            let candidate = dir.join(relative);
+            if candidate.exists() {
+                return Ok(candidate);
+            }
+        }
+    }
+    bail!(
+        "no nats-server found (looked for .tools/nats/bin/nats-server here and above); run `bash deploy/nats/install.sh`, or set MNO_NATS_URL to a running nats-server 2.10+"
+    )
+}
+
+fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn pick_port(preferred: u16) -> Result<u16> {
+    if port_is_free(preferred) {
+        return Ok(preferred);
+    }
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl ChildNats {
+    /// Start `binary` with JetStream and its store under `data_dir/nats`, and wait until it answers.
+    pub async fn start(binary: &Path, data_dir: &Path) -> Result<ChildNats> {
+        let dir = data_dir.join("nats");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("create the nats store dir {}", dir.display()))?;
+        let port = pick_port(DEFAULT_PORT)?;
+        let monitor_port = pick_port(DEFAULT_MONITOR_PORT)?;
+        let log = dir.join("server.log");
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open {}", log.display()))?;
+        let child = Command::new(binary)
+            .args(["-a", "127.0.0.1", "-js", "--server_name", "mno-up"])
+            .args(["-p", &port.to_string(), "-m", &monitor_port.to_string()])
+            .arg("-sd")
+            .arg(dir.join("jetstream"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let mut started = ChildNats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            monitor_url: format!("http://127.0.0.1:{monitor_port}"),
+            log,
+        };
+        started.wait_until_ready().await?;
+        std::fs::write(data_dir.join(URL_FILE), &started.url)
+            .with_context(|| format!("write {}", data_dir.join(URL_FILE).display()))?;
+        Ok(started)
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "the nats-server child exited ({status}) before answering; see {}: {}",
+                    self.log.display(),
+                    last_line(&self.log)
+                );
+            }
+            if async_nats::connect(&self.url).await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "the nats-server child did not answer within 20 s; see {}",
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stop gracefully (SIGTERM lets JetStream flush its store), then wait.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        }
+        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => {
+                tracing::warn!("nats-server did not stop within 15 s of SIGTERM; killing it");
+                self.child.kill().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn last_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.lines().last().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The bus URL for operator tools: MNO_NATS_URL, else the one `mno up` wrote
+/// under the data dir, else the default.
+pub fn operator_url(explicit: Option<&str>, data_dir: &Path) -> String {
+    if let Some(url) = explicit {
+        return url.to_owned();
+    }
+    std::fs::read_to_string(data_dir.join(URL_FILE))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
+}

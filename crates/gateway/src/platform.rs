@@ -1,0 +1,174 @@
+//! The whole platform in one process: the bus, the streams, the database,
+//! the Hub, Connec! and Impac!, behind one HTTP edge.
+//!
+//! Used by `mno up` and by the end-to-end tests, which start it on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use mno_connec_sync::{Connec, ConnecConfig, ConnecDeps};
+use mno_events::bus::{self, Bus};
+use mno_hub::{Hub, HubConfig, HubDeps};
+use mno_impac_projector::{Impac, ImpacConfig, ImpacDeps};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::PlatformConfig;
+use crate::http::{self, EdgeState};
+use crate::nats_child::{self, ChildNats};
+
+pub struct Platform;
+
+/// A started platform; call [`RunningPlatform::shutdown`] to stop it cleanly.
+pub struct RunningPlatform {
+    pub http_addr: SocketAddr,
+    pub nats_url: String,
+    pub bus: Bus,
+    pub db: sqlx::AnyPool,
+    pub config: PlatformConfig,
+    hub: Hub,
+    connec: Connec,
+    impac: Impac,
+    child: Option<ChildNats>,
+    stop_http: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl Platform {
+    pub async fn start(config: PlatformConfig) -> Result<RunningPlatform> {
+        config.validate()?;
+        config.prepare_data_dir()?;
+        // Bind first: a port in use should fail before anything else starts.
+        let addr = config.http_socket_addr()?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {addr} ({e}); another process may hold it: stop it, or set MNO_HTTP_ADDR to a free address"
+            )
+        })?;
+        let http_addr = listener.local_addr()?;
+
+        let (bus, child) = connect_bus(&config).await?;
+        let nats_url = child
+            .as_ref()
+            .map(|c| c.url.clone())
+            .or_else(|| config.nats_url.clone())
+            .unwrap_or_else(|| nats_child::DEFAULT_NATS_URL.to_owned());
+        tracing::info!(%nats_url, version = %bus.server_version, "bus connected");
+
+        for (stream, outcome) in
+            mno_events::streams::provision_all(&bus.js, config.stream_replicas).await?
+        {
+            tracing::info!(%stream, ?outcome, "stream provisioned");
+        }
+
+        let database_url = config.database_url();
+        let db = mno_events::db::open(&database_url).await?;
+        tracing::info!(database = %mno_events::db::redact(&database_url), "database open");
+
+        let hub = Hub::start(HubDeps {
+            bus: bus.clone(),
+            db: db.clone(),
+            config: HubConfig::default(),
+        })
+        .await
+        .context("start the Hub")?;
+        let connec = Connec::start(ConnecDeps {
+            bus: bus.clone(),
+            db: db.clone(),
+            idm: hub.idm(),
+            directory: hub.directory(),
+            config: ConnecConfig::default(),
+        })
+        .await
+        .context("start Connec!")?;
+        let impac = Impac::start(ImpacDeps {
+            bus: bus.clone(),
+            db: db.clone(),
+            idm: hub.idm(),
+            directory: hub.directory(),
+            config: ImpacConfig::default(),
+        })
+        .await
+        .context("start Impac!")?;
+
+        let edge = EdgeState {
+            bus: bus.clone(),
+            db: db.clone(),
+            counters: Arc::new(Default::default()),
+        };
+        let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%http_addr, "serving HTTP");
+
+        Ok(RunningPlatform {
+            http_addr,
+            nats_url,
+            bus,
+            db,
+            config,
+            hub,
+            connec,
+            impac,
+            child,
+            stop_http,
+            server,
+        })
+    }
+}
+
+/// MNO_NATS_URL when set (it must answer); else a server on the default port;
+/// else the installed nats-server as a child.
+async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)> {
+    if let Some(url) = &config.nats_url {
+        return Ok((bus::connect(url).await?, None));
+    }
+    match bus::connect(nats_child::DEFAULT_NATS_URL).await {
+        Ok(bus) => return Ok((bus, None)),
+        // Something answers there but will not do (too old, no JetStream): say so.
+        Err(e @ (bus::BusError::TooOld { .. } | bus::BusError::NoJetStream { .. })) => {
+            return Err(e.into())
+        }
+        Err(_) => {}
+    }
+    let binary = nats_child::find_binary(config.nats_server_bin.as_deref())?;
+    let child = ChildNats::start(&binary, &config.data_dir).await?;
+    tracing::info!(url = %child.url, monitor = %child.monitor_url, "started nats-server child");
+    let bus = bus::connect(&child.url).await?;
+    Ok((bus, Some(child)))
+}
+
+impl RunningPlatform {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Stop in order: stop taking requests and finish those in flight, stop
+    /// the parts (they finish and ack what they hold), flush the bus, close
+    /// the database, then stop the child nats-server gracefully.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.stop_http.send(());
+        match self.server.await {
+            Ok(result) => result.context("HTTP server")?,
+            Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
+        }
+        self.impac.shutdown().await;
+        self.connec.shutdown().await;
+        self.hub.shutdown().await;
+        let _ = self.bus.client.flush().await;
+        self.db.close().await;
+        if let Some(child) = self.child {
+            child.stop().await?;
+        }
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}

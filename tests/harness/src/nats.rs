@@ -1,0 +1,291 @@
+//! nats-server processes for tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tempfile::TempDir;
+
+use crate::{free_port, workspace_root};
+
+/// The nats-server to run: `$MNO_NATS_SERVER_BIN`, else the one
+/// `deploy/nats/install.sh` put in `.tools/nats/bin`.
+pub fn nats_server_binary() -> Result<PathBuf> {
+    if let Ok(path) = std::env::var("MNO_NATS_SERVER_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let installed = workspace_root().join(".tools/nats/bin/nats-server");
+    if installed.exists() {
+        return Ok(installed);
+    }
+    bail!(
+        "no nats-server at {}; run `bash deploy/nats/install.sh` first (or set MNO_NATS_SERVER_BIN)",
+        installed.display()
+    )
+}
+
+/// A single JetStream node on free ports with its own store dir.
+pub struct NatsServer {
+    pub port: u16,
+    pub monitor_port: u16,
+    store: TempDir,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl NatsServer {
+    /// Start a server and wait until JetStream answers.
+    pub async fn start() -> NatsServer {
+        let store = tempfile::Builder::new()
+            .prefix("mno-nats-")
+            .tempdir()
+            .expect("create a temp store dir");
+        let log = store.path().join("server.log");
+        let mut server = NatsServer {
+            port: free_port(),
+            monitor_port: free_port(),
+            store,
+            child: None,
+            log,
+        };
+        server.spawn().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn monitor_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.monitor_port)
+    }
+
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// A plain client; reconnects on its own after a restart.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.url())
+            .await
+            .expect("connect to the test nats-server")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Graceful stop (SIGTERM): the server flushes and exits.
+    pub fn stop(&mut self) {
+        self.signal_and_wait(Signal::SIGTERM);
+    }
+
+    /// Crash it: SIGKILL, no flush, no goodbye.
+    pub fn kill9(&mut self) {
+        self.signal_and_wait(Signal::SIGKILL);
+    }
+
+    /// Start it again on the same port and the same store.
+    pub async fn restart(&mut self) {
+        if self.is_running() {
+            self.stop();
+        }
+        self.spawn().await;
+    }
+
+    fn signal_and_wait(&mut self, signal: Signal) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), signal);
+            let _ = child.wait();
+        }
+    }
+
+    async fn spawn(&mut self) {
+        let binary = nats_server_binary().unwrap_or_else(|e| panic!("{e:#}"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the server log");
+        let child = Command::new(&binary)
+            .args(["-a", "127.0.0.1", "-js"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string()])
+            .arg("-sd")
+            .arg(self.store.path().join("jetstream"))
+            .args(["--server_name", &format!("test-{}", self.port)])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        self.child = Some(child);
+        wait_for_jetstream(&self.url(), &self.log).await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.signal_and_wait(Signal::SIGKILL);
+    }
+}
+
+async fn wait_for_jetstream(url: &str, log: &Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(client) = async_nats::connect(url).await {
+            let js = async_nats::jetstream::new(client);
+            if js.query_account().await.is_ok() {
+                return;
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("nats-server at {url} did not get JetStream ready in 20 s; its log:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Three JetStream nodes clustered over loopback.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsNode>,
+    dir: TempDir,
+}
+
+pub struct NatsNode {
+    pub name: String,
+    pub port: u16,
+    pub cluster_port: u16,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsNode {
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+
+    fn spawn(&mut self, log_dir: &Path) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_dir.join(format!("{}.log", self.name)))?;
+        let child = Command::new(nats_server_binary()?)
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawn a cluster node")?;
+        self.child = Some(child);
+        Ok(())
+    }
+}
+
+impl NatsCluster {
+    /// Start three nodes and wait until the cluster has a JetStream meta leader.
+    pub async fn start() -> NatsCluster {
+        let dir = tempfile::Builder::new()
+            .prefix("mno-nats-cluster-")
+            .tempdir()
+            .expect("create a temp dir");
+        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, cp)| format!("\"nats-route://127.0.0.1:{cp}\""))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, cluster_port)) in ports.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let config = dir.path().join(format!("{name}.conf"));
+            let store = dir.path().join(&name);
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\" }}\ncluster {{\n  name: mno-test\n  listen: 127.0.0.1:{cluster_port}\n  routes: [{}]\n}}\n",
+                    store.display(),
+                    routes.join(", ")
+                ),
+            )
+            .expect("write node config");
+            let mut node = NatsNode {
+                name,
+                port: *port,
+                cluster_port: *cluster_port,
+                config,
+                child: None,
+            };
+            node.spawn(dir.path()).expect("start a cluster node");
+            nodes.push(node);
+        }
+        let cluster = NatsCluster { nodes, dir };
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsNode::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Restart a killed node with its store.
+    pub async fn restart(&mut self, index: usize) {
+        self.nodes[index].kill9();
+        self.nodes[index]
+            .spawn(self.dir.path())
+            .expect("restart a cluster node");
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let url = self.nodes[0].url();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(client) = async_nats::connect(&url).await {
+                let js = async_nats::jetstream::new(client);
+                // In clustered mode the account info answers only once a meta leader exists.
+                if js.query_account().await.is_ok() {
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        std::fs::read_to_string(self.dir.path().join(format!("{}.log", n.name)))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                panic!(
+                    "the nats cluster did not become ready in 30 s:\n{}",
+                    logs.join("\n---\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill9();
+        }
+    }
+}
