@@ -1,1 +1,71 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! Helpers for the end-to-end tests in `tests/`: the whole platform in this
+//! process on a free port, against a real nats-server of its own.
+//!
+//! ```ignore
+//! let platform = TestPlatform::spawn().await;
+//! let response = platform.http.get(platform.url("/readyz")).send().await?;
+//! ```
+
+use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
+use mno_harness::NatsServer;
+
+/// A running platform with its own nats-server and data dir.
+pub struct TestPlatform {
+    pub platform: Option<RunningPlatform>,
+    pub nats: NatsServer,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    pub base_url: String,
+}
+
+impl TestPlatform {
+    /// Start nats-server and the platform (SQLite under a temp data dir).
+    pub async fn spawn() -> TestPlatform {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// As [`TestPlatform::spawn`], letting the test adjust the configuration first.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut PlatformConfig)) -> TestPlatform {
+        let nats = NatsServer::start().await;
+        let data_dir = tempfile::Builder::new()
+            .prefix("mno-e2e-")
+            .tempdir()
+            .expect("temp data dir");
+        let mut config = PlatformConfig::for_tests(data_dir.path().to_owned(), Some(nats.url()));
+        adjust(&mut config);
+        let platform = Platform::start(config).await.expect("start the platform");
+        let base_url = platform.base_url();
+        TestPlatform {
+            platform: Some(platform),
+            nats,
+            data_dir,
+            http: reqwest::Client::new(),
+            base_url,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn running(&self) -> &RunningPlatform {
+        self.platform.as_ref().expect("the platform is running")
+    }
+
+    /// Stop the platform cleanly (the nats-server keeps running).
+    pub async fn stop(&mut self) {
+        if let Some(platform) = self.platform.take() {
+            platform.shutdown().await.expect("clean shutdown");
+        }
+    }
+
+    /// Start the platform again on the same data dir and bus (a new HTTP port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let config =
+            PlatformConfig::for_tests(self.data_dir.path().to_owned(), Some(self.nats.url()));
+        let platform = Platform::start(config).await.expect("restart the platform");
+        self.base_url = platform.base_url();
+        self.platform = Some(platform);
+    }
+}
