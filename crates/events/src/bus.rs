@@ -53,8 +53,8 @@ pub fn check_server_version(url: &str, found: &str) -> Result<(), BusError> {
     Ok(())
 }
 
-/// Validate a NATS URL without connecting.
-pub fn parse_url(url: &str) -> Result<async_nats::ServerAddr, BusError> {
+/// Validate a NATS URL, or a comma-separated list of them (a cluster), without connecting.
+pub fn parse_url(url: &str) -> Result<Vec<async_nats::ServerAddr>, BusError> {
     let bad = |reason: String| BusError::BadUrl {
         url: url.to_owned(),
         reason,
@@ -62,11 +62,16 @@ pub fn parse_url(url: &str) -> Result<async_nats::ServerAddr, BusError> {
     if url.trim().is_empty() {
         return Err(bad("it is empty".into()));
     }
-    let addr = async_nats::ServerAddr::from_str(url).map_err(|e| bad(e.to_string()))?;
-    if addr.host().is_empty() {
-        return Err(bad("it names no host".into()));
-    }
-    Ok(addr)
+    url.split(',')
+        .map(|one| {
+            let addr =
+                async_nats::ServerAddr::from_str(one.trim()).map_err(|e| bad(e.to_string()))?;
+            if addr.host().is_empty() {
+                return Err(bad("it names no host".into()));
+            }
+            Ok(addr)
+        })
+        .collect()
 }
 
 /// Connect, check the server version and that JetStream answers.
@@ -76,11 +81,11 @@ pub async fn connect(url: &str) -> Result<Bus, BusError> {
 
 /// As [`connect`], with a client name that shows in the server's monitoring.
 pub async fn connect_named(url: &str, name: &str) -> Result<Bus, BusError> {
-    let addr = parse_url(url)?;
+    let addrs = parse_url(url)?;
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .connection_timeout(Duration::from_secs(3))
-        .connect(addr)
+        .connect(addrs)
         .await
         .map_err(|e| BusError::Unreachable {
             url: url.to_owned(),
@@ -134,5 +139,12 @@ mod tests {
         }
         parse_url("nats://127.0.0.1:4222").unwrap();
         parse_url("127.0.0.1:4222").unwrap();
+        assert_eq!(
+            parse_url("nats://a:1,nats://b:2, nats://c:3")
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(parse_url("nats://a:1,nats://b:x").is_err());
     }
 }
