@@ -62,20 +62,25 @@ fn port_is_free(port: u16) -> bool {
 }
 
 fn pick_port(preferred: u16) -> Result<u16> {
-    if port_is_free(preferred) {
+    if preferred != 0 && port_is_free(preferred) {
         return Ok(preferred);
     }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 impl ChildNats {
-    /// Start `binary` with JetStream and its store under `data_dir/nats`, and wait until it answers.
-    pub async fn start(binary: &Path, data_dir: &Path) -> Result<ChildNats> {
+    /// Start `binary` with JetStream and its store under `data_dir/nats`, and
+    /// wait until it answers. With `default_ports` it listens on 4222 (and
+    /// monitors on 8222) when those are free, so operator tools find it.
+    pub async fn start(binary: &Path, data_dir: &Path, default_ports: bool) -> Result<ChildNats> {
         let dir = data_dir.join("nats");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("create the nats store dir {}", dir.display()))?;
-        let port = pick_port(DEFAULT_PORT)?;
-        let monitor_port = pick_port(DEFAULT_MONITOR_PORT)?;
+        let (port, monitor_port) = if default_ports {
+            (pick_port(DEFAULT_PORT)?, pick_port(DEFAULT_MONITOR_PORT)?)
+        } else {
+            (pick_port(0)?, pick_port(0)?)
+        };
         let log = dir.join("server.log");
         let log_file = std::fs::OpenOptions::new()
             .create(true)

@@ -140,7 +140,7 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
         Err(_) => {}
     }
     let binary = nats_child::find_binary(config.nats_server_bin.as_deref())?;
-    let child = ChildNats::start(&binary, &config.data_dir).await?;
+    let child = ChildNats::start(&binary, &config.data_dir, true).await?;
     tracing::info!(url = %child.url, monitor = %child.monitor_url, "started nats-server child");
     let bus = bus::connect(&child.url).await?;
     Ok((bus, Some(child)))

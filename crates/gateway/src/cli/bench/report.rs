@@ -42,7 +42,7 @@ impl BenchBus {
         }
         let dir = tempfile_dir::TempDir::new("mno-bench")?;
         let binary = nats_child::find_binary(choice.nats_server_bin.as_deref())?;
-        let child = ChildNats::start(&binary, dir.path()).await?;
+        let child = ChildNats::start(&binary, dir.path(), false).await?;
         let bus = mno_events::bus::connect_named(&child.url, "mno-bench").await?;
         Ok(BenchBus {
             bus,

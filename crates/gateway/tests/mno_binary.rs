@@ -1,0 +1,343 @@
+//! The `mno` binary end to end: `mno up` starts the platform (its own
+//! nats-server child included), answers /readyz, stops cleanly on SIGTERM
+//! losing nothing; operator commands read the live bus; bad settings get one
+//! clear line and a non-zero exit.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use mno_harness::{free_port, nats_server_binary, wait_for, NatsServer};
+
+const MNO: &str = env!("CARGO_BIN_EXE_mno");
+
+/// `mno` with a clean environment: no MNO_* from the caller leaks in.
+fn mno(data_dir: &Path) -> Command {
+    let mut command = Command::new(MNO);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MNO_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("MNO_DATA_DIR", data_dir)
+        .env("MNO_NATS_SERVER_BIN", nats_server_binary().unwrap())
+        .env("MNO_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
+
+fn stderr_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Run a `mno up` that must fail; return its one error line.
+fn failing_up(command: &mut Command) -> String {
+    let output = command.arg("up").output().expect("run mno up");
+    assert!(
+        !output.status.success(),
+        "mno up should have failed: {output:?}"
+    );
+    let lines: Vec<String> = stderr_lines(&output)
+        .into_iter()
+        .filter(|l| l.starts_with("mno:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "exactly one error line: {output:?}");
+    lines[0].clone()
+}
+
+async fn get(url: &str) -> Option<reqwest::Response> {
+    reqwest::get(url).await.ok()
+}
+
+fn sigterm(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    wait_for("mno to exit", Duration::from_secs(30), || {
+        let status = child.try_wait().unwrap();
+        async move { status }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        mno(data.path())
+            .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .arg("up")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut up = start();
+    let mut first_line = String::new();
+    BufReader::new(up.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    assert!(first_line.starts_with("mno is up"), "{first_line}");
+
+    let ready = wait_for("readyz", Duration::from_secs(30), || async {
+        let r = get(&format!("{base}/readyz")).await?;
+        (r.status() == 200).then_some(r)
+    })
+    .await;
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["bus"], "ok");
+    assert_eq!(body["database"], "ok");
+    let health = get(&format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let metrics = get(&format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mno_stream_messages{stream=\"RECORDS\"} 0"),
+        "{metrics}"
+    );
+
+    // Its child nats-server is where `mno up` said; write an event there.
+    let nats_url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();
+    let bus = mno_events::bus::connect(nats_url.trim()).await.unwrap();
+    let publisher = mno_events::publish::Publisher::new(bus.js.clone(), "RECORDS");
+    publisher
+        .publish(mno_events::publish::Outgoing::new(
+            "rec.o1.items.i1",
+            "evt-1",
+            "x".into(),
+        ))
+        .await
+        .unwrap();
+
+    // Operator view of the live bus.
+    let streams = mno(data.path())
+        .args(["streams", "--json"])
+        .output()
+        .unwrap();
+    assert!(streams.status.success(), "{streams:?}");
+    let report: serde_json::Value = serde_json::from_slice(&streams.stdout).unwrap();
+    let records = report["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "RECORDS")
+        .unwrap();
+    assert_eq!(records["messages"], 1);
+    let table = mno(data.path()).arg("streams").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("RECORDS") && table.contains("rec.>"),
+        "{table}"
+    );
+
+    // SIGTERM: exit 0, the child nats-server gone with it.
+    sigterm(&up);
+    assert!(wait_exit(&mut up).await.success());
+    drop(bus);
+    assert!(
+        async_nats::connect(nats_url.trim()).await.is_err(),
+        "the child nats-server stopped"
+    );
+    assert!(
+        get(&format!("{base}/healthz")).await.is_none(),
+        "HTTP stopped"
+    );
+
+    // Start again on the same data dir: the acknowledged event is still there.
+    let mut again = start();
+    wait_for("readyz after restart", Duration::from_secs(30), || async {
+        let r = get(&format!("{base}/readyz")).await?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let streams = mno(data.path())
+        .args(["streams", "--json"])
+        .output()
+        .unwrap();
+    assert!(streams.status.success(), "{streams:?}");
+    let report: serde_json::Value = serde_json::from_slice(&streams.stdout).unwrap();
+    let records = report["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "RECORDS")
+        .unwrap();
+    assert_eq!(records["messages"], 1, "{report}");
+    sigterm(&again);
+    assert!(wait_exit(&mut again).await.success());
+}
+
+#[tokio::test]
+async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
+    let server = NatsServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = mno(data.path())
+        .env("MNO_NATS_URL", server.url())
+        .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("readyz", Duration::from_secs(30), || async {
+        let r = get(&format!("http://127.0.0.1:{port}/readyz")).await?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    assert!(
+        !data.path().join("nats.url").exists(),
+        "no child was started"
+    );
+    sigterm(&up);
+    assert!(wait_exit(&mut up).await.success());
+    let client = server.client().await;
+    let js = async_nats::jetstream::new(client);
+    assert!(
+        js.get_stream("RECORDS").await.is_ok(),
+        "the given server still runs, streams provisioned"
+    );
+}
+
+#[test]
+fn a_malformed_nats_url_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let line = failing_up(mno(data.path()).env("MNO_NATS_URL", "nats://host:notaport"));
+    assert!(
+        line.contains("MNO_NATS_URL") && line.contains("nats://host:port"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let line = failing_up(
+        mno(data.path())
+            .env("MNO_NATS_URL", &url)
+            .env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
+    );
+    assert!(
+        line.contains("no nats-server answers") && line.contains(&url),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_server_older_than_2_10_is_refused_naming_its_version() {
+    // A peer that greets like a nats-server 2.9.10 (Debian's), then waits.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let info = format!(
+                "INFO {{\"server_id\":\"OLD\",\"server_name\":\"old\",\"version\":\"2.9.10\",\"proto\":1,\"go\":\"go1.19\",\"host\":\"127.0.0.1\",\"port\":{port},\"headers\":true,\"max_payload\":1048576,\"jetstream\":true}}\r\n"
+            );
+            let _ = stream.write_all(info.as_bytes());
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if line.starts_with("PING") {
+                    let _ = stream.write_all(b"PONG\r\n");
+                }
+                line.clear();
+            }
+        }
+    });
+    let data = tempfile::tempdir().unwrap();
+    let line = failing_up(
+        mno(data.path())
+            .env("MNO_NATS_URL", format!("nats://127.0.0.1:{port}"))
+            .env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
+    );
+    assert!(
+        line.contains("version 2.9.10") && line.contains("2.10 or newer"),
+        "{line}"
+    );
+    assert!(line.contains("deploy/nats/install.sh"), "{line}");
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_written_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let line = failing_up(
+        mno(&file.join("data")).env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
+    );
+    assert!(
+        line.contains("MNO_DATA_DIR") && line.contains("cannot be written"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_port_in_use_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let line = failing_up(mno(data.path()).env("MNO_HTTP_ADDR", addr.to_string()));
+    assert!(
+        line.contains(&addr.to_string()) && line.contains("MNO_HTTP_ADDR"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bench_bus_prints_each_baseline_as_a_json_line() {
+    let data = tempfile::tempdir().unwrap();
+    let output = mno(data.path())
+        .args([
+            "bench",
+            "bus",
+            "--messages",
+            "2000",
+            "--sync-messages",
+            "200",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "bus.publish_pipelined",
+            "bus.publish_sync",
+            "bus.durable_consume",
+            "bus.ordered_replay"
+        ]
+    );
+    for line in &lines {
+        assert!(line["value"].as_f64().unwrap() > 0.0, "{line}");
+        assert_eq!(line["ratio"], 1.0);
+    }
+}
