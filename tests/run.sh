@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Run the whole test suite. Installs what the tests need when it is missing:
+# nats-server (deploy/nats/install.sh), the Python packages the tests call
+# (tests/python-requirements.txt), and PostgreSQL's binaries (Debian package;
+# the tests start their own throwaway clusters). Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash deploy/nats/install.sh
+
+python3 -m pip install --quiet --disable-pip-version-check -r tests/python-requirements.txt
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${MNO_PG_BIN:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing PostgreSQL (Debian package) for the PostgreSQL tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "error: PostgreSQL binaries not found; install the postgresql package or set MNO_PG_BIN to its bin dir" >&2
+    exit 1
+  fi
+fi
+
+export RUST_BACKTRACE=1
+exec cargo test --workspace "$@"
