@@ -256,7 +256,7 @@ where
     let mut messages = replay_ordered(js, stream, filters, from).await?;
     let mut applied = 0;
     // An idle timeout guards against a filter that matches nothing up to `end`.
-    let idle = Duration::from_secs(2);
+    let idle = Duration::from_secs(5);
     loop {
         let next = match tokio::time::timeout(idle, messages.next()).await {
             Ok(Some(next)) => next.map_err(|e| read(e.to_string()))?,
