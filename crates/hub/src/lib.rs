@@ -4,23 +4,69 @@
 //! catalogue, installs, API credentials, the IDM check every other part asks,
 //! and the outbox that turns every state change into a Hub event on the bus.
 //!
-//! Module plan (one concern each):
-//! - `api/`: axum handlers under `/hub/v1` and `/idm/v1`.
-//! - `store/`: SQL (sqlx, SQLite or PostgreSQL) and migrations.
-//! - `auth`: password hashing (argon2id), session tokens, API credentials.
-//! - `idm`: the IDM decision, in process and on NATS request-reply.
-//! - `outbox`: the relay that publishes outbox rows to stream HUB.
-//! - `directory`: the [`mno_events::directory::Directory`] view for delivery and reports.
+//! Modules, one concern each:
+//! - [`api`]: axum handlers under `/hub/v1` and `/idm/v1`.
+//! - [`store`]: SQL (sqlx, SQLite or PostgreSQL), migrations, the outbox table.
+//! - [`secrets`]: password hashing (argon2id), session tokens, API credentials.
+//! - [`access`]: roles and the permission table.
+//! - [`validate`]: the input rules of the API.
+//! - [`idm`]: the IDM decision; [`responder`] answers it (and the directory) on NATS.
+//! - [`relay`]: publishes outbox rows to stream HUB.
+//! - [`directory`]: the [`mno_events::directory::Directory`] view for delivery and reports.
+//! - [`rate_limit`]: failed sign-in limits.
+
+pub mod access;
+pub mod api;
+pub mod directory;
+pub mod idm;
+pub mod rate_limit;
+pub mod relay;
+pub mod secrets;
+pub mod store;
+pub mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mno_events::bus::Bus;
 use mno_events::directory::Directory;
 use mno_events::idm::Idm;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// Settings of the Hub, from flags and `MNO_*` variables (see the gateway).
-#[derive(Debug, Clone, Default)]
-pub struct HubConfig {}
+pub use relay::RelayFailpoint;
+
+/// Settings of the Hub. The defaults are what `mno up` uses.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How long a session token lives.
+    pub session_ttl: Duration,
+    /// How long rotated-out API credentials and webhook secrets keep working.
+    pub credential_overlap: Duration,
+    /// Failed sign-ins allowed per email within `login_window` before 429.
+    pub login_failures_per_email: usize,
+    /// Failed sign-ins allowed per client address within `login_window` before 429.
+    pub login_failures_per_address: usize,
+    pub login_window: Duration,
+    /// Answer `mno.idm.v1.check` and `mno.directory.v1.*` on NATS.
+    pub serve_nats: bool,
+    /// Test hook: stop the outbox relay at a crash point.
+    pub relay_failpoint: Option<RelayFailpoint>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(24 * 3600),
+            credential_overlap: Duration::from_secs(24 * 3600),
+            login_failures_per_email: 5,
+            login_failures_per_address: 20,
+            login_window: Duration::from_secs(300),
+            serve_nats: true,
+            relay_failpoint: None,
+        }
+    }
+}
 
 /// What the Hub needs from the process that runs it.
 pub struct HubDeps {
@@ -31,25 +77,57 @@ pub struct HubDeps {
 
 /// A running Hub.
 pub struct Hub {
+    state: api::AppState,
     idm: Arc<dyn Idm>,
     directory: Arc<dyn Directory>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Hub {
+    /// Migrate the database, start the outbox relay (and the NATS responders).
     pub async fn start(deps: HubDeps) -> anyhow::Result<Hub> {
-        let _ = deps;
-        let placeholder = Arc::new(placeholder::Placeholder);
+        let store = store::Store::open(deps.db).await?;
+        let hub_idm = idm::HubIdm::new(store.clone());
+        let hub_directory = directory::HubDirectory::new(store.clone());
+        let config = deps.config;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks =
+            vec![
+                relay::Relay::new(store.clone(), deps.bus.clone(), config.relay_failpoint)
+                    .spawn(stopped.clone()),
+            ];
+        let _ = &mut tasks;
+        let limits = Arc::new(api::LoginLimits {
+            per_email: rate_limit::FailureLimiter::new(
+                config.login_failures_per_email,
+                config.login_window,
+            ),
+            per_address: rate_limit::FailureLimiter::new(
+                config.login_failures_per_address,
+                config.login_window,
+            ),
+        });
         Ok(Hub {
-            idm: placeholder.clone(),
-            directory: placeholder,
+            state: api::AppState {
+                store,
+                idm: hub_idm.clone(),
+                config,
+                limits,
+            },
+            idm: Arc::new(hub_idm),
+            directory: Arc::new(hub_directory),
+            stop,
+            tasks,
         })
     }
 
     /// Routes under `/hub/v1` and `/idm/v1`.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new()
+        api::router(self.state.clone())
     }
 
+    /// The IDM check answered from this Hub's database (no cache).
     pub fn idm(&self) -> Arc<dyn Idm> {
         self.idm.clone()
     }
@@ -58,45 +136,16 @@ impl Hub {
         self.directory.clone()
     }
 
-    /// Stop background tasks (outbox relay, NATS responders), finishing work in hand.
-    pub async fn shutdown(self) {}
-}
-
-// Scaffolding until the Hub issue lands: denies everything, knows no one.
-mod placeholder {
-    use async_trait::async_trait;
-    use mno_events::directory::*;
-    use mno_events::idm::*;
-
-    pub struct Placeholder;
-
-    #[async_trait]
-    impl Idm for Placeholder {
-        async fn check(&self, _: &IdmRequest) -> Result<IdmDecision, IdmError> {
-            Ok(IdmDecision {
-                allow: false,
-                principal: None,
-                reason: "no identities yet".into(),
-            })
-        }
+    /// The Hub's SQL, for tests and tools.
+    pub fn store(&self) -> &store::Store {
+        &self.state.store
     }
 
-    #[async_trait]
-    impl Directory for Placeholder {
-        async fn apps(&self) -> Result<Vec<AppProfile>, DirectoryError> {
-            Ok(vec![])
-        }
-        async fn app(&self, _: &str) -> Result<Option<AppProfile>, DirectoryError> {
-            Ok(None)
-        }
-        async fn installs_of_app(&self, _: &str) -> Result<Vec<InstallInfo>, DirectoryError> {
-            Ok(vec![])
-        }
-        async fn org(&self, _: &str) -> Result<Option<OrgProfile>, DirectoryError> {
-            Ok(None)
-        }
-        async fn disable_webhook(&self, _: &str, _: &str) -> Result<(), DirectoryError> {
-            Ok(())
+    /// Stop background tasks (outbox relay, NATS responders), finishing work in hand.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
         }
     }
 }

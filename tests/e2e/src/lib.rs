@@ -6,6 +6,8 @@
 //! let response = platform.http.get(platform.url("/readyz")).send().await?;
 //! ```
 
+pub mod hub_client;
+
 use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
 use mno_harness::NatsServer;
 

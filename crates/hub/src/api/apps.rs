@@ -1,0 +1,250 @@
+//! The app catalogue: any signed-in user may create an app and becomes its
+//! owner; only the owner sees its settings, changes it or rotates its
+//! credentials. The app itself (HTTP Basic) may read its own settings and installs.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::directory::{AppStack, SharedEntity};
+use mno_events::ApiError;
+use serde::{Deserialize, Deserializer};
+use serde_json::json;
+
+use super::{basic, db_error, owned_app, AppState, SignedIn};
+use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
+use crate::store::{installs, rfc3339};
+use crate::validate::{self, Problems};
+
+#[derive(Deserialize)]
+pub struct SharedEntityIn {
+    entity: String,
+    #[serde(default)]
+    read: bool,
+    #[serde(default)]
+    write: bool,
+}
+
+fn shared(list: Vec<SharedEntityIn>) -> Vec<SharedEntity> {
+    list.into_iter()
+        .map(|s| SharedEntity {
+            entity: s.entity,
+            read: s.read,
+            write: s.write,
+        })
+        .collect()
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+fn stack(problems: &mut Problems, value: &str) -> Option<AppStack> {
+    problems.check(
+        "/stack",
+        store::parse_stack(value)
+            .ok_or_else(|| format!("stack {value:?} is unknown; use cloud or connector")),
+    )
+}
+
+fn optional_url(problems: &mut Problems, field: &str, value: Option<String>) -> Option<String> {
+    value.and_then(|v| problems.check(&format!("/{field}"), validate::url(field, &v)))
+}
+
+fn credentials_json(creds: &NewCredentials) -> serde_json::Value {
+    json!({
+        "credentials": {"key": creds.key, "secret": creds.secret},
+        "webhook_secret": creds.webhook_secret,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NewApp {
+    name: Option<String>,
+    stack: Option<String>,
+    webhook_url: Option<String>,
+    account_webhook_url: Option<String>,
+    #[serde(default)]
+    shared_entities: Vec<SharedEntityIn>,
+}
+
+/// `POST /hub/v1/apps` → 201 the app with its credentials and webhook secret,
+/// shown this once.
+pub async fn create(
+    State(state): State<AppState>,
+    me: SignedIn,
+    ApiJson(body): ApiJson<NewApp>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut problems = Problems::default();
+    let name = problems.check("/name", validate::name("name", body.name.as_deref()));
+    let stack = stack(&mut problems, body.stack.as_deref().unwrap_or("cloud"));
+    let webhook_url = optional_url(&mut problems, "webhook_url", body.webhook_url);
+    let account_webhook_url = optional_url(
+        &mut problems,
+        "account_webhook_url",
+        body.account_webhook_url,
+    );
+    let shared_entities = validate::shared_entities(&mut problems, &shared(body.shared_entities));
+    problems.into_result()?;
+    let (app, creds) = store::create(
+        &state.store,
+        &me.user.id,
+        name.unwrap(),
+        stack.unwrap(),
+        webhook_url,
+        account_webhook_url,
+        shared_entities,
+    )
+    .await
+    .map_err(db_error)?;
+    let mut out = app.to_owner_json();
+    let extra = credentials_json(&creds);
+    out["credentials"] = extra["credentials"].clone();
+    out["webhook_secret"] = extra["webhook_secret"].clone();
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// `GET /hub/v1/apps` → the catalogue (public fields of every app).
+pub async fn list(
+    State(state): State<AppState>,
+    _me: SignedIn,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let apps = store::all(&state.store.pool).await.map_err(db_error)?;
+    let list: Vec<_> = apps.iter().map(AppRow::to_public_json).collect();
+    Ok(Json(json!({ "apps": list })))
+}
+
+/// The app's owner (a session) or the app itself (HTTP Basic).
+pub enum OwnerOrApp {
+    Owner(SignedIn),
+    App(String),
+}
+
+impl FromRequestParts<AppState> for OwnerOrApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some((key, secret)) = basic(parts) {
+            return match state
+                .idm
+                .app_by_credentials(&key, &secret)
+                .await
+                .map_err(db_error)?
+            {
+                Some(app) => Ok(OwnerOrApp::App(app.id)),
+                None => Err(ApiError::unauthorized(
+                    "the API key and secret are not valid (unknown, wrong or expired after rotation)",
+                )),
+            };
+        }
+        Ok(OwnerOrApp::Owner(
+            SignedIn::from_request_parts(parts, state).await?,
+        ))
+    }
+}
+
+async fn visible_app(state: &AppState, caller: &OwnerOrApp, app: &str) -> Result<AppRow, ApiError> {
+    match caller {
+        OwnerOrApp::Owner(me) => owned_app(state, app, &me.user.id).await,
+        OwnerOrApp::App(own) if own == app => store::get(&state.store.pool, app)
+            .await
+            .map_err(db_error)?
+            .ok_or_else(|| ApiError::not_found(format!("there is no app {app}"))),
+        OwnerOrApp::App(_) => Err(ApiError::forbidden(
+            "an app may only read its own settings; use its own id",
+        )),
+    }
+}
+
+/// `GET /hub/v1/apps/{app}`: settings and live API keys, never a secret.
+pub async fn show(
+    State(state): State<AppState>,
+    caller: OwnerOrApp,
+    Path(app): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let row = visible_app(&state, &caller, &app).await?;
+    let mut out = row.to_owner_json();
+    out["credentials"] = json!(store::credentials(&state.store.pool, &app)
+        .await
+        .map_err(db_error)?);
+    Ok(Json(out))
+}
+
+/// `GET /hub/v1/apps/{app}/installs`: the orgs that installed the app.
+pub async fn installs(
+    State(state): State<AppState>,
+    caller: OwnerOrApp,
+    Path(app): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    visible_app(&state, &caller, &app).await?;
+    let list = installs::of_app(&state.store.pool, &app)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = list.iter().map(|i| i.to_json()).collect();
+    Ok(Json(json!({ "installs": list })))
+}
+
+#[derive(Deserialize)]
+pub struct AppPatch {
+    name: Option<String>,
+    stack: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    account_webhook_url: Option<Option<String>>,
+    shared_entities: Option<Vec<SharedEntityIn>>,
+}
+
+/// `PATCH /hub/v1/apps/{app}` (owner): the fields given change; `null` clears a
+/// URL; setting `webhook_url` re-enables a webhook disabled after a 410.
+pub async fn update(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<AppPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    owned_app(&state, &app, &me.user.id).await?;
+    let mut problems = Problems::default();
+    let fields = AppFields {
+        name: body
+            .name
+            .and_then(|v| problems.check("/name", validate::name("name", Some(&v)))),
+        stack: body.stack.and_then(|v| stack(&mut problems, &v)),
+        webhook_url: body
+            .webhook_url
+            .map(|v| optional_url(&mut problems, "webhook_url", v)),
+        account_webhook_url: body
+            .account_webhook_url
+            .map(|v| optional_url(&mut problems, "account_webhook_url", v)),
+        shared_entities: body
+            .shared_entities
+            .map(|list| validate::shared_entities(&mut problems, &shared(list))),
+    };
+    problems.into_result()?;
+    let row = store::update(&state.store, &me.user.id, &app, fields)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no app {app}")))?;
+    Ok(Json(row.to_owner_json()))
+}
+
+/// `POST /hub/v1/apps/{app}/credentials/rotate` (owner) → 201 new credentials
+/// and webhook secret; the previous ones keep working for the overlap.
+pub async fn rotate(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(app): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    owned_app(&state, &app, &me.user.id).await?;
+    let overlap = state.config.credential_overlap.as_millis() as i64;
+    let (creds, until) = store::rotate(&state.store, &me.user.id, &app, overlap)
+        .await
+        .map_err(db_error)?;
+    let mut out = credentials_json(&creds);
+    out["app_id"] = json!(app);
+    out["previous_valid_until"] = json!(rfc3339(until));
+    Ok((StatusCode::CREATED, Json(out)))
+}

@@ -1,0 +1,135 @@
+//! Installs: which apps an org lets in, and whether data sharing is on.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, org_role, require, AppState, SignedIn};
+use crate::store::installs::{self, InstallError};
+
+fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
+    match e {
+        InstallError::UnknownApp => ApiError::unprocessable(
+            "unknown_app",
+            format!("there is no app {app}; list the catalogue with GET /hub/v1/apps"),
+        )
+        .at_pointer("/app_id"),
+        InstallError::AlreadyInstalled => ApiError::conflict(
+            "already_installed",
+            format!("app {app} is already installed in {org}; change data sharing with PATCH .../installs/{app}"),
+        ),
+        InstallError::NotInstalled => ApiError::not_found(format!(
+            "app {app} is not installed in organisation {org}"
+        ))
+        .at_parameter("app"),
+        InstallError::Db(e) => db_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewInstall {
+    app_id: Option<String>,
+    data_sharing: Option<bool>,
+}
+
+/// `POST /hub/v1/orgs/{org}/installs` {app_id, data_sharing?=true} (admin and above) → 201.
+pub async fn create(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<NewInstall>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, role) = org_role(&state, &org, &me.user.id).await?;
+    require(role.can_manage_installs(), role, "admin or super_admin")?;
+    let Some(app) = body.app_id.filter(|a| !a.is_empty()) else {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "app_id is required; the id of an app from GET /hub/v1/apps",
+        )
+        .at_pointer("/app_id"));
+    };
+    let row = installs::install(
+        &state.store,
+        &me.user.id,
+        &org,
+        &app,
+        body.data_sharing.unwrap_or(true),
+    )
+    .await
+    .map_err(|e| install_error(e, &org, &app))?;
+    Ok((StatusCode::CREATED, Json(row.to_json())))
+}
+
+/// `GET /hub/v1/orgs/{org}/installs` (members).
+pub async fn list(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    org_role(&state, &org, &me.user.id).await?;
+    let rows = installs::of_org(&state.store.pool, &org)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
+    Ok(Json(json!({ "installs": list })))
+}
+
+/// `GET /hub/v1/orgs/{org}/installs/{app}` (members).
+pub async fn show(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, app)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    org_role(&state, &org, &me.user.id).await?;
+    let row = installs::get(&state.store.pool, &org, &app)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| install_error(InstallError::NotInstalled, &org, &app))?;
+    Ok(Json(row.to_json()))
+}
+
+#[derive(Deserialize)]
+pub struct InstallPatch {
+    data_sharing: Option<bool>,
+}
+
+/// `PATCH /hub/v1/orgs/{org}/installs/{app}` {data_sharing} (admin and above).
+pub async fn update(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, app)): Path<(String, String)>,
+    ApiJson(body): ApiJson<InstallPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (_, role) = org_role(&state, &org, &me.user.id).await?;
+    require(role.can_manage_installs(), role, "admin or super_admin")?;
+    let Some(sharing) = body.data_sharing else {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "data_sharing is required: true or false",
+        )
+        .at_pointer("/data_sharing"));
+    };
+    let row = installs::set_data_sharing(&state.store, &me.user.id, &org, &app, sharing)
+        .await
+        .map_err(|e| install_error(e, &org, &app))?;
+    Ok(Json(row.to_json()))
+}
+
+/// `DELETE /hub/v1/orgs/{org}/installs/{app}` (admin and above) → 204.
+pub async fn remove(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, app)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, role) = org_role(&state, &org, &me.user.id).await?;
+    require(role.can_manage_installs(), role, "admin or super_admin")?;
+    installs::uninstall(&state.store, &me.user.id, &org, &app)
+        .await
+        .map_err(|e| install_error(e, &org, &app))?;
+    Ok(StatusCode::NO_CONTENT)
+}

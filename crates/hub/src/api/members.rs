@@ -1,0 +1,146 @@
+//! Members of an org: list, add, change role, remove.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, org_role, require, AppState, SignedIn};
+use crate::access::Role;
+use crate::store::orgs::{self, MemberError};
+use crate::validate::{self, Problems};
+
+fn member_error(e: MemberError, org: &str, actor_role: Role) -> ApiError {
+    match e {
+        MemberError::UnknownUser => ApiError::unprocessable(
+            "unknown_user",
+            "no user has this email; they must sign up first (POST /hub/v1/users)",
+        )
+        .at_pointer("/email"),
+        MemberError::AlreadyMember => ApiError::conflict(
+            "already_member",
+            format!("this user is already a member of {org}; change their role with PATCH .../members/{{user}}"),
+        ),
+        MemberError::NotAMember => ApiError::not_found(format!(
+            "this user is not a member of organisation {org}"
+        ))
+        .at_parameter("user"),
+        MemberError::RoleTooHigh => ApiError::forbidden(format!(
+            "your role {actor_role} may not manage this member or grant this role; only a super_admin manages super_admins"
+        )),
+        MemberError::LastSuperAdmin => ApiError::conflict(
+            "last_super_admin",
+            format!("this is the last super_admin of {org}; make another member super_admin first"),
+        ),
+        MemberError::Db(e) => db_error(e),
+    }
+}
+
+/// `GET /hub/v1/orgs/{org}/members` (members).
+pub async fn list(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    org_role(&state, &org, &me.user.id).await?;
+    let members = orgs::members(&state.store.pool, &org)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = members.iter().map(|m| m.to_json()).collect();
+    Ok(Json(json!({ "members": list })))
+}
+
+#[derive(Deserialize)]
+pub struct NewMember {
+    email: Option<String>,
+    role: Option<String>,
+}
+
+/// `POST /hub/v1/orgs/{org}/members` {email, role} (admin and above) → 201.
+pub async fn add(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<NewMember>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
+    require(
+        actor_role.can_manage_member_with(Role::Member),
+        actor_role,
+        "admin or super_admin",
+    )?;
+    let mut problems = Problems::default();
+    let email = problems.check("/email", validate::email(body.email.as_deref()));
+    let role = problems.check("/role", validate::role(body.role.as_deref()));
+    problems.into_result()?;
+    let member = orgs::add_member(
+        &state.store,
+        &me.user.id,
+        actor_role,
+        &org,
+        &email.unwrap(),
+        role.unwrap(),
+    )
+    .await
+    .map_err(|e| member_error(e, &org, actor_role))?;
+    Ok((StatusCode::CREATED, Json(member.to_json())))
+}
+
+#[derive(Deserialize)]
+pub struct MemberPatch {
+    role: Option<String>,
+}
+
+/// `PATCH /hub/v1/orgs/{org}/members/{user}` {role} (admin and above).
+pub async fn update(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, user)): Path<(String, String)>,
+    ApiJson(body): ApiJson<MemberPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
+    require(
+        actor_role.can_manage_member_with(Role::Member),
+        actor_role,
+        "admin or super_admin",
+    )?;
+    let mut problems = Problems::default();
+    let role = problems.check("/role", validate::role(body.role.as_deref()));
+    problems.into_result()?;
+    let member = orgs::set_role(
+        &state.store,
+        &me.user.id,
+        actor_role,
+        &org,
+        &user,
+        role.unwrap(),
+    )
+    .await
+    .map_err(|e| member_error(e, &org, actor_role))?;
+    Ok(Json(member.to_json()))
+}
+
+/// `DELETE /hub/v1/orgs/{org}/members/{user}` (admin and above, or the member
+/// themselves) → 204. The last super_admin cannot be removed.
+pub async fn remove(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
+    if user != me.user.id {
+        require(
+            actor_role.can_manage_member_with(Role::Member),
+            actor_role,
+            "admin or super_admin",
+        )?;
+    }
+    orgs::remove_member(&state.store, &me.user.id, actor_role, &org, &user)
+        .await
+        .map_err(|e| member_error(e, &org, actor_role))?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,122 @@
+//! Organisations: create, list mine, show, update.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, org_role, require, AppState, SignedIn};
+use crate::access::Role;
+use crate::store::orgs::{self, OrgFields};
+use crate::validate::{self, Problems};
+
+#[derive(Deserialize)]
+pub struct NewOrg {
+    name: Option<String>,
+    currency: Option<String>,
+    timezone: Option<String>,
+    country: Option<String>,
+}
+
+/// `POST /hub/v1/orgs` → 201; the creator becomes its super_admin.
+pub async fn create(
+    State(state): State<AppState>,
+    me: SignedIn,
+    ApiJson(body): ApiJson<NewOrg>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut problems = Problems::default();
+    let name = problems.check("/name", validate::name("name", body.name.as_deref()));
+    let currency = problems.check("/currency", validate::currency(body.currency.as_deref()));
+    let timezone = problems.check(
+        "/timezone",
+        validate::timezone(body.timezone.as_deref().unwrap_or("UTC")),
+    );
+    let country = problems.check(
+        "/country",
+        validate::country(body.country.as_deref().unwrap_or("")),
+    );
+    problems.into_result()?;
+    let org = orgs::create(
+        &state.store,
+        &me.user.id,
+        &name.unwrap(),
+        &currency.unwrap(),
+        &timezone.unwrap(),
+        &country.unwrap(),
+    )
+    .await
+    .map_err(db_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(org.to_json_with_role(Role::SuperAdmin)),
+    ))
+}
+
+/// `GET /hub/v1/orgs` → the caller's orgs, with the caller's role in each.
+pub async fn list(
+    State(state): State<AppState>,
+    me: SignedIn,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let mine = orgs::of_user(&state.store.pool, &me.user.id)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = mine
+        .iter()
+        .map(|(org, role)| org.to_json_with_role(*role))
+        .collect();
+    Ok(Json(json!({ "orgs": list })))
+}
+
+/// `GET /hub/v1/orgs/{org}` (members).
+pub async fn show(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (row, role) = org_role(&state, &org, &me.user.id).await?;
+    Ok(Json(row.to_json_with_role(role)))
+}
+
+#[derive(Deserialize)]
+pub struct OrgPatch {
+    name: Option<String>,
+    currency: Option<String>,
+    timezone: Option<String>,
+    country: Option<String>,
+}
+
+/// `PATCH /hub/v1/orgs/{org}` (admin and above): the fields given change.
+pub async fn update(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<OrgPatch>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (_, role) = org_role(&state, &org, &me.user.id).await?;
+    require(role.can_update_org(), role, "admin or super_admin")?;
+    let mut problems = Problems::default();
+    let fields = OrgFields {
+        name: body
+            .name
+            .and_then(|v| problems.check("/name", validate::name("name", Some(&v)))),
+        currency: body
+            .currency
+            .and_then(|v| problems.check("/currency", validate::currency(Some(&v)))),
+        timezone: body
+            .timezone
+            .and_then(|v| problems.check("/timezone", validate::timezone(&v))),
+        country: body
+            .country
+            .and_then(|v| problems.check("/country", validate::country(&v))),
+    };
+    problems.into_result()?;
+    let row = orgs::update(&state.store, &me.user.id, &org, &fields)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("there is no organisation {org}")))?;
+    Ok(Json(row.to_json_with_role(role)))
+}

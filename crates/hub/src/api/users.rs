@@ -1,0 +1,159 @@
+//! Sign-up, sign-in (sessions) and sign-out.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, AppState, SignedIn};
+use crate::secrets;
+use crate::store::{now_ms, rfc3339, users};
+use crate::validate::{self, Problems};
+
+#[derive(Deserialize)]
+pub struct SignUp {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+}
+
+/// `POST /hub/v1/users` → 201 the user.
+pub async fn signup(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignUp>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut problems = Problems::default();
+    let email = problems.check("/email", validate::email(body.email.as_deref()));
+    let password = problems.check("/password", validate::password(body.password.as_deref()));
+    let name = problems.check("/name", validate::name("name", body.name.as_deref()));
+    problems.into_result()?;
+    let (email, password, name) = (email.unwrap(), password.unwrap(), name.unwrap());
+    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    match users::create(&state.store, &email, &name, &hash).await {
+        Ok(user) => Ok((StatusCode::CREATED, Json(user.to_json()))),
+        Err(users::CreateUserError::EmailTaken) => Err(ApiError::conflict(
+            "email_taken",
+            format!("a user with email {email} already exists; sign in with POST /hub/v1/sessions"),
+        )
+        .at_pointer("/email")),
+        Err(users::CreateUserError::Db(e)) => Err(db_error(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// The client's address: the connection's peer when the server records it,
+/// else the first `X-Forwarded-For` hop set by a proxy in front; `None` if neither.
+fn client_address(
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if let Some(Extension(ConnectInfo(addr))) = connect {
+        return Some(addr.ip().to_string());
+    }
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn limited(seconds: u64) -> ApiError {
+    ApiError::too_many_requests(
+        format!("too many failed sign-ins; wait {seconds} s (Retry-After) before trying again"),
+        seconds,
+    )
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::unauthorized("the email or password is wrong; check both and try again")
+}
+
+/// `POST /hub/v1/sessions` → 201 {token, expires_at, user}. Wrong password and
+/// unknown email answer alike, and both run argon2 once.
+pub async fn login(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut problems = Problems::default();
+    let email = problems.check("/email", validate::email(body.email.as_deref()));
+    if body.password.is_none() {
+        problems.add("/password", "password is required".into());
+    }
+    problems.into_result()?;
+    let (email, password) = (email.unwrap(), body.password.unwrap());
+
+    let address = client_address(connect, &headers);
+    state.limits.per_email.check(&email).map_err(limited)?;
+    if let Some(address) = &address {
+        state.limits.per_address.check(address).map_err(limited)?;
+    }
+
+    let user = users::by_email(&state.store.pool, &email)
+        .await
+        .map_err(db_error)?;
+    let stored = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| secrets::dummy_password_hash().to_owned());
+    let verified =
+        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &stored))
+            .await
+            .map_err(ApiError::internal)?;
+    let Some(user) = user.filter(|_| verified) else {
+        state.limits.per_email.record_failure(&email);
+        if let Some(address) = &address {
+            state.limits.per_address.record_failure(address);
+        }
+        return Err(bad_credentials());
+    };
+    state.limits.per_email.clear(&email);
+
+    let token = secrets::new_session_token();
+    let expires_at = now_ms() + state.config.session_ttl.as_millis() as i64;
+    users::create_session(
+        &state.store.pool,
+        &user.id,
+        &secrets::sha256_hex(&token),
+        expires_at,
+    )
+    .await
+    .map_err(db_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "expires_at": rfc3339(expires_at),
+            "user": user.to_json(),
+        })),
+    ))
+}
+
+/// `DELETE /hub/v1/sessions/current` → 204; the token stops working at once.
+pub async fn logout(State(state): State<AppState>, me: SignedIn) -> Result<StatusCode, ApiError> {
+    users::revoke_session(&state.store, &me.session_id, &me.user.id)
+        .await
+        .map_err(db_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /hub/v1/users/me` → the signed-in user.
+pub async fn me(me: SignedIn) -> Json<serde_json::Value> {
+    Json(me.user.to_json())
+}

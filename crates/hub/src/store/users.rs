@@ -1,0 +1,199 @@
+//! Users and their sessions.
+
+use serde_json::json;
+use sqlx::AnyPool;
+
+use super::{new_id, now_ms, rfc3339, NewEvent, Store};
+use mno_events::subject::{hub_kind, PLATFORM_ORG};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+impl UserRow {
+    /// The user as the API shows it (never the hash).
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "created_at": rfc3339(self.created_at),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email taken")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Create a user; `email` is already normalised (lower case).
+pub async fn create(
+    store: &Store,
+    email: &str,
+    name: &str,
+    password_hash: &str,
+) -> Result<UserRow, CreateUserError> {
+    let mut w = store.begin_write().await?;
+    let taken: Option<String> = sqlx::query_scalar("SELECT id FROM hub_users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(&mut *w.tx)
+        .await?;
+    if taken.is_some() {
+        return Err(CreateUserError::EmailTaken);
+    }
+    let now = now_ms();
+    let user = UserRow {
+        id: new_id(),
+        email: email.to_owned(),
+        name: name.to_owned(),
+        password_hash: password_hash.to_owned(),
+        created_at: now,
+    };
+    sqlx::query(
+        "INSERT INTO hub_users (id, email, name, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(&user.name)
+    .bind(&user.password_hash)
+    .bind(now)
+    .execute(&mut *w.tx)
+    .await
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            CreateUserError::EmailTaken
+        } else {
+            e.into()
+        }
+    })?;
+    w.emit(
+        NewEvent::new(
+            PLATFORM_ORG,
+            hub_kind::USER_CREATED,
+            ("user", user.id.clone()),
+        )
+        .user(&user.id)
+        .payload(json!({"user_id": user.id, "name": user.name})),
+    )
+    .await?;
+    w.commit().await?;
+    Ok(user)
+}
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, created_at";
+
+pub async fn by_email(pool: &AnyPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM hub_users WHERE email = $1"
+    ))
+    .bind(email)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn by_id(pool: &AnyPool, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM hub_users WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn count(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM hub_users")
+        .fetch_one(pool)
+        .await
+}
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct SessionUser {
+    pub session_id: String,
+    pub expires_at: i64,
+    pub user: UserRow,
+}
+
+/// Store a new session (only the token's hash); returns its id.
+pub async fn create_session(
+    pool: &AnyPool,
+    user_id: &str,
+    token_hash: &str,
+    expires_at: i64,
+) -> Result<String, sqlx::Error> {
+    let id = new_id();
+    sqlx::query(
+        "INSERT INTO hub_sessions (id, token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id)
+    .bind(token_hash)
+    .bind(user_id)
+    .bind(now_ms())
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(id)
+}
+
+/// The session with this token hash, if it is neither expired nor revoked.
+pub async fn live_session(
+    pool: &AnyPool,
+    token_hash: &str,
+) -> Result<Option<SessionUser>, sqlx::Error> {
+    let row: Option<(String, i64, String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT s.id, s.expires_at, u.id, u.email, u.name, u.password_hash, u.created_at
+         FROM hub_sessions s JOIN hub_users u ON u.id = s.user_id
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2",
+    )
+    .bind(token_hash)
+    .bind(now_ms())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(
+        |(session_id, expires_at, id, email, name, password_hash, created_at)| SessionUser {
+            session_id,
+            expires_at,
+            user: UserRow {
+                id,
+                email,
+                name,
+                password_hash,
+                created_at,
+            },
+        },
+    ))
+}
+
+/// Revoke a session and tell the caches (`session_revoked`).
+pub async fn revoke_session(
+    store: &Store,
+    session_id: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    let mut w = store.begin_write().await?;
+    sqlx::query("UPDATE hub_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now_ms())
+        .bind(session_id)
+        .execute(&mut *w.tx)
+        .await?;
+    w.emit(
+        NewEvent::new(
+            PLATFORM_ORG,
+            hub_kind::SESSION_REVOKED,
+            ("user", user_id.to_owned()),
+        )
+        .user(user_id)
+        .payload(json!({"user_id": user_id, "session_id": session_id})),
+    )
+    .await?;
+    w.commit().await
+}

@@ -1,0 +1,229 @@
+//! Input rules of the Hub API. Each rule names the field (a JSON pointer) and
+//! says what a good value looks like; [`Problems`] gathers every bad field of
+//! a request so the client learns them all at once.
+
+use mno_events::directory::SharedEntity;
+use mno_events::ApiError;
+
+use crate::access::{Role, ROLE_NAMES};
+
+pub const MIN_PASSWORD_LEN: usize = 10;
+pub const MAX_PASSWORD_LEN: usize = 1024;
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Every bad field of one request.
+#[derive(Default)]
+pub struct Problems(Option<ApiError>);
+
+impl Problems {
+    pub fn add(&mut self, pointer: &str, detail: String) {
+        let error = ApiError::unprocessable("invalid_field", detail).at_pointer(pointer);
+        self.0 = Some(match self.0.take() {
+            Some(all) => all.and(error),
+            None => error,
+        });
+    }
+
+    /// Keep `Ok` values, record `Err` details under `pointer`.
+    pub fn check<T>(&mut self, pointer: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(detail) => {
+                self.add(pointer, detail);
+                None
+            }
+        }
+    }
+
+    pub fn into_result(self) -> Result<(), ApiError> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
+
+fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, String> {
+    value.ok_or_else(|| format!("{field} is required"))
+}
+
+/// A plausible email address, lower-cased.
+pub fn email(value: Option<&str>) -> Result<String, String> {
+    let raw = required("email", value)?.trim();
+    let bad = || format!("email {raw:?} is not an email address; use the form name@example.com");
+    if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
+    if local.is_empty()
+        || domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+    {
+        return Err(bad());
+    }
+    Ok(raw.to_lowercase())
+}
+
+pub fn password(value: Option<&str>) -> Result<String, String> {
+    let raw = required("password", value)?;
+    let chars = raw.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(format!(
+            "password is {chars} characters long; use at least {MIN_PASSWORD_LEN}"
+        ));
+    }
+    if raw.len() > MAX_PASSWORD_LEN {
+        return Err(format!("password is longer than {MAX_PASSWORD_LEN} bytes"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// A display name: not blank, at most 200 characters, no control characters.
+pub fn name(field: &str, value: Option<&str>) -> Result<String, String> {
+    let raw = required(field, value)?.trim();
+    if raw.is_empty() {
+        return Err(format!("{field} is blank; give a name"));
+    }
+    if raw.chars().count() > MAX_NAME_LEN {
+        return Err(format!("{field} is longer than {MAX_NAME_LEN} characters"));
+    }
+    if raw.chars().any(|c| c.is_control()) {
+        return Err(format!("{field} contains control characters"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// An ISO 4217 code: three letters, returned upper-case.
+pub fn currency(value: Option<&str>) -> Result<String, String> {
+    let raw = required("currency", value)?.trim();
+    if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_alphabetic()) {
+        Ok(raw.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "currency {raw:?} is not an ISO 4217 code; use three letters such as USD, EUR or AUD"
+        ))
+    }
+}
+
+/// An IANA time zone name such as `Europe/Paris` (not checked against the database).
+pub fn timezone(value: &str) -> Result<String, String> {
+    let raw = value.trim();
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(format!(
+            "timezone {raw:?} is not a time zone name; use an IANA name such as Europe/Paris or UTC"
+        ))
+    }
+}
+
+/// An ISO 3166-1 alpha-2 code, upper-case; empty means not given.
+pub fn country(value: &str) -> Result<String, String> {
+    let raw = value.trim();
+    if raw.is_empty() || (raw.len() == 2 && raw.chars().all(|c| c.is_ascii_alphabetic())) {
+        Ok(raw.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "country {raw:?} is not an ISO 3166 code; use two letters such as AU, FR or US"
+        ))
+    }
+}
+
+pub fn role(value: Option<&str>) -> Result<Role, String> {
+    let raw = required("role", value)?;
+    raw.parse()
+        .map_err(|_| format!("role {raw:?} is unknown; use one of {ROLE_NAMES}"))
+}
+
+/// An absolute http(s) URL.
+pub fn url(field: &str, value: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(value.trim())
+        .map_err(|e| format!("{field} {value:?} is not a URL ({e}); use https://host/path"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{field} {value:?} must be an http or https URL with a host"
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+/// An entity name: lower-case letters, digits and '_', as Connec! collections are.
+pub fn entity_name(value: &str) -> Result<String, String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "entity {value:?} is not a collection name; use lower-case names such as invoices or people"
+        ))
+    }
+}
+
+/// `shared_entities`: no duplicates, each entity a collection name.
+pub fn shared_entities(problems: &mut Problems, list: &[SharedEntity]) -> Vec<SharedEntity> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let pointer = format!("/shared_entities/{i}/entity");
+        if let Some(entity) = problems.check(&pointer, entity_name(&item.entity)) {
+            if !seen.insert(entity.clone()) {
+                problems.add(
+                    &pointer,
+                    format!("entity {entity:?} is listed twice; list each entity once"),
+                );
+                continue;
+            }
+            out.push(SharedEntity {
+                entity,
+                read: item.read,
+                write: item.write,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(Some(" Ann@Example.COM ")).unwrap(), "ann@example.com");
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@example",
+            "a b@example.com",
+            "a@b@c.com",
+        ] {
+            assert!(email(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(email(None).unwrap_err().contains("required"));
+    }
+
+    #[test]
+    fn passwords_currencies_roles() {
+        assert!(password(Some("short")).unwrap_err().contains("at least 10"));
+        assert!(password(Some("long enough!")).is_ok());
+        assert_eq!(currency(Some("eur")).unwrap(), "EUR");
+        assert!(currency(Some("EURO")).is_err());
+        assert!(role(Some("owner")).unwrap_err().contains("super_admin"));
+        assert!(timezone("Europe/Paris").is_ok() && timezone("Paris; DROP").is_err());
+        assert!(url("webhook_url", "ftp://x").is_err());
+        assert!(url("webhook_url", "https://example.com/hook").is_ok());
+    }
+}
