@@ -95,3 +95,121 @@ pub trait Directory: Send + Sync + 'static {
     /// Record that the app's receiver answered 410 Gone; emits a `webhook_disabled` Hub event.
     async fn disable_webhook(&self, app_id: &str, reason: &str) -> Result<(), DirectoryError>;
 }
+
+// ---------------------------------------------------------------------------
+// Over NATS: `mno.directory.v1.<call>` request-reply, and a client.
+// ---------------------------------------------------------------------------
+
+/// The calls, as the last token of the subject.
+pub mod call {
+    pub const APPS: &str = "apps";
+    pub const APP: &str = "app";
+    pub const INSTALLS_OF_APP: &str = "installs_of_app";
+    pub const ORG: &str = "org";
+    pub const DISABLE_WEBHOOK: &str = "disable_webhook";
+}
+
+/// The subject of one call: `mno.directory.v1.<call>`.
+pub fn directory_subject(call: &str) -> String {
+    format!("{DIRECTORY_SUBJECT_PREFIX}.{call}")
+}
+
+/// The body of a directory request; each call reads the fields it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The body of a reply: `{"ok": <value>}` or `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryReply<T> {
+    Ok(T),
+    Error(String),
+}
+
+/// The [`Directory`] asked over NATS request-reply (the Hub answers it).
+#[derive(Clone)]
+pub struct NatsDirectory {
+    client: async_nats::Client,
+    timeout: std::time::Duration,
+}
+
+impl NatsDirectory {
+    pub fn new(client: async_nats::Client) -> Self {
+        Self {
+            client,
+            timeout: std::time::Duration::from_secs(3),
+        }
+    }
+
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        call: &str,
+        request: DirectoryRequest,
+    ) -> Result<T, DirectoryError> {
+        let subject = directory_subject(call);
+        let body = serde_json::to_vec(&request).expect("a DirectoryRequest always serialises");
+        let reply = tokio::time::timeout(
+            self.timeout,
+            self.client.request(subject.clone(), body.into()),
+        )
+        .await
+        .map_err(|_| {
+            DirectoryError::Unavailable(format!("no answer on {subject} within {:?}", self.timeout))
+        })?
+        .map_err(|e| DirectoryError::Unavailable(format!("request on {subject} failed: {e}")))?;
+        match serde_json::from_slice::<DirectoryReply<T>>(&reply.payload) {
+            Ok(DirectoryReply::Ok(value)) => Ok(value),
+            Ok(DirectoryReply::Error(reason)) => Err(DirectoryError::Unavailable(reason)),
+            Err(e) => Err(DirectoryError::Unavailable(format!(
+                "the answer on {subject} is not a directory reply: {e}"
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl Directory for NatsDirectory {
+    async fn apps(&self) -> Result<Vec<AppProfile>, DirectoryError> {
+        self.ask(call::APPS, DirectoryRequest::default()).await
+    }
+
+    async fn app(&self, app_id: &str) -> Result<Option<AppProfile>, DirectoryError> {
+        let request = DirectoryRequest {
+            app_id: Some(app_id.to_owned()),
+            ..Default::default()
+        };
+        self.ask(call::APP, request).await
+    }
+
+    async fn installs_of_app(&self, app_id: &str) -> Result<Vec<InstallInfo>, DirectoryError> {
+        let request = DirectoryRequest {
+            app_id: Some(app_id.to_owned()),
+            ..Default::default()
+        };
+        self.ask(call::INSTALLS_OF_APP, request).await
+    }
+
+    async fn org(&self, org: &str) -> Result<Option<OrgProfile>, DirectoryError> {
+        let request = DirectoryRequest {
+            org: Some(org.to_owned()),
+            ..Default::default()
+        };
+        self.ask(call::ORG, request).await
+    }
+
+    async fn disable_webhook(&self, app_id: &str, reason: &str) -> Result<(), DirectoryError> {
+        let request = DirectoryRequest {
+            app_id: Some(app_id.to_owned()),
+            reason: Some(reason.to_owned()),
+            ..Default::default()
+        };
+        self.ask(call::DISABLE_WEBHOOK, request).await
+    }
+}

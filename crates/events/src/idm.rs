@@ -87,3 +87,220 @@ pub enum IdmError {
 pub trait Idm: Send + Sync + 'static {
     async fn check(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError>;
 }
+
+// ---------------------------------------------------------------------------
+// Over NATS: the reply shape, and a client for parts that run apart.
+// ---------------------------------------------------------------------------
+
+/// The body of a reply on [`IDM_SUBJECT`]: `{"decision": {...}}` or `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdmReply {
+    Decision(IdmDecision),
+    Error(String),
+}
+
+/// The IDM check asked over NATS request-reply (the Hub answers it).
+#[derive(Clone)]
+pub struct NatsIdm {
+    client: async_nats::Client,
+    timeout: std::time::Duration,
+}
+
+impl NatsIdm {
+    pub fn new(client: async_nats::Client) -> Self {
+        Self {
+            client,
+            timeout: std::time::Duration::from_secs(3),
+        }
+    }
+
+    /// How long to wait for the Hub's answer (default 3 s).
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+#[async_trait]
+impl Idm for NatsIdm {
+    async fn check(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError> {
+        let body = serde_json::to_vec(request).expect("an IdmRequest always serialises");
+        let reply =
+            tokio::time::timeout(self.timeout, self.client.request(IDM_SUBJECT, body.into()))
+                .await
+                .map_err(|_| {
+                    IdmError::Unavailable(format!(
+                        "no answer on {IDM_SUBJECT} within {:?}",
+                        self.timeout
+                    ))
+                })?
+                .map_err(|e| {
+                    IdmError::Unavailable(format!("request on {IDM_SUBJECT} failed: {e}"))
+                })?;
+        match serde_json::from_slice::<IdmReply>(&reply.payload) {
+            Ok(IdmReply::Decision(decision)) => Ok(decision),
+            Ok(IdmReply::Error(reason)) => Err(IdmError::Unavailable(reason)),
+            Err(e) => Err(IdmError::Unavailable(format!(
+                "the answer on {IDM_SUBJECT} is not an IdmReply: {e}"
+            ))),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A cache of decisions, dropped on the matching Hub event.
+// ---------------------------------------------------------------------------
+
+/// Caches decisions of another [`Idm`] and drops them when a Hub event says
+/// they may have changed, so a removed member or a revoked install loses
+/// access as soon as the event is published (milliseconds), not at a TTL.
+///
+/// It listens on core NATS `hub.>` (every Hub event is also seen there when the
+/// outbox relay publishes it to stream HUB). An event for org X drops every
+/// decision about X; an event naming a user or an app drops every decision of
+/// that principal. Events missed while disconnected are covered by clearing
+/// everything on reconnect, and by `max_age` as a last resort.
+/// Decisions on invalid credentials are not cached.
+pub struct CachingIdm {
+    inner: std::sync::Arc<dyn Idm>,
+    cache: std::sync::Arc<DecisionCache>,
+    max_age: std::time::Duration,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct DecisionCache {
+    entries: dashmap::DashMap<IdmRequest, (IdmDecision, std::time::Instant)>,
+    /// Bumped by every invalidation; a check started before one does not store its answer.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl DecisionCache {
+    fn invalidate(&self, org: &str, principal_ids: &[&str]) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let platform = org == crate::subject::PLATFORM_ORG;
+        self.entries.retain(|request, (decision, _)| {
+            let same_org = !platform && request.org == org;
+            let same_principal = decision
+                .principal
+                .as_ref()
+                .is_some_and(|p| principal_ids.contains(&p.id.as_str()));
+            !(same_org || same_principal)
+        });
+    }
+
+    fn clear(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.entries.clear();
+    }
+}
+
+impl CachingIdm {
+    /// Default last-resort lifetime of a cached decision.
+    pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Subscribe to Hub events (before returning, so none is missed after) and
+    /// wrap `inner`.
+    pub async fn start(
+        inner: std::sync::Arc<dyn Idm>,
+        client: async_nats::Client,
+        max_age: std::time::Duration,
+    ) -> Result<CachingIdm, async_nats::SubscribeError> {
+        use futures::StreamExt;
+        let mut events = client.subscribe(crate::subject::HubSubject::all()).await?;
+        // Make sure the server registered the subscription before we serve.
+        let _ = client.flush().await;
+        let cache = std::sync::Arc::new(DecisionCache::default());
+        let listener = {
+            let cache = cache.clone();
+            let stats = client.statistics();
+            tokio::spawn(async move {
+                let connects = || stats.connects.load(std::sync::atomic::Ordering::Relaxed);
+                let mut seen_connects = connects();
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+                loop {
+                    tokio::select! {
+                        message = events.next() => {
+                            let Some(message) = message else {
+                                cache.clear();
+                                return;
+                            };
+                            match crate::proto::HubEvent::from_bytes(&message.payload) {
+                                Ok(event) => {
+                                    let ids: Vec<&str> = [event.user_id.as_str(), event.app_id.as_str()]
+                                        .into_iter()
+                                        .filter(|id| !id.is_empty())
+                                        .collect();
+                                    cache.invalidate(&event.org, &ids);
+                                }
+                                // Not ours to read: be safe.
+                                Err(_) => cache.clear(),
+                            }
+                        }
+                        _ = tick.tick() => {
+                            // A reconnect may have lost events: forget everything.
+                            let now = connects();
+                            if now != seen_connects {
+                                seen_connects = now;
+                                cache.clear();
+                            }
+                        }
+                    }
+                }
+            })
+        };
+        Ok(CachingIdm {
+            inner,
+            cache,
+            max_age,
+            listener,
+        })
+    }
+
+    /// How many decisions are cached (for metrics and tests).
+    pub fn cached(&self) -> usize {
+        self.cache.entries.len()
+    }
+}
+
+impl Drop for CachingIdm {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+#[async_trait]
+impl Idm for CachingIdm {
+    async fn check(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError> {
+        if let Some(entry) = self.cache.entries.get(request) {
+            let (decision, at) = entry.value();
+            if at.elapsed() < self.max_age {
+                return Ok(decision.clone());
+            }
+        }
+        let generation = self
+            .cache
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let decision = self.inner.check(request).await?;
+        if decision.principal.is_some() {
+            self.cache.entries.insert(
+                request.clone(),
+                (decision.clone(), std::time::Instant::now()),
+            );
+            // An invalidation since we asked may have missed this entry: undo.
+            // (Invalidations bump the generation before they sweep.)
+            let now = self
+                .cache
+                .generation
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if now != generation {
+                self.cache.entries.remove(request);
+            }
+        }
+        Ok(decision)
+    }
+}

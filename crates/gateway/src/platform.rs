@@ -74,19 +74,32 @@ impl Platform {
         })
         .await
         .context("start the Hub")?;
+        // Connec! and Impac! ask through a cache that Hub events keep fresh.
+        let idm: Arc<dyn mno_events::idm::Idm> = Arc::new(
+            mno_events::idm::CachingIdm::start(
+                hub.idm(),
+                bus.client.clone(),
+                mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
+            )
+            .await
+            .context("subscribe the IDM cache to Hub events")?,
+        );
         let connec = Connec::start(ConnecDeps {
             bus: bus.clone(),
             db: db.clone(),
-            idm: hub.idm(),
+            idm: idm.clone(),
             directory: hub.directory(),
-            config: ConnecConfig::default(),
+            config: ConnecConfig {
+                delivery: config.delivery_config(),
+                ..Default::default()
+            },
         })
         .await
         .context("start Connec!")?;
         let impac = Impac::start(ImpacDeps {
             bus: bus.clone(),
             db: db.clone(),
-            idm: hub.idm(),
+            idm: idm.clone(),
             directory: hub.directory(),
             config: ImpacConfig::default(),
         })

@@ -21,6 +21,7 @@ pub mod directory;
 pub mod idm;
 pub mod rate_limit;
 pub mod relay;
+pub mod responder;
 pub mod secrets;
 pub mod store;
 pub mod validate;
@@ -97,7 +98,17 @@ impl Hub {
                 relay::Relay::new(store.clone(), deps.bus.clone(), config.relay_failpoint)
                     .spawn(stopped.clone()),
             ];
-        let _ = &mut tasks;
+        if config.serve_nats {
+            tasks.extend(
+                responder::spawn(
+                    deps.bus.client.clone(),
+                    hub_idm.clone(),
+                    hub_directory.clone(),
+                    stopped,
+                )
+                .await?,
+            );
+        }
         let limits = Arc::new(api::LoginLimits {
             per_email: rate_limit::FailureLimiter::new(
                 config.login_failures_per_email,

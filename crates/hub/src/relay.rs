@@ -32,9 +32,9 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 pub enum RelayFailpoint {
     /// Never publish: as if the process died right after the SQL commit.
     NeverPublish,
-    /// Publish one round, then stop before marking it: as if the process died
-    /// between the JetStream ack and the SQL update.
-    StopAfterPublish,
+    /// Publish but never mark rows published: as if the process died after
+    /// each JetStream ack, before the SQL update.
+    PublishWithoutMarking,
 }
 
 /// The message id of an outbox row.
@@ -87,17 +87,18 @@ impl Relay {
             }
             let woken = self.store.outbox_written();
             let mut recovered = false;
+            // Only with PublishWithoutMarking: what this run published, unmarked.
+            let mut published_unmarked = 0;
             let mut backoff = Duration::from_millis(100);
             loop {
                 if *stop.borrow() {
                     return;
                 }
-                match self.round(&mut recovered).await {
+                match self.round(&mut recovered, &mut published_unmarked).await {
                     Ok(Round::Published) => {
                         backoff = Duration::from_millis(100);
                         continue;
                     }
-                    Ok(Round::Stop) => return,
                     Ok(Round::Idle) => {
                         backoff = Duration::from_millis(100);
                         tokio::select! {
@@ -119,8 +120,13 @@ impl Relay {
         })
     }
 
-    async fn round(&self, recovered: &mut bool) -> anyhow::Result<Round> {
+    async fn round(
+        &self,
+        recovered: &mut bool,
+        published_unmarked: &mut i64,
+    ) -> anyhow::Result<Round> {
         let mut rows = outbox::unpublished(&self.store.pool, BATCH).await?;
+        rows.retain(|row| row.id > *published_unmarked);
         if rows.is_empty() {
             *recovered = true;
             return Ok(Round::Idle);
@@ -143,14 +149,11 @@ impl Relay {
         let results = self.publisher.publish_pipelined(messages, 64).await;
         // Mark the acknowledged prefix; the rest is retried in order.
         let acked = results.iter().take_while(|r| r.is_ok()).count();
-        if self.failpoint == Some(RelayFailpoint::StopAfterPublish) {
-            tracing::warn!(
-                acked,
-                "outbox relay stopped by a test failpoint before marking"
-            );
-            return Ok(Round::Stop);
-        }
-        if acked > 0 {
+        if self.failpoint == Some(RelayFailpoint::PublishWithoutMarking) {
+            if acked > 0 {
+                *published_unmarked = rows[acked - 1].id;
+            }
+        } else if acked > 0 {
             outbox::mark_published(&self.store.pool, rows[0].id, rows[acked - 1].id).await?;
         }
         if let Some(Err(e)) = results.get(acked) {
@@ -195,5 +198,4 @@ impl Relay {
 enum Round {
     Published,
     Idle,
-    Stop,
 }

@@ -48,6 +48,9 @@ pub struct OrgFields {
     pub country: Option<String>,
 }
 
+/// An org row followed by a member's role.
+type OrgAndRole = (String, String, String, String, String, i64, i64, String);
+
 const ORG_COLUMNS: &str = "id, name, currency, timezone, country, created_at, updated_at";
 
 /// Create an org whose creator is its first super_admin.
@@ -132,7 +135,7 @@ pub async fn get(pool: &AnyPool, org: &str) -> Result<Option<OrgRow>, sqlx::Erro
 
 /// The orgs `user` belongs to, with the user's role, oldest first.
 pub async fn of_user(pool: &AnyPool, user: &str) -> Result<Vec<(OrgRow, Role)>, sqlx::Error> {
-    let rows: Vec<(String, String, String, String, String, i64, i64, String)> = sqlx::query_as(
+    let rows: Vec<OrgAndRole> = sqlx::query_as(
         "SELECT o.id, o.name, o.currency, o.timezone, o.country, o.created_at, o.updated_at, m.role
          FROM hub_orgs o JOIN hub_members m ON m.org_id = o.id
          WHERE m.user_id = $1 ORDER BY o.created_at, o.id",
