@@ -9,6 +9,8 @@
 //! - `query`: `$filter` / `$orderby` parsing into safe SQL.
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
 
+pub mod delivery;
+
 use std::sync::Arc;
 
 use mno_events::bus::Bus;
@@ -16,7 +18,9 @@ use mno_events::directory::Directory;
 use mno_events::idm::Idm;
 
 #[derive(Debug, Clone, Default)]
-pub struct ConnecConfig {}
+pub struct ConnecConfig {
+    pub delivery: delivery::DeliveryConfig,
+}
 
 pub struct ConnecDeps {
     pub bus: Bus,
@@ -26,18 +30,31 @@ pub struct ConnecDeps {
     pub config: ConnecConfig,
 }
 
-pub struct Connec {}
+pub struct Connec {
+    delivery: delivery::Delivery,
+}
 
 impl Connec {
     pub async fn start(deps: ConnecDeps) -> anyhow::Result<Connec> {
+        let delivery = delivery::Delivery::start(delivery::DeliveryDeps {
+            bus: deps.bus.clone(),
+            idm: deps.idm.clone(),
+            directory: deps.directory.clone(),
+            config: deps.config.delivery.clone(),
+            ids: None,
+            refs: None,
+        })
+        .await?;
         let _ = deps;
-        Ok(Connec {})
+        Ok(Connec { delivery })
     }
 
     /// Routes under `/connec`.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new()
+        axum::Router::new().merge(self.delivery.router())
     }
 
-    pub async fn shutdown(self) {}
+    pub async fn shutdown(self) {
+        self.delivery.shutdown().await;
+    }
 }

@@ -40,6 +40,18 @@ pub struct PlatformConfig {
     /// Allow webhook URLs on loopback and private ranges (tests and local demos).
     #[arg(long, env = "MNO_ALLOW_PRIVATE_WEBHOOKS", default_value_t = false)]
     pub allow_private_webhooks: bool,
+
+    /// Delays between webhook retries, e.g. "5s,5m,30m,2h,5h,10h,10h" (the default); then the DLQ.
+    #[arg(long, env = "MNO_WEBHOOK_RETRY_SCHEDULE")]
+    pub webhook_retry_schedule: Option<String>,
+
+    /// Most record changes in one webhook POST.
+    #[arg(long, env = "MNO_WEBHOOK_BATCH_MAX", default_value_t = 50)]
+    pub webhook_batch_max: usize,
+
+    /// Milliseconds a change may wait for others to share its webhook POST (0: send at once).
+    #[arg(long, env = "MNO_WEBHOOK_LINGER_MS", default_value_t = 0)]
+    pub webhook_linger_ms: u64,
 }
 
 impl PlatformConfig {
@@ -53,6 +65,9 @@ impl PlatformConfig {
             nats_server_bin: None,
             stream_replicas: 1,
             allow_private_webhooks: true,
+            webhook_retry_schedule: Some("200ms,400ms,800ms".into()),
+            webhook_batch_max: 50,
+            webhook_linger_ms: 0,
         }
     }
 
@@ -88,6 +103,24 @@ impl PlatformConfig {
         Ok(())
     }
 
+    /// Delivery settings for Connec!.
+    pub fn delivery_config(&self) -> mno_connec_sync::delivery::DeliveryConfig {
+        let mut delivery = mno_connec_sync::delivery::DeliveryConfig {
+            allow_private_webhooks: self.allow_private_webhooks,
+            batch_max: self.webhook_batch_max.max(1),
+            linger: std::time::Duration::from_millis(self.webhook_linger_ms),
+            ..Default::default()
+        };
+        if let Some(schedule) = self
+            .webhook_retry_schedule
+            .as_deref()
+            .and_then(|s| mno_connec_sync::delivery::DeliveryConfig::parse_schedule(s).ok())
+        {
+            delivery.retry_schedule = schedule;
+        }
+        delivery
+    }
+
     /// Check everything that can be checked without starting anything.
     pub fn validate(&self) -> Result<()> {
         self.http_socket_addr()?;
@@ -99,6 +132,13 @@ impl PlatformConfig {
                 "MNO_STREAM_REPLICAS is {}; use 1 (single node) or 3 (the cluster configuration)",
                 self.stream_replicas
             );
+        }
+        if let Some(schedule) = &self.webhook_retry_schedule {
+            mno_connec_sync::delivery::DeliveryConfig::parse_schedule(schedule)
+                .map_err(|e| anyhow::anyhow!("MNO_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        }
+        if self.webhook_batch_max == 0 {
+            bail!("MNO_WEBHOOK_BATCH_MAX is 0; use 1 or more (50 by default)");
         }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || mno_events::db::is_postgres(url)) {

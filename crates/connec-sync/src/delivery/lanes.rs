@@ -1,0 +1,399 @@
+//! Per-record order for one app: each record has a lane of events waiting to
+//! be delivered; only the head of a lane is ever in flight, so a later event
+//! of a record waits behind a failing one while other lanes keep flowing.
+//!
+//! Pure bookkeeping (no I/O), driven by the app's worker.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::Message;
+use mno_events::proto::RecordEvent;
+use tokio::time::Instant;
+
+/// One event waiting for delivery to one app.
+pub struct Pending {
+    /// Stream sequence in RECORDS.
+    pub seq: u64,
+    pub event: Arc<RecordEvent>,
+    /// The ack handle; `None` for an event redriven from the DLQ.
+    pub message: Option<Message>,
+    /// Set when the event was redriven from this DLQ sequence.
+    pub dlq_seq: Option<u64>,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the platform received it from the bus (for latency figures).
+    pub received: Instant,
+}
+
+impl Pending {
+    /// The lane of the record: `org/entity/record_id`.
+    pub fn lane_key(&self) -> String {
+        lane_key(&self.event)
+    }
+}
+
+pub fn lane_key(event: &RecordEvent) -> String {
+    format!("{}/{}/{}", event.org, event.entity, event.record_id)
+}
+
+#[derive(Default)]
+struct Lane {
+    queue: VecDeque<Pending>,
+    /// Order stamp of the head; ready lanes go out oldest head first.
+    head_order: u64,
+    in_flight: bool,
+    /// When the head may be retried.
+    due: Option<Instant>,
+}
+
+/// Events taken out of their lanes to go in one POST.
+pub struct Batch {
+    pub org: String,
+    /// Each lane's events, in lane order.
+    pub lanes: Vec<(String, Vec<Pending>)>,
+    /// A retry: the batch is one event on its own, so its webhook-id is the event id.
+    pub is_retry: bool,
+}
+
+impl Batch {
+    pub fn events(&self) -> impl Iterator<Item = &Pending> {
+        self.lanes.iter().flat_map(|(_, events)| events.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lanes.iter().map(|(_, e)| e.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Default)]
+pub struct Lanes {
+    lanes: HashMap<String, Lane>,
+    /// Lanes whose head can go now: (head order, key).
+    ready: BTreeSet<(u64, String)>,
+    /// Lanes in backoff: (due, key).
+    waiting: BTreeSet<(Instant, String)>,
+    /// Stream sequences held (queued or in flight), to recognise redeliveries.
+    held: HashMap<u64, String>,
+    next_order: u64,
+}
+
+impl Lanes {
+    /// Events held, queued or in flight.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_held(&self, seq: u64) -> bool {
+        self.held.contains_key(&seq)
+    }
+
+    /// Queue an event behind the others of its record. A redelivery of a held
+    /// sequence swaps in the fresh ack handle and returns false.
+    pub fn push(&mut self, pending: Pending) -> bool {
+        if pending.seq > 0 {
+            if let Some(key) = self.held.get(&pending.seq) {
+                if let (Some(lane), Some(fresh)) = (self.lanes.get_mut(key), pending.message) {
+                    if let Some(queued) = lane.queue.iter_mut().find(|p| p.seq == pending.seq) {
+                        queued.message = Some(fresh);
+                    }
+                }
+                return false;
+            }
+            self.held.insert(pending.seq, pending.lane_key());
+        }
+        let key = pending.lane_key();
+        self.next_order += 1;
+        let order = self.next_order;
+        let lane = self.lanes.entry(key.clone()).or_default();
+        let was_empty = lane.queue.is_empty();
+        lane.queue.push_back(pending);
+        if was_empty && !lane.in_flight && lane.due.is_none() {
+            lane.head_order = order;
+            self.ready.insert((order, key));
+        }
+        true
+    }
+
+    /// The earliest retry time of a lane in backoff.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.waiting.first().map(|(due, _)| *due)
+    }
+
+    /// Move lanes whose backoff ended to the ready set.
+    pub fn wake(&mut self, now: Instant) {
+        while let Some((due, key)) = self.waiting.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.waiting.pop_first();
+            if let Some(lane) = self.lanes.get_mut(&key) {
+                lane.due = None;
+                if !lane.in_flight && !lane.queue.is_empty() {
+                    self.ready.insert((lane.head_order, key));
+                }
+            }
+        }
+    }
+
+    /// Lanes ready to go now.
+    pub fn ready_lanes(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Forget events that left for good (dead-lettered) while their lane stays in flight.
+    pub fn forget(&mut self, done: &[Pending]) {
+        for pending in done {
+            if pending.seq > 0 {
+                self.held.remove(&pending.seq);
+            }
+        }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Take up to `max` events for one POST: the oldest ready lane decides the
+    /// org; a lane whose head failed before goes alone, as one event.
+    pub fn take_batch(&mut self, max: usize) -> Option<Batch> {
+        let (_, first_key) = self.ready.first().cloned()?;
+        let first = self.lanes.get(&first_key)?;
+        let org = first.queue.front()?.event.org.clone();
+        if first.queue.front()?.attempts > 0 {
+            self.ready.pop_first();
+            let lane = self.lanes.get_mut(&first_key).expect("ready lane exists");
+            lane.in_flight = true;
+            let head = lane.queue.pop_front().expect("ready lane has a head");
+            return Some(Batch {
+                org,
+                lanes: vec![(first_key, vec![head])],
+                is_retry: true,
+            });
+        }
+        let mut taken = 0;
+        let mut lanes = Vec::new();
+        // Look a little past `max` (lanes of other orgs are skipped), never at the whole set.
+        let candidates: Vec<(u64, String)> =
+            self.ready.iter().take(max * 4 + 16).cloned().collect();
+        for (order, key) in candidates {
+            if taken >= max {
+                break;
+            }
+            let lane = self.lanes.get_mut(&key).expect("ready lane exists");
+            let head = lane.queue.front().expect("ready lane has a head");
+            if head.event.org != org || head.attempts > 0 {
+                continue;
+            }
+            self.ready.remove(&(order, key.clone()));
+            lane.in_flight = true;
+            let mut events = Vec::new();
+            while taken < max {
+                match lane.queue.front() {
+                    Some(next) if next.attempts == 0 => {
+                        events.push(lane.queue.pop_front().expect("front exists"));
+                        taken += 1;
+                    }
+                    _ => break,
+                }
+            }
+            lanes.push((key, events));
+        }
+        Some(Batch {
+            org,
+            lanes,
+            is_retry: false,
+        })
+    }
+
+    /// The lane's events were delivered (or dead-lettered): forget them and free the lane.
+    pub fn finish(&mut self, key: &str, done: &[Pending]) {
+        for pending in done {
+            if pending.seq > 0 {
+                self.held.remove(&pending.seq);
+            }
+        }
+        self.release(key, None);
+    }
+
+    /// The lane's events failed: put them back at the head, to be retried after `delay`.
+    pub fn retry_later(
+        &mut self,
+        key: &str,
+        mut events: Vec<Pending>,
+        now: Instant,
+        delay: Duration,
+    ) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        while let Some(last) = events.pop() {
+            lane.queue.push_front(last);
+        }
+        self.release(key, Some(now + delay));
+    }
+
+    fn release(&mut self, key: &str, due: Option<Instant>) {
+        let Some(lane) = self.lanes.get_mut(key) else {
+            return;
+        };
+        lane.in_flight = false;
+        if lane.queue.is_empty() {
+            self.lanes.remove(key);
+            return;
+        }
+        self.next_order += 1;
+        if lane.head_order == 0 || due.is_none() {
+            lane.head_order = self.next_order;
+        }
+        match due {
+            Some(due) => {
+                lane.due = Some(due);
+                self.waiting.insert((due, key.to_owned()));
+            }
+            None => {
+                self.ready.insert((lane.head_order, key.to_owned()));
+            }
+        }
+    }
+
+    /// Drop every queued (not in-flight) event of `org`, returning them so their messages can be acked.
+    pub fn drop_org(&mut self, org: &str) -> Vec<Pending> {
+        let keys: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|(_, lane)| {
+                !lane.in_flight && lane.queue.front().is_some_and(|p| p.event.org == org)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut dropped = Vec::new();
+        for key in keys {
+            if let Some(lane) = self.lanes.remove(&key) {
+                self.ready.remove(&(lane.head_order, key.clone()));
+                if let Some(due) = lane.due {
+                    self.waiting.remove(&(due, key.clone()));
+                }
+                dropped.extend(lane.queue);
+            }
+        }
+        for pending in &dropped {
+            self.held.remove(&pending.seq);
+        }
+        dropped
+    }
+
+    /// Ack handles of every queued event (in-flight ones are the senders').
+    pub fn queued_messages(&self) -> impl Iterator<Item = &Message> {
+        self.lanes
+            .values()
+            .flat_map(|lane| lane.queue.iter())
+            .filter_map(|p| p.message.as_ref())
+    }
+
+    /// Orgs that have queued events.
+    pub fn orgs(&self) -> Vec<String> {
+        let mut orgs: Vec<String> = self
+            .lanes
+            .values()
+            .filter_map(|lane| lane.queue.front().map(|p| p.event.org.clone()))
+            .collect();
+        orgs.sort();
+        orgs.dedup();
+        orgs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(seq: u64, org: &str, record: &str) -> Pending {
+        Pending {
+            seq,
+            event: Arc::new(RecordEvent {
+                event_id: format!("e{seq}"),
+                org: org.into(),
+                entity: "invoices".into(),
+                record_id: record.into(),
+                version: seq,
+                ..Default::default()
+            }),
+            message: None,
+            dlq_seq: None,
+            attempts: 0,
+            received: Instant::now(),
+        }
+    }
+
+    fn seqs(batch: &Batch) -> Vec<u64> {
+        batch.events().map(|p| p.seq).collect()
+    }
+
+    #[test]
+    fn a_batch_keeps_per_record_order_and_one_org() {
+        let mut lanes = Lanes::default();
+        for (seq, org, rec) in [
+            (1, "o1", "a"),
+            (2, "o1", "b"),
+            (3, "o2", "c"),
+            (4, "o1", "a"),
+        ] {
+            assert!(lanes.push(pending(seq, org, rec)));
+        }
+        let batch = lanes.take_batch(10).unwrap();
+        assert_eq!(batch.org, "o1");
+        assert_eq!(seqs(&batch), vec![1, 4, 2]);
+        let next = lanes.take_batch(10).unwrap();
+        assert_eq!(seqs(&next), vec![3]);
+        assert!(lanes.take_batch(10).is_none());
+    }
+
+    #[test]
+    fn later_events_of_a_failing_record_wait_while_others_flow() {
+        let mut lanes = Lanes::default();
+        lanes.push(pending(1, "o", "a"));
+        let mut batch = lanes.take_batch(1).unwrap();
+        let (key, mut events) = batch.lanes.pop().unwrap();
+        events[0].attempts = 1;
+        let now = Instant::now();
+        lanes.retry_later(&key, events, now, Duration::from_secs(60));
+        lanes.push(pending(2, "o", "a"));
+        lanes.push(pending(3, "o", "b"));
+        let flowing = lanes.take_batch(10).unwrap();
+        assert_eq!(seqs(&flowing), vec![3], "record b flows, a's v2 waits");
+        lanes.wake(now + Duration::from_secs(61));
+        let retry = lanes.take_batch(10).unwrap();
+        assert!(retry.is_retry);
+        assert_eq!(seqs(&retry), vec![1], "the failed head goes alone");
+        let (key, done) = &retry.lanes[0];
+        lanes.finish(key, done);
+        assert_eq!(seqs(&lanes.take_batch(10).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn a_redelivery_of_a_held_sequence_is_not_queued_twice() {
+        let mut lanes = Lanes::default();
+        assert!(lanes.push(pending(7, "o", "a")));
+        assert!(!lanes.push(pending(7, "o", "a")));
+        assert_eq!(lanes.held(), 1);
+        let batch = lanes.take_batch(10).unwrap();
+        assert_eq!(seqs(&batch), vec![7]);
+    }
+
+    #[test]
+    fn dropping_an_org_returns_its_queued_events() {
+        let mut lanes = Lanes::default();
+        lanes.push(pending(1, "o1", "a"));
+        lanes.push(pending(2, "o2", "b"));
+        let dropped = lanes.drop_org("o1");
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(lanes.orgs(), vec!["o2".to_owned()]);
+        assert_eq!(seqs(&lanes.take_batch(10).unwrap()), vec![2]);
+    }
+}

@@ -1,0 +1,196 @@
+//! Real-time fan-out of record changes to the apps that subscribe to them.
+//!
+//! - [`supervisor`]: one durable consumer and one worker per subscribing app, kept in line with the Hub.
+//! - [`worker`]: reads an app's consumer, filters, batches, POSTs, retries, dead-letters.
+//! - [`lanes`]: per-record order (a failing record holds back only its own later events).
+//! - [`view`]: a record in the receiving app's ids.
+//! - [`sign`]: Standard Webhooks signatures. [`send`]: the POST. [`ssrf`]: where webhooks may go.
+//! - [`dlq`]: dead letters. [`log`]: recent attempts. [`api`], [`sse`]: HTTP.
+//! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod dlq;
+pub mod hub_watch;
+pub mod lanes;
+pub mod log;
+pub mod send;
+pub mod sign;
+pub mod sse;
+pub mod ssrf;
+pub mod supervisor;
+pub mod view;
+pub mod worker;
+
+use std::sync::Arc;
+
+use mno_events::bus::Bus;
+use mno_events::directory::Directory;
+use mno_events::idm::Idm;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::DeliveryConfig;
+pub use supervisor::{consumer_name, Since, Supervisor, CONSUMER_PREFIX};
+pub use view::{LocalIds, ReferenceFields};
+
+use view::{GuessedReferences, LearnedIds};
+use worker::Context;
+
+/// NATS request-reply subject for redrives asked from outside the process (`mno dlq redrive`).
+/// Request: `{"app": "<app id>", "seq": <DLQ sequence>}`; reply: `{"redriven": [seq]}` or `{"error": "..."}`.
+pub const REDRIVE_SUBJECT: &str = "mno.delivery.v1.redrive";
+
+/// What delivery needs from Connec! and the process.
+pub struct DeliveryDeps {
+    pub bus: Bus,
+    pub idm: Arc<dyn Idm>,
+    pub directory: Arc<dyn Directory>,
+    pub config: DeliveryConfig,
+    /// Apps' local ids (Connec!'s id map); `None`: only ids learned from the stream.
+    pub ids: Option<Arc<dyn LocalIds>>,
+    /// Reference fields per entity (Connec!'s catalogue); `None`: guessed from `*_id` names.
+    pub refs: Option<Arc<dyn ReferenceFields>>,
+}
+
+/// Running delivery.
+pub struct Delivery {
+    supervisor: Arc<Supervisor>,
+    idm: Arc<dyn Idm>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Local ids from the stream alone.
+struct LearnedOnly(Arc<LearnedIds>);
+
+#[async_trait::async_trait]
+impl LocalIds for LearnedOnly {
+    async fn local_for_global(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+    ) -> Option<String> {
+        self.0.get(org, app, entity, global)
+    }
+    async fn record_mapping(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+        local: &str,
+    ) -> Result<(), String> {
+        self.0.insert(org, app, entity, global, local);
+        Ok(())
+    }
+}
+
+/// Ids from Connec!'s map first, then those learned from the stream.
+struct Layered {
+    primary: Arc<dyn LocalIds>,
+    learned: Arc<LearnedIds>,
+}
+
+#[async_trait::async_trait]
+impl LocalIds for Layered {
+    async fn local_for_global(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+    ) -> Option<String> {
+        match self
+            .primary
+            .local_for_global(org, app, entity, global)
+            .await
+        {
+            Some(local) => Some(local),
+            None => self.learned.get(org, app, entity, global),
+        }
+    }
+    async fn record_mapping(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+        local: &str,
+    ) -> Result<(), String> {
+        self.primary
+            .record_mapping(org, app, entity, global, local)
+            .await
+    }
+}
+
+impl Delivery {
+    pub async fn start(deps: DeliveryDeps) -> anyhow::Result<Delivery> {
+        let learned = Arc::new(LearnedIds::default());
+        let ids: Arc<dyn LocalIds> = match deps.ids {
+            Some(primary) => Arc::new(Layered {
+                primary,
+                learned: learned.clone(),
+            }),
+            None => Arc::new(LearnedOnly(learned.clone())),
+        };
+        let config = deps.config;
+        let ctx = Arc::new(Context {
+            js: deps.bus.js.clone(),
+            directory: deps.directory,
+            sender: send::Sender::new(
+                config.request_timeout,
+                config.allow_private_webhooks,
+                config.max_response_bytes,
+            ),
+            log: log::DeliveryLog::new(config.log_capacity),
+            ids,
+            refs: deps.refs.unwrap_or_else(|| Arc::new(GuessedReferences)),
+            learned,
+            config,
+        });
+        let supervisor = Arc::new(Supervisor::new(ctx));
+        let (stop, stopped) = watch::channel(false);
+        // Watch the Hub before the first sync, so no change falls between them.
+        let mut tasks = vec![hub_watch::spawn(supervisor.clone(), stopped.clone()).await];
+        if let Err(e) = supervisor.sync_all().await {
+            tracing::warn!(error = %e, "first delivery sync failed; retried shortly");
+        }
+        tasks.push(hub_watch::spawn_resync(supervisor.clone(), stopped.clone()));
+        tasks.push(hub_watch::spawn_redrive_responder(
+            supervisor.clone(),
+            deps.bus.client.clone(),
+            stopped,
+        ));
+        Ok(Delivery {
+            supervisor,
+            idm: deps.idm,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Routes under `/connec/api/v2` (deliveries, dead letters, recovery, SSE).
+    pub fn router(&self) -> axum::Router {
+        api::router(api::ApiState {
+            supervisor: self.supervisor.clone(),
+            idm: self.idm.clone(),
+        })
+    }
+
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
+    /// Stop watching, let POSTs in flight finish; undelivered events stay on the bus.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.supervisor.stop_all().await;
+    }
+}

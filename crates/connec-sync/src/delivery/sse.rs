@@ -1,0 +1,163 @@
+//! `GET /connec/api/v2/{org}/stream?entities=a,b`: the org's changes as
+//! server-sent events, each with its RECORDS sequence as the event id, so a
+//! client that reconnects with `Last-Event-ID` resumes without a gap.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use futures::{Stream, StreamExt};
+use mno_events::consume::{self, ReplayFrom};
+use mno_events::idm::{Credential, PrincipalKind};
+use mno_events::proto::{Op, RecordEvent};
+use mno_events::streams::RECORDS;
+use mno_events::subject::{RecordSubject, Token};
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::ApiState;
+use super::auth;
+use super::view;
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    /// Comma-separated collections; all the caller may read when absent.
+    entities: Option<String>,
+    /// Same as the `Last-Event-ID` header, for clients that cannot set headers.
+    last_event_id: Option<u64>,
+}
+
+pub async fn stream(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(org): Path<String>,
+    Query(query): Query<StreamQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let org_token = Token::parse("org", &org).map_err(|e| {
+        ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("org")
+    })?;
+    let credential = auth::credential(&headers)?;
+    let principal = auth::check(&*state.idm, &credential, &org, None).await?;
+    let mut entities = Vec::new();
+    for name in query
+        .entities
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let token = Token::parse("entity", name).map_err(|e| {
+            ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("entities")
+        })?;
+        auth::check(&*state.idm, &credential, &org, Some(name)).await?;
+        entities.push(token);
+    }
+    let filters = if entities.is_empty() {
+        vec![RecordSubject::org_filter(&org_token)]
+    } else {
+        entities
+            .iter()
+            .map(|e| RecordSubject::entity_filter(&org_token, e))
+            .collect()
+    };
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(query.last_event_id);
+    let from = match last_event_id {
+        Some(seq) => ReplayFrom::Sequence(seq + 1),
+        None => ReplayFrom::New,
+    };
+    let ctx = state.supervisor.ctx.clone();
+    let messages = consume::replay_ordered(&ctx.js, RECORDS, &filters, from)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let viewer = match principal.kind {
+        PrincipalKind::App => Some(principal.id.clone()),
+        PrincipalKind::User => None,
+    };
+    let heartbeat = ctx.config.sse_heartbeat;
+    let idm = state.idm.clone();
+    let allowed: HashMap<String, bool> = entities
+        .iter()
+        .map(|e| (e.as_str().to_owned(), true))
+        .collect();
+    let events = translated(messages, ctx, idm, credential, org, viewer, allowed);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+fn translated(
+    messages: async_nats::jetstream::consumer::pull::Ordered,
+    ctx: std::sync::Arc<super::worker::Context>,
+    idm: std::sync::Arc<dyn mno_events::idm::Idm>,
+    credential: Credential,
+    org: String,
+    viewer: Option<String>,
+    allowed: HashMap<String, bool>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let state = (messages, allowed);
+    futures::stream::unfold(state, move |(mut messages, mut allowed)| {
+        let ctx = ctx.clone();
+        let idm = idm.clone();
+        let credential = credential.clone();
+        let org = org.clone();
+        let viewer = viewer.clone();
+        async move {
+            loop {
+                let message = match messages.next().await {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "SSE read hiccup");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    None => return None,
+                };
+                let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
+                    continue;
+                };
+                let Ok(event) = RecordEvent::from_bytes(&message.payload) else {
+                    continue;
+                };
+                ctx.learned.learn(&event);
+                if event.op_kind() == Op::IdMapped {
+                    continue;
+                }
+                if let Some(app) = &viewer {
+                    if event.source.as_ref().is_some_and(|s| &s.app_id == app) {
+                        continue;
+                    }
+                }
+                // Without an explicit list, each entity is checked once, as it first appears.
+                let may_read = match allowed.get(&event.entity) {
+                    Some(may) => *may,
+                    None => {
+                        let may = auth::check(&*idm, &credential, &org, Some(&event.entity))
+                            .await
+                            .is_ok();
+                        allowed.insert(event.entity.clone(), may);
+                        may
+                    }
+                };
+                if !may_read {
+                    continue;
+                }
+                let app = viewer.as_deref().unwrap_or(view::CONNEC_PROVIDER);
+                let record = view::record_for_app(&event, app, &*ctx.ids, &*ctx.refs).await;
+                let data = json!({ event.entity.clone(): [record] });
+                let sse = Event::default()
+                    .id(seq.to_string())
+                    .event(event.entity.clone())
+                    .data(data.to_string());
+                return Some((Ok(sse), (messages, allowed)));
+            }
+        }
+    })
+}

@@ -1,0 +1,332 @@
+//! Keeps one durable consumer and one worker per subscribing app, as the
+//! Hub's directory says: created when an app has a webhook and subscribes to
+//! something, filters changed when its shared entities change, stopped when
+//! its webhook is disabled, removed when it no longer subscribes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use chrono::{DateTime, Utc};
+use mno_events::consume::{self, DurableSpec, ReplayFrom};
+use mno_events::directory::AppProfile;
+use mno_events::streams::RECORDS;
+use mno_events::subject::{RecordSubject, Token};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::dlq::{self, DlqError, StoredLetter};
+use super::worker::{self, Command, Context, WorkerHandle};
+
+/// Name of an app's durable consumer on RECORDS.
+pub fn consumer_name(app_id: &str) -> String {
+    format!("{CONSUMER_PREFIX}{app_id}")
+}
+
+pub const CONSUMER_PREFIX: &str = "delivery-";
+
+/// How far back a new consumer starts, so that changes made while it was
+/// being created (an install right after the app was set up) are not missed.
+const NEW_CONSUMER_LOOKBACK: Duration = Duration::from_secs(30);
+
+pub struct Supervisor {
+    pub ctx: Arc<Context>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    workers: HashMap<String, WorkerHandle>,
+    /// The filters each app's consumer was last set to.
+    filters: HashMap<String, Vec<String>>,
+}
+
+/// From where a recovery re-sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    Sequence(u64),
+    Time(DateTime<Utc>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovered {
+    pub app_id: String,
+    /// The RECORDS sequence the app's consumer now starts from (`None`: from the time given).
+    pub from_sequence: Option<u64>,
+    pub from_time: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("there is no app {0}")]
+    NoApp(String),
+    #[error("app {0} receives nothing by webhook: it needs a webhook URL and at least one shared entity with read on")]
+    NotSubscribed(String),
+    #[error("app {0}'s webhook is disabled (its receiver answered 410); update the app in the Hub to enable it, then retry")]
+    Disabled(String),
+    #[error("{0}")]
+    Dlq(#[from] DlqError),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+fn unavailable(e: impl std::fmt::Display) -> SupervisorError {
+    SupervisorError::Unavailable(format!(
+        "the bus or the Hub did not answer ({e}); retry shortly"
+    ))
+}
+
+impl Supervisor {
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Self {
+            ctx,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Bring every app's consumer and worker in line with the directory.
+    pub async fn sync_all(&self) -> Result<(), SupervisorError> {
+        let apps = self.ctx.directory.apps().await.map_err(unavailable)?;
+        let known: Vec<String> = {
+            let state = self.state.lock().await;
+            state.filters.keys().cloned().collect()
+        };
+        for app in &apps {
+            if let Err(e) = self.apply(&app.app_id, Some(app.clone())).await {
+                tracing::warn!(app = %app.app_id, error = %e, "delivery setup failed; retried on the next sync");
+            }
+        }
+        for gone in known {
+            if !apps.iter().any(|a| a.app_id == gone) {
+                let _ = self.apply(&gone, None).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read one app from the directory and apply it.
+    pub async fn sync_app(&self, app_id: &str) -> Result<(), SupervisorError> {
+        let profile = self.ctx.directory.app(app_id).await.map_err(unavailable)?;
+        self.apply(app_id, profile).await
+    }
+
+    /// Tell the app's worker that its installs changed.
+    pub async fn installs_changed(&self, app_id: &str) {
+        let state = self.state.lock().await;
+        if let Some(worker) = state.workers.get(app_id) {
+            let _ = worker.commands.send(Command::InstallsChanged);
+        }
+    }
+
+    async fn apply(
+        &self,
+        app_id: &str,
+        profile: Option<AppProfile>,
+    ) -> Result<(), SupervisorError> {
+        let mut state = self.state.lock().await;
+        let Some(profile) = profile else {
+            stop_worker(&mut state, app_id).await;
+            self.delete_consumer(&mut state, app_id).await;
+            return Ok(());
+        };
+        let filters = filters_of(&profile);
+        if profile.webhook_url.is_none()
+            || filters.is_empty()
+            || Token::parse("app", app_id).is_err()
+        {
+            stop_worker(&mut state, app_id).await;
+            self.delete_consumer(&mut state, app_id).await;
+            return Ok(());
+        }
+        let consumer = self
+            .ensure_consumer(&mut state, app_id, &filters, None)
+            .await?;
+        if profile.webhook_disabled {
+            stop_worker(&mut state, app_id).await;
+            return Ok(());
+        }
+        match state.workers.get(app_id) {
+            Some(worker) if !worker.task.is_finished() => {
+                let _ = worker.commands.send(Command::Profile(profile));
+            }
+            _ => {
+                let handle = worker::spawn(self.ctx.clone(), profile, consumer);
+                state.workers.insert(app_id.to_owned(), handle);
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_consumer(
+        &self,
+        state: &mut State,
+        app_id: &str,
+        filters: &[String],
+        start: Option<ReplayFrom>,
+    ) -> Result<PullConsumer, SupervisorError> {
+        let name = consumer_name(app_id);
+        let unchanged = start.is_none() && state.filters.get(app_id).is_some_and(|f| f == filters);
+        if unchanged {
+            let stream = self
+                .ctx
+                .js
+                .get_stream_no_info(RECORDS)
+                .await
+                .map_err(unavailable)?;
+            if let Ok(consumer) = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+                .await
+            {
+                return Ok(consumer);
+            }
+        }
+        let lookback = chrono::Duration::from_std(NEW_CONSUMER_LOOKBACK).expect("small duration");
+        let spec = DurableSpec {
+            name,
+            filters: filters.to_vec(),
+            start: start.unwrap_or(ReplayFrom::Time(Utc::now() - lookback)),
+            ack_wait: self.ctx.config.ack_wait,
+            max_ack_pending: self.ctx.config.max_ack_pending,
+            description: Some(format!("webhook delivery to app {app_id}")),
+        };
+        let consumer = consume::durable_pull(&self.ctx.js, RECORDS, &spec)
+            .await
+            .map_err(unavailable)?;
+        state.filters.insert(app_id.to_owned(), filters.to_vec());
+        Ok(consumer)
+    }
+
+    async fn delete_consumer(&self, state: &mut State, app_id: &str) {
+        if state.filters.remove(app_id).is_none() {
+            // Not known in this process; it may still exist from an earlier run.
+        }
+        if let Ok(stream) = self.ctx.js.get_stream_no_info(RECORDS).await {
+            let _ = stream.delete_consumer(&consumer_name(app_id)).await;
+        }
+    }
+
+    /// Deliver a dead letter again through its app's worker; it leaves the
+    /// DLQ once delivered (or is dead-lettered anew).
+    pub async fn redrive(&self, app_id: &str, seq: u64) -> Result<StoredLetter, SupervisorError> {
+        let stored = dlq::get(&self.ctx.js, seq).await?;
+        if stored.letter.app_id != app_id {
+            return Err(DlqError::NotFound(seq).into());
+        }
+        let state = self.state.lock().await;
+        let worker = state
+            .workers
+            .get(app_id)
+            .filter(|w| !w.task.is_finished())
+            .ok_or_else(|| self.why_not_running(app_id))?;
+        let _ = worker.commands.send(Command::Redrive(stored.clone()));
+        Ok(stored)
+    }
+
+    fn why_not_running(&self, app_id: &str) -> SupervisorError {
+        SupervisorError::NotSubscribed(app_id.to_owned())
+    }
+
+    /// Re-send everything of the app's subscriptions since a sequence or a time:
+    /// its consumer is recreated from there (never past an event not yet delivered).
+    pub async fn recover(&self, app_id: &str, since: Since) -> Result<Recovered, SupervisorError> {
+        let profile = self
+            .ctx
+            .directory
+            .app(app_id)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| SupervisorError::NoApp(app_id.to_owned()))?;
+        let filters = filters_of(&profile);
+        if profile.webhook_url.is_none() || filters.is_empty() {
+            return Err(SupervisorError::NotSubscribed(app_id.to_owned()));
+        }
+        if profile.webhook_disabled {
+            return Err(SupervisorError::Disabled(app_id.to_owned()));
+        }
+        let mut state = self.state.lock().await;
+        stop_worker(&mut state, app_id).await;
+        let stream = self
+            .ctx
+            .js
+            .get_stream_no_info(RECORDS)
+            .await
+            .map_err(unavailable)?;
+        let name = consumer_name(app_id);
+        // Never start past an event the app has not acknowledged yet.
+        let undelivered = match stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
+            .await
+        {
+            Ok(mut consumer) => consumer
+                .info()
+                .await
+                .ok()
+                .map(|info| info.ack_floor.stream_sequence + 1),
+            Err(_) => None,
+        };
+        let start = match (since, undelivered) {
+            (Since::Sequence(seq), Some(floor)) => ReplayFrom::Sequence(seq.max(1).min(floor)),
+            (Since::Sequence(seq), None) => ReplayFrom::Sequence(seq.max(1)),
+            (Since::Time(at), Some(floor)) => match stream.direct_get(floor).await {
+                Ok(message) if message.time.timestamp_millis() < at.timestamp_millis() => {
+                    ReplayFrom::Sequence(floor)
+                }
+                _ => ReplayFrom::Time(at),
+            },
+            (Since::Time(at), None) => ReplayFrom::Time(at),
+        };
+        let _ = stream.delete_consumer(&name).await;
+        state.filters.remove(app_id);
+        let consumer = self
+            .ensure_consumer(&mut state, app_id, &filters, Some(start))
+            .await?;
+        let handle = worker::spawn(self.ctx.clone(), profile, consumer);
+        state.workers.insert(app_id.to_owned(), handle);
+        let (from_sequence, from_time) = match start {
+            ReplayFrom::Sequence(seq) => (Some(seq), None),
+            ReplayFrom::Time(at) => (None, Some(at)),
+            _ => (None, None),
+        };
+        tracing::info!(app = %app_id, ?start, "recovery started");
+        Ok(Recovered {
+            app_id: app_id.to_owned(),
+            from_sequence,
+            from_time,
+        })
+    }
+
+    /// Stop every worker, letting POSTs in flight finish.
+    pub async fn stop_all(&self) {
+        let mut state = self.state.lock().await;
+        let apps: Vec<String> = state.workers.keys().cloned().collect();
+        for app in apps {
+            stop_worker(&mut state, &app).await;
+        }
+    }
+}
+
+/// `rec.*.<entity>.*` for each entity the app reads.
+fn filters_of(profile: &AppProfile) -> Vec<String> {
+    let mut filters: Vec<String> = profile
+        .subscribed_entities()
+        .filter_map(|e| Token::parse("entity", e).ok())
+        .map(|e| RecordSubject::entity_all_orgs_filter(&e))
+        .collect();
+    filters.sort();
+    filters.dedup();
+    filters
+}
+
+async fn stop_worker(state: &mut State, app_id: &str) {
+    if let Some(worker) = state.workers.remove(app_id) {
+        let _ = worker.commands.send(Command::Stop);
+        // POSTs in flight end within the request timeout.
+        if tokio::time::timeout(Duration::from_secs(20), worker.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(app = %app_id, "delivery worker did not stop in time");
+        }
+    }
+}

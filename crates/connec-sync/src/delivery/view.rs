@@ -1,0 +1,302 @@
+//! A record as one receiving app sees it: its own local id when it told us
+//! one, reference fields translated to its local ids where known, in the
+//! external-ids array form (`[{"realm","provider","id"}]`), plus the change's
+//! `op`, `version` and `group_id`.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use mno_events::proto::{Op, RecordEvent};
+use serde_json::{json, Map, Value};
+
+/// The provider name of the platform's own ids.
+pub const CONNEC_PROVIDER: &str = "connec";
+
+/// Where delivery finds and records apps' local ids.
+#[async_trait]
+pub trait LocalIds: Send + Sync + 'static {
+    /// The app's local id of a record, if the app told us one.
+    async fn local_for_global(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+    ) -> Option<String>;
+    /// Record that `app` knows record `global` as `local` (an id_map answer).
+    async fn record_mapping(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+        local: &str,
+    ) -> Result<(), String>;
+}
+
+/// Which fields of an entity reference other records, and of which entity.
+pub trait ReferenceFields: Send + Sync + 'static {
+    /// `(field path, referenced entity)`; a path is `field` or `array[].field`.
+    fn references(&self, entity: &str) -> Vec<(String, String)>;
+}
+
+/// Ids learned from the record stream itself: every event an app makes
+/// carries that app's local id (`source.local_id`), and `id_mapped` events
+/// carry the ids apps sent back. Kept in memory, rebuilt as events pass.
+#[derive(Default)]
+pub struct LearnedIds {
+    map: DashMap<(String, String, String, String), String>,
+}
+
+impl LearnedIds {
+    /// Note the local id an event reveals, if any.
+    pub fn learn(&self, event: &RecordEvent) {
+        if let Some(source) = &event.source {
+            if !source.app_id.is_empty() && !source.local_id.is_empty() {
+                self.map.insert(
+                    (
+                        event.org.clone(),
+                        source.app_id.clone(),
+                        event.entity.clone(),
+                        event.record_id.clone(),
+                    ),
+                    source.local_id.clone(),
+                );
+            }
+        }
+    }
+
+    pub fn get(&self, org: &str, app: &str, entity: &str, global: &str) -> Option<String> {
+        self.map
+            .get(&(org.into(), app.into(), entity.into(), global.into()))
+            .map(|v| v.clone())
+    }
+
+    pub fn insert(&self, org: &str, app: &str, entity: &str, global: &str, local: &str) {
+        self.map.insert(
+            (org.into(), app.into(), entity.into(), global.into()),
+            local.into(),
+        );
+    }
+}
+
+/// References guessed from field names (`person_id` -> `people`), for
+/// entities the catalogue does not describe.
+pub struct GuessedReferences;
+
+impl ReferenceFields for GuessedReferences {
+    fn references(&self, _entity: &str) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The entity a `<name>_id` field most likely points at.
+pub fn guess_entity(field: &str) -> Option<String> {
+    let stem = field.strip_suffix("_id")?;
+    if stem.is_empty()
+        || matches!(
+            stem,
+            "group" | "channel" | "external" | "event" | "correlation"
+        )
+    {
+        return None;
+    }
+    Some(match stem {
+        "person" | "contact" | "lead" => "people".into(),
+        "company" => "company".into(),
+        "customer" | "supplier" | "organization" => "organizations".into(),
+        s if s.ends_with('y') && !s.ends_with("ay") => format!("{}ies", &s[..s.len() - 1]),
+        s => format!("{s}s"),
+    })
+}
+
+/// Every (path, entity, global id) reference in a state: declared fields,
+/// plus `*_id` string fields at the top level and in arrays of objects.
+fn references_in(
+    state: &Map<String, Value>,
+    declared: &[(String, String)],
+) -> Vec<(Vec<String>, String)> {
+    let declared: HashMap<&str, &str> = declared
+        .iter()
+        .map(|(p, e)| (p.as_str(), e.as_str()))
+        .collect();
+    let entity_for = |path: &str, field: &str| -> Option<String> {
+        declared
+            .get(path)
+            .map(|e| (*e).to_owned())
+            .or_else(|| guess_entity(field))
+    };
+    let mut out = Vec::new();
+    for (field, value) in state {
+        match value {
+            Value::String(_) if field != "id" => {
+                if let Some(entity) = entity_for(field, field) {
+                    out.push((vec![field.clone()], entity));
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let Value::Object(inner) = item else { continue };
+                    for (sub, value) in inner {
+                        if !value.is_string() || sub == "id" {
+                            continue;
+                        }
+                        let path = format!("{field}[].{sub}");
+                        if let Some(entity) = entity_for(&path, sub) {
+                            out.push((vec![field.clone(), i.to_string(), sub.clone()], entity));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn external_ids(org: &str, app: &str, global: &str, local: Option<String>) -> Value {
+    let mut ids = vec![json!({"realm": org, "provider": CONNEC_PROVIDER, "id": global})];
+    if let Some(local) = local {
+        ids.push(json!({"realm": org, "provider": app, "id": local}));
+    }
+    Value::Array(ids)
+}
+
+fn slot<'a>(state: &'a mut Map<String, Value>, path: &[String]) -> Option<&'a mut Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = state.get_mut(first)?;
+    for part in rest {
+        value = match value {
+            Value::Array(items) => items.get_mut(part.parse::<usize>().ok()?)?,
+            Value::Object(map) => map.get_mut(part)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// The record of `event` as `app` sees it.
+pub async fn record_for_app(
+    event: &RecordEvent,
+    app: &str,
+    ids: &dyn LocalIds,
+    refs: &dyn ReferenceFields,
+) -> Value {
+    let mut state = match event.state_json() {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    let org = event.org.as_str();
+    let local = ids
+        .local_for_global(org, app, &event.entity, &event.record_id)
+        .await;
+    let declared = refs.references(&event.entity);
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut translated: HashMap<(String, String), Option<String>> = HashMap::new();
+    for (path, entity) in references_in(&state, &declared) {
+        let Some(Value::String(global)) = slot(&mut state, &path).map(|v| v.clone()) else {
+            continue;
+        };
+        if seen.insert((entity.clone(), global.clone())) {
+            let local = ids.local_for_global(org, app, &entity, &global).await;
+            translated.insert((entity.clone(), global.clone()), local);
+        }
+        let local = translated.get(&(entity, global.clone())).cloned().flatten();
+        if let Some(value) = slot(&mut state, &path) {
+            *value = external_ids(org, app, &global, local);
+        }
+    }
+    state.insert("id".into(), external_ids(org, app, &event.record_id, local));
+    state.insert("group_id".into(), json!(org));
+    state.insert("resource_type".into(), json!(event.entity));
+    state.insert("op".into(), json!(event.op_kind().api_name()));
+    state.insert("version".into(), json!(event.version));
+    if event.op_kind() == Op::Deleted {
+        state.insert("deleted".into(), json!(true));
+    }
+    Value::Object(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mno_events::envelope::canonical_json;
+    use mno_events::proto::Source;
+
+    struct Learned(LearnedIds);
+
+    #[async_trait]
+    impl LocalIds for Learned {
+        async fn local_for_global(&self, o: &str, a: &str, e: &str, g: &str) -> Option<String> {
+            self.0.get(o, a, e, g)
+        }
+        async fn record_mapping(
+            &self,
+            o: &str,
+            a: &str,
+            e: &str,
+            g: &str,
+            l: &str,
+        ) -> Result<(), String> {
+            self.0.insert(o, a, e, g, l);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn guesses_referenced_entities() {
+        assert_eq!(guess_entity("person_id").as_deref(), Some("people"));
+        assert_eq!(guess_entity("item_id").as_deref(), Some("items"));
+        assert_eq!(guess_entity("tax_code_id").as_deref(), Some("tax_codes"));
+        assert_eq!(
+            guess_entity("opportunity_id").as_deref(),
+            Some("opportunities")
+        );
+        assert_eq!(guess_entity("group_id"), None);
+        assert_eq!(guess_entity("name"), None);
+    }
+
+    #[tokio::test]
+    async fn translates_the_id_and_references_into_the_apps_ids() {
+        let ids = Learned(LearnedIds::default());
+        ids.0.learn(&RecordEvent {
+            org: "org1".into(),
+            entity: "invoices".into(),
+            record_id: "g-inv".into(),
+            source: Some(Source {
+                app_id: "b".into(),
+                local_id: "INV-9".into(),
+            }),
+            ..Default::default()
+        });
+        ids.0.insert("org1", "b", "people", "g-person", "P-1");
+        let event = RecordEvent {
+            org: "org1".into(),
+            entity: "invoices".into(),
+            record_id: "g-inv".into(),
+            op: Op::Updated as i32,
+            version: 3,
+            state: canonical_json(&json!({
+                "title": "x",
+                "person_id": "g-person",
+                "lines": [{"item_id": "g-item", "amount": "1.00"}]
+            })),
+            ..Default::default()
+        };
+        let record = record_for_app(&event, "b", &ids, &GuessedReferences).await;
+        assert_eq!(
+            record["id"],
+            json!([{"realm":"org1","provider":"connec","id":"g-inv"},{"realm":"org1","provider":"b","id":"INV-9"}])
+        );
+        assert_eq!(record["person_id"][1]["id"], "P-1");
+        assert_eq!(
+            record["lines"][0]["item_id"],
+            json!([{"realm":"org1","provider":"connec","id":"g-item"}])
+        );
+        assert_eq!(record["op"], "updated");
+        assert_eq!(record["version"], 3);
+        assert_eq!(record["group_id"], "org1");
+        assert_eq!(record["title"], "x");
+    }
+}

@@ -1,0 +1,632 @@
+//! One app's delivery worker: reads the app's durable consumer, drops what
+//! the app must not get (its own changes, orgs without sharing), keeps the
+//! rest in per-record lanes, and POSTs batches to the app's webhook.
+//!
+//! Events stay unacknowledged until delivered or dead-lettered, so a crash
+//! of the process or of nats-server loses nothing: JetStream redelivers, and
+//! the same event goes out under the same webhook-id.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::PullConsumer, AckKind, Message};
+use bytes::Bytes;
+use futures::StreamExt;
+use mno_events::directory::{AppProfile, Directory};
+use mno_events::proto::{Op, RecordEvent};
+use rand::Rng;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::config::DeliveryConfig;
+use super::dlq::{self, DeadLetter, StoredLetter};
+use super::lanes::{Batch, Lanes, Pending};
+use super::log::{AttemptStatus, DeliveryLog, LogEntry};
+use super::send::{Attempt, Outcome, Sender};
+use super::view::{self, LearnedIds, LocalIds, ReferenceFields};
+
+/// What every worker shares.
+pub struct Context {
+    pub js: jetstream::Context,
+    pub directory: Arc<dyn Directory>,
+    pub config: DeliveryConfig,
+    pub sender: Sender,
+    pub log: DeliveryLog,
+    pub ids: Arc<dyn LocalIds>,
+    pub refs: Arc<dyn ReferenceFields>,
+    pub learned: Arc<LearnedIds>,
+}
+
+pub enum Command {
+    /// The app's profile changed (URL, secrets, subscriptions).
+    Profile(AppProfile),
+    /// An install of the app changed: read the installs again now.
+    InstallsChanged,
+    /// Deliver a dead letter again.
+    Redrive(StoredLetter),
+    Stop,
+}
+
+pub struct WorkerHandle {
+    pub commands: mpsc::UnboundedSender<Command>,
+    pub task: JoinHandle<()>,
+}
+
+pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> WorkerHandle {
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let worker = Worker {
+        ctx,
+        profile,
+        consumer,
+        installs: Installs::default(),
+        lanes: Lanes::default(),
+        in_flight: JoinSet::new(),
+        linger_until: None,
+        stopping: false,
+    };
+    let task = tokio::spawn(worker.run(inbox));
+    WorkerHandle { commands, task }
+}
+
+/// The orgs that installed the app with data sharing on, read lazily.
+#[derive(Default)]
+struct Installs {
+    sharing: HashSet<String>,
+    read_at: Option<Instant>,
+}
+
+struct Worker {
+    ctx: Arc<Context>,
+    profile: AppProfile,
+    consumer: PullConsumer,
+    installs: Installs,
+    lanes: Lanes,
+    in_flight: JoinSet<Sent>,
+    linger_until: Option<Instant>,
+    stopping: bool,
+}
+
+/// A finished POST and the batch it carried.
+struct Sent {
+    batch: Batch,
+    webhook_id: String,
+    attempt: Attempt,
+}
+
+type Messages = async_nats::jetstream::consumer::pull::Stream;
+
+impl Worker {
+    async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        let app = self.profile.app_id.clone();
+        tracing::info!(%app, "delivery worker started");
+        let mut messages: Option<Messages> = None;
+        let mut keep_alive = tokio::time::interval(self.ctx.config.ack_wait / 3);
+        loop {
+            if !self.stopping {
+                self.dispatch().await;
+            }
+            if self.stopping && self.in_flight.is_empty() {
+                break;
+            }
+            if messages.is_none() && !self.stopping {
+                messages = self.open_messages().await;
+            }
+            let next_due = self.lanes.next_due();
+            let linger = self.linger_until;
+            let room = self.lanes.held() < self.ctx.config.max_ack_pending as usize;
+            tokio::select! {
+                command = inbox.recv() => match command {
+                    None | Some(Command::Stop) => self.stopping = true,
+                    Some(Command::Profile(profile)) => {
+                        self.profile = profile;
+                        self.installs.read_at = None;
+                    }
+                    Some(Command::InstallsChanged) => self.installs.read_at = None,
+                    Some(Command::Redrive(letter)) => self.redrive(letter),
+                },
+                next = next_message(&mut messages), if !self.stopping && room => match next {
+                    Some(Ok(message)) => self.admit(message).await,
+                    Some(Err(e)) => tracing::debug!(%app, error = %e, "consumer hiccup"),
+                    None => {
+                        messages = None;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                },
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match done {
+                        Ok(sent) => self.settle(sent).await,
+                        Err(e) => tracing::error!(%app, error = %e, "a webhook POST task failed"),
+                    }
+                }
+                _ = sleep_until(next_due), if next_due.is_some() => self.lanes.wake(Instant::now()),
+                _ = sleep_until(linger), if linger.is_some() => {}
+                _ = keep_alive.tick() => self.keep_alive().await,
+            }
+        }
+        tracing::info!(%app, held = self.lanes.held(), "delivery worker stopped");
+    }
+
+    async fn open_messages(&self) -> Option<Messages> {
+        match self
+            .consumer
+            .stream()
+            .max_messages_per_batch(self.ctx.config.batch_max.max(64))
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(stream) => Some(stream),
+            Err(e) => {
+                tracing::warn!(app = %self.profile.app_id, error = %e, "cannot read the app's consumer yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                None
+            }
+        }
+    }
+
+    /// Decide what to do with one message from the consumer.
+    async fn admit(&mut self, message: Message) {
+        let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
+            return;
+        };
+        if self.lanes.is_held(seq) {
+            self.lanes.push(pending(
+                seq,
+                Arc::new(RecordEvent::default()),
+                Some(message),
+            ));
+            return;
+        }
+        let event = match RecordEvent::from_bytes(&message.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "skipping a record message that is not a RecordEvent");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        self.ctx.learned.learn(&event);
+        if !self.wants(&event).await {
+            let _ = message.ack().await;
+            return;
+        }
+        self.lanes
+            .push(pending(seq, Arc::new(event), Some(message)));
+    }
+
+    /// Whether the app should get this event.
+    async fn wants(&mut self, event: &RecordEvent) -> bool {
+        let from_this_app = event
+            .source
+            .as_ref()
+            .is_some_and(|s| s.app_id == self.profile.app_id);
+        if from_this_app || event.op_kind() == Op::IdMapped {
+            return false;
+        }
+        if !self
+            .profile
+            .subscribed_entities()
+            .any(|e| e == event.entity)
+        {
+            return false;
+        }
+        self.shares(&event.org).await
+    }
+
+    /// Whether `org` installed the app with data sharing on (cached for `installs_ttl`).
+    async fn shares(&mut self, org: &str) -> bool {
+        let stale = self
+            .installs
+            .read_at
+            .is_none_or(|at| at.elapsed() >= self.ctx.config.installs_ttl);
+        if stale {
+            match self
+                .ctx
+                .directory
+                .installs_of_app(&self.profile.app_id)
+                .await
+            {
+                Ok(installs) => {
+                    self.installs.sharing = installs
+                        .into_iter()
+                        .filter(|i| i.data_sharing)
+                        .map(|i| i.org)
+                        .collect();
+                    self.installs.read_at = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(app = %self.profile.app_id, error = %e, "installs unknown; using what was read before")
+                }
+            }
+        }
+        self.installs.sharing.contains(org)
+    }
+
+    fn redrive(&mut self, stored: StoredLetter) {
+        let Some(event) = stored.letter.record_event() else {
+            tracing::warn!(seq = stored.seq, "dead letter carries no readable event");
+            return;
+        };
+        let mut redriven = pending(0, Arc::new(event), None);
+        redriven.dlq_seq = Some(stored.seq);
+        self.lanes.push(redriven);
+    }
+
+    /// Start as many POSTs as allowed.
+    async fn dispatch(&mut self) {
+        let ctx = self.ctx.clone();
+        let config = &ctx.config;
+        if self.profile.webhook_disabled || self.profile.webhook_url.is_none() {
+            return;
+        }
+        while self.in_flight.len() < config.max_in_flight.max(1) && self.lanes.has_ready() {
+            if !config.linger.is_zero() && self.lanes.ready_lanes() < config.batch_max {
+                match self.linger_until {
+                    None => {
+                        self.linger_until = Some(Instant::now() + config.linger);
+                        return;
+                    }
+                    Some(until) if until > Instant::now() => return,
+                    Some(_) => self.linger_until = None,
+                }
+            }
+            let Some(batch) = self.lanes.take_batch(config.batch_max.max(1)) else {
+                return;
+            };
+            if !self.shares(&batch.org).await {
+                self.skip(batch).await;
+                continue;
+            }
+            self.send(batch);
+        }
+    }
+
+    /// The org stopped sharing with the app: acknowledge its events without sending them.
+    async fn skip(&mut self, batch: Batch) {
+        for (key, events) in &batch.lanes {
+            for event in events {
+                if let Some(message) = &event.message {
+                    let _ = message.ack().await;
+                }
+            }
+            self.lanes.finish(key, events);
+        }
+        for dropped in self.lanes.drop_org(&batch.org) {
+            if let Some(message) = &dropped.message {
+                let _ = message.ack().await;
+            }
+        }
+    }
+
+    fn send(&mut self, batch: Batch) {
+        let ctx = self.ctx.clone();
+        let app = self.profile.app_id.clone();
+        let url = self.profile.webhook_url.clone().unwrap_or_default();
+        let secrets = self.profile.webhook_secrets.clone();
+        self.in_flight.spawn(async move {
+            let webhook_id = webhook_id(&batch);
+            let body = body(&ctx, &app, &batch).await;
+            let attempt = ctx.sender.post(&url, &secrets, &webhook_id, body).await;
+            if attempt.outcome == Outcome::Delivered {
+                record_id_map(&ctx, &app, &batch.org, &attempt.response).await;
+            }
+            Sent {
+                batch,
+                webhook_id,
+                attempt,
+            }
+        });
+    }
+
+    /// Act on a finished POST: ack, retry later, dead-letter, or disable.
+    async fn settle(&mut self, sent: Sent) {
+        let Sent {
+            batch,
+            webhook_id,
+            attempt,
+        } = sent;
+        let first_attempt = batch.events().map(|p| p.attempts).max().unwrap_or(0) + 1;
+        let status = match attempt.outcome {
+            Outcome::Delivered => AttemptStatus::Delivered,
+            Outcome::Gone => AttemptStatus::Disabled,
+            _ => AttemptStatus::Failed,
+        };
+        self.log(&batch, &webhook_id, first_attempt, status, &attempt);
+        match attempt.outcome {
+            Outcome::Delivered => {
+                for (key, events) in &batch.lanes {
+                    for event in events {
+                        self.acknowledge(event).await;
+                    }
+                    self.lanes.finish(key, events);
+                }
+            }
+            Outcome::Gone => {
+                let reason = format!(
+                    "the receiver at {} answered 410 Gone",
+                    self.profile.webhook_url.as_deref().unwrap_or("")
+                );
+                if let Err(e) = self
+                    .ctx
+                    .directory
+                    .disable_webhook(&self.profile.app_id, &reason)
+                    .await
+                {
+                    tracing::warn!(app = %self.profile.app_id, error = %e, "could not record the disabled webhook");
+                }
+                self.profile.webhook_disabled = true;
+                for (key, events) in batch.lanes {
+                    self.lanes
+                        .retry_later(&key, events, Instant::now(), Duration::ZERO);
+                }
+                // Held events are left unacknowledged: they go out when the app is re-enabled.
+                self.stopping = true;
+            }
+            Outcome::Retry { retry_after } => {
+                for (key, events) in batch.lanes {
+                    self.fail_lane(&key, events, &attempt, retry_after, false)
+                        .await;
+                }
+            }
+            Outcome::Fatal => {
+                for (key, events) in batch.lanes {
+                    self.fail_lane(&key, events, &attempt, None, true).await;
+                }
+            }
+        }
+    }
+
+    /// Count a failure on a lane's events; dead-letter the exhausted ones, retry the rest later.
+    async fn fail_lane(
+        &mut self,
+        key: &str,
+        events: Vec<Pending>,
+        attempt: &Attempt,
+        retry_after: Option<Duration>,
+        fatal: bool,
+    ) {
+        let schedule = &self.ctx.config.retry_schedule;
+        let mut back = Vec::new();
+        let mut dead = Vec::new();
+        for mut event in events {
+            event.attempts += 1;
+            if fatal || event.attempts as usize > schedule.len() {
+                dead.push(event);
+            } else {
+                back.push(event);
+            }
+        }
+        let mut parked = Vec::new();
+        for event in dead {
+            if self.dead_letter(&event, attempt).await {
+                parked.push(event);
+            } else {
+                // The DLQ did not take it: keep it and try again shortly.
+                event_back(&mut back, event);
+            }
+        }
+        if !parked.is_empty() {
+            self.lanes.forget(&parked);
+        }
+        if back.is_empty() {
+            self.lanes.finish(key, &[]);
+            return;
+        }
+        let attempts = back[0].attempts.max(1) as usize;
+        let delay = schedule
+            .get(attempts - 1)
+            .copied()
+            .map(|d| jittered(d, self.ctx.config.jitter))
+            .unwrap_or(Duration::from_secs(5));
+        let delay = retry_after.map_or(delay, |r| r.max(delay));
+        self.lanes.retry_later(key, back, Instant::now(), delay);
+    }
+
+    /// Park an event in the DLQ and ack it; false if the DLQ did not take it.
+    async fn dead_letter(&self, event: &Pending, attempt: &Attempt) -> bool {
+        let reason = match (&attempt.outcome, attempt.status) {
+            (Outcome::Fatal, _) => attempt.response.clone(),
+            (_, Some(status)) => format!(
+                "the receiver answered {status} on all {} attempts",
+                event.attempts
+            ),
+            (_, None) => format!(
+                "no answer from the receiver in {} attempts: {}",
+                event.attempts, attempt.response
+            ),
+        };
+        let letter = DeadLetter::new(
+            &self.profile.app_id,
+            &event.event,
+            event.seq,
+            reason,
+            event.attempts,
+            attempt.status,
+            attempt.response.clone(),
+        );
+        match dlq::publish(&self.ctx.js, &letter).await {
+            Ok(dlq_seq) => {
+                tracing::warn!(app = %self.profile.app_id, event_id = %event.event.event_id, dlq_seq, "dead-lettered");
+                self.ctx.log.push(LogEntry {
+                    at: chrono::Utc::now(),
+                    app_id: self.profile.app_id.clone(),
+                    org: event.event.org.clone(),
+                    webhook_id: event.event.event_id.clone(),
+                    event_ids: vec![event.event.event_id.clone()],
+                    attempt: event.attempts,
+                    status: AttemptStatus::DeadLettered,
+                    http_status: attempt.status,
+                    latency_ms: 0.0,
+                    error: Some(letter.reason.clone()),
+                });
+                self.acknowledge(event).await;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(app = %self.profile.app_id, error = %e, "the DLQ did not take a dead letter");
+                false
+            }
+        }
+    }
+
+    /// Ack the event's message; remove the dead letter it was redriven from.
+    async fn acknowledge(&self, event: &Pending) {
+        if let Some(message) = &event.message {
+            if let Err(e) = message.ack().await {
+                tracing::debug!(error = %e, "ack not sent; the event may be delivered again");
+            }
+        }
+        if let Some(dlq_seq) = event.dlq_seq {
+            if let Err(e) = dlq::remove(&self.ctx.js, dlq_seq).await {
+                tracing::warn!(dlq_seq, error = %e, "redriven, but the dead letter could not be removed");
+            }
+        }
+    }
+
+    /// Tell JetStream that held events are still being worked on.
+    async fn keep_alive(&self) {
+        for message in self.lanes.queued_messages() {
+            let _ = message.ack_with(AckKind::Progress).await;
+        }
+    }
+
+    fn log(
+        &self,
+        batch: &Batch,
+        webhook_id: &str,
+        attempt_no: u32,
+        status: AttemptStatus,
+        attempt: &Attempt,
+    ) {
+        let error = match status {
+            AttemptStatus::Delivered => None,
+            _ => Some(attempt.response.chars().take(500).collect()),
+        };
+        self.ctx.log.push(LogEntry {
+            at: chrono::Utc::now(),
+            app_id: self.profile.app_id.clone(),
+            org: batch.org.clone(),
+            webhook_id: webhook_id.to_owned(),
+            event_ids: batch.events().map(|p| p.event.event_id.clone()).collect(),
+            attempt: attempt_no,
+            status,
+            http_status: attempt.status,
+            latency_ms: attempt.latency.as_secs_f64() * 1000.0,
+            error,
+        });
+    }
+}
+
+fn event_back(back: &mut Vec<Pending>, event: Pending) {
+    back.insert(0, event);
+}
+
+fn pending(seq: u64, event: Arc<RecordEvent>, message: Option<Message>) -> Pending {
+    Pending {
+        seq,
+        event,
+        message,
+        dlq_seq: None,
+        attempts: 0,
+        received: Instant::now(),
+    }
+}
+
+async fn next_message(
+    messages: &mut Option<Messages>,
+) -> Option<Result<Message, async_nats::jetstream::consumer::pull::MessagesError>> {
+    match messages {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Spread a delay by ±`jitter` so that retries of many events do not arrive together.
+fn jittered(delay: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return delay;
+    }
+    let factor = rand::thread_rng().gen_range((1.0 - jitter)..=(1.0 + jitter));
+    delay.mul_f64(factor.max(0.0))
+}
+
+/// The webhook-id names the content: one event's id, or a digest of the ids
+/// of several, so the same POST always carries the same id.
+pub fn webhook_id(batch: &Batch) -> String {
+    let ids: Vec<&str> = batch.events().map(|p| p.event.event_id.as_str()).collect();
+    match ids.as_slice() {
+        [one] => (*one).to_owned(),
+        many => {
+            let digest = Sha256::digest(many.join(",").as_bytes());
+            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("batch_{hex}")
+        }
+    }
+}
+
+/// `{"<entity>": [records in the app's view]}`, in batch order within each entity.
+async fn body(ctx: &Context, app: &str, batch: &Batch) -> Bytes {
+    let mut by_entity: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for pending in batch.events() {
+        let record = view::record_for_app(&pending.event, app, &*ctx.ids, &*ctx.refs).await;
+        by_entity
+            .entry(pending.event.entity.clone())
+            .or_default()
+            .push(record);
+    }
+    Bytes::from(serde_json::to_vec(&by_entity).expect("records serialise"))
+}
+
+#[derive(Deserialize)]
+struct IdMapAnswer {
+    #[serde(default)]
+    id_map: Vec<IdMapEntry>,
+}
+
+#[derive(Deserialize)]
+struct IdMapEntry {
+    entity: String,
+    id: String,
+    local_id: String,
+}
+
+/// A 2xx answer may carry `{"id_map": [{"entity","id","local_id"}]}`: record each mapping.
+async fn record_id_map(ctx: &Context, app: &str, org: &str, response: &str) {
+    let Ok(answer) = serde_json::from_str::<IdMapAnswer>(response) else {
+        return;
+    };
+    let mut seen = HashMap::new();
+    for entry in answer.id_map {
+        if seen
+            .insert((entry.entity.clone(), entry.id.clone()), ())
+            .is_some()
+        {
+            continue;
+        }
+        match ctx
+            .ids
+            .record_mapping(org, app, &entry.entity, &entry.id, &entry.local_id)
+            .await
+        {
+            Ok(()) => ctx
+                .learned
+                .insert(org, app, &entry.entity, &entry.id, &entry.local_id),
+            Err(e) => {
+                tracing::warn!(%app, %org, entity = %entry.entity, id = %entry.id, error = %e, "id_map answer not recorded")
+            }
+        }
+    }
+}
