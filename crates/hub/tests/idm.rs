@@ -3,6 +3,13 @@
 
 mod common;
 
+on_both_databases!(
+    cached_decisions_are_dropped_by_hub_events_not_by_age,
+    a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache,
+    the_check_over_nats_answers_as_in_process,
+    the_directory_over_nats_answers_as_in_process_and_disabling_a_webhook_emits_an_event,
+);
+
 use std::time::{Duration, Instant};
 
 use common::World;
@@ -110,9 +117,7 @@ async fn until_denied(idm: &dyn Idm, request: &IdmRequest) -> Duration {
     started.elapsed()
 }
 
-#[tokio::test]
-async fn cached_decisions_are_dropped_by_hub_events_not_by_age() {
-    let world = World::sqlite().await;
+async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: World) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;
     let cache = CachingIdm::start(hub.idm(), world.bus.client.clone(), NO_TTL)
@@ -172,9 +177,7 @@ async fn cached_decisions_are_dropped_by_hub_events_not_by_age() {
     hub.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache() {
-    let world = World::sqlite().await;
+async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache(world: World) {
     let hub = world
         .hub(HubConfig {
             credential_overlap: Duration::ZERO,
@@ -224,9 +227,7 @@ async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cach
     hub.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_check_over_nats_answers_as_in_process() {
-    let world = World::sqlite().await;
+async fn the_check_over_nats_answers_as_in_process(world: World) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;
     let remote = NatsIdm::new(world.nats.client().await);
@@ -311,9 +312,9 @@ async fn the_check_over_nats_answers_as_in_process() {
     hub.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_directory_over_nats_answers_as_in_process_and_disabling_a_webhook_emits_an_event() {
-    let world = World::sqlite().await;
+async fn the_directory_over_nats_answers_as_in_process_and_disabling_a_webhook_emits_an_event(
+    world: World,
+) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;
     let remote = NatsDirectory::new(world.nats.client().await);

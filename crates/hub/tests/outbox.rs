@@ -3,6 +3,13 @@
 
 mod common;
 
+on_both_databases!(
+    a_crash_after_the_commit_and_before_the_publish_loses_nothing,
+    a_crash_after_the_publish_and_before_marking_doubles_nothing,
+    no_double_even_after_the_duplicate_window_has_passed,
+    events_carry_the_envelope_and_the_msg_id,
+);
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -45,9 +52,7 @@ fn assert_each_outbox_id_once(events: &[mno_events::proto::HubEvent], expected: 
     assert_eq!(ids, sorted, "published out of outbox order");
 }
 
-#[tokio::test]
-async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing() {
-    let world = World::sqlite().await;
+async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing(world: World) {
     let hub = world
         .hub(with_failpoint(RelayFailpoint::NeverPublish))
         .await;
@@ -77,9 +82,7 @@ async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing() {
     hub.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_crash_after_the_publish_and_before_marking_doubles_nothing() {
-    let world = World::sqlite().await;
+async fn a_crash_after_the_publish_and_before_marking_doubles_nothing(world: World) {
     let hub = world
         .hub(with_failpoint(RelayFailpoint::PublishWithoutMarking))
         .await;
@@ -102,9 +105,7 @@ async fn a_crash_after_the_publish_and_before_marking_doubles_nothing() {
 
 /// Beyond JetStream's duplicate window, the relay still does not double: on
 /// start it checks the stream itself for rows published but not marked.
-#[tokio::test]
-async fn no_double_even_after_the_duplicate_window_has_passed() {
-    let world = World::sqlite().await;
+async fn no_double_even_after_the_duplicate_window_has_passed(world: World) {
     // A HUB stream whose duplicate window is short enough to outwait.
     world.bus.js.delete_stream("HUB").await.unwrap();
     let mut config = mno_events::streams::hub(1);
@@ -129,9 +130,7 @@ async fn no_double_even_after_the_duplicate_window_has_passed() {
     hub.shutdown().await;
 }
 
-#[tokio::test]
-async fn events_carry_the_envelope_and_the_msg_id() {
-    let world = World::sqlite().await;
+async fn events_carry_the_envelope_and_the_msg_id(world: World) {
     let hub = world.hub(HubConfig::default()).await;
     let user = users::create(hub.store(), "ann@example.com", "Ann", "x")
         .await

@@ -7,6 +7,41 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+/// Run each named `async fn(&TestPlatform) -> Result<()>` on a platform over
+/// SQLite and again over a throwaway PostgreSQL cluster.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    let platform = mno_e2e::TestPlatform::spawn().await;
+                    super::$name(&platform).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() -> anyhow::Result<()> {
+                    let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start).await?;
+                    let url = postgres.url();
+                    let platform =
+                        mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
+                    super::$name(&platform).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs,
+    members_read_by_role_and_lose_access_when_removed,
+    a_signed_out_session_stops_working,
+    an_app_reads_its_own_settings_with_basic_auth_and_never_sees_a_secret,
+);
+
 fn session(token: &str) -> serde_json::Value {
     json!({"type": "session", "token": token})
 }
@@ -15,10 +50,9 @@ fn app_credential(key: &str, secret: &str) -> serde_json::Value {
     json!({"type": "app", "key": key, "secret": secret})
 }
 
-#[tokio::test]
-async fn a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs() -> Result<()>
-{
-    let platform = TestPlatform::spawn().await;
+async fn a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
 
     let (ann, token) = hub.signup_and_login("ann@example.com").await?;
@@ -127,9 +161,7 @@ async fn a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_ins
     Ok(())
 }
 
-#[tokio::test]
-async fn members_read_by_role_and_lose_access_when_removed() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn members_read_by_role_and_lose_access_when_removed(platform: &TestPlatform) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (_, owner) = hub.signup_and_login("owner@example.com").await?;
     let (bob, bob_token) = hub.signup_and_login("bob@example.com").await?;
@@ -183,9 +215,7 @@ async fn members_read_by_role_and_lose_access_when_removed() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_signed_out_session_stops_working() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn a_signed_out_session_stops_working(platform: &TestPlatform) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (_, token) = hub.signup_and_login("carol@example.com").await?;
     hub.logout(&token).await?;
@@ -199,9 +229,9 @@ async fn a_signed_out_session_stops_working() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn an_app_reads_its_own_settings_with_basic_auth_and_never_sees_a_secret() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn an_app_reads_its_own_settings_with_basic_auth_and_never_sees_a_secret(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (token, org, app) = hub
         .org_with_app(

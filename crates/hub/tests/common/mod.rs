@@ -10,11 +10,35 @@ use mno_events::proto::HubEvent;
 use mno_harness::NatsServer;
 use mno_hub::{Hub, HubConfig, HubDeps};
 
+/// Run each named `async fn(World)` twice: on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::World::sqlite().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::World::postgres().await).await
+                }
+            )*
+        }
+    };
+}
+
 pub struct World {
     pub nats: NatsServer,
     pub bus: Bus,
     pub database_url: String,
     pub _dir: tempfile::TempDir,
+    pub _postgres: Option<mno_harness::Postgres>,
 }
 
 impl World {
@@ -23,6 +47,17 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let url = mno_events::db::sqlite_url(dir.path());
         Self::with_database(url, dir).await
+    }
+
+    /// The same, with a throwaway PostgreSQL cluster instead of SQLite.
+    pub async fn postgres() -> World {
+        let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut world = Self::with_database(postgres.url(), dir).await;
+        world._postgres = Some(postgres);
+        world
     }
 
     pub async fn with_database(database_url: String, dir: tempfile::TempDir) -> World {
@@ -36,6 +71,7 @@ impl World {
             bus,
             database_url,
             _dir: dir,
+            _postgres: None,
         }
     }
 
