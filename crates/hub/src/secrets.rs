@@ -114,6 +114,19 @@ mod tests {
         assert!(!verify_password("anything", "not a phc string"));
     }
 
+    /// Unknown users are checked against the dummy hash: the same algorithm and
+    /// cost as a real one, so both answers take one argon2 verification.
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_costs() {
+        let real = hash_password("some password").unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        let dummy = PasswordHash::new(dummy_password_hash()).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert!(!verify_password("some password", dummy_password_hash()));
+    }
+
     #[test]
     fn secrets_are_random_and_prefixed() {
         let a = new_session_token();

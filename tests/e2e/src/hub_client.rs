@@ -337,3 +337,53 @@ fn str_field(body: &Value, field: &str) -> Result<String> {
         .map(str::to_owned)
         .with_context(|| format!("no string field {field:?} in {body}"))
 }
+
+/// A fingerprint of everything the Hub stores: row counts of its tables, the
+/// outbox length and the latest update times. Equal before and after a
+/// rejected request shows that the request changed nothing.
+pub async fn hub_fingerprint(db: &sqlx::AnyPool) -> Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for table in [
+        "hub_users",
+        "hub_sessions",
+        "hub_orgs",
+        "hub_members",
+        "hub_apps",
+        "hub_app_credentials",
+        "hub_webhook_secrets",
+        "hub_installs",
+        "hub_outbox",
+    ] {
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(db)
+            .await?;
+        out.push((format!("{table} rows"), count));
+    }
+    for table in [
+        "hub_users",
+        "hub_orgs",
+        "hub_members",
+        "hub_apps",
+        "hub_installs",
+    ] {
+        let latest: i64 =
+            sqlx::query_scalar(&format!("SELECT COALESCE(MAX(updated_at), 0) FROM {table}"))
+                .fetch_one(db)
+                .await?;
+        out.push((format!("{table} latest update"), latest));
+    }
+    for (what, sql) in [
+        (
+            "revoked sessions",
+            "SELECT COUNT(*) FROM hub_sessions WHERE revoked_at IS NOT NULL",
+        ),
+        (
+            "expiring credentials",
+            "SELECT COUNT(*) FROM hub_app_credentials WHERE expires_at IS NOT NULL",
+        ),
+    ] {
+        let count: i64 = sqlx::query_scalar(sql).fetch_one(db).await?;
+        out.push((what.to_owned(), count));
+    }
+    Ok(out)
+}
