@@ -148,6 +148,10 @@ impl Worker {
                 _ = keep_alive.tick() => self.keep_alive().await,
             }
         }
+        // Hand what is still held back to JetStream at once, for the next worker to pick up.
+        for message in self.lanes.queued_messages() {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
+        }
         tracing::info!(%app, held = self.lanes.held(), "delivery worker stopped");
     }
 
