@@ -99,10 +99,18 @@ impl Hub {
                     .spawn(stopped.clone()),
             ];
         if config.serve_nats {
+            let cached: Arc<dyn Idm> = Arc::new(
+                mno_events::idm::CachingIdm::start(
+                    Arc::new(hub_idm.clone()),
+                    deps.bus.client.clone(),
+                    mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
+                )
+                .await?,
+            );
             tasks.extend(
                 responder::spawn(
                     deps.bus.client.clone(),
-                    hub_idm.clone(),
+                    cached,
                     hub_directory.clone(),
                     stopped,
                 )

@@ -2,6 +2,9 @@
 //! `mno.idm.v1.check` (an [`IdmRequest`] → an [`IdmReply`]) and
 //! `mno.directory.v1.<call>` (a [`DirectoryRequest`] → a [`DirectoryReply`]).
 //!
+//! The check is answered through a [`mno_events::idm::CachingIdm`] kept fresh
+//! by Hub events, like the in-process one Connec! and Impac! use.
+//!
 //! Both subscribe in the queue group `mno-hub`, so several Hubs share the load.
 //! Each request is answered in its own task: a slow database read does not
 //! hold up the others.
@@ -19,14 +22,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::directory::HubDirectory;
-use crate::idm::HubIdm;
 
 pub const QUEUE_GROUP: &str = "mno-hub";
 
 /// Subscribe (before returning) and answer until `stop` turns true.
 pub async fn spawn(
     client: async_nats::Client,
-    idm: HubIdm,
+    idm: Arc<dyn Idm>,
     directory: HubDirectory,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
@@ -38,7 +40,6 @@ pub async fn spawn(
         .await?;
     client.flush().await?;
 
-    let idm = Arc::new(idm);
     let directory = Arc::new(directory);
     let idm_task = serve(client.clone(), checks, stop.clone(), move |payload, _| {
         let idm = idm.clone();
@@ -90,7 +91,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("replies always serialise")
 }
 
-async fn answer_check(idm: &HubIdm, payload: &[u8]) -> Vec<u8> {
+async fn answer_check(idm: &Arc<dyn Idm>, payload: &[u8]) -> Vec<u8> {
     let reply = match serde_json::from_slice::<IdmRequest>(payload) {
         Ok(request) => match idm.check(&request).await {
             Ok(decision) => IdmReply::Decision(decision),

@@ -3,6 +3,7 @@
 //! `{"scenario","value","baseline","ratio",...}` at the end.
 
 pub mod bus;
+pub mod idm;
 pub mod report;
 
 use anyhow::Result;
@@ -17,10 +18,13 @@ pub struct Args {
 enum Scenario {
     /// The raw-bus baselines: pipelined publish, publish awaiting each ack, durable consume, ordered replay.
     Bus(bus::Args),
+    /// The IDM check: cached in process, and over NATS request-reply against a raw NATS echo.
+    Idm(idm::Args),
 }
 
 pub async fn run(args: Args) -> Result<()> {
     match args.scenario {
         Scenario::Bus(args) => bus::run(args).await,
+        Scenario::Idm(args) => idm::run(args).await,
     }
 }
