@@ -10,6 +10,8 @@
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
 
 pub mod delivery;
+pub mod entities;
+pub mod exact_json;
 
 use std::sync::Arc;
 
