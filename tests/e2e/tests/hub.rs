@@ -36,6 +36,8 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    a_service_apart_sees_revocations_through_its_cache,
+    concurrent_changes_all_land_with_one_event_each,
     a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs,
     members_read_by_role_and_lose_access_when_removed,
     a_signed_out_session_stops_working,
@@ -267,5 +269,154 @@ async fn an_app_reads_its_own_settings_with_basic_auth_and_never_sees_a_secret(
             .await?;
         assert_eq!(installs["installs"][0]["org_id"], org);
     }
+    Ok(())
+}
+
+/// A service running apart asks over NATS through a `CachingIdm`: an uninstall
+/// and a member removal reach it by Hub event, not by the cache's age.
+async fn a_service_apart_sees_revocations_through_its_cache(platform: &TestPlatform) -> Result<()> {
+    use mno_events::idm::{Action, CachingIdm, Credential, Idm, IdmRequest, NatsIdm};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let hub = HubClient::new(&platform.base_url);
+    let (token, org, app) = hub
+        .org_with_app("owner@example.com", None, &[("invoices", true, true)])
+        .await?;
+    let (bob, bob_token) = hub.signup_and_login("bob@example.com").await?;
+    hub.add_member(&token, &org, "bob@example.com", "member")
+        .await?;
+
+    let client = platform.nats.client().await;
+    let cache = CachingIdm::start(
+        Arc::new(NatsIdm::new(client.clone())),
+        client,
+        Duration::from_secs(3600),
+    )
+    .await?;
+    let ask = |credential: Credential| IdmRequest {
+        credential,
+        org: org.clone(),
+        entity: Some("invoices".into()),
+        action: Action::Read,
+    };
+    let as_app = ask(Credential::App {
+        key: app.key.clone(),
+        secret: app.secret.clone(),
+    });
+    let as_bob = ask(Credential::Session {
+        token: bob_token.clone(),
+    });
+    // Wait until both are allowed and cached (setup events may still be arriving).
+    mno_harness::wait_for(
+        "both allowed and cached",
+        Duration::from_secs(10),
+        || async {
+            let a = cache.check(&as_app).await.ok()?.allow;
+            let b = cache.check(&as_bob).await.ok()?.allow;
+            (a && b && cache.cached() == 2).then_some(())
+        },
+    )
+    .await;
+
+    let started = Instant::now();
+    hub.uninstall(&token, &org, &app.id).await?;
+    mno_harness::wait_for(
+        "the uninstall to reach the cache",
+        Duration::from_secs(10),
+        || async { (!cache.check(&as_app).await.ok()?.allow).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "uninstall reached a service apart in {:?}",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    hub.remove_member(&token, &org, &bob.id).await?;
+    mno_harness::wait_for(
+        "the removal to reach the cache",
+        Duration::from_secs(10),
+        || async { (!cache.check(&as_bob).await.ok()?.allow).then_some(()) },
+    )
+    .await;
+    eprintln!(
+        "member removal reached a service apart in {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Many changes at once (on SQLite too): every one lands, each with exactly
+/// one Hub event, and outbox ids are unique.
+async fn concurrent_changes_all_land_with_one_event_each(platform: &TestPlatform) -> Result<()> {
+    let hub = HubClient::new(&platform.base_url);
+    let (_, token) = hub.signup_and_login("owner@example.com").await?;
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let hub = hub.clone();
+        let token = token.clone();
+        tasks.push(tokio::spawn(async move {
+            let org = hub.create_org(&token, &format!("Org {i}"), "USD").await?;
+            hub.signup(&format!("user{i}@example.com"), TEST_PASSWORD, "U")
+                .await?;
+            hub.add_member(&token, &org, &format!("user{i}@example.com"), "member")
+                .await?;
+            anyhow::Ok(org)
+        }));
+    }
+    let mut orgs = Vec::new();
+    for task in tasks {
+        orgs.push(task.await??);
+    }
+    let listed = hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            "/hub/v1/orgs",
+            Some(&bearer(&token)),
+            None,
+        )
+        .await?;
+    assert_eq!(listed["orgs"].as_array().unwrap().len(), 12);
+
+    // 1 user + 12 x (org_created + member_added for the owner + user_created + member_added).
+    let expected = 1 + 12 * 4;
+    let js = platform.running().bus.js.clone();
+    let ids = mno_harness::wait_for(
+        "every event on HUB",
+        std::time::Duration::from_secs(20),
+        || {
+            let js = js.clone();
+            async move {
+                let mut ids = Vec::new();
+                mno_events::consume::replay_until_caught_up(
+                    &js,
+                    "HUB",
+                    &["hub.>".to_owned()],
+                    mno_events::consume::ReplayFrom::Beginning,
+                    None,
+                    |m| {
+                        ids.push(
+                            mno_events::proto::HubEvent::from_bytes(&m.payload)
+                                .unwrap()
+                                .outbox_id,
+                        );
+                        true
+                    },
+                )
+                .await
+                .ok()?;
+                (ids.len() >= expected).then_some(ids)
+            }
+        },
+    )
+    .await;
+    assert_eq!(ids.len(), expected);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), expected, "an outbox id was published twice");
+    assert_eq!(ids, sorted, "events were published out of outbox order");
     Ok(())
 }
