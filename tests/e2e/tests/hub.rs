@@ -7,35 +7,7 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-/// Run each named `async fn(&TestPlatform) -> Result<()>` on a platform over
-/// SQLite and again over a throwaway PostgreSQL cluster.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() -> anyhow::Result<()> {
-                    let platform = mno_e2e::TestPlatform::spawn().await;
-                    super::$name(&platform).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() -> anyhow::Result<()> {
-                    let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start).await?;
-                    let url = postgres.url();
-                    let platform =
-                        mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
-                    super::$name(&platform).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+mno_e2e::on_both_databases!(
     a_service_apart_sees_revocations_through_its_cache,
     concurrent_changes_all_land_with_one_event_each,
     a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs,

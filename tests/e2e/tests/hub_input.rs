@@ -7,6 +7,12 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+mno_e2e::on_both_databases!(
+    sign_up_and_sign_in_refuse_bad_input_and_change_nothing,
+    org_member_and_install_rules_refuse_and_change_nothing,
+    app_rules_refuse_and_change_nothing,
+);
+
 /// A request that must be refused with `status`/`code` (and `pointer`, if
 /// given) and must change nothing.
 struct Reject<'a> {
@@ -49,9 +55,9 @@ impl Reject<'_> {
     }
 }
 
-#[tokio::test]
-async fn sign_up_and_sign_in_refuse_bad_input_and_change_nothing() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn sign_up_and_sign_in_refuse_bad_input_and_change_nothing(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
         platform: &platform,
@@ -153,9 +159,9 @@ async fn sign_up_and_sign_in_refuse_bad_input_and_change_nothing() -> Result<()>
     Ok(())
 }
 
-#[tokio::test]
-async fn org_member_and_install_rules_refuse_and_change_nothing() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn org_member_and_install_rules_refuse_and_change_nothing(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
         platform: &platform,
@@ -448,9 +454,7 @@ async fn org_member_and_install_rules_refuse_and_change_nothing() -> Result<()> 
     Ok(())
 }
 
-#[tokio::test]
-async fn app_rules_refuse_and_change_nothing() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
         platform: &platform,

@@ -11,6 +11,11 @@ use mno_events::proto::HubEvent;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+mno_e2e::on_both_databases!(
+    failed_sign_ins_are_limited_per_email_and_per_address,
+    rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream,
+);
+
 async fn login_from(
     platform: &TestPlatform,
     email: &str,
@@ -26,16 +31,16 @@ async fn login_from(
         .await?)
 }
 
-#[tokio::test]
-async fn failed_sign_ins_are_limited_per_email_and_per_address() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn failed_sign_ins_are_limited_per_email_and_per_address(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     hub.signup("ann@example.com", TEST_PASSWORD, "Ann").await?;
 
     // Five wrong passwords for one email, then even the right one waits.
     for _ in 0..5 {
         let r = login_from(
-            &platform,
+            platform,
             "ann@example.com",
             "wrong password!",
             "198.51.100.1",
@@ -43,7 +48,7 @@ async fn failed_sign_ins_are_limited_per_email_and_per_address() -> Result<()> {
         .await?;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let limited = login_from(&platform, "ann@example.com", TEST_PASSWORD, "198.51.100.2").await?;
+    let limited = login_from(platform, "ann@example.com", TEST_PASSWORD, "198.51.100.2").await?;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = limited.headers()["retry-after"].to_str()?.parse()?;
     assert!((1..=300).contains(&retry_after), "{retry_after}");
@@ -54,7 +59,7 @@ async fn failed_sign_ins_are_limited_per_email_and_per_address() -> Result<()> {
     hub.signup("bob@example.com", TEST_PASSWORD, "Bob").await?;
     for i in 0..20 {
         let r = login_from(
-            &platform,
+            platform,
             &format!("guess{i}@example.com"),
             "wrong password!",
             "203.0.113.9",
@@ -63,18 +68,18 @@ async fn failed_sign_ins_are_limited_per_email_and_per_address() -> Result<()> {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
     let from_attacker =
-        login_from(&platform, "bob@example.com", TEST_PASSWORD, "203.0.113.9").await?;
+        login_from(platform, "bob@example.com", TEST_PASSWORD, "203.0.113.9").await?;
     assert_eq!(from_attacker.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(from_attacker.headers().contains_key("retry-after"));
     let from_elsewhere =
-        login_from(&platform, "bob@example.com", TEST_PASSWORD, "192.0.2.44").await?;
+        login_from(platform, "bob@example.com", TEST_PASSWORD, "192.0.2.44").await?;
     assert_eq!(from_elsewhere.status(), StatusCode::CREATED);
     Ok(())
 }
 
-#[tokio::test]
-async fn rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (token, org, app) = hub
         .org_with_app(
