@@ -60,7 +60,7 @@ async fn sign_up_and_sign_in_refuse_bad_input_and_change_nothing(
 ) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
-        platform: &platform,
+        platform,
         hub: &hub,
     };
     hub.signup("ann@example.com", TEST_PASSWORD, "Ann").await?;
@@ -164,7 +164,7 @@ async fn org_member_and_install_rules_refuse_and_change_nothing(
 ) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
-        platform: &platform,
+        platform,
         hub: &hub,
     };
     let (owner, token) = hub.signup_and_login("owner@example.com").await?;
@@ -457,7 +457,7 @@ async fn org_member_and_install_rules_refuse_and_change_nothing(
 async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let reject = Reject {
-        platform: &platform,
+        platform,
         hub: &hub,
     };
     let (_, token) = hub.signup_and_login("owner@example.com").await?;
