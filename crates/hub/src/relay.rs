@@ -37,6 +37,15 @@ pub enum RelayFailpoint {
     PublishWithoutMarking,
 }
 
+/// The subject of an outbox row. Org ids and kinds are always tokens; should a
+/// row hold anything else, it goes to the platform subject rather than block the relay.
+fn subject_of(row: &OutboxRow) -> String {
+    HubSubject::new(&row.org, &row.kind)
+        .or_else(|_| HubSubject::platform(&row.kind))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| "hub._platform.invalid".to_owned())
+}
+
 /// The message id of an outbox row.
 pub fn msg_id(outbox_id: i64) -> String {
     format!("hub-{outbox_id}")
@@ -139,11 +148,12 @@ impl Relay {
             }
         }
         let messages = rows.iter().map(|row| {
-            let subject = HubSubject::new(&row.org, &row.kind)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|_| format!("hub._platform.{}", row.kind));
-            Outgoing::new(subject, msg_id(row.id), event_of(row).to_bytes().into())
-                .header(SCHEMA_HEADER, HUB_EVENT_SCHEMA)
+            Outgoing::new(
+                subject_of(row),
+                msg_id(row.id),
+                event_of(row).to_bytes().into(),
+            )
+            .header(SCHEMA_HEADER, HUB_EVENT_SCHEMA)
         });
         let messages: Vec<Outgoing> = messages.collect();
         let results = self.publisher.publish_pipelined(messages, 64).await;
@@ -169,8 +179,7 @@ impl Relay {
         let stream = self.bus.js.get_stream(HUB).await?;
         let mut published_up_to = None;
         for (index, row) in rows.iter().enumerate() {
-            let subject = HubSubject::new(&row.org, &row.kind)?.to_string();
-            let last = match stream.direct_get_last_for_subject(subject).await {
+            let last = match stream.direct_get_last_for_subject(subject_of(row)).await {
                 Ok(message) => Some(HubEvent::from_bytes(&message.payload)?),
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
                 Err(e) => return Err(e.into()),
