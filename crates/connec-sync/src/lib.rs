@@ -9,9 +9,16 @@
 //! - `query`: `$filter` / `$orderby` parsing into safe SQL.
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
 
+pub mod api;
+pub mod auth;
 pub mod delivery;
+mod delivery_links;
 pub mod entities;
 pub mod exact_json;
+pub mod idempotency;
+pub mod idmap;
+pub mod render;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -22,6 +29,8 @@ use mno_events::idm::Idm;
 #[derive(Debug, Clone, Default)]
 pub struct ConnecConfig {
     pub delivery: delivery::DeliveryConfig,
+    /// Replicas of Connec!'s KV buckets (id map, idempotency); 0 means 1.
+    pub kv_replicas: usize,
 }
 
 pub struct ConnecDeps {
@@ -34,26 +43,39 @@ pub struct ConnecDeps {
 
 pub struct Connec {
     delivery: delivery::Delivery,
+    api: api::ApiState,
 }
 
 impl Connec {
     pub async fn start(deps: ConnecDeps) -> anyhow::Result<Connec> {
+        let replicas = deps.config.kv_replicas.max(1);
+        let idmap = idmap::IdMap::open(&deps.bus.js, replicas).await?;
+        let writer = write::Writer::new(deps.bus.js.clone(), idmap);
+        let idempotency = idempotency::Idempotency::open(&deps.bus.js, replicas)
+            .await
+            .map_err(|e| anyhow::anyhow!("open the idempotency bucket: {e}"))?;
+        let api = api::ApiState {
+            writer: writer.clone(),
+            idm: deps.idm.clone(),
+            idempotency,
+        };
         let delivery = delivery::Delivery::start(delivery::DeliveryDeps {
             bus: deps.bus.clone(),
             idm: deps.idm.clone(),
             directory: deps.directory.clone(),
             config: deps.config.delivery.clone(),
-            ids: None,
-            refs: None,
+            ids: Some(Arc::new(delivery_links::IdMapLinks { writer })),
+            refs: Some(Arc::new(delivery_links::CatalogueReferences)),
         })
         .await?;
-        let _ = deps;
-        Ok(Connec { delivery })
+        Ok(Connec { delivery, api })
     }
 
     /// Routes under `/connec`.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new().merge(self.delivery.router())
+        axum::Router::new()
+            .merge(api::router(self.api.clone()))
+            .merge(self.delivery.router())
     }
 
     pub async fn shutdown(self) {

@@ -1,0 +1,53 @@
+//! The HTTP routes of Connec!'s record API.
+//!
+//! - [`records`]: create, update, delete and read records; `company`; id mapping; schemas.
+//! - [`errors`]: how write-path errors become JSON error answers.
+
+pub mod errors;
+pub mod records;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post, put};
+use axum::Router;
+use mno_events::idm::Idm;
+
+use crate::idempotency::Idempotency;
+use crate::write::Writer;
+
+/// What the record handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub writer: Writer,
+    pub idm: Arc<dyn Idm>,
+    pub idempotency: Idempotency,
+}
+
+/// Header carrying the stream sequence of the answer's data (a consistency token).
+pub const CONSISTENCY_HEADER: &str = "mno-consistency-token";
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/connec/api/v2", get(records::collections))
+        .route("/connec/api/v2/", get(records::collections))
+        .route(
+            "/connec/api/v2/json_schema/{entity}",
+            get(records::json_schema),
+        )
+        .route(
+            "/connec/api/v2/{org}/company",
+            get(records::get_company).put(records::put_company),
+        )
+        .route("/connec/api/v2/{org}/{entity}", post(records::create))
+        .route(
+            "/connec/api/v2/{org}/{entity}/{id}",
+            get(records::read)
+                .put(records::update)
+                .delete(records::delete),
+        )
+        .route(
+            "/connec/api/v2/{org}/{entity}/{id}/id_map",
+            put(records::map_id),
+        )
+        .with_state(state)
+}

@@ -1,0 +1,425 @@
+//! Create, update, delete and read records; `company`; id mapping; schemas.
+//!
+//! Bodies are wrapped by the collection name, as in Connec!:
+//! `POST /connec/api/v2/{org}/invoices` with `{"invoices": {...}}` answers
+//! `{"invoices": {...}}`. Every write answers the stream sequence of its event
+//! in the `mno-consistency-token` header; list queries accept it as `min_seq`.
+
+use std::future::Future;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mno_events::idm::{Action, Principal, PrincipalKind};
+use mno_events::subject::Token;
+use mno_events::ApiError;
+use serde_json::{json, Value};
+
+use super::errors::write_error;
+use super::{ApiState, CONSISTENCY_HEADER};
+use crate::auth::authorize;
+use crate::entities::{self, schema, EntityDef};
+use crate::exact_json::ExactJson;
+use crate::idempotency::{self, Answer, Begin};
+use crate::render;
+use crate::write::{WriteContext, WriteError, Written, SINGULAR_ID};
+
+/// `GET /connec/api/v2`: the collections.
+pub async fn collections() -> Json<Value> {
+    let list: Vec<Value> = entities::ENTITIES
+        .iter()
+        .map(|e| {
+            json!({
+                "name": e.name,
+                "title": e.title,
+                "singular": e.singular,
+                "json_schema": format!("/connec/api/v2/json_schema/{}", e.name),
+            })
+        })
+        .collect();
+    Json(json!({ "collections": list }))
+}
+
+/// `GET /connec/api/v2/json_schema/{entity}`.
+pub async fn json_schema(Path(entity): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(schema::schema_of(entity_or_404(&entity)?)))
+}
+
+pub fn entity_or_404(name: &str) -> Result<&'static EntityDef, ApiError> {
+    entities::lookup(name).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "there is no collection {name:?}; the collections are: {}",
+            entities::names().join(", ")
+        ))
+        .at_parameter("entity")
+    })
+}
+
+pub fn org_or_404(org: &str) -> Result<Token, ApiError> {
+    Token::parse("org", org)
+        .map_err(|_| ApiError::not_found(format!("no organisation {org:?}")).at_parameter("org"))
+}
+
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get("if-match") else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.trim_start_matches("W/").trim_matches('"');
+    text.parse::<u64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_if_match",
+            format!("If-Match must be the record's version, a whole number (got {text:?})"),
+        )
+    })
+}
+
+fn correlation_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The record inside its collection wrapper.
+fn unwrap_body(def: &EntityDef, mut body: Value) -> Result<Value, ApiError> {
+    match body.get_mut(def.name).map(Value::take) {
+        Some(record @ Value::Object(_)) => Ok(record),
+        _ => Err(ApiError::unprocessable(
+            "missing_wrapper",
+            format!(
+                "wrap the record in its collection name: {{\"{}\": {{...}}}}",
+                def.name
+            ),
+        )
+        .at_pointer(format!("/{}", def.name))),
+    }
+}
+
+fn answer(status: StatusCode, entity: &str, view: Value, seq: u64) -> Response {
+    let mut response = (status, Json(json!({ entity: view }))).into_response();
+    response
+        .headers_mut()
+        .insert(CONSISTENCY_HEADER, seq.into());
+    response
+}
+
+async fn view_of(
+    state: &ApiState,
+    headers: &HeaderMap,
+    org: &str,
+    entity: &str,
+    written: &crate::write::Stored,
+) -> Value {
+    let mut view = render::record_view(written);
+    if render::wants_external_ids(headers) {
+        render::add_external_ids(&mut view, org, entity, &state.writer.idmap).await;
+    }
+    view
+}
+
+/// Everything a write handler needs once the caller is known.
+struct Request<'a> {
+    state: &'a ApiState,
+    headers: &'a HeaderMap,
+    def: &'static EntityDef,
+    org: Token,
+    principal: Principal,
+}
+
+async fn begin<'a>(
+    state: &'a ApiState,
+    headers: &'a HeaderMap,
+    org: &str,
+    entity: &str,
+    action: Action,
+) -> Result<Request<'a>, ApiError> {
+    let def = entity_or_404(entity)?;
+    let org = org_or_404(org)?;
+    let principal = authorize(
+        state.idm.as_ref(),
+        headers,
+        org.as_str(),
+        Some(def.name),
+        action,
+    )
+    .await?;
+    Ok(Request {
+        state,
+        headers,
+        def,
+        org,
+        principal,
+    })
+}
+
+impl Request<'_> {
+    fn context(&self, event_id: Option<String>) -> WriteContext {
+        WriteContext {
+            org: self.org.clone(),
+            entity: self.def,
+            principal: self.principal.clone(),
+            correlation_id: correlation_id(self.headers),
+            event_id,
+        }
+    }
+
+    /// Run `write` under the request's Idempotency-Key, if it has one.
+    async fn write<F, Fut>(
+        self,
+        method: &str,
+        path: &str,
+        body: &Value,
+        write: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce(WriteContext) -> Fut,
+        Fut: Future<Output = Result<Written, WriteError>>,
+    {
+        let root = format!("/{}", self.def.name);
+        let key = self
+            .headers
+            .get(idempotency::HEADER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let Some(key) = key else {
+            let written = write(self.context(None))
+                .await
+                .map_err(|e| write_error(e, &root))?;
+            return Ok(self.respond(&written).await);
+        };
+        let hash =
+            idempotency::request_hash(method, path, &serde_json::to_vec(body).unwrap_or_default());
+        let scope = format!("{:?}:{}", self.principal.kind, self.principal.id);
+        match self.state.idempotency.begin(&scope, &key, hash).await? {
+            Begin::Replay(answer) => Ok(self.replay(answer)),
+            Begin::Proceed {
+                slot,
+                event_id,
+                request_hash,
+            } => {
+                let written = write(self.context(Some(event_id.clone())))
+                    .await
+                    .map_err(|e| write_error(e, &root))?;
+                let status = if written.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                let view = view_of(
+                    self.state,
+                    self.headers,
+                    self.org.as_str(),
+                    self.def.name,
+                    &written.record,
+                )
+                .await;
+                let stored = Answer {
+                    status: status.as_u16(),
+                    body: view.clone(),
+                    seq: written.record.seq,
+                };
+                self.state
+                    .idempotency
+                    .finish(&slot, request_hash, event_id, stored)
+                    .await;
+                Ok(answer(status, self.def.name, view, written.record.seq))
+            }
+        }
+    }
+
+    async fn respond(&self, written: &Written) -> Response {
+        let status = if written.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let view = view_of(
+            self.state,
+            self.headers,
+            self.org.as_str(),
+            self.def.name,
+            &written.record,
+        )
+        .await;
+        answer(status, self.def.name, view, written.record.seq)
+    }
+
+    fn replay(&self, stored: Answer) -> Response {
+        let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+        let mut response = answer(status, self.def.name, stored.body, stored.seq);
+        response.headers_mut().insert(
+            "idempotent-replayed",
+            "true".parse().expect("a valid header value"),
+        );
+        response
+    }
+}
+
+/// `POST /connec/api/v2/{org}/{entity}`.
+pub async fn create(
+    State(state): State<ApiState>,
+    Path((org, entity)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: ExactJson,
+) -> Result<Response, ApiError> {
+    let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
+    let def = request.def;
+    let fields = unwrap_body(def, body.value.clone())?;
+    let root = format!("/{}", def.name);
+    let writer = state.writer.clone();
+    let path = format!("/connec/api/v2/{org}/{entity}");
+    request
+        .write("POST", &path, &body.value, |ctx| async move {
+            writer.create(&ctx, fields, &body.numbers, &root).await
+        })
+        .await
+}
+
+/// `PUT /connec/api/v2/{org}/{entity}/{id}`: the fields present replace the stored ones.
+pub async fn update(
+    State(state): State<ApiState>,
+    Path((org, entity, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: ExactJson,
+) -> Result<Response, ApiError> {
+    let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
+    let def = request.def;
+    let patch = unwrap_body(def, body.value.clone())?;
+    let expected = if_match(&headers)?;
+    let root = format!("/{}", def.name);
+    let global = state
+        .writer
+        .resolve(&request.context(None), &id)
+        .await
+        .map_err(|e| write_error(e, &root))?;
+    let writer = state.writer.clone();
+    let path = format!("/connec/api/v2/{org}/{entity}/{id}");
+    request
+        .write("PUT", &path, &body.value, |ctx| async move {
+            writer
+                .update(&ctx, &global, patch, &body.numbers, &root, expected)
+                .await
+        })
+        .await
+}
+
+/// `DELETE /connec/api/v2/{org}/{entity}/{id}`: a tombstone; later reads answer 404.
+pub async fn delete(
+    State(state): State<ApiState>,
+    Path((org, entity, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
+    let root = format!("/{}", request.def.name);
+    let expected = if_match(&headers)?;
+    let global = state
+        .writer
+        .resolve(&request.context(None), &id)
+        .await
+        .map_err(|e| write_error(e, &root))?;
+    let writer = state.writer.clone();
+    let path = format!("/connec/api/v2/{org}/{entity}/{id}");
+    request
+        .write("DELETE", &path, &Value::Null, |ctx| async move {
+            writer.delete(&ctx, &global, expected).await
+        })
+        .await
+}
+
+/// `GET /connec/api/v2/{org}/{entity}/{id}`: the last event of the record's subject.
+pub async fn read(
+    State(state): State<ApiState>,
+    Path((org, entity, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = begin(&state, &headers, &org, &entity, Action::Read).await?;
+    let root = format!("/{}", request.def.name);
+    let ctx = request.context(None);
+    let global = state
+        .writer
+        .resolve(&ctx, &id)
+        .await
+        .map_err(|e| write_error(e, &root))?;
+    let stored = state
+        .writer
+        .live(&request.org, request.def.name, &global)
+        .await
+        .map_err(|e| write_error(e, &root))?;
+    let view = view_of(
+        &state,
+        &headers,
+        request.org.as_str(),
+        request.def.name,
+        &stored,
+    )
+    .await;
+    Ok(answer(StatusCode::OK, request.def.name, view, stored.seq))
+}
+
+/// `GET /connec/api/v2/{org}/company`.
+pub async fn get_company(
+    State(state): State<ApiState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    read(
+        State(state),
+        Path((org, "company".into(), SINGULAR_ID.into())),
+        headers,
+    )
+    .await
+}
+
+/// `PUT /connec/api/v2/{org}/company`: creates the company record on first use.
+pub async fn put_company(
+    State(state): State<ApiState>,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: ExactJson,
+) -> Result<Response, ApiError> {
+    update(
+        State(state),
+        Path((org, "company".into(), SINGULAR_ID.into())),
+        headers,
+        body,
+    )
+    .await
+}
+
+/// `PUT /connec/api/v2/{org}/{entity}/{id}/id_map` `{"local_id": "47"}`: the calling app's own id of the record.
+pub async fn map_id(
+    State(state): State<ApiState>,
+    Path((org, entity, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: ExactJson,
+) -> Result<Response, ApiError> {
+    let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
+    if request.principal.kind != PrincipalKind::App {
+        return Err(ApiError::forbidden(
+            "only an app maps its own ids; call with the app's API key",
+        ));
+    }
+    let local = body
+        .value
+        .get("local_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_field",
+                "send {\"local_id\": \"<your id of the record>\"}",
+            )
+            .at_pointer("/local_id")
+        })?;
+    let app = request.principal.id.clone();
+    let writer = state.writer.clone();
+    let path = format!("/connec/api/v2/{org}/{entity}/{id}/id_map");
+    request
+        .write("PUT", &path, &body.value, |ctx| async move {
+            writer.map_id(&ctx, &app, &id, &local).await
+        })
+        .await
+}

@@ -1,0 +1,255 @@
+//! The id map: each app's local id of a record <-> the record's global id.
+//!
+//! Kept in a JetStream KV bucket (`IDMAP`), so that it survives restarts and
+//! is shared by every process. A local id is claimed with KV's atomic
+//! `create`: of fifty concurrent creates of the same (org, app, entity, local
+//! id), exactly one claim wins and the others read the winner's global id.
+//!
+//! Keys (KV keys allow `[-/_=.A-Za-z0-9]`; local ids can hold anything, so
+//! they are base64url-encoded):
+//! - `f.<org>.<app>.<entity>.<base64url(local id)>` → global id
+//! - `r.<org>.<entity>.<global id>.<app>` → local id
+
+use async_nats::jetstream::{self, kv};
+use base64::Engine;
+use bytes::Bytes;
+use futures::StreamExt;
+
+pub const BUCKET: &str = "IDMAP";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdMapError {
+    #[error(
+        "app {app} already maps {entity} local id {local:?} to record {existing}, not {wanted}"
+    )]
+    Taken {
+        app: String,
+        entity: String,
+        local: String,
+        existing: String,
+        wanted: String,
+    },
+    #[error("the id map is unavailable: {0}; retry shortly")]
+    Bus(String),
+}
+
+fn bus(e: impl std::fmt::Display) -> IdMapError {
+    IdMapError::Bus(e.to_string())
+}
+
+/// The outcome of claiming a local id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub global: String,
+    /// True when this call created the mapping; false when it already existed.
+    pub created: bool,
+}
+
+#[derive(Clone)]
+pub struct IdMap {
+    kv: kv::Store,
+    js: jetstream::Context,
+}
+
+fn encode_local(local: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(local.as_bytes())
+}
+
+fn forward_key(org: &str, app: &str, entity: &str, local: &str) -> String {
+    format!("f.{org}.{app}.{entity}.{}", encode_local(local))
+}
+
+fn reverse_key(org: &str, entity: &str, global: &str, app: &str) -> String {
+    format!("r.{org}.{entity}.{global}.{app}")
+}
+
+fn text(bytes: Bytes) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+impl IdMap {
+    /// Open the bucket, creating it on first use.
+    pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<IdMap, IdMapError> {
+        let kv = match js.get_key_value(BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.into(),
+                    description: "Each app's local ids <-> global record ids".into(),
+                    history: 1,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(bus)?,
+        };
+        Ok(IdMap { kv, js: js.clone() })
+    }
+
+    /// Map `local` to `candidate` unless the app already mapped it; either way
+    /// answer the global id in force. Safe under concurrency (KV `create`).
+    pub async fn claim(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        local: &str,
+        candidate: &str,
+    ) -> Result<Claim, IdMapError> {
+        let key = forward_key(org, app, entity, local);
+        match self
+            .kv
+            .create(&key, Bytes::from(candidate.to_owned()))
+            .await
+        {
+            Ok(_) => {
+                self.put_reverse(org, entity, candidate, app, local).await?;
+                Ok(Claim {
+                    global: candidate.to_owned(),
+                    created: true,
+                })
+            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let global = self
+                    .kv
+                    .get(&key)
+                    .await
+                    .map_err(bus)?
+                    .map(text)
+                    .ok_or_else(|| IdMapError::Bus(format!("mapping {key} vanished")))?;
+                Ok(Claim {
+                    global,
+                    created: false,
+                })
+            }
+            Err(e) => Err(bus(e)),
+        }
+    }
+
+    /// Record that `app` knows record `global` as `local`. Refuses to move a
+    /// local id that already names another record.
+    pub async fn record(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+        local: &str,
+    ) -> Result<(), IdMapError> {
+        let claim = self.claim(org, app, entity, local, global).await?;
+        if claim.global != global {
+            return Err(IdMapError::Taken {
+                app: app.to_owned(),
+                entity: entity.to_owned(),
+                local: local.to_owned(),
+                existing: claim.global,
+                wanted: global.to_owned(),
+            });
+        }
+        // The reverse entry may be missing if an earlier claim crashed halfway.
+        self.put_reverse(org, entity, global, app, local).await
+    }
+
+    async fn put_reverse(
+        &self,
+        org: &str,
+        entity: &str,
+        global: &str,
+        app: &str,
+        local: &str,
+    ) -> Result<(), IdMapError> {
+        self.kv
+            .put(
+                reverse_key(org, entity, global, app),
+                Bytes::from(local.to_owned()),
+            )
+            .await
+            .map_err(bus)?;
+        Ok(())
+    }
+
+    pub async fn global_for_local(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        local: &str,
+    ) -> Result<Option<String>, IdMapError> {
+        Ok(self
+            .kv
+            .get(forward_key(org, app, entity, local))
+            .await
+            .map_err(bus)?
+            .map(text))
+    }
+
+    pub async fn local_for_global(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global: &str,
+    ) -> Result<Option<String>, IdMapError> {
+        Ok(self
+            .kv
+            .get(reverse_key(org, entity, global, app))
+            .await
+            .map_err(bus)?
+            .map(text))
+    }
+
+    /// Every app's local id of a record: `(app id, local id)`, sorted by app.
+    pub async fn all_locals(
+        &self,
+        org: &str,
+        entity: &str,
+        global: &str,
+    ) -> Result<Vec<(String, String)>, IdMapError> {
+        let prefix = format!("$KV.{BUCKET}.r.{org}.{entity}.{global}.");
+        let stream = self
+            .js
+            .get_stream(format!("KV_{BUCKET}"))
+            .await
+            .map_err(bus)?;
+        let mut subjects = stream
+            .info_with_subjects(format!("{prefix}*"))
+            .await
+            .map_err(bus)?;
+        let mut apps = Vec::new();
+        while let Some(entry) = subjects.next().await {
+            let (subject, _count) = entry.map_err(bus)?;
+            if let Some(app) = subject.strip_prefix(&prefix) {
+                apps.push(app.to_owned());
+            }
+        }
+        apps.sort();
+        let mut out = Vec::new();
+        for app in apps {
+            if let Some(local) = self.local_for_global(org, &app, entity, global).await? {
+                out.push((app, local));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_valid_kv_keys_whatever_the_local_id() {
+        let key = forward_key("o", "a", "invoices", "INV/2024 #47 ünïcode.x*>");
+        assert!(
+            key.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c)),
+            "{key}"
+        );
+        assert_ne!(
+            forward_key("o", "a", "e", "a.b"),
+            forward_key("o", "a", "e", "a_b"),
+            "distinct local ids never share a key"
+        );
+    }
+}
