@@ -8,6 +8,7 @@ use super::{Field, FieldType::*};
 
 /// One collection: its name (the URL segment and the JSON wrapper key), whether
 /// it is a singular resource, its fields and the ones it cannot do without.
+#[derive(Debug)]
 pub struct EntityDef {
     pub name: &'static str,
     pub title: &'static str,
