@@ -7,7 +7,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-/// NATS request-reply subject of the check; the body is an [`IdmRequest`] as JSON.
+/// NATS request-reply subject of the check; the body is an [`IdmRequest`] as
+/// JSON whose credential is hashed ([`hashed_for_wire`]); the reply an [`IdmReply`].
 pub const IDM_SUBJECT: &str = "mno.idm.v1.check";
 
 /// What the caller presented.
@@ -92,6 +93,28 @@ pub trait Idm: Send + Sync + 'static {
 // Over NATS: the reply shape, and a client for parts that run apart.
 // ---------------------------------------------------------------------------
 
+/// Prefix of a token or secret hashed for the wire: `sha256:<hex>`.
+pub const HASHED_PREFIX: &str = "sha256:";
+
+/// The credential with its token or secret replaced by `sha256:<hex of SHA-256>`.
+/// [`NatsIdm`] sends this, so no secret travels on the bus or shows in a NATS
+/// trace; the Hub compares it with the hash it stores.
+pub fn hashed_for_wire(credential: &Credential) -> Credential {
+    use sha2::{Digest, Sha256};
+    let hash = |secret: &str| {
+        let digest = Sha256::digest(secret.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{HASHED_PREFIX}{hex}")
+    };
+    match credential {
+        Credential::Session { token } => Credential::Session { token: hash(token) },
+        Credential::App { key, secret } => Credential::App {
+            key: key.clone(),
+            secret: hash(secret),
+        },
+    }
+}
+
 /// The body of a reply on [`IDM_SUBJECT`]: `{"decision": {...}}` or `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,7 +148,11 @@ impl NatsIdm {
 #[async_trait]
 impl Idm for NatsIdm {
     async fn check(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError> {
-        let body = serde_json::to_vec(request).expect("an IdmRequest always serialises");
+        let on_the_wire = IdmRequest {
+            credential: hashed_for_wire(&request.credential),
+            ..request.clone()
+        };
+        let body = serde_json::to_vec(&on_the_wire).expect("an IdmRequest always serialises");
         let reply =
             tokio::time::timeout(self.timeout, self.client.request(IDM_SUBJECT, body.into()))
                 .await

@@ -45,6 +45,16 @@ impl HubIdm {
         key: &str,
         secret: &str,
     ) -> Result<Option<apps::AppRow>, sqlx::Error> {
+        self.app_by_key_and_hash(key, &secrets::sha256_hex(secret))
+            .await
+    }
+
+    /// As [`HubIdm::app_by_credentials`], given the SHA-256 (hex) of the secret.
+    async fn app_by_key_and_hash(
+        &self,
+        key: &str,
+        secret_hash: &str,
+    ) -> Result<Option<apps::AppRow>, sqlx::Error> {
         let found = apps::key_lookup(&self.store.pool, key).await?;
         let (app_id, stored) = match &found {
             Some((app_id, hash)) => (Some(app_id.as_str()), hash.as_str()),
@@ -53,19 +63,43 @@ impl HubIdm {
                 "0000000000000000000000000000000000000000000000000000000000000000",
             ),
         };
-        let matches = secrets::secret_matches(secret, stored);
+        let matches = secrets::hashes_match(secret_hash, stored);
         match (app_id, matches) {
             (Some(app_id), true) => apps::get(&self.store.pool, app_id).await,
             _ => Ok(None),
         }
     }
 
+    /// The check as asked on NATS, where credentials travel hashed
+    /// ([`mno_events::idm::hashed_for_wire`]) so that no secret is on the bus or
+    /// in a NATS trace. Only the NATS responder calls this: a stored hash is
+    /// never accepted in place of a secret anywhere an app or user connects.
+    pub async fn check_hashed(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError> {
+        let unhashed = || {
+            Ok(deny(
+                None,
+                "credentials on NATS must be hashed (sha256:<hex>); use mno_events::idm::NatsIdm",
+            ))
+        };
+        match &request.credential {
+            Credential::Session { token } => match token.strip_prefix(HASHED_PREFIX) {
+                Some(hash) => self.check_session(hash, request).await,
+                None => unhashed(),
+            },
+            Credential::App { key, secret } => match secret.strip_prefix(HASHED_PREFIX) {
+                Some(hash) => self.check_app(key, hash, request).await,
+                None => unhashed(),
+            },
+        }
+        .map_err(unavailable)
+    }
+
     async fn check_session(
         &self,
-        token: &str,
+        token_hash: &str,
         request: &IdmRequest,
     ) -> Result<IdmDecision, sqlx::Error> {
-        let Some(session) = self.session_user(token).await? else {
+        let Some(session) = users::live_session(&self.store.pool, token_hash).await? else {
             return Ok(deny(None, "the session token is unknown, expired or revoked; sign in again (POST /hub/v1/sessions)"));
         };
         let user = session.user;
@@ -107,10 +141,10 @@ impl HubIdm {
     async fn check_app(
         &self,
         key: &str,
-        secret: &str,
+        secret_hash: &str,
         request: &IdmRequest,
     ) -> Result<IdmDecision, sqlx::Error> {
-        let Some(app) = self.app_by_credentials(key, secret).await? else {
+        let Some(app) = self.app_by_key_and_hash(key, secret_hash).await? else {
             return Ok(deny(
                 None,
                 "the API key and secret are not valid (unknown, wrong or expired after rotation)",
@@ -176,8 +210,14 @@ fn deny(principal: Option<Principal>, reason: &str) -> IdmDecision {
 impl Idm for HubIdm {
     async fn check(&self, request: &IdmRequest) -> Result<IdmDecision, IdmError> {
         match &request.credential {
-            Credential::Session { token } => self.check_session(token, request).await,
-            Credential::App { key, secret } => self.check_app(key, secret, request).await,
+            Credential::Session { token } => {
+                self.check_session(&secrets::sha256_hex(token), request)
+                    .await
+            }
+            Credential::App { key, secret } => {
+                self.check_app(key, &secrets::sha256_hex(secret), request)
+                    .await
+            }
         }
         .map_err(unavailable)
     }

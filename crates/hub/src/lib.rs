@@ -101,7 +101,7 @@ impl Hub {
         if config.serve_nats {
             let cached: Arc<dyn Idm> = Arc::new(
                 mno_events::idm::CachingIdm::start(
-                    Arc::new(hub_idm.clone()),
+                    Arc::new(responder::HashedCredentials(hub_idm.clone())),
                     deps.bus.client.clone(),
                     mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
                 )

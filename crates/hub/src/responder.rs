@@ -1,5 +1,5 @@
 //! The Hub on NATS request-reply, for parts that run in other processes:
-//! `mno.idm.v1.check` (an [`IdmRequest`] → an [`IdmReply`]) and
+//! `mno.idm.v1.check` (an [`IdmRequest`] with hashed credentials → an [`IdmReply`]) and
 //! `mno.directory.v1.<call>` (a [`DirectoryRequest`] → a [`DirectoryReply`]).
 //!
 //! The check is answered through a [`mno_events::idm::CachingIdm`] kept fresh
@@ -22,8 +22,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::directory::HubDirectory;
+use crate::idm::HubIdm;
 
 pub const QUEUE_GROUP: &str = "mno-hub";
+
+/// The check as the NATS responder answers it: credentials arrive hashed
+/// (see [`HubIdm::check_hashed`]).
+pub struct HashedCredentials(pub HubIdm);
+
+#[async_trait::async_trait]
+impl Idm for HashedCredentials {
+    async fn check(
+        &self,
+        request: &IdmRequest,
+    ) -> Result<mno_events::idm::IdmDecision, mno_events::idm::IdmError> {
+        self.0.check_hashed(request).await
+    }
+}
 
 /// Subscribe (before returning) and answer until `stop` turns true.
 pub async fn spawn(

@@ -73,6 +73,11 @@ pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
     computed.as_bytes().ct_eq(stored_hash.as_bytes()).into()
 }
 
+/// Whether two SHA-256 hex strings are equal, compared in constant time.
+pub fn hashes_match(provided: &str, stored: &str) -> bool {
+    provided.as_bytes().ct_eq(stored.as_bytes()).into()
+}
+
 /// Hash a password with argon2id and a random salt (PHC string).
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);

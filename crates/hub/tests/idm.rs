@@ -297,6 +297,24 @@ async fn the_check_over_nats_answers_as_in_process(world: World) {
     }
     assert_eq!(allowed, [true, false, false, true, false, false]);
 
+    // A secret sent in the clear on NATS is refused: credentials travel hashed.
+    let clear = serde_json::to_vec(&requests[0]).unwrap();
+    let reply = world
+        .bus
+        .client
+        .request(IDM_SUBJECT, clear.into())
+        .await
+        .unwrap();
+    match serde_json::from_slice::<IdmReply>(&reply.payload).unwrap() {
+        IdmReply::Decision(d) => {
+            assert!(
+                !d.allow && d.principal.is_none() && d.reason.contains("hashed"),
+                "{d:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+
     // A malformed request gets an error reply, not silence.
     let reply = world
         .bus

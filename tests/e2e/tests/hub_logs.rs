@@ -67,6 +67,22 @@ async fn no_password_token_or_secret_appears_in_the_logs() -> Result<()> {
         None,
     )
     .await?;
+    // And over NATS request-reply, where the secret travels in the payload.
+    {
+        use mno_events::idm::{Action, Credential, Idm, IdmRequest, NatsIdm};
+        let decision = NatsIdm::new(platform.nats.client().await)
+            .check(&IdmRequest {
+                credential: Credential::App {
+                    key: app.key.clone(),
+                    secret: app.secret.clone(),
+                },
+                org: org.clone(),
+                entity: Some("invoices".into()),
+                action: Action::Read,
+            })
+            .await?;
+        assert!(decision.allow, "{decision:?}");
+    }
     // Failures log too.
     hub.call(
         Method::POST,
@@ -99,6 +115,9 @@ async fn no_password_token_or_secret_appears_in_the_logs() -> Result<()> {
     ];
     for secret in &secrets {
         // The base64 part of a whsec_ may hold '/' or '+': look for the whole string.
+        if let Some(line) = logs.lines().find(|l| l.contains(secret.as_str())) {
+            eprintln!("LEAK: {line:.400}");
+        }
         assert!(
             !logs.contains(secret.as_str()),
             "a secret is in the logs: {secret:.12}..."
