@@ -17,7 +17,9 @@ pub mod entities;
 pub mod exact_json;
 pub mod idempotency;
 pub mod idmap;
+pub mod query;
 pub mod render;
+pub mod store;
 pub mod write;
 
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub struct ConnecDeps {
 pub struct Connec {
     delivery: delivery::Delivery,
     api: api::ApiState,
+    store_task: store::StoreTask,
 }
 
 impl Connec {
@@ -54,10 +57,14 @@ impl Connec {
         let idempotency = idempotency::Idempotency::open(&deps.bus.js, replicas)
             .await
             .map_err(|e| anyhow::anyhow!("open the idempotency bucket: {e}"))?;
+        let (record_store, store_task) =
+            store::RecordStore::start(&deps.bus.js, deps.db.clone()).await?;
         let api = api::ApiState {
             writer: writer.clone(),
+            writer_js: deps.bus.js.clone(),
             idm: deps.idm.clone(),
             idempotency,
+            store: record_store,
         };
         let delivery = delivery::Delivery::start(delivery::DeliveryDeps {
             bus: deps.bus.clone(),
@@ -68,7 +75,11 @@ impl Connec {
             refs: Some(Arc::new(delivery_links::CatalogueReferences)),
         })
         .await?;
-        Ok(Connec { delivery, api })
+        Ok(Connec {
+            delivery,
+            api,
+            store_task,
+        })
     }
 
     /// Routes under `/connec`.
@@ -80,5 +91,6 @@ impl Connec {
 
     pub async fn shutdown(self) {
         self.delivery.shutdown().await;
+        self.store_task.stop().await;
     }
 }

@@ -21,15 +21,24 @@ pub fn wants_external_ids(headers: &HeaderMap) -> bool {
 
 /// The record as the API shows it (without external ids).
 pub fn record_view(stored: &Stored) -> Value {
-    let mut view = stored.state();
-    if let Some(object) = view.as_object_mut() {
-        object.insert("version".into(), json!(stored.event.version));
-        object.insert("resource_type".into(), json!(stored.event.entity));
-        if stored.is_deleted() {
+    view(
+        stored.state(),
+        stored.event.version,
+        &stored.event.entity,
+        stored.is_deleted(),
+    )
+}
+
+/// A stored state with the fields the API adds.
+pub fn view(mut state: Value, version: u64, entity: &str, deleted: bool) -> Value {
+    if let Some(object) = state.as_object_mut() {
+        object.insert("version".into(), json!(version));
+        object.insert("resource_type".into(), json!(entity));
+        if deleted {
             object.insert("deleted".into(), json!(true));
         }
     }
-    view
+    state
 }
 
 /// Rewrite `id` and the references of `view` into the external-ids array form.

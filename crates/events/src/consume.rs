@@ -177,6 +177,16 @@ pub async fn replay_ordered(
     filters: &[String],
     from: ReplayFrom,
 ) -> Result<pull::Ordered, ConsumeError> {
+    Ok(ordered_with_pending(js, stream, filters, from).await?.1)
+}
+
+/// The ordered consumer's messages, and how many match at the start.
+async fn ordered_with_pending(
+    js: &jetstream::Context,
+    stream: &str,
+    filters: &[String],
+    from: ReplayFrom,
+) -> Result<(u64, pull::Ordered), ConsumeError> {
     let handle = js
         .get_stream_no_info(stream)
         .await
@@ -198,10 +208,12 @@ pub async fn replay_ordered(
             consumer: "ordered".into(),
             reason: e.to_string(),
         })?;
-    consumer.messages().await.map_err(|e| ConsumeError::Read {
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer.messages().await.map_err(|e| ConsumeError::Read {
         stream: stream.to_owned(),
         reason: e.to_string(),
-    })
+    })?;
+    Ok((pending, messages))
 }
 
 /// One message read by [`replay_until_caught_up`].
@@ -253,7 +265,10 @@ where
             return Ok(0);
         }
     }
-    let mut messages = replay_ordered(js, stream, filters, from).await?;
+    let (pending, mut messages) = ordered_with_pending(js, stream, filters, from).await?;
+    if pending == 0 {
+        return Ok(0);
+    }
     let mut applied = 0;
     // An idle timeout guards against a filter that matches nothing up to `end`.
     let idle = Duration::from_secs(5);

@@ -1,9 +1,11 @@
 //! The HTTP routes of Connec!'s record API.
 //!
 //! - [`records`]: create, update, delete and read records; `company`; id mapping; schemas.
+//! - [`query`]: lists with `$filter`/`$orderby`, a record's history, the change feed.
 //! - [`errors`]: how write-path errors become JSON error answers.
 
 pub mod errors;
+pub mod query;
 pub mod records;
 
 use std::sync::Arc;
@@ -13,14 +15,18 @@ use axum::Router;
 use mno_events::idm::Idm;
 
 use crate::idempotency::Idempotency;
+use crate::store::RecordStore;
 use crate::write::Writer;
 
 /// What the record handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     pub writer: Writer,
+    /// For reading the stream directly (history, change feed).
+    pub writer_js: async_nats::jetstream::Context,
     pub idm: Arc<dyn Idm>,
     pub idempotency: Idempotency,
+    pub store: RecordStore,
 }
 
 /// Header carrying the stream sequence of the answer's data (a consistency token).
@@ -38,7 +44,15 @@ pub fn router(state: ApiState) -> Router {
             "/connec/api/v2/{org}/company",
             get(records::get_company).put(records::put_company),
         )
-        .route("/connec/api/v2/{org}/{entity}", post(records::create))
+        .route("/connec/api/v2/{org}/changes", get(query::changes))
+        .route(
+            "/connec/api/v2/{org}/{entity}",
+            post(records::create).get(query::list),
+        )
+        .route(
+            "/connec/api/v2/{org}/{entity}/{id}/history",
+            get(query::history),
+        )
         .route(
             "/connec/api/v2/{org}/{entity}/{id}",
             get(records::read)

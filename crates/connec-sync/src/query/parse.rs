@@ -1,0 +1,354 @@
+//! Parsing `$filter` and `$orderby` (OData-like, as Connec! accepted them).
+//!
+//! `$filter`: comparisons `field op literal` with `eq ne gt ge lt le`, joined
+//! by `and`, `or`, `not` and parentheses. Literals: 'strings' (a quote is
+//! doubled: 'O''Brien'), numbers, `true`, `false`, `null`. Dates are strings:
+//! `updated_at gt '2016-01-01T00:00:00Z'`. Fields are identifiers
+//! (`[A-Za-z_][A-Za-z0-9_]*`); nothing else reaches SQL but bound values.
+//! Errors name the position (0-based character offset) where parsing failed.
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Text(String),
+    /// The number's text, kept exact.
+    Number(String),
+    Bool(bool),
+    Null,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Compare {
+        field: String,
+        op: CompareOp,
+        value: Literal,
+    },
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBy {
+    pub field: String,
+    pub descending: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at position {position}")]
+pub struct SyntaxError {
+    pub what: String,
+    pub position: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Text(String),
+    Number(String),
+    Open,
+    Close,
+}
+
+fn tokenize(input: &str) -> Result<Vec<(Token, usize)>, SyntaxError> {
+    let chars: Vec<char> = input.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '(' {
+            tokens.push((Token::Open, i));
+            i += 1;
+        } else if c == ')' {
+            tokens.push((Token::Close, i));
+            i += 1;
+        } else if c == '\'' {
+            let start = i;
+            let mut text = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => {
+                        return Err(SyntaxError {
+                            what: "unterminated string (a quote inside a string is written '')"
+                                .into(),
+                            position: start,
+                        })
+                    }
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        text.push('\'');
+                        i += 2;
+                    }
+                    Some('\'') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&other) => {
+                        text.push(other);
+                        i += 1;
+                    }
+                }
+            }
+            tokens.push((Token::Text(text), start));
+        } else if c.is_ascii_digit()
+            || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let start = i;
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().collect();
+            if text.matches('.').count() > 1 || text.ends_with('.') {
+                return Err(SyntaxError {
+                    what: format!("malformed number {text:?}"),
+                    position: start,
+                });
+            }
+            tokens.push((Token::Number(text), start));
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            tokens.push((Token::Ident(chars[start..i].iter().collect()), start));
+        } else {
+            return Err(SyntaxError {
+                what: format!("unexpected character {c:?}"),
+                position: i,
+            });
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<(Token, usize)>,
+    at: usize,
+    end: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(t, _)| t)
+    }
+
+    fn position(&self) -> usize {
+        self.tokens.get(self.at).map_or(self.end, |(_, p)| *p)
+    }
+
+    fn error(&self, what: impl Into<String>) -> SyntaxError {
+        SyntaxError {
+            what: what.into(),
+            position: self.position(),
+        }
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Ident(w)) if w.eq_ignore_ascii_case(word))
+    }
+
+    fn or(&mut self) -> Result<Filter, SyntaxError> {
+        let mut left = self.and()?;
+        while self.keyword("or") {
+            self.at += 1;
+            left = Filter::Or(Box::new(left), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Filter, SyntaxError> {
+        let mut left = self.not()?;
+        while self.keyword("and") {
+            self.at += 1;
+            left = Filter::And(Box::new(left), Box::new(self.not()?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Filter, SyntaxError> {
+        if self.keyword("not") {
+            self.at += 1;
+            return Ok(Filter::Not(Box::new(self.not()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Filter, SyntaxError> {
+        match self.peek().cloned() {
+            Some(Token::Open) => {
+                self.at += 1;
+                let inner = self.or()?;
+                if self.peek() != Some(&Token::Close) {
+                    return Err(self.error("expected ')'"));
+                }
+                self.at += 1;
+                Ok(inner)
+            }
+            Some(Token::Ident(field)) => {
+                self.at += 1;
+                let op = match self.peek() {
+                    Some(Token::Ident(op)) => match op.to_ascii_lowercase().as_str() {
+                        "eq" => CompareOp::Eq,
+                        "ne" => CompareOp::Ne,
+                        "gt" => CompareOp::Gt,
+                        "ge" => CompareOp::Ge,
+                        "lt" => CompareOp::Lt,
+                        "le" => CompareOp::Le,
+                        other => {
+                            return Err(self.error(format!(
+                                "unknown operator {other:?}; use eq, ne, gt, ge, lt or le"
+                            )))
+                        }
+                    },
+                    _ => return Err(self.error(format!("expected an operator after {field:?}"))),
+                };
+                self.at += 1;
+                let value = match self.peek().cloned() {
+                    Some(Token::Text(t)) => Literal::Text(t),
+                    Some(Token::Number(n)) => Literal::Number(n),
+                    Some(Token::Ident(w)) if w.eq_ignore_ascii_case("true") => Literal::Bool(true),
+                    Some(Token::Ident(w)) if w.eq_ignore_ascii_case("false") => {
+                        Literal::Bool(false)
+                    }
+                    Some(Token::Ident(w)) if w.eq_ignore_ascii_case("null") => Literal::Null,
+                    _ => {
+                        return Err(
+                            self.error("expected a value: 'text', a number, true, false or null")
+                        )
+                    }
+                };
+                self.at += 1;
+                Ok(Filter::Compare { field, op, value })
+            }
+            _ => Err(self.error("expected a comparison such as code eq 'CT3', or '('")),
+        }
+    }
+}
+
+/// Parse a `$filter` expression.
+pub fn filter(input: &str) -> Result<Filter, SyntaxError> {
+    let tokens = tokenize(input)?;
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        end: input.chars().count(),
+    };
+    let filter = parser.or()?;
+    if parser.at < parser.tokens.len() {
+        return Err(parser.error("unexpected text after the expression"));
+    }
+    Ok(filter)
+}
+
+/// Parse a `$orderby`: `field [asc|desc]`, several separated by commas.
+pub fn order_by(input: &str) -> Result<Vec<OrderBy>, SyntaxError> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for part in input.split(',') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let position = offset + part.len() - part.trim_start().len();
+        let bad = |what: String| SyntaxError { what, position };
+        match words.as_slice() {
+            [field] | [field, _] if !is_identifier(field) => {
+                return Err(bad(format!("{field:?} is not a field name")))
+            }
+            [field] => out.push(OrderBy {
+                field: field.to_string(),
+                descending: false,
+            }),
+            [field, direction] => {
+                let descending = match direction.to_ascii_lowercase().as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    other => return Err(bad(format!("{other:?} is not asc or desc"))),
+                };
+                out.push(OrderBy {
+                    field: field.to_string(),
+                    descending,
+                });
+            }
+            _ => return Err(bad("expected `field asc` or `field desc`".into())),
+        }
+        offset += part.len() + 1;
+    }
+    Ok(out)
+}
+
+pub fn is_identifier(text: &str) -> bool {
+    let mut chars = text.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && text.len() <= 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_precedence_and_literals() {
+        let f = filter("code eq 'CT3' and (total gt 10.5 or not paid eq true) or name eq null")
+            .unwrap();
+        let Filter::Or(left, right) = f else { panic!() };
+        assert!(
+            matches!(*right, Filter::Compare { ref field, value: Literal::Null, .. } if field == "name")
+        );
+        let Filter::And(_, inner) = *left else {
+            panic!()
+        };
+        assert!(matches!(*inner, Filter::Or(_, _)));
+        assert_eq!(
+            filter("name eq 'O''Brien'").unwrap(),
+            Filter::Compare {
+                field: "name".into(),
+                op: CompareOp::Eq,
+                value: Literal::Text("O'Brien".into())
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_position() {
+        assert_eq!(filter("code eq").unwrap_err().position, 7);
+        assert_eq!(filter("code like 'x'").unwrap_err().position, 5);
+        assert_eq!(filter("(a eq 1").unwrap_err().position, 7);
+        assert_eq!(filter("a eq 'x").unwrap_err().position, 5);
+        assert_eq!(filter("a eq 1 b").unwrap_err().position, 7);
+        assert_eq!(filter("a; DROP TABLE x").unwrap_err().position, 1);
+        assert_eq!(
+            order_by("name asc, total sideways").unwrap_err().position,
+            10
+        );
+        assert!(order_by("name; drop").is_err());
+    }
+
+    #[test]
+    fn order_by_takes_several_fields() {
+        assert_eq!(
+            order_by("name ASC, updated_at desc").unwrap(),
+            vec![
+                OrderBy {
+                    field: "name".into(),
+                    descending: false
+                },
+                OrderBy {
+                    field: "updated_at".into(),
+                    descending: true
+                }
+            ]
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The record store: current state of every record in SQL, for list and
+//! filter queries. A projection of stream RECORDS, kept by one durable
+//! consumer; each batch of rows is committed in one transaction with the
+//! checkpoint (the last stream sequence applied), and acknowledged after the
+//! commit, so a crash or a redelivery never applies an event twice or skips
+//! one. It catches up from its checkpoint at start and can be rebuilt from
+//! sequence 1 by dropping its rows and its consumer.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use mno_events::consume::{self, DurableSpec};
+use mno_events::proto::{Op, RecordEvent};
+use sqlx::AnyPool;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const CONSUMER: &str = "connec-record-store";
+const BATCH: usize = 500;
+
+/// Which SQL the store speaks: JSON access differs between SQLite and PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct RecordStore {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+    applied: watch::Receiver<u64>,
+}
+
+/// The task that keeps the store current; stop it with [`StoreTask::stop`].
+pub struct StoreTask {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl StoreTask {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+impl RecordStore {
+    /// Run the migrations, then follow RECORDS from the checkpoint.
+    pub async fn start(
+        js: &jetstream::Context,
+        pool: AnyPool,
+    ) -> anyhow::Result<(RecordStore, StoreTask)> {
+        let mut migrator = sqlx::migrate!("./migrations");
+        // Other parts' migrations share the table; they are not ours to check.
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("Connec! record store migrations failed: {e}"))?;
+        let dialect = {
+            let conn = pool.acquire().await?;
+            if conn.backend_name().eq_ignore_ascii_case("postgres") {
+                Dialect::Postgres
+            } else {
+                Dialect::Sqlite
+            }
+        };
+        let checkpoint = checkpoint(&pool).await?;
+        let (applied_tx, applied) = watch::channel(checkpoint);
+        let consumer = consume::durable_pull(
+            js,
+            mno_events::streams::RECORDS,
+            &DurableSpec {
+                description: Some("Connec! record store (list and filter queries)".into()),
+                ..DurableSpec::new(CONSUMER, vec!["rec.>".into()])
+            },
+        )
+        .await?;
+        let (stop, mut stopped) = watch::channel(false);
+        let task_pool = pool.clone();
+        let handle = tokio::spawn(async move {
+            let mut last = checkpoint;
+            loop {
+                if *stopped.borrow() {
+                    break;
+                }
+                let batch = tokio::select! {
+                    batch = consume::fetch_batch(&consumer, BATCH, Duration::from_millis(500)) => batch,
+                    _ = stopped.changed() => break,
+                };
+                let messages = match batch {
+                    Ok(messages) => messages,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "record store: fetch failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                if messages.is_empty() {
+                    continue;
+                }
+                match apply(&task_pool, last, &messages).await {
+                    Ok(seq) => {
+                        for message in &messages {
+                            let _ = message.ack().await;
+                        }
+                        last = seq;
+                        let _ = applied_tx.send(seq);
+                    }
+                    Err(e) => {
+                        // Not acked: the server redelivers after ack_wait; the checkpoint skips what was applied.
+                        tracing::error!(error = %e, "record store: applying a batch failed; it will be redelivered");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok((
+            RecordStore {
+                pool,
+                dialect,
+                applied,
+            },
+            StoreTask { stop, handle },
+        ))
+    }
+
+    /// The last stream sequence the store has applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Wait until the store has applied `seq`, at most `timeout`; whether it did.
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(timeout, applied.wait_for(|&s| s >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+async fn checkpoint(pool: &AnyPool) -> Result<u64, sqlx::Error> {
+    let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM connec_checkpoints WHERE name = $1")
+        .bind(CONSUMER)
+        .fetch_optional(pool)
+        .await?;
+    Ok(seq.unwrap_or(0) as u64)
+}
+
+/// Apply one batch in one transaction with the checkpoint; the new checkpoint.
+async fn apply(
+    pool: &AnyPool,
+    checkpoint: u64,
+    messages: &[jetstream::Message],
+) -> anyhow::Result<u64> {
+    let mut tx = pool.begin().await?;
+    // Re-read inside the transaction: another process may share this database.
+    let mut last: u64 =
+        sqlx::query_scalar::<_, i64>("SELECT seq FROM connec_checkpoints WHERE name = $1")
+            .bind(CONSUMER)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map_or(checkpoint, |s| s as u64);
+    for message in messages {
+        let seq = message
+            .info()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stream_sequence;
+        if seq <= last {
+            continue; // Already applied: a redelivery.
+        }
+        match RecordEvent::from_bytes(&message.payload) {
+            Ok(event) => upsert(&mut tx, &event, seq).await?,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "record store: skipping a message that is not a record event")
+            }
+        }
+        last = seq;
+    }
+    sqlx::query(
+        "INSERT INTO connec_checkpoints (name, seq) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+    )
+    .bind(CONSUMER)
+    .bind(last as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(last)
+}
+
+async fn upsert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    event: &RecordEvent,
+    seq: u64,
+) -> anyhow::Result<()> {
+    let state: serde_json::Value = event.state_json().unwrap_or(serde_json::Value::Null);
+    let text = |key: &str| {
+        state
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let deleted = i32::from(event.op_kind() == Op::Deleted);
+    sqlx::query(
+        "INSERT INTO connec_records (org, entity, id, version, seq, state, created_at, updated_at, deleted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (org, entity, id) DO UPDATE SET
+           version = excluded.version, seq = excluded.seq, state = excluded.state,
+           updated_at = excluded.updated_at, deleted = excluded.deleted
+         WHERE connec_records.seq < excluded.seq",
+    )
+    .bind(&event.org)
+    .bind(&event.entity)
+    .bind(&event.record_id)
+    .bind(event.version as i64)
+    .bind(seq as i64)
+    .bind(String::from_utf8_lossy(&event.state).into_owned())
+    .bind(text("created_at"))
+    .bind(text("updated_at"))
+    .bind(deleted)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

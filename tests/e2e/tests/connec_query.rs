@@ -1,0 +1,361 @@
+//! Connec!'s read side: lists from the record store with `$filter`,
+//! `$orderby`, paging and read-your-writes; history and the change feed from
+//! the stream.
+
+use mno_e2e::hub_client::{basic_auth, HubClient};
+use mno_e2e::TestPlatform;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct World {
+    platform: TestPlatform,
+    org: String,
+    auth: String,
+    hub: HubClient,
+}
+
+async fn world() -> World {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, org, app) = hub
+        .org_with_app(
+            "owner@example.com",
+            None,
+            &[
+                ("invoices", true, true),
+                ("items", true, true),
+                ("people", true, true),
+            ],
+        )
+        .await
+        .unwrap();
+    World {
+        auth: basic_auth(&app.key, &app.secret),
+        platform,
+        org,
+        hub,
+    }
+}
+
+impl World {
+    async fn post(&self, entity: &str, record: Value) -> (Value, u64) {
+        let response = self
+            .platform
+            .http
+            .post(
+                self.platform
+                    .url(&format!("/connec/api/v2/{}/{entity}", self.org)),
+            )
+            .header("Authorization", &self.auth)
+            .json(&json!({ entity: record }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let seq = response.headers()["mno-consistency-token"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        (body[entity].clone(), seq)
+    }
+
+    async fn get(&self, path_and_query: &str) -> (StatusCode, Value) {
+        let response = self
+            .platform
+            .http
+            .get(
+                self.platform
+                    .url(&format!("/connec/api/v2/{}{path_and_query}", self.org)),
+            )
+            .header("Authorization", &self.auth)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn records_in_stream(&self) -> u64 {
+        let mut stream = self
+            .platform
+            .running()
+            .bus
+            .js
+            .get_stream("RECORDS")
+            .await
+            .unwrap();
+        stream.info().await.unwrap().state.messages
+    }
+}
+
+fn names(body: &Value, entity: &str) -> Vec<String> {
+    body[entity]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_filter_order_and_page_with_read_your_writes() {
+    let w = world().await;
+    let mut last = 0;
+    for (name, price, active) in [
+        ("Apple", "10.5", true),
+        ("Banana", "2", true),
+        ("Cherry", "100", false),
+        ("Date", "20", true),
+    ] {
+        let (_, seq) = w
+            .post("items", json!({"name": name, "sale_price": price, "is_inventoried": active, "code": name.to_lowercase()}))
+            .await;
+        last = seq;
+    }
+    // min_seq: the list reflects every write up to the caller's last one.
+    let (status, body) = w
+        .get(&format!("/items?min_seq={last}&$orderby=name asc"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body, "items"), ["Apple", "Banana", "Cherry", "Date"]);
+    assert_eq!(body["pagination"]["total"], 4);
+
+    // Decimal fields compare and sort as numbers, not as text.
+    let (_, body) = w
+        .get("/items?$filter=sale_price gt 5&$orderby=sale_price desc")
+        .await;
+    assert_eq!(names(&body, "items"), ["Cherry", "Date", "Apple"]);
+    let (_, body) = w
+        .get("/items?$filter=is_inventoried eq true and (code eq 'apple' or code eq 'date')")
+        .await;
+    assert_eq!(names(&body, "items"), ["Apple", "Date"]);
+    let (_, body) = w
+        .get("/items?$filter=not (sale_price le 10) and name ne 'Date'&$orderby=name")
+        .await;
+    assert_eq!(names(&body, "items"), ["Apple", "Cherry"]);
+    let (_, body) = w.get("/items?$filter=description eq null and updated_at gt '2000-01-01T00:00:00Z'&$orderby=name").await;
+    assert_eq!(body["pagination"]["total"], 4);
+
+    // Paging with $top/$skip and the opaque cursor of links.next.
+    let (_, page1) = w.get("/items?$orderby=name&$top=3").await;
+    assert_eq!(names(&page1, "items"), ["Apple", "Banana", "Cherry"]);
+    let next = page1["links"]["next"].as_str().unwrap().to_owned();
+    let response = w
+        .platform
+        .http
+        .get(w.platform.url(&next))
+        .header("Authorization", &w.auth)
+        .send()
+        .await
+        .unwrap();
+    let page2: Value = response.json().await.unwrap();
+    assert_eq!(names(&page2, "items"), ["Date"]);
+    assert!(page2["links"]["next"].is_null());
+
+    // Deleted records leave the list unless asked for.
+    let (apple, _) = {
+        let (_, body) = w.get("/items?$filter=name eq 'Apple'").await;
+        (body["items"][0]["id"].as_str().unwrap().to_owned(), ())
+    };
+    let response = w
+        .platform
+        .http
+        .delete(
+            w.platform
+                .url(&format!("/connec/api/v2/{}/items/{apple}", w.org)),
+        )
+        .header("Authorization", &w.auth)
+        .send()
+        .await
+        .unwrap();
+    let seq: u64 = response.headers()["mno-consistency-token"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, body) = w.get(&format!("/items?min_seq={seq}")).await;
+    assert_eq!(body["pagination"]["total"], 3);
+    let (_, body) = w
+        .get(&format!(
+            "/items?min_seq={seq}&include_deleted=true&$filter=name eq 'Apple'"
+        ))
+        .await;
+    assert_eq!(body["items"][0]["deleted"], true);
+}
+
+#[tokio::test]
+async fn query_syntax_errors_name_the_position_and_injection_does_nothing() {
+    let w = world().await;
+    w.post("items", json!({"name": "Only"})).await;
+    let before = w.records_in_stream().await;
+
+    let (status, body) = w.get("/items?$filter=name eq").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("position 7"),
+        "{body}"
+    );
+    let (status, body) = w.get("/items?$orderby=name sideways").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["source"]["parameter"], "$orderby");
+    let (status, _) = w.get("/items?$top=5000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = w.get("/items?cursor=not-a-cursor").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    for attack in [
+        "name eq 'x' or 1 eq 1",
+        "name eq 'x'' OR ''1''=''1'",
+        "name eq 'x'); DROP TABLE connec_records; --'",
+        "name') or ('1' eq '1",
+        "state eq 'x' or name ne 'y'",
+    ] {
+        let (status, body) = w
+            .get(&format!("/items?$filter={}", urlencode(attack)))
+            .await;
+        if status == StatusCode::OK {
+            // A well-formed filter compares values; it never widens the query to other rows.
+            for item in body["items"].as_array().unwrap() {
+                assert_eq!(item["name"], "Only", "{attack}");
+            }
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{attack}: {body}");
+        }
+    }
+    let (status, body) = w
+        .get("/items?$orderby=name%3B%20DROP%20TABLE%20connec_records")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = w.get("/items").await;
+    assert_eq!(status, StatusCode::OK, "the table is still there: {body}");
+    assert_eq!(body["pagination"]["total"], 1);
+    assert_eq!(w.records_in_stream().await, before);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_never_show_another_orgs_records() {
+    let w = world().await;
+    w.post("people", json!({"first_name": "Mine"})).await;
+    let (_, other_org, other_app) = w
+        .hub
+        .org_with_app("other@example.com", None, &[("people", true, true)])
+        .await
+        .unwrap();
+    let other_auth = basic_auth(&other_app.key, &other_app.secret);
+    let response = w
+        .platform
+        .http
+        .post(
+            w.platform
+                .url(&format!("/connec/api/v2/{other_org}/people")),
+        )
+        .header("Authorization", &other_auth)
+        .json(&json!({"people": {"first_name": "Theirs"}}))
+        .send()
+        .await
+        .unwrap();
+    let seq: u64 = response.headers()["mno-consistency-token"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, body) = w.get(&format!("/people?min_seq={seq}")).await;
+    let firsts: Vec<&str> = body["people"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["first_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(firsts, ["Mine"]);
+    // The other org's app cannot list this org.
+    let response = w
+        .platform
+        .http
+        .get(w.platform.url(&format!("/connec/api/v2/{}/people", w.org)))
+        .header("Authorization", &other_auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn history_and_the_change_feed_show_every_event_including_deletes() {
+    let w = world().await;
+    let (person, _) = w.post("people", json!({"first_name": "Ann"})).await;
+    let id = person["id"].as_str().unwrap().to_owned();
+    let http = &w.platform.http;
+    let url = w
+        .platform
+        .url(&format!("/connec/api/v2/{}/people/{id}", w.org));
+    http.put(&url)
+        .header("Authorization", &w.auth)
+        .json(&json!({"people": {"last_name": "Lee"}}))
+        .send()
+        .await
+        .unwrap();
+    http.delete(&url)
+        .header("Authorization", &w.auth)
+        .send()
+        .await
+        .unwrap();
+    w.post("items", json!({"name": "Thing"})).await;
+
+    let (status, body) = w.get(&format!("/people/{id}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ops: Vec<&str> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["created", "updated", "deleted"]);
+    assert_eq!(body["history"][1]["changed_fields"], json!(["last_name"]));
+    assert_eq!(body["history"][2]["version"], 3);
+
+    let (_, feed) = w.get("/changes?entities=people").await;
+    let ops: Vec<&str> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["created", "updated", "deleted"]);
+    // Resuming from a cursor gives what came after it, and nothing when there is nothing new.
+    let first = feed["changes"][0]["seq"].as_u64().unwrap();
+    let (_, rest) = w
+        .get(&format!(
+            "/changes?since={first}&entities=people,items&limit=10"
+        ))
+        .await;
+    let ops: Vec<&str> = rest["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["updated", "deleted", "created"]);
+    let next = rest["next"].as_str().unwrap();
+    let (_, empty) = w.get(&format!("/changes?since={next}")).await;
+    assert_eq!(empty["changes"], json!([]));
+    assert_eq!(empty["next"], next);
+    // The limit cuts the page; the next cursor continues it.
+    let (_, limited) = w.get("/changes?limit=2").await;
+    assert_eq!(limited["changes"].as_array().unwrap().len(), 2);
+    let (status, _) = w.get("/changes?entities=unicorns").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
