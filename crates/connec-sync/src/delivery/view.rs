@@ -46,7 +46,19 @@ pub trait ReferenceFields: Send + Sync + 'static {
 /// carry the ids apps sent back. Kept in memory, rebuilt as events pass.
 #[derive(Default)]
 pub struct LearnedIds {
-    map: DashMap<(String, String, String, String), String>,
+    /// `org/app/entity/global` -> local id.
+    map: DashMap<String, String>,
+}
+
+fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> String {
+    let mut key = String::with_capacity(org.len() + app.len() + entity.len() + global.len() + 3);
+    for (i, part) in [org, app, entity, global].into_iter().enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        key.push_str(part);
+    }
+    key
 }
 
 impl LearnedIds {
@@ -55,12 +67,7 @@ impl LearnedIds {
         if let Some(source) = &event.source {
             if !source.app_id.is_empty() && !source.local_id.is_empty() {
                 self.map.insert(
-                    (
-                        event.org.clone(),
-                        source.app_id.clone(),
-                        event.entity.clone(),
-                        event.record_id.clone(),
-                    ),
+                    learned_key(&event.org, &source.app_id, &event.entity, &event.record_id),
                     source.local_id.clone(),
                 );
             }
@@ -68,16 +75,17 @@ impl LearnedIds {
     }
 
     pub fn get(&self, org: &str, app: &str, entity: &str, global: &str) -> Option<String> {
+        if self.map.is_empty() {
+            return None;
+        }
         self.map
-            .get(&(org.into(), app.into(), entity.into(), global.into()))
+            .get(&learned_key(org, app, entity, global))
             .map(|v| v.clone())
     }
 
     pub fn insert(&self, org: &str, app: &str, entity: &str, global: &str, local: &str) {
-        self.map.insert(
-            (org.into(), app.into(), entity.into(), global.into()),
-            local.into(),
-        );
+        self.map
+            .insert(learned_key(org, app, entity, global), local.into());
     }
 }
 

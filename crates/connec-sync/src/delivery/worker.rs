@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind, Message};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mno_events::directory::{AppProfile, Directory};
 use mno_events::proto::{Op, RecordEvent};
 use rand::Rng;
@@ -100,6 +100,9 @@ struct Sent {
 
 type Messages = async_nats::jetstream::consumer::pull::Stream;
 
+/// Messages taken from the consumer's buffer in one go, without waiting.
+const READ_AHEAD: usize = 512;
+
 impl Worker {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
         let app = self.profile.app_id.clone();
@@ -130,7 +133,18 @@ impl Worker {
                     Some(Command::Redrive(letter)) => self.redrive(letter),
                 },
                 next = next_message(&mut messages), if !self.stopping && room => match next {
-                    Some(Ok(message)) => self.admit(message).await,
+                    Some(Ok(message)) => {
+                        self.admit(message).await;
+                        // Take what has already arrived before the next round of dispatching.
+                        if let Some(stream) = messages.as_mut() {
+                            for _ in 0..READ_AHEAD {
+                                match stream.next().now_or_never() {
+                                    Some(Some(Ok(message))) => self.admit(message).await,
+                                    _ => break,
+                                }
+                            }
+                        }
+                    }
                     Some(Err(e)) => tracing::debug!(%app, error = %e, "consumer hiccup"),
                     None => {
                         messages = None;
@@ -159,7 +173,7 @@ impl Worker {
         match self
             .consumer
             .stream()
-            .max_messages_per_batch(self.ctx.config.batch_max.max(64))
+            .max_messages_per_batch(1000)
             .heartbeat(Duration::from_secs(5))
             .expires(Duration::from_secs(30))
             .messages()

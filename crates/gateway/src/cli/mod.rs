@@ -1,6 +1,8 @@
 //! The `mno` subcommands, one module each.
 
 pub mod bench;
+pub mod consumers;
+pub mod dlq;
 pub mod streams;
 pub mod up;
 
@@ -25,6 +27,10 @@ enum Command {
     Streams(streams::Args),
     /// Measure the platform against the raw bus; prints one JSON line per figure.
     Bench(bench::Args),
+    /// Dead letters of delivery: list, show, redrive.
+    Dlq(dlq::Args),
+    /// Each app's delivery consumer and its lag.
+    Consumers(consumers::Args),
 }
 
 impl Cli {
@@ -33,6 +39,8 @@ impl Cli {
             Command::Up(args) => up::run(args).await,
             Command::Streams(args) => streams::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Dlq(args) => dlq::run(args).await,
+            Command::Consumers(args) => consumers::run(args).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `{"scenario","value","baseline","ratio",...}` at the end.
 
 pub mod bus;
+pub mod fanout;
 pub mod idm;
 pub mod report;
 
@@ -18,6 +19,8 @@ pub struct Args {
 enum Scenario {
     /// The raw-bus baselines: pipelined publish, publish awaiting each ack, durable consume, ordered replay.
     Bus(bus::Args),
+    /// Webhook fan-out to N apps: publish-to-received latency at a steady rate, deliveries/s at saturation.
+    Fanout(fanout::Args),
     /// The IDM check: cached in process, and over NATS request-reply against a raw NATS echo.
     Idm(idm::Args),
 }
@@ -25,6 +28,7 @@ enum Scenario {
 pub async fn run(args: Args) -> Result<()> {
     match args.scenario {
         Scenario::Bus(args) => bus::run(args).await,
+        Scenario::Fanout(args) => fanout::run(args).await,
         Scenario::Idm(args) => idm::run(args).await,
     }
 }

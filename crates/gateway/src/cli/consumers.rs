@@ -1,0 +1,93 @@
+//! `mno consumers`: each app's delivery consumer and how far behind it is.
+
+use anyhow::Result;
+use futures::TryStreamExt;
+use mno_connec_sync::delivery::CONSUMER_PREFIX;
+use mno_events::streams::RECORDS;
+use serde::Serialize;
+
+use super::BusArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppLag {
+    pub app_id: String,
+    /// Events not yet read by delivery.
+    pub pending: u64,
+    /// Read, not yet delivered (waiting behind a failing record, in flight, or retrying).
+    pub ack_pending: usize,
+    /// pending + ack_pending: events the app has yet to get.
+    pub lag: u64,
+    pub redelivered: usize,
+    pub delivered_seq: u64,
+    pub ack_floor_seq: u64,
+    pub filters: Vec<String>,
+}
+
+/// Every app's delivery consumer on RECORDS.
+pub async fn collect(js: &async_nats::jetstream::Context) -> Result<Vec<AppLag>> {
+    let stream = js.get_stream_no_info(RECORDS).await?;
+    let infos: Vec<async_nats::jetstream::consumer::Info> =
+        stream.consumers().try_collect().await?;
+    let mut out: Vec<AppLag> = infos
+        .into_iter()
+        .filter_map(|info| {
+            let app_id = info.name.strip_prefix(CONSUMER_PREFIX)?.to_owned();
+            let mut filters = info.config.filter_subjects.clone();
+            if !info.config.filter_subject.is_empty() {
+                filters.insert(0, info.config.filter_subject.clone());
+            }
+            Some(AppLag {
+                app_id,
+                pending: info.num_pending,
+                ack_pending: info.num_ack_pending,
+                lag: info.num_pending + info.num_ack_pending as u64,
+                redelivered: info.num_redelivered,
+                delivered_seq: info.delivered.stream_sequence,
+                ack_floor_seq: info.ack_floor.stream_sequence,
+                filters,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.lag.cmp(&a.lag).then(a.app_id.cmp(&b.app_id)));
+    Ok(out)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let bus = args.bus.connect().await?;
+    let lags = collect(&bus.js).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&lags)?);
+        return Ok(());
+    }
+    if lags.is_empty() {
+        println!("(no app receives webhooks yet)");
+        return Ok(());
+    }
+    println!(
+        "{:<38} {:>8} {:>8} {:>11} {:>11} {:>13} {:>13}  FILTERS",
+        "APP", "LAG", "PENDING", "ACK PENDING", "REDELIVERED", "DELIVERED SEQ", "ACK FLOOR"
+    );
+    for l in &lags {
+        println!(
+            "{:<38} {:>8} {:>8} {:>11} {:>11} {:>13} {:>13}  {}",
+            l.app_id,
+            l.lag,
+            l.pending,
+            l.ack_pending,
+            l.redelivered,
+            l.delivered_seq,
+            l.ack_floor_seq,
+            l.filters.join(",")
+        );
+    }
+    Ok(())
+}
