@@ -51,6 +51,7 @@ impl LocalIds for IdMapLinks {
             },
             correlation_id: uuid::Uuid::now_v7().to_string(),
             event_id: None,
+            stage: None,
         };
         self.writer
             .map_id(&ctx, app, global, local)

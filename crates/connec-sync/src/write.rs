@@ -96,7 +96,13 @@ pub struct WriteContext {
     pub correlation_id: String,
     /// Set for idempotent requests, so a retry publishes the same event id.
     pub event_id: Option<String>,
+    /// Set for an atomic batch: writes are staged here instead of published,
+    /// and published together by the batch.
+    pub stage: Option<Stage>,
 }
+
+/// Writes held back for one atomic publish.
+pub type Stage = std::sync::Arc<std::sync::Mutex<Vec<Outgoing>>>;
 
 impl WriteContext {
     fn app_id(&self) -> Option<&str> {
@@ -143,6 +149,10 @@ impl Writer {
             js,
             idmap,
         }
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
     }
 
     /// The last event of a record, if it has any.
@@ -319,11 +329,7 @@ impl Writer {
         };
         // Check the patch's own fields first: a bad value is named where the client sent it.
         let mut checked = Value::Object(patch_fields.clone());
-        let required_free = EntityDef {
-            required: &[],
-            ..*ctx.entity
-        };
-        schema::validate(&required_free, &mut checked, numbers, root)
+        schema::validate_patch(ctx.entity, &mut checked, numbers, root)
             .map_err(WriteError::Invalid)?;
         self.translate_references(ctx, &mut checked).await?;
         let checked = checked.as_object().cloned().unwrap_or_default();
@@ -744,6 +750,14 @@ impl Writer {
             event.to_bytes().into(),
         )
         .expect_last_subject_seq(expected);
+        if let Some(stage) = &ctx.stage {
+            // Published later with the rest of its atomic batch; its sequence is filled in then.
+            stage
+                .lock()
+                .expect("the stage lock is never poisoned")
+                .push(outgoing);
+            return Ok(Stored { event, seq: 0 });
+        }
         let published = self.publisher.publish(outgoing).await?;
         if published.duplicate {
             // Stored before under this event id: answer with what was stored.

@@ -82,6 +82,8 @@ pub enum PublishError {
     Timeout { subject: String },
     #[error("publishing {subject} failed: {reason}")]
     Bus { subject: String, reason: String },
+    #[error("the atomic batch was not committed, nothing of it was stored: {reason}")]
+    BatchRejected { reason: String },
 }
 
 impl PublishError {
@@ -175,6 +177,65 @@ impl Publisher {
                 })
             }
             Err(e) => Err(map_error(&subject, e)),
+        }
+    }
+
+    /// Publish `messages` as one JetStream atomic batch (ADR-50, server 2.12+):
+    /// all are stored, contiguously, or none. Each keeps its msg id and
+    /// expected subject sequence; one stale expectation rejects the batch.
+    /// Returns the stream sequences in input order.
+    pub async fn publish_atomic(&self, messages: Vec<Outgoing>) -> Result<Vec<u64>, PublishError> {
+        let count = messages.len();
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let batch_id = uuid::Uuid::new_v4().simple().to_string();
+        let client = self.js.client();
+        let mut last = None;
+        for (i, message) in messages.into_iter().enumerate() {
+            let mut headers = message.headers.clone();
+            headers.insert("Nats-Msg-Id", message.msg_id.as_str());
+            if let Some(seq) = message.expected_last_subject_seq {
+                headers.insert(
+                    "Nats-Expected-Last-Subject-Sequence",
+                    seq.to_string().as_str(),
+                );
+            }
+            headers.insert("Nats-Batch-Id", batch_id.as_str());
+            headers.insert("Nats-Batch-Sequence", (i + 1).to_string().as_str());
+            if i + 1 < count {
+                // Only the commit is acknowledged; the rest go as core publishes.
+                client
+                    .publish_with_headers(message.subject.clone(), headers, message.payload)
+                    .await
+                    .map_err(|e| PublishError::Bus {
+                        subject: message.subject.clone(),
+                        reason: e.to_string(),
+                    })?;
+            } else {
+                headers.insert("Nats-Batch-Commit", "1");
+                let commit = PublishMessage::build()
+                    .payload(message.payload)
+                    .headers(headers);
+                last = Some((
+                    message.subject.clone(),
+                    self.js.send_publish(message.subject, commit).await,
+                ));
+            }
+        }
+        let (subject, ack) = last.expect("a non-empty batch has a last message");
+        let ack = ack.map_err(|e| map_error(&subject, e))?;
+        match ack.await {
+            Ok(ack) => {
+                let first = ack.sequence + 1 - count as u64;
+                Ok((first..=ack.sequence).collect())
+            }
+            Err(e) if e.kind() == PublishErrorKind::TimedOut => {
+                Err(PublishError::Timeout { subject })
+            }
+            Err(e) => Err(PublishError::BatchRejected {
+                reason: e.to_string(),
+            }),
         }
     }
 

@@ -415,3 +415,39 @@ async fn a_durable_consumer_with_several_filters_gets_only_those_and_keeps_its_p
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_atomic_batch_stores_all_or_nothing() {
+    let server = NatsServer::start().await;
+    let bus = provisioned(&server).await;
+    let publisher = Publisher::new(bus.js.clone(), streams::RECORDS);
+    let existing = publisher
+        .publish(event("rec.o1.items.x", "x1", "v1").expect_last_subject_seq(0))
+        .await
+        .unwrap();
+
+    let seqs = publisher
+        .publish_atomic(vec![
+            event("rec.o1.items.a", "b1", "a").expect_last_subject_seq(0),
+            event("rec.o1.items.b", "b2", "b").expect_last_subject_seq(0),
+            event("rec.o1.items.x", "b3", "x2").expect_last_subject_seq(existing.seq),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(seqs, [2, 3, 4]);
+
+    // One stale expectation rejects the whole batch.
+    let err = publisher
+        .publish_atomic(vec![
+            event("rec.o1.items.c", "c1", "c").expect_last_subject_seq(0),
+            event("rec.o1.items.x", "c2", "stale").expect_last_subject_seq(existing.seq),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PublishError::BatchRejected { .. }), "{err}");
+    assert_eq!(stream_messages(&bus, streams::RECORDS).await, 4);
+    assert_eq!(
+        publisher.last_subject_seq("rec.o1.items.c").await.unwrap(),
+        0
+    );
+}

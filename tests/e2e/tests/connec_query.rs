@@ -359,3 +359,93 @@ async fn history_and_the_change_feed_show_every_event_including_deletes() {
     let (status, _) = w.get("/changes?entities=unicorns").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
+    let w = world().await;
+    let (item, _) = w.post("items", json!({"name": "Existing"})).await;
+    let item_id = item["id"].as_str().unwrap().to_owned();
+    let org = w.org.clone();
+    let send = |body: Value| {
+        w.platform
+            .http
+            .post(w.platform.url("/connec/batch"))
+            .header("Authorization", &w.auth)
+            .json(&body)
+            .send()
+    };
+
+    // Each op on its own: one bad op does not stop the others.
+    let response = send(json!({"sequential": true, "ops": [
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "New"}}},
+        {"method": "post", "url": format!("/api/v2/{org}/invoices"), "params": {"invoices": {"due_date": "soon"}}},
+        {"method": "put", "url": format!("/api/v2/{org}/items/{item_id}"), "params": {"items": {"code": "E-1"}}},
+        {"method": "get", "url": format!("/api/v2/{org}/items/{item_id}")}
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 422, 200, 200], "{body}");
+    assert_eq!(
+        body["results"][1]["body"]["errors"][0]["source"]["pointer"],
+        "/ops/1/params/invoices/due_date"
+    );
+    assert_eq!(body["results"][3]["body"]["items"]["code"], "E-1");
+
+    // Atomic and valid: every op stored, in consecutive stream sequences.
+    let before = w.records_in_stream().await;
+    let response = send(json!({"atomic": true, "ops": [
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "A1"}}},
+        {"method": "post", "url": format!("/api/v2/{org}/people"), "params": {"people": {"first_name": "A2"}}},
+        {"method": "put", "url": format!("/api/v2/{org}/items/{item_id}"), "params": {"items": {"code": "E-2"}}}
+    ]}))
+    .await
+    .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [201, 201, 200]);
+    assert_eq!(w.records_in_stream().await, before + 3);
+    let (_, read) = w.get(&format!("/items/{item_id}")).await;
+    assert_eq!(read["items"]["code"], "E-2");
+
+    // Atomic with one bad op: nothing stored; the bad op is named, the others answer 424.
+    let before = w.records_in_stream().await;
+    let response = send(json!({"atomic": true, "ops": [
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "Never"}}},
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"sale_price": "lots"}}}
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [424, 422]);
+    assert_eq!(w.records_in_stream().await, before);
+
+    // Too many ops.
+    let ops: Vec<Value> = (0..101)
+        .map(|i| json!({"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": format!("n{i}")}}}))
+        .collect();
+    let response = send(json!({"ops": ops})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(w.records_in_stream().await, before);
+}

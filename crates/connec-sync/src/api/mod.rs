@@ -4,6 +4,7 @@
 //! - [`query`]: lists with `$filter`/`$orderby`, a record's history, the change feed.
 //! - [`errors`]: how write-path errors become JSON error answers.
 
+pub mod batch;
 pub mod errors;
 pub mod query;
 pub mod records;
@@ -44,6 +45,7 @@ pub fn router(state: ApiState) -> Router {
             "/connec/api/v2/{org}/company",
             get(records::get_company).put(records::put_company),
         )
+        .route("/connec/batch", post(batch::batch))
         .route("/connec/api/v2/{org}/changes", get(query::changes))
         .route(
             "/connec/api/v2/{org}/{entity}",

@@ -176,6 +176,7 @@ pub async fn history(
         principal,
         correlation_id: String::new(),
         event_id: None,
+        stage: None,
     };
     let global = state
         .writer

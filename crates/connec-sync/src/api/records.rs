@@ -61,7 +61,7 @@ pub fn org_or_404(org: &str) -> Result<Token, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no organisation {org:?}")).at_parameter("org"))
 }
 
-fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get("if-match") else {
         return Ok(None);
     };
@@ -122,15 +122,15 @@ async fn view_of(
 }
 
 /// Everything a write handler needs once the caller is known.
-struct Request<'a> {
+pub(super) struct Request<'a> {
     state: &'a ApiState,
     headers: &'a HeaderMap,
-    def: &'static EntityDef,
-    org: Token,
-    principal: Principal,
+    pub(super) def: &'static EntityDef,
+    pub(super) org: Token,
+    pub(super) principal: Principal,
 }
 
-async fn begin<'a>(
+pub(super) async fn begin<'a>(
     state: &'a ApiState,
     headers: &'a HeaderMap,
     org: &str,
@@ -157,13 +157,14 @@ async fn begin<'a>(
 }
 
 impl Request<'_> {
-    fn context(&self, event_id: Option<String>) -> WriteContext {
+    pub(super) fn context(&self, event_id: Option<String>) -> WriteContext {
         WriteContext {
             org: self.org.clone(),
             entity: self.def,
             principal: self.principal.clone(),
             correlation_id: correlation_id(self.headers),
             event_id,
+            stage: None,
         }
     }
 

@@ -122,9 +122,36 @@ pub fn validate(
     numbers: &NumberTexts,
     root: &str,
 ) -> Result<(), Vec<Violation>> {
+    check(def, record, numbers, root, false)
+}
+
+/// As [`validate`], for the fields of a partial update: required fields may be absent.
+pub fn validate_patch(
+    def: &EntityDef,
+    record: &mut Value,
+    numbers: &NumberTexts,
+    root: &str,
+) -> Result<(), Vec<Violation>> {
+    check(def, record, numbers, root, true)
+}
+
+fn check(
+    def: &EntityDef,
+    record: &mut Value,
+    numbers: &NumberTexts,
+    root: &str,
+    partial: bool,
+) -> Result<(), Vec<Violation>> {
     let validator = &validators()[def.name];
     let mut violations: Vec<Violation> = validator
         .iter_errors(record)
+        .filter(|e| {
+            let top_level_required = matches!(
+                e.kind(),
+                jsonschema::error::ValidationErrorKind::Required { .. }
+            ) && e.instance_path().to_string().is_empty();
+            !(partial && top_level_required)
+        })
         .map(|e| Violation {
             pointer: e.instance_path().to_string(),
             message: e.to_string(),
