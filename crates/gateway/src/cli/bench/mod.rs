@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod fanout;
 pub mod idm;
+pub mod ingest;
 pub mod report;
 
 use anyhow::Result;
@@ -23,6 +24,8 @@ enum Scenario {
     Fanout(fanout::Args),
     /// The IDM check: cached in process, and over NATS request-reply against a raw NATS echo.
     Idm(idm::Args),
+    /// Records written through the HTTP API by N clients, against raw pipelined publish of the same bytes.
+    Ingest(ingest::Args),
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -30,5 +33,6 @@ pub async fn run(args: Args) -> Result<()> {
         Scenario::Bus(args) => bus::run(args).await,
         Scenario::Fanout(args) => fanout::run(args).await,
         Scenario::Idm(args) => idm::run(args).await,
+        Scenario::Ingest(args) => ingest::run(args).await,
     }
 }

@@ -1,0 +1,321 @@
+//! `mno bench ingest`: records written through the HTTP write API of a whole
+//! platform in this process (validation, IDM check, id map, publish, ack),
+//! with N concurrent clients; then at half that rate for latency.
+//!
+//! - `ingest`: records/s at saturation, p50/p99; baseline: raw pipelined
+//!   publish of the same envelope bytes (window 1000), same run.
+//! - `ingest.half_load`: p50/p99 at a steady half of the measured rate.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use mno_events::envelope::{canonical_json, new_event_id};
+use mno_events::proto::{Op, RecordEvent};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use super::bus::publish_pipelined;
+use super::report::{figure, print_figures, rate, tempfile_dir, BenchBus, BusChoice, Latencies};
+use crate::config::PlatformConfig;
+use crate::platform::Platform;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub bus: BusChoice,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Records written in the saturation phase.
+    #[arg(long, default_value_t = 20_000)]
+    pub records: u64,
+    /// Seconds of the half-load phase.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+}
+
+/// An invoice like an accounting app sends.
+fn invoice(i: u64) -> Value {
+    json!({"invoices": {
+        "transaction_number": format!("INV-{i:08}"),
+        "type": "CUSTOMER",
+        "status": "AUTHORISED",
+        "transaction_date": "2026-11-02",
+        "due_date": "2026-12-02",
+        "currency": "USD",
+        "total_amount": "1250.50",
+        "balance": "1250.50",
+        "lines": [{"description": "Consulting", "quantity": "10", "unit_price": "125.05", "total_price": "1250.50"}]
+    }})
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    if args.clients == 0 || args.records == 0 {
+        bail!("--clients and --records must be at least 1");
+    }
+    let bench = BenchBus::open(&args.bus).await?;
+    let dir = tempfile_dir::TempDir::new("mno-bench-ingest")?;
+    let platform = Platform::start(PlatformConfig::for_tests(
+        dir.path().to_owned(),
+        Some(bench.url.clone()),
+    ))
+    .await?;
+    let base = platform.base_url();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()?;
+    let (org, auth) = seed(&http, &base).await?;
+    let url = format!("{base}/connec/api/v2/{org}/invoices");
+    eprintln!(
+        "ingest: {} records through {url} with {} clients",
+        args.records, args.clients
+    );
+
+    // Saturation: every client writes as fast as it is answered.
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Latencies::default()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (http, url, auth, next, latencies) = (
+            http.clone(),
+            url.clone(),
+            auth.clone(),
+            next.clone(),
+            latencies.clone(),
+        );
+        let total = args.records;
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Latencies::default();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .json(&invoice(i))
+                    .send()
+                    .await?;
+                if response.status() != reqwest::StatusCode::CREATED {
+                    bail!(
+                        "write {i} answered {}: {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    );
+                }
+                mine.record(t.elapsed());
+            }
+            latencies.lock().await.merge(&mine);
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed();
+    let saturated = rate(args.records, elapsed);
+    let saturation = latencies.lock().await;
+
+    // The same envelope bytes, published raw and pipelined, as the baseline.
+    let sample = envelope_bytes(&org);
+    let raw = publish_pipelined(
+        &bench.bus.js,
+        "BENCH_INGEST_RAW",
+        args.records,
+        sample.clone(),
+        1000,
+    )
+    .await?;
+
+    // Half load: a steady rate, each client on its own schedule.
+    let target = (saturated / 2.0).max(1.0);
+    let per_client = Duration::from_secs_f64(args.clients as f64 / target);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let half = Arc::new(Mutex::new(Latencies::default()));
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let half_started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let (http, url, auth, half, sent) = (
+            http.clone(),
+            url.clone(),
+            auth.clone(),
+            half.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(per_client);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut mine = Latencies::default();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                ticker.tick().await;
+                let t = Instant::now();
+                let n = 1_000_000_000 + (c as u64) * 10_000_000 + i;
+                let response = http
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .json(&invoice(n))
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("write answered {}", response.status());
+                }
+                mine.record(t.elapsed());
+                sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                i += 1;
+            }
+            half.lock().await.merge(&mine);
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let half_rate = rate(
+        sent.load(std::sync::atomic::Ordering::Relaxed),
+        half_started.elapsed(),
+    );
+    let half = half.lock().await;
+
+    print_figures(&[
+        figure(
+            "ingest",
+            "records/s",
+            saturated,
+            raw,
+            json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "envelope_bytes": sample.len(),
+                   "clients": args.clients, "records": args.records,
+                   "p50_ms": saturation.p50_ms(), "p99_ms": saturation.p99_ms()}),
+        ),
+        figure(
+            "ingest.half_load",
+            "records/s",
+            half_rate,
+            raw,
+            json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds}),
+        ),
+    ]);
+    drop(saturation);
+    drop(half);
+    platform.shutdown().await?;
+    bench.close().await
+}
+
+/// The bytes of one stored invoice event, as the write path publishes it.
+fn envelope_bytes(org: &str) -> Bytes {
+    let mut state = invoice(0)["invoices"].clone();
+    state["id"] = json!(uuid::Uuid::now_v7().to_string());
+    state["group_id"] = json!(org);
+    state["created_at"] = json!(chrono::Utc::now().to_rfc3339());
+    state["updated_at"] = state["created_at"].clone();
+    let now = mno_events::envelope::to_timestamp(chrono::Utc::now());
+    let event = RecordEvent {
+        event_id: new_event_id(),
+        org: org.to_owned(),
+        entity: "invoices".into(),
+        record_id: uuid::Uuid::now_v7().to_string(),
+        op: Op::Created as i32,
+        version: 1,
+        source: Some(mno_events::proto::Source {
+            app_id: uuid::Uuid::now_v7().to_string(),
+            local_id: String::new(),
+        }),
+        actor: Some(mno_events::proto::Actor {
+            kind: "app".into(),
+            id: uuid::Uuid::now_v7().to_string(),
+        }),
+        occurred_at: Some(now),
+        recorded_at: Some(now),
+        changed_fields: state
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default(),
+        correlation_id: uuid::Uuid::now_v7().to_string(),
+        state: canonical_json(&state),
+        merged_record_ids: vec![],
+    };
+    Bytes::from(event.to_bytes())
+}
+
+/// A user, an org and an installed app with write on invoices; the app's Basic auth header.
+async fn seed(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Value| {
+        let mut request = http.request(method, format!("{base}{path}")).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let password = "bench password, long enough";
+    let email = "ingest@bench.example";
+    call(
+        reqwest::Method::POST,
+        "/hub/v1/users",
+        None,
+        json!({"email": email, "password": password, "name": "Bench"}),
+    )
+    .await?;
+    let session: Value = call(
+        reqwest::Method::POST,
+        "/hub/v1/sessions",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await?
+    .json()
+    .await?;
+    let token = session["token"]
+        .as_str()
+        .context("no session token")?
+        .to_owned();
+    let org: Value = call(
+        reqwest::Method::POST,
+        "/hub/v1/orgs",
+        Some(&token),
+        json!({"name": "Bench Org", "currency": "USD", "timezone": "UTC", "country": "US"}),
+    )
+    .await?
+    .json()
+    .await?;
+    let org_id = org["id"]
+        .as_str()
+        .with_context(|| format!("no org id in {org}"))?
+        .to_owned();
+    let app: Value = call(
+        reqwest::Method::POST,
+        "/hub/v1/apps",
+        Some(&token),
+        json!({"name": "Bench Books", "stack": "cloud", "webhook_url": null,
+               "shared_entities": [{"entity": "invoices", "read": true, "write": true}]}),
+    )
+    .await?
+    .json()
+    .await?;
+    let app_id = app["id"]
+        .as_str()
+        .with_context(|| format!("no app id in {app}"))?;
+    let key = app["credentials"]["key"].as_str().context("no key")?;
+    let secret = app["credentials"]["secret"].as_str().context("no secret")?;
+    let install = call(
+        reqwest::Method::POST,
+        &format!("/hub/v1/orgs/{org_id}/installs"),
+        Some(&token),
+        json!({"app_id": app_id}),
+    )
+    .await?;
+    if !install.status().is_success() {
+        bail!("install answered {}", install.status());
+    }
+    use base64::Engine;
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+    );
+    Ok((org_id, auth))
+}
