@@ -655,3 +655,53 @@ async fn acknowledged_writes_survive_a_crash_of_the_bus() {
         assert_eq!(body["items"]["name"], format!("item {i}"));
     }
 }
+
+#[tokio::test]
+async fn matching_fields_merge_into_the_record_that_matches() {
+    let w = world().await;
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items",
+            Some(json!({"items": {"code": "SKU-9", "name": "Widget", "sale_price": "5"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["items"]["id"].as_str().unwrap().to_owned();
+
+    let before = w.records_in_stream().await;
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items?matching_fields=code",
+            Some(json!({"items": {"code": "SKU-9", "name": "Widget v2", "sale_price": "6"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "merged, not created: {body}");
+    assert_eq!(body["items"]["id"], id.as_str());
+    assert_eq!(body["items"]["name"], "Widget v2");
+    assert_eq!(body["items"]["version"], 2);
+    assert_eq!(w.records_in_stream().await, before + 1);
+
+    // No match: an ordinary create.
+    let (status, _, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items",
+            Some(
+                json!({"items": {"code": "SKU-10", "name": "Gadget"}, "matching_fields": ["code"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A matching field the record does not carry is refused.
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items?matching_fields=code",
+            Some(json!({"items": {"name": "No code"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["source"]["pointer"], "/items/code");
+}

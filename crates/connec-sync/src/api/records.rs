@@ -7,7 +7,9 @@
 
 use std::future::Future;
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -263,6 +265,7 @@ impl Request<'_> {
 pub async fn create(
     State(state): State<ApiState>,
     Path((org, entity)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: ExactJson,
 ) -> Result<Response, ApiError> {
@@ -272,11 +275,153 @@ pub async fn create(
     let root = format!("/{}", def.name);
     let writer = state.writer.clone();
     let path = format!("/connec/api/v2/{org}/{entity}");
-    request
-        .write("POST", &path, &body.value, |ctx| async move {
-            writer.create(&ctx, fields, &body.numbers, &root).await
-        })
+    let matching = matching_fields(&params, &body.value)?;
+    let existing = match matching {
+        Some(names) => find_match(&state, &request, &fields, &names, &root).await?,
+        None => None,
+    };
+    match existing {
+        // Smart merge: the fields go into the record that matches, which answers 200.
+        Some(id) => {
+            let local = fields.get("id").and_then(Value::as_str).map(str::to_owned);
+            let app = (request.principal.kind == PrincipalKind::App)
+                .then(|| request.principal.id.clone());
+            request
+                .write("POST", &path, &body.value, |ctx| async move {
+                    let written = writer
+                        .update(&ctx, &id, fields, &body.numbers, &root, None)
+                        .await?;
+                    if let (Some(app), Some(local)) = (app, local) {
+                        writer
+                            .idmap
+                            .record(ctx.org.as_str(), &app, ctx.entity.name, &id, &local)
+                            .await?;
+                    }
+                    Ok(written)
+                })
+                .await
+        }
+        None => {
+            request
+                .write("POST", &path, &body.value, |ctx| async move {
+                    writer.create(&ctx, fields, &body.numbers, &root).await
+                })
+                .await
+        }
+    }
+}
+
+/// `matching_fields` from the query (`?matching_fields=code,name`) or the body (`"matching_fields": ["code"]`).
+fn matching_fields(
+    params: &HashMap<String, String>,
+    body: &Value,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let names: Vec<String> = if let Some(list) = params.get("matching_fields") {
+        list.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else if let Some(list) = body.get("matching_fields") {
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_field",
+                    "matching_fields must be an array of field names",
+                )
+                .at_pointer("/matching_fields")
+            })?
+    } else {
+        return Ok(None);
+    };
+    if names.is_empty() || names.iter().any(|n| !crate::query::parse::is_identifier(n)) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "matching_fields must name top-level fields, e.g. code",
+        )
+        .at_parameter("matching_fields"));
+    }
+    Ok(Some(names))
+}
+
+/// The one live record of this org's collection whose `names` equal the new record's.
+async fn find_match(
+    state: &ApiState,
+    request: &Request<'_>,
+    fields: &Value,
+    names: &[String],
+    root: &str,
+) -> Result<Option<String>, ApiError> {
+    let mut clauses = Vec::new();
+    for name in names {
+        let clause = match fields.get(name) {
+            Some(Value::String(text)) => format!("{name} eq '{}'", text.replace('\'', "''")),
+            Some(Value::Number(n)) => format!("{name} eq {n}"),
+            Some(Value::Bool(b)) => format!("{name} eq {b}"),
+            _ => return Err(ApiError::unprocessable(
+                "invalid_field",
+                format!(
+                    "matching field {name} must be present with a text, number or boolean value"
+                ),
+            )
+            .at_pointer(format!("{root}/{name}"))),
+        };
+        clauses.push(clause);
+    }
+    // Match against everything written so far.
+    let last = state
+        .writer
+        .publisher()
+        .context()
+        .get_stream(mno_events::streams::RECORDS)
         .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .get_info()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .state
+        .last_sequence;
+    if !state
+        .store
+        .wait_for(last, std::time::Duration::from_secs(5))
+        .await
+    {
+        return Err(ApiError::unavailable(
+            "the record store is catching up; retry the merge shortly",
+        ));
+    }
+    let list = crate::query::ListRequest {
+        filter: Some(clauses.join(" and ")),
+        order_by: None,
+        top: 2,
+        skip: 0,
+        include_deleted: false,
+    };
+    let page = crate::query::list(&state.store, request.org.as_str(), request.def, &list)
+        .await
+        .map_err(|e| {
+            ApiError::unprocessable("invalid_field", e.to_string()).at_parameter("matching_fields")
+        })?;
+    match page.rows.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(one
+            .state
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)),
+        _ => Err(ApiError::conflict(
+            "ambiguous_match",
+            format!(
+                "{} records match on {}; make matching_fields more specific",
+                page.total,
+                names.join(", ")
+            ),
+        )),
+    }
 }
 
 /// `PUT /connec/api/v2/{org}/{entity}/{id}`: the fields present replace the stored ones.
