@@ -449,3 +449,44 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(w.records_in_stream().await, before);
 }
+
+#[tokio::test]
+async fn the_record_store_answers_the_same_on_postgresql() {
+    let pg = mno_harness::Postgres::start();
+    let platform = TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, org, app) = hub
+        .org_with_app("pg@example.com", None, &[("items", true, true)])
+        .await
+        .unwrap();
+    let w = World {
+        auth: basic_auth(&app.key, &app.secret),
+        platform,
+        org,
+        hub,
+    };
+    let mut last = 0;
+    for (name, price, active) in [
+        ("Apple", "10.5", true),
+        ("Banana", "2", false),
+        ("Cherry", "100", true),
+    ] {
+        let (_, seq) = w
+            .post(
+                "items",
+                json!({"name": name, "sale_price": price, "is_inventoried": active}),
+            )
+            .await;
+        last = seq;
+    }
+    let (status, body) = w
+        .get(&format!("/items?min_seq={last}&$filter=sale_price ge 2.5 and is_inventoried eq true&$orderby=sale_price desc"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body, "items"), ["Cherry", "Apple"]);
+    let (_, body) = w
+        .get("/items?$filter=name ne 'Apple' and description eq null&$orderby=name desc&$top=1")
+        .await;
+    assert_eq!(names(&body, "items"), ["Cherry"]);
+    assert_eq!(body["pagination"]["total"], 2);
+}

@@ -60,7 +60,11 @@ impl RecordStore {
             .map_err(|e| anyhow::anyhow!("Connec! record store migrations failed: {e}"))?;
         let dialect = {
             let conn = pool.acquire().await?;
-            if conn.backend_name().eq_ignore_ascii_case("postgres") {
+            if conn
+                .backend_name()
+                .to_ascii_lowercase()
+                .contains("postgres")
+            {
                 Dialect::Postgres
             } else {
                 Dialect::Sqlite
