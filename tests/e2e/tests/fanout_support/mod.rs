@@ -30,6 +30,8 @@ pub struct Post {
     pub signature: String,
     pub raw: String,
     pub body: Value,
+    /// The status the receiver answered.
+    pub status: u16,
 }
 
 impl Post {
@@ -159,9 +161,13 @@ impl Receiver {
         self.shared.posts.lock().unwrap().clone()
     }
 
-    /// Every record received, in arrival order (repeats included).
+    /// Every record received and accepted (2xx), in arrival order (repeats included).
     pub fn received(&self) -> Vec<Received> {
-        self.posts().iter().flat_map(Post::records).collect()
+        self.posts()
+            .iter()
+            .filter(|p| (200..300).contains(&p.status))
+            .flat_map(Post::records)
+            .collect()
     }
 
     /// Distinct (record id, version) pairs received.
@@ -186,15 +192,17 @@ async fn receive(
             .to_owned()
     };
     let raw = String::from_utf8_lossy(&body).into_owned();
-    let post = Post {
+    let mut post = Post {
         webhook_id: header("webhook-id"),
         timestamp: header("webhook-timestamp"),
         signature: header("webhook-signature"),
         body: serde_json::from_str(&raw).unwrap_or(Value::Null),
         raw,
+        status: 0,
     };
     let answer = shared.answer.lock().unwrap().clone();
     let (status, text) = answer(&post);
+    post.status = status;
     shared.posts.lock().unwrap().push(post);
     (
         StatusCode::from_u16(status).unwrap(),
