@@ -363,7 +363,7 @@ async fn the_reference_standard_webhooks_package_verifies_deliveries_across_a_ro
     wait_received(&rb, &before, "deliveries before the rotation").await;
     let old_posts = rb.posts();
     assert_eq!(
-        verify_with_python(&[b.webhook_secret.clone()], &old_posts),
+        verify_with_python(std::slice::from_ref(&b.webhook_secret), &old_posts),
         old_posts.len() as u64
     );
 
