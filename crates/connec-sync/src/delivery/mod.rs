@@ -4,6 +4,7 @@
 //! - [`worker`]: reads an app's consumer, filters, batches, POSTs, retries, dead-letters.
 //! - [`lanes`]: per-record order (a failing record holds back only its own later events).
 //! - [`view`]: a record in the receiving app's ids.
+//! - [`payload`]: the body and webhook-id of a POST, and id_map answers.
 //! - [`sign`]: Standard Webhooks signatures. [`send`]: the POST. [`ssrf`]: where webhooks may go.
 //! - [`dlq`]: dead letters. [`log`]: recent attempts. [`api`], [`sse`]: HTTP.
 //! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
@@ -15,6 +16,7 @@ pub mod dlq;
 pub mod hub_watch;
 pub mod lanes;
 pub mod log;
+pub mod payload;
 pub mod send;
 pub mod sign;
 pub mod sse;

@@ -6,19 +6,15 @@
 //! of the process or of nats-server loses nothing: JetStream redelivers, and
 //! the same event goes out under the same webhook-id.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind, Message};
-use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use mno_events::directory::{AppProfile, Directory};
 use mno_events::proto::{Op, RecordEvent};
 use rand::Rng;
-use serde::Deserialize;
-use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
@@ -27,8 +23,9 @@ use super::config::DeliveryConfig;
 use super::dlq::{self, DeadLetter, StoredLetter};
 use super::lanes::{Batch, Lanes, Pending};
 use super::log::{AttemptStatus, DeliveryLog, LogEntry};
+use super::payload;
 use super::send::{Attempt, Outcome, Sender};
-use super::view::{self, LearnedIds, LocalIds, ReferenceFields};
+use super::view::{LearnedIds, LocalIds, ReferenceFields};
 
 /// What every worker shares.
 pub struct Context {
@@ -328,11 +325,11 @@ impl Worker {
         let url = self.profile.webhook_url.clone().unwrap_or_default();
         let secrets = self.profile.webhook_secrets.clone();
         self.in_flight.spawn(async move {
-            let webhook_id = webhook_id(&batch);
-            let body = body(&ctx, &app, &batch).await;
+            let webhook_id = payload::webhook_id(&batch);
+            let body = payload::body(&ctx, &app, &batch).await;
             let attempt = ctx.sender.post(&url, &secrets, &webhook_id, body).await;
             if attempt.outcome == Outcome::Delivered {
-                record_id_map(&ctx, &app, &batch.org, &attempt.response).await;
+                payload::record_id_map(&ctx, &app, &batch.org, &attempt.response).await;
             }
             Sent {
                 batch,
@@ -579,72 +576,4 @@ fn jittered(delay: Duration, jitter: f64) -> Duration {
     }
     let factor = rand::thread_rng().gen_range((1.0 - jitter)..=(1.0 + jitter));
     delay.mul_f64(factor.max(0.0))
-}
-
-/// The webhook-id names the content: one event's id, or a digest of the ids
-/// of several, so the same POST always carries the same id.
-pub fn webhook_id(batch: &Batch) -> String {
-    let ids: Vec<&str> = batch.events().map(|p| p.event.event_id.as_str()).collect();
-    match ids.as_slice() {
-        [one] => (*one).to_owned(),
-        many => {
-            let digest = Sha256::digest(many.join(",").as_bytes());
-            let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-            format!("batch_{hex}")
-        }
-    }
-}
-
-/// `{"<entity>": [records in the app's view]}`, in batch order within each entity.
-async fn body(ctx: &Context, app: &str, batch: &Batch) -> Bytes {
-    let mut by_entity: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for pending in batch.events() {
-        let record = view::record_for_app(&pending.event, app, &*ctx.ids, &*ctx.refs).await;
-        by_entity
-            .entry(pending.event.entity.clone())
-            .or_default()
-            .push(record);
-    }
-    Bytes::from(serde_json::to_vec(&by_entity).expect("records serialise"))
-}
-
-#[derive(Deserialize)]
-struct IdMapAnswer {
-    #[serde(default)]
-    id_map: Vec<IdMapEntry>,
-}
-
-#[derive(Deserialize)]
-struct IdMapEntry {
-    entity: String,
-    id: String,
-    local_id: String,
-}
-
-/// A 2xx answer may carry `{"id_map": [{"entity","id","local_id"}]}`: record each mapping.
-async fn record_id_map(ctx: &Context, app: &str, org: &str, response: &str) {
-    let Ok(answer) = serde_json::from_str::<IdMapAnswer>(response) else {
-        return;
-    };
-    let mut seen = HashMap::new();
-    for entry in answer.id_map {
-        if seen
-            .insert((entry.entity.clone(), entry.id.clone()), ())
-            .is_some()
-        {
-            continue;
-        }
-        match ctx
-            .ids
-            .record_mapping(org, app, &entry.entity, &entry.id, &entry.local_id)
-            .await
-        {
-            Ok(()) => ctx
-                .learned
-                .insert(org, app, &entry.entity, &entry.id, &entry.local_id),
-            Err(e) => {
-                tracing::warn!(%app, %org, entity = %entry.entity, id = %entry.id, error = %e, "id_map answer not recorded")
-            }
-        }
-    }
 }
