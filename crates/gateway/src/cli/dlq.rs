@@ -14,8 +14,6 @@ use super::BusArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub bus: BusArgs,
     #[command(subcommand)]
     pub action: Action,
 }
@@ -24,6 +22,8 @@ pub struct Args {
 pub enum Action {
     /// List dead letters, oldest first.
     List {
+        #[command(flatten)]
+        bus: BusArgs,
         /// Only this app's.
         #[arg(long)]
         app: Option<String>,
@@ -37,9 +37,15 @@ pub enum Action {
         json: bool,
     },
     /// Show one dead letter in full.
-    Show { seq: u64 },
+    Show {
+        #[command(flatten)]
+        bus: BusArgs,
+        seq: u64,
+    },
     /// Deliver dead letters again (the platform must be running).
     Redrive {
+        #[command(flatten)]
+        bus: BusArgs,
         /// DLQ sequences to redrive.
         seqs: Vec<u64>,
         /// Redrive every dead letter of this app.
@@ -49,14 +55,15 @@ pub enum Action {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let bus = args.bus.connect().await?;
     match args.action {
         Action::List {
+            bus,
             app,
             org,
             limit,
             json,
         } => {
+            let bus = bus.connect().await?;
             let filter = dlq::filter(app.as_deref(), org.as_deref())?;
             let letters = dlq::list(&bus.js, &filter, 0, limit).await?;
             if json {
@@ -67,11 +74,17 @@ pub async fn run(args: Args) -> Result<()> {
                 print!("{}", render(&letters));
             }
         }
-        Action::Show { seq } => {
+        Action::Show { bus, seq } => {
+            let bus = bus.connect().await?;
             let letter = dlq::get(&bus.js, seq).await?;
             println!("{}", serde_json::to_string_pretty(&letter)?);
         }
-        Action::Redrive { seqs, all_of_app } => {
+        Action::Redrive {
+            bus,
+            seqs,
+            all_of_app,
+        } => {
+            let bus = bus.connect().await?;
             let mut targets = Vec::new();
             for seq in seqs {
                 let letter = dlq::get(&bus.js, seq).await?;
