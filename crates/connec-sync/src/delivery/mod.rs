@@ -91,11 +91,17 @@ impl LocalIds for LearnedOnly {
     }
 }
 
-/// Ids from Connec!'s map first, then those learned from the stream.
+/// Ids learned from the stream first (memory), then Connec!'s id map (a KV
+/// read); a miss in the map is remembered for [`MISS_TTL`], so that records
+/// no app has mapped cost one read per app every few seconds, not one per delivery.
 struct Layered {
     primary: Arc<dyn LocalIds>,
     learned: Arc<LearnedIds>,
+    misses: dashmap::DashMap<String, std::time::Instant>,
 }
+
+const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+const MAX_MISSES: usize = 100_000;
 
 #[async_trait::async_trait]
 impl LocalIds for Layered {
@@ -106,13 +112,34 @@ impl LocalIds for Layered {
         entity: &str,
         global: &str,
     ) -> Option<String> {
+        if let Some(local) = self.learned.get(org, app, entity, global) {
+            return Some(local);
+        }
+        let key = view::learned_key(org, app, entity, global);
+        if self
+            .misses
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < MISS_TTL)
+        {
+            return None;
+        }
         match self
             .primary
             .local_for_global(org, app, entity, global)
             .await
         {
-            Some(local) => Some(local),
-            None => self.learned.get(org, app, entity, global),
+            Some(local) => {
+                self.misses.remove(&key);
+                self.learned.insert(org, app, entity, global, &local);
+                Some(local)
+            }
+            None => {
+                if self.misses.len() >= MAX_MISSES {
+                    self.misses.clear();
+                }
+                self.misses.insert(key, std::time::Instant::now());
+                None
+            }
         }
     }
     async fn record_mapping(
@@ -125,7 +152,11 @@ impl LocalIds for Layered {
     ) -> Result<(), String> {
         self.primary
             .record_mapping(org, app, entity, global, local)
-            .await
+            .await?;
+        self.misses
+            .remove(&view::learned_key(org, app, entity, global));
+        self.learned.insert(org, app, entity, global, local);
+        Ok(())
     }
 }
 
@@ -136,6 +167,7 @@ impl Delivery {
             Some(primary) => Arc::new(Layered {
                 primary,
                 learned: learned.clone(),
+                misses: Default::default(),
             }),
             None => Arc::new(LearnedOnly(learned.clone())),
         };

@@ -50,7 +50,7 @@ pub struct LearnedIds {
     map: DashMap<String, String>,
 }
 
-fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> String {
+pub(crate) fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> String {
     let mut key = String::with_capacity(org.len() + app.len() + entity.len() + global.len() + 3);
     for (i, part) in [org, app, entity, global].into_iter().enumerate() {
         if i > 0 {
