@@ -206,19 +206,7 @@ impl Request<'_> {
                 let written = write(self.context(Some(event_id.clone())))
                     .await
                     .map_err(|e| write_error(e, &root))?;
-                let status = if written.created {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                let view = view_of(
-                    self.state,
-                    self.headers,
-                    self.org.as_str(),
-                    self.def.name,
-                    &written.record,
-                )
-                .await;
+                let (status, view) = self.rendered(&written).await;
                 let stored = Answer {
                     status: status.as_u16(),
                     body: view.clone(),
@@ -234,6 +222,12 @@ impl Request<'_> {
     }
 
     async fn respond(&self, written: &Written) -> Response {
+        let (status, view) = self.rendered(written).await;
+        answer(status, self.def.name, view, written.record.seq)
+    }
+
+    /// 201 for a new record, 200 otherwise; the record as the caller sees it.
+    async fn rendered(&self, written: &Written) -> (StatusCode, Value) {
         let status = if written.created {
             StatusCode::CREATED
         } else {
@@ -247,7 +241,7 @@ impl Request<'_> {
             &written.record,
         )
         .await;
-        answer(status, self.def.name, view, written.record.seq)
+        (status, view)
     }
 
     fn replay(&self, stored: Answer) -> Response {
