@@ -14,6 +14,8 @@ use mno_harness::NatsServer;
 /// A running platform with its own nats-server and data dir.
 pub struct TestPlatform {
     pub platform: Option<RunningPlatform>,
+    /// The configuration it was started with (kept for restarts).
+    pub config: PlatformConfig,
     pub nats: NatsServer,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -35,10 +37,11 @@ impl TestPlatform {
             .expect("temp data dir");
         let mut config = PlatformConfig::for_tests(data_dir.path().to_owned(), Some(nats.url()));
         adjust(&mut config);
-        let platform = Platform::start(config).await.expect("start the platform");
+        let platform = Platform::start(config.clone()).await.expect("start the platform");
         let base_url = platform.base_url();
         TestPlatform {
             platform: Some(platform),
+            config,
             nats,
             data_dir,
             http: reqwest::Client::new(),
@@ -61,12 +64,13 @@ impl TestPlatform {
         }
     }
 
-    /// Start the platform again on the same data dir and bus (a new HTTP port).
+    /// Start the platform again with the same configuration: data dir,
+    /// database and bus (a new HTTP port).
     pub async fn restart(&mut self) {
         self.stop().await;
-        let config =
-            PlatformConfig::for_tests(self.data_dir.path().to_owned(), Some(self.nats.url()));
-        let platform = Platform::start(config).await.expect("restart the platform");
+        let platform = Platform::start(self.config.clone())
+            .await
+            .expect("restart the platform");
         self.base_url = platform.base_url();
         self.platform = Some(platform);
     }
