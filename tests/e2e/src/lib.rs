@@ -37,7 +37,9 @@ impl TestPlatform {
             .expect("temp data dir");
         let mut config = PlatformConfig::for_tests(data_dir.path().to_owned(), Some(nats.url()));
         adjust(&mut config);
-        let platform = Platform::start(config.clone()).await.expect("start the platform");
+        let platform = Platform::start(config.clone())
+            .await
+            .expect("start the platform");
         let base_url = platform.base_url();
         TestPlatform {
             platform: Some(platform),

@@ -356,13 +356,15 @@ async fn find_match(
             Some(Value::String(text)) => format!("{name} eq '{}'", text.replace('\'', "''")),
             Some(Value::Number(n)) => format!("{name} eq {n}"),
             Some(Value::Bool(b)) => format!("{name} eq {b}"),
-            _ => return Err(ApiError::unprocessable(
-                "invalid_field",
-                format!(
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_field",
+                    format!(
                     "matching field {name} must be present with a text, number or boolean value"
                 ),
-            )
-            .at_pointer(format!("{root}/{name}"))),
+                )
+                .at_pointer(format!("{root}/{name}")))
+            }
         };
         clauses.push(clause);
     }
