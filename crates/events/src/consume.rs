@@ -170,6 +170,64 @@ pub async fn fetch_batch(
     Ok(out)
 }
 
+/// Batches from a durable pull consumer's continuous message stream.
+///
+/// Unlike one-shot fetches, the stream keeps pull requests open and never
+/// drops a message that arrives after a request expired (a dropped delivery
+/// would come back only after `ack_wait`, out of order). A batch is the
+/// first message plus whatever else is already waiting, up to `max`.
+pub struct Batches {
+    messages: pull::Stream,
+    stream: String,
+}
+
+impl Batches {
+    pub async fn open(consumer: &PullConsumer, max: usize) -> Result<Batches, ConsumeError> {
+        let stream = consumer.cached_info().stream_name.clone();
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(max.max(1))
+            .messages()
+            .await
+            .map_err(|e| ConsumeError::Read {
+                stream: stream.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Batches { messages, stream })
+    }
+
+    /// The next batch: waits up to `idle` for a first message (`None` if none
+    /// came: the consumer is idle), then takes what is already there, up to `max`.
+    pub async fn next(
+        &mut self,
+        max: usize,
+        idle: Duration,
+    ) -> Result<Option<Vec<Message>>, ConsumeError> {
+        let read = |reason: String| ConsumeError::Read {
+            stream: self.stream.clone(),
+            reason,
+        };
+        // Waiting on `next()` is cancel-safe: a timeout here drops no message.
+        let first = match tokio::time::timeout(idle, self.messages.next()).await {
+            Err(_) => return Ok(None),
+            Ok(Some(message)) => message.map_err(|e| read(e.to_string()))?,
+            Ok(None) => return Err(read("the consumer's message stream ended".into())),
+        };
+        let mut batch = vec![first];
+        while batch.len() < max {
+            match tokio::time::timeout(Duration::from_millis(1), self.messages.next()).await {
+                Ok(Some(Ok(message))) => batch.push(message),
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(error = %e, stream = %self.stream, "consumer read error; the batch ends here");
+                    break;
+                }
+                _ => break,
+            }
+        }
+        Ok(Some(batch))
+    }
+}
+
 /// An ordered, throwaway consumer over `filters` starting at `from`.
 pub async fn replay_ordered(
     js: &jetstream::Context,

@@ -11,6 +11,7 @@
 //! - [`idm`]: the IDM check contract that every part asks before serving data.
 //! - [`directory`]: what delivery needs to know about apps and installs, asked of the Hub.
 //! - [`api_error`]: the JSON error shape every HTTP answer uses.
+//! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
 
 pub mod api_error;
@@ -19,6 +20,7 @@ pub mod consume;
 pub mod db;
 pub mod directory;
 pub mod envelope;
+pub mod http_auth;
 pub mod idm;
 pub mod proto;
 pub mod publish;

@@ -1,18 +1,27 @@
 //! Impac!: reports as projections of the record stream.
 //!
-//! Module plan (one concern each):
-//! - `runner`: the projection runner (durable consumer, batched fold, checkpoint in the same transaction).
-//! - `projections/`: one fold per report family (accounts, invoices, sales, hr).
-//! - `widgets/`: widget computations over projection tables, currency conversion.
-//! - `replay`: as-of folds in memory up to a time or sequence.
-//! - `kpi`: targets and alerts.
-//! - `api/`: axum handlers under `/impac/api/v2`.
+//! Modules, one concern each:
+//! - [`runner`]: the projection runner (durable consumer, batched fold, checkpoint in the same transaction).
+//! - [`records`]: the projection reports read (current state of the records they use), and its in-memory fold.
+//! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
+//! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
+//!
+//! Rebuild: bumping [`records::VERSION`] builds the new version beside the
+//! old from sequence 1; readers switch (one row, `impac_active`) once it has
+//! caught up with the stream.
+
+pub mod api;
+pub mod records;
+pub mod runner;
+pub mod widgets;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use mno_events::bus::Bus;
 use mno_events::directory::Directory;
 use mno_events::idm::Idm;
+use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImpacConfig {}
@@ -25,18 +34,138 @@ pub struct ImpacDeps {
     pub config: ImpacConfig,
 }
 
-pub struct Impac {}
+/// What the widget handlers share.
+#[derive(Clone)]
+pub struct ImpacState {
+    pub db: sqlx::AnyPool,
+    pub js: async_nats::jetstream::Context,
+    pub idm: Arc<dyn Idm>,
+    pub directory: Arc<dyn Directory>,
+    applied: tokio::sync::watch::Receiver<u64>,
+}
+
+impl ImpacState {
+    /// The projection version readers use.
+    pub async fn active_version(&self) -> Result<i64, sqlx::Error> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
+                .bind(records::PROJECTION)
+                .fetch_optional(&self.db)
+                .await?;
+        Ok(version.unwrap_or(records::VERSION))
+    }
+
+    async fn runner_applied_at_least(&self, seq: u64, timeout: Duration) -> bool {
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(timeout, applied.wait_for(|&s| s >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+pub struct Impac {
+    state: ImpacState,
+    runners: Mutex<Vec<runner::Runner>>,
+}
 
 impl Impac {
     pub async fn start(deps: ImpacDeps) -> anyhow::Result<Impac> {
-        let _ = deps;
-        Ok(Impac {})
+        let mut migrator = sqlx::migrate!("./migrations");
+        // Other parts' migrations share the table; they are not ours to check.
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&deps.db)
+            .await
+            .map_err(|e| anyhow::anyhow!("Impac! migrations failed: {e}"))?;
+        let active: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
+                .bind(records::PROJECTION)
+                .fetch_optional(&deps.db)
+                .await?;
+        let mut runners = Vec::new();
+        let current = runner::Runner::start(
+            &deps.bus.js,
+            deps.db.clone(),
+            records::PROJECTION,
+            records::VERSION,
+        )
+        .await?;
+        let applied = current.applied.clone();
+        match active {
+            None => {
+                sqlx::query("INSERT INTO impac_active (projection, version) VALUES ($1, $2)")
+                    .bind(records::PROJECTION)
+                    .bind(records::VERSION)
+                    .execute(&deps.db)
+                    .await?;
+            }
+            Some(old) if old != records::VERSION => {
+                // Blue/green: keep the old version current for readers until the new one catches up.
+                runners.push(
+                    runner::Runner::start(&deps.bus.js, deps.db.clone(), records::PROJECTION, old)
+                        .await?,
+                );
+                tokio::spawn(switch_when_caught_up(
+                    deps.bus.js.clone(),
+                    deps.db.clone(),
+                    current.applied.clone(),
+                ));
+            }
+            Some(_) => {}
+        }
+        runners.push(current);
+        Ok(Impac {
+            state: ImpacState {
+                db: deps.db,
+                js: deps.bus.js,
+                idm: deps.idm,
+                directory: deps.directory,
+                applied,
+            },
+            runners: Mutex::new(runners),
+        })
     }
 
-    /// Routes under `/impac`.
+    /// Routes under `/impac/api/v2`.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new()
+        api::router(self.state.clone())
     }
 
-    pub async fn shutdown(self) {}
+    pub async fn shutdown(self) {
+        for runner in self.runners.into_inner() {
+            runner.stop().await;
+        }
+    }
+}
+
+/// Point readers at the new version once it has folded everything written before it started.
+async fn switch_when_caught_up(
+    js: async_nats::jetstream::Context,
+    db: sqlx::AnyPool,
+    mut applied: tokio::sync::watch::Receiver<u64>,
+) {
+    let Ok(mut stream) = js.get_stream(mno_events::streams::RECORDS).await else {
+        return;
+    };
+    let Ok(info) = stream.info().await else {
+        return;
+    };
+    let target = info.state.last_sequence;
+    if applied.wait_for(|&s| s >= target).await.is_err() {
+        return;
+    }
+    let switched = sqlx::query("UPDATE impac_active SET version = $1 WHERE projection = $2")
+        .bind(records::VERSION)
+        .bind(records::PROJECTION)
+        .execute(&db)
+        .await;
+    match switched {
+        Ok(_) => tracing::info!(
+            version = records::VERSION,
+            "Impac! readers switched to the rebuilt projection"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "could not switch Impac! readers to the rebuilt projection")
+        }
+    }
 }

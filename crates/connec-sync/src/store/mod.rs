@@ -84,40 +84,56 @@ impl RecordStore {
         let (stop, mut stopped) = watch::channel(false);
         let task_pool = pool.clone();
         let handle = tokio::spawn(async move {
-            let mut last = checkpoint;
-            loop {
-                if *stopped.borrow() {
-                    break;
+            let mut batches = match consume::Batches::open(&consumer, BATCH).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "record store: cannot read its consumer");
+                    return;
                 }
-                let batch = tokio::select! {
-                    batch = consume::fetch_batch(&consumer, BATCH, Duration::from_millis(500)) => batch,
+            };
+            // Every RECORDS sequence is ours (the filter is rec.>, deletes are denied), so
+            // "applied up to N" advances only when every sequence up to N is committed.
+            let mut floor = checkpoint;
+            let mut above = std::collections::BTreeSet::new();
+            loop {
+                let next = tokio::select! {
+                    next = batches.next(BATCH, Duration::from_millis(500)) => next,
                     _ = stopped.changed() => break,
                 };
-                let messages = match batch {
-                    Ok(messages) => messages,
+                let messages = match next {
+                    Ok(Some(messages)) => messages,
+                    Ok(None) => continue,
                     Err(e) => {
-                        tracing::warn!(error = %e, "record store: fetch failed; retrying");
+                        tracing::warn!(error = %e, "record store: read failed; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }
                 };
-                if messages.is_empty() {
-                    continue;
-                }
-                match apply(&task_pool, last, &messages).await {
-                    Ok(seq) => {
-                        for message in &messages {
-                            let _ = message.ack().await;
+                // A failed batch is retried as it is, so that batches commit in order.
+                let mut attempt = 0;
+                let seqs = loop {
+                    match apply(&task_pool, &messages).await {
+                        Ok(seqs) => break Some(seqs),
+                        Err(e) if attempt < 50 => {
+                            attempt += 1;
+                            tracing::warn!(error = %e, attempt, "record store: a batch failed; retrying it");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))).await;
                         }
-                        last = seq;
-                        let _ = applied_tx.send(seq);
+                        Err(e) => {
+                            tracing::error!(error = %e, "record store: a batch keeps failing; it will be redelivered");
+                            break None;
+                        }
                     }
-                    Err(e) => {
-                        // Not acked: the server redelivers after ack_wait; the checkpoint skips what was applied.
-                        tracing::error!(error = %e, "record store: applying a batch failed; it will be redelivered");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                };
+                let Some(seqs) = seqs else { continue };
+                for message in &messages {
+                    let _ = message.ack().await;
                 }
+                above.extend(seqs.into_iter().filter(|s| *s > floor));
+                while above.remove(&(floor + 1)) {
+                    floor += 1;
+                }
+                let _ = applied_tx.send(floor);
             }
         });
         Ok((
@@ -152,46 +168,38 @@ async fn checkpoint(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     Ok(seq.unwrap_or(0) as u64)
 }
 
-/// Apply one batch in one transaction with the checkpoint; the new checkpoint.
-async fn apply(
-    pool: &AnyPool,
-    checkpoint: u64,
-    messages: &[jetstream::Message],
-) -> anyhow::Result<u64> {
+/// Apply one batch in one transaction with the checkpoint; the sequences applied.
+///
+/// No skipping by checkpoint: a delivery can come back out of order. Each row
+/// keeps the sequence of the event it holds and takes only newer ones, so
+/// applying an event twice changes nothing.
+async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Result<Vec<u64>> {
     let mut tx = pool.begin().await?;
-    // Re-read inside the transaction: another process may share this database.
-    let mut last: u64 =
-        sqlx::query_scalar::<_, i64>("SELECT seq FROM connec_checkpoints WHERE name = $1")
-            .bind(CONSUMER)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map_or(checkpoint, |s| s as u64);
+    let mut seqs = Vec::with_capacity(messages.len());
     for message in messages {
         let seq = message
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stream_sequence;
-        if seq <= last {
-            continue; // Already applied: a redelivery.
-        }
         match RecordEvent::from_bytes(&message.payload) {
             Ok(event) => upsert(&mut tx, &event, seq).await?,
             Err(e) => {
                 tracing::warn!(seq, error = %e, "record store: skipping a message that is not a record event")
             }
         }
-        last = seq;
+        seqs.push(seq);
     }
+    let highest = seqs.iter().copied().max().unwrap_or(0);
     sqlx::query(
         "INSERT INTO connec_checkpoints (name, seq) VALUES ($1, $2)
-         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+         ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE connec_checkpoints.seq < excluded.seq",
     )
     .bind(CONSUMER)
-    .bind(last as i64)
+    .bind(highest as i64)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(last)
+    Ok(seqs)
 }
 
 async fn upsert(

@@ -1,0 +1,317 @@
+//! `GET /impac/api/v2/widgets/{category}/{name}[.csv]`: a widget over one or
+//! several orgs, in one currency, live or as of a past time or sequence.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use mno_events::consume::{self, ReplayFrom};
+use mno_events::idm::Action;
+use mno_events::proto::RecordEvent;
+use mno_events::ApiError;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::records::{self, MemoryFold};
+use crate::widgets::money::{Converter, Rate};
+use crate::widgets::{self, Params, Period, WIDGETS};
+use crate::ImpacState;
+
+pub fn router(state: ImpacState) -> Router {
+    Router::new()
+        .route("/impac/api/v2/widgets", get(list_widgets))
+        .route("/impac/api/v2/widgets/{category}/{name}", get(widget))
+        .with_state(state)
+}
+
+async fn list_widgets() -> Json<Value> {
+    Json(json!({"widgets": WIDGETS}))
+}
+
+/// The entity a widget reads, for the IDM check.
+fn entity_of(widget: &str) -> &'static str {
+    match widget {
+        "sales/opportunities_funnel" => "opportunities",
+        "hr/workforce_summary" => "employees",
+        _ => "invoices",
+    }
+}
+
+/// Query parameters; `org_ids[]` may repeat.
+fn parse_query(raw: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        out.entry(key.trim_end_matches("[]").to_owned())
+            .or_default()
+            .push(value.into_owned());
+    }
+    out
+}
+
+fn one<'a>(query: &'a HashMap<String, Vec<String>>, name: &str) -> Option<&'a str> {
+    query.get(name).and_then(|v| v.first()).map(String::as_str)
+}
+
+fn date_param(
+    query: &HashMap<String, Vec<String>>,
+    name: &'static str,
+) -> Result<Option<NaiveDate>, ApiError> {
+    one(query, name)
+        .map(|text| {
+            NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d").map_err(|_| {
+                ApiError::unprocessable(
+                    "invalid_parameter",
+                    format!("{name} must be a date YYYY-MM-DD, not {text:?}"),
+                )
+                .at_parameter(name)
+            })
+        })
+        .transpose()
+}
+
+/// `as_of`: a stream sequence (a whole number) or a time (RFC 3339 or a date, end of day UTC).
+enum AsOf {
+    Seq(u64),
+    Time(DateTime<Utc>),
+}
+
+fn as_of_param(query: &HashMap<String, Vec<String>>) -> Result<Option<AsOf>, ApiError> {
+    let Some(text) = one(query, "as_of") else {
+        return Ok(None);
+    };
+    if let Ok(seq) = text.parse::<u64>() {
+        return Ok(Some(AsOf::Seq(seq)));
+    }
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(AsOf::Time(time.with_timezone(&Utc))));
+    }
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let end = day.and_hms_opt(23, 59, 59).expect("a valid time").and_utc();
+        return Ok(Some(AsOf::Time(end)));
+    }
+    Err(ApiError::unprocessable(
+        "invalid_parameter",
+        format!("as_of must be a stream sequence, an RFC 3339 time or a date, not {text:?}"),
+    )
+    .at_parameter("as_of"))
+}
+
+async fn widget(
+    State(state): State<ImpacState>,
+    Path((category, name)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (name, csv) = match name.strip_suffix(".csv") {
+        Some(base) => (base.to_owned(), true),
+        None => (name, false),
+    };
+    let widget = format!("{category}/{name}");
+    if !WIDGETS.contains(&widget.as_str()) {
+        return Err(ApiError::not_found(format!(
+            "no widget {widget}; the widgets are: {}",
+            WIDGETS.join(", ")
+        )));
+    }
+    let query = parse_query(raw.as_deref());
+    let orgs: Vec<String> = query
+        .get("org_ids")
+        .map(|v| {
+            v.iter()
+                .flat_map(|s| s.split(','))
+                .map(str::to_owned)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if orgs.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            "name the organisations: org_ids[]=<org id>",
+        )
+        .at_parameter("org_ids"));
+    }
+    for org in &orgs {
+        mno_events::subject::Token::parse("org", org)
+            .map_err(|e| ApiError::not_found(e.to_string()).at_parameter("org_ids"))?;
+        mno_events::http_auth::authorize(
+            state.idm.as_ref(),
+            &headers,
+            org,
+            Some(entity_of(&widget)),
+            Action::Read,
+        )
+        .await?;
+    }
+    let period = match one(&query, "period").unwrap_or("MONTHLY") {
+        "MONTHLY" => Period::Monthly,
+        "QUARTERLY" => Period::Quarterly,
+        "YEARLY" => Period::Yearly,
+        other => {
+            return Err(ApiError::unprocessable(
+                "invalid_parameter",
+                format!("period must be MONTHLY, QUARTERLY or YEARLY, not {other:?}"),
+            )
+            .at_parameter("period"))
+        }
+    };
+    let params = Params {
+        from: date_param(&query, "from")?,
+        to: date_param(&query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
+        period,
+    };
+    let currency = match one(&query, "currency") {
+        Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => c.to_owned(),
+        Some(c) => {
+            return Err(ApiError::unprocessable(
+                "invalid_parameter",
+                format!("currency must be an ISO 4217 code such as USD, not {c:?}"),
+            )
+            .at_parameter("currency"))
+        }
+        None => match state.directory.org(&orgs[0]).await {
+            Ok(Some(org)) if !org.currency.is_empty() => org.currency,
+            _ => "USD".to_owned(),
+        },
+    };
+    let as_of = as_of_param(&query)?;
+    let snapshot = match &as_of {
+        Some(point) => replay(&state, &orgs, point).await?,
+        None => {
+            if let Some(min_seq) = one(&query, "min_seq").and_then(|s| s.parse::<u64>().ok()) {
+                if !state
+                    .runner_applied_at_least(min_seq, Duration::from_secs(5))
+                    .await
+                {
+                    return Err(ApiError::unavailable(format!(
+                        "reports have not yet folded sequence {min_seq}; retry shortly"
+                    )));
+                }
+            }
+            let version = state.active_version().await.map_err(ApiError::internal)?;
+            records::load(&state.db, version, &orgs)
+                .await
+                .map_err(ApiError::internal)?
+        }
+    };
+    let converter = Converter::new(
+        &currency,
+        load_rates(&state.db).await.map_err(ApiError::internal)?,
+    );
+    let content = widgets::compute(&widget, &snapshot, &params, &converter).map_err(|e| {
+        ApiError::unprocessable("missing_rate", e.to_string()).at_parameter("currency")
+    })?;
+    let rates = converter.used.borrow().clone();
+    if csv {
+        let mut rows = vec!["path,value".to_owned()];
+        flatten("", &content, &mut rows);
+        return Ok(([(header::CONTENT_TYPE, "text/csv")], rows.join("\n") + "\n").into_response());
+    }
+    Ok(Json(json!({
+        "widget": widget,
+        "org_ids": orgs,
+        "currency": currency,
+        "as_of": match as_of { Some(AsOf::Seq(s)) => json!(s), Some(AsOf::Time(t)) => json!(t.to_rfc3339()), None => Value::Null },
+        "rates": rates,
+        "content": content,
+    }))
+    .into_response())
+}
+
+fn flatten(prefix: &str, value: &Value, rows: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                flatten(
+                    &if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    },
+                    inner,
+                    rows,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), inner, rows);
+            }
+        }
+        Value::String(s) => rows.push(format!("{prefix},\"{}\"", s.replace('"', "\"\""))),
+        other => rows.push(format!("{prefix},{other}")),
+    }
+}
+
+/// Fold the orgs' events in memory up to a sequence or a time.
+async fn replay(
+    state: &ImpacState,
+    orgs: &[String],
+    point: &AsOf,
+) -> Result<records::Snapshot, ApiError> {
+    let filters: Vec<String> = orgs
+        .iter()
+        .flat_map(|org| {
+            records::ENTITIES
+                .iter()
+                .map(move |e| format!("rec.{org}.{e}.*"))
+        })
+        .collect();
+    let mut fold = MemoryFold::default();
+    let until = match point {
+        AsOf::Seq(0) => return Ok(fold.snapshot(orgs)),
+        AsOf::Seq(seq) => Some(*seq),
+        AsOf::Time(_) => None,
+    };
+    consume::replay_until_caught_up(
+        &state.js,
+        mno_events::streams::RECORDS,
+        &filters,
+        ReplayFrom::Beginning,
+        until,
+        |m| {
+            if let AsOf::Time(time) = point {
+                if m.published > *time {
+                    return false;
+                }
+            }
+            if let Ok(event) = RecordEvent::from_bytes(&m.payload) {
+                fold.apply(&event);
+            }
+            true
+        },
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(fold.snapshot(orgs))
+}
+
+/// The latest loaded rate of every pair.
+async fn load_rates(db: &sqlx::AnyPool) -> Result<HashMap<(String, String), Rate>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT base, quote, rate, as_of, source FROM impac_rates ORDER BY as_of")
+            .fetch_all(db)
+            .await?;
+    let mut rates = HashMap::new();
+    for row in rows {
+        let rate: String = row.get(2);
+        let Ok(rate) = rate.parse::<Decimal>() else {
+            continue;
+        };
+        rates.insert(
+            (row.get::<String, _>(0), row.get::<String, _>(1)),
+            Rate {
+                rate,
+                as_of: row.get(3),
+                source: row.get(4),
+            },
+        );
+    }
+    Ok(rates)
+}
