@@ -114,11 +114,7 @@ impl Platform {
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
         let (stop_http, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            // The peer address reaches handlers (the Hub limits sign-ins per address).
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
+            axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })
