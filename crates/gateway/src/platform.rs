@@ -115,10 +115,10 @@ impl Platform {
         let (stop_http, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
         });
         tracing::info!(%http_addr, "serving HTTP");
 
