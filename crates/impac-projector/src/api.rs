@@ -27,6 +27,10 @@ pub fn router(state: ImpacState) -> Router {
     Router::new()
         .route("/impac/api/v2/widgets", get(list_widgets))
         .route("/impac/api/v2/widgets/{category}/{name}", get(widget))
+        .route(
+            "/impac/api/v2/rates",
+            get(crate::rates::list_handler).post(crate::rates::load_handler),
+        )
         .with_state(state)
 }
 

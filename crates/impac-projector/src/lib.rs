@@ -11,6 +11,7 @@
 //! caught up with the stream.
 
 pub mod api;
+pub mod rates;
 pub mod records;
 pub mod runner;
 pub mod widgets;
@@ -70,13 +71,7 @@ pub struct Impac {
 
 impl Impac {
     pub async fn start(deps: ImpacDeps) -> anyhow::Result<Impac> {
-        let mut migrator = sqlx::migrate!("./migrations");
-        // Other parts' migrations share the table; they are not ours to check.
-        migrator.set_ignore_missing(true);
-        migrator
-            .run(&deps.db)
-            .await
-            .map_err(|e| anyhow::anyhow!("Impac! migrations failed: {e}"))?;
+        migrate(&deps.db).await?;
         let active: Option<i64> =
             sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
                 .bind(records::PROJECTION)
@@ -136,6 +131,17 @@ impl Impac {
             runner.stop().await;
         }
     }
+}
+
+/// Create or update Impac!'s tables (also run by the `mno impac` commands that write SQL).
+pub async fn migrate(db: &sqlx::AnyPool) -> anyhow::Result<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // Other parts' migrations share the table; they are not ours to check.
+    migrator.set_ignore_missing(true);
+    migrator
+        .run(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("Impac! migrations failed: {e}"))
 }
 
 /// Point readers at the new version once it has folded everything written before it started.
