@@ -9,19 +9,16 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
-use mno_events::consume::{self, ReplayFrom};
+use chrono::{NaiveDate, Utc};
 use mno_events::idm::Action;
-use mno_events::proto::RecordEvent;
 use mno_events::ApiError;
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use sqlx::Row;
 
-use crate::records::{self, MemoryFold};
-use crate::widgets::money::{Converter, Rate};
+use crate::records;
+use crate::replay::{self, AsOf};
+use crate::widgets::money::Converter;
 use crate::widgets::{self, Params, Period, WIDGETS};
-use crate::ImpacState;
+use crate::{rates, ImpacState};
 
 pub fn router(state: ImpacState) -> Router {
     Router::new()
@@ -79,31 +76,14 @@ fn date_param(
         .transpose()
 }
 
-/// `as_of`: a stream sequence (a whole number) or a time (RFC 3339 or a date, end of day UTC).
-enum AsOf {
-    Seq(u64),
-    Time(DateTime<Utc>),
-}
-
 fn as_of_param(query: &HashMap<String, Vec<String>>) -> Result<Option<AsOf>, ApiError> {
-    let Some(text) = one(query, "as_of") else {
-        return Ok(None);
-    };
-    if let Ok(seq) = text.parse::<u64>() {
-        return Ok(Some(AsOf::Seq(seq)));
-    }
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(Some(AsOf::Time(time.with_timezone(&Utc))));
-    }
-    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let end = day.and_hms_opt(23, 59, 59).expect("a valid time").and_utc();
-        return Ok(Some(AsOf::Time(end)));
-    }
-    Err(ApiError::unprocessable(
-        "invalid_parameter",
-        format!("as_of must be a stream sequence, an RFC 3339 time or a date, not {text:?}"),
-    )
-    .at_parameter("as_of"))
+    one(query, "as_of")
+        .map(|text| {
+            AsOf::parse(text).map_err(|why| {
+                ApiError::unprocessable("invalid_parameter", why).at_parameter("as_of")
+            })
+        })
+        .transpose()
 }
 
 async fn widget(
@@ -186,7 +166,9 @@ async fn widget(
     };
     let as_of = as_of_param(&query)?;
     let snapshot = match &as_of {
-        Some(point) => replay(&state, &orgs, point).await?,
+        Some(point) => replay::snapshot_as_of(&state.js, &orgs, *point)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?,
         None => {
             if let Some(min_seq) = one(&query, "min_seq").and_then(|s| s.parse::<u64>().ok()) {
                 if !state
@@ -206,7 +188,7 @@ async fn widget(
     };
     let converter = Converter::new(
         &currency,
-        load_rates(&state.db).await.map_err(ApiError::internal)?,
+        rates::latest(&state.db).await.map_err(ApiError::internal)?,
     );
     let content = widgets::compute(&widget, &snapshot, &params, &converter).map_err(|e| {
         ApiError::unprocessable("missing_rate", e.to_string()).at_parameter("currency")
@@ -221,7 +203,7 @@ async fn widget(
         "widget": widget,
         "org_ids": orgs,
         "currency": currency,
-        "as_of": match as_of { Some(AsOf::Seq(s)) => json!(s), Some(AsOf::Time(t)) => json!(t.to_rfc3339()), None => Value::Null },
+        "as_of": as_of.map_or(Value::Null, AsOf::to_json),
         "rates": rates,
         "content": content,
     }))
@@ -251,71 +233,4 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<String>) {
         Value::String(s) => rows.push(format!("{prefix},\"{}\"", s.replace('"', "\"\""))),
         other => rows.push(format!("{prefix},{other}")),
     }
-}
-
-/// Fold the orgs' events in memory up to a sequence or a time.
-async fn replay(
-    state: &ImpacState,
-    orgs: &[String],
-    point: &AsOf,
-) -> Result<records::Snapshot, ApiError> {
-    let filters: Vec<String> = orgs
-        .iter()
-        .flat_map(|org| {
-            records::ENTITIES
-                .iter()
-                .map(move |e| format!("rec.{org}.{e}.*"))
-        })
-        .collect();
-    let mut fold = MemoryFold::default();
-    let until = match point {
-        AsOf::Seq(0) => return Ok(fold.snapshot(orgs)),
-        AsOf::Seq(seq) => Some(*seq),
-        AsOf::Time(_) => None,
-    };
-    consume::replay_until_caught_up(
-        &state.js,
-        mno_events::streams::RECORDS,
-        &filters,
-        ReplayFrom::Beginning,
-        until,
-        |m| {
-            if let AsOf::Time(time) = point {
-                if m.published > *time {
-                    return false;
-                }
-            }
-            if let Ok(event) = RecordEvent::from_bytes(&m.payload) {
-                fold.apply(&event);
-            }
-            true
-        },
-    )
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    Ok(fold.snapshot(orgs))
-}
-
-/// The latest loaded rate of every pair.
-async fn load_rates(db: &sqlx::AnyPool) -> Result<HashMap<(String, String), Rate>, sqlx::Error> {
-    let rows =
-        sqlx::query("SELECT base, quote, rate, as_of, source FROM impac_rates ORDER BY as_of")
-            .fetch_all(db)
-            .await?;
-    let mut rates = HashMap::new();
-    for row in rows {
-        let rate: String = row.get(2);
-        let Ok(rate) = rate.parse::<Decimal>() else {
-            continue;
-        };
-        rates.insert(
-            (row.get::<String, _>(0), row.get::<String, _>(1)),
-            Rate {
-                rate,
-                as_of: row.get(3),
-                source: row.get(4),
-            },
-        );
-    }
-    Ok(rates)
 }

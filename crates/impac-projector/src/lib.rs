@@ -13,6 +13,7 @@
 pub mod api;
 pub mod rates;
 pub mod records;
+pub mod replay;
 pub mod runner;
 pub mod widgets;
 

@@ -13,6 +13,7 @@
 //! A load is all or nothing: every row is checked first, then all are stored
 //! in one transaction (the same pair and date again replaces the rate).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use axum::extract::State;
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::{AnyPool, Row};
 
+use crate::widgets::money::Rate;
 use crate::ImpacState;
 
 /// One rate: 1 `base` = `rate` `quote`, as published by `source` on `as_of`.
@@ -78,9 +80,7 @@ pub fn validate(
 ) -> Result<RateRow, Vec<FieldProblem>> {
     let mut problems = Vec::new();
     let base = currency("base", base).map_err(|p| problems.push(p)).ok();
-    let quote = currency("quote", quote)
-        .map_err(|p| problems.push(p))
-        .ok();
+    let quote = currency("quote", quote).map_err(|p| problems.push(p)).ok();
     if let (Some(b), Some(q)) = (&base, &quote) {
         if b == q {
             problems.push(problem(
@@ -173,6 +173,28 @@ pub async fn list(db: &AnyPool) -> Result<Vec<RateRow>, sqlx::Error> {
         .collect())
 }
 
+/// The latest loaded rate of every pair, as the widgets' converter takes them.
+pub async fn latest(db: &AnyPool) -> Result<HashMap<(String, String), Rate>, sqlx::Error> {
+    let mut latest = HashMap::new();
+    // Ordered by date, so a later rate of a pair replaces an earlier one.
+    let mut rows = list(db).await?;
+    rows.sort_by(|a, b| a.as_of.cmp(&b.as_of));
+    for row in rows {
+        let Ok(rate) = row.rate.parse::<Decimal>() else {
+            continue;
+        };
+        latest.insert(
+            (row.base, row.quote),
+            Rate {
+                rate,
+                as_of: row.as_of,
+                source: row.source,
+            },
+        );
+    }
+    Ok(latest)
+}
+
 // ---------------------------------------------------------------------------
 // CSV: `base,quote,rate,as_of,source`
 // ---------------------------------------------------------------------------
@@ -215,7 +237,10 @@ pub fn parse_csv(text: &str) -> Result<Vec<RateRow>, CsvProblem> {
         let [base, quote, rate, as_of, source] = fields.as_slice() else {
             return Err(CsvProblem {
                 line: number,
-                message: format!("has {} fields; each line needs 5 ({CSV_HEADER})", fields.len()),
+                message: format!(
+                    "has {} fields; each line needs 5 ({CSV_HEADER})",
+                    fields.len()
+                ),
             });
         };
         let row = validate(base.trim(), quote.trim(), rate, as_of.trim(), source).map_err(
@@ -373,7 +398,10 @@ pub fn validate_body(body: &RatesIn) -> Result<Vec<RateRow>, ApiError> {
             match field_text(rate, field) {
                 Ok(text) => texts.push(text),
                 Err(why) => {
-                    fail(format!("/rates/{i}/{field}"), format!("rates[{i}].{field} {why}"));
+                    fail(
+                        format!("/rates/{i}/{field}"),
+                        format!("rates[{i}].{field} {why}"),
+                    );
                     texts.push(String::new());
                 }
             }
@@ -446,7 +474,10 @@ mod tests {
         let err = parse_csv("base,quote,rate\nEUR,USD,1").unwrap_err();
         assert_eq!(err.line, 1);
         let err = parse_csv("base,quote,rate,as_of,source\neur,USD,1,2026-13-01,ECB").unwrap_err();
-        assert!(err.message.contains("base") && err.message.contains("as_of"), "{err}");
+        assert!(
+            err.message.contains("base") && err.message.contains("as_of"),
+            "{err}"
+        );
         let err = parse_csv("base,quote,rate,as_of,source\nEUR,USD,1,2026-01-01").unwrap_err();
         assert!(err.message.contains("4 fields"), "{err}");
     }
@@ -458,7 +489,9 @@ mod tests {
         assert!(validate("EUR", "EUR", "1", "2026-01-01", "x").is_err());
         assert!(validate("EUR", "USD", "1.5", "2026-01-01", " ").is_err());
         assert_eq!(
-            validate("EUR", "USD", "1.50", "2026-01-01", "ECB").unwrap().rate,
+            validate("EUR", "USD", "1.50", "2026-01-01", "ECB")
+                .unwrap()
+                .rate,
             "1.5"
         );
     }
