@@ -45,7 +45,7 @@ fn entity_of(widget: &str) -> &'static str {
 }
 
 /// Query parameters; `org_ids[]` may repeat.
-fn parse_query(raw: Option<&str>) -> HashMap<String, Vec<String>> {
+pub fn parse_query(raw: Option<&str>) -> HashMap<String, Vec<String>> {
     let mut out: HashMap<String, Vec<String>> = HashMap::new();
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         out.entry(key.trim_end_matches("[]").to_owned())
@@ -74,6 +74,40 @@ fn date_param(
             })
         })
         .transpose()
+}
+
+/// `from`, `to` (default today) and `period` (default MONTHLY) of a widget request.
+pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, ApiError> {
+    let period = match one(query, "period").unwrap_or("MONTHLY") {
+        "MONTHLY" => Period::Monthly,
+        "QUARTERLY" => Period::Quarterly,
+        "YEARLY" => Period::Yearly,
+        other => Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("period must be MONTHLY, QUARTERLY or YEARLY, not {other:?}"),
+        )
+        .at_parameter("period"))?,
+    };
+    Ok(Params {
+        from: date_param(query, "from")?,
+        to: date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
+        period,
+    })
+}
+
+/// `currency`, when given: an ISO 4217 code.
+pub fn currency_param(query: &HashMap<String, Vec<String>>) -> Result<Option<String>, ApiError> {
+    match one(query, "currency") {
+        Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => {
+            Ok(Some(c.to_owned()))
+        }
+        Some(c) => Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("currency must be an ISO 4217 code such as USD, not {c:?}"),
+        )
+        .at_parameter("currency")),
+        None => Ok(None),
+    }
 }
 
 fn as_of_param(query: &HashMap<String, Vec<String>>) -> Result<Option<AsOf>, ApiError> {
@@ -133,32 +167,9 @@ async fn widget(
         )
         .await?;
     }
-    let period = match one(&query, "period").unwrap_or("MONTHLY") {
-        "MONTHLY" => Period::Monthly,
-        "QUARTERLY" => Period::Quarterly,
-        "YEARLY" => Period::Yearly,
-        other => {
-            return Err(ApiError::unprocessable(
-                "invalid_parameter",
-                format!("period must be MONTHLY, QUARTERLY or YEARLY, not {other:?}"),
-            )
-            .at_parameter("period"))
-        }
-    };
-    let params = Params {
-        from: date_param(&query, "from")?,
-        to: date_param(&query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
-        period,
-    };
-    let currency = match one(&query, "currency") {
-        Some(c) if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) => c.to_owned(),
-        Some(c) => {
-            return Err(ApiError::unprocessable(
-                "invalid_parameter",
-                format!("currency must be an ISO 4217 code such as USD, not {c:?}"),
-            )
-            .at_parameter("currency"))
-        }
+    let params = widget_params(&query)?;
+    let currency = match currency_param(&query)? {
+        Some(c) => c,
         None => match state.directory.org(&orgs[0]).await {
             Ok(Some(org)) if !org.currency.is_empty() => org.currency,
             _ => "USD".to_owned(),
@@ -210,7 +221,8 @@ async fn widget(
     .into_response())
 }
 
-fn flatten(prefix: &str, value: &Value, rows: &mut Vec<String>) {
+/// A widget's content as CSV rows `path,value` (the `.csv` export).
+pub fn flatten(prefix: &str, value: &Value, rows: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, inner) in map {
