@@ -399,6 +399,42 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     );
     assert_eq!(body["results"][3]["body"]["items"]["code"], "E-1");
 
+    // Not sequential: ops run together; results keep op order, a bad op fails alone.
+    let before = w.records_in_stream().await;
+    let ops: Vec<Value> = (0..40)
+        .map(|i| {
+            let price = if i == 17 {
+                json!("lots")
+            } else {
+                json!(format!("{i}.50"))
+            };
+            json!({"method": "post", "url": format!("/api/v2/{org}/items"),
+                   "params": {"items": {"name": format!("bulk-{i}"), "sale_price": price}}})
+        })
+        .collect();
+    let body: Value = send(json!({"sequential": false, "ops": ops}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), 40);
+    for (i, result) in results.iter().enumerate() {
+        if i == 17 {
+            assert_eq!(result["status"], 422, "{result}");
+            assert_eq!(
+                result["body"]["errors"][0]["source"]["pointer"],
+                "/ops/17/params/items/sale_price"
+            );
+        } else {
+            assert_eq!(result["status"], 201, "{result}");
+            assert_eq!(result["body"]["items"]["name"], format!("bulk-{i}"));
+            assert_eq!(result["body"]["items"]["sale_price"], format!("{i}.50"));
+        }
+    }
+    assert_eq!(w.records_in_stream().await, before + 39);
+
     // Atomic and valid: every op stored, in consecutive stream sequences.
     let before = w.records_in_stream().await;
     let response = send(json!({"atomic": true, "ops": [

@@ -3,7 +3,8 @@
 //! `{"sequential": true, "atomic": false, "ops": [{"method": "post", "url":
 //! "/api/v2/{org}/{entity}[/{id}]", "params": {"<entity>": {...}}}]}` answers
 //! `{"results": [{"status", "body"}]}`, one per op, in order. At most 100 ops.
-//! Ops run in order, each authorised on its own. With `"atomic": true` every
+//! Ops run in order, each authorised on its own; with `"sequential": false`
+//! they run concurrently (for independent ops: bulk loads). With `"atomic": true` every
 //! op is prepared first and all are published as one JetStream atomic batch:
 //! all are stored or none is (then each result names what failed, and the
 //! others answer 424). In an atomic batch an op cannot depend on another op
@@ -189,19 +190,34 @@ fn ok_result(op: &Op, status: StatusCode, written: &Written) -> Value {
 }
 
 pub async fn batch(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     body: ExactJson,
 ) -> Result<Response, ApiError> {
     let (ops, atomic) = parse_ops(&body.value)?;
+    let sequential = body
+        .value
+        .get("sequential")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
     if !atomic {
-        let mut results = Vec::with_capacity(ops.len());
-        for op in &ops {
-            results.push(match run(&state, &headers, op, &body.numbers, None).await {
+        let (state, headers, numbers) = (&state, &headers, &body.numbers);
+        let one = |op| async move {
+            match run(state, headers, op, numbers, None).await {
                 Ok((status, written)) => ok_result(op, status, &written),
                 Err(error) => error_result(&error),
-            });
-        }
+            }
+        };
+        let results = if sequential {
+            let mut results = Vec::with_capacity(ops.len());
+            for op in &ops {
+                results.push(one(op).await);
+            }
+            results
+        } else {
+            // Independent ops: run together, so their publishes share round trips.
+            futures::future::join_all(ops.iter().map(one)).await
+        };
         return Ok(Json(json!({ "results": results })).into_response());
     }
 

@@ -65,5 +65,5 @@ pub fn router(state: ApiState) -> Router {
             "/connec/api/v2/{org}/{entity}/{id}/id_map",
             put(records::map_id),
         )
-        .with_state(state)
+        .with_state(Arc::new(state))
 }

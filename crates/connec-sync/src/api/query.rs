@@ -2,6 +2,7 @@
 //! record store, a record's history and the org's change feed from the stream.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -61,7 +62,7 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
 
 /// `GET /connec/api/v2/{org}/{entity}`.
 pub async fn list(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -156,7 +157,7 @@ fn event_json(event: &RecordEvent, seq: u64) -> Value {
 
 /// `GET /connec/api/v2/{org}/{entity}/{id}/history`: every version of a record.
 pub async fn history(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -215,7 +216,7 @@ pub async fn history(
 /// `GET /connec/api/v2/{org}/changes?since=&entities=&limit=`: events in stream
 /// order after the cursor `since` (a stream sequence), deletes included.
 pub async fn changes(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,

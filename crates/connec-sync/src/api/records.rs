@@ -6,6 +6,7 @@
 //! in the `mno-consistency-token` header; list queries accept it as `min_seq`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use std::collections::HashMap;
 
@@ -257,7 +258,7 @@ impl Request<'_> {
 
 /// `POST /connec/api/v2/{org}/{entity}`.
 pub async fn create(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
@@ -422,7 +423,7 @@ async fn find_match(
 
 /// `PUT /connec/api/v2/{org}/{entity}/{id}`: the fields present replace the stored ones.
 pub async fn update(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: ExactJson,
@@ -450,7 +451,7 @@ pub async fn update(
 
 /// `DELETE /connec/api/v2/{org}/{entity}/{id}`: a tombstone; later reads answer 404.
 pub async fn delete(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -473,7 +474,7 @@ pub async fn delete(
 
 /// `GET /connec/api/v2/{org}/{entity}/{id}`: the last event of the record's subject.
 pub async fn read(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -503,7 +504,7 @@ pub async fn read(
 
 /// `GET /connec/api/v2/{org}/company`.
 pub async fn get_company(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -517,7 +518,7 @@ pub async fn get_company(
 
 /// `PUT /connec/api/v2/{org}/company`: creates the company record on first use.
 pub async fn put_company(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,
     headers: HeaderMap,
     body: ExactJson,
@@ -533,7 +534,7 @@ pub async fn put_company(
 
 /// `PUT /connec/api/v2/{org}/{entity}/{id}/id_map` `{"local_id": "47"}`: the calling app's own id of the record.
 pub async fn map_id(
-    State(state): State<ApiState>,
+    State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: ExactJson,

@@ -4,11 +4,13 @@
 //!
 //! Pure bookkeeping (no I/O), driven by the app's worker.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::Message;
+// Lanes are looked up several times per event: a fast hasher (seeded per process).
+use foldhash::HashMap;
 use mno_events::proto::RecordEvent;
 use tokio::time::Instant;
 
@@ -29,13 +31,16 @@ pub struct Pending {
 
 impl Pending {
     /// The lane of the record: `org/entity/record_id`.
-    pub fn lane_key(&self) -> String {
+    pub fn lane_key(&self) -> LaneKey {
         lane_key(&self.event)
     }
 }
 
-pub fn lane_key(event: &RecordEvent) -> String {
-    format!("{}/{}/{}", event.org, event.entity, event.record_id)
+/// A lane's name; shared (not copied) by the maps and sets that index lanes.
+pub type LaneKey = Arc<str>;
+
+pub fn lane_key(event: &RecordEvent) -> LaneKey {
+    format!("{}/{}/{}", event.org, event.entity, event.record_id).into()
 }
 
 #[derive(Default)]
@@ -52,7 +57,7 @@ struct Lane {
 pub struct Batch {
     pub org: String,
     /// Each lane's events, in lane order.
-    pub lanes: Vec<(String, Vec<Pending>)>,
+    pub lanes: Vec<(LaneKey, Vec<Pending>)>,
     /// A retry: the batch is one event on its own, so its webhook-id is the event id.
     pub is_retry: bool,
 }
@@ -73,13 +78,13 @@ impl Batch {
 
 #[derive(Default)]
 pub struct Lanes {
-    lanes: HashMap<String, Lane>,
+    lanes: HashMap<LaneKey, Lane>,
     /// Lanes whose head can go now: (head order, key).
-    ready: BTreeSet<(u64, String)>,
+    ready: BTreeSet<(u64, LaneKey)>,
     /// Lanes in backoff: (due, key).
-    waiting: BTreeSet<(Instant, String)>,
+    waiting: BTreeSet<(Instant, LaneKey)>,
     /// Stream sequences held (queued or in flight), to recognise redeliveries.
-    held: HashMap<u64, String>,
+    held: HashMap<u64, LaneKey>,
     next_order: u64,
 }
 
@@ -105,9 +110,11 @@ impl Lanes {
                 }
                 return false;
             }
-            self.held.insert(pending.seq, pending.lane_key());
         }
         let key = pending.lane_key();
+        if pending.seq > 0 {
+            self.held.insert(pending.seq, key.clone());
+        }
         self.next_order += 1;
         let order = self.next_order;
         let lane = self.lanes.entry(key.clone()).or_default();
@@ -178,18 +185,26 @@ impl Lanes {
         }
         let mut taken = 0;
         let mut lanes = Vec::new();
-        // Look a little past `max` (lanes of other orgs are skipped), never at the whole set.
-        let candidates: Vec<(u64, String)> =
-            self.ready.iter().take(max * 4 + 16).cloned().collect();
+        // Look a little past `max` (lanes of other orgs are skipped), never at
+        // the whole set; each lane gives at least one event, so `max` lanes do.
+        let candidates: Vec<(u64, LaneKey)> = self
+            .ready
+            .iter()
+            .take(max * 4 + 16)
+            .filter(|(_, key)| {
+                self.lanes[key]
+                    .queue
+                    .front()
+                    .is_some_and(|head| head.event.org == org && head.attempts == 0)
+            })
+            .take(max)
+            .cloned()
+            .collect();
         for (order, key) in candidates {
             if taken >= max {
                 break;
             }
             let lane = self.lanes.get_mut(&key).expect("ready lane exists");
-            let head = lane.queue.front().expect("ready lane has a head");
-            if head.event.org != org || head.attempts > 0 {
-                continue;
-            }
             self.ready.remove(&(order, key.clone()));
             lane.in_flight = true;
             let mut events = Vec::new();
@@ -239,12 +254,13 @@ impl Lanes {
     }
 
     fn release(&mut self, key: &str, due: Option<Instant>) {
-        let Some(lane) = self.lanes.get_mut(key) else {
+        let Some(key) = self.lanes.get_key_value(key).map(|(k, _)| k.clone()) else {
             return;
         };
+        let lane = self.lanes.get_mut(&key).expect("the lane was just found");
         lane.in_flight = false;
         if lane.queue.is_empty() {
-            self.lanes.remove(key);
+            self.lanes.remove(&key);
             return;
         }
         self.next_order += 1;
@@ -254,17 +270,17 @@ impl Lanes {
         match due {
             Some(due) => {
                 lane.due = Some(due);
-                self.waiting.insert((due, key.to_owned()));
+                self.waiting.insert((due, key));
             }
             None => {
-                self.ready.insert((lane.head_order, key.to_owned()));
+                self.ready.insert((lane.head_order, key));
             }
         }
     }
 
     /// Drop every queued (not in-flight) event of `org`, returning them so their messages can be acked.
     pub fn drop_org(&mut self, org: &str) -> Vec<Pending> {
-        let keys: Vec<String> = self
+        let keys: Vec<LaneKey> = self
             .lanes
             .iter()
             .filter(|(_, lane)| {

@@ -5,6 +5,8 @@
 //! - `ingest`: records/s at saturation, p50/p99; baseline: raw pipelined
 //!   publish of the same envelope bytes (window 1000), same run.
 //! - `ingest.half_load`: p50/p99 at a steady half of the measured rate.
+//! - `ingest.batch`: records/s when the same records come in `POST /connec/batch`
+//!   requests of `--batch` independent creates (`"sequential": false`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +36,9 @@ pub struct Args {
     /// Seconds of the half-load phase.
     #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Creates per `POST /connec/batch` request (`"sequential": false`) in the batch phase.
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
 }
 
 /// An invoice like an accounting app sends.
@@ -183,6 +188,62 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let half = half.lock().await;
 
+    // Bulk: the same records through `POST /connec/batch`, independent ops run concurrently.
+    let batch_url = format!("{base}/connec/batch");
+    let batch = args.batch.clamp(1, 100);
+    let requests = args.records.div_ceil(batch);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let batches = Arc::new(Mutex::new(Latencies::default()));
+    let batch_started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.clients {
+        let (http, url, auth, next, batches, org) = (
+            http.clone(),
+            batch_url.clone(),
+            auth.clone(),
+            next.clone(),
+            batches.clone(),
+            org.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Latencies::default();
+            loop {
+                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if r >= requests {
+                    break;
+                }
+                let ops: Vec<Value> = (0..batch)
+                    .map(|k| {
+                        let n = 2_000_000_000 + r * batch + k;
+                        json!({"method": "post", "url": format!("/api/v2/{org}/invoices"), "params": invoice(n)})
+                    })
+                    .collect();
+                let t = Instant::now();
+                let response = http
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .json(&json!({"sequential": false, "ops": ops}))
+                    .send()
+                    .await?;
+                let body: Value = response.json().await?;
+                let created = body["results"]
+                    .as_array()
+                    .map_or(0, |results| results.iter().filter(|r| r["status"] == 201).count());
+                if created as u64 != batch {
+                    bail!("batch {r}: {created} of {batch} created: {body}");
+                }
+                mine.record(t.elapsed());
+            }
+            batches.lock().await.merge(&mine);
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let batch_rate = rate(requests * batch, batch_started.elapsed());
+    let batches = batches.lock().await;
+
     print_figures(&[
         figure(
             "ingest",
@@ -200,9 +261,19 @@ pub async fn run(args: Args) -> Result<()> {
             raw,
             json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds}),
         ),
+        figure(
+            "ingest.batch",
+            "records/s",
+            batch_rate,
+            raw,
+            json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "clients": args.clients,
+                   "records": requests * batch, "ops_per_request": batch,
+                   "request_p50_ms": batches.p50_ms(), "request_p99_ms": batches.p99_ms()}),
+        ),
     ]);
     drop(saturation);
     drop(half);
+    drop(batches);
     platform.shutdown().await?;
     bench.close().await
 }
