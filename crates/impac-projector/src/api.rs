@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::records;
 use crate::replay::{self, AsOf};
 use crate::widgets::money::Converter;
-use crate::widgets::{self, Params, Period, WIDGETS};
+use crate::widgets::{self, Params, Period, DEFAULT_LIMIT, WIDGETS};
 use crate::{rates, ImpacState};
 
 pub fn router(state: ImpacState) -> Router {
@@ -33,15 +33,6 @@ pub fn router(state: ImpacState) -> Router {
 
 async fn list_widgets() -> Json<Value> {
     Json(json!({"widgets": WIDGETS}))
-}
-
-/// The entity a widget reads, for the IDM check.
-fn entity_of(widget: &str) -> &'static str {
-    match widget {
-        "sales/opportunities_funnel" => "opportunities",
-        "hr/workforce_summary" => "employees",
-        _ => "invoices",
-    }
 }
 
 /// Query parameters; `org_ids[]` may repeat.
@@ -76,22 +67,38 @@ fn date_param(
         .transpose()
 }
 
-/// `from`, `to` (default today) and `period` (default MONTHLY) of a widget request.
+/// `from`, `to` (default today), `period` (default MONTHLY) and `limit`
+/// (default 10) of a widget request.
 pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, ApiError> {
-    let period = match one(query, "period").unwrap_or("MONTHLY") {
-        "MONTHLY" => Period::Monthly,
-        "QUARTERLY" => Period::Quarterly,
-        "YEARLY" => Period::Yearly,
-        other => Err(ApiError::unprocessable(
-            "invalid_parameter",
-            format!("period must be MONTHLY, QUARTERLY or YEARLY, not {other:?}"),
-        )
-        .at_parameter("period"))?,
+    let period = match one(query, "period") {
+        None => Period::Monthly,
+        Some(text) => Period::parse(text).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_parameter",
+                format!("period must be {}, not {text:?}", Period::NAMES),
+            )
+            .at_parameter("period")
+        })?,
+    };
+    let limit = match one(query, "limit") {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::unprocessable(
+                    "invalid_parameter",
+                    format!("limit must be a whole number from 1 to 1000, not {text:?}"),
+                )
+                .at_parameter("limit")
+            })?,
     };
     Ok(Params {
         from: date_param(query, "from")?,
         to: date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
         period,
+        limit,
     })
 }
 
@@ -158,14 +165,17 @@ async fn widget(
     for org in &orgs {
         mno_events::subject::Token::parse("org", org)
             .map_err(|e| ApiError::not_found(e.to_string()).at_parameter("org_ids"))?;
-        mno_events::http_auth::authorize(
-            state.idm.as_ref(),
-            &headers,
-            org,
-            Some(entity_of(&widget)),
-            Action::Read,
-        )
-        .await?;
+        // Read on every collection the widget is made from.
+        for entity in widgets::entities_of(&widget) {
+            mno_events::http_auth::authorize(
+                state.idm.as_ref(),
+                &headers,
+                org,
+                Some(entity),
+                Action::Read,
+            )
+            .await?;
+        }
     }
     let params = widget_params(&query)?;
     let currency = match currency_param(&query)? {

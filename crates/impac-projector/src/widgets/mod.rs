@@ -1,40 +1,172 @@
 //! The widgets: reports computed from a [`Snapshot`] of live records, the
 //! same code whether the snapshot is the live projection or an as-of replay.
 //!
-//! Decimal arithmetic throughout; amounts are converted to the asked currency.
+//! This module is the catalogue (names, the collections each reads, dispatch)
+//! and the helpers the categories share; each category has its own module.
+//! Decimal arithmetic throughout; amounts are converted to the asked currency;
+//! every list is sorted so that an answer is a function of the records alone.
 
+mod accounts;
+mod hr;
+mod invoices;
 pub mod money;
+mod sales;
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{Datelike, Days, Months, NaiveDate};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use crate::records::Snapshot;
-use money::{amount, Converter, MissingRate};
+use money::{Converter, MissingRate};
+
+/// Every widget: `category/name` and the collections it reads (the IDM check
+/// asks for read on each of them).
+pub const CATALOGUE: &[(&str, &[&str])] = &[
+    ("accounts/balance", &["accounts"]),
+    ("accounts/balance_sheet", &["accounts"]),
+    ("accounts/cash_summary", &["payments"]),
+    ("accounts/expenses_revenue", &["invoices"]),
+    ("accounts/payable_receivable", &["invoices"]),
+    ("accounts/profit_and_loss", &["invoices"]),
+    ("invoices/aged_payables_receivables", &["invoices"]),
+    ("invoices/list", &["invoices", "organizations", "people"]),
+    ("invoices/summary", &["invoices"]),
+    ("sales/growth", &["invoices"]),
+    ("sales/leads_funnel", &["people"]),
+    ("sales/opportunities_funnel", &["opportunities"]),
+    ("sales/summary", &["invoices"]),
+    (
+        "sales/top_customers",
+        &["invoices", "organizations", "people"],
+    ),
+    ("hr/leaves_balance", &["leave_applications"]),
+    ("hr/payroll_summary", &["pay_runs", "pay_stubs"]),
+    ("hr/salaries_summary", &["employees"]),
+    ("hr/timesheets", &["time_sheets"]),
+    ("hr/workforce_summary", &["employees"]),
+];
 
 /// `category/name` of every widget.
-pub const WIDGETS: &[&str] = &[
-    "invoices/summary",
-    "invoices/aged_payables_receivables",
-    "accounts/profit_and_loss",
-    "sales/opportunities_funnel",
-    "hr/workforce_summary",
-];
+pub const WIDGETS: &[&str] = &{
+    let mut names = [""; CATALOGUE.len()];
+    let mut i = 0;
+    while i < CATALOGUE.len() {
+        names[i] = CATALOGUE[i].0;
+        i += 1;
+    }
+    names
+};
+
+/// The collections a widget reads (empty for an unknown widget).
+pub fn entities_of(widget: &str) -> &'static [&'static str] {
+    CATALOGUE
+        .iter()
+        .find(|(name, _)| *name == widget)
+        .map_or(&[], |(_, entities)| entities)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Period {
+    Daily,
+    /// ISO weeks, starting on Monday.
+    Weekly,
     Monthly,
     Quarterly,
     Yearly,
 }
+
+impl Period {
+    pub const NAMES: &'static str = "DAILY, WEEKLY, MONTHLY, QUARTERLY or YEARLY";
+
+    pub fn parse(text: &str) -> Option<Period> {
+        Some(match text {
+            "DAILY" => Period::Daily,
+            "WEEKLY" => Period::Weekly,
+            "MONTHLY" => Period::Monthly,
+            "QUARTERLY" => Period::Quarterly,
+            "YEARLY" => Period::Yearly,
+            _ => return None,
+        })
+    }
+
+    /// The first day of the period `day` falls in.
+    pub fn start(self, day: NaiveDate) -> NaiveDate {
+        let first_of = |month| NaiveDate::from_ymd_opt(day.year(), month, 1).expect("a real date");
+        match self {
+            Period::Daily => day,
+            Period::Weekly => day - Days::new(u64::from(day.weekday().num_days_from_monday())),
+            Period::Monthly => first_of(day.month()),
+            Period::Quarterly => first_of((day.month() - 1) / 3 * 3 + 1),
+            Period::Yearly => first_of(1),
+        }
+    }
+
+    /// The first day of the period after the one starting at `start`.
+    pub fn next(self, start: NaiveDate) -> NaiveDate {
+        match self {
+            Period::Daily => start + Days::new(1),
+            Period::Weekly => start + Days::new(7),
+            Period::Monthly => start + Months::new(1),
+            Period::Quarterly => start + Months::new(3),
+            Period::Yearly => start + Months::new(12),
+        }
+    }
+}
+
+/// Default number of rows of a top-N widget.
+pub const DEFAULT_LIMIT: usize = 10;
 
 /// What a widget is asked for.
 pub struct Params {
     pub from: Option<NaiveDate>,
     pub to: NaiveDate,
     pub period: Period,
+    /// Rows of a top-N widget (`sales/top_customers`).
+    pub limit: usize,
+}
+
+impl Params {
+    /// Whether a dated record falls between `from` and `to` (both included).
+    fn covers(&self, day: NaiveDate) -> bool {
+        day <= self.to && self.from.is_none_or(|from| day >= from)
+    }
+
+    /// The date of `record`'s `field` when it falls between `from` and `to`.
+    fn dated(&self, record: &Value, field: &str) -> Option<NaiveDate> {
+        date(record, field).filter(|day| self.covers(*day))
+    }
+}
+
+pub fn compute(
+    name: &str,
+    snapshot: &Snapshot,
+    params: &Params,
+    money: &Converter,
+) -> Result<Value, MissingRate> {
+    match name {
+        "accounts/balance" => accounts::balance(snapshot, money),
+        "accounts/balance_sheet" => accounts::balance_sheet(snapshot, params, money),
+        "accounts/cash_summary" => accounts::cash_summary(snapshot, params, money),
+        "accounts/expenses_revenue" => accounts::expenses_revenue(snapshot, params, money),
+        "accounts/payable_receivable" => accounts::payable_receivable(snapshot, params, money),
+        "accounts/profit_and_loss" => accounts::profit_and_loss(snapshot, params, money),
+        "invoices/aged_payables_receivables" => invoices::aged(snapshot, params, money),
+        "invoices/list" => invoices::list(snapshot, params, money),
+        "invoices/summary" => invoices::summary(snapshot, money),
+        "sales/growth" => sales::growth(snapshot, params, money),
+        "sales/leads_funnel" => Ok(sales::leads_funnel(snapshot)),
+        "sales/opportunities_funnel" => sales::opportunities_funnel(snapshot, money),
+        "sales/summary" => sales::summary(snapshot, params, money),
+        "sales/top_customers" => sales::top_customers(snapshot, params, money),
+        "hr/leaves_balance" => Ok(hr::leaves_balance(snapshot, params)),
+        "hr/payroll_summary" => hr::payroll_summary(snapshot, params, money),
+        "hr/salaries_summary" => hr::salaries_summary(snapshot, money),
+        "hr/timesheets" => Ok(hr::timesheets(snapshot, params)),
+        "hr/workforce_summary" => Ok(hr::workforce_summary(snapshot, params)),
+        _ => Ok(Value::Null),
+    }
 }
 
 fn date(record: &Value, field: &str) -> Option<NaiveDate> {
@@ -49,172 +181,119 @@ fn text<'a>(record: &'a Value, field: &str) -> &'a str {
         .unwrap_or_default()
 }
 
+/// A grouping key: the field's text, or `UNSPECIFIED` when it is absent or empty.
+fn label(record: &Value, field: &str) -> String {
+    match text(record, field) {
+        "" => "UNSPECIFIED".to_owned(),
+        s => s.to_owned(),
+    }
+}
+
 /// Documents that count: not drafts, not voided.
-fn counts(invoice: &Value) -> bool {
-    !matches!(text(invoice, "status"), "DRAFT" | "VOIDED")
+fn counts(document: &Value) -> bool {
+    !matches!(text(document, "status"), "DRAFT" | "VOIDED")
 }
 
-pub fn compute(
-    name: &str,
-    snapshot: &Snapshot,
-    params: &Params,
+fn is_supplier(document: &Value) -> bool {
+    text(document, "type") == "SUPPLIER"
+}
+
+/// `field` of `record` converted from the record's `currency_field`.
+fn converted(
     money: &Converter,
-) -> Result<Value, MissingRate> {
-    match name {
-        "invoices/summary" => invoices_summary(snapshot, money),
-        "invoices/aged_payables_receivables" => aged(snapshot, params, money),
-        "accounts/profit_and_loss" => profit_and_loss(snapshot, params, money),
-        "sales/opportunities_funnel" => funnel(snapshot, money),
-        "hr/workforce_summary" => Ok(workforce(snapshot, params)),
-        _ => Ok(Value::Null),
+    record: &Value,
+    field: &str,
+    currency_field: &str,
+) -> Result<Decimal, MissingRate> {
+    money.convert(money::amount(record, field), text(record, currency_field))
+}
+
+/// Several named decimals kept together (one row of a report).
+#[derive(Debug, Clone)]
+struct Sums<const N: usize>([Decimal; N]);
+
+impl<const N: usize> Default for Sums<N> {
+    fn default() -> Self {
+        Self([Decimal::ZERO; N])
     }
 }
 
-fn invoices_summary(snapshot: &Snapshot, money: &Converter) -> Result<Value, MissingRate> {
-    let mut by_status: BTreeMap<String, (u64, Decimal, Decimal)> = BTreeMap::new();
-    for invoice in snapshot.of("invoices") {
-        let currency = text(invoice, "currency");
-        let total = money.convert(amount(invoice, "total_amount"), currency)?;
-        let balance = money.convert(amount(invoice, "balance"), currency)?;
-        let status = match text(invoice, "status") {
-            "" => "UNSPECIFIED",
-            s => s,
-        };
-        let entry = by_status.entry(status.to_owned()).or_default();
-        entry.0 += 1;
-        entry.1 += total;
-        entry.2 += balance;
-    }
-    let statuses: Vec<Value> = by_status
-        .into_iter()
-        .map(|(status, (count, total, balance))| json!({"status": status, "count": count, "total": total.to_string(), "balance": balance.to_string()}))
-        .collect();
-    Ok(json!({"statuses": statuses}))
-}
-
-/// Open balances by days past due as of `to`: current, 1-30, 31-60, 61-90, 90+.
-fn aged(snapshot: &Snapshot, params: &Params, money: &Converter) -> Result<Value, MissingRate> {
-    const BUCKETS: [&str; 5] = ["current", "1-30", "31-60", "61-90", "90+"];
-    let mut sides: BTreeMap<&str, [Decimal; 5]> = BTreeMap::from([
-        ("receivables", [Decimal::ZERO; 5]),
-        ("payables", [Decimal::ZERO; 5]),
-    ]);
-    for invoice in snapshot.of("invoices") {
-        if !counts(invoice) || text(invoice, "status") == "PAID" {
-            continue;
-        }
-        if date(invoice, "transaction_date").is_some_and(|d| d > params.to) {
-            continue; // Not yet issued as of the report date.
-        }
-        let open = money.convert(amount(invoice, "balance"), text(invoice, "currency"))?;
-        if open.is_zero() {
-            continue;
-        }
-        let overdue = date(invoice, "due_date").map_or(0, |due| (params.to - due).num_days());
-        let bucket = match overdue {
-            i64::MIN..=0 => 0,
-            1..=30 => 1,
-            31..=60 => 2,
-            61..=90 => 3,
-            _ => 4,
-        };
-        let side = if text(invoice, "type") == "SUPPLIER" {
-            "payables"
-        } else {
-            "receivables"
-        };
-        sides.get_mut(side).expect("both sides exist")[bucket] += open;
-    }
-    let render = |values: &[Decimal; 5]| {
-        let mut object = serde_json::Map::new();
-        for (name, value) in BUCKETS.iter().zip(values) {
-            object.insert((*name).to_owned(), json!(value.to_string()));
-        }
-        object.insert(
-            "total".into(),
-            json!(values.iter().copied().sum::<Decimal>().to_string()),
-        );
-        Value::Object(object)
-    };
-    Ok(
-        json!({"as_of": params.to.to_string(), "receivables": render(&sides["receivables"]), "payables": render(&sides["payables"])}),
-    )
-}
-
-fn period_start(day: NaiveDate, period: Period) -> NaiveDate {
-    let month = match period {
-        Period::Monthly => day.month(),
-        Period::Quarterly => (day.month() - 1) / 3 * 3 + 1,
-        Period::Yearly => 1,
-    };
-    NaiveDate::from_ymd_opt(day.year(), month, 1).expect("the first of a month exists")
-}
-
-/// Revenue (customer invoices) and expenses (supplier invoices) by period of transaction date.
-fn profit_and_loss(
-    snapshot: &Snapshot,
-    params: &Params,
-    money: &Converter,
-) -> Result<Value, MissingRate> {
-    let mut periods: BTreeMap<NaiveDate, (Decimal, Decimal)> = BTreeMap::new();
-    for invoice in snapshot.of("invoices") {
-        let Some(day) = date(invoice, "transaction_date") else {
-            continue;
-        };
-        if !counts(invoice) || day > params.to || params.from.is_some_and(|from| day < from) {
-            continue;
-        }
-        let value = money.convert(amount(invoice, "total_amount"), text(invoice, "currency"))?;
-        let entry = periods.entry(period_start(day, params.period)).or_default();
-        if text(invoice, "type") == "SUPPLIER" {
-            entry.1 += value;
-        } else {
-            entry.0 += value;
+impl<const N: usize> Sums<N> {
+    fn add(&mut self, values: [Decimal; N]) {
+        for (sum, value) in self.0.iter_mut().zip(values) {
+            *sum += value;
         }
     }
-    let (mut revenue, mut expenses) = (Decimal::ZERO, Decimal::ZERO);
+
+    fn render(&self, names: [&str; N]) -> serde_json::Map<String, Value> {
+        names
+            .iter()
+            .zip(&self.0)
+            .map(|(name, value)| ((*name).to_owned(), json!(value.to_string())))
+            .collect()
+    }
+}
+
+/// Rows per period (`period_start` plus the named sums) and their totals:
+/// `{"periods": [...], "totals": {...}}`. `extra` adds derived fields to each
+/// row and to the totals (such as `net`).
+fn periods_report<const N: usize>(
+    periods: BTreeMap<NaiveDate, Sums<N>>,
+    names: [&str; N],
+    extra: impl Fn(&Sums<N>, &mut serde_json::Map<String, Value>),
+) -> Value {
+    let mut totals = Sums::<N>::default();
     let rows: Vec<Value> = periods
         .into_iter()
-        .map(|(start, (r, e))| {
-            revenue += r;
-            expenses += e;
-            json!({"period_start": start.to_string(), "revenue": r.to_string(), "expenses": e.to_string(), "net": (r - e).to_string()})
+        .map(|(start, sums)| {
+            totals.add(sums.0);
+            let mut row = serde_json::Map::new();
+            row.insert("period_start".into(), json!(start.to_string()));
+            row.extend(sums.render(names));
+            extra(&sums, &mut row);
+            Value::Object(row)
         })
         .collect();
-    Ok(
-        json!({"periods": rows, "totals": {"revenue": revenue.to_string(), "expenses": expenses.to_string(), "net": (revenue - expenses).to_string()}}),
-    )
+    let mut total = totals.render(names);
+    extra(&totals, &mut total);
+    json!({"periods": rows, "totals": total})
 }
 
-fn funnel(snapshot: &Snapshot, money: &Converter) -> Result<Value, MissingRate> {
-    let mut stages: BTreeMap<String, (u64, Decimal)> = BTreeMap::new();
-    for opportunity in snapshot.of("opportunities") {
-        let value = money.convert(amount(opportunity, "amount"), text(opportunity, "currency"))?;
-        let entry = stages
-            .entry(text(opportunity, "sales_stage").to_owned())
-            .or_default();
-        entry.0 += 1;
-        entry.1 += value;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
     }
-    let rows: Vec<Value> = stages
-        .into_iter()
-        .map(|(stage, (count, total))| json!({"sales_stage": stage, "count": count, "amount": total.to_string()}))
-        .collect();
-    Ok(json!({"stages": rows}))
-}
 
-fn workforce(snapshot: &Snapshot, params: &Params) -> Value {
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut hired_in_range = 0;
-    for employee in snapshot.of("employees") {
-        *by_status
-            .entry(text(employee, "status").to_owned())
-            .or_default() += 1;
-        if let Some(hired) = date(employee, "hired_date") {
-            if hired <= params.to && params.from.is_none_or(|from| hired >= from) {
-                hired_in_range += 1;
-            }
+    #[test]
+    fn periods_start_on_their_first_day() {
+        let thursday = day("2026-11-26");
+        assert_eq!(Period::Daily.start(thursday), thursday);
+        assert_eq!(Period::Weekly.start(thursday), day("2026-11-23"));
+        assert_eq!(Period::Weekly.start(day("2026-11-23")), day("2026-11-23"));
+        assert_eq!(Period::Monthly.start(thursday), day("2026-11-01"));
+        assert_eq!(Period::Quarterly.start(thursday), day("2026-10-01"));
+        assert_eq!(Period::Yearly.start(thursday), day("2026-01-01"));
+        assert_eq!(Period::Quarterly.next(day("2026-10-01")), day("2027-01-01"));
+        assert_eq!(Period::Weekly.next(day("2026-12-28")), day("2027-01-04"));
+    }
+
+    #[test]
+    fn every_widget_names_what_it_reads_and_computes() {
+        let params = Params {
+            from: None,
+            to: day("2026-12-31"),
+            period: Period::Monthly,
+            limit: DEFAULT_LIMIT,
+        };
+        let money = Converter::new("USD", Default::default());
+        for widget in WIDGETS {
+            assert!(!entities_of(widget).is_empty(), "{widget}");
+            let content = compute(widget, &Snapshot::default(), &params, &money).unwrap();
+            assert!(content.is_object(), "{widget}: {content}");
         }
+        assert!(entities_of("accounts/horoscope").is_empty());
     }
-    json!({"headcount": snapshot.of("employees").len(), "by_status": by_status, "hired": hired_in_range})
 }

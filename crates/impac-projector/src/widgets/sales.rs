@@ -1,0 +1,151 @@
+//! Sales widgets: sales per period and their growth, top customers, and the
+//! opportunity and lead funnels. Sales are counted customer invoices (not
+//! drafts, not voided) by transaction date.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{json, Value};
+
+use super::money::{Converter, MissingRate};
+use super::{converted, counts, is_supplier, label, text, Params};
+use crate::records::Snapshot;
+
+/// Each counted customer invoice between `from` and `to`: its date and converted total.
+fn sales<'a>(
+    snapshot: &'a Snapshot,
+    params: &'a Params,
+    money: &'a Converter,
+) -> impl Iterator<Item = Result<(NaiveDate, &'a Value, Decimal), MissingRate>> + 'a {
+    snapshot.of("invoices").iter().filter_map(move |invoice| {
+        let day = params.dated(invoice, "transaction_date")?;
+        if !counts(invoice) || is_supplier(invoice) {
+            return None;
+        }
+        Some(
+            converted(money, invoice, "total_amount", "currency")
+                .map(|total| (day, invoice, total)),
+        )
+    })
+}
+
+/// Number and amount of sales per period, and totals.
+pub(super) fn summary(
+    snapshot: &Snapshot,
+    params: &Params,
+    money: &Converter,
+) -> Result<Value, MissingRate> {
+    let mut periods: BTreeMap<NaiveDate, (u64, Decimal)> = BTreeMap::new();
+    for sale in sales(snapshot, params, money) {
+        let (day, _, total) = sale?;
+        let entry = periods.entry(params.period.start(day)).or_default();
+        entry.0 += 1;
+        entry.1 += total;
+    }
+    let (count, amount) = (
+        periods.values().map(|(count, _)| count).sum::<u64>(),
+        periods.values().map(|(_, amount)| amount).sum::<Decimal>(),
+    );
+    let rows: Vec<Value> = periods
+        .into_iter()
+        .map(|(start, (count, amount))| json!({"period_start": start.to_string(), "count": count, "amount": amount.to_string()}))
+        .collect();
+    Ok(json!({"periods": rows, "totals": {"count": count, "amount": amount.to_string()}}))
+}
+
+/// Sales amount of every period from the first with sales (not before
+/// `from`) to `to`, with the change from the previous period as a ratio
+/// (4 decimals; `null` when the previous period had no sales or there is none).
+pub(super) fn growth(
+    snapshot: &Snapshot,
+    params: &Params,
+    money: &Converter,
+) -> Result<Value, MissingRate> {
+    let mut amounts: BTreeMap<NaiveDate, Decimal> = BTreeMap::new();
+    for sale in sales(snapshot, params, money) {
+        let (day, _, total) = sale?;
+        *amounts.entry(params.period.start(day)).or_default() += total;
+    }
+    let mut rows = Vec::new();
+    let mut previous: Option<Decimal> = None;
+    // From the period of the first sale (sales are never dated before `from`).
+    let mut next = amounts.keys().next().copied();
+    while let Some(start) = next.filter(|start| *start <= params.to) {
+        let amount = amounts.get(&start).copied().unwrap_or_default();
+        let change = match previous {
+            Some(before) if !before.is_zero() => json!(((amount - before) / before)
+                .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
+                .to_string()),
+            _ => Value::Null,
+        };
+        rows.push(json!({"period_start": start.to_string(), "amount": amount.to_string(), "change": change}));
+        previous = Some(amount);
+        next = Some(params.period.next(start));
+    }
+    Ok(json!({"periods": rows}))
+}
+
+/// The `limit` customers (organisation, else person) with the highest
+/// invoiced amount between `from` and `to`; ties by id.
+pub(super) fn top_customers(
+    snapshot: &Snapshot,
+    params: &Params,
+    money: &Converter,
+) -> Result<Value, MissingRate> {
+    let mut customers: BTreeMap<String, (Value, u64, Decimal)> = BTreeMap::new();
+    for sale in sales(snapshot, params, money) {
+        let (_, invoice, total) = sale?;
+        let Some((id, name)) = super::invoices::contact(snapshot, invoice) else {
+            continue; // A sale to nobody in particular is nobody's top.
+        };
+        let entry = customers.entry(id).or_insert((name, 0, Decimal::ZERO));
+        entry.1 += 1;
+        entry.2 += total;
+    }
+    let mut ranked: Vec<_> = customers.into_iter().collect();
+    ranked.sort_by(|(a_id, a), (b_id, b)| b.2.cmp(&a.2).then_with(|| a_id.cmp(b_id)));
+    let rows: Vec<Value> = ranked
+        .into_iter()
+        .take(params.limit)
+        .map(|(id, (name, count, amount))| json!({"id": id, "name": name, "invoices": count, "amount": amount.to_string()}))
+        .collect();
+    Ok(json!({"customers": rows}))
+}
+
+/// Count and amount of opportunities per sales stage.
+pub(super) fn opportunities_funnel(
+    snapshot: &Snapshot,
+    money: &Converter,
+) -> Result<Value, MissingRate> {
+    let mut stages: BTreeMap<String, (u64, Decimal)> = BTreeMap::new();
+    for opportunity in snapshot.of("opportunities") {
+        let value = converted(money, opportunity, "amount", "currency")?;
+        let entry = stages
+            .entry(text(opportunity, "sales_stage").to_owned())
+            .or_default();
+        entry.0 += 1;
+        entry.1 += value;
+    }
+    let rows: Vec<Value> = stages
+        .into_iter()
+        .map(|(stage, (count, total))| json!({"sales_stage": stage, "count": count, "amount": total.to_string()}))
+        .collect();
+    Ok(json!({"stages": rows}))
+}
+
+/// People who are leads (`is_lead`), counted per lead status.
+pub(super) fn leads_funnel(snapshot: &Snapshot) -> Value {
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for person in snapshot.of("people") {
+        if person.get("is_lead").and_then(Value::as_bool) == Some(true) {
+            *statuses.entry(label(person, "lead_status")).or_default() += 1;
+        }
+    }
+    let total: u64 = statuses.values().sum();
+    let rows: Vec<Value> = statuses
+        .into_iter()
+        .map(|(status, count)| json!({"lead_status": status, "count": count}))
+        .collect();
+    json!({"statuses": rows, "total": total})
+}
