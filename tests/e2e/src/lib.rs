@@ -7,6 +7,7 @@
 //! ```
 
 pub mod hub_client;
+pub mod impac_client;
 
 use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
 use mno_harness::NatsServer;

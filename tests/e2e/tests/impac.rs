@@ -6,83 +6,11 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use mno_e2e::hub_client::{basic_auth, HubClient};
-use mno_e2e::TestPlatform;
+use mno_e2e::hub_client::HubClient;
+use mno_e2e::impac_client::{money, ImpacWorld as World, Lcg};
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-
-/// A small deterministic generator (no randomness crate needed, and every run is the same).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-struct World {
-    platform: TestPlatform,
-    org: String,
-    auth: String,
-}
-
-impl World {
-    async fn write(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (Value, u64) {
-        let mut request = self
-            .platform
-            .http
-            .request(
-                method,
-                self.platform
-                    .url(&format!("/connec/api/v2/{}{path}", self.org)),
-            )
-            .header("Authorization", &self.auth);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(response.status().is_success(), "{}", response.status());
-        let seq = response.headers()["mno-consistency-token"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        (response.json().await.unwrap(), seq)
-    }
-
-    async fn widget(&self, name: &str, query: &str) -> (StatusCode, Value) {
-        let response = self
-            .platform
-            .http
-            .get(self.platform.url(&format!(
-                "/impac/api/v2/widgets/{name}?org_ids[]={}&{query}",
-                self.org
-            )))
-            .header("Authorization", &self.auth)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-fn money(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
 
 fn dec(value: &Value) -> Decimal {
     Decimal::from_str(value.as_str().unwrap_or("0")).unwrap()
@@ -150,21 +78,7 @@ fn buckets(side: &Value) -> [Decimal; 5] {
 
 #[tokio::test]
 async fn widgets_equal_an_independent_computation_live_replayed_and_after_a_restart() {
-    let platform = TestPlatform::spawn().await;
-    let hub = HubClient::new(&platform.base_url);
-    let (_, org, app) = hub
-        .org_with_app(
-            "analyst@example.com",
-            None,
-            &[("invoices", true, true), ("employees", true, true)],
-        )
-        .await
-        .unwrap();
-    let mut w = World {
-        auth: basic_auth(&app.key, &app.secret),
-        platform,
-        org,
-    };
+    let mut w = World::start("analyst@example.com", &["invoices", "employees"]).await;
     // The operator's exchange rate (there is no rates API yet: loaded into the table the API reads).
     let eur_to_usd = Decimal::from_str("1.0850").unwrap();
     sqlx::query("INSERT INTO impac_rates (base, quote, rate, as_of, source) VALUES ('EUR', 'USD', '1.0850', '2026-11-01', 'test')")
@@ -315,17 +229,7 @@ async fn widgets_equal_an_independent_computation_live_replayed_and_after_a_rest
 
 #[tokio::test]
 async fn bad_widget_requests_name_what_is_wrong() {
-    let platform = TestPlatform::spawn().await;
-    let hub = HubClient::new(&platform.base_url);
-    let (_, org, app) = hub
-        .org_with_app("a@example.com", None, &[("invoices", true, true)])
-        .await
-        .unwrap();
-    let w = World {
-        auth: basic_auth(&app.key, &app.secret),
-        platform,
-        org,
-    };
+    let w = World::start("a@example.com", &["invoices"]).await;
     w.write(
         reqwest::Method::POST,
         "/invoices",
@@ -368,7 +272,7 @@ async fn bad_widget_requests_name_what_is_wrong() {
         "{body}"
     );
     // Another org's report is refused.
-    let (_, other_org, _) = hub
+    let (_, other_org, _) = HubClient::new(&w.platform.base_url)
         .org_with_app("b@example.com", None, &[("invoices", true, true)])
         .await
         .unwrap();

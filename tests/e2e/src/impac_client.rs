@@ -1,0 +1,105 @@
+//! What the Impac! tests share: a deterministic generator, and one org's
+//! Connec! writes and widget reads over HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::hub_client::{basic_auth, HubClient};
+use crate::TestPlatform;
+
+/// A small deterministic generator (no randomness crate needed, and every run is the same).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// One of `items`.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// `cents` as a decimal string with two places.
+pub fn money(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// One org on a running platform, written and read with an app's credentials.
+pub struct ImpacWorld {
+    pub platform: TestPlatform,
+    pub org: String,
+    pub auth: String,
+}
+
+impl ImpacWorld {
+    /// A platform of its own, and an org (owned by `owner_email`) with an app
+    /// installed that may read and write `entities`.
+    pub async fn start(owner_email: &str, entities: &[&str]) -> ImpacWorld {
+        let platform = TestPlatform::spawn().await;
+        let hub = HubClient::new(&platform.base_url);
+        let shared: Vec<(&str, bool, bool)> = entities.iter().map(|e| (*e, true, true)).collect();
+        let (_, org, app) = hub
+            .org_with_app(owner_email, None, &shared)
+            .await
+            .expect("an org with an app");
+        ImpacWorld {
+            auth: basic_auth(&app.key, &app.secret),
+            platform,
+            org,
+        }
+    }
+
+    /// A write through the Connec! API that must succeed: the answer and its
+    /// stream sequence (the `mno-consistency-token`).
+    pub async fn write(&self, method: Method, path: &str, body: Option<Value>) -> (Value, u64) {
+        let mut request = self
+            .platform
+            .http
+            .request(
+                method,
+                self.platform
+                    .url(&format!("/connec/api/v2/{}{path}", self.org)),
+            )
+            .header("Authorization", &self.auth);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let seq = response
+            .headers()
+            .get("mno-consistency-token")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {body}");
+        (body, seq.expect("a write answers its sequence"))
+    }
+
+    /// `GET /impac/api/v2/widgets/{name}?org_ids[]=<org>&{query}`.
+    pub async fn widget(&self, name: &str, query: &str) -> (StatusCode, Value) {
+        let response = self
+            .platform
+            .http
+            .get(self.platform.url(&format!(
+                "/impac/api/v2/widgets/{name}?org_ids[]={}&{query}",
+                self.org
+            )))
+            .header("Authorization", &self.auth)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
