@@ -197,6 +197,75 @@ async fn sse_resumes_after_a_disconnect_without_missing_anything() {
     assert_eq!(seen, written, "every change of A once, none of B's own");
 }
 
+#[tokio::test]
+async fn an_sse_stream_ends_when_its_session_is_revoked() {
+    let platform = TestPlatform::spawn().await;
+    let (hub, _owner_token, org) = owner_and_org(&platform).await;
+    // A second session of the owner: the one the stream uses, then signed out.
+    let token = hub
+        .login("owner@example.com", mno_e2e::hub_client::TEST_PASSWORD)
+        .await
+        .unwrap();
+    let js = platform.running().bus.js.clone();
+    let url = platform.url(&format!("/connec/api/v2/{org}/stream?entities=invoices"));
+    let response = platform
+        .http
+        .get(&url)
+        .header("Authorization", bearer(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = Box::pin(response.bytes_stream());
+    let mut buffer = String::new();
+    let change = |record_id| Change {
+        org: &org,
+        entity: "invoices",
+        record_id,
+        version: 1,
+        source: None,
+        state: json!({"title": record_id}),
+    };
+    write(&js, change("before")).await;
+    let seen = read_events(&mut stream, &mut buffer, 1).await;
+    assert_eq!(seen[0].data["invoices"][0]["title"], "before");
+
+    // Sign out; once the platform refuses the token, a new change ends the stream unsent.
+    hub.logout(&token).await.unwrap();
+    let list = platform.url(&format!("/connec/api/v2/{org}/invoices"));
+    mno_harness::wait_for(
+        "the token to be refused",
+        Duration::from_secs(10),
+        || async {
+            let r = platform
+                .http
+                .get(&list)
+                .header("Authorization", bearer(&token))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
+    write(&js, change("after")).await;
+    let mut rest = String::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => rest.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => break,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended");
+    assert!(
+        !rest.contains("after"),
+        "nothing after the sign-out: {rest}"
+    );
+}
+
 /// An app's local copy: record id -> (version, title), kept from what it receives and what it writes.
 type Store = Arc<Mutex<HashMap<String, (u64, String)>>>;
 

@@ -2,12 +2,12 @@
 //! server-sent events, each with its RECORDS sequence as the event id, so a
 //! client that reconnects with `Last-Event-ID` resumes without a gap.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
 use futures::{Stream, StreamExt};
@@ -85,11 +85,8 @@ pub async fn stream(
     };
     let heartbeat = ctx.config.sse_heartbeat;
     let idm = state.idm.clone();
-    let allowed: HashMap<String, bool> = entities
-        .iter()
-        .map(|e| (e.as_str().to_owned(), true))
-        .collect();
-    let events = translated(messages, ctx, idm, credential, org, viewer, allowed);
+    let named: HashSet<String> = entities.iter().map(|e| e.as_str().to_owned()).collect();
+    let events = translated(messages, ctx, idm, credential, org, viewer, named);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 
@@ -100,10 +97,11 @@ fn translated(
     credential: Credential,
     org: String,
     viewer: Option<String>,
-    allowed: HashMap<String, bool>,
+    named: HashSet<String>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let state = (messages, allowed);
-    futures::stream::unfold(state, move |(mut messages, mut allowed)| {
+    let named = std::sync::Arc::new(named);
+    futures::stream::unfold(messages, move |mut messages| {
+        let named = named.clone();
         let ctx = ctx.clone();
         let idm = idm.clone();
         let credential = credential.clone();
@@ -135,19 +133,23 @@ fn translated(
                         continue;
                     }
                 }
-                // Without an explicit list, each entity is checked once, as it first appears.
-                let may_read = match allowed.get(&event.entity) {
-                    Some(may) => *may,
-                    None => {
-                        let may = auth::check(&*idm, &credential, &org, Some(&event.entity))
-                            .await
-                            .is_ok();
-                        allowed.insert(event.entity.clone(), may);
-                        may
+                // Checked per event (the IDM answers from its cache, dropped on
+                // Hub changes), so a revoked credential or a removed member stops
+                // receiving at once: the stream ends. A collection the caller may
+                // not read is skipped when it was not asked for by name.
+                match auth::check(&*idm, &credential, &org, Some(&event.entity)).await {
+                    Ok(_) => {}
+                    Err(e)
+                        if e.status == StatusCode::FORBIDDEN
+                            && !named.contains(&event.entity)
+                            && auth::check(&*idm, &credential, &org, None).await.is_ok() =>
+                    {
+                        continue
                     }
-                };
-                if !may_read {
-                    continue;
+                    Err(e) => {
+                        tracing::info!(%org, reason = %e, "SSE stream ended: the caller may no longer read");
+                        return None;
+                    }
                 }
                 let app = viewer.as_deref().unwrap_or(view::CONNEC_PROVIDER);
                 let record = view::record_for_app(&event, app, &*ctx.ids, &*ctx.refs).await;
@@ -156,7 +158,7 @@ fn translated(
                     .id(seq.to_string())
                     .event(event.entity.clone())
                     .data(data.to_string());
-                return Some((Ok(sse), (messages, allowed)));
+                return Some((Ok(sse), messages));
             }
         }
     })
