@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::money::{Converter, MissingRate};
+use super::money::{amount, Converter, MissingRate};
 use super::{converted, counts, is_supplier, label, periods_report, text, Params, Sums};
 use crate::records::Snapshot;
 
@@ -52,8 +52,33 @@ pub(super) fn balance(snapshot: &Snapshot, money: &Converter) -> Result<Value, M
     Ok(json!({"classes": rows}))
 }
 
-/// Assets, liabilities and equity from the balances of active accounts of
-/// those classes (the balances as the stream stands; `as_of` for a past moment).
+/// Per account, debits less credits of posted journal lines dated after
+/// `to`, converted: what moved an account's balance since `to`.
+fn journal_movements_after<'a>(
+    snapshot: &'a Snapshot,
+    to: chrono::NaiveDate,
+    money: &Converter,
+) -> Result<BTreeMap<&'a str, Decimal>, MissingRate> {
+    let mut movements: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for journal in snapshot.of("journals") {
+        if text(journal, "status") != "POSTED"
+            || super::date(journal, "transaction_date").is_none_or(|day| day <= to)
+        {
+            continue;
+        }
+        let lines = journal.get("lines").and_then(Value::as_array);
+        for line in lines.into_iter().flatten() {
+            let debit = amount(line, "debit") - amount(line, "credit");
+            *movements.entry(text(line, "account_id")).or_default() +=
+                money.convert(debit, text(journal, "currency"))?;
+        }
+    }
+    Ok(movements)
+}
+
+/// Assets, liabilities and equity as of `to`: the balances of active accounts
+/// of those classes, less what posted journals dated after `to` moved them
+/// (assets grow by debits, liabilities and equity by credits).
 pub(super) fn balance_sheet(
     snapshot: &Snapshot,
     params: &Params,
@@ -64,15 +89,25 @@ pub(super) fn balance_sheet(
         ("LIABILITY", "liabilities"),
         ("EQUITY", "equity"),
     ];
+    let movements = journal_movements_after(snapshot, params.to, money)?;
     let mut sections: BTreeMap<&str, Tally> = BTreeMap::new();
     for account in active_accounts(snapshot) {
-        let Some((_, section)) = SECTIONS
+        let Some((class, section)) = SECTIONS
             .iter()
             .find(|(class, _)| *class == text(account, "class"))
         else {
             continue;
         };
-        let value = converted(money, account, "current_balance", "currency")?;
+        let since = movements
+            .get(text(account, "id"))
+            .copied()
+            .unwrap_or_default();
+        let current = converted(money, account, "current_balance", "currency")?;
+        let value = if *class == "ASSET" {
+            current - since
+        } else {
+            current + since
+        };
         let entry = sections
             .entry(section)
             .or_default()

@@ -25,7 +25,7 @@ use money::{Converter, MissingRate};
 /// asks for read on each of them).
 pub const CATALOGUE: &[(&str, &[&str])] = &[
     ("accounts/balance", &["accounts"]),
-    ("accounts/balance_sheet", &["accounts"]),
+    ("accounts/balance_sheet", &["accounts", "journals"]),
     ("accounts/cash_summary", &["payments"]),
     ("accounts/expenses_revenue", &["invoices"]),
     ("accounts/payable_receivable", &["invoices"]),

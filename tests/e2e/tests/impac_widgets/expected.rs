@@ -217,7 +217,35 @@ fn balance(m: &Model) -> Value {
 }
 
 fn balance_sheet(m: &Model, q: &Query) -> Value {
-    let accounts = active_accounts(m);
+    // Each account as it stood at `to`: posted journals dated later are taken back.
+    let mut accounts = active_accounts(m);
+    for journal in m.of("journals").values() {
+        if s(journal, "status") != "POSTED" || day(journal, "transaction_date").unwrap() <= q.to {
+            continue;
+        }
+        for line in journal["lines"].as_array().unwrap() {
+            let Some(account) = accounts
+                .iter_mut()
+                .find(|a| s(a, "id") == s(line, "account_id"))
+            else {
+                continue;
+            };
+            let debit_normal = s(account, "class") == "ASSET";
+            let (debit, credit) = (
+                dec(line, "debit") * rate(s(journal, "currency")),
+                dec(line, "credit") * rate(s(journal, "currency")),
+            );
+            let restated = usd(account, "current_balance", "currency")
+                + if debit_normal {
+                    credit - debit
+                } else {
+                    debit - credit
+                };
+            // Kept in USD from now on.
+            account["current_balance"] = json!(restated.to_string());
+            account["currency"] = json!("USD");
+        }
+    }
     let section = |class: &str| {
         let mine: Vec<&Value> = accounts.iter().filter(|a| s(a, "class") == class).collect();
         let total: Decimal = mine
