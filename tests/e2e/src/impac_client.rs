@@ -39,6 +39,9 @@ pub struct ImpacWorld {
     pub platform: TestPlatform,
     pub org: String,
     pub auth: String,
+    /// The owner's session and the app, to add orgs.
+    owner_token: String,
+    app_id: String,
 }
 
 impl ImpacWorld {
@@ -48,7 +51,7 @@ impl ImpacWorld {
         let platform = TestPlatform::spawn().await;
         let hub = HubClient::new(&platform.base_url);
         let shared: Vec<(&str, bool, bool)> = entities.iter().map(|e| (*e, true, true)).collect();
-        let (_, org, app) = hub
+        let (owner_token, org, app) = hub
             .org_with_app(owner_email, None, &shared)
             .await
             .expect("an org with an app");
@@ -56,19 +59,44 @@ impl ImpacWorld {
             auth: basic_auth(&app.key, &app.secret),
             platform,
             org,
+            owner_token,
+            app_id: app.id,
         }
+    }
+
+    /// Another org of the same owner, with the same app installed.
+    pub async fn add_org(&self, name: &str, currency: &str) -> String {
+        let hub = HubClient::new(&self.platform.base_url);
+        let org = hub
+            .create_org(&self.owner_token, name, currency)
+            .await
+            .expect("an org");
+        hub.install(&self.owner_token, &org, &self.app_id)
+            .await
+            .expect("the app installed");
+        org
     }
 
     /// A write through the Connec! API that must succeed: the answer and its
     /// stream sequence (the `mno-consistency-token`).
     pub async fn write(&self, method: Method, path: &str, body: Option<Value>) -> (Value, u64) {
+        self.write_in(&self.org, method, path, body).await
+    }
+
+    /// As [`ImpacWorld::write`], in `org`.
+    pub async fn write_in(
+        &self,
+        org: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (Value, u64) {
         let mut request = self
             .platform
             .http
             .request(
                 method,
-                self.platform
-                    .url(&format!("/connec/api/v2/{}{path}", self.org)),
+                self.platform.url(&format!("/connec/api/v2/{org}{path}")),
             )
             .header("Authorization", &self.auth);
         if let Some(body) = body {
@@ -86,14 +114,20 @@ impl ImpacWorld {
         (body, seq.expect("a write answers its sequence"))
     }
 
-    /// `GET /impac/api/v2/widgets/{name}?org_ids[]=<org>&{query}`.
+    /// `GET /impac/api/v2/widgets/{name}?org_ids[]=<org>&{query}` for the world's org.
     pub async fn widget(&self, name: &str, query: &str) -> (StatusCode, Value) {
+        self.widget_of(&[&self.org], name, query).await
+    }
+
+    /// A widget over several orgs (`org_ids[]` repeated).
+    pub async fn widget_of(&self, orgs: &[&str], name: &str, query: &str) -> (StatusCode, Value) {
+        let orgs: Vec<String> = orgs.iter().map(|org| format!("org_ids[]={org}")).collect();
         let response = self
             .platform
             .http
             .get(self.platform.url(&format!(
-                "/impac/api/v2/widgets/{name}?org_ids[]={}&{query}",
-                self.org
+                "/impac/api/v2/widgets/{name}?{}&{query}",
+                orgs.join("&")
             )))
             .header("Authorization", &self.auth)
             .send()

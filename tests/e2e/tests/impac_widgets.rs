@@ -292,6 +292,90 @@ fn queries() -> Vec<(&'static str, Query)> {
     out
 }
 
+/// Writes `steps` random changes into `org` (records of `model`, kept up to
+/// date); answers the stream sequence of the last write.
+async fn generate(
+    w: &ImpacWorld,
+    org: &str,
+    rng: &mut Lcg,
+    model: &mut Model,
+    steps: std::ops::Range<u64>,
+) -> u64 {
+    const WEIGHTS: &[(&str, u64)] = &[
+        ("accounts", 2),
+        ("journals", 2),
+        ("payments", 3),
+        ("invoices", 5),
+        ("organizations", 1),
+        ("people", 2),
+        ("opportunities", 1),
+        ("employees", 2),
+        ("pay_runs", 2),
+        ("pay_stubs", 3),
+        ("time_sheets", 3),
+        ("leave_applications", 2),
+    ];
+    let weight_sum: u64 = WEIGHTS.iter().map(|(_, w)| w).sum();
+    let mut last = 0;
+    for step in steps {
+        let mut roll = rng.below(weight_sum);
+        let entity = WEIGHTS
+            .iter()
+            .find(|(_, weight)| {
+                let hit = roll < *weight;
+                roll = roll.saturating_sub(*weight);
+                hit
+            })
+            .unwrap()
+            .0;
+        let existing = live_id(rng, model, entity);
+        let action = rng.below(20);
+        last = match existing {
+            Some(id) if action < 4 => {
+                let changes = patch(rng, entity);
+                let (_, seq) = w
+                    .write_in(
+                        org,
+                        Method::PUT,
+                        &format!("/{entity}/{id}"),
+                        Some(json!({ entity: changes.clone() })),
+                    )
+                    .await;
+                let record = model.entity(entity).get_mut(&id).unwrap();
+                for (field, value) in changes.as_object().unwrap() {
+                    record[field] = value.clone();
+                }
+                seq
+            }
+            Some(id) if action < 6 => {
+                let (_, seq) = w
+                    .write_in(org, Method::DELETE, &format!("/{entity}/{id}"), None)
+                    .await;
+                model.entity(entity).remove(&id);
+                seq
+            }
+            _ => {
+                let Some(mut record) = new_record(rng, model, entity, step) else {
+                    continue; // What it would refer to does not exist yet.
+                };
+                let (body, seq) = w
+                    .write_in(
+                        org,
+                        Method::POST,
+                        &format!("/{entity}"),
+                        Some(json!({ entity: record.clone() })),
+                    )
+                    .await;
+                let id = body[entity]["id"].as_str().unwrap().to_owned();
+                record["id"] = json!(id);
+                model.entity(entity).insert(id, record);
+                seq
+            }
+        };
+    }
+    last
+}
+
 #[tokio::test]
 async fn every_widget_equals_an_independent_computation_live_and_replayed() {
     let mut w = ImpacWorld::start("analyst@example.com", ENTITIES).await;
@@ -306,87 +390,18 @@ async fn every_widget_equals_an_independent_computation_live_and_replayed() {
 
     let mut rng = Lcg(7);
     let mut model = Model::default();
-    let (mut last, mut checkpoint) = (0, None);
-    let weights: &[(&str, u64)] = &[
-        ("accounts", 2),
-        ("journals", 2),
-        ("payments", 3),
-        ("invoices", 5),
-        ("organizations", 1),
-        ("people", 2),
-        ("opportunities", 1),
-        ("employees", 2),
-        ("pay_runs", 2),
-        ("pay_stubs", 3),
-        ("time_sheets", 3),
-        ("leave_applications", 2),
-    ];
-    let weight_sum: u64 = weights.iter().map(|(_, w)| w).sum();
-    for step in 0..1500u64 {
-        let mut roll = rng.below(weight_sum);
-        let entity = weights
-            .iter()
-            .find(|(_, weight)| {
-                let hit = roll < *weight;
-                roll = roll.saturating_sub(*weight);
-                hit
-            })
-            .unwrap()
-            .0;
-        let existing = live_id(&mut rng, &model, entity);
-        let action = rng.below(20);
-        last = match existing {
-            Some(id) if action < 4 => {
-                let changes = patch(&mut rng, entity);
-                let (_, seq) = w
-                    .write(
-                        Method::PUT,
-                        &format!("/{entity}/{id}"),
-                        Some(json!({ entity: changes.clone() })),
-                    )
-                    .await;
-                let record = model.entity(entity).get_mut(&id).unwrap();
-                for (field, value) in changes.as_object().unwrap() {
-                    record[field] = value.clone();
-                }
-                seq
-            }
-            Some(id) if action < 6 => {
-                let (_, seq) = w
-                    .write(Method::DELETE, &format!("/{entity}/{id}"), None)
-                    .await;
-                model.entity(entity).remove(&id);
-                seq
-            }
-            _ => {
-                let Some(mut record) = new_record(&mut rng, &model, entity, step) else {
-                    continue; // What it would refer to does not exist yet.
-                };
-                let (body, seq) = w
-                    .write(
-                        Method::POST,
-                        &format!("/{entity}"),
-                        Some(json!({ entity: record.clone() })),
-                    )
-                    .await;
-                let id = body[entity]["id"].as_str().unwrap().to_owned();
-                record["id"] = json!(id);
-                model.entity(entity).insert(id, record);
-                seq
-            }
-        };
-        if step == 750 {
-            let mut captured = Vec::new();
-            for (widget, query) in queries() {
-                let (status, answer) = w
-                    .widget(widget, &format!("{}&min_seq={last}", query.url()))
-                    .await;
-                assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
-                captured.push((widget, query, answer));
-            }
-            checkpoint = Some((last, captured, model.clone()));
-        }
+    let org = w.org.clone();
+    let mut last = generate(&w, &org, &mut rng, &mut model, 0..750).await;
+    let mut captured = Vec::new();
+    for (widget, query) in queries() {
+        let (status, answer) = w
+            .widget(widget, &format!("{}&min_seq={last}", query.url()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
+        captured.push((widget, query, answer));
     }
+    let checkpoint = (last, captured, model.clone());
+    last = generate(&w, &org, &mut rng, &mut model, 750..1500).await;
     assert!(
         model.of("pay_stubs").len() > 10 && model.of("time_sheets").len() > 10,
         "the generator wrote HR records"
@@ -417,7 +432,7 @@ async fn every_widget_equals_an_independent_computation_live_and_replayed() {
     }
 
     // Replayed as of the captured sequence: the live answer then, and the model then.
-    let (seq, captured, model_then) = checkpoint.unwrap();
+    let (seq, captured, model_then) = checkpoint;
     for (widget, query, live_then) in captured {
         let expected = expected::content(widget, &model_then, &query);
         assert_eq!(
@@ -449,6 +464,63 @@ async fn every_widget_equals_an_independent_computation_live_and_replayed() {
             "after a restart: {widget}"
         );
     }
+
+    // Several orgs aggregate: a second org of the same owner with records of its own.
+    let second = w.add_org("Second Org", "USD").await;
+    let mut second_model = Model::default();
+    let last = generate(&w, &second, &mut rng, &mut second_model, 1500..1800).await;
+    let both = model.merged(&second_model);
+    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
+        let (status, answer) = w
+            .widget_of(
+                &[&org, &second],
+                widget,
+                &format!("{}&min_seq={last}", query.url()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
+        assert_eq!(
+            normalize(&answer["content"]),
+            normalize(&expected::content(widget, &both, &query)),
+            "two orgs: {widget}"
+        );
+    }
+
+    // As of before the first event: every widget is empty, not an error.
+    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
+        let (status, answer) = w
+            .widget(widget, &format!("{}&as_of=2000-01-01", query.url()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
+        assert_eq!(
+            normalize(&answer["content"]),
+            normalize(&expected::content(widget, &Model::default(), &query)),
+            "before the first event: {widget}"
+        );
+    }
+
+    // The CSV export flattens the same content.
+    let query = &queries()[0].1;
+    let csv = w
+        .platform
+        .http
+        .get(w.platform.url(&format!(
+            "/impac/api/v2/widgets/sales/summary.csv?org_ids[]={org}&{}",
+            query.url()
+        )))
+        .header("Authorization", &w.auth)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let summary = expected::content("sales/summary", &model, query);
+    assert!(csv.starts_with("path,value\n"), "{csv}");
+    assert!(
+        csv.contains(&format!("\ntotals.count,{}\n", summary["totals"]["count"])),
+        "{csv}"
+    );
 }
 
 #[tokio::test]

@@ -39,6 +39,15 @@ impl Model {
         self.0.entry(entity.to_owned()).or_default()
     }
 
+    /// The records of both models (ids are unique across orgs).
+    pub fn merged(&self, other: &Model) -> Model {
+        let mut both = self.clone();
+        for (entity, records) in &other.0 {
+            both.entity(entity).extend(records.clone());
+        }
+        both
+    }
+
     pub fn of(&self, entity: &str) -> BTreeMap<String, Value> {
         self.0.get(entity).cloned().unwrap_or_default()
     }
