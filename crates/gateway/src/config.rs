@@ -2,7 +2,7 @@
 //! defaults that work on a fresh machine. Every check here runs before
 //! anything starts, so a bad setting costs one clear line and a non-zero exit.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -52,6 +52,12 @@ pub struct PlatformConfig {
     /// Milliseconds a change may wait for others to share its webhook POST (0: send at once).
     #[arg(long, env = "MNO_WEBHOOK_LINGER_MS", default_value_t = 0)]
     pub webhook_linger_ms: u64,
+
+    /// Addresses of proxies in front of the edge (comma-separated IPs) whose
+    /// `X-Forwarded-For` is believed; from anyone else the header is ignored and
+    /// the connection's peer is the client (sign-in limits count per client).
+    #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl PlatformConfig {
@@ -68,6 +74,8 @@ impl PlatformConfig {
             webhook_retry_schedule: Some("200ms,400ms,800ms".into()),
             webhook_batch_max: 50,
             webhook_linger_ms: 0,
+            // Tests act as the proxy to name client addresses.
+            trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
         }
     }
 

@@ -70,7 +70,10 @@ impl Platform {
         let hub = Hub::start(HubDeps {
             bus: bus.clone(),
             db: db.clone(),
-            config: HubConfig::default(),
+            config: HubConfig {
+                trusted_proxies: config.trusted_proxies.clone(),
+                ..HubConfig::default()
+            },
         })
         .await
         .context("start the Hub")?;
@@ -114,7 +117,11 @@ impl Platform {
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
         let (stop_http, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
+            // Peer addresses reach handlers (sign-in limits count per client).
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })

@@ -49,6 +49,8 @@ pub struct HubConfig {
     /// Failed sign-ins allowed per client address within `login_window` before 429.
     pub login_failures_per_address: usize,
     pub login_window: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client; from others it is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Answer `mno.idm.v1.check` and `mno.directory.v1.*` on NATS.
     pub serve_nats: bool,
     /// Test hook: stop the outbox relay at a crash point.
@@ -63,6 +65,7 @@ impl Default for HubConfig {
             login_failures_per_email: 5,
             login_failures_per_address: 20,
             login_window: Duration::from_secs(300),
+            trusted_proxies: Vec::new(),
             serve_nats: true,
             relay_failpoint: None,
         }

@@ -234,3 +234,30 @@ async fn rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream(
     }
     Ok(())
 }
+
+/// Without trusted proxies, `X-Forwarded-For` names no one: a client that
+/// varies it is still counted at its own address and locked out.
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_dodge_the_address_limit() -> Result<()> {
+    let platform = TestPlatform::spawn_with(|config| config.trusted_proxies.clear()).await;
+    let hub = HubClient::new(&platform.base_url);
+    hub.signup("cy@example.com", TEST_PASSWORD, "Cy").await?;
+    for i in 0..20 {
+        let forged = format!("198.18.0.{i}");
+        let r = login_from(
+            &platform,
+            &format!("guess{i}@example.com"),
+            "wrong password!",
+            &forged,
+        )
+        .await?;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let next = login_from(&platform, "cy@example.com", TEST_PASSWORD, "198.18.1.1").await?;
+    assert_eq!(
+        next.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is the connection's peer, not the forged header"
+    );
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Sign-up, sign-in (sessions) and sign-out.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -55,21 +55,33 @@ pub struct SignIn {
     password: Option<String>,
 }
 
-/// The client's address: the connection's peer when the server records it,
-/// else the first `X-Forwarded-For` hop set by a proxy in front; `None` if neither.
+/// The client's address: the connection's peer, unless the peer is a trusted
+/// proxy: then the nearest `X-Forwarded-For` hop that is not one (a client can
+/// prepend anything to that header, so only hops added by trusted proxies count).
 fn client_address(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
+    trusted: &[IpAddr],
 ) -> Option<String> {
-    if let Some(Extension(ConnectInfo(addr))) = connect {
-        return Some(addr.ip().to_string());
+    let Extension(ConnectInfo(peer)) = connect?;
+    let peer = peer.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer.to_string());
     }
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
         .filter(|v| !v.is_empty())
+        .collect();
+    let client = forwarded
+        .iter()
+        .rev()
+        .find(|hop| hop.parse::<IpAddr>().map_or(true, |ip| !trusted.contains(&ip)))
+        .or(forwarded.first());
+    Some(client.map_or_else(|| peer.to_string(), |hop| (*hop).to_owned()))
 }
 
 fn limited(seconds: u64) -> ApiError {
@@ -99,7 +111,7 @@ pub async fn login(
     problems.into_result()?;
     let (email, password) = (email.unwrap(), body.password.unwrap());
 
-    let address = client_address(connect, &headers);
+    let address = client_address(connect, &headers, &state.config.trusted_proxies);
     state.limits.per_email.check(&email).map_err(limited)?;
     if let Some(address) = &address {
         state.limits.per_address.check(address).map_err(limited)?;
