@@ -122,10 +122,10 @@ impl Platform {
                 listener,
                 app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
             )
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
         });
         tracing::info!(%http_addr, "serving HTTP");
 

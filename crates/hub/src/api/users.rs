@@ -79,7 +79,10 @@ fn client_address(
     let client = forwarded
         .iter()
         .rev()
-        .find(|hop| hop.parse::<IpAddr>().map_or(true, |ip| !trusted.contains(&ip)))
+        .find(|hop| {
+            hop.parse::<IpAddr>()
+                .map_or(true, |ip| !trusted.contains(&ip))
+        })
         .or(forwarded.first());
     Some(client.map_or_else(|| peer.to_string(), |hop| (*hop).to_owned()))
 }
