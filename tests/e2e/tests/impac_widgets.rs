@@ -376,6 +376,28 @@ async fn generate(
     last
 }
 
+/// Every widget (MONTHLY over 2026) over `orgs`, with `extra` parameters,
+/// answers what `model` gives.
+async fn assert_every_widget(
+    w: &ImpacWorld,
+    orgs: &[&str],
+    extra: &str,
+    model: &Model,
+    what: &str,
+) {
+    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
+        let (status, answer) = w
+            .widget_of(orgs, widget, &format!("{}&{extra}", query.url()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
+        assert_eq!(
+            normalize(&answer["content"]),
+            normalize(&expected::content(widget, model, &query)),
+            "{what}: {widget}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_widget_equals_an_independent_computation_live_and_replayed() {
     let mut w = ImpacWorld::start("analyst@example.com", ENTITIES).await;
@@ -453,51 +475,20 @@ async fn every_widget_equals_an_independent_computation_live_and_replayed() {
 
     // Restarted: the projection resumes from its checkpoint, counting nothing twice.
     w.platform.restart().await;
-    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
-        let (status, answer) = w
-            .widget(widget, &format!("{}&min_seq={last}", query.url()))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
-        assert_eq!(
-            normalize(&answer["content"]),
-            normalize(&expected::content(widget, &model, &query)),
-            "after a restart: {widget}"
-        );
-    }
+    let after = format!("min_seq={last}");
+    assert_every_widget(&w, &[&org], &after, &model, "after a restart").await;
 
     // Several orgs aggregate: a second org of the same owner with records of its own.
     let second = w.add_org("Second Org", "USD").await;
     let mut second_model = Model::default();
     let last = generate(&w, &second, &mut rng, &mut second_model, 1500..1800).await;
     let both = model.merged(&second_model);
-    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
-        let (status, answer) = w
-            .widget_of(
-                &[&org, &second],
-                widget,
-                &format!("{}&min_seq={last}", query.url()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
-        assert_eq!(
-            normalize(&answer["content"]),
-            normalize(&expected::content(widget, &both, &query)),
-            "two orgs: {widget}"
-        );
-    }
+    let after = format!("min_seq={last}");
+    assert_every_widget(&w, &[&org, &second], &after, &both, "two orgs").await;
 
     // As of before the first event: every widget is empty, not an error.
-    for (widget, query) in queries().into_iter().take(expected::WIDGETS.len()) {
-        let (status, answer) = w
-            .widget(widget, &format!("{}&as_of=2000-01-01", query.url()))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{widget}: {answer}");
-        assert_eq!(
-            normalize(&answer["content"]),
-            normalize(&expected::content(widget, &Model::default(), &query)),
-            "before the first event: {widget}"
-        );
-    }
+    let before = "as_of=2000-01-01";
+    assert_every_widget(&w, &[&org], before, &Model::default(), "before the start").await;
 
     // The CSV export flattens the same content.
     let query = &queries()[0].1;
