@@ -243,3 +243,48 @@ pub(super) fn payable_receivable(
     report["totals"] = Value::Object(totals.render(names));
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Period, DEFAULT_LIMIT};
+    use super::*;
+
+    #[test]
+    fn the_balance_sheet_takes_back_journals_posted_after_its_date() {
+        let mut snapshot = Snapshot::default();
+        snapshot.by_entity.insert(
+            "accounts".into(),
+            vec![
+                json!({"id": "bank", "class": "ASSET", "type": "BANK", "current_balance": "1000"}),
+                json!({"id": "loan", "class": "LIABILITY", "type": "LOAN", "current_balance": "500"}),
+                json!({"id": "old", "class": "ASSET", "status": "INACTIVE", "current_balance": "7"}),
+            ],
+        );
+        let journal = |day: &str, status: &str| {
+            json!({"transaction_date": day, "status": status, "lines": [
+                {"account_id": "bank", "debit": "200"},
+                {"account_id": "loan", "credit": "200"},
+            ]})
+        };
+        snapshot.by_entity.insert(
+            "journals".into(),
+            vec![
+                journal("2026-07-01", "POSTED"),
+                journal("2026-07-02", "DRAFT"),
+                journal("2026-05-01", "POSTED"),
+            ],
+        );
+        let params = Params {
+            from: None,
+            to: chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+            period: Period::Monthly,
+            limit: DEFAULT_LIMIT,
+        };
+        let money = Converter::new("USD", Default::default());
+        let sheet = balance_sheet(&snapshot, &params, &money).unwrap();
+        assert_eq!(sheet["assets"]["total"], "800");
+        assert_eq!(sheet["liabilities"]["total"], "300");
+        assert_eq!(sheet["equity"]["total"], "0");
+        assert_eq!(sheet["net_assets"], "500");
+    }
+}

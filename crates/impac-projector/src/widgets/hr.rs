@@ -239,3 +239,73 @@ pub(super) fn leaves_balance(snapshot: &Snapshot, params: &Params) -> Value {
     let total: Decimal = by_type.values().map(|(_, hours)| hours).sum();
     json!({"employees": rows, "by_type": taken_rows(&by_type), "total_hours": total.to_string()})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Period, DEFAULT_LIMIT};
+    use super::*;
+
+    fn params(period: Period) -> Params {
+        Params {
+            from: NaiveDate::from_ymd_opt(2026, 1, 1),
+            to: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+            period,
+            limit: DEFAULT_LIMIT,
+        }
+    }
+
+    #[test]
+    fn time_sheet_lines_count_on_their_dates_and_sheets_without_lines_on_their_start() {
+        let mut snapshot = Snapshot::default();
+        snapshot.by_entity.insert(
+            "time_sheets".into(),
+            vec![
+                json!({"employee_id": "e1", "status": "APPROVED", "start_date": "2026-03-30", "total_hours": "99",
+                       "lines": [{"date": "2026-03-31", "hours": "8"}, {"date": "2026-04-01", "hours": "7.5"}]}),
+                json!({"employee_id": "e2", "status": "SUBMITTED", "start_date": "2026-04-02", "total_hours": "4"}),
+                json!({"employee_id": "e2", "status": "DRAFT", "start_date": "2026-04-02", "total_hours": "40"}),
+                json!({"employee_id": "e2", "status": "APPROVED", "start_date": "2025-12-31", "total_hours": "40"}),
+            ],
+        );
+        let monthly = timesheets(&snapshot, &params(Period::Monthly));
+        assert_eq!(monthly["total_hours"], "19.5");
+        assert_eq!(monthly["periods"][0]["period_start"], "2026-03-01");
+        assert_eq!(monthly["periods"][0]["hours"], "8");
+        assert_eq!(monthly["periods"][1]["hours"], "11.5");
+        // One ISO week (Monday 30 March) holds all of it.
+        let weekly = timesheets(&snapshot, &params(Period::Weekly));
+        assert_eq!(weekly["periods"].as_array().unwrap().len(), 1);
+        assert_eq!(weekly["periods"][0]["period_start"], "2026-03-30");
+        assert_eq!(
+            weekly["employees"][1],
+            json!({"employee_id": "e2", "hours": "4"})
+        );
+    }
+
+    #[test]
+    fn payroll_counts_the_employees_of_the_stubs_of_counted_runs() {
+        let mut snapshot = Snapshot::default();
+        snapshot.by_entity.insert(
+            "pay_runs".into(),
+            vec![
+                json!({"id": "r1", "status": "PAID", "pay_date": "2026-02-27", "total_gross": "100", "total_net": "70", "total_tax": "30"}),
+                json!({"id": "r2", "status": "VOIDED", "pay_date": "2026-02-27", "total_gross": "999"}),
+            ],
+        );
+        snapshot.by_entity.insert(
+            "pay_stubs".into(),
+            vec![
+                json!({"pay_run_id": "r1", "employee_id": "e1"}),
+                json!({"pay_run_id": "r1", "employee_id": "e1"}),
+                json!({"pay_run_id": "r1", "employee_id": "e2"}),
+                json!({"pay_run_id": "r2", "employee_id": "e3"}),
+            ],
+        );
+        let money = Converter::new("USD", Default::default());
+        let payroll = payroll_summary(&snapshot, &params(Period::Monthly), &money).unwrap();
+        assert_eq!(
+            payroll["totals"],
+            json!({"pay_runs": 1, "gross": "100", "tax": "30", "deductions": "0", "net": "70", "employees_paid": 2})
+        );
+    }
+}

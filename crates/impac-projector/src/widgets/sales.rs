@@ -149,3 +149,48 @@ pub(super) fn leads_funnel(snapshot: &Snapshot) -> Value {
         .collect();
     json!({"statuses": rows, "total": total})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Period, DEFAULT_LIMIT};
+    use super::*;
+
+    #[test]
+    fn growth_is_the_change_from_the_previous_period_and_null_after_nothing() {
+        let mut snapshot = Snapshot::default();
+        snapshot.by_entity.insert(
+            "invoices".into(),
+            [("2026-01-10", "100"), ("2026-03-05", "50"), ("2026-04-30", "80"), ("2026-04-01", "0.005")]
+                .iter()
+                .map(|(day, total)| json!({"type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": day, "total_amount": total}))
+                .collect(),
+        );
+        let params = Params {
+            from: None,
+            to: NaiveDate::from_ymd_opt(2026, 5, 15).unwrap(),
+            period: Period::Monthly,
+            limit: DEFAULT_LIMIT,
+        };
+        let money = Converter::new("USD", Default::default());
+        let content = growth(&snapshot, &params, &money).unwrap();
+        let changes: Vec<&Value> = content["periods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| &row["change"])
+            .collect();
+        // January has no previous period, March follows an empty February,
+        // April: (80.005 - 50) / 50 = 0.6001, May: -100%.
+        assert_eq!(
+            changes,
+            [
+                &Value::Null,
+                &json!("-1"),
+                &Value::Null,
+                &json!("0.6001"),
+                &json!("-1")
+            ]
+        );
+        assert_eq!(content["periods"][3]["amount"], "80.005");
+    }
+}
