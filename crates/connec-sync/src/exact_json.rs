@@ -10,83 +10,117 @@ use std::collections::HashMap;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
 use mno_events::ApiError;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Exact number texts by JSON pointer (from the root of the parsed document).
 pub type NumberTexts = HashMap<String, String>;
 
 /// Parse `text`, returning the value and the exact text of its non-integer numbers.
 pub fn parse(text: &str) -> Result<(Value, NumberTexts), serde_json::Error> {
-    let raw: Box<RawValue> = serde_json::from_str(text)?;
+    let value: Value = serde_json::from_str(text)?;
     let mut numbers = NumberTexts::new();
-    let value = walk(&raw, String::new(), &mut numbers)?;
+    scan_numbers(text.as_bytes(), &mut numbers);
     Ok((value, numbers))
 }
 
-fn walk(
-    raw: &RawValue,
-    pointer: String,
-    numbers: &mut NumberTexts,
-) -> Result<Value, serde_json::Error> {
-    let text = raw.get().trim();
-    match text.as_bytes().first() {
-        Some(b'{') => {
-            let members: Vec<(String, Box<RawValue>)> = serde_json::from_str::<RawObject>(text)?.0;
-            let mut object = Map::new();
-            for (key, value) in members {
-                let child = format!("{pointer}/{}", escape(&key));
-                object.insert(key, walk(&value, child, numbers)?);
+/// Where the scan is: inside an object (at this member) or an array (at this item).
+enum Frame {
+    Object(String),
+    Array(usize),
+}
+
+/// One pass over text serde_json has already accepted, noting the text of
+/// every number with a fraction or an exponent by its JSON pointer.
+fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
+    let mut stack: Vec<Frame> = Vec::new();
+    // The next string of an object is a member name (after `{` or `,`).
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' => {
+                stack.push(Frame::Object(String::new()));
+                expect_key = true;
+                i += 1;
             }
-            Ok(Value::Object(object))
-        }
-        Some(b'[') => {
-            let items: Vec<Box<RawValue>> = serde_json::from_str(text)?;
-            let mut array = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                array.push(walk(item, format!("{pointer}/{i}"), numbers)?);
+            b'[' => {
+                stack.push(Frame::Array(0));
+                expect_key = false;
+                i += 1;
             }
-            Ok(Value::Array(array))
-        }
-        Some(b'-' | b'0'..=b'9') => {
-            if text.contains(['.', 'e', 'E']) {
-                numbers.insert(pointer, text.to_owned());
+            b'}' | b']' => {
+                stack.pop();
+                i += 1;
             }
-            serde_json::from_str(text)
+            b',' => {
+                match stack.last_mut() {
+                    Some(Frame::Array(index)) => *index += 1,
+                    Some(Frame::Object(_)) => expect_key = true,
+                    None => {}
+                }
+                i += 1;
+            }
+            b':' => {
+                expect_key = false;
+                i += 1;
+            }
+            b'"' => {
+                let end = string_end(bytes, i);
+                if expect_key {
+                    if let Some(Frame::Object(key)) = stack.last_mut() {
+                        *key = serde_json::from_slice(&bytes[i..end]).unwrap_or_default();
+                    }
+                }
+                i = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &bytes[start..i];
+                if number.iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+                    numbers.insert(
+                        pointer(&stack),
+                        String::from_utf8_lossy(number).into_owned(),
+                    );
+                }
+            }
+            _ => i += 1,
         }
-        _ => serde_json::from_str(text),
     }
+}
+
+/// The index just past the string starting with the quote at `start`.
+fn string_end(bytes: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+fn pointer(stack: &[Frame]) -> String {
+    let mut pointer = String::new();
+    for frame in stack {
+        pointer.push('/');
+        match frame {
+            Frame::Object(key) => pointer.push_str(&escape(key)),
+            Frame::Array(index) => pointer.push_str(&index.to_string()),
+        }
+    }
+    pointer
 }
 
 /// JSON pointer escaping (RFC 6901).
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
-}
-
-/// An object's members in order, each kept raw.
-struct RawObject(Vec<(String, Box<RawValue>)>);
-
-impl<'de> serde::Deserialize<'de> for RawObject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> serde::de::Visitor<'de> for Members {
-            type Value = RawObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<RawObject, A::Error> {
-                let mut members = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    members.push((key, value));
-                }
-                Ok(RawObject(members))
-            }
-        }
-        deserializer.deserialize_map(Members)
-    }
 }
 
 /// A JSON request body with exact number texts; rejections speak the platform's error shape.
@@ -164,6 +198,18 @@ mod tests {
         assert_eq!(numbers["/invoices/a~1b"], "1e3");
         assert!(!numbers.contains_key("/invoices/lines/0/q"));
         assert_eq!(value["invoices"]["lines"][0]["q"], 2);
+    }
+
+    #[test]
+    fn pointers_follow_nesting_escapes_and_strings_that_look_like_numbers() {
+        let text = r#"{"ops": [{"url": "/a,b:{[", "params": {"x\"y": {"v": -1.5E-3, "n": [1, 2.0, {"z": 3}]}}},
+            {"params": {"w": 0.25, "s": "1.5"}}], "k~": 7.0}"#;
+        let (_, numbers) = parse(text).unwrap();
+        assert_eq!(numbers["/ops/0/params/x\"y/v"], "-1.5E-3");
+        assert_eq!(numbers["/ops/0/params/x\"y/n/1"], "2.0");
+        assert_eq!(numbers["/ops/1/params/w"], "0.25");
+        assert_eq!(numbers["/k~0"], "7.0");
+        assert_eq!(numbers.len(), 4, "{numbers:?}");
     }
 
     #[test]
