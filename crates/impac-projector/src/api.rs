@@ -31,8 +31,13 @@ pub fn router(state: ImpacState) -> Router {
         .with_state(state)
 }
 
+/// The widgets, and the collections each reads (what a caller needs read on).
 async fn list_widgets() -> Json<Value> {
-    Json(json!({"widgets": WIDGETS}))
+    let reads: serde_json::Map<String, Value> = widgets::CATALOGUE
+        .iter()
+        .map(|(name, entities)| ((*name).to_owned(), json!(entities)))
+        .collect();
+    Json(json!({"widgets": WIDGETS, "reads": reads}))
 }
 
 /// Query parameters; `org_ids[]` may repeat.

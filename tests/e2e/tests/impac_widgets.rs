@@ -517,6 +517,25 @@ async fn every_widget_equals_an_independent_computation_live_and_replayed() {
 #[tokio::test]
 async fn bad_widget_requests_are_refused_and_each_widget_needs_read_on_what_it_reads() {
     let w = ImpacWorld::start("a@example.com", &["invoices"]).await;
+    let catalogue: Value = w
+        .platform
+        .http
+        .get(w.platform.url("/impac/api/v2/widgets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        catalogue["widgets"].as_array().unwrap().len(),
+        expected::WIDGETS.len()
+    );
+    assert_eq!(
+        catalogue["reads"]["hr/payroll_summary"],
+        json!(["pay_runs", "pay_stubs"]),
+        "{catalogue}"
+    );
     let (status, body) = w.widget("hr/horoscope", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let detail = body["errors"][0]["detail"].as_str().unwrap();

@@ -231,3 +231,33 @@ pub(super) fn invoice_summary(m: &Model) -> Value {
         .collect();
     json!({ "statuses": rows })
 }
+
+/// Open balances of unpaid invoices issued by `to`, by days past due then.
+pub(super) fn aged(m: &Model, q: &Query) -> Value {
+    let names = ["current", "1-30", "31-60", "61-90", "90+"];
+    let mut sides = [[Decimal::ZERO; 5]; 2];
+    for inv in m.of("invoices").values() {
+        let open = usd(inv, "balance", "currency");
+        if !counted(inv)
+            || s(inv, "status") == "PAID"
+            || day(inv, "transaction_date").unwrap() > q.to
+            || open == Decimal::ZERO
+        {
+            continue;
+        }
+        let late = (q.to - day(inv, "due_date").unwrap()).num_days();
+        let bucket = [0, 30, 60, 90]
+            .iter()
+            .filter(|limit| late > **limit)
+            .count();
+        sides[usize::from(supplier(inv))][bucket] += open;
+    }
+    let render = |values: [Decimal; 5]| {
+        let mut side = json!({"total": text(values.iter().sum())});
+        for (name, value) in names.iter().zip(values) {
+            side[*name] = text(value);
+        }
+        side
+    };
+    json!({"as_of": q.to.to_string(), "receivables": render(sides[0]), "payables": render(sides[1])})
+}

@@ -24,6 +24,7 @@ pub const WIDGETS: &[&str] = &[
     "accounts/expenses_revenue",
     "accounts/payable_receivable",
     "accounts/profit_and_loss",
+    "invoices/aged_payables_receivables",
     "invoices/list",
     "invoices/summary",
     "sales/growth",
@@ -174,6 +175,7 @@ pub fn content(widget: &str, m: &Model, q: &Query) -> Value {
             })
         }
         "accounts/payable_receivable" => payable_receivable(m, q),
+        "invoices/aged_payables_receivables" => aged(m, q),
         "invoices/list" => invoice_list(m, q),
         "invoices/summary" => invoice_summary(m),
         "sales/summary" => sales_summary(m, q),
