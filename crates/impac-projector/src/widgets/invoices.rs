@@ -1,6 +1,6 @@
 //! Invoice widgets: the summary per status, aged balances, and the list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -80,34 +80,52 @@ pub(super) fn aged(
     )
 }
 
-/// The contact of a document: its organisation, else its person, with the
-/// name the contact record has now (`null` when it was deleted).
-pub(super) fn contact(snapshot: &Snapshot, document: &Value) -> Option<(String, Value)> {
-    let (id, entity) = match (
-        text(document, "organization_id"),
-        text(document, "person_id"),
-    ) {
-        ("", "") => return None,
-        ("", person) => (person, "people"),
-        (organization, _) => (organization, "organizations"),
-    };
-    let record = snapshot
-        .of(entity)
-        .iter()
-        .find(|record| text(record, "id") == id);
-    let name = record.map_or(Value::Null, |record| {
-        if entity == "organizations" {
-            json!(text(record, "name"))
-        } else {
-            let full = format!(
-                "{} {}",
-                text(record, "first_name"),
-                text(record, "last_name")
-            );
-            json!(full.trim())
+/// The organisations and people of a snapshot by id, to name documents' contacts.
+pub(super) struct Contacts<'a> {
+    organizations: HashMap<&'a str, &'a Value>,
+    people: HashMap<&'a str, &'a Value>,
+}
+
+impl<'a> Contacts<'a> {
+    pub(super) fn of(snapshot: &'a Snapshot) -> Self {
+        let by_id = |entity| {
+            snapshot
+                .of(entity)
+                .iter()
+                .map(|record| (text(record, "id"), record))
+                .collect()
+        };
+        Contacts {
+            organizations: by_id("organizations"),
+            people: by_id("people"),
         }
-    });
-    Some((id.to_owned(), name))
+    }
+
+    /// The contact of a document: its organisation, else its person, with the
+    /// name the contact record has now (`null` when it was deleted).
+    pub(super) fn contact(&self, document: &Value) -> Option<(String, Value)> {
+        let organization = text(document, "organization_id");
+        if !organization.is_empty() {
+            let name = self
+                .organizations
+                .get(organization)
+                .map_or(Value::Null, |record| json!(text(record, "name")));
+            return Some((organization.to_owned(), name));
+        }
+        let person = text(document, "person_id");
+        if !person.is_empty() {
+            let name = self.people.get(person).map_or(Value::Null, |record| {
+                let full = format!(
+                    "{} {}",
+                    text(record, "first_name"),
+                    text(record, "last_name")
+                );
+                json!(full.trim())
+            });
+            return Some((person.to_owned(), name));
+        }
+        None
+    }
 }
 
 /// Every invoice (any status) dated between `from` and `to`, by transaction
@@ -117,6 +135,7 @@ pub(super) fn list(
     params: &Params,
     money: &Converter,
 ) -> Result<Value, MissingRate> {
+    let contacts = Contacts::of(snapshot);
     let mut rows = Vec::new();
     for invoice in snapshot.of("invoices") {
         let Some(day) = params.dated(invoice, "transaction_date") else {
@@ -127,7 +146,8 @@ pub(super) fn list(
             text(invoice, "transaction_number").to_owned(),
             text(invoice, "id").to_owned(),
         );
-        let contact = contact(snapshot, invoice)
+        let contact = contacts
+            .contact(invoice)
             .map_or(Value::Null, |(id, name)| json!({"id": id, "name": name}));
         let row = json!({
             "id": text(invoice, "id"),

@@ -93,10 +93,11 @@ pub(super) fn top_customers(
     params: &Params,
     money: &Converter,
 ) -> Result<Value, MissingRate> {
+    let contacts = super::invoices::Contacts::of(snapshot);
     let mut customers: BTreeMap<String, (Value, u64, Decimal)> = BTreeMap::new();
     for sale in sales(snapshot, params, money) {
         let (_, invoice, total) = sale?;
-        let Some((id, name)) = super::invoices::contact(snapshot, invoice) else {
+        let Some((id, name)) = contacts.contact(invoice) else {
             continue; // A sale to nobody in particular is nobody's top.
         };
         let entry = customers.entry(id).or_insert((name, 0, Decimal::ZERO));
