@@ -104,7 +104,9 @@ impl Platform {
             db: db.clone(),
             idm: idm.clone(),
             directory: hub.directory(),
-            config: ImpacConfig::default(),
+            config: ImpacConfig {
+                allow_private_webhooks: config.allow_private_webhooks,
+            },
         })
         .await
         .context("start Impac!")?;

@@ -25,6 +25,15 @@ pub fn router(state: ImpacState) -> Router {
         .route("/impac/api/v2/widgets", get(list_widgets))
         .route("/impac/api/v2/widgets/{category}/{name}", get(widget))
         .route(
+            "/impac/api/v2/kpis",
+            get(crate::kpis::list).post(crate::kpis::create),
+        )
+        .route(
+            "/impac/api/v2/kpis/{id}",
+            axum::routing::delete(crate::kpis::delete),
+        )
+        .route("/impac/api/v2/alerts", get(crate::kpis::alerts))
+        .route(
             "/impac/api/v2/rates",
             get(crate::rates::list_handler).post(crate::rates::load_handler),
         )
@@ -150,6 +159,48 @@ async fn widget(
         )));
     }
     let query = parse_query(raw.as_deref());
+    let orgs = orgs_param(&query)?;
+    authorize_widget(&state, &headers, &widget, &orgs).await?;
+    let params = widget_params(&query)?;
+    let currency = currency_for(&state, &query, &orgs).await?;
+    let as_of = as_of_param(&query)?;
+    let snapshot = match &as_of {
+        Some(point) => replay::snapshot_as_of(&state.js, &orgs, *point)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?,
+        None => {
+            if let Some(min_seq) = one(&query, "min_seq").and_then(|s| s.parse::<u64>().ok()) {
+                if !state
+                    .runner_applied_at_least(min_seq, Duration::from_secs(5))
+                    .await
+                {
+                    return Err(ApiError::unavailable(format!(
+                        "reports have not yet folded sequence {min_seq}; retry shortly"
+                    )));
+                }
+            }
+            live_snapshot(&state, &orgs).await?
+        }
+    };
+    let (content, rates) = compute(&state, &widget, &snapshot, &params, &currency).await?;
+    if csv {
+        let mut rows = vec!["path,value".to_owned()];
+        flatten("", &content, &mut rows);
+        return Ok(([(header::CONTENT_TYPE, "text/csv")], rows.join("\n") + "\n").into_response());
+    }
+    Ok(Json(json!({
+        "widget": widget,
+        "org_ids": orgs,
+        "currency": currency,
+        "as_of": as_of.map_or(Value::Null, AsOf::to_json),
+        "rates": rates,
+        "content": content,
+    }))
+    .into_response())
+}
+
+/// `org_ids[]` (repeated or comma-separated): at least one.
+pub fn orgs_param(query: &HashMap<String, Vec<String>>) -> Result<Vec<String>, ApiError> {
     let orgs: Vec<String> = query
         .get("org_ids")
         .map(|v| {
@@ -170,70 +221,78 @@ async fn widget(
     for org in &orgs {
         mno_events::subject::Token::parse("org", org)
             .map_err(|e| ApiError::not_found(e.to_string()).at_parameter("org_ids"))?;
-        // Read on every collection the widget is made from.
-        for entity in widgets::entities_of(&widget) {
-            mno_events::http_auth::authorize(
-                state.idm.as_ref(),
-                &headers,
-                org,
-                Some(entity),
-                Action::Read,
-            )
-            .await?;
+    }
+    Ok(orgs)
+}
+
+/// The caller may read every collection the widget is made from, in every org.
+pub async fn authorize_widget(
+    state: &ImpacState,
+    headers: &HeaderMap,
+    widget: &str,
+    orgs: &[String],
+) -> Result<mno_events::idm::Principal, ApiError> {
+    let mut principal = None;
+    for org in orgs {
+        for entity in widgets::entities_of(widget) {
+            principal = Some(
+                mno_events::http_auth::authorize(
+                    state.idm.as_ref(),
+                    headers,
+                    org,
+                    Some(entity),
+                    Action::Read,
+                )
+                .await?,
+            );
         }
     }
-    let params = widget_params(&query)?;
-    let currency = match currency_param(&query)? {
+    principal.ok_or_else(|| ApiError::unauthorized("no organisation named"))
+}
+
+/// The asked currency, else the first org's, else USD.
+pub async fn currency_for(
+    state: &ImpacState,
+    query: &HashMap<String, Vec<String>>,
+    orgs: &[String],
+) -> Result<String, ApiError> {
+    Ok(match currency_param(query)? {
         Some(c) => c,
         None => match state.directory.org(&orgs[0]).await {
             Ok(Some(org)) if !org.currency.is_empty() => org.currency,
             _ => "USD".to_owned(),
         },
-    };
-    let as_of = as_of_param(&query)?;
-    let snapshot = match &as_of {
-        Some(point) => replay::snapshot_as_of(&state.js, &orgs, *point)
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?,
-        None => {
-            if let Some(min_seq) = one(&query, "min_seq").and_then(|s| s.parse::<u64>().ok()) {
-                if !state
-                    .runner_applied_at_least(min_seq, Duration::from_secs(5))
-                    .await
-                {
-                    return Err(ApiError::unavailable(format!(
-                        "reports have not yet folded sequence {min_seq}; retry shortly"
-                    )));
-                }
-            }
-            let version = state.active_version().await.map_err(ApiError::internal)?;
-            records::load(&state.db, version, &orgs)
-                .await
-                .map_err(ApiError::internal)?
-        }
-    };
+    })
+}
+
+/// The live records of `orgs` in the version readers use.
+pub async fn live_snapshot(
+    state: &ImpacState,
+    orgs: &[String],
+) -> Result<records::Snapshot, ApiError> {
+    let version = state.active_version().await.map_err(ApiError::internal)?;
+    records::load(&state.db, version, orgs)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// A widget's content from a snapshot, in `currency`, and the rates it used.
+pub async fn compute(
+    state: &ImpacState,
+    widget: &str,
+    snapshot: &records::Snapshot,
+    params: &Params,
+    currency: &str,
+) -> Result<(Value, Vec<Value>), ApiError> {
     let converter = Converter::new(
-        &currency,
+        currency,
         rates::latest(&state.db).await.map_err(ApiError::internal)?,
     );
-    let content = widgets::compute(&widget, &snapshot, &params, &converter).map_err(|e| {
+    let content = widgets::compute(widget, snapshot, params, &converter).map_err(|e| {
         ApiError::unprocessable("missing_rate", e.to_string()).at_parameter("currency")
     })?;
     let rates = converter.used.borrow().clone();
-    if csv {
-        let mut rows = vec!["path,value".to_owned()];
-        flatten("", &content, &mut rows);
-        return Ok(([(header::CONTENT_TYPE, "text/csv")], rows.join("\n") + "\n").into_response());
-    }
-    Ok(Json(json!({
-        "widget": widget,
-        "org_ids": orgs,
-        "currency": currency,
-        "as_of": as_of.map_or(Value::Null, AsOf::to_json),
-        "rates": rates,
-        "content": content,
-    }))
-    .into_response())
+    Ok((content, rates))
 }
 
 /// A widget's content as CSV rows `path,value` (the `.csv` export).

@@ -5,12 +5,14 @@
 //! - [`records`]: the projection reports read (current state of the records they use), and its in-memory fold.
 //! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
 //! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
+//! - [`kpis`]: KPIs watched after each fold, alerts raised once per crossing.
 //!
 //! Rebuild: bumping [`records::VERSION`] builds the new version beside the
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
 //! caught up with the stream.
 
 pub mod api;
+pub mod kpis;
 pub mod rates;
 pub mod records;
 pub mod replay;
@@ -26,7 +28,10 @@ use mno_events::idm::Idm;
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Default)]
-pub struct ImpacConfig {}
+pub struct ImpacConfig {
+    /// Let KPI alert webhooks target loopback and private ranges (tests, demos).
+    pub allow_private_webhooks: bool,
+}
 
 pub struct ImpacDeps {
     pub bus: Bus,
@@ -44,6 +49,7 @@ pub struct ImpacState {
     pub idm: Arc<dyn Idm>,
     pub directory: Arc<dyn Directory>,
     applied: tokio::sync::watch::Receiver<u64>,
+    pub kpis: Arc<kpis::KpiRuntime>,
 }
 
 impl ImpacState {
@@ -68,6 +74,8 @@ impl ImpacState {
 pub struct Impac {
     state: ImpacState,
     runners: Mutex<Vec<runner::Runner>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    kpi_evaluator: tokio::task::JoinHandle<()>,
 }
 
 impl Impac {
@@ -110,15 +118,24 @@ impl Impac {
             Some(_) => {}
         }
         runners.push(current);
+        let state = ImpacState {
+            kpis: Arc::new(kpis::KpiRuntime::new(
+                deps.bus.js.clone(),
+                deps.config.allow_private_webhooks,
+            )),
+            db: deps.db,
+            js: deps.bus.js,
+            idm: deps.idm,
+            directory: deps.directory,
+            applied,
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let kpi_evaluator = tokio::spawn(kpis::follow(state.clone(), stopped));
         Ok(Impac {
-            state: ImpacState {
-                db: deps.db,
-                js: deps.bus.js,
-                idm: deps.idm,
-                directory: deps.directory,
-                applied,
-            },
+            state,
             runners: Mutex::new(runners),
+            stop,
+            kpi_evaluator,
         })
     }
 
@@ -128,6 +145,8 @@ impl Impac {
     }
 
     pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.kpi_evaluator.await;
         for runner in self.runners.into_inner() {
             runner.stop().await;
         }

@@ -374,42 +374,6 @@ async fn two_apps_syncing_both_ways_agree_and_never_loop() {
     );
 }
 
-/// Run the reference verifier; returns how many (secret, message) pairs verified.
-fn verify_with_python(secrets: &[String], posts: &[Post]) -> u64 {
-    let messages: Vec<Value> = posts
-        .iter()
-        .map(|p| {
-            json!({"headers": {"webhook-id": p.webhook_id, "webhook-timestamp": p.timestamp,
-                               "webhook-signature": p.signature}, "body": p.raw})
-        })
-        .collect();
-    let input = json!({"secrets": secrets, "messages": messages}).to_string();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/verify_webhooks.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs (tests/python-requirements.txt installs standardwebhooks)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "verifier failed: {stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    report["verified"].as_u64().unwrap()
-}
-
 #[tokio::test]
 async fn the_reference_standard_webhooks_package_verifies_deliveries_across_a_rotation() {
     let platform = TestPlatform::spawn().await;

@@ -19,7 +19,7 @@ use mno_events::envelope::{canonical_json, new_event_id};
 use mno_events::proto::{Actor, Op, RecordEvent, Source, Timestamp};
 use mno_events::publish::{Outgoing, Publisher};
 use mno_events::streams::RECORDS;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 /// One POST a receiver got.
@@ -356,4 +356,40 @@ pub fn assert_ids_name_one_content(posts: &[Post]) {
             );
         }
     }
+}
+
+/// Run the reference verifier; returns how many (secret, message) pairs verified.
+pub fn verify_with_python(secrets: &[String], posts: &[Post]) -> u64 {
+    let messages: Vec<Value> = posts
+        .iter()
+        .map(|p| {
+            json!({"headers": {"webhook-id": p.webhook_id, "webhook-timestamp": p.timestamp,
+                               "webhook-signature": p.signature}, "body": p.raw})
+        })
+        .collect();
+    let input = json!({"secrets": secrets, "messages": messages}).to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/verify_webhooks.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (tests/python-requirements.txt installs standardwebhooks)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "verifier failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    report["verified"].as_u64().unwrap()
 }

@@ -1,0 +1,225 @@
+//! KPIs and alerts: a KPI on the P&L's revenue with a maximum; records
+//! written through the Connec! API move the value across the target and back;
+//! each crossing raises one alert (none while it stays out), listed, published
+//! on HUB as `kpi_alert`, and POSTed to a real receiver, signed so that the
+//! reference Standard Webhooks package verifies it. Bad KPIs store nothing.
+
+mod fanout_support;
+
+use std::time::Duration;
+
+use fanout_support::{verify_with_python, Receiver};
+use mno_e2e::impac_client::ImpacWorld;
+use mno_events::consume::{replay_until_caught_up, ReplayFrom};
+use mno_events::proto::HubEvent;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn call(
+    world: &ImpacWorld,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = world
+        .platform
+        .http
+        .request(method, world.platform.url(path))
+        .header("Authorization", &world.auth);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn invoice(total: &str) -> Value {
+    json!({"invoices": {"type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": "2026-03-01",
+                        "due_date": "2026-04-01", "currency": "USD", "total_amount": total, "balance": total}})
+}
+
+/// The world's org's KPIs.
+async fn kpis(world: &ImpacWorld) -> Value {
+    let path = format!("/impac/api/v2/kpis?org_ids[]={}", world.org);
+    let (status, body) = call(world, Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["kpis"].clone()
+}
+
+/// Wait until the KPI has been evaluated at `value`; its state then.
+async fn kpi_at(world: &ImpacWorld, value: &str) -> Value {
+    mno_harness::wait_for(
+        &format!("the KPI at {value}"),
+        Duration::from_secs(20),
+        || async {
+            let kpi = kpis(world).await.get(0)?.clone();
+            (kpi["value"] == value).then_some(kpi)
+        },
+    )
+    .await
+}
+
+async fn alerts(world: &ImpacWorld) -> Vec<Value> {
+    let (status, body) = call(
+        world,
+        Method::GET,
+        &format!("/impac/api/v2/alerts?org_ids[]={}", world.org),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["alerts"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_alert_is_raised_once_per_crossing_published_and_sent_signed() {
+    let world = ImpacWorld::start(
+        "kpi-owner@example.com",
+        &["invoices", "organizations", "people"],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let org = world.org.clone();
+
+    // Bad KPIs: each refused with a pointer, nothing stored.
+    let good = json!({"org_ids": [org], "widget": "accounts/profit_and_loss", "element": "totals.revenue",
+                      "target": {"max": "1000"}, "alert": {"webhook": receiver.url()},
+                      "params": {"currency": "USD", "from": "2026-01-01", "to": "2026-12-31"}});
+    let with = |pointer: &str, value: Value| {
+        let mut body = good.clone();
+        *body.pointer_mut(pointer).unwrap() = value;
+        body
+    };
+    for (body, status, pointer) in [
+        (
+            with("/widget", json!("accounts/nope")),
+            StatusCode::NOT_FOUND,
+            "/widget",
+        ),
+        (
+            with("/element", json!("totals.nett")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/element",
+        ),
+        (
+            with("/target", json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/target",
+        ),
+        (
+            with("/target", json!({"max": "lots"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/target/max",
+        ),
+        (
+            with("/alert", json!({"webhook": "not a url"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/alert/webhook",
+        ),
+        (
+            with("/params", json!({"period": "HOURLY"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+    ] {
+        let (got, answer) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+        assert_eq!(got, status, "{answer}");
+        if !pointer.is_empty() {
+            assert_eq!(
+                answer["errors"][0]["source"]["pointer"], pointer,
+                "{answer}"
+            );
+        }
+    }
+    assert_eq!(
+        kpis(&world).await,
+        json!([]),
+        "nothing stored by bad requests"
+    );
+
+    // The KPI: revenue at most 1000. At 0 it is inside: no alert.
+    let (status, created) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(good)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["webhook_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(created["kpi"]["value"], "0");
+    assert_eq!(created["kpi"]["breached"], false);
+
+    world
+        .write(Method::POST, "/invoices", Some(invoice("600")))
+        .await;
+    kpi_at(&world, "600").await;
+    assert!(alerts(&world).await.is_empty());
+
+    // Crossing: one alert.
+    let (second, _) = world
+        .write(Method::POST, "/invoices", Some(invoice("500")))
+        .await;
+    let second_id = second["invoices"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(kpi_at(&world, "1100").await["breached"], true);
+    // Still outside: no new alert.
+    world
+        .write(Method::POST, "/invoices", Some(invoice("100")))
+        .await;
+    kpi_at(&world, "1200").await;
+    assert_eq!(alerts(&world).await.len(), 1);
+
+    // Back inside, then out again: a second alert.
+    world
+        .write(Method::DELETE, &format!("/invoices/{second_id}"), None)
+        .await;
+    assert_eq!(kpi_at(&world, "700").await["breached"], false);
+    world
+        .write(Method::POST, "/invoices", Some(invoice("450")))
+        .await;
+    kpi_at(&world, "1150").await;
+    let listed = alerts(&world).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["value"], "1150", "newest first");
+    assert_eq!(listed[1]["value"], "1100");
+    assert_eq!(listed[0]["target"], json!({"max": "1000"}));
+
+    // Both POSTed, verified by the reference implementation, one webhook-id each.
+    let posts = mno_harness::wait_for("two alert webhooks", Duration::from_secs(20), || async {
+        let posts = receiver.posts();
+        (posts.len() >= 2).then_some(posts)
+    })
+    .await;
+    assert_eq!(posts.len(), 2);
+    assert_ne!(posts[0].webhook_id, posts[1].webhook_id);
+    assert_eq!(posts[0].body["type"], "kpi.alert");
+    assert_eq!(posts[0].body["alert"]["value"], "1100");
+    assert_eq!(verify_with_python(&[secret], &posts), 2);
+
+    // Published on HUB as kpi_alert for the org.
+    let js = world.platform.running().bus.js.clone();
+    let mut published = Vec::new();
+    replay_until_caught_up(
+        &js,
+        "HUB",
+        &[format!("hub.{org}.kpi_alert")],
+        ReplayFrom::Beginning,
+        None,
+        |m| {
+            published.push(HubEvent::from_bytes(&m.payload).unwrap());
+            true
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0].kind, "kpi_alert");
+
+    // Deleting the KPI stops it.
+    let kpi_id = created["kpi"]["id"].as_str().unwrap();
+    let (status, _) = call(
+        &world,
+        Method::DELETE,
+        &format!("/impac/api/v2/kpis/{kpi_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(kpis(&world).await, json!([]));
+}
