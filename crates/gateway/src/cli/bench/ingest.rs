@@ -145,6 +145,7 @@ pub async fn run(args: Args) -> Result<()> {
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let half_started = Instant::now();
     let mut tasks = Vec::new();
+    let clients = args.clients;
     for c in 0..args.clients {
         let (http, url, auth, half, sent) = (
             http.clone(),
@@ -154,7 +155,10 @@ pub async fn run(args: Args) -> Result<()> {
             sent.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(per_client);
+            // Clients start spread over one period: a steady rate, not bursts of every client at once.
+            let offset = per_client.mul_f64(c as f64 / clients as f64);
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, per_client);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut mine = Latencies::default();
             let mut i = 0u64;
