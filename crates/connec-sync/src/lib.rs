@@ -73,6 +73,7 @@ impl Connec {
             config: deps.config.delivery.clone(),
             ids: Some(Arc::new(delivery_links::IdMapLinks { writer })),
             refs: Some(Arc::new(delivery_links::CatalogueReferences)),
+            db: Some(deps.db.clone()),
         })
         .await?;
         Ok(Connec {

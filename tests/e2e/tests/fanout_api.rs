@@ -222,3 +222,55 @@ async fn changes_written_through_the_api_reach_each_subscriber_in_its_own_ids() 
         .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_delivery_log_is_kept_across_a_restart() {
+    let mut platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, token) = hub.signup_and_login("owner@example.com").await.unwrap();
+    let org = hub.create_org(&token, "Acme", "USD").await.unwrap();
+    let js = platform.running().bus.js.clone();
+    let receiver = Receiver::start().await;
+    let both = [("invoices", true, true)];
+    let writer = hub.create_app(&token, "W", None, &both).await.unwrap();
+    let reader = hub
+        .create_app(&token, "R", Some(&receiver.url()), &both)
+        .await
+        .unwrap();
+    for app in [&writer, &reader] {
+        hub.install(&token, &org, &app.id).await.unwrap();
+    }
+    wait_consumer(&js, &reader.id).await;
+    api(
+        &hub,
+        Method::POST,
+        &format!("/connec/api/v2/{org}/invoices"),
+        &writer,
+        json!({"invoices": {"transaction_number": "INV-9"}}),
+    )
+    .await;
+    wait_posts(&receiver, "invoices", 1).await;
+    let log_path = format!("/connec/api/v2/deliveries?app={}", reader.id);
+    let auth = basic_auth(&reader.key, &reader.secret);
+    let (status, before) = hub
+        .call(Method::GET, &log_path, Some(&auth), None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{before}");
+    let entries = before["deliveries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), 1, "{before}");
+    assert_eq!(entries[0]["status"], "delivered");
+
+    platform.restart().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (status, after) = hub
+        .call(Method::GET, &log_path, Some(&auth), None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(
+        after["deliveries"],
+        json!(entries),
+        "the same entries after a restart"
+    );
+}

@@ -130,7 +130,9 @@ async fn list_deliveries(
         .supervisor
         .ctx
         .log
-        .query(&app, |org| orgs.contains(org), status, limit);
+        .query(&app, |org| orgs.contains(org), status, limit)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({"deliveries": entries})))
 }
 

@@ -54,6 +54,8 @@ pub struct DeliveryDeps {
     pub ids: Option<Arc<dyn LocalIds>>,
     /// Reference fields per entity (Connec!'s catalogue); `None`: guessed from `*_id` names.
     pub refs: Option<Arc<dyn ReferenceFields>>,
+    /// Where the delivery log is kept; `None`: in memory.
+    pub db: Option<sqlx::AnyPool>,
 }
 
 /// Running delivery.
@@ -180,7 +182,10 @@ impl Delivery {
                 config.allow_private_webhooks,
                 config.max_response_bytes,
             ),
-            log: log::DeliveryLog::new(config.log_capacity),
+            log: match deps.db {
+                Some(db) => log::DeliveryLog::durable(db, config.log_capacity),
+                None => log::DeliveryLog::new(config.log_capacity),
+            },
             ids,
             refs: deps.refs.unwrap_or_else(|| Arc::new(GuessedReferences)),
             learned,

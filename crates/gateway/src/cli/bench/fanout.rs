@@ -104,6 +104,7 @@ pub async fn run(args: Args) -> Result<()> {
             config: config.clone(),
             ids: None,
             refs: None,
+            db: None,
         })
     };
     let delivery = start_delivery().await?;
