@@ -104,6 +104,7 @@ struct Layered {
 
 const MISS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 const MAX_MISSES: usize = 100_000;
+const MAX_LEARNED: usize = 100_000;
 
 #[async_trait::async_trait]
 impl LocalIds for Layered {
@@ -164,7 +165,12 @@ impl LocalIds for Layered {
 
 impl Delivery {
     pub async fn start(deps: DeliveryDeps) -> anyhow::Result<Delivery> {
-        let learned = Arc::new(LearnedIds::default());
+        // With the id map behind it, what is learned from the stream is a bounded cache;
+        // without one (benchmarks), it is all there is.
+        let learned = Arc::new(match deps.ids {
+            Some(_) => LearnedIds::bounded(MAX_LEARNED),
+            None => LearnedIds::default(),
+        });
         let ids: Arc<dyn LocalIds> = match deps.ids {
             Some(primary) => Arc::new(Layered {
                 primary,

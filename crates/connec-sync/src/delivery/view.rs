@@ -48,6 +48,9 @@ pub trait ReferenceFields: Send + Sync + 'static {
 pub struct LearnedIds {
     /// `org/app/entity/global` -> local id.
     map: DashMap<String, String>,
+    /// When set, the map is a cache in front of the id map: emptied when it
+    /// reaches this many entries, so memory stays flat however many records pass.
+    bound: Option<usize>,
 }
 
 pub(crate) fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> String {
@@ -62,16 +65,31 @@ pub(crate) fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> S
 }
 
 impl LearnedIds {
+    /// A cache of at most `bound` entries (the id map stays the source of truth).
+    pub fn bounded(bound: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            bound: Some(bound.max(1)),
+        }
+    }
+
     /// Note the local id an event reveals, if any.
     pub fn learn(&self, event: &RecordEvent) {
         if let Some(source) = &event.source {
             if !source.app_id.is_empty() && !source.local_id.is_empty() {
-                self.map.insert(
+                self.remember(
                     learned_key(&event.org, &source.app_id, &event.entity, &event.record_id),
                     source.local_id.clone(),
                 );
             }
         }
+    }
+
+    fn remember(&self, key: String, local: String) {
+        if self.bound.is_some_and(|bound| self.map.len() >= bound) {
+            self.map.clear();
+        }
+        self.map.insert(key, local);
     }
 
     pub fn get(&self, org: &str, app: &str, entity: &str, global: &str) -> Option<String> {
@@ -84,8 +102,7 @@ impl LearnedIds {
     }
 
     pub fn insert(&self, org: &str, app: &str, entity: &str, global: &str, local: &str) {
-        self.map
-            .insert(learned_key(org, app, entity, global), local.into());
+        self.remember(learned_key(org, app, entity, global), local.into());
     }
 }
 
@@ -231,6 +248,21 @@ mod tests {
     use super::*;
     use mno_events::envelope::canonical_json;
     use mno_events::proto::Source;
+
+    #[test]
+    fn a_bounded_cache_of_learned_ids_never_grows_past_its_bound() {
+        let learned = LearnedIds::bounded(3);
+        for i in 0..10 {
+            learned.insert("o", "a", "people", &format!("g{i}"), &format!("l{i}"));
+            assert!(learned.map.len() <= 3);
+        }
+        assert_eq!(learned.get("o", "a", "people", "g9").as_deref(), Some("l9"));
+        let unbounded = LearnedIds::default();
+        for i in 0..10 {
+            unbounded.insert("o", "a", "people", &format!("g{i}"), "l");
+        }
+        assert_eq!(unbounded.map.len(), 10);
+    }
 
     struct Learned(LearnedIds);
 
