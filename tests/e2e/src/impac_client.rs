@@ -48,7 +48,15 @@ impl ImpacWorld {
     /// A platform of its own, and an org (owned by `owner_email`) with an app
     /// installed that may read and write `entities`.
     pub async fn start(owner_email: &str, entities: &[&str]) -> ImpacWorld {
-        let platform = TestPlatform::spawn().await;
+        Self::start_on(TestPlatform::spawn().await, owner_email, entities).await
+    }
+
+    /// As [`ImpacWorld::start`], on a platform the test configured (e.g. on PostgreSQL).
+    pub async fn start_on(
+        platform: TestPlatform,
+        owner_email: &str,
+        entities: &[&str],
+    ) -> ImpacWorld {
         let hub = HubClient::new(&platform.base_url);
         let shared: Vec<(&str, bool, bool)> = entities.iter().map(|e| (*e, true, true)).collect();
         let (owner_token, org, app) = hub

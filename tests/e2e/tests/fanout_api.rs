@@ -225,7 +225,17 @@ async fn changes_written_through_the_api_reach_each_subscriber_in_its_own_ids() 
 
 #[tokio::test]
 async fn the_delivery_log_is_kept_across_a_restart() {
-    let mut platform = TestPlatform::spawn().await;
+    log_survives_a_restart(TestPlatform::spawn().await).await;
+}
+
+#[tokio::test]
+async fn the_delivery_log_is_kept_across_a_restart_on_postgresql() {
+    let pg = mno_harness::Postgres::start();
+    log_survives_a_restart(TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await)
+        .await;
+}
+
+async fn log_survives_a_restart(mut platform: TestPlatform) {
     let hub = HubClient::new(&platform.base_url);
     let (_, token) = hub.signup_and_login("owner@example.com").await.unwrap();
     let org = hub.create_org(&token, "Acme", "USD").await.unwrap();

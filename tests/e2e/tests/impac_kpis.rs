@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fanout_support::{verify_with_python, Receiver};
 use mno_e2e::impac_client::ImpacWorld;
+use mno_e2e::TestPlatform;
 use mno_events::consume::{replay_until_caught_up, ReplayFrom};
 use mno_events::proto::HubEvent;
 use reqwest::{Method, StatusCode};
@@ -72,13 +73,21 @@ async fn alerts(world: &ImpacWorld) -> Vec<Value> {
     body["alerts"].as_array().unwrap().clone()
 }
 
+const READS: &[&str] = &["invoices", "organizations", "people"];
+
 #[tokio::test]
 async fn an_alert_is_raised_once_per_crossing_published_and_sent_signed() {
-    let world = ImpacWorld::start(
-        "kpi-owner@example.com",
-        &["invoices", "organizations", "people"],
-    )
-    .await;
+    crossings(ImpacWorld::start("kpi-owner@example.com", READS).await).await;
+}
+
+#[tokio::test]
+async fn kpis_and_alerts_work_the_same_on_postgresql() {
+    let pg = mno_harness::Postgres::start();
+    let platform = TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await;
+    crossings(ImpacWorld::start_on(platform, "kpi-owner@example.com", READS).await).await;
+}
+
+async fn crossings(world: ImpacWorld) {
     let receiver = Receiver::start().await;
     let org = world.org.clone();
 
