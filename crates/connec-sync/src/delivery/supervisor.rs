@@ -146,15 +146,21 @@ impl Supervisor {
             stop_worker(&mut state, app_id).await;
             return Ok(());
         }
-        match state.workers.get(app_id) {
+        let profile = match state.workers.get(app_id) {
             Some(worker) if !worker.task.is_finished() => {
                 let _ = worker.commands.send(Command::Profile(profile));
+                return Ok(());
             }
-            _ => {
-                let handle = worker::spawn(self.ctx.clone(), profile, consumer);
-                state.workers.insert(app_id.to_owned(), handle);
-            }
-        }
+            // The worker stopped on its own (a 410 disabled the webhook): the
+            // profile may have been read before that; read it again now.
+            Some(_) => match self.ctx.directory.app(app_id).await.map_err(unavailable)? {
+                Some(fresh) if !fresh.webhook_disabled => fresh,
+                _ => return Ok(()),
+            },
+            None => profile,
+        };
+        let handle = worker::spawn(self.ctx.clone(), profile, consumer);
+        state.workers.insert(app_id.to_owned(), handle);
         Ok(())
     }
 
