@@ -5,27 +5,30 @@
 //! - [`records`]: the projection reports read (current state of the records they use), and its in-memory fold.
 //! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
 //! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
-//! - [`kpis`]: KPIs watched after each fold, alerts raised once per crossing.
 //!
 //! Rebuild: bumping [`records::VERSION`] builds the new version beside the
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
 //! caught up with the stream.
 
 pub mod api;
+pub mod batch;
 pub mod kpis;
 pub mod rates;
+pub mod rebuild;
 pub mod records;
 pub mod replay;
 pub mod runner;
 pub mod widgets;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mno_events::bus::Bus;
 use mno_events::directory::Directory;
 use mno_events::idm::Idm;
-use tokio::sync::Mutex;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, Default)]
 pub struct ImpacConfig {
@@ -48,19 +51,15 @@ pub struct ImpacState {
     pub js: async_nats::jetstream::Context,
     pub idm: Arc<dyn Idm>,
     pub directory: Arc<dyn Directory>,
-    applied: tokio::sync::watch::Receiver<u64>,
+    /// The highest sequence the version readers use has folded.
+    applied: watch::Receiver<u64>,
     pub kpis: Arc<kpis::KpiRuntime>,
 }
 
 impl ImpacState {
     /// The projection version readers use.
     pub async fn active_version(&self) -> Result<i64, sqlx::Error> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
-                .bind(records::PROJECTION)
-                .fetch_optional(&self.db)
-                .await?;
-        Ok(version.unwrap_or(records::VERSION))
+        Ok(active_version(&self.db).await?.unwrap_or(records::VERSION))
     }
 
     async fn runner_applied_at_least(&self, seq: u64, timeout: Duration) -> bool {
@@ -71,53 +70,96 @@ impl ImpacState {
     }
 }
 
+/// The version of the records projection readers use, if one was chosen yet.
+pub async fn active_version(db: &sqlx::AnyPool) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
+        .bind(records::PROJECTION)
+        .fetch_optional(db)
+        .await
+}
+
+/// Point readers at `version` (one row, so the switch is atomic).
+pub async fn switch_readers(db: &sqlx::AnyPool, version: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO impac_active (projection, version) VALUES ($1, $2)
+         ON CONFLICT (projection) DO UPDATE SET version = excluded.version",
+    )
+    .bind(records::PROJECTION)
+    .bind(version)
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+/// The version a rebuild should build: above every version the code or the database knows.
+pub async fn next_version(db: &sqlx::AnyPool) -> Result<i64, sqlx::Error> {
+    let checkpointed: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM impac_checkpoints WHERE projection = $1")
+            .bind(records::PROJECTION)
+            .fetch_one(db)
+            .await?;
+    let active = active_version(db).await?;
+    Ok([checkpointed, active, Some(records::VERSION)]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
+        + 1)
+}
+
+type Runners = Arc<Mutex<BTreeMap<i64, runner::Runner>>>;
+
 pub struct Impac {
     state: ImpacState,
-    runners: Mutex<Vec<runner::Runner>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    kpi_evaluator: tokio::task::JoinHandle<()>,
+    runners: Runners,
+    stop: watch::Sender<bool>,
+    supervisor: JoinHandle<()>,
+    kpi_evaluator: JoinHandle<()>,
 }
 
 impl Impac {
     pub async fn start(deps: ImpacDeps) -> anyhow::Result<Impac> {
         migrate(&deps.db).await?;
-        let active: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM impac_active WHERE projection = $1")
-                .bind(records::PROJECTION)
-                .fetch_optional(&deps.db)
-                .await?;
-        let mut runners = Vec::new();
-        let current = runner::Runner::start(
-            &deps.bus.js,
-            deps.db.clone(),
-            records::PROJECTION,
-            records::VERSION,
-        )
-        .await?;
-        let applied = current.applied.clone();
-        match active {
+        let active = match active_version(&deps.db).await? {
+            Some(version) => version,
             None => {
-                sqlx::query("INSERT INTO impac_active (projection, version) VALUES ($1, $2)")
-                    .bind(records::PROJECTION)
-                    .bind(records::VERSION)
-                    .execute(&deps.db)
-                    .await?;
+                switch_readers(&deps.db, records::VERSION).await?;
+                records::VERSION
             }
-            Some(old) if old != records::VERSION => {
-                // Blue/green: keep the old version current for readers until the new one catches up.
-                runners.push(
-                    runner::Runner::start(&deps.bus.js, deps.db.clone(), records::PROJECTION, old)
-                        .await?,
-                );
-                tokio::spawn(switch_when_caught_up(
-                    deps.bus.js.clone(),
-                    deps.db.clone(),
-                    current.applied.clone(),
-                ));
-            }
-            Some(_) => {}
+        };
+        let mut runners = BTreeMap::new();
+        runners.insert(
+            active,
+            runner::Runner::start(&deps.bus.js, deps.db.clone(), records::PROJECTION, active)
+                .await?,
+        );
+        if records::VERSION > active {
+            // Blue/green: the old version stays current for readers until the new one catches up.
+            let current = runner::Runner::start(
+                &deps.bus.js,
+                deps.db.clone(),
+                records::PROJECTION,
+                records::VERSION,
+            )
+            .await?;
+            tokio::spawn(switch_when_caught_up(
+                deps.bus.js.clone(),
+                deps.db.clone(),
+                records::VERSION,
+                current.applied.clone(),
+            ));
+            runners.insert(records::VERSION, current);
         }
-        runners.push(current);
+        let (applied_tx, applied) = watch::channel(*runners[&active].applied.borrow());
+        let runners: Runners = Arc::new(Mutex::new(runners));
+        let (stop, stopped) = watch::channel(false);
+        let supervisor = tokio::spawn(follow_active_version(
+            deps.bus.js.clone(),
+            deps.db.clone(),
+            runners.clone(),
+            applied_tx,
+            stopped.clone(),
+        ));
         let state = ImpacState {
             kpis: Arc::new(kpis::KpiRuntime::new(
                 deps.bus.js.clone(),
@@ -129,12 +171,12 @@ impl Impac {
             directory: deps.directory,
             applied,
         };
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let kpi_evaluator = tokio::spawn(kpis::follow(state.clone(), stopped));
         Ok(Impac {
             state,
-            runners: Mutex::new(runners),
+            runners,
             stop,
+            supervisor,
             kpi_evaluator,
         })
     }
@@ -146,9 +188,76 @@ impl Impac {
 
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let _ = self.supervisor.await;
         let _ = self.kpi_evaluator.await;
-        for runner in self.runners.into_inner() {
+        let runners = std::mem::take(&mut *self.runners.lock().await);
+        for (_, runner) in runners {
             runner.stop().await;
+        }
+    }
+}
+
+/// Keep a runner on the version readers use (a `mno impac rebuild` may switch
+/// them at any time), stop the runners of versions below it, and publish how
+/// far the active version has folded (for `min_seq`).
+async fn follow_active_version(
+    js: async_nats::jetstream::Context,
+    db: sqlx::AnyPool,
+    runners: Runners,
+    applied_tx: watch::Sender<u64>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut active = None;
+    let mut watched: Option<watch::Receiver<u64>> = None;
+    // An interval, not a sleep: busy runners must not delay the version check.
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let changed = async {
+            match watched.as_mut() {
+                Some(applied) => match applied.changed().await {
+                    Ok(()) => {
+                        applied_tx.send_replace(*applied.borrow_and_update());
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                },
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = changed => continue,
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let Ok(Some(version)) = active_version(&db).await else {
+            continue;
+        };
+        let mut running = runners.lock().await;
+        if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(version) {
+            match runner::Runner::start(&js, db.clone(), records::PROJECTION, version).await {
+                Ok(runner) => {
+                    tracing::info!(
+                        version,
+                        "Impac! readers use a rebuilt version; following it"
+                    );
+                    slot.insert(runner);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, version, "cannot follow the active Impac! version yet");
+                    continue;
+                }
+            }
+        }
+        if active != Some(version) {
+            let mut applied = running[&version].applied.clone();
+            applied_tx.send_replace(*applied.borrow_and_update());
+            watched = Some(applied);
+            active = Some(version);
+        }
+        let older: Vec<i64> = running.range(..version).map(|(v, _)| *v).collect();
+        for old in older {
+            if let Some(runner) = running.remove(&old) {
+                runner.stop().await;
+            }
         }
     }
 }
@@ -164,11 +273,12 @@ pub async fn migrate(db: &sqlx::AnyPool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("Impac! migrations failed: {e}"))
 }
 
-/// Point readers at the new version once it has folded everything written before it started.
-async fn switch_when_caught_up(
+/// Point readers at `version` once it has folded everything written before it started.
+pub async fn switch_when_caught_up(
     js: async_nats::jetstream::Context,
     db: sqlx::AnyPool,
-    mut applied: tokio::sync::watch::Receiver<u64>,
+    version: i64,
+    mut applied: watch::Receiver<u64>,
 ) {
     let Ok(mut stream) = js.get_stream(mno_events::streams::RECORDS).await else {
         return;
@@ -180,16 +290,8 @@ async fn switch_when_caught_up(
     if applied.wait_for(|&s| s >= target).await.is_err() {
         return;
     }
-    let switched = sqlx::query("UPDATE impac_active SET version = $1 WHERE projection = $2")
-        .bind(records::VERSION)
-        .bind(records::PROJECTION)
-        .execute(&db)
-        .await;
-    match switched {
-        Ok(_) => tracing::info!(
-            version = records::VERSION,
-            "Impac! readers switched to the rebuilt projection"
-        ),
+    match switch_readers(&db, version).await {
+        Ok(()) => tracing::info!(version, "Impac! readers switched to the rebuilt projection"),
         Err(e) => {
             tracing::error!(error = %e, "could not switch Impac! readers to the rebuilt projection")
         }

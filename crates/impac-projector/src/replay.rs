@@ -9,6 +9,8 @@ use mno_events::proto::RecordEvent;
 use serde_json::{json, Value};
 
 use crate::records::{self, MemoryFold, Snapshot};
+use crate::widgets::money::{Converter, MissingRate};
+use crate::widgets::{self, Params};
 
 /// A point of the stream: a sequence, or a time (everything published until then).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,28 @@ pub async fn snapshot_as_of(
     )
     .await?;
     Ok(fold.snapshot(orgs))
+}
+
+/// A widget's answer, the shape of `GET /impac/api/v2/widgets/...`:
+/// `{"widget", "org_ids", "currency", "as_of", "rates", "content"}`.
+pub fn answer(
+    widget: &str,
+    orgs: &[String],
+    point: Option<AsOf>,
+    snapshot: &Snapshot,
+    params: &Params,
+    converter: &Converter,
+) -> Result<Value, MissingRate> {
+    let content = widgets::compute(widget, snapshot, params, converter)?;
+    let rates = converter.used.borrow().clone();
+    Ok(json!({
+        "widget": widget,
+        "org_ids": orgs,
+        "currency": converter.target,
+        "as_of": point.map_or(Value::Null, AsOf::to_json),
+        "rates": rates,
+        "content": content,
+    }))
 }
 
 #[cfg(test)]

@@ -11,15 +11,16 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use mno_events::consume::{self, DurableSpec};
-use mno_events::proto::RecordEvent;
+use mno_events::consume::{self, DurableSpec, ReplayFrom};
 use sqlx::AnyPool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batch::LatestBatch;
 use crate::records;
 
-const BATCH: usize = 500;
+/// Most events folded per transaction (the consumer lets 10 000 out unacknowledged).
+const BATCH: usize = 2000;
 
 /// A running projection version.
 pub struct Runner {
@@ -57,11 +58,14 @@ impl Runner {
     ) -> anyhow::Result<Runner> {
         let start = checkpoint(&pool, projection, version).await?;
         let (applied_tx, applied) = watch::channel(start);
+        // A new consumer starts after the checkpoint (a rebuild may have folded
+        // up to there already); an existing one keeps its own position.
         let consumer = consume::durable_pull(
             js,
             mno_events::streams::RECORDS,
             &DurableSpec {
                 description: Some(format!("Impac! projection {projection} v{version}")),
+                start: ReplayFrom::Sequence(start + 1),
                 ..DurableSpec::new(consumer_name(projection, version), records::filters())
             },
         )
@@ -165,40 +169,17 @@ async fn apply_batch(
     version: i64,
     messages: &[jetstream::Message],
 ) -> anyhow::Result<u64> {
-    let mut tx = pool.begin().await?;
-    let mut last = 0;
+    // No skipping by checkpoint: a delivery can come back out of order. Each
+    // row keeps the sequence of the event it holds and takes only newer ones,
+    // so applying an event twice changes nothing.
+    let mut batch = LatestBatch::default();
     for message in messages {
         let seq = message
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stream_sequence;
-        // No skipping by checkpoint: a delivery can come back out of order. Each
-        // row keeps the sequence of the event it holds and takes only newer ones,
-        // so applying an event twice changes nothing.
-        match RecordEvent::from_bytes(&message.payload) {
-            Ok(event) => records::upsert(&mut tx, version, &event, seq).await?,
-            Err(e) => {
-                sqlx::query("INSERT INTO impac_dead_letters (projection, version, seq, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                    .bind(projection)
-                    .bind(version)
-                    .bind(seq as i64)
-                    .bind(e.to_string())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        last = last.max(seq);
+        batch.add(seq, &message.payload);
     }
-    sqlx::query(
-        "INSERT INTO impac_checkpoints (projection, version, seq) VALUES ($1, $2, $3)
-         ON CONFLICT (projection, version) DO UPDATE SET seq = excluded.seq
-         WHERE impac_checkpoints.seq < excluded.seq",
-    )
-    .bind(projection)
-    .bind(version)
-    .bind(last as i64)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(last)
+    batch.commit(pool, projection, version).await?;
+    Ok(batch.last_seq)
 }

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod consumers;
 pub mod dlq;
+pub mod impac;
 pub mod streams;
 pub mod up;
 
@@ -31,6 +32,8 @@ enum Command {
     Dlq(dlq::Args),
     /// Each app's delivery consumer and its lag.
     Consumers(consumers::Args),
+    /// Impac! reports: exchange rates, replay as of a time or sequence, rebuild.
+    Impac(impac::Args),
 }
 
 impl Cli {
@@ -41,6 +44,7 @@ impl Cli {
             Command::Bench(args) => bench::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,
             Command::Consumers(args) => consumers::run(args).await,
+            Command::Impac(args) => impac::run(args).await,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod bus;
 pub mod fanout;
 pub mod idm;
 pub mod ingest;
+pub mod replay;
 pub mod report;
 
 use anyhow::Result;
@@ -26,6 +27,8 @@ enum Scenario {
     Idm(idm::Args),
     /// Records written through the HTTP API by N clients, against raw pipelined publish of the same bytes.
     Ingest(ingest::Args),
+    /// Impac! rebuild of the records projection plus P&L and aged receivables, against raw ordered replay.
+    Replay(replay::Args),
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -34,5 +37,6 @@ pub async fn run(args: Args) -> Result<()> {
         Scenario::Fanout(args) => fanout::run(args).await,
         Scenario::Idm(args) => idm::run(args).await,
         Scenario::Ingest(args) => ingest::run(args).await,
+        Scenario::Replay(args) => replay::run(args).await,
     }
 }
