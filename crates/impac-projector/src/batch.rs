@@ -53,6 +53,9 @@ impl LatestBatch {
     }
 
     fn add_event(&mut self, seq: u64, event: RecordEvent) {
+        if !crate::records::is_read(&event.entity) {
+            return; // The consumer reads every collection; reports use some.
+        }
         let key = Key {
             org: event.org,
             entity: event.entity,

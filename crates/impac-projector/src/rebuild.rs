@@ -15,7 +15,7 @@ use crate::batch::LatestBatch;
 use crate::{records, runner};
 
 /// Events folded per transaction while catching up.
-pub const EVENTS_PER_BATCH: usize = 50_000;
+pub const EVENTS_PER_BATCH: usize = 250_000;
 
 /// How far a catch-up got.
 #[derive(Debug, Clone, Copy)]

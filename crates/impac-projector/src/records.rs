@@ -29,8 +29,17 @@ pub const ENTITIES: &[&str] = &[
     "leave_applications",
 ];
 
+/// What the projection's consumers read: the whole record stream, one filter.
+/// (A consumer with one wildcard filter per collection, `rec.*.invoices.*` and
+/// eleven more, was measured about 50 times slower on nats-server 2.15; the
+/// fold skips the collections reports do not use instead.)
 pub fn filters() -> Vec<String> {
-    ENTITIES.iter().map(|e| format!("rec.*.{e}.*")).collect()
+    vec!["rec.>".to_owned()]
+}
+
+/// Whether reports read this collection.
+pub fn is_read(entity: &str) -> bool {
+    ENTITIES.contains(&entity)
 }
 
 pub async fn upsert(
@@ -97,6 +106,9 @@ pub struct MemoryFold {
 
 impl MemoryFold {
     pub fn apply(&mut self, event: &RecordEvent) {
+        if !is_read(&event.entity) {
+            return;
+        }
         let key = (
             event.org.clone(),
             event.entity.clone(),

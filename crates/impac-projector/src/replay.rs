@@ -8,7 +8,7 @@ use mno_events::consume::{self, ConsumeError, ReplayFrom};
 use mno_events::proto::RecordEvent;
 use serde_json::{json, Value};
 
-use crate::records::{self, MemoryFold, Snapshot};
+use crate::records::{MemoryFold, Snapshot};
 use crate::widgets::money::{Converter, MissingRate};
 use crate::widgets::{self, Params};
 
@@ -51,14 +51,8 @@ pub async fn snapshot_as_of(
     orgs: &[String],
     point: AsOf,
 ) -> Result<Snapshot, ConsumeError> {
-    let filters: Vec<String> = orgs
-        .iter()
-        .flat_map(|org| {
-            records::ENTITIES
-                .iter()
-                .map(move |e| format!("rec.{org}.{e}.*"))
-        })
-        .collect();
+    // One filter per org (see `records::filters`); the fold skips other collections.
+    let filters: Vec<String> = orgs.iter().map(|org| format!("rec.{org}.>")).collect();
     let mut fold = MemoryFold::default();
     let until = match point {
         AsOf::Seq(0) => return Ok(fold.snapshot(orgs)),
