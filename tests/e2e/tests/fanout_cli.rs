@@ -42,6 +42,15 @@ async fn operators_see_lag_and_redrive_dead_letters_from_the_cli() {
         .find(|l| l.app_id == b.id)
         .expect("B's consumer is listed");
     assert_eq!(row.filters, vec!["rec.*.invoices.*".to_owned()]);
+    // The projections' consumers are listed too, with their lag.
+    let projections = mno_gateway::cli::consumers::collect_projections(&js)
+        .await
+        .unwrap();
+    let names: Vec<&str> = projections.iter().map(|p| p.consumer.as_str()).collect();
+    assert!(
+        names.contains(&"connec-record-store") && names.contains(&"impac-records-v1"),
+        "{names:?}"
+    );
     mno(&["consumers", "--nats-url", &url]).await.unwrap();
 
     rb.answer_with(|_| (500, "{}".into()));

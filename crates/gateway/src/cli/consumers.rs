@@ -61,12 +61,63 @@ pub async fn collect(js: &async_nats::jetstream::Context) -> Result<Vec<AppLag>>
     Ok(out)
 }
 
+/// A projection's consumer (Impac!'s reports, Connec!'s record store) and how far behind it is.
+#[derive(Debug, Serialize)]
+pub struct ProjectionLag {
+    pub consumer: String,
+    pub pending: u64,
+    pub ack_pending: usize,
+    pub lag: u64,
+    pub delivered_seq: u64,
+    pub ack_floor_seq: u64,
+}
+
+/// Consumers of RECORDS that fold it into SQL.
+pub async fn collect_projections(
+    js: &async_nats::jetstream::Context,
+) -> Result<Vec<ProjectionLag>> {
+    let stream = js.get_stream_no_info(RECORDS).await?;
+    let infos: Vec<async_nats::jetstream::consumer::Info> =
+        stream.consumers().try_collect().await?;
+    let mut out: Vec<ProjectionLag> = infos
+        .into_iter()
+        .filter(|info| {
+            info.name.starts_with("impac-") || info.name == mno_connec_sync::store::CONSUMER
+        })
+        .map(|info| ProjectionLag {
+            lag: info.num_pending + info.num_ack_pending as u64,
+            consumer: info.name,
+            pending: info.num_pending,
+            ack_pending: info.num_ack_pending,
+            delivered_seq: info.delivered.stream_sequence,
+            ack_floor_seq: info.ack_floor.stream_sequence,
+        })
+        .collect();
+    out.sort_by(|a, b| a.consumer.cmp(&b.consumer));
+    Ok(out)
+}
+
 pub async fn run(args: Args) -> Result<()> {
     let bus = args.bus.connect().await?;
     let lags = collect(&bus.js).await?;
+    let projections = collect_projections(&bus.js).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&lags)?);
+        let report = serde_json::json!({"apps": lags, "projections": projections});
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
+    }
+    if !projections.is_empty() {
+        println!(
+            "{:<38} {:>8} {:>8} {:>11} {:>13} {:>13}",
+            "PROJECTION", "LAG", "PENDING", "ACK PENDING", "DELIVERED SEQ", "ACK FLOOR"
+        );
+        for p in &projections {
+            println!(
+                "{:<38} {:>8} {:>8} {:>11} {:>13} {:>13}",
+                p.consumer, p.lag, p.pending, p.ack_pending, p.delivered_seq, p.ack_floor_seq
+            );
+        }
+        println!();
     }
     if lags.is_empty() {
         println!("(no app receives webhooks yet)");
