@@ -79,7 +79,7 @@ fn buckets(side: &Value) -> [Decimal; 5] {
 #[tokio::test]
 async fn widgets_equal_an_independent_computation_live_replayed_and_after_a_restart() {
     let mut w = World::start("analyst@example.com", &["invoices", "employees"]).await;
-    // The operator's exchange rate (there is no rates API yet: loaded into the table the API reads).
+    // The operator's exchange rate, loaded straight into its table (impac_rates.rs covers the rates API).
     let eur_to_usd = Decimal::from_str("1.0850").unwrap();
     sqlx::query("INSERT INTO impac_rates (base, quote, rate, as_of, source) VALUES ('EUR', 'USD', '1.0850', '2026-11-01', 'test')")
         .execute(&w.platform.running().db)
