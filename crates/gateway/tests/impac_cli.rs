@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -17,20 +17,11 @@ use mno_harness::{wait_for, NatsServer};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-const MNO: &str = env!("CARGO_BIN_EXE_mno");
+mod support;
 
 fn mno(data_dir: &Path, nats_url: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(MNO);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MNO_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("MNO_DATA_DIR", data_dir)
-        .env("MNO_LOG", "warn")
-        .stdin(Stdio::null())
-        .args(args);
+    let mut command = support::mno_command(data_dir);
+    command.args(args);
     if let Some(url) = nats_url {
         command.env("MNO_NATS_URL", url);
     }

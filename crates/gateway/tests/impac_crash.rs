@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use mno_events::envelope::{canonical_json, new_event_id, to_timestamp};
@@ -15,24 +15,16 @@ use mno_harness::{free_port, wait_for, NatsServer};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-const MNO: &str = env!("CARGO_BIN_EXE_mno");
+mod support;
+
 /// Invoices in the backlog (about 1.5 events each): enough that folding takes a while.
 const RECORDS: u64 = 12_000;
 
 fn start_mno(data_dir: &Path, nats_url: &str, port: u16) -> Child {
-    let mut command = Command::new(MNO);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MNO_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("MNO_DATA_DIR", data_dir)
+    support::mno_command(data_dir)
         .env("MNO_NATS_URL", nats_url)
         .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("MNO_LOG", "warn")
         .arg("up")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

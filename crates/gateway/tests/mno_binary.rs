@@ -11,21 +11,12 @@ use std::time::Duration;
 
 use mno_harness::{free_port, nats_server_binary, wait_for, NatsServer};
 
-const MNO: &str = env!("CARGO_BIN_EXE_mno");
+mod support;
 
-/// `mno` with a clean environment: no MNO_* from the caller leaks in.
+/// `mno` with a clean environment, starting the installed nats-server when it needs one.
 fn mno(data_dir: &Path) -> Command {
-    let mut command = Command::new(MNO);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MNO_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .env("MNO_DATA_DIR", data_dir)
-        .env("MNO_NATS_SERVER_BIN", nats_server_binary().unwrap())
-        .env("MNO_LOG", "warn")
-        .stdin(Stdio::null());
+    let mut command = support::mno_command(data_dir);
+    command.env("MNO_NATS_SERVER_BIN", nats_server_binary().unwrap());
     command
 }
 

@@ -1,0 +1,20 @@
+//! What the tests of the `mno` binary share.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// `mno` with a clean environment (no `MNO_*` of the caller leaks in), the
+/// given data dir and quiet logs.
+pub fn mno_command(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mno"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MNO_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("MNO_DATA_DIR", data_dir)
+        .env("MNO_LOG", "warn")
+        .stdin(Stdio::null());
+    command
+}
