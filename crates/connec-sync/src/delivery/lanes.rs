@@ -40,12 +40,73 @@ impl Pending {
 pub type LaneKey = Arc<str>;
 
 pub fn lane_key(event: &RecordEvent) -> LaneKey {
-    format!("{}/{}/{}", event.org, event.entity, event.record_id).into()
+    let mut key =
+        String::with_capacity(event.org.len() + event.entity.len() + event.record_id.len() + 2);
+    for (i, part) in [&event.org, &event.entity, &event.record_id]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            key.push('/');
+        }
+        key.push_str(part);
+    }
+    key.into()
+}
+
+/// A lane's events, oldest first. Most lanes hold one event at a time, so the
+/// first is kept inline: a new lane allocates nothing. Invariant: `rest` is
+/// empty whenever `head` is.
+#[derive(Default)]
+struct LaneQueue {
+    head: Option<Pending>,
+    rest: VecDeque<Pending>,
+}
+
+impl LaneQueue {
+    fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn front(&self) -> Option<&Pending> {
+        self.head.as_ref()
+    }
+
+    fn push_back(&mut self, pending: Pending) {
+        match self.head {
+            None => self.head = Some(pending),
+            Some(_) => self.rest.push_back(pending),
+        }
+    }
+
+    fn push_front(&mut self, pending: Pending) {
+        if let Some(old) = self.head.replace(pending) {
+            self.rest.push_front(old);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Pending> {
+        let head = self.head.take();
+        self.head = self.rest.pop_front();
+        head
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Pending> {
+        self.head.iter().chain(self.rest.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pending> {
+        self.head.iter_mut().chain(self.rest.iter_mut())
+    }
+
+    fn into_events(self) -> impl Iterator<Item = Pending> {
+        self.head.into_iter().chain(self.rest)
+    }
 }
 
 #[derive(Default)]
 struct Lane {
-    queue: VecDeque<Pending>,
+    queue: LaneQueue,
     /// Order stamp of the head; ready lanes go out oldest head first.
     head_order: u64,
     in_flight: bool,
@@ -78,7 +139,8 @@ impl Batch {
 
 #[derive(Default)]
 pub struct Lanes {
-    lanes: HashMap<LaneKey, Lane>,
+    /// Boxed: a lane is a few hundred bytes, and the map grows by rehashing.
+    lanes: HashMap<LaneKey, Box<Lane>>,
     /// Lanes whose head can go now: (head order, key).
     ready: BTreeSet<(u64, LaneKey)>,
     /// Lanes in backoff: (due, key).
@@ -184,7 +246,7 @@ impl Lanes {
             });
         }
         let mut taken = 0;
-        let mut lanes = Vec::new();
+        let mut lanes = Vec::with_capacity(max.min(self.ready.len()));
         // Look a little past `max` (lanes of other orgs are skipped), never at
         // the whole set; each lane gives at least one event, so `max` lanes do.
         let candidates: Vec<(u64, LaneKey)> = self
@@ -207,7 +269,7 @@ impl Lanes {
             let lane = self.lanes.get_mut(&key).expect("ready lane exists");
             self.ready.remove(&(order, key.clone()));
             lane.in_flight = true;
-            let mut events = Vec::new();
+            let mut events = Vec::with_capacity(1);
             while taken < max {
                 match lane.queue.front() {
                     Some(next) if next.attempts == 0 => {
@@ -295,7 +357,7 @@ impl Lanes {
                 if let Some(due) = lane.due {
                     self.waiting.remove(&(due, key.clone()));
                 }
-                dropped.extend(lane.queue);
+                dropped.extend(lane.queue.into_events());
             }
         }
         for pending in &dropped {
@@ -411,5 +473,24 @@ mod tests {
         assert_eq!(dropped.len(), 1);
         assert_eq!(lanes.orgs(), vec!["o2".to_owned()]);
         assert_eq!(seqs(&lanes.take_batch(10).unwrap()), vec![2]);
+    }
+
+    #[test]
+    fn a_lane_queue_keeps_order_through_takes_and_put_backs() {
+        let mut queue = LaneQueue::default();
+        assert!(queue.is_empty() && queue.pop_front().is_none());
+        for seq in 1..=3 {
+            queue.push_back(pending(seq, "o", "a"));
+        }
+        let first = queue.pop_front().unwrap();
+        let second = queue.pop_front().unwrap();
+        assert_eq!(queue.front().map(|p| p.seq), Some(3));
+        // A failed batch goes back in front, in its order.
+        queue.push_front(second);
+        queue.push_front(first);
+        let order: Vec<u64> = queue.iter().map(|p| p.seq).collect();
+        assert_eq!(order, vec![1, 2, 3]);
+        let drained: Vec<u64> = queue.into_events().map(|p| p.seq).collect();
+        assert_eq!(drained, vec![1, 2, 3]);
     }
 }
