@@ -3,11 +3,15 @@
 //! external-ids array form (`[{"realm","provider","id"}]`), plus the change's
 //! `op`, `version` and `group_id`.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use mno_events::proto::{Op, RecordEvent};
+use serde::de::{MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 /// The provider name of the platform's own ids.
@@ -208,19 +212,178 @@ pub async fn record_for_app(
     ids: &dyn LocalIds,
     refs: &dyn ReferenceFields,
 ) -> Value {
-    let mut state = match event.state_json() {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
+    let mut out = Vec::new();
+    write_record_for_app(event, app, ids, refs, &mut out).await;
+    serde_json::from_slice(&out).unwrap_or_else(|_| Value::Object(Map::new()))
+}
+
+/// The record of `event` as `app` sees it, written as JSON to `out`.
+///
+/// This runs once per event for every subscribing app, so only the fields
+/// that may hold a reference are parsed; every other field is copied as the
+/// event stored it (canonical JSON: compact, keys sorted).
+pub async fn write_record_for_app(
+    event: &RecordEvent,
+    app: &str,
+    ids: &dyn LocalIds,
+    refs: &dyn ReferenceFields,
+    out: &mut Vec<u8>,
+) {
     let org = event.org.as_str();
+    let op = event.op_kind();
+    let declared = refs.references(&event.entity);
+    let fields = top_level_fields(&event.state);
+    // The fields this view sets itself replace any the state has.
+    let own = |key: &str| {
+        matches!(key, "id" | "group_id" | "resource_type" | "op" | "version")
+            || (key == "deleted" && op == Op::Deleted)
+    };
+    let mut copied: Vec<(&str, &RawValue)> = Vec::with_capacity(fields.len());
+    let mut translated = Map::new();
+    for (key, raw) in &fields {
+        if own(key) {
+            continue;
+        }
+        if may_hold_reference(key, raw.get(), &declared) {
+            if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
+                translated.insert(key.to_string(), value);
+                continue;
+            }
+        }
+        copied.push((key, raw));
+    }
+    // Canonical states are stored sorted; sort anyway (cheap on sorted input) so the merge holds.
+    copied.sort_by(|a, b| a.0.cmp(b.0));
+    translate_references(&mut translated, &declared, org, app, ids).await;
     let local = ids
         .local_for_global(org, app, &event.entity, &event.record_id)
         .await;
-    let declared = refs.references(&event.entity);
+    translated.insert("id".into(), external_ids(org, app, &event.record_id, local));
+    translated.insert("group_id".into(), json!(org));
+    translated.insert("resource_type".into(), json!(event.entity));
+    translated.insert("op".into(), json!(op.api_name()));
+    translated.insert("version".into(), json!(event.version));
+    if op == Op::Deleted {
+        translated.insert("deleted".into(), json!(true));
+    }
+
+    // Both lists are sorted by key: merge them into one object.
+    let mut copied = copied.into_iter().peekable();
+    let mut translated = translated.iter().peekable();
+    out.push(b'{');
+    let mut first = true;
+    loop {
+        let take_copied = match (copied.peek(), translated.peek()) {
+            (Some((a, _)), Some((b, _))) => *a < b.as_str(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        if take_copied {
+            let (key, raw) = copied.next().expect("peeked");
+            write_key(out, key);
+            out.extend_from_slice(raw.get().as_bytes());
+        } else {
+            let (key, value) = translated.next().expect("peeked");
+            write_key(out, key);
+            serde_json::to_writer(&mut *out, value).expect("a Value always serialises");
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    serde_json::to_writer(&mut *out, key).expect("a str always serialises");
+    out.push(b':');
+}
+
+/// Whether a top-level field may be (a string) or contain (an array of
+/// objects with `*_id` or declared fields) a reference to translate.
+fn may_hold_reference(key: &str, text: &str, declared: &[(String, String)]) -> bool {
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            key != "id"
+                && (declared.iter().any(|(path, _)| path == key) || guess_entity(key).is_some())
+        }
+        Some(b'[') => {
+            text.contains("_id\":")
+                || declared.iter().any(|(path, _)| {
+                    path.strip_prefix(key)
+                        .is_some_and(|rest| rest.starts_with("[]."))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The top-level fields of a state, in their stored order, values unparsed;
+/// empty when the state is not a JSON object.
+fn top_level_fields(state: &[u8]) -> Vec<(Cow<'_, str>, &RawValue)> {
+    serde_json::from_slice::<Fields>(state)
+        .map(|f| f.0)
+        .unwrap_or_default()
+}
+
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    fields.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// A field name, borrowed from the input unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// Replace each reference in `state` by its external-ids array in the app's view.
+async fn translate_references(
+    state: &mut Map<String, Value>,
+    declared: &[(String, String)],
+    org: &str,
+    app: &str,
+    ids: &dyn LocalIds,
+) {
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut translated: HashMap<(String, String), Option<String>> = HashMap::new();
-    for (path, entity) in references_in(&state, &declared) {
-        let Some(Value::String(global)) = slot(&mut state, &path).map(|v| v.clone()) else {
+    for (path, entity) in references_in(state, declared) {
+        let Some(Value::String(global)) = slot(state, &path).map(|v| v.clone()) else {
             continue;
         };
         if seen.insert((entity.clone(), global.clone())) {
@@ -228,19 +391,10 @@ pub async fn record_for_app(
             translated.insert((entity.clone(), global.clone()), local);
         }
         let local = translated.get(&(entity, global.clone())).cloned().flatten();
-        if let Some(value) = slot(&mut state, &path) {
+        if let Some(value) = slot(state, &path) {
             *value = external_ids(org, app, &global, local);
         }
     }
-    state.insert("id".into(), external_ids(org, app, &event.record_id, local));
-    state.insert("group_id".into(), json!(org));
-    state.insert("resource_type".into(), json!(event.entity));
-    state.insert("op".into(), json!(event.op_kind().api_name()));
-    state.insert("version".into(), json!(event.version));
-    if event.op_kind() == Op::Deleted {
-        state.insert("deleted".into(), json!(true));
-    }
-    Value::Object(state)
 }
 
 #[cfg(test)]
@@ -248,6 +402,117 @@ mod tests {
     use super::*;
     use mno_events::envelope::canonical_json;
     use mno_events::proto::Source;
+
+    /// The straightforward view (parse the whole state, edit, serialise): the
+    /// oracle the renderer must match byte for byte.
+    async fn record_for_app_parsed(
+        event: &RecordEvent,
+        app: &str,
+        ids: &dyn LocalIds,
+        refs: &dyn ReferenceFields,
+    ) -> Value {
+        let mut state = match event.state_json() {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let org = event.org.as_str();
+        translate_references(&mut state, &refs.references(&event.entity), org, app, ids).await;
+        let local = ids
+            .local_for_global(org, app, &event.entity, &event.record_id)
+            .await;
+        state.insert("id".into(), external_ids(org, app, &event.record_id, local));
+        state.insert("group_id".into(), json!(org));
+        state.insert("resource_type".into(), json!(event.entity));
+        state.insert("op".into(), json!(event.op_kind().api_name()));
+        state.insert("version".into(), json!(event.version));
+        if event.op_kind() == Op::Deleted {
+            state.insert("deleted".into(), json!(true));
+        }
+        Value::Object(state)
+    }
+
+    struct Declared;
+
+    impl ReferenceFields for Declared {
+        fn references(&self, entity: &str) -> Vec<(String, String)> {
+            match entity {
+                "invoices" => vec![
+                    ("customer".into(), "organizations".into()),
+                    ("lines[].product".into(), "items".into()),
+                ],
+                _ => Vec::new(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_renderer_matches_the_parsed_view_byte_for_byte() {
+        let ids = Learned(LearnedIds::default());
+        ids.0.insert("o", "b", "organizations", "g-org", "ORG-1");
+        ids.0.insert("o", "b", "items", "g-item", "IT-7");
+        ids.0.insert("o", "b", "people", "g-p", "P-\"quoted\"");
+        ids.0.insert("o", "b", "invoices", "g-inv", "INV-1");
+        let states = [
+            json!({}),
+            json!({"title": "plain", "amount": 12.5, "n": -3, "big": 12345678901234567u64, "ok": true, "none": null}),
+            json!({"customer": "g-org", "person_id": "g-p", "other_id": "unknown", "group_id": "spoofed", "id": "spoofed"}),
+            json!({"lines": [{"product": "g-item", "item_id": "g-item", "qty": "2"}, {"note": "no refs"}, "scalar"]}),
+            json!({"lines": [{"description": "no references here"}], "tags": ["a", "b"], "nested": {"person_id": "g-p"}}),
+            json!({"op": "x", "version": 99, "resource_type": "y", "deleted": false, "zeta": "last", "Alpha": "caps first"}),
+            json!({"unicode é": "ünïcødé \u{1F600}", "esc\"aped": "line\nbreak\ttab \\ slash", "ctrl": "\u{0001}"}),
+            json!({"lines": [{"item_id": "g-item"}, {"item_id": "g-item"}], "customer": 42}),
+        ];
+        for (i, state) in states.iter().enumerate() {
+            let refs: [&dyn ReferenceFields; 2] = [&Declared, &GuessedReferences];
+            for (op, refs) in [Op::Created, Op::Updated, Op::Deleted]
+                .into_iter()
+                .flat_map(|op| refs.map(|r| (op, r)))
+            {
+                let event = RecordEvent {
+                    org: "o".into(),
+                    entity: "invoices".into(),
+                    record_id: if i % 2 == 0 {
+                        "g-inv".into()
+                    } else {
+                        format!("g-{i}")
+                    },
+                    op: op as i32,
+                    version: i as u64 + 1,
+                    state: canonical_json(state),
+                    ..Default::default()
+                };
+                let mut rendered = Vec::new();
+                write_record_for_app(&event, "b", &ids, refs, &mut rendered).await;
+                let expected = record_for_app_parsed(&event, "b", &ids, refs).await;
+                assert_eq!(
+                    String::from_utf8(rendered).unwrap(),
+                    serde_json::to_string(&expected).unwrap(),
+                    "state {state} op {op:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_state_that_is_not_an_object_renders_as_the_platform_fields_only() {
+        let ids = Learned(LearnedIds::default());
+        let event = RecordEvent {
+            org: "o".into(),
+            entity: "invoices".into(),
+            record_id: "g".into(),
+            op: Op::Updated as i32,
+            version: 2,
+            state: b"[1,2]".to_vec(),
+            ..Default::default()
+        };
+        let record = record_for_app(&event, "b", &ids, &GuessedReferences).await;
+        assert_eq!(
+            record,
+            record_for_app_parsed(&event, "b", &ids, &GuessedReferences).await
+        );
+        assert_eq!(record["version"], 2);
+        assert_eq!(record.as_object().unwrap().len(), 5);
+    }
 
     #[test]
     fn a_bounded_cache_of_learned_ids_never_grows_past_its_bound() {
