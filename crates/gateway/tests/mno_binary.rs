@@ -332,3 +332,33 @@ fn bench_bus_prints_each_baseline_as_a_json_line() {
         assert_eq!(line["ratio"], 1.0);
     }
 }
+
+#[test]
+fn bench_memory_measures_a_child_mno_up_holding_the_records_it_loaded() {
+    let data = tempfile::tempdir().unwrap();
+    let output = mno(data.path())
+        .args([
+            "bench",
+            "memory",
+            "--records",
+            "3000",
+            "--apps",
+            "2",
+            "--changes",
+            "150",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    assert_eq!(line["scenario"], "memory");
+    // The bench itself fails unless the record store counts every record and every app got every change.
+    assert_eq!(line["records"], 3000);
+    assert_eq!(line["changes_delivered"], 300);
+    let (peak, idle) = (
+        line["value"].as_f64().unwrap(),
+        line["baseline"].as_f64().unwrap(),
+    );
+    assert!(idle > 1.0 && peak >= idle, "{line}");
+}

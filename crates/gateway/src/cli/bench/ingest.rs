@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use mno_events::envelope::{canonical_json, new_event_id};
 use mno_events::proto::{Op, RecordEvent};
@@ -284,17 +284,23 @@ pub async fn run(args: Args) -> Result<()> {
 
 /// The bytes of one stored invoice event, as the write path publishes it.
 fn envelope_bytes(org: &str) -> Bytes {
-    let mut state = invoice(0)["invoices"].clone();
-    state["id"] = json!(uuid::Uuid::now_v7().to_string());
+    Bytes::from(stored_invoice(org, 0).to_bytes())
+}
+
+/// Invoice `i` of [`invoice`] as the record event the write path stores for it.
+pub fn stored_invoice(org: &str, i: u64) -> RecordEvent {
+    let record_id = uuid::Uuid::now_v7().to_string();
+    let mut state = invoice(i)["invoices"].clone();
+    state["id"] = json!(record_id);
     state["group_id"] = json!(org);
     state["created_at"] = json!(chrono::Utc::now().to_rfc3339());
     state["updated_at"] = state["created_at"].clone();
     let now = mno_events::envelope::to_timestamp(chrono::Utc::now());
-    let event = RecordEvent {
+    RecordEvent {
         event_id: new_event_id(),
         org: org.to_owned(),
         entity: "invoices".into(),
-        record_id: uuid::Uuid::now_v7().to_string(),
+        record_id,
         op: Op::Created as i32,
         version: 1,
         source: Some(mno_events::proto::Source {
@@ -314,83 +320,14 @@ fn envelope_bytes(org: &str) -> Bytes {
         correlation_id: uuid::Uuid::now_v7().to_string(),
         state: canonical_json(&state),
         merged_record_ids: vec![],
-    };
-    Bytes::from(event.to_bytes())
+    }
 }
 
 /// A user, an org and an installed app with write on invoices; the app's Basic auth header.
 async fn seed(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
-    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Value| {
-        let mut request = http.request(method, format!("{base}{path}")).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send()
-    };
-    let password = "bench password, long enough";
-    let email = "ingest@bench.example";
-    call(
-        reqwest::Method::POST,
-        "/hub/v1/users",
-        None,
-        json!({"email": email, "password": password, "name": "Bench"}),
-    )
-    .await?;
-    let session: Value = call(
-        reqwest::Method::POST,
-        "/hub/v1/sessions",
-        None,
-        json!({"email": email, "password": password}),
-    )
-    .await?
-    .json()
-    .await?;
-    let token = session["token"]
-        .as_str()
-        .context("no session token")?
-        .to_owned();
-    let org: Value = call(
-        reqwest::Method::POST,
-        "/hub/v1/orgs",
-        Some(&token),
-        json!({"name": "Bench Org", "currency": "USD", "timezone": "UTC", "country": "US"}),
-    )
-    .await?
-    .json()
-    .await?;
-    let org_id = org["id"]
-        .as_str()
-        .with_context(|| format!("no org id in {org}"))?
-        .to_owned();
-    let app: Value = call(
-        reqwest::Method::POST,
-        "/hub/v1/apps",
-        Some(&token),
-        json!({"name": "Bench Books", "stack": "cloud", "webhook_url": null,
-               "shared_entities": [{"entity": "invoices", "read": true, "write": true}]}),
-    )
-    .await?
-    .json()
-    .await?;
-    let app_id = app["id"]
-        .as_str()
-        .with_context(|| format!("no app id in {app}"))?;
-    let key = app["credentials"]["key"].as_str().context("no key")?;
-    let secret = app["credentials"]["secret"].as_str().context("no secret")?;
-    let install = call(
-        reqwest::Method::POST,
-        &format!("/hub/v1/orgs/{org_id}/installs"),
-        Some(&token),
-        json!({"app_id": app_id}),
-    )
-    .await?;
-    if !install.status().is_success() {
-        bail!("install answered {}", install.status());
-    }
-    use base64::Engine;
-    let auth = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
-    );
-    Ok((org_id, auth))
+    let owner = super::seed::owner(http, base, "ingest@bench.example").await?;
+    let auth = owner
+        .install_app(http, base, "Bench Books", None, &[("invoices", true, true)])
+        .await?;
+    Ok((owner.org, auth))
 }

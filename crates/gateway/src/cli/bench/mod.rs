@@ -6,8 +6,10 @@ pub mod bus;
 pub mod fanout;
 pub mod idm;
 pub mod ingest;
+pub mod memory;
 pub mod replay;
 pub mod report;
+pub mod seed;
 
 use anyhow::Result;
 
@@ -27,6 +29,8 @@ enum Scenario {
     Idm(idm::Args),
     /// Records written through the HTTP API by N clients, against raw pipelined publish of the same bytes.
     Ingest(ingest::Args),
+    /// Peak RSS of `mno up` (a child process) holding N records and serving M subscriber apps.
+    Memory(memory::Args),
     /// Impac! rebuild of the records projection plus P&L and aged receivables, against raw ordered replay.
     Replay(replay::Args),
 }
@@ -37,6 +41,7 @@ pub async fn run(args: Args) -> Result<()> {
         Scenario::Fanout(args) => fanout::run(args).await,
         Scenario::Idm(args) => idm::run(args).await,
         Scenario::Ingest(args) => ingest::run(args).await,
+        Scenario::Memory(args) => memory::run(args).await,
         Scenario::Replay(args) => replay::run(args).await,
     }
 }
