@@ -300,5 +300,41 @@ async fn replay_equals_the_stream_then_and_a_rebuild_equals_the_live_projection(
         (checkpoint(&platform.db, 2).await >= published.seq as i64).then_some(())
     })
     .await;
+    assert!(
+        text(&rebuilt.stderr).contains("mno impac prune records"),
+        "{rebuilt:?}"
+    );
+
+    // Pruning removes v1 (rows, checkpoint, consumer) and leaves v2 as it is.
+    let v1_before = rows(&platform.db, 1).await.len() as u64;
+    let v2_before = rows(&platform.db, 2).await;
+    assert!(v1_before > 0);
+    let pruned = run(&["impac", "prune", "records"]);
+    assert!(pruned.status.success(), "{pruned:?}");
+    let outcome: Value = serde_json::from_slice(&pruned.stdout).unwrap();
+    assert_eq!(outcome["versions"], serde_json::json!([1]), "{outcome}");
+    assert_eq!(outcome["active_version"], 2);
+    assert_eq!(outcome["rows"].as_u64(), Some(v1_before), "{outcome}");
+    assert!(rows(&platform.db, 1).await.is_empty());
+    assert_eq!(checkpoint(&platform.db, 1).await, 0);
+    assert_eq!(rows(&platform.db, 2).await, v2_before);
+    use futures::StreamExt;
+    let stream = platform.bus.js.get_stream("RECORDS").await.unwrap();
+    let mut names = Vec::new();
+    let mut listed = stream.consumer_names();
+    while let Some(name) = listed.next().await {
+        names.push(name.unwrap());
+    }
+    assert!(!names.iter().any(|n| n == "impac-records-v1"), "{names:?}");
+    assert!(names.iter().any(|n| n == "impac-records-v2"), "{names:?}");
+    // Nothing older is left: a second prune removes nothing.
+    let again: Value = serde_json::from_slice(&run(&["impac", "prune", "records"]).stdout).unwrap();
+    assert_eq!(again["versions"], serde_json::json!([]), "{again}");
+    assert_eq!(again["rows"], 0);
+    let unknown = run(&["impac", "prune", "everything"]);
+    assert!(
+        !unknown.status.success() && text(&unknown.stderr).contains("the projections are: records"),
+        "{unknown:?}"
+    );
     platform.shutdown().await.unwrap();
 }

@@ -6,6 +6,7 @@
 //! - `replay <widget> --org <org> --as-of <time|seq>`: a widget as the stream stood then.
 //! - `rebuild records`: build the projection's next version from sequence 1
 //!   beside the live one, then switch readers to it.
+//! - `prune records`: remove the versions below the one readers use.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Build a projection's next version from sequence 1 beside the live one, then switch readers to it.
     Rebuild(RebuildArgs),
+    /// Remove the versions of a projection below the one readers use (rows, checkpoint, consumer).
+    Prune(RebuildArgs),
 }
 
 /// Where the platform keeps its state: the same settings as `mno up`.
@@ -114,7 +117,7 @@ enum Format {
 
 #[derive(Debug, clap::Args)]
 struct RebuildArgs {
-    /// The projection to rebuild (records).
+    /// The projection (records).
     projection: String,
     #[command(flatten)]
     at: Where,
@@ -125,6 +128,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Rates(args) => run_rates(args).await,
         Command::Replay(args) => run_replay(args).await,
         Command::Rebuild(args) => run_rebuild(args).await,
+        Command::Prune(args) => run_prune(args).await,
     }
 }
 
@@ -250,18 +254,46 @@ async fn default_currency(bus: &mno_events::bus::Bus, org: &str) -> String {
     }
 }
 
-async fn run_rebuild(args: RebuildArgs) -> Result<()> {
-    if args.projection != records::PROJECTION {
+fn known_projection(projection: &str) -> Result<()> {
+    if projection != records::PROJECTION {
         bail!(
-            "no projection {:?}; the projections are: {}",
-            args.projection,
+            "no projection {projection:?}; the projections are: {}",
             records::PROJECTION
         );
     }
+    Ok(())
+}
+
+async fn run_rebuild(args: RebuildArgs) -> Result<()> {
+    known_projection(&args.projection)?;
     let bus = args.at.bus.connect().await?;
     let db = args.at.database().await?;
     let outcome = rebuild(&bus.js, &db, |progress| eprintln!("{progress}")).await?;
     println!("{}", serde_json::to_string(&outcome)?);
+    if let Some(previous) = outcome.previous_version {
+        eprintln!(
+            "v{previous} is kept beside v{}; `mno impac prune {}` removes it",
+            outcome.version,
+            records::PROJECTION
+        );
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn run_prune(args: RebuildArgs) -> Result<()> {
+    known_projection(&args.projection)?;
+    let bus = args.at.bus.connect().await?;
+    let db = args.at.database().await?;
+    let pruned = mno_impac_projector::prune::prune_old_versions(&bus.js, &db).await?;
+    eprintln!(
+        "removed {} version(s) of {} below v{} ({} rows)",
+        pruned.versions.len(),
+        pruned.projection,
+        pruned.active_version,
+        pruned.rows
+    );
+    println!("{}", serde_json::to_string(&pruned)?);
     db.close().await;
     Ok(())
 }
