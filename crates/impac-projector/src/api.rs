@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use crate::records;
 use crate::replay::{self, AsOf};
 use crate::widgets::money::Converter;
-use crate::widgets::{self, Params, Period, DEFAULT_LIMIT, WIDGETS};
+use crate::widgets::{self, Params, Period, WIDGETS};
 use crate::{rates, ImpacState};
 
 pub fn router(state: ImpacState) -> Router {
@@ -81,8 +81,8 @@ fn date_param(
         .transpose()
 }
 
-/// `from`, `to` (default today), `period` (default MONTHLY) and `limit`
-/// (default 10) of a widget request.
+/// `from`, `to` (default today), `period` (default MONTHLY), `limit` and
+/// `offset` of a widget request.
 pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, ApiError> {
     let period = match one(query, "period") {
         None => Period::Monthly,
@@ -95,24 +95,36 @@ pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, Api
         })?,
     };
     let limit = match one(query, "limit") {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::unprocessable(
-                    "invalid_parameter",
-                    format!("limit must be a whole number from 1 to 1000, not {text:?}"),
-                )
-                .at_parameter("limit")
-            })?,
+        None => None,
+        Some(text) => Some(
+            text.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_parameter",
+                        format!("limit must be a whole number from 1 to 1000, not {text:?}"),
+                    )
+                    .at_parameter("limit")
+                })?,
+        ),
+    };
+    let offset = match one(query, "offset") {
+        None => 0,
+        Some(text) => text.parse::<usize>().ok().ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_parameter",
+                format!("offset must be a whole number from 0, not {text:?}"),
+            )
+            .at_parameter("offset")
+        })?,
     };
     Ok(Params {
         from: date_param(query, "from")?,
         to: date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
         period,
         limit,
+        offset,
     })
 }
 

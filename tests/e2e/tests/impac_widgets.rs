@@ -250,7 +250,8 @@ fn queries() -> Vec<(&'static str, Query)> {
         from: NaiveDate::from_ymd_opt(2026, 1, 1),
         to: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
         period,
-        limit: 10,
+        limit: None,
+        offset: 0,
     };
     let mut out: Vec<(&str, Query)> = expected::WIDGETS
         .iter()
@@ -270,10 +271,21 @@ fn queries() -> Vec<(&'static str, Query)> {
     out.push((
         "sales/top_customers",
         Query {
-            limit: 3,
+            limit: Some(3),
             ..year("MONTHLY")
         },
     ));
+    // One page of the list, and a page past its end.
+    for (limit, offset) in [(7, 5), (5, 100_000)] {
+        out.push((
+            "invoices/list",
+            Query {
+                limit: Some(limit),
+                offset,
+                ..year("MONTHLY")
+            },
+        ));
+    }
     out.push((
         "accounts/balance_sheet",
         Query {
@@ -551,6 +563,7 @@ async fn bad_widget_requests_are_refused_and_each_widget_needs_read_on_what_it_r
         ("period=weekly", "period"),
         ("limit=0", "limit"),
         ("limit=ten", "limit"),
+        ("offset=-1", "offset"),
         ("to=2026-13-01", "to"),
     ] {
         let (status, body) = w.widget("sales/growth", query).await;

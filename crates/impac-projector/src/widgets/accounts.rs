@@ -246,7 +246,7 @@ pub(super) fn payable_receivable(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Period, DEFAULT_LIMIT};
+    use super::super::Period;
     use super::*;
 
     #[test]
@@ -278,7 +278,8 @@ mod tests {
             from: None,
             to: chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
             period: Period::Monthly,
-            limit: DEFAULT_LIMIT,
+            limit: None,
+            offset: 0,
         };
         let money = Converter::new("USD", Default::default());
         let sheet = balance_sheet(&snapshot, &params, &money).unwrap();

@@ -242,7 +242,7 @@ pub(super) fn leaves_balance(snapshot: &Snapshot, params: &Params) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Period, DEFAULT_LIMIT};
+    use super::super::Period;
     use super::*;
 
     fn params(period: Period) -> Params {
@@ -250,7 +250,8 @@ mod tests {
             from: NaiveDate::from_ymd_opt(2026, 1, 1),
             to: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
             period,
-            limit: DEFAULT_LIMIT,
+            limit: None,
+            offset: 0,
         }
     }
 

@@ -129,7 +129,8 @@ impl<'a> Contacts<'a> {
 }
 
 /// Every invoice (any status) dated between `from` and `to`, by transaction
-/// date, then number, then id; amounts converted.
+/// date, then number, then id; amounts converted. `count` is how many there
+/// are; `invoices` the page from `offset`, `limit` long (default: the rest).
 pub(super) fn list(
     snapshot: &Snapshot,
     params: &Params,
@@ -164,6 +165,12 @@ pub(super) fn list(
         rows.push((key, row));
     }
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let invoices: Vec<Value> = rows.into_iter().map(|(_, row)| row).collect();
-    Ok(json!({"count": invoices.len(), "invoices": invoices}))
+    let count = rows.len();
+    let invoices: Vec<Value> = rows
+        .into_iter()
+        .skip(params.offset)
+        .take(params.limit.unwrap_or(usize::MAX))
+        .map(|(_, row)| row)
+        .collect();
+    Ok(json!({"count": count, "offset": params.offset, "invoices": invoices}))
 }

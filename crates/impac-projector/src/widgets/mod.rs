@@ -123,11 +123,19 @@ pub struct Params {
     pub from: Option<NaiveDate>,
     pub to: NaiveDate,
     pub period: Period,
-    /// Rows of a top-N widget (`sales/top_customers`).
-    pub limit: usize,
+    /// Rows asked for (`limit`): of a top-N widget (`sales/top_customers`,
+    /// default [`DEFAULT_LIMIT`]), or of one page of `invoices/list` (default: all).
+    pub limit: Option<usize>,
+    /// Rows of `invoices/list` skipped before its page (`offset`).
+    pub offset: usize,
 }
 
 impl Params {
+    /// Rows of a top-N widget.
+    pub fn top_n(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_LIMIT)
+    }
+
     /// Whether a dated record falls between `from` and `to` (both included).
     fn covers(&self, day: NaiveDate) -> bool {
         day <= self.to && self.from.is_none_or(|from| day >= from)
@@ -286,7 +294,8 @@ mod tests {
             from: None,
             to: day("2026-12-31"),
             period: Period::Monthly,
-            limit: DEFAULT_LIMIT,
+            limit: None,
+            offset: 0,
         };
         let money = Converter::new("USD", Default::default());
         for widget in WIDGETS {

@@ -108,7 +108,7 @@ pub(super) fn top_customers(
     ranked.sort_by(|(a_id, a), (b_id, b)| b.2.cmp(&a.2).then_with(|| a_id.cmp(b_id)));
     let rows: Vec<Value> = ranked
         .into_iter()
-        .take(params.limit)
+        .take(params.top_n())
         .map(|(id, (name, count, amount))| json!({"id": id, "name": name, "invoices": count, "amount": amount.to_string()}))
         .collect();
     Ok(json!({"customers": rows}))
@@ -153,7 +153,7 @@ pub(super) fn leads_funnel(snapshot: &Snapshot) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Period, DEFAULT_LIMIT};
+    use super::super::Period;
     use super::*;
 
     #[test]
@@ -170,7 +170,8 @@ mod tests {
             from: None,
             to: NaiveDate::from_ymd_opt(2026, 5, 15).unwrap(),
             period: Period::Monthly,
-            limit: DEFAULT_LIMIT,
+            limit: None,
+            offset: 0,
         };
         let money = Converter::new("USD", Default::default());
         let content = growth(&snapshot, &params, &money).unwrap();

@@ -212,7 +212,13 @@ pub(super) fn invoice_list(m: &Model, q: &Query) -> Value {
         rows.push((d, s(&inv, "transaction_number").to_owned(), id, row));
     }
     rows.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
-    json!({"count": rows.len(), "invoices": rows.into_iter().map(|r| r.3).collect::<Vec<_>>()})
+    let page: Vec<Value> = rows
+        .iter()
+        .skip(q.offset)
+        .take(q.limit.unwrap_or(usize::MAX))
+        .map(|r| r.3.clone())
+        .collect();
+    json!({"count": rows.len(), "offset": q.offset, "invoices": page})
 }
 
 pub(super) fn invoice_summary(m: &Model) -> Value {

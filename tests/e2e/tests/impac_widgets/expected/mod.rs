@@ -66,15 +66,23 @@ pub struct Query {
     pub from: Option<NaiveDate>,
     pub to: NaiveDate,
     pub period: &'static str,
-    pub limit: usize,
+    /// Sent when set: the rows of a top-N widget (default 10) or of a list page (default all).
+    pub limit: Option<usize>,
+    /// Sent when not 0: list rows skipped before the page.
+    pub offset: usize,
 }
 
 impl Query {
     pub fn url(&self) -> String {
         let from = self.from.map_or(String::new(), |f| format!("&from={f}"));
+        let limit = self.limit.map_or(String::new(), |l| format!("&limit={l}"));
+        let offset = match self.offset {
+            0 => String::new(),
+            n => format!("&offset={n}"),
+        };
         format!(
-            "currency=USD&to={}&period={}&limit={}{from}",
-            self.to, self.period, self.limit
+            "currency=USD&to={}&period={}{from}{limit}{offset}",
+            self.to, self.period
         )
     }
 

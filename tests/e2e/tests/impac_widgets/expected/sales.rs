@@ -81,7 +81,7 @@ pub(super) fn top_customers(m: &Model, q: &Query) -> Value {
     ranked.sort_by(|a, b| (b.1 .2, &a.0).cmp(&(a.1 .2, &b.0)));
     let rows: Vec<Value> = ranked
         .into_iter()
-        .take(q.limit)
+        .take(q.limit.unwrap_or(10))
         .map(|(id, (name, n, amount))| json!({"id": id, "name": name, "invoices": n, "amount": text(amount)}))
         .collect();
     json!({ "customers": rows })
