@@ -242,10 +242,32 @@ async fn replay_equals_the_stream_then_and_a_rebuild_equals_the_live_projection(
         "{csv}"
     );
 
+    // A page of the invoice list: the rows from --offset, --limit long, of the whole list.
+    let list = |more: &[&str]| -> Value {
+        let args = [&in_usd[..], more].concat();
+        let output = replay("invoices/list", &both_orgs, &last.to_string(), &args);
+        assert!(output.status.success(), "{output:?}");
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+        answer["content"].clone()
+    };
+    let whole = list(&[]);
+    let page = list(&["--offset", "3", "--limit", "4"]);
+    assert!(whole["count"].as_u64().unwrap() >= 7, "{whole}");
+    assert_eq!(page["count"], whole["count"]);
+    assert_eq!(
+        page["invoices"].as_array().unwrap()[..],
+        whole["invoices"].as_array().unwrap()[3..7]
+    );
+
     // Bad input: one clear line, non-zero exit.
     let bad = replay(pnl_widget, &["bench-org-0"], "yesterday", &[]);
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("as_of"), "{bad:?}");
+    let bad_offset = replay("invoices/list", &["bench-org-0"], "1", &["--offset", "two"]);
+    assert!(
+        !bad_offset.status.success() && text(&bad_offset.stderr).contains("offset"),
+        "{bad_offset:?}"
+    );
     let unknown = replay("accounts/nothing", &["bench-org-0"], "1", &[]);
     assert!(
         !unknown.status.success() && text(&unknown.stderr).contains(pnl_widget),

@@ -103,6 +103,12 @@ struct ReplayArgs {
     /// DAILY, WEEKLY, MONTHLY (default), QUARTERLY or YEARLY, as the widget route takes.
     #[arg(long)]
     period: Option<String>,
+    /// Rows of a top-N widget, or of one page of invoices/list.
+    #[arg(long)]
+    limit: Option<String>,
+    /// Rows of invoices/list skipped before the page.
+    #[arg(long)]
+    offset: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
     #[command(flatten)]
@@ -181,6 +187,8 @@ fn query_of(args: &ReplayArgs) -> HashMap<String, Vec<String>> {
         ("from", &args.from),
         ("to", &args.to),
         ("period", &args.period),
+        ("limit", &args.limit),
+        ("offset", &args.offset),
     ] {
         if let Some(value) = value {
             query.append_pair(name, value);
