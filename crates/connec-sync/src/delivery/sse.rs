@@ -18,7 +18,6 @@ use mno_events::streams::RECORDS;
 use mno_events::subject::{RecordSubject, Token};
 use mno_events::ApiError;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::api::ApiState;
 use super::auth;
@@ -152,12 +151,16 @@ fn translated(
                     }
                 }
                 let app = viewer.as_deref().unwrap_or(view::CONNEC_PROVIDER);
-                let record = view::record_for_app(&event, app, &*ctx.ids, &*ctx.refs).await;
-                let data = json!({ event.entity.clone(): [record] });
+                // `{"<entity>": [record]}`, as a webhook body carries it.
+                let mut data = serde_json::to_vec(&event.entity).expect("a str always serialises");
+                data.insert(0, b'{');
+                data.extend_from_slice(b":[");
+                view::write_record_for_app(&event, app, &*ctx.ids, &*ctx.refs, &mut data).await;
+                data.extend_from_slice(b"]}");
                 let sse = Event::default()
                     .id(seq.to_string())
                     .event(event.entity.clone())
-                    .data(data.to_string());
+                    .data(String::from_utf8(data).expect("JSON is UTF-8"));
                 return Some((Ok(sse), messages));
             }
         }

@@ -205,19 +205,8 @@ fn slot<'a>(state: &'a mut Map<String, Value>, path: &[String]) -> Option<&'a mu
     Some(value)
 }
 
-/// The record of `event` as `app` sees it.
-pub async fn record_for_app(
-    event: &RecordEvent,
-    app: &str,
-    ids: &dyn LocalIds,
-    refs: &dyn ReferenceFields,
-) -> Value {
-    let mut out = Vec::new();
-    write_record_for_app(event, app, ids, refs, &mut out).await;
-    serde_json::from_slice(&out).unwrap_or_else(|_| Value::Object(Map::new()))
-}
-
-/// The record of `event` as `app` sees it, written as JSON to `out`.
+/// The record of `event` as `app` sees it (its local id, references in its
+/// ids, `op`, `version`, `group_id`), written as JSON to `out`.
 ///
 /// This runs once per event for every subscribing app, so only the fields
 /// that may hold a reference are parsed; every other field is copied as the
@@ -402,6 +391,18 @@ mod tests {
     use super::*;
     use mno_events::envelope::canonical_json;
     use mno_events::proto::Source;
+
+    /// The rendered record, parsed back.
+    async fn record_for_app(
+        event: &RecordEvent,
+        app: &str,
+        ids: &dyn LocalIds,
+        refs: &dyn ReferenceFields,
+    ) -> Value {
+        let mut out = Vec::new();
+        write_record_for_app(event, app, ids, refs, &mut out).await;
+        serde_json::from_slice(&out).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
 
     /// The straightforward view (parse the whole state, edit, serialise): the
     /// oracle the renderer must match byte for byte.
