@@ -7,32 +7,8 @@ use serde_json::Value;
 use crate::hub_client::{basic_auth, HubClient};
 use crate::TestPlatform;
 
-/// A small deterministic generator (no randomness crate needed, and every run is the same).
-pub struct Lcg(pub u64);
-
-impl Lcg {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// One of `items`.
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
-/// `cents` as a decimal string with two places.
-pub fn money(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
+// The benches' deterministic generator (every run is the same) and money format.
+pub use mno_gateway::cli::bench::replay::{money, Lcg};
 
 /// One org on a running platform, written and read with an app's credentials.
 pub struct ImpacWorld {

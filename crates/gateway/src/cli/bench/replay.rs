@@ -163,6 +163,11 @@ impl Lcg {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
+
+    /// One of `items`.
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
 }
 
 /// One generated record event, ready to publish.
@@ -199,7 +204,8 @@ const STATUSES: [&str; 6] = [
     "VOIDED",
 ];
 
-fn money(cents: u64) -> String {
+/// `cents` as a decimal string with two places.
+pub fn money(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
