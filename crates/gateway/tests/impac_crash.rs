@@ -11,6 +11,7 @@ use std::time::Duration;
 use mno_events::envelope::{canonical_json, new_event_id, to_timestamp};
 use mno_events::proto::{Op, RecordEvent};
 use mno_events::publish::{Outgoing, Publisher};
+use mno_gateway::cli::bench::seed::{self, Owner};
 use mno_harness::{free_port, wait_for, NatsServer};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -53,37 +54,11 @@ async fn impac_pending(base: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// A user and the org they own; the session token.
-async fn user_and_org(base: &str) -> (String, String) {
-    let http = reqwest::Client::new();
-    let email = "analyst@crash.example";
-    let password = "a long enough password";
-    http.post(format!("{base}/hub/v1/users"))
-        .json(&json!({"email": email, "password": password, "name": "Analyst"}))
-        .send()
-        .await
-        .unwrap();
-    let session: Value = http
-        .post(format!("{base}/hub/v1/sessions"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
+/// A user and the org they own, signed in.
+async fn user_and_org(base: &str) -> Owner {
+    seed::owner(&reqwest::Client::new(), base, "analyst@crash.example")
         .await
         .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
-    let org: Value = http
-        .post(format!("{base}/hub/v1/orgs"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Crash Co", "currency": "USD", "timezone": "UTC", "country": "US"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (org["id"].as_str().unwrap().to_owned(), token)
 }
 
 fn invoice_event(org: &str, id: &str, version: u64, op: Op, state: &Value) -> RecordEvent {
@@ -147,12 +122,12 @@ async fn write_backlog(nats_url: &str, org: &str) -> BTreeMap<String, Decimal> {
     revenue
 }
 
-async fn profit_and_loss(base: &str, org: &str, token: &str) -> Value {
-    reqwest::Client::new()
-        .get(format!(
-            "{base}/impac/api/v2/widgets/accounts/profit_and_loss?org_ids[]={org}&currency=USD&from=2026-01-01&to=2026-12-31&period=MONTHLY"
-        ))
-        .bearer_auth(token)
+async fn profit_and_loss(base: &str, owner: &Owner) -> Value {
+    owner
+        .authorised(reqwest::Client::new().get(format!(
+            "{base}/impac/api/v2/widgets/accounts/profit_and_loss?org_ids[]={}&currency=USD&from=2026-01-01&to=2026-12-31&period=MONTHLY",
+            owner.org
+        )))
         .send()
         .await
         .unwrap()
@@ -170,11 +145,11 @@ async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
 
     let mut up = start_mno(data.path(), &server.url(), port);
     wait_ready(&base).await;
-    let (org, token) = user_and_org(&base).await;
+    let owner = user_and_org(&base).await;
     // Stop it so that the whole backlog waits for the next start.
     up.kill().unwrap();
     up.wait().unwrap();
-    let expected = write_backlog(&server.url(), &org).await;
+    let expected = write_backlog(&server.url(), &owner.org).await;
 
     // Start, and kill -9 as soon as the runner has committed its first batch.
     let db = mno_events::db::open(&mno_events::db::sqlite_url(data.path()))
@@ -230,10 +205,10 @@ async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
         "the report to include the backlog",
         Duration::from_secs(30),
         || {
-            let (base, org, token) = (base.clone(), org.clone(), token.clone());
+            let (base, owner) = (base.clone(), owner.clone());
             let want = expected.values().copied().sum::<Decimal>().to_string();
             async move {
-                let report = profit_and_loss(&base, &org, &token).await;
+                let report = profit_and_loss(&base, &owner).await;
                 (report["content"]["totals"]["revenue"] == json!(want)).then_some(report)
             }
         },

@@ -6,6 +6,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 /// A signed-in user who owns one org.
+#[derive(Clone)]
 pub struct Owner {
     pub org: String,
     token: String,
