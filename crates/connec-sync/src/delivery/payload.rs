@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use mno_events::proto::RecordEvent;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::lanes::Batch;
-use super::view;
+use super::view::{self, LocalIds, ReferenceFields};
 use super::worker::Context;
 
 /// The webhook-id names the content: one event's id, or a digest of the ids
@@ -27,11 +28,23 @@ pub fn webhook_id(batch: &Batch) -> String {
 
 /// `{"<entity>": [records in the app's view]}`, in batch order within each entity.
 pub async fn body(ctx: &Context, app: &str, batch: &Batch) -> Bytes {
-    let mut entities: Vec<&str> = batch.events().map(|p| p.event.entity.as_str()).collect();
+    let events: Vec<&RecordEvent> = batch.events().map(|p| &*p.event).collect();
+    Bytes::from(records_body(&events, app, &*ctx.ids, &*ctx.refs).await)
+}
+
+/// `{"<entity>": [records in the app's view]}` of `events`, in their order
+/// within each entity: a webhook body, or one server-sent event's data.
+pub async fn records_body(
+    events: &[&RecordEvent],
+    app: &str,
+    ids: &dyn LocalIds,
+    refs: &dyn ReferenceFields,
+) -> Vec<u8> {
+    let mut entities: Vec<&str> = events.iter().map(|e| e.entity.as_str()).collect();
     entities.sort_unstable();
     entities.dedup();
     // Written straight into one buffer sized for the batch: it is tens of kB.
-    let estimate: usize = batch.events().map(|p| p.event.state.len() + 256).sum();
+    let estimate: usize = events.iter().map(|e| e.state.len() + 256).sum();
     let mut body = Vec::with_capacity(estimate + 64);
     body.push(b'{');
     for (i, entity) in entities.iter().enumerate() {
@@ -41,17 +54,17 @@ pub async fn body(ctx: &Context, app: &str, batch: &Batch) -> Bytes {
         serde_json::to_writer(&mut body, entity).expect("a str always serialises");
         body.extend_from_slice(b":[");
         let mut first = true;
-        for pending in batch.events().filter(|p| p.event.entity == *entity) {
+        for event in events.iter().filter(|e| e.entity == *entity) {
             if !first {
                 body.push(b',');
             }
             first = false;
-            view::write_record_for_app(&pending.event, app, &*ctx.ids, &*ctx.refs, &mut body).await;
+            view::write_record_for_app(event, app, ids, refs, &mut body).await;
         }
         body.push(b']');
     }
     body.push(b'}');
-    Bytes::from(body)
+    body
 }
 
 #[derive(Deserialize)]

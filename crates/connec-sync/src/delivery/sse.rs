@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::api::ApiState;
 use super::auth;
-use super::view;
+use super::{payload, view};
 
 #[derive(Deserialize)]
 pub struct StreamQuery {
@@ -152,11 +152,7 @@ fn translated(
                 }
                 let app = viewer.as_deref().unwrap_or(view::CONNEC_PROVIDER);
                 // `{"<entity>": [record]}`, as a webhook body carries it.
-                let mut data = serde_json::to_vec(&event.entity).expect("a str always serialises");
-                data.insert(0, b'{');
-                data.extend_from_slice(b":[");
-                view::write_record_for_app(&event, app, &*ctx.ids, &*ctx.refs, &mut data).await;
-                data.extend_from_slice(b"]}");
+                let data = payload::records_body(&[&event], app, &*ctx.ids, &*ctx.refs).await;
                 let sse = Event::default()
                     .id(seq.to_string())
                     .event(event.entity.clone())
