@@ -40,18 +40,7 @@ impl Pending {
 pub type LaneKey = Arc<str>;
 
 pub fn lane_key(event: &RecordEvent) -> LaneKey {
-    let mut key =
-        String::with_capacity(event.org.len() + event.entity.len() + event.record_id.len() + 2);
-    for (i, part) in [&event.org, &event.entity, &event.record_id]
-        .into_iter()
-        .enumerate()
-    {
-        if i > 0 {
-            key.push('/');
-        }
-        key.push_str(part);
-    }
-    key.into()
+    super::view::slash_joined(&[&event.org, &event.entity, &event.record_id]).into()
 }
 
 /// A lane's events, oldest first. Most lanes hold one event at a time, so the

@@ -58,8 +58,13 @@ pub struct LearnedIds {
 }
 
 pub(crate) fn learned_key(org: &str, app: &str, entity: &str, global: &str) -> String {
-    let mut key = String::with_capacity(org.len() + app.len() + entity.len() + global.len() + 3);
-    for (i, part) in [org, app, entity, global].into_iter().enumerate() {
+    slash_joined(&[org, app, entity, global])
+}
+
+/// `a/b/c`: keys built per event, so without the formatting machinery.
+pub(crate) fn slash_joined(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             key.push('/');
         }
