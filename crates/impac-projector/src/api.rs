@@ -94,31 +94,8 @@ pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, Api
             .at_parameter("period")
         })?,
     };
-    let limit = match one(query, "limit") {
-        None => None,
-        Some(text) => Some(
-            text.parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "invalid_parameter",
-                        format!("limit must be a whole number from 1 to 1000, not {text:?}"),
-                    )
-                    .at_parameter("limit")
-                })?,
-        ),
-    };
-    let offset = match one(query, "offset") {
-        None => 0,
-        Some(text) => text.parse::<usize>().ok().ok_or_else(|| {
-            ApiError::unprocessable(
-                "invalid_parameter",
-                format!("offset must be a whole number from 0, not {text:?}"),
-            )
-            .at_parameter("offset")
-        })?,
-    };
+    let limit = count_param(query, "limit", 1, 1000)?;
+    let offset = count_param(query, "offset", 0, usize::MAX)?.unwrap_or(0);
     Ok(Params {
         from: date_param(query, "from")?,
         to: date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
@@ -126,6 +103,33 @@ pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, Api
         limit,
         offset,
     })
+}
+
+/// A whole-number parameter between `min` and `max`, when given.
+fn count_param(
+    query: &HashMap<String, Vec<String>>,
+    name: &str,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, ApiError> {
+    let Some(text) = one(query, name) else {
+        return Ok(None);
+    };
+    let range = match max {
+        usize::MAX => format!("from {min}"),
+        _ => format!("from {min} to {max}"),
+    };
+    text.parse::<usize>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid_parameter",
+                format!("{name} must be a whole number {range}, not {text:?}"),
+            )
+            .at_parameter(name)
+        })
 }
 
 /// `currency`, when given: an ISO 4217 code.
