@@ -34,9 +34,9 @@ enum Command {
     /// Print a widget as the stream stood at a sequence or a time (folded in memory).
     Replay(ReplayArgs),
     /// Build a projection's next version from sequence 1 beside the live one, then switch readers to it.
-    Rebuild(RebuildArgs),
+    Rebuild(ProjectionArgs),
     /// Remove the versions of a projection below the one readers use (rows, checkpoint, consumer).
-    Prune(RebuildArgs),
+    Prune(ProjectionArgs),
 }
 
 /// Where the platform keeps its state: the same settings as `mno up`.
@@ -122,7 +122,7 @@ enum Format {
 }
 
 #[derive(Debug, clap::Args)]
-struct RebuildArgs {
+struct ProjectionArgs {
     /// The projection (records).
     projection: String,
     #[command(flatten)]
@@ -272,7 +272,7 @@ fn known_projection(projection: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run_rebuild(args: RebuildArgs) -> Result<()> {
+async fn run_rebuild(args: ProjectionArgs) -> Result<()> {
     known_projection(&args.projection)?;
     let bus = args.at.bus.connect().await?;
     let db = args.at.database().await?;
@@ -289,7 +289,7 @@ async fn run_rebuild(args: RebuildArgs) -> Result<()> {
     Ok(())
 }
 
-async fn run_prune(args: RebuildArgs) -> Result<()> {
+async fn run_prune(args: ProjectionArgs) -> Result<()> {
     known_projection(&args.projection)?;
     let bus = args.at.bus.connect().await?;
     let db = args.at.database().await?;
