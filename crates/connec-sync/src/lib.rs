@@ -5,6 +5,7 @@
 //! - `entities/`: the catalogue, JSON Schemas, validation, reference fields.
 //! - `write`: the write path (validate, IDM check, id map, publish with expected sequence).
 //! - `idmap`: app local id <-> global id, unique under concurrent creates (JetStream KV).
+//! - `render`, `raw_json`: records as API clients see them, written without re-parsing.
 //! - `store/`: the SQL record store, a projection of RECORDS for list and filter queries.
 //! - `query`: `$filter` / `$orderby` parsing into safe SQL.
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
@@ -18,6 +19,7 @@ pub mod exact_json;
 pub mod idempotency;
 pub mod idmap;
 pub mod query;
+mod raw_json;
 pub mod render;
 pub mod store;
 pub mod write;

@@ -3,16 +3,15 @@
 //! external-ids array form (`[{"realm","provider","id"}]`), plus the change's
 //! `op`, `version` and `group_id`.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use mno_events::proto::{Op, RecordEvent};
-use serde::de::{MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+
+use crate::raw_json::{top_level_fields, write_object};
 
 /// The provider name of the platform's own ids.
 pub const CONNEC_PROVIDER: &str = "connec";
@@ -246,8 +245,6 @@ pub async fn write_record_for_app(
         }
         copied.push((key, raw));
     }
-    // Canonical states are stored sorted; sort anyway (cheap on sorted input) so the merge holds.
-    copied.sort_by(|a, b| a.0.cmp(b.0));
     translate_references(&mut translated, &declared, org, app, ids).await;
     let local = ids
         .local_for_global(org, app, &event.entity, &event.record_id)
@@ -261,38 +258,7 @@ pub async fn write_record_for_app(
         translated.insert("deleted".into(), json!(true));
     }
 
-    // Both lists are sorted by key: merge them into one object.
-    let mut copied = copied.into_iter().peekable();
-    let mut translated = translated.iter().peekable();
-    out.push(b'{');
-    let mut first = true;
-    loop {
-        let take_copied = match (copied.peek(), translated.peek()) {
-            (Some((a, _)), Some((b, _))) => *a < b.as_str(),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        if take_copied {
-            let (key, raw) = copied.next().expect("peeked");
-            write_key(out, key);
-            out.extend_from_slice(raw.get().as_bytes());
-        } else {
-            let (key, value) = translated.next().expect("peeked");
-            write_key(out, key);
-            serde_json::to_writer(&mut *out, value).expect("a Value always serialises");
-        }
-    }
-    out.push(b'}');
-}
-
-fn write_key(out: &mut Vec<u8>, key: &str) {
-    serde_json::to_writer(&mut *out, key).expect("a str always serialises");
-    out.push(b':');
+    write_object(out, copied, &translated);
 }
 
 /// Whether a top-level field may be (a string) or contain (an array of
@@ -311,58 +277,6 @@ fn may_hold_reference(key: &str, text: &str, declared: &[(String, String)]) -> b
                 })
         }
         _ => false,
-    }
-}
-
-/// The top-level fields of a state, in their stored order, values unparsed;
-/// empty when the state is not a JSON object.
-fn top_level_fields(state: &[u8]) -> Vec<(Cow<'_, str>, &RawValue)> {
-    serde_json::from_slice::<Fields>(state)
-        .map(|f| f.0)
-        .unwrap_or_default()
-}
-
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-                    fields.push((key, map.next_value::<&'de RawValue>()?));
-                }
-                Ok(Fields(fields))
-            }
-        }
-        deserializer.deserialize_map(Visit)
-    }
-}
-
-/// A field name, borrowed from the input unless it had escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        deserializer.deserialize_str(Visit)
     }
 }
 
