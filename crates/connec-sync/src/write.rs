@@ -263,7 +263,10 @@ impl Writer {
         };
 
         let now = Utc::now();
-        let mut state = fields.as_object().cloned().unwrap_or_default();
+        let mut state = match fields {
+            Value::Object(fields) => fields,
+            _ => Map::new(),
+        };
         let changed: Vec<String> = state.keys().cloned().collect();
         state.insert("id".into(), Value::String(global.clone()));
         state.insert("group_id".into(), Value::String(ctx.org.to_string()));
@@ -324,15 +327,16 @@ impl Writer {
         if_match: Option<u64>,
     ) -> Result<Written, WriteError> {
         strip_platform_fields(&mut patch);
-        let Some(patch_fields) = patch.as_object().cloned() else {
+        if !patch.is_object() {
+            return Err(invalid("", "the record must be a JSON object"));
+        }
+        // Check the patch's own fields first: a bad value is named where the client sent it.
+        schema::validate_patch(ctx.entity, &mut patch, numbers, root)
+            .map_err(WriteError::Invalid)?;
+        self.translate_references(ctx, &mut patch).await?;
+        let Value::Object(checked) = patch else {
             return Err(invalid("", "the record must be a JSON object"));
         };
-        // Check the patch's own fields first: a bad value is named where the client sent it.
-        let mut checked = Value::Object(patch_fields.clone());
-        schema::validate_patch(ctx.entity, &mut checked, numbers, root)
-            .map_err(WriteError::Invalid)?;
-        self.translate_references(ctx, &mut checked).await?;
-        let checked = checked.as_object().cloned().unwrap_or_default();
 
         for _ in 0..MAX_INTERNAL_RETRIES {
             let current = match self.current(&ctx.org, ctx.entity.name, id).await? {

@@ -434,6 +434,15 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
         }
     }
     assert_eq!(w.records_in_stream().await, before + 39);
+    // One request, one correlation id: the batch's events share it.
+    let mut correlations = Vec::new();
+    for i in [0, 39] {
+        let id = results[i]["body"]["items"]["id"].as_str().unwrap();
+        let (_, history) = w.get(&format!("/items/{id}/history")).await;
+        correlations.push(history["history"][0]["correlation_id"].clone());
+    }
+    assert!(correlations[0].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(correlations[0], correlations[1]);
 
     // Atomic and valid: every op stored, in consecutive stream sequences.
     let before = w.records_in_stream().await;

@@ -78,7 +78,8 @@ pub(super) fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     })
 }
 
-fn correlation_id(headers: &HeaderMap) -> String {
+/// The caller's `X-Correlation-Id`, or a new one.
+pub(super) fn correlation_id(headers: &HeaderMap) -> String {
     headers
         .get("x-correlation-id")
         .and_then(|v| v.to_str().ok())
@@ -87,8 +88,8 @@ fn correlation_id(headers: &HeaderMap) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// The record inside its collection wrapper.
-fn unwrap_body(def: &EntityDef, mut body: Value) -> Result<Value, ApiError> {
+/// The record inside its collection wrapper, moved out of the body.
+fn unwrap_body(def: &EntityDef, body: &mut Value) -> Result<Value, ApiError> {
     match body.get_mut(def.name).map(Value::take) {
         Some(record @ Value::Object(_)) => Ok(record),
         _ => Err(ApiError::unprocessable(
@@ -103,7 +104,30 @@ fn unwrap_body(def: &EntityDef, mut body: Value) -> Result<Value, ApiError> {
 }
 
 fn answer(status: StatusCode, entity: &str, view: Value, seq: u64) -> Response {
-    let mut response = (status, Json(json!({ entity: view }))).into_response();
+    // Moved into its wrapper, not copied (json!'s interpolation would copy the tree).
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(entity.to_owned(), view);
+    with_consistency_token((status, Json(Value::Object(wrapped))).into_response(), seq)
+}
+
+/// `{"<entity>": record}` written from the stored state as it is (no external ids).
+fn answer_stored(status: StatusCode, entity: &str, stored: &crate::write::Stored) -> Response {
+    let mut out = Vec::with_capacity(stored.event.state.len() + 64);
+    out.push(b'{');
+    serde_json::to_writer(&mut out, entity).expect("a str always serialises");
+    out.push(b':');
+    render::write_record_view(stored, &mut out);
+    out.push(b'}');
+    let response = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response();
+    with_consistency_token(response, stored.seq)
+}
+
+fn with_consistency_token(mut response: Response, seq: u64) -> Response {
     response
         .headers_mut()
         .insert(CONSISTENCY_HEADER, seq.into());
@@ -122,6 +146,12 @@ async fn view_of(
         render::add_external_ids(&mut view, org, entity, &state.writer.idmap).await;
     }
     view
+}
+
+/// An idempotent request: its key and the hash of what it asked.
+struct Fingerprint {
+    key: String,
+    hash: String,
 }
 
 /// Everything a write handler needs once the caller is known.
@@ -161,22 +191,42 @@ pub(super) async fn begin<'a>(
 
 impl Request<'_> {
     pub(super) fn context(&self, event_id: Option<String>) -> WriteContext {
+        self.context_for(correlation_id(self.headers), event_id)
+    }
+
+    pub(super) fn context_for(
+        &self,
+        correlation_id: String,
+        event_id: Option<String>,
+    ) -> WriteContext {
         WriteContext {
             org: self.org.clone(),
             entity: self.def,
             principal: self.principal.clone(),
-            correlation_id: correlation_id(self.headers),
+            correlation_id,
             event_id,
             stage: None,
         }
     }
 
+    /// The request's fingerprint under its Idempotency-Key (`None` without
+    /// one): taken before the handler moves the record out of the body.
+    fn fingerprint(&self, method: &str, path: &str, body: &Value) -> Option<Fingerprint> {
+        let key = self.headers.get(idempotency::HEADER)?;
+        Some(Fingerprint {
+            key: key.to_str().unwrap_or_default().to_owned(),
+            hash: idempotency::request_hash(
+                method,
+                path,
+                &serde_json::to_vec(body).unwrap_or_default(),
+            ),
+        })
+    }
+
     /// Run `write` under the request's Idempotency-Key, if it has one.
     async fn write<F, Fut>(
         self,
-        method: &str,
-        path: &str,
-        body: &Value,
+        fingerprint: Option<Fingerprint>,
         write: F,
     ) -> Result<Response, ApiError>
     where
@@ -184,18 +234,12 @@ impl Request<'_> {
         Fut: Future<Output = Result<Written, WriteError>>,
     {
         let root = format!("/{}", self.def.name);
-        let key = self
-            .headers
-            .get(idempotency::HEADER)
-            .map(|v| v.to_str().unwrap_or_default().to_owned());
-        let Some(key) = key else {
+        let Some(Fingerprint { key, hash }) = fingerprint else {
             let written = write(self.context(None))
                 .await
                 .map_err(|e| write_error(e, &root))?;
             return Ok(self.respond(&written).await);
         };
-        let hash =
-            idempotency::request_hash(method, path, &serde_json::to_vec(body).unwrap_or_default());
         let scope = format!("{:?}:{}", self.principal.kind, self.principal.id);
         match self.state.idempotency.begin(&scope, &key, hash).await? {
             Begin::Replay(answer) => Ok(self.replay(answer)),
@@ -223,6 +267,14 @@ impl Request<'_> {
     }
 
     async fn respond(&self, written: &Written) -> Response {
+        if !render::wants_external_ids(self.headers) {
+            let status = if written.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            return answer_stored(status, self.def.name, &written.record);
+        }
         let (status, view) = self.rendered(written).await;
         answer(status, self.def.name, view, written.record.seq)
     }
@@ -262,15 +314,16 @@ pub async fn create(
     Path((org, entity)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: ExactJson,
+    mut body: ExactJson,
 ) -> Result<Response, ApiError> {
     let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
     let def = request.def;
-    let fields = unwrap_body(def, body.value.clone())?;
+    let path = format!("/connec/api/v2/{org}/{entity}");
+    let fingerprint = request.fingerprint("POST", &path, &body.value);
+    let matching = matching_fields(&params, &body.value)?;
+    let fields = unwrap_body(def, &mut body.value)?;
     let root = format!("/{}", def.name);
     let writer = state.writer.clone();
-    let path = format!("/connec/api/v2/{org}/{entity}");
-    let matching = matching_fields(&params, &body.value)?;
     let existing = match matching {
         Some(names) => find_match(&state, &request, &fields, &names, &root).await?,
         None => None,
@@ -282,7 +335,7 @@ pub async fn create(
             let app = (request.principal.kind == PrincipalKind::App)
                 .then(|| request.principal.id.clone());
             request
-                .write("POST", &path, &body.value, |ctx| async move {
+                .write(fingerprint, |ctx| async move {
                     let written = writer
                         .update(&ctx, &id, fields, &body.numbers, &root, None)
                         .await?;
@@ -298,7 +351,7 @@ pub async fn create(
         }
         None => {
             request
-                .write("POST", &path, &body.value, |ctx| async move {
+                .write(fingerprint, |ctx| async move {
                     writer.create(&ctx, fields, &body.numbers, &root).await
                 })
                 .await
@@ -426,11 +479,13 @@ pub async fn update(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
     headers: HeaderMap,
-    body: ExactJson,
+    mut body: ExactJson,
 ) -> Result<Response, ApiError> {
     let request = begin(&state, &headers, &org, &entity, Action::Write).await?;
     let def = request.def;
-    let patch = unwrap_body(def, body.value.clone())?;
+    let path = format!("/connec/api/v2/{org}/{entity}/{id}");
+    let fingerprint = request.fingerprint("PUT", &path, &body.value);
+    let patch = unwrap_body(def, &mut body.value)?;
     let expected = if_match(&headers)?;
     let root = format!("/{}", def.name);
     let global = state
@@ -439,9 +494,8 @@ pub async fn update(
         .await
         .map_err(|e| write_error(e, &root))?;
     let writer = state.writer.clone();
-    let path = format!("/connec/api/v2/{org}/{entity}/{id}");
     request
-        .write("PUT", &path, &body.value, |ctx| async move {
+        .write(fingerprint, |ctx| async move {
             writer
                 .update(&ctx, &global, patch, &body.numbers, &root, expected)
                 .await
@@ -465,8 +519,9 @@ pub async fn delete(
         .map_err(|e| write_error(e, &root))?;
     let writer = state.writer.clone();
     let path = format!("/connec/api/v2/{org}/{entity}/{id}");
+    let fingerprint = request.fingerprint("DELETE", &path, &Value::Null);
     request
-        .write("DELETE", &path, &Value::Null, |ctx| async move {
+        .write(fingerprint, |ctx| async move {
             writer.delete(&ctx, &global, expected).await
         })
         .await
@@ -491,6 +546,9 @@ pub async fn read(
         .live(&request.org, request.def.name, &global)
         .await
         .map_err(|e| write_error(e, &root))?;
+    if !render::wants_external_ids(&headers) {
+        return Ok(answer_stored(StatusCode::OK, request.def.name, &stored));
+    }
     let view = view_of(
         &state,
         &headers,
@@ -560,8 +618,9 @@ pub async fn map_id(
     let app = request.principal.id.clone();
     let writer = state.writer.clone();
     let path = format!("/connec/api/v2/{org}/{entity}/{id}/id_map");
+    let fingerprint = request.fingerprint("PUT", &path, &body.value);
     request
-        .write("PUT", &path, &body.value, |ctx| async move {
+        .write(fingerprint, |ctx| async move {
             writer.map_id(&ctx, &app, &id, &local).await
         })
         .await
