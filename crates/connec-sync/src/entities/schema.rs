@@ -143,8 +143,12 @@ fn check(
     partial: bool,
 ) -> Result<(), Vec<Violation>> {
     let validator = &validators()[def.name];
-    let mut violations: Vec<Violation> = validator
-        .iter_errors(record)
+    // Most records are valid: the yes/no check is much cheaper than collecting errors.
+    let schema_valid = validator.is_valid(record);
+    let mut violations: Vec<Violation> = (!schema_valid)
+        .then(|| validator.iter_errors(record))
+        .into_iter()
+        .flatten()
         .filter(|e| {
             let top_level_required = matches!(
                 e.kind(),
