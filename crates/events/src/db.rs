@@ -3,6 +3,7 @@
 //! its migrations, numbered in its own range (hub 1000s, connec 2000s, impac
 //! 3000s), and runs them with `ignore_missing` so that the others' do not trouble it.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -55,6 +56,50 @@ pub async fn open(url: &str) -> Result<AnyPool, DbError> {
         })
 }
 
+/// Whether `pool` is a SQLite database.
+pub fn is_sqlite(pool: &AnyPool) -> bool {
+    pool.connect_options().database_url.scheme() == "sqlite"
+}
+
+/// `sql` as `pool`'s database best takes it: on SQLite, the numbered
+/// placeholders `$1, $2, ...` become plain `?`.
+///
+/// sqlx-sqlite binds a numbered parameter by asking SQLite for its name, a
+/// linear scan of the statement's named parameters: a multi-row upsert with
+/// a thousand of them spent most of its time there. Plain `?` are bound by
+/// position. Only for statements whose placeholders appear once each, in
+/// order ($1 first), and where no `$` followed by a digit appears in a literal.
+pub fn positional(sql: &str, sqlite: bool) -> Cow<'_, str> {
+    if !sqlite {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut expected = 1u32;
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if digits == 0 {
+            out.push_str(&rest[..=at]);
+            rest = &rest[at + 1..];
+            continue;
+        }
+        let number: u32 = rest[at + 1..at + 1 + digits].parse().unwrap_or(0);
+        debug_assert_eq!(
+            number, expected,
+            "placeholders must run $1, $2, ... in order: {sql}"
+        );
+        expected += 1;
+        out.push_str(&rest[..at]);
+        out.push('?');
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// The URL without its password, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -70,6 +115,22 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbered_placeholders_become_positional_on_sqlite_only() {
+        let sql =
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO UPDATE SET a = '$'";
+        assert_eq!(
+            positional(sql, true),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO UPDATE SET a = '$'"
+        );
+        assert_eq!(positional(sql, false), sql);
+        let many: Vec<String> = (1..=12).map(|i| format!("${i}")).collect();
+        assert_eq!(
+            positional(&format!("VALUES ({})", many.join(", ")), true),
+            format!("VALUES ({})", ["?"; 12].join(", "))
+        );
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use mno_events::db;
 use mno_events::proto::Op;
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -109,10 +110,11 @@ impl LatestBatch {
         projection: &str,
         version: i64,
     ) -> Result<(), sqlx::Error> {
+        let sqlite = db::is_sqlite(pool);
         let mut tx = pool.begin().await?;
         let rows: Vec<(&Key, &Latest)> = self.rows.iter().collect();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            upsert_rows(&mut tx, version, chunk).await?;
+            upsert_rows(&mut tx, version, chunk, sqlite).await?;
         }
         for (seq, reason) in &self.dead {
             sqlx::query("INSERT INTO impac_dead_letters (projection, version, seq, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
@@ -123,11 +125,12 @@ impl LatestBatch {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
+        sqlx::query(&db::positional(
             "INSERT INTO impac_checkpoints (projection, version, seq) VALUES ($1, $2, $3)
              ON CONFLICT (projection, version) DO UPDATE SET seq = excluded.seq
              WHERE impac_checkpoints.seq < excluded.seq",
-        )
+            sqlite,
+        ))
         .bind(projection)
         .bind(version)
         .bind(self.last_seq as i64)
@@ -143,6 +146,7 @@ async fn upsert_rows(
     tx: &mut Transaction<'_, Any>,
     version: i64,
     rows: &[(&Key, &Latest)],
+    sqlite: bool,
 ) -> Result<(), sqlx::Error> {
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
@@ -165,6 +169,7 @@ async fn upsert_rows(
          WHERE impac_records.seq < excluded.seq",
         values.join(", ")
     );
+    let sql = db::positional(&sql, sqlite);
     let mut query = sqlx::query(&sql);
     for (key, latest) in rows {
         query = query

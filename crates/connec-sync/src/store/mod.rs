@@ -6,10 +6,13 @@
 //! one. It catches up from its checkpoint at start and can be rebuilt from
 //! sequence 1 by dropping its rows and its consumer.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use mno_events::consume::{self, DurableSpec};
+use mno_events::db;
 use mno_events::proto::{Op, RecordEvent};
 use sqlx::AnyPool;
 use tokio::sync::watch;
@@ -168,32 +171,59 @@ async fn checkpoint(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     Ok(seq.unwrap_or(0) as u64)
 }
 
+/// Rows per upsert statement (9 parameters each; well under SQLite's and PostgreSQL's limits).
+const ROWS_PER_STATEMENT: usize = 100;
+
 /// Apply one batch in one transaction with the checkpoint; the sequences applied.
 ///
 /// No skipping by checkpoint: a delivery can come back out of order. Each row
 /// keeps the sequence of the event it holds and takes only newer ones, so
-/// applying an event twice changes nothing.
+/// applying an event twice changes nothing. A record changed several times in
+/// one batch is written once, with its last event (each event carries the
+/// whole state).
 async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Result<Vec<u64>> {
-    let mut tx = pool.begin().await?;
     let mut seqs = Vec::with_capacity(messages.len());
+    let mut events = Vec::with_capacity(messages.len());
     for message in messages {
         let seq = message
             .info()
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .stream_sequence;
         match RecordEvent::from_bytes(&message.payload) {
-            Ok(event) => upsert(&mut tx, &event, seq).await?,
+            Ok(event) => events.push((seq, event)),
             Err(e) => {
                 tracing::warn!(seq, error = %e, "record store: skipping a message that is not a record event")
             }
         }
         seqs.push(seq);
     }
+    let mut last: HashMap<(&str, &str, &str), &(u64, RecordEvent)> =
+        HashMap::with_capacity(events.len());
+    for entry in &events {
+        let (seq, event) = entry;
+        let key = (
+            event.org.as_str(),
+            event.entity.as_str(),
+            event.record_id.as_str(),
+        );
+        let newer = last.get(&key).is_none_or(|(held, _)| held < seq);
+        if newer {
+            last.insert(key, entry);
+        }
+    }
+    let rows: Vec<&(u64, RecordEvent)> = last.into_values().collect();
+
+    let sqlite = db::is_sqlite(pool);
+    let mut tx = pool.begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        upsert_rows(&mut tx, chunk, sqlite).await?;
+    }
     let highest = seqs.iter().copied().max().unwrap_or(0);
-    sqlx::query(
+    sqlx::query(&db::positional(
         "INSERT INTO connec_checkpoints (name, seq) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE connec_checkpoints.seq < excluded.seq",
-    )
+        sqlite,
+    ))
     .bind(CONSUMER)
     .bind(highest as i64)
     .execute(&mut *tx)
@@ -202,38 +232,52 @@ async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Resul
     Ok(seqs)
 }
 
-async fn upsert(
+/// The two times the store keeps in columns, read without parsing the rest of the state.
+#[derive(Default, serde::Deserialize)]
+struct Times<'a> {
+    #[serde(borrow, default)]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    updated_at: Option<Cow<'a, str>>,
+}
+
+/// One multi-row upsert of records' last events.
+async fn upsert_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    event: &RecordEvent,
-    seq: u64,
+    rows: &[&(u64, RecordEvent)],
+    sqlite: bool,
 ) -> anyhow::Result<()> {
-    let state: serde_json::Value = event.state_json().unwrap_or(serde_json::Value::Null);
-    let text = |key: &str| {
-        state
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let deleted = i32::from(event.op_kind() == Op::Deleted);
-    sqlx::query(
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
         "INSERT INTO connec_records (org, entity, id, version, seq, state, created_at, updated_at, deleted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         VALUES {}
          ON CONFLICT (org, entity, id) DO UPDATE SET
            version = excluded.version, seq = excluded.seq, state = excluded.state,
            updated_at = excluded.updated_at, deleted = excluded.deleted
          WHERE connec_records.seq < excluded.seq",
-    )
-    .bind(&event.org)
-    .bind(&event.entity)
-    .bind(&event.record_id)
-    .bind(event.version as i64)
-    .bind(seq as i64)
-    .bind(String::from_utf8_lossy(&event.state).into_owned())
-    .bind(text("created_at"))
-    .bind(text("updated_at"))
-    .bind(deleted)
-    .execute(&mut **tx)
-    .await?;
+        values.join(", ")
+    );
+    let sql = db::positional(&sql, sqlite);
+    let mut query = sqlx::query(&sql);
+    for (seq, event) in rows.iter().copied() {
+        let times: Times = serde_json::from_slice(&event.state).unwrap_or_default();
+        let deleted = i32::from(event.op_kind() == Op::Deleted);
+        query = query
+            .bind(event.org.as_str())
+            .bind(event.entity.as_str())
+            .bind(event.record_id.as_str())
+            .bind(event.version as i64)
+            .bind(*seq as i64)
+            .bind(String::from_utf8_lossy(&event.state).into_owned())
+            .bind(times.created_at.unwrap_or_default().into_owned())
+            .bind(times.updated_at.unwrap_or_default().into_owned())
+            .bind(deleted);
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }
