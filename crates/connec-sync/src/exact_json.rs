@@ -68,7 +68,14 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
                 let end = string_end(bytes, i);
                 if expect_key {
                     if let Some(Frame::Object(key)) = stack.last_mut() {
-                        *key = serde_json::from_slice(&bytes[i..end]).unwrap_or_default();
+                        let quoted = &bytes[i..end];
+                        let plain = &quoted[1..quoted.len().saturating_sub(1).max(1)];
+                        key.clear();
+                        match std::str::from_utf8(plain) {
+                            // Most names have no escapes: copy them into the frame's buffer.
+                            Ok(text) if !plain.contains(&b'\\') => key.push_str(text),
+                            _ => *key = serde_json::from_slice(quoted).unwrap_or_default(),
+                        }
                     }
                 }
                 i = end;
@@ -210,6 +217,15 @@ mod tests {
         assert_eq!(numbers["/ops/1/params/w"], "0.25");
         assert_eq!(numbers["/k~0"], "7.0");
         assert_eq!(numbers.len(), 4, "{numbers:?}");
+    }
+
+    #[test]
+    fn empty_and_unicode_escaped_member_names_are_read_like_any_other() {
+        let (_, numbers) = parse(r#"{"": 1.5, "\u00e9t\u00e9": {"": 2.5}, "été": 3.5}"#).unwrap();
+        assert_eq!(numbers["/"], "1.5");
+        assert_eq!(numbers["/été/"], "2.5");
+        assert_eq!(numbers["/été"], "3.5");
+        assert_eq!(numbers.len(), 3, "{numbers:?}");
     }
 
     #[test]

@@ -100,6 +100,29 @@ pub fn positional(sql: &str, sqlite: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Split `rows` into chunks for multi-row statements: powers of two up to
+/// `max` (a power of two), largest first. A statement's text depends on its
+/// row count, and each connection caches prepared statements by text; with
+/// any count from 1 to `max` most statements would be prepared anew, with
+/// powers of two there are only log2(max) + 1 of them.
+pub fn power_of_two_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let size = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// The URL without its password, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -130,6 +153,16 @@ mod tests {
             positional(&format!("VALUES ({})", many.join(", ")), true),
             format!("VALUES ({})", ["?"; 12].join(", "))
         );
+    }
+
+    #[test]
+    fn rows_split_into_power_of_two_chunks() {
+        let rows: Vec<u32> = (0..205).collect();
+        let sizes: Vec<usize> = power_of_two_chunks(&rows, 64).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [64, 64, 64, 8, 4, 1]);
+        let flat: Vec<u32> = power_of_two_chunks(&rows, 64).flatten().copied().collect();
+        assert_eq!(flat, rows);
+        assert_eq!(power_of_two_chunks(&rows[..0], 64).count(), 0);
     }
 
     #[test]

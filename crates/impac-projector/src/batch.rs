@@ -30,8 +30,9 @@ struct Folded {
     state: Vec<u8>,
 }
 
-/// Rows per INSERT statement (7 parameters each; well under SQLite's and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 200;
+/// Most rows per INSERT statement (7 parameters each; well under SQLite's and
+/// PostgreSQL's limits); a power of two, see [`db::power_of_two_chunks`].
+const ROWS_PER_STATEMENT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -113,7 +114,7 @@ impl LatestBatch {
         let sqlite = db::is_sqlite(pool);
         let mut tx = pool.begin().await?;
         let rows: Vec<(&Key, &Latest)> = self.rows.iter().collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in db::power_of_two_chunks(&rows, ROWS_PER_STATEMENT) {
             upsert_rows(&mut tx, version, chunk, sqlite).await?;
         }
         for (seq, reason) in &self.dead {

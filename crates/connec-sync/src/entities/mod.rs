@@ -98,6 +98,15 @@ pub fn visit_references_mut(
     }
 }
 
+/// Whether `fields` declare a reference, at any depth.
+fn holds_references(fields: &[Field]) -> bool {
+    fields.iter().any(|field| match field.kind {
+        FieldType::Ref(_) => true,
+        FieldType::Object(sub) | FieldType::Lines(sub) => holds_references(sub),
+        _ => false,
+    })
+}
+
 fn walk_refs(
     fields: &[Field],
     value: &mut serde_json::Value,
@@ -111,12 +120,16 @@ fn walk_refs(
         let Some(inner) = object.get_mut(field.name) else {
             continue;
         };
-        let here = format!("{pointer}/{}", field.name);
+        // Pointers are built only on the way to a reference: most fields hold none.
+        let here = || format!("{pointer}/{}", field.name);
         match field.kind {
-            FieldType::Ref(target) if !inner.is_null() => visit(&here, target, inner),
-            FieldType::Object(sub) => walk_refs(sub, inner, &here, visit),
-            FieldType::Lines(sub) => {
+            FieldType::Ref(target) if !inner.is_null() => visit(&here(), target, inner),
+            FieldType::Object(sub) if holds_references(sub) => {
+                walk_refs(sub, inner, &here(), visit)
+            }
+            FieldType::Lines(sub) if holds_references(sub) => {
                 if let Some(lines) = inner.as_array_mut() {
+                    let here = here();
                     for (i, line) in lines.iter_mut().enumerate() {
                         walk_refs(sub, line, &format!("{here}/{i}"), visit);
                     }

@@ -192,7 +192,8 @@ fn normalise(
         let Some(inner) = object.get_mut(field.name) else {
             continue;
         };
-        let here = format!("{pointer}/{}", field.name);
+        // Built only when needed: most fields of most records need no pointer.
+        let here = || format!("{pointer}/{}", field.name);
         match field.kind {
             FieldType::Decimal => {
                 let text = match inner {
@@ -200,7 +201,7 @@ fn normalise(
                     // The number's exact text as sent, never its f64.
                     Value::Number(n) => exact
                         .numbers
-                        .get(&format!("{}{here}", exact.root))
+                        .get(&format!("{}{}", exact.root, here()))
                         .cloned()
                         .unwrap_or_else(|| n.to_string()),
                     _ => continue,
@@ -210,7 +211,7 @@ fn normalise(
                 {
                     Ok(decimal) => *inner = Value::String(decimal.to_string()),
                     Err(_) => out.push(Violation {
-                        pointer: here,
+                        pointer: here(),
                         message: format!("{text} is not a decimal within 28 significant digits"),
                     }),
                 }
@@ -219,7 +220,7 @@ fn normalise(
                 if let Some(text) = inner.as_str() {
                     if !is_real_date(text) {
                         out.push(Violation {
-                            pointer: here,
+                            pointer: here(),
                             message: format!(
                                 "{text:?} is not a real date (YYYY-MM-DD or RFC 3339)"
                             ),
@@ -227,9 +228,10 @@ fn normalise(
                     }
                 }
             }
-            FieldType::Object(sub) => normalise(sub, inner, &here, exact, out),
+            FieldType::Object(sub) => normalise(sub, inner, &here(), exact, out),
             FieldType::Lines(sub) => {
                 if let Some(lines) = inner.as_array_mut() {
+                    let here = here();
                     for (i, line) in lines.iter_mut().enumerate() {
                         normalise(sub, line, &format!("{here}/{i}"), exact, out);
                     }

@@ -171,8 +171,9 @@ async fn checkpoint(pool: &AnyPool) -> Result<u64, sqlx::Error> {
     Ok(seq.unwrap_or(0) as u64)
 }
 
-/// Rows per upsert statement (9 parameters each; well under SQLite's and PostgreSQL's limits).
-const ROWS_PER_STATEMENT: usize = 100;
+/// Most rows per upsert statement (9 parameters each; well under SQLite's and
+/// PostgreSQL's limits); a power of two, see [`db::power_of_two_chunks`].
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Apply one batch in one transaction with the checkpoint; the sequences applied.
 ///
@@ -215,7 +216,7 @@ async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Resul
 
     let sqlite = db::is_sqlite(pool);
     let mut tx = pool.begin().await?;
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in db::power_of_two_chunks(&rows, ROWS_PER_STATEMENT) {
         upsert_rows(&mut tx, chunk, sqlite).await?;
     }
     let highest = seqs.iter().copied().max().unwrap_or(0);
