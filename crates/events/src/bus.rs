@@ -40,17 +40,22 @@ pub fn check_server_version(url: &str, found: &str) -> Result<(), BusError> {
         url: url.to_owned(),
         found: found.to_owned(),
     };
+    if !version_at_least(found, MIN_SERVER_VERSION) {
+        return Err(too_old());
+    }
+    Ok(())
+}
+
+/// Whether a server version string is at least `min` (false when it cannot be read).
+pub fn version_at_least(found: &str, min: (u64, u64, u64)) -> bool {
     let core = found.trim().trim_start_matches('v');
     let core = core.split(['-', '+']).next().unwrap_or_default();
     let mut parts = core.split('.').map(|p| p.parse::<u64>());
     let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
-        return Err(too_old());
+        return false;
     };
     let patch = parts.next().and_then(Result::ok).unwrap_or(0);
-    if (major, minor, patch) < MIN_SERVER_VERSION {
-        return Err(too_old());
-    }
-    Ok(())
+    (major, minor, patch) >= min
 }
 
 /// Validate a NATS URL, or a comma-separated list of them (a cluster), without connecting.
@@ -127,6 +132,17 @@ mod tests {
             assert!(err.contains(&format!("version {v};")), "{err}");
             assert!(err.contains("2.10 or newer"), "{err}");
             assert!(err.contains("deploy/nats/install.sh"), "{err}");
+        }
+    }
+
+    #[test]
+    fn atomic_batches_are_known_from_2_12_on() {
+        let atomic = crate::publish::ATOMIC_BATCH_SERVER_VERSION;
+        for v in ["2.12.0", "v2.15.1", "2.12.1-RC.1"] {
+            assert!(version_at_least(v, atomic), "{v}");
+        }
+        for v in ["2.11.9", "2.10.22", "garbage"] {
+            assert!(!version_at_least(v, atomic), "{v}");
         }
     }
 

@@ -84,6 +84,8 @@ pub enum PublishError {
     Bus { subject: String, reason: String },
     #[error("the atomic batch was not committed, nothing of it was stored: {reason}")]
     BatchRejected { reason: String },
+    #[error("atomic batches need nats-server 2.12 or newer, this one is {version}; nothing was stored; upgrade the server (deploy/nats/install.sh)")]
+    AtomicUnsupported { version: String },
 }
 
 impl PublishError {
@@ -95,6 +97,9 @@ impl PublishError {
         )
     }
 }
+
+/// The first nats-server that commits atomic batches (ADR-50).
+pub const ATOMIC_BATCH_SERVER_VERSION: (u64, u64, u64) = (2, 12, 0);
 
 /// Publishes into one stream.
 #[derive(Clone, Debug)]
@@ -180,6 +185,14 @@ impl Publisher {
         }
     }
 
+    /// Whether the server this publisher is connected to commits atomic batches.
+    pub fn atomic_batches_supported(&self) -> bool {
+        crate::bus::version_at_least(
+            &self.js.client().server_info().version,
+            ATOMIC_BATCH_SERVER_VERSION,
+        )
+    }
+
     /// Publish `messages` as one JetStream atomic batch (ADR-50, server 2.12+):
     /// all are stored, contiguously, or none. Each keeps its msg id and
     /// expected subject sequence; one stale expectation rejects the batch.
@@ -188,6 +201,12 @@ impl Publisher {
         let count = messages.len();
         if count == 0 {
             return Ok(Vec::new());
+        }
+        // An older server would store the batch's messages one by one, not atomically.
+        if !self.atomic_batches_supported() {
+            return Err(PublishError::AtomicUnsupported {
+                version: self.js.client().server_info().version,
+            });
         }
         let batch_id = uuid::Uuid::new_v4().simple().to_string();
         let client = self.js.client();

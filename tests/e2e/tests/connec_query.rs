@@ -444,6 +444,30 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     assert!(correlations[0].as_str().is_some_and(|c| !c.is_empty()));
     assert_eq!(correlations[0], correlations[1]);
 
+    // Independent ops that are not independent (two updates of one record): the bus
+    // refuses them as one atomic publish, so each runs on its own and both apply.
+    let before = w.records_in_stream().await;
+    let body: Value = send(json!({"sequential": false, "ops": [
+        {"method": "put", "url": format!("/api/v2/{org}/items/{item_id}"), "params": {"items": {"code": "TWICE-1"}}},
+        {"method": "put", "url": format!("/api/v2/{org}/items/{item_id}"), "params": {"items": {"name": "Twice"}}}
+    ]}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200], "{body}");
+    assert_eq!(w.records_in_stream().await, before + 2);
+    let (_, read) = w.get(&format!("/items/{item_id}")).await;
+    assert_eq!(read["items"]["code"], "TWICE-1", "{read}");
+    assert_eq!(read["items"]["name"], "Twice", "{read}");
+
     // Atomic and valid: every op stored, in consecutive stream sequences.
     let before = w.records_in_stream().await;
     let response = send(json!({"atomic": true, "ops": [
