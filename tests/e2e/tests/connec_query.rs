@@ -360,6 +360,16 @@ async fn history_and_the_change_feed_show_every_event_including_deletes() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// The status of each op in a batch's answer, in op order.
+fn result_statuses(body: &Value) -> Vec<u64> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     let w = world().await;
@@ -386,12 +396,7 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
-    let statuses: Vec<u64> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let statuses = result_statuses(&body);
     assert_eq!(statuses, [201, 422, 200, 200], "{body}");
     assert_eq!(
         body["results"][1]["body"]["errors"][0]["source"]["pointer"],
@@ -456,12 +461,7 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     .json()
     .await
     .unwrap();
-    let statuses: Vec<u64> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let statuses = result_statuses(&body);
     assert_eq!(statuses, [200, 200], "{body}");
     assert_eq!(w.records_in_stream().await, before + 2);
     let (_, read) = w.get(&format!("/items/{item_id}")).await;
@@ -480,12 +480,7 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    let statuses: Vec<u64> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let statuses = result_statuses(&body);
     assert_eq!(statuses, [201, 201, 200]);
     assert_eq!(w.records_in_stream().await, before + 3);
     let (_, read) = w.get(&format!("/items/{item_id}")).await;
@@ -501,12 +496,7 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     .unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = response.json().await.unwrap();
-    let statuses: Vec<u64> = body["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let statuses = result_statuses(&body);
     assert_eq!(statuses, [424, 422]);
     assert_eq!(w.records_in_stream().await, before);
 
