@@ -100,6 +100,25 @@ pub fn positional(sql: &str, sqlite: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The `VALUES` list of a multi-row statement: `rows` groups of `columns`
+/// placeholders, numbered (`($1, $2), ($3, $4)`) or, on SQLite, positional
+/// (`(?, ?), (?, ?)`; see [`positional`] for why).
+pub fn row_placeholders(rows: usize, columns: usize, sqlite: bool) -> String {
+    let row = |i: usize| -> String {
+        let params: Vec<String> = (1..=columns)
+            .map(|k| {
+                if sqlite {
+                    "?".to_owned()
+                } else {
+                    format!("${}", i * columns + k)
+                }
+            })
+            .collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// Split `rows` into chunks for multi-row statements: powers of two up to
 /// `max` (a power of two), largest first. A statement's text depends on its
 /// row count, and each connection caches prepared statements by text; with
@@ -153,6 +172,12 @@ mod tests {
             positional(&format!("VALUES ({})", many.join(", ")), true),
             format!("VALUES ({})", ["?"; 12].join(", "))
         );
+    }
+
+    #[test]
+    fn row_placeholders_are_numbered_or_positional() {
+        assert_eq!(row_placeholders(2, 3, false), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(row_placeholders(2, 3, true), "(?, ?, ?), (?, ?, ?)");
     }
 
     #[test]

@@ -149,28 +149,12 @@ async fn upsert_rows(
     rows: &[(&Key, &Latest)],
     sqlite: bool,
 ) -> Result<(), sqlx::Error> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p = i * 7;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7
-            )
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO impac_records (version, org, entity, id, state, seq, deleted) VALUES {}
          ON CONFLICT (version, org, entity, id) DO UPDATE SET state = excluded.state, seq = excluded.seq, deleted = excluded.deleted
          WHERE impac_records.seq < excluded.seq",
-        values.join(", ")
+        db::row_placeholders(rows.len(), 7, sqlite)
     );
-    let sql = db::positional(&sql, sqlite);
     let mut query = sqlx::query(&sql);
     for (key, latest) in rows {
         query = query

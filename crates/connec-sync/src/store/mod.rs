@@ -248,12 +248,6 @@ async fn upsert_rows(
     rows: &[&(u64, RecordEvent)],
     sqlite: bool,
 ) -> anyhow::Result<()> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
     let sql = format!(
         "INSERT INTO connec_records (org, entity, id, version, seq, state, created_at, updated_at, deleted)
          VALUES {}
@@ -261,9 +255,8 @@ async fn upsert_rows(
            version = excluded.version, seq = excluded.seq, state = excluded.state,
            updated_at = excluded.updated_at, deleted = excluded.deleted
          WHERE connec_records.seq < excluded.seq",
-        values.join(", ")
+        db::row_placeholders(rows.len(), 9, sqlite)
     );
-    let sql = db::positional(&sql, sqlite);
     let mut query = sqlx::query(&sql);
     for (seq, event) in rows.iter().copied() {
         let times: Times = serde_json::from_slice(&event.state).unwrap_or_default();
