@@ -22,7 +22,7 @@ use mno_events::ApiError;
 use serde_json::{json, Value};
 
 use super::errors::write_error;
-use super::records::{begin, correlation_id, if_match};
+use super::records::{begin, correlation_id, if_match, status_of};
 use super::ApiState;
 use crate::exact_json::{ExactJson, NumberTexts};
 use crate::render;
@@ -181,12 +181,7 @@ async fn run(
             created: false,
         },
     };
-    let status = if written.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, written))
+    Ok((status_of(&written), written))
 }
 
 /// What one op answers.

@@ -148,6 +148,15 @@ async fn view_of(
     view
 }
 
+/// 201 for a new record, 200 otherwise.
+pub(super) fn status_of(written: &Written) -> StatusCode {
+    if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// An idempotent request: its key and the hash of what it asked.
 struct Fingerprint {
     key: String,
@@ -268,12 +277,7 @@ impl Request<'_> {
 
     async fn respond(&self, written: &Written) -> Response {
         if !render::wants_external_ids(self.headers) {
-            let status = if written.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            return answer_stored(status, self.def.name, &written.record);
+            return answer_stored(status_of(written), self.def.name, &written.record);
         }
         let (status, view) = self.rendered(written).await;
         answer(status, self.def.name, view, written.record.seq)
@@ -281,11 +285,7 @@ impl Request<'_> {
 
     /// 201 for a new record, 200 otherwise; the record as the caller sees it.
     async fn rendered(&self, written: &Written) -> (StatusCode, Value) {
-        let status = if written.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
+        let status = status_of(written);
         let view = view_of(
             self.state,
             self.headers,
