@@ -133,6 +133,11 @@ impl ChildNats {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stop gracefully (SIGTERM lets JetStream flush its store), then wait.
     pub async fn stop(mut self) -> Result<()> {
         if let Some(pid) = self.child.id() {

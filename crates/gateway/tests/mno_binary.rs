@@ -334,6 +334,64 @@ fn bench_bus_prints_each_baseline_as_a_json_line() {
 }
 
 #[test]
+fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
+    let data = tempfile::tempdir().unwrap();
+    let output = mno(data.path())
+        .args([
+            "bench",
+            "ingest",
+            "--records",
+            "2000",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+            "--batch",
+            "50",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines
+        .iter()
+        .map(|l| l["scenario"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ingest", "ingest.half_load", "ingest.batch"]);
+    for line in &lines {
+        let (value, baseline) = (
+            line["value"].as_f64().unwrap(),
+            line["baseline"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && baseline > 0.0, "{line}");
+        let ratio = line["ratio"].as_f64().unwrap();
+        assert!((ratio - value / baseline).abs() < 0.001, "{line}");
+    }
+    // A write costs more CPU than a raw publish of its bytes, in our process and in nats-server.
+    let (single, batch) = (&lines[0], &lines[2]);
+    for process in ["mno", "nats_server"] {
+        let raw = single["baseline_cpu_us_per_record"][process]
+            .as_f64()
+            .unwrap();
+        let written = single["cpu_us_per_record"][process].as_f64().unwrap();
+        assert!(written > raw, "{process}: {single}");
+        assert!(
+            batch["cpu_us_per_record"][process].as_f64().unwrap() > 0.0,
+            "{batch}"
+        );
+    }
+    assert!(
+        single["reference_publish"]["rate"].as_f64().unwrap() > 0.0,
+        "{single}"
+    );
+    assert_eq!(batch["records"], 2000);
+}
+
+#[test]
 fn bench_memory_measures_a_child_mno_up_holding_the_records_it_loaded() {
     let data = tempfile::tempdir().unwrap();
     let output = mno(data.path())

@@ -7,6 +7,11 @@
 //! - `ingest.half_load`: p50/p99 at a steady half of the measured rate.
 //! - `ingest.batch`: records/s when the same records come in `POST /connec/batch`
 //!   requests of `--batch` independent creates (`"sequential": false`).
+//!
+//! Each phase also prints the CPU one record cost this process and the private
+//! nats-server (`cpu_us_per_record`), beside what a raw publish cost: rates
+//! move with the machine's other load, costs much less. `reference_publish`
+//! is the bus alone, publishing the same bytes as the write path does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +23,7 @@ use mno_events::proto::{Op, RecordEvent};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::bus::publish_pipelined;
+use super::bus::{publish_pipelined, publish_pipelined_as_creates};
 use super::report::{figure, print_figures, rate, tempfile_dir, BenchBus, BusChoice, Latencies};
 use crate::config::PlatformConfig;
 use crate::platform::Platform;
@@ -99,6 +104,7 @@ pub async fn run(args: Args) -> Result<()> {
         Arc::new((0..args.records).map(|i| json_bytes(&invoice(i))).collect());
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Latencies::default()));
+    let cpu_before = bench.cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
@@ -144,10 +150,12 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let elapsed = started.elapsed();
     let saturated = rate(args.records, elapsed);
+    let saturation_cpu = bench.cpu().per_item_since(&cpu_before, args.records);
     let saturation = latencies.lock().await;
 
     // The same envelope bytes, published raw and pipelined, as the baseline.
     let sample = envelope_bytes(&org);
+    let cpu_before = bench.cpu();
     let raw = publish_pipelined(
         &bench.bus.js,
         "BENCH_INGEST_RAW",
@@ -156,9 +164,30 @@ pub async fn run(args: Args) -> Result<()> {
         1000,
     )
     .await?;
+    let raw_cpu = bench.cpu().per_item_since(&cpu_before, args.records);
+    // For reference: the same bytes published as the write path publishes them.
+    let cpu_before = bench.cpu();
+    let as_creates = publish_pipelined_as_creates(
+        &bench.bus.js,
+        "BENCH_INGEST_AS_CREATES",
+        args.records,
+        sample.clone(),
+        1000,
+    )
+    .await?;
+    let as_creates_cpu = bench.cpu().per_item_since(&cpu_before, args.records);
+    let as_creates = json!({
+        "of": "pipelined publish of the same bytes, one subject each, with Nats-Msg-Id and expected last subject sequence 0",
+        "rate": as_creates.round(),
+        "cpu_us_per_record": as_creates_cpu,
+    });
 
     // Half load: a steady rate, each client on its own schedule.
     let target = (saturated / 2.0).max(1.0);
+    eprintln!(
+        "ingest: {saturated:.0} records/s at saturation; now {target:.0}/s for {} s",
+        args.seconds
+    );
     let per_client = Duration::from_secs_f64(args.clients as f64 / target);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let half = Arc::new(Mutex::new(Latencies::default()));
@@ -231,6 +260,8 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let batches = Arc::new(Mutex::new(Latencies::default()));
+    eprintln!("ingest: {} records in batches of {batch}", requests * batch);
+    let cpu_before = bench.cpu();
     let batch_started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {
@@ -277,6 +308,7 @@ pub async fn run(args: Args) -> Result<()> {
         task.await??;
     }
     let batch_rate = rate(requests * batch, batch_started.elapsed());
+    let batch_cpu = bench.cpu().per_item_since(&cpu_before, requests * batch);
     let batches = batches.lock().await;
 
     print_figures(&[
@@ -287,7 +319,9 @@ pub async fn run(args: Args) -> Result<()> {
             raw,
             json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "envelope_bytes": sample.len(),
                    "clients": args.clients, "records": args.records,
-                   "p50_ms": saturation.p50_ms(), "p99_ms": saturation.p99_ms()}),
+                   "p50_ms": saturation.p50_ms(), "p99_ms": saturation.p99_ms(),
+                   "cpu_us_per_record": saturation_cpu, "baseline_cpu_us_per_record": raw_cpu,
+                   "reference_publish": as_creates}),
         ),
         figure(
             "ingest.half_load",
@@ -303,7 +337,8 @@ pub async fn run(args: Args) -> Result<()> {
             raw,
             json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "clients": args.clients,
                    "records": requests * batch, "ops_per_request": batch,
-                   "request_p50_ms": batches.p50_ms(), "request_p99_ms": batches.p99_ms()}),
+                   "request_p50_ms": batches.p50_ms(), "request_p99_ms": batches.p99_ms(),
+                   "cpu_us_per_record": batch_cpu}),
         ),
     ]);
     drop(saturation);

@@ -52,12 +52,69 @@ impl BenchBus {
         })
     }
 
+    /// CPU time used so far by this process and by the private server.
+    pub fn cpu(&self) -> CpuTimes {
+        CpuTimes {
+            mno: process_cpu("self"),
+            nats_server: self
+                .child
+                .as_ref()
+                .and_then(ChildNats::pid)
+                .and_then(|pid| process_cpu(&pid.to_string())),
+        }
+    }
+
     pub async fn close(self) -> Result<()> {
         if let Some(child) = self.child {
             child.stop().await?;
         }
         Ok(())
     }
+}
+
+/// CPU time (user + system) of the bench process and of its private
+/// nats-server at one moment. The difference over a phase, per record, is the
+/// cost of a record: unlike a rate, it hardly moves with other load on the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    mno: Option<Duration>,
+    nats_server: Option<Duration>,
+}
+
+impl CpuTimes {
+    /// Microseconds of CPU per item since `earlier`, for each process measured.
+    pub fn per_item_since(&self, earlier: &CpuTimes, items: u64) -> Value {
+        let per = |now: Option<Duration>, then: Option<Duration>| {
+            let (now, then) = (now?, then?);
+            Some(round(
+                now.saturating_sub(then).as_secs_f64() * 1e6 / items.max(1) as f64,
+            ))
+        };
+        json!({
+            "mno": per(self.mno, earlier.mno),
+            "nats_server": per(self.nats_server, earlier.nats_server),
+        })
+    }
+}
+
+/// User plus system CPU time of a process, from `/proc/<pid>/stat` (Linux; `None` elsewhere).
+fn process_cpu(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)? as u64;
+    Some(Duration::from_micros(
+        cpu_ticks(&stat)? * 1_000_000 / per_second,
+    ))
+}
+
+/// utime + stime, in clock ticks, of a `/proc/<pid>/stat` line.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    // Count fields after the command name: it is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, so 12 and 13 after the name.
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// A temp dir removed on drop, without another dependency.
@@ -146,5 +203,33 @@ fn round(x: f64) -> f64 {
 pub fn print_figures(figures: &[Value]) {
     for figure in figures {
         println!("{figure}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_reads_utime_and_stime_past_a_command_name_with_spaces() {
+        let stat = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194560 2331 0 0 0 1500 250 0 0 20 0 9 0 77 1000 200 0";
+        assert_eq!(cpu_ticks(stat), Some(1750));
+        assert_eq!(cpu_ticks("4242 (truncated"), None);
+        assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn per_item_cpu_is_the_difference_over_the_items() {
+        let before = CpuTimes {
+            mno: Some(Duration::from_millis(100)),
+            nats_server: None,
+        };
+        let after = CpuTimes {
+            mno: Some(Duration::from_millis(400)),
+            nats_server: None,
+        };
+        let per = after.per_item_since(&before, 1000);
+        assert_eq!(per["mno"], json!(300.0));
+        assert_eq!(per["nats_server"], Value::Null);
     }
 }
