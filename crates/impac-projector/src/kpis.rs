@@ -210,6 +210,9 @@ pub async fn evaluate_all(state: &ImpacState) {
 async fn evaluate(state: &ImpacState, mut kpi: Kpi) -> Result<Kpi, ApiError> {
     let value = current_value(state, &kpi).await?;
     let outside = kpi.outside(value);
+    // The flag flip and the alert it raises commit together: a reader never
+    // sees the new value without its alert, and a crash between them loses neither.
+    let mut tx = state.db.begin().await.map_err(ApiError::internal)?;
     // The flag flips in one conditional update: a crossing raises one alert.
     let flipped = sqlx::query(
         "UPDATE impac_kpis SET breached = $1, last_value = $2, evaluated_at = $3 WHERE id = $4 AND breached = $5",
@@ -219,7 +222,7 @@ async fn evaluate(state: &ImpacState, mut kpi: Kpi) -> Result<Kpi, ApiError> {
     .bind(Utc::now().to_rfc3339())
     .bind(&kpi.id)
     .bind(i32::from(!outside))
-    .execute(&state.db)
+    .execute(&mut *tx)
     .await
     .map_err(ApiError::internal)?
     .rows_affected()
@@ -229,19 +232,38 @@ async fn evaluate(state: &ImpacState, mut kpi: Kpi) -> Result<Kpi, ApiError> {
             .bind(value.to_string())
             .bind(Utc::now().to_rfc3339())
             .bind(&kpi.id)
-            .execute(&state.db)
+            .execute(&mut *tx)
             .await
             .map_err(ApiError::internal)?;
     }
     kpi.breached = outside;
     kpi.last_value = Some(value.to_string());
-    if flipped && outside {
-        raise(state, &kpi, value).await?;
+    let alert = if flipped && outside {
+        Some(store_alert(&mut tx, &kpi, value).await?)
+    } else {
+        None
+    };
+    tx.commit().await.map_err(ApiError::internal)?;
+    if let Some(alert) = alert {
+        announce(state, &kpi, alert).await;
     }
     Ok(kpi)
 }
 
-async fn raise(state: &ImpacState, kpi: &Kpi, value: Decimal) -> Result<(), ApiError> {
+/// An alert stored, to be announced once its row is committed.
+struct RaisedAlert {
+    id: String,
+    org: String,
+    raised_at: chrono::DateTime<Utc>,
+    body: Value,
+}
+
+/// Store the alert of a KPI that has just left its target.
+async fn store_alert(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kpi: &Kpi,
+    value: Decimal,
+) -> Result<RaisedAlert, ApiError> {
     let id = uuid::Uuid::now_v7().to_string();
     let raised_at = Utc::now();
     let org = kpi.org_ids[0].clone();
@@ -268,11 +290,26 @@ async fn raise(state: &ImpacState, kpi: &Kpi, value: Decimal) -> Result<(), ApiE
     .bind(kpi.target().to_string())
     .bind(raised_at.to_rfc3339())
     .bind(kpi.webhook.as_ref().map(|_| "pending"))
-    .execute(&state.db)
+    .execute(&mut **tx)
     .await
     .map_err(ApiError::internal)?;
     tracing::info!(kpi = %kpi.id, %org, %value, "KPI alert raised");
+    Ok(RaisedAlert {
+        id,
+        org,
+        raised_at,
+        body: alert,
+    })
+}
 
+/// Publish a stored alert on HUB and POST it to the KPI's webhook.
+async fn announce(state: &ImpacState, kpi: &Kpi, raised: RaisedAlert) {
+    let RaisedAlert {
+        id,
+        org,
+        raised_at,
+        body: alert,
+    } = raised;
     let event = HubEvent {
         event_id: id.clone(),
         outbox_id: 0,
@@ -302,7 +339,6 @@ async fn raise(state: &ImpacState, kpi: &Kpi, value: Decimal) -> Result<(), ApiE
         let body = json!({"type": "kpi.alert", "alert": alert}).to_string();
         tokio::spawn(async move { send_alert(&state, &id, &url, &secret, body).await });
     }
-    Ok(())
 }
 
 /// POST the alert, signed, retrying a few times; the alert row records how it went.
