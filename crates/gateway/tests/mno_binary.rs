@@ -208,6 +208,38 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
     );
 }
 
+#[tokio::test]
+async fn a_stop_signal_during_start_up_stops_cleanly_and_leaves_no_nats_server_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = mno(data.path())
+        .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The child's URL is written once it is up, while streams, database and
+    // services are still starting: stop the platform right there.
+    let url_file = data.path().join("nats.url");
+    let nats_url = wait_for("the child's nats.url", Duration::from_secs(30), || {
+        let url = std::fs::read_to_string(&url_file).ok();
+        async move { url.filter(|u| !u.trim().is_empty()) }
+    })
+    .await;
+    sigterm(&up);
+    let status = wait_exit(&mut up).await;
+    assert!(
+        status.success(),
+        "a clean stop, not death by signal: {status:?}"
+    );
+    let address = nats_url.trim().trim_start_matches("nats://").to_owned();
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "the nats-server child at {address} was stopped too"
+    );
+}
+
 #[test]
 fn a_malformed_nats_url_is_one_clear_line() {
     let data = tempfile::tempdir().unwrap();

@@ -1,6 +1,7 @@
 //! `mno up`: everything in one process until Ctrl-C or SIGTERM.
 
 use anyhow::Result;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::PlatformConfig;
@@ -17,12 +18,16 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Result<()> {
     init_tracing(args.log_json);
+    // Listen before starting: a stop signal that comes while the platform starts
+    // (or just as /readyz first answers) then stops it cleanly once it is up,
+    // instead of killing the process and leaving its nats-server child behind.
+    let mut stop = StopSignals::listen()?;
     let platform = Platform::start(args.config).await?;
     println!(
         "mno is up: http://{}  (bus {})",
         platform.http_addr, platform.nats_url
     );
-    wait_for_stop_signal().await?;
+    stop.received().await;
     tracing::info!("stop signal received; shutting down");
     platform.shutdown().await
 }
@@ -39,12 +44,25 @@ fn init_tracing(json: bool) {
     };
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result?,
-        _ = terminate.recv() => {}
+/// Ctrl-C (SIGINT) and SIGTERM, caught from the moment of `listen`.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    Ok(())
+
+    /// Returns once either signal has come (at once if one came already).
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
