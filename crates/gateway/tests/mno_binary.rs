@@ -47,6 +47,17 @@ async fn get(url: &str) -> Option<reqwest::Response> {
     reqwest::get(url).await.ok()
 }
 
+/// `mno up` serving HTTP on `port`, its output discarded.
+fn quiet_up(command: &mut Command, port: u16) -> Child {
+    command
+        .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .arg("up")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn sigterm(child: &Child) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -181,14 +192,7 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
     let server = NatsServer::start().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut up = mno(data.path())
-        .env("MNO_NATS_URL", server.url())
-        .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut up = quiet_up(mno(data.path()).env("MNO_NATS_URL", server.url()), port);
     wait_for("readyz", Duration::from_secs(30), || async {
         let r = get(&format!("http://127.0.0.1:{port}/readyz")).await?;
         (r.status() == 200).then_some(())
@@ -212,13 +216,7 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
 async fn a_stop_signal_during_start_up_stops_cleanly_and_leaves_no_nats_server_behind() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut up = mno(data.path())
-        .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .arg("up")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut up = quiet_up(&mut mno(data.path()), port);
     // The child's URL is written once it is up, while streams, database and
     // services are still starting: stop the platform right there.
     let url_file = data.path().join("nats.url");
@@ -326,30 +324,26 @@ fn a_port_in_use_is_one_clear_line() {
     );
 }
 
-#[test]
-fn bench_bus_prints_each_baseline_as_a_json_line() {
+/// Run `mno bench <args>`, which must succeed; its JSON lines and their scenario names.
+fn bench_figures(args: &[&str]) -> (Vec<serde_json::Value>, Vec<String>) {
     let data = tempfile::tempdir().unwrap();
-    let output = mno(data.path())
-        .args([
-            "bench",
-            "bus",
-            "--messages",
-            "2000",
-            "--sync-messages",
-            "200",
-        ])
-        .output()
-        .unwrap();
+    let output = mno(data.path()).arg("bench").args(args).output().unwrap();
     assert!(output.status.success(), "{output:?}");
     let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let names: Vec<&str> = lines
+    let names = lines
         .iter()
-        .map(|l| l["scenario"].as_str().unwrap())
+        .map(|l| l["scenario"].as_str().unwrap().to_owned())
         .collect();
+    (lines, names)
+}
+
+#[test]
+fn bench_bus_prints_each_baseline_as_a_json_line() {
+    let (lines, names) = bench_figures(&["bus", "--messages", "2000", "--sync-messages", "200"]);
     assert_eq!(
         names,
         [
@@ -367,32 +361,17 @@ fn bench_bus_prints_each_baseline_as_a_json_line() {
 
 #[test]
 fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
-    let data = tempfile::tempdir().unwrap();
-    let output = mno(data.path())
-        .args([
-            "bench",
-            "ingest",
-            "--records",
-            "2000",
-            "--clients",
-            "4",
-            "--seconds",
-            "1",
-            "--batch",
-            "50",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let names: Vec<&str> = lines
-        .iter()
-        .map(|l| l["scenario"].as_str().unwrap())
-        .collect();
+    let (lines, names) = bench_figures(&[
+        "ingest",
+        "--records",
+        "2000",
+        "--clients",
+        "4",
+        "--seconds",
+        "1",
+        "--batch",
+        "50",
+    ]);
     assert_eq!(names, ["ingest", "ingest.half_load", "ingest.batch"]);
     for line in &lines {
         let (value, baseline) = (

@@ -134,19 +134,13 @@ pub async fn fill(
     window: usize,
 ) -> Result<Duration> {
     let subject = format!("{stream}.m");
-    let started = Instant::now();
-    let mut in_flight = FuturesOrdered::new();
-    for _ in 0..count {
-        if in_flight.len() >= window {
-            in_flight.next().await.expect("window is not empty")?;
-        }
-        let ack = js.publish(subject.clone(), payload.clone()).await?;
-        in_flight.push_back(std::future::IntoFuture::into_future(ack));
-    }
-    while let Some(ack) = in_flight.next().await {
-        ack?;
-    }
-    Ok(started.elapsed())
+    publish_windowed(js, count, window, |_| {
+        (
+            subject.clone(),
+            PublishMessage::build().payload(payload.clone()),
+        )
+    })
+    .await
 }
 
 /// Publish `count` messages of `payload` the way the record write path does:
@@ -162,25 +156,40 @@ pub async fn publish_pipelined_as_creates(
     window: usize,
 ) -> Result<f64> {
     fresh_stream(js, stream).await?;
+    let elapsed = publish_windowed(js, count, window, |i| {
+        let message = PublishMessage::build()
+            .payload(payload.clone())
+            .message_id(uuid::Uuid::now_v7().to_string())
+            .expected_last_subject_sequence(0);
+        (format!("{stream}.r{i}"), message)
+    })
+    .await?;
+    let _ = js.delete_stream(stream).await;
+    Ok(rate(count, elapsed))
+}
+
+/// Publish message `i` of `message(i)` for `i` in `0..count`, keeping `window`
+/// acks in flight; how long it took until the last ack.
+async fn publish_windowed(
+    js: &jetstream::Context,
+    count: u64,
+    window: usize,
+    mut message: impl FnMut(u64) -> (String, PublishMessage),
+) -> Result<Duration> {
     let started = Instant::now();
     let mut in_flight = FuturesOrdered::new();
     for i in 0..count {
         if in_flight.len() >= window {
             in_flight.next().await.expect("window is not empty")?;
         }
-        let message = PublishMessage::build()
-            .payload(payload.clone())
-            .message_id(uuid::Uuid::now_v7().to_string())
-            .expected_last_subject_sequence(0);
-        let ack = js.send_publish(format!("{stream}.r{i}"), message).await?;
+        let (subject, message) = message(i);
+        let ack = js.send_publish(subject, message).await?;
         in_flight.push_back(std::future::IntoFuture::into_future(ack));
     }
     while let Some(ack) = in_flight.next().await {
         ack?;
     }
-    let elapsed = started.elapsed();
-    let _ = js.delete_stream(stream).await;
-    Ok(rate(count, elapsed))
+    Ok(started.elapsed())
 }
 
 /// Publish awaiting each ack; msg/s and the latency of each round trip.
