@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use mno_connec_sync::{Connec, ConnecConfig, ConnecDeps};
 use mno_events::bus::{self, Bus};
 use mno_hub::{Hub, HubConfig, HubDeps};
@@ -118,6 +119,13 @@ impl Platform {
         };
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
         let (stop_http, stopped) = oneshot::channel::<()>();
+        // Answers go out as soon as they are written, not held back by Nagle's
+        // algorithm waiting for the client's ack of an earlier segment.
+        let listener = listener.tap_io(|connection| {
+            if let Err(e) = connection.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         let server = tokio::spawn(async move {
             // Peer addresses reach handlers (sign-in limits count per client).
             axum::serve(
