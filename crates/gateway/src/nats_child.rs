@@ -1,6 +1,11 @@
 //! The bus for `mno up`: a server at MNO_NATS_URL, one already answering on
 //! the default port, or the installed nats-server started as a child with its
 //! store under the data dir.
+//!
+//! A child outlives an `mno up` that was killed (SIGKILL, the OOM killer), and
+//! nats-server does not lock its store: a second server on the same store would
+//! corrupt it. So the child's pid is kept beside its URL, and the next `mno up`
+//! on that data dir stops such a leftover server before it starts its own.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,6 +23,10 @@ const DEFAULT_PORT: u16 = 4222;
 const DEFAULT_MONITOR_PORT: u16 = 8222;
 /// `mno up` writes the URL of its child server here, for `mno streams` and friends.
 pub const URL_FILE: &str = "nats.url";
+/// The child's process id and that of the `mno` that started it, while it runs.
+pub const PID_FILE: &str = "nats.pid";
+/// How long a nats-server gets to flush its store after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A nats-server started by `mno up`.
 pub struct ChildNats {
@@ -25,6 +34,8 @@ pub struct ChildNats {
     pub url: String,
     pub monitor_url: String,
     pub log: PathBuf,
+    /// Where its pid is recorded, removed once it stopped.
+    pid_file: Option<PathBuf>,
 }
 
 /// The nats-server binary: the configured one, else `.tools/nats/bin/nats-server`
@@ -103,7 +114,14 @@ impl ChildNats {
             url: format!("nats://127.0.0.1:{port}"),
             monitor_url: format!("http://127.0.0.1:{monitor_port}"),
             log,
+            pid_file: None,
         };
+        if let Some(pid) = started.child.id() {
+            started.pid_file = Some(data_dir.join(PID_FILE));
+            let record = format!("{pid} {}", std::process::id());
+            std::fs::write(data_dir.join(PID_FILE), record)
+                .with_context(|| format!("write {}", data_dir.join(PID_FILE).display()))?;
+        }
         started.wait_until_ready().await?;
         std::fs::write(data_dir.join(URL_FILE), &started.url)
             .with_context(|| format!("write {}", data_dir.join(URL_FILE).display()))?;
@@ -143,7 +161,7 @@ impl ChildNats {
         if let Some(pid) = self.child.id() {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
-        match tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await {
+        match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
             Ok(status) => {
                 status?;
             }
@@ -152,8 +170,104 @@ impl ChildNats {
                 self.child.kill().await?;
             }
         }
+        if let Some(pid_file) = &self.pid_file {
+            let _ = std::fs::remove_file(pid_file);
+        }
         Ok(())
     }
+}
+
+/// Stop a nats-server that an earlier `mno up` on `data_dir` started and did
+/// not stop (it was killed): it still serves this data dir's store. Returns
+/// its pid if there was one. Only a process whose command line names this
+/// store is stopped (a pid may have been reused); without `/proc` nothing is.
+/// A server whose `mno up` still runs is not a leftover: that is an error.
+pub async fn stop_leftover(data_dir: &Path) -> Result<Option<u32>> {
+    let pid_file = data_dir.join(PID_FILE);
+    let Some((pid, owner)) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|text| parse_pid_file(&text))
+    else {
+        return Ok(None);
+    };
+    let store = data_dir.join("nats").join("jetstream");
+    if !serves_store(pid, &store) {
+        let _ = std::fs::remove_file(&pid_file);
+        return Ok(None);
+    }
+    if parent_of(pid) == Some(owner) {
+        bail!(
+            "another mno up (pid {owner}) runs on the data dir {}; stop it first, or give this one its own MNO_DATA_DIR",
+            data_dir.display()
+        );
+    }
+    tracing::warn!(
+        pid,
+        store = %store.display(),
+        "a nats-server started by an earlier mno up that did not stop cleanly still serves this data dir; stopping it"
+    );
+    let target = Pid::from_raw(pid as i32);
+    let _ = kill(target, Signal::SIGTERM);
+    if !gone_within(pid, &store, STOP_GRACE).await {
+        tracing::warn!(
+            pid,
+            "the leftover nats-server did not stop within 15 s of SIGTERM; killing it"
+        );
+        let _ = kill(target, Signal::SIGKILL);
+        gone_within(pid, &store, Duration::from_secs(5)).await;
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    Ok(Some(pid))
+}
+
+/// `<child pid> <mno pid>` as [`ChildNats::start`] writes it.
+fn parse_pid_file(text: &str) -> Option<(u32, u32)> {
+    let mut pids = text.split_whitespace().map(str::parse::<u32>);
+    Some((pids.next()?.ok()?, pids.next()?.ok()?))
+}
+
+async fn gone_within(pid: u32, store: &Path, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while serves_store(pid, store) {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// Whether process `pid` runs with `store` on its command line; a zombie (it
+/// exited, its new parent has yet to reap it) no longer does.
+fn serves_store(pid: u32, store: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let store = store.to_string_lossy();
+    !is_zombie(pid)
+        && cmdline
+            .split(|byte| *byte == 0)
+            .any(|arg| arg == store.as_bytes())
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (state, ppid, ...).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().map(String::as_str) == Some("Z"))
 }
 
 fn last_line(path: &Path) -> String {

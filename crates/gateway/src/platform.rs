@@ -161,6 +161,11 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
     if let Some(url) = &config.nats_url {
         return Ok((bus::connect(url).await?, None));
     }
+    // A child left running by a killed `mno up` must not be adopted as "a server on
+    // the default port" nor run beside a new child on the same store.
+    if let Some(pid) = nats_child::stop_leftover(&config.data_dir).await? {
+        tracing::info!(pid, "stopped the leftover nats-server; starting afresh");
+    }
     match bus::connect(nats_child::DEFAULT_NATS_URL).await {
         Ok(bus) => return Ok((bus, None)),
         // Something answers there but will not do (too old, no JetStream): say so.

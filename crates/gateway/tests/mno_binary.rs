@@ -13,6 +13,12 @@ use mno_harness::{free_port, nats_server_binary, wait_for, NatsServer};
 
 mod support;
 
+/// Held by each test whose `mno up` starts its own nats-server child. Such an
+/// `mno up` first adopts any server answering on the default port 4222, where
+/// an earlier one's child listens: run side by side, one test would use
+/// another's bus. So these tests take turns.
+static OWN_BUS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `mno` with a clean environment, starting the installed nats-server when it needs one.
 fn mno(data_dir: &Path) -> Command {
     let mut command = support::mno_command(data_dir);
@@ -76,6 +82,7 @@ async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 #[tokio::test]
 async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothing() {
+    let _turn = OWN_BUS.lock().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -214,6 +221,7 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
 
 #[tokio::test]
 async fn a_stop_signal_during_start_up_stops_cleanly_and_leaves_no_nats_server_behind() {
+    let _turn = OWN_BUS.lock().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut up = quiet_up(&mut mno(data.path()), port);
@@ -236,6 +244,98 @@ async fn a_stop_signal_during_start_up_stops_cleanly_and_leaves_no_nats_server_b
         std::net::TcpStream::connect(&address).is_err(),
         "the nats-server child at {address} was stopped too"
     );
+}
+
+/// Whether process `pid` runs (exists and is not a zombie awaiting its reaper).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? != "Z"))
+        .unwrap_or(false)
+}
+
+/// The child nats-server's pid that `mno up` recorded under the data dir.
+fn child_pid(data_dir: &Path) -> u32 {
+    let record = std::fs::read_to_string(data_dir.join("nats.pid")).unwrap();
+    record.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+async fn wait_ready(port: u16) {
+    wait_for("readyz", Duration::from_secs(30), || async {
+        let r = get(&format!("http://127.0.0.1:{port}/readyz")).await?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_nats_server_left_by_a_killed_mno_up_is_stopped_by_the_next_one_losing_nothing() {
+    let _turn = OWN_BUS.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = quiet_up(&mut mno(data.path()), port);
+    wait_ready(port).await;
+    let nats_url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();
+    let bus = mno_events::bus::connect(nats_url.trim()).await.unwrap();
+    mno_events::publish::Publisher::new(bus.js.clone(), "RECORDS")
+        .publish(mno_events::publish::Outgoing::new(
+            "rec.o1.items.i1",
+            "evt-1",
+            "x".into(),
+        ))
+        .await
+        .unwrap();
+    drop(bus);
+
+    // Killed: no chance to stop its child, which keeps serving the store.
+    let leftover = child_pid(data.path());
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(running(leftover), "the child outlives a killed mno up");
+
+    // The next start on this data dir stops it before starting its own.
+    let mut again = quiet_up(&mut mno(data.path()), port);
+    wait_ready(port).await;
+    assert!(
+        !running(leftover),
+        "the leftover server {leftover} was stopped"
+    );
+    let fresh = child_pid(data.path());
+    assert_ne!(fresh, leftover);
+    assert!(running(fresh));
+    let nats_url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();
+    let bus = mno_events::bus::connect(nats_url.trim()).await.unwrap();
+    let mut records = bus.js.get_stream("RECORDS").await.unwrap();
+    assert_eq!(
+        records.info().await.unwrap().state.messages,
+        1,
+        "the acknowledged event is kept"
+    );
+    drop(bus);
+
+    sigterm(&again);
+    assert!(wait_exit(&mut again).await.success());
+    assert!(!running(fresh), "a clean stop stops the child");
+    assert!(!data.path().join("nats.pid").exists());
+}
+
+#[tokio::test]
+async fn a_second_mno_up_on_a_data_dir_in_use_is_refused_in_one_clear_line() {
+    let _turn = OWN_BUS.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = quiet_up(&mut mno(data.path()), port);
+    wait_ready(port).await;
+    let line =
+        failing_up(mno(data.path()).env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port())));
+    assert!(
+        line.contains("another mno up") && line.contains("MNO_DATA_DIR"),
+        "{line}"
+    );
+    // The first one was not disturbed.
+    wait_ready(port).await;
+    sigterm(&up);
+    assert!(wait_exit(&mut up).await.success());
 }
 
 #[test]
