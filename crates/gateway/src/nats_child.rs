@@ -287,3 +287,34 @@ pub fn operator_url(explicit: Option<&str>, data_dir: &Path) -> String {
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pid_file_holds_the_child_and_its_mno() {
+        assert_eq!(parse_pid_file("4242 17\n"), Some((4242, 17)));
+        assert_eq!(
+            parse_pid_file("4242"),
+            None,
+            "written by no mno up of this version"
+        );
+        assert_eq!(parse_pid_file("x 17"), None);
+        assert_eq!(parse_pid_file(""), None);
+    }
+
+    #[test]
+    fn a_process_that_does_not_name_the_store_is_not_a_leftover() {
+        // This test process runs, but its command line names no store.
+        assert!(!serves_store(
+            std::process::id(),
+            Path::new("/no/such/store")
+        ));
+        assert!(!is_zombie(std::process::id()));
+        assert_eq!(
+            parent_of(std::process::id()),
+            Some(std::os::unix::process::parent_id())
+        );
+    }
+}
