@@ -200,11 +200,7 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut up = quiet_up(mno(data.path()).env("MNO_NATS_URL", server.url()), port);
-    wait_for("readyz", Duration::from_secs(30), || async {
-        let r = get(&format!("http://127.0.0.1:{port}/readyz")).await?;
-        (r.status() == 200).then_some(())
-    })
-    .await;
+    wait_ready(port).await;
     assert!(
         !data.path().join("nats.url").exists(),
         "no child was started"
