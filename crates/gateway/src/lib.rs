@@ -3,6 +3,7 @@
 //! Modules, one concern each:
 //! - [`config`]: settings from flags and `MNO_*` variables, checked before anything starts.
 //! - [`nats_child`]: finding a nats-server, or starting the installed one as a child.
+//! - [`proc_stat`]: a process's state, parent and CPU time from `/proc`.
 //! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`).
 //! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
 //! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
@@ -12,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod nats_child;
 pub mod platform;
+pub mod proc_stat;
 
 pub use config::PlatformConfig;
 pub use platform::{Platform, RunningPlatform};

@@ -17,6 +17,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
+use crate::proc_stat;
+
 /// Where operator tools look for the bus when MNO_NATS_URL is unset.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 const DEFAULT_PORT: u16 = 4222;
@@ -250,24 +252,12 @@ fn serves_store(pid: u32, store: &Path) -> bool {
             .any(|arg| arg == store.as_bytes())
 }
 
-/// The fields of `/proc/<pid>/stat` after the command name (state, ppid, ...).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(
-        stat.rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    )
-}
-
 fn parent_of(pid: u32) -> Option<u32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
+    proc_stat::parent(&proc_stat::read(&pid.to_string())?)
 }
 
 fn is_zombie(pid: u32) -> bool {
-    stat_fields(pid).is_some_and(|fields| fields.first().map(String::as_str) == Some("Z"))
+    proc_stat::read(&pid.to_string()).is_some_and(|stat| proc_stat::state(&stat) == Some("Z"))
 }
 
 fn last_line(path: &Path) -> String {

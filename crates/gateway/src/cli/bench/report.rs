@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use crate::nats_child::{self, ChildNats};
+use crate::proc_stat;
 
 /// A bus to measure on: `--nats-url`, or a private nats-server in a temp dir.
 pub struct BenchBus {
@@ -99,22 +100,12 @@ impl CpuTimes {
 
 /// User plus system CPU time of a process, from `/proc/<pid>/stat` (Linux; `None` elsewhere).
 fn process_cpu(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = proc_stat::cpu_ticks(&proc_stat::read(pid)?)?;
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
         .filter(|t| *t > 0)? as u64;
-    Some(Duration::from_micros(
-        cpu_ticks(&stat)? * 1_000_000 / per_second,
-    ))
-}
-
-/// utime + stime, in clock ticks, of a `/proc/<pid>/stat` line.
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    // Count fields after the command name: it is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, so 12 and 13 after the name.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    Some(Duration::from_micros(ticks * 1_000_000 / per_second))
 }
 
 /// A temp dir removed on drop, without another dependency.
@@ -209,14 +200,6 @@ pub fn print_figures(figures: &[Value]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_ticks_reads_utime_and_stime_past_a_command_name_with_spaces() {
-        let stat = "4242 (tokio rt) worker) S 1 4242 4242 0 -1 4194560 2331 0 0 0 1500 250 0 0 20 0 9 0 77 1000 200 0";
-        assert_eq!(cpu_ticks(stat), Some(1750));
-        assert_eq!(cpu_ticks("4242 (truncated"), None);
-        assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
-    }
 
     #[test]
     fn per_item_cpu_is_the_difference_over_the_items() {
