@@ -2,6 +2,7 @@
 //!
 //! Modules, one concern each:
 //! - [`config`]: settings from flags and `MNO_*` variables, checked before anything starts.
+//! - [`data_dir_lock`]: one platform per data dir.
 //! - [`nats_child`]: finding a nats-server, or starting the installed one as a child.
 //! - [`proc_stat`]: a process's state, parent and CPU time from `/proc`.
 //! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`).
@@ -10,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod data_dir_lock;
 pub mod http;
 pub mod nats_child;
 pub mod platform;

@@ -120,8 +120,7 @@ impl ChildNats {
         };
         if let Some(pid) = started.child.id() {
             started.pid_file = Some(data_dir.join(PID_FILE));
-            let record = format!("{pid} {}", std::process::id());
-            std::fs::write(data_dir.join(PID_FILE), record)
+            std::fs::write(data_dir.join(PID_FILE), pid.to_string())
                 .with_context(|| format!("write {}", data_dir.join(PID_FILE).display()))?;
         }
         started.wait_until_ready().await?;
@@ -183,10 +182,10 @@ impl ChildNats {
 /// not stop (it was killed): it still serves this data dir's store. Returns
 /// its pid if there was one. Only a process whose command line names this
 /// store is stopped (a pid may have been reused); without `/proc` nothing is.
-/// A server whose `mno up` still runs is not a leftover: that is an error.
+/// Called under the data dir's lock: no running `mno up` owns that server.
 pub async fn stop_leftover(data_dir: &Path) -> Result<Option<u32>> {
     let pid_file = data_dir.join(PID_FILE);
-    let Some((pid, owner)) = std::fs::read_to_string(&pid_file)
+    let Some(pid) = std::fs::read_to_string(&pid_file)
         .ok()
         .and_then(|text| parse_pid_file(&text))
     else {
@@ -196,12 +195,6 @@ pub async fn stop_leftover(data_dir: &Path) -> Result<Option<u32>> {
     if !serves_store(pid, &store) {
         let _ = std::fs::remove_file(&pid_file);
         return Ok(None);
-    }
-    if parent_of(pid) == Some(owner) {
-        bail!(
-            "another mno up (pid {owner}) runs on the data dir {}; stop it first, or give this one its own MNO_DATA_DIR",
-            data_dir.display()
-        );
     }
     tracing::warn!(
         pid,
@@ -222,10 +215,10 @@ pub async fn stop_leftover(data_dir: &Path) -> Result<Option<u32>> {
     Ok(Some(pid))
 }
 
-/// `<child pid> <mno pid>` as [`ChildNats::start`] writes it.
-fn parse_pid_file(text: &str) -> Option<(u32, u32)> {
-    let mut pids = text.split_whitespace().map(str::parse::<u32>);
-    Some((pids.next()?.ok()?, pids.next()?.ok()?))
+/// The child's pid as [`ChildNats::start`] writes it (earlier versions
+/// wrote their own pid after it).
+fn parse_pid_file(text: &str) -> Option<u32> {
+    text.split_whitespace().next()?.parse().ok()
 }
 
 async fn gone_within(pid: u32, store: &Path, limit: Duration) -> bool {
@@ -250,10 +243,6 @@ fn serves_store(pid: u32, store: &Path) -> bool {
         && cmdline
             .split(|byte| *byte == 0)
             .any(|arg| arg == store.as_bytes())
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    proc_stat::parent(&proc_stat::read(&pid.to_string())?)
 }
 
 fn is_zombie(pid: u32) -> bool {
@@ -283,12 +272,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_pid_file_holds_the_child_and_its_mno() {
-        assert_eq!(parse_pid_file("4242 17\n"), Some((4242, 17)));
+    fn the_pid_file_holds_the_childs_pid() {
+        assert_eq!(parse_pid_file("4242"), Some(4242));
         assert_eq!(
-            parse_pid_file("4242"),
-            None,
-            "written by no mno up of this version"
+            parse_pid_file("4242 17\n"),
+            Some(4242),
+            "as an earlier version wrote it"
         );
         assert_eq!(parse_pid_file("x 17"), None);
         assert_eq!(parse_pid_file(""), None);
@@ -302,9 +291,5 @@ mod tests {
             Path::new("/no/such/store")
         ));
         assert!(!is_zombie(std::process::id()));
-        assert_eq!(
-            parent_of(std::process::id()),
-            Some(std::os::unix::process::parent_id())
-        );
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::PlatformConfig;
+use crate::data_dir_lock::DataDirLock;
 use crate::http::{self, EdgeState};
 use crate::nats_child::{self, ChildNats};
 
@@ -33,6 +34,8 @@ pub struct RunningPlatform {
     connec: Connec,
     impac: Impac,
     child: Option<ChildNats>,
+    /// Released last, when the platform value is gone (after the child stopped).
+    _data_dir: DataDirLock,
     stop_http: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -41,6 +44,7 @@ impl Platform {
     pub async fn start(config: PlatformConfig) -> Result<RunningPlatform> {
         config.validate()?;
         config.prepare_data_dir()?;
+        let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         // Bind first: a port in use should fail before anything else starts.
         let addr = config.http_socket_addr()?;
         let listener = TcpListener::bind(addr).await.map_err(|e| {
@@ -149,6 +153,7 @@ impl Platform {
             connec,
             impac,
             child,
+            _data_dir: data_dir_lock,
             stop_http,
             server,
         })

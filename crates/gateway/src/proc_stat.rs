@@ -1,4 +1,4 @@
-//! Reading `/proc/<pid>/stat` (Linux): a process's state, parent and CPU time.
+//! Reading `/proc/<pid>/stat` (Linux): a process's state and CPU time.
 //! Elsewhere every answer is `None`.
 
 /// The fields after the command name (state, ppid, ...): the name is in
@@ -15,11 +15,6 @@ pub fn read(pid: &str) -> Option<String> {
 /// The process state letter (`R`, `S`, `Z` for a zombie, ...).
 pub fn state(stat: &str) -> Option<&str> {
     fields_after_name(stat)?.first().copied()
-}
-
-/// The parent's pid.
-pub fn parent(stat: &str) -> Option<u32> {
-    fields_after_name(stat)?.get(1)?.parse().ok()
 }
 
 /// User plus system CPU time, in clock ticks.
@@ -39,7 +34,6 @@ mod tests {
     #[test]
     fn fields_count_from_the_last_parenthesis_of_the_name() {
         assert_eq!(state(STAT), Some("S"));
-        assert_eq!(parent(STAT), Some(1));
         assert_eq!(cpu_ticks(STAT), Some(1750));
     }
 
@@ -51,9 +45,9 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_a_state_and_a_parent() {
+    fn this_process_reads_as_running_with_a_cpu_time() {
         let stat = read("self").unwrap();
-        assert_eq!(parent(&stat), Some(std::os::unix::process::parent_id()));
-        assert_ne!(state(&stat), Some("Z"));
+        assert!(matches!(state(&stat), Some("R" | "S")), "{stat}");
+        assert!(cpu_ticks(&stat).is_some(), "{stat}");
     }
 }

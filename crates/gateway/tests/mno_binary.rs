@@ -34,9 +34,25 @@ fn stderr_lines(output: &Output) -> Vec<String> {
         .collect()
 }
 
-/// Run a `mno up` that must fail; return its one error line.
+/// Run a `mno up` that must fail; return its one error line. Bounded: one
+/// that wrongly starts is killed and fails the test instead of hanging it.
 fn failing_up(command: &mut Command) -> String {
-    let output = command.arg("up").output().expect("run mno up");
+    let mut child = command
+        .arg("up")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mno up");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("mno up should have failed but still ran after 60 s: {output:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(
         !output.status.success(),
         "mno up should have failed: {output:?}"
@@ -332,6 +348,37 @@ async fn a_second_mno_up_on_a_data_dir_in_use_is_refused_in_one_clear_line() {
     wait_ready(port).await;
     sigterm(&up);
     assert!(wait_exit(&mut up).await.success());
+}
+
+#[tokio::test]
+async fn one_data_dir_serves_one_mno_up_whatever_the_bus_and_a_killed_one_frees_it() {
+    let server = NatsServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = quiet_up(mno(data.path()).env("MNO_NATS_URL", server.url()), port);
+    wait_ready(port).await;
+
+    // A second one on the same data dir, even on the same given bus, would share the SQLite file.
+    let line = failing_up(
+        mno(data.path())
+            .env("MNO_NATS_URL", server.url())
+            .env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port())),
+    );
+    assert!(
+        line.contains("another mno up")
+            && line.contains(&format!("pid {}", up.id()))
+            && line.contains("MNO_DATA_DIR"),
+        "{line}"
+    );
+    wait_ready(port).await;
+
+    // Killed, it cannot release anything itself: the lock goes with the process.
+    up.kill().unwrap();
+    up.wait().unwrap();
+    let mut again = quiet_up(mno(data.path()).env("MNO_NATS_URL", server.url()), port);
+    wait_ready(port).await;
+    sigterm(&again);
+    assert!(wait_exit(&mut again).await.success());
 }
 
 #[test]
