@@ -25,10 +25,16 @@ fn external_id_schema() -> Value {
     })
 }
 
+/// Each field's schema carries a `description` that completes "send ...":
+/// validation errors quote it, so that a refusal says what would be accepted.
 fn field_schema(field: &Field) -> Value {
     match field.kind {
-        FieldType::Text => json!({"type": ["string", "null"]}),
-        FieldType::Integer => json!({"type": ["integer", "null"]}),
+        FieldType::Text => {
+            json!({"type": ["string", "null"], "description": "text (a JSON string)"})
+        }
+        FieldType::Integer => {
+            json!({"type": ["integer", "null"], "description": "a whole number"})
+        }
         FieldType::Decimal => json!({
             "description": "a decimal number, as a JSON number or a string such as \"1250.50\"",
             "anyOf": [
@@ -39,17 +45,19 @@ fn field_schema(field: &Field) -> Value {
         }),
         FieldType::Date => json!({
             "type": ["string", "null"],
-            "description": "YYYY-MM-DD or an RFC 3339 date-time",
+            "description": "a date as YYYY-MM-DD or an RFC 3339 date-time such as 2026-11-02T09:30:00Z",
             "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))?$"
         }),
-        FieldType::Currency => {
-            json!({"type": ["string", "null"], "pattern": "^[A-Z]{3}$", "description": "ISO 4217 code"})
-        }
-        FieldType::Bool => json!({"type": ["boolean", "null"]}),
+        FieldType::Currency => json!({
+            "type": ["string", "null"],
+            "pattern": "^[A-Z]{3}$",
+            "description": "an ISO 4217 currency code: three capital letters such as USD"
+        }),
+        FieldType::Bool => json!({"type": ["boolean", "null"], "description": "true or false"}),
         FieldType::Enum(values) => {
             let mut allowed: Vec<Value> = values.iter().map(|v| json!(v)).collect();
             allowed.push(Value::Null);
-            json!({"enum": allowed})
+            json!({"enum": allowed, "description": format!("one of {}", values.join(", "))})
         }
         FieldType::Ref(target) => json!({
             "description": format!("the id of a record of {target} in the same organisation"),
@@ -63,19 +71,40 @@ fn field_schema(field: &Field) -> Value {
         FieldType::Object(fields) => {
             let mut schema = object_schema(fields, &[]);
             schema["type"] = json!(["object", "null"]);
+            schema["description"] = json!("an object of the fields this schema lists");
             schema
         }
         FieldType::Lines(fields) => json!({
             "type": ["array", "null"],
+            "description": "an array of line objects",
             "items": object_schema(fields, &[])
         }),
+    }
+}
+
+/// A required field must hold a value: null is taken out of what it accepts.
+fn refuse_null(schema: &mut Value) {
+    if let Some(types) = schema.get_mut("type").and_then(Value::as_array_mut) {
+        types.retain(|t| t != "null");
+    }
+    if let Some(any_of) = schema.get_mut("anyOf").and_then(Value::as_array_mut) {
+        any_of.retain(|s| s.get("type").and_then(Value::as_str) != Some("null"));
+    }
+    if let Some(allowed) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+        allowed.retain(|v| !v.is_null());
     }
 }
 
 fn object_schema(fields: &[Field], required: &[&str]) -> Value {
     let properties: Map<String, Value> = fields
         .iter()
-        .map(|f| (f.name.to_owned(), field_schema(f)))
+        .map(|f| {
+            let mut schema = field_schema(f);
+            if required.contains(&f.name) {
+                refuse_null(&mut schema);
+            }
+            (f.name.to_owned(), schema)
+        })
         .collect();
     json!({"type": "object", "properties": properties, "required": required})
 }
@@ -91,18 +120,56 @@ pub fn schema_of(def: &EntityDef) -> Value {
     schema
 }
 
-fn validators() -> &'static HashMap<&'static str, jsonschema::Validator> {
-    static VALIDATORS: OnceLock<HashMap<&'static str, jsonschema::Validator>> = OnceLock::new();
+/// Each collection's compiled validator, beside its schema (whose field
+/// descriptions explain errors).
+fn validators() -> &'static HashMap<&'static str, (jsonschema::Validator, Value)> {
+    static VALIDATORS: OnceLock<HashMap<&'static str, (jsonschema::Validator, Value)>> =
+        OnceLock::new();
     VALIDATORS.get_or_init(|| {
         ENTITIES
             .iter()
             .map(|def| {
-                let validator = jsonschema::validator_for(&schema_of(def))
+                let schema = schema_of(def);
+                let validator = jsonschema::validator_for(&schema)
                     .expect("the catalogue's schemas are valid JSON Schemas");
-                (def.name, validator)
+                (def.name, (validator, schema))
             })
             .collect()
     })
+}
+
+/// A schema error in words that say what to send instead.
+fn explain(schema: &Value, error: &jsonschema::ValidationError) -> Violation {
+    let at = error.instance_path().to_string();
+    if let jsonschema::error::ValidationErrorKind::Required { property } = error.kind() {
+        let name = property.as_str().unwrap_or_default();
+        return Violation {
+            pointer: format!("{at}/{name}"),
+            message: format!("{name} is required; send it with a value"),
+        };
+    }
+    let field = field_at(schema, &error.schema_path().to_string());
+    let expected = field
+        .and_then(|f| f.get("description"))
+        .and_then(Value::as_str);
+    let message = match (error.instance().as_ref(), expected) {
+        (Value::Null, _) => "this field is required and may not be null".to_owned(),
+        (value, Some(expected)) => format!("{value} is not accepted here; send {expected}"),
+        (_, None) => error.to_string(),
+    };
+    Violation {
+        pointer: at,
+        message,
+    }
+}
+
+/// The schema of the field an error's schema path runs through last
+/// (`/properties/lines/items/properties/quantity/anyOf` → that of `quantity`).
+fn field_at<'s>(schema: &'s Value, schema_path: &str) -> Option<&'s Value> {
+    let segments: Vec<&str> = schema_path.split('/').collect();
+    let last_property = segments.iter().rposition(|s| *s == "properties")?;
+    let field_path = segments.get(..last_property + 2)?.join("/");
+    schema.pointer(&field_path)
 }
 
 /// One bad field: where (a JSON pointer into the record) and what is wrong.
@@ -142,7 +209,7 @@ fn check(
     root: &str,
     partial: bool,
 ) -> Result<(), Vec<Violation>> {
-    let validator = &validators()[def.name];
+    let (validator, schema) = &validators()[def.name];
     // Most records are valid: the yes/no check is much cheaper than collecting errors.
     let schema_valid = validator.is_valid(record);
     let mut violations: Vec<Violation> = (!schema_valid)
@@ -156,14 +223,22 @@ fn check(
             ) && e.instance_path().to_string().is_empty();
             !(partial && top_level_required)
         })
-        .map(|e| Violation {
-            pointer: e.instance_path().to_string(),
-            message: e.to_string(),
-        })
+        .map(|e| explain(schema, &e))
         .collect();
-    if violations.is_empty() {
-        let exact = Exact { numbers, root };
-        normalise(def.fields, record, "", &exact, &mut violations);
+    // Meaning (real dates, decimals in range) is checked even when the shape
+    // was not, so that one answer names every bad field; once each.
+    let mut meaning = Vec::new();
+    normalise(
+        def.fields,
+        record,
+        "",
+        &Exact { numbers, root },
+        &mut meaning,
+    );
+    for violation in meaning {
+        if !violations.iter().any(|v| v.pointer == violation.pointer) {
+            violations.push(violation);
+        }
     }
     if violations.is_empty() {
         Ok(())
@@ -276,6 +351,54 @@ mod tests {
         for expected in ["/type", "/due_date", "/currency", "/lines/0/quantity"] {
             assert!(pointers.contains(&expected), "{expected} in {pointers:?}");
         }
+    }
+
+    #[test]
+    fn each_refusal_says_what_to_send_instead() {
+        let def = lookup("invoices").unwrap();
+        let mut record = json!({
+            "total_amount": "12,50",
+            "currency": "usd",
+            "due_date": "02/12/2026",
+            "transaction_date": "2025-02-30",
+            "type": "SOMETHING"
+        });
+        let violations = validate(def, &mut record, &NumberTexts::new(), "").unwrap_err();
+        let message = |pointer: &str| {
+            violations
+                .iter()
+                .find(|v| v.pointer == pointer)
+                .map(|v| v.message.clone())
+                .unwrap_or_else(|| panic!("no violation at {pointer}: {violations:?}"))
+        };
+        assert!(message("/total_amount").contains("send a decimal number"));
+        assert!(message("/currency").contains("three capital letters such as USD"));
+        assert!(message("/due_date").contains("send a date as YYYY-MM-DD"));
+        assert!(message("/type").contains("one of CUSTOMER, SUPPLIER"));
+        // A real-date check comes in the same answer as the shape errors.
+        assert!(message("/transaction_date").contains("not a real date"));
+    }
+
+    #[test]
+    fn a_required_field_is_named_by_its_pointer_and_may_not_be_null() {
+        let def = lookup("items").unwrap();
+        let none = NumberTexts::new();
+        let missing = validate(def, &mut json!({"code": "X"}), &none, "").unwrap_err();
+        assert_eq!(missing[0].pointer, "/name", "{missing:?}");
+        assert!(
+            missing[0].message.contains("name is required"),
+            "{missing:?}"
+        );
+        let null = validate(def, &mut json!({"name": null}), &none, "").unwrap_err();
+        assert_eq!(null[0].pointer, "/name", "{null:?}");
+        assert!(null[0].message.contains("may not be null"), "{null:?}");
+        let patch = validate_patch(def, &mut json!({"name": null}), &none, "").unwrap_err();
+        assert_eq!(
+            patch[0].pointer, "/name",
+            "a patch may not clear it either: {patch:?}"
+        );
+        // An optional field may still be null.
+        validate(def, &mut json!({"name": "Bolt", "code": null}), &none, "").unwrap();
     }
 
     #[test]
