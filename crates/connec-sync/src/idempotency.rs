@@ -144,6 +144,15 @@ impl Idempotency {
         }
     }
 
+    /// Free a key whose request was refused (4xx): nothing was written, so
+    /// the corrected request may use it. A request that may have reached the
+    /// bus keeps its claim instead, so that its retry reuses the event id.
+    pub async fn release(&self, slot: &str) {
+        if let Err(e) = self.kv.delete(slot).await {
+            tracing::warn!(error = %e, "could not free an Idempotency-Key after a refused request");
+        }
+    }
+
     /// Keep the answer for retries.
     pub async fn finish(&self, slot: &str, request_hash: String, event_id: String, answer: Answer) {
         let entry = Entry {

@@ -60,6 +60,21 @@ pub enum WriteError {
     IdMap(#[from] IdMapError),
     #[error("the bus did not take the write: {0}; retry with the same Idempotency-Key")]
     Unavailable(String),
+    #[error("the {entity} record cannot be deleted; change its fields with PUT")]
+    NotDeletable { entity: String },
+    #[error("the {entity} record is too large to store as one event ({reason}); send it with fewer or shorter fields")]
+    TooLarge { entity: String, reason: String },
+}
+
+impl WriteError {
+    /// Whether the write may have reached the bus (a retry must reuse its
+    /// event id); every other error refused the request before anything was written.
+    pub fn may_have_been_stored(&self) -> bool {
+        matches!(
+            self,
+            WriteError::Unavailable(_) | WriteError::IdMap(IdMapError::Bus(_))
+        )
+    }
 }
 
 /// A record as stored: its last event and that event's stream sequence.
@@ -133,6 +148,17 @@ pub struct Writer {
 
 fn unavailable(e: impl std::fmt::Display) -> WriteError {
     WriteError::Unavailable(e.to_string())
+}
+
+/// A publish that failed: too large is final, anything else may pass on a retry.
+fn publish_failed(ctx: &WriteContext, e: PublishError) -> WriteError {
+    match e {
+        PublishError::TooLarge { reason, .. } => WriteError::TooLarge {
+            entity: ctx.entity.name.to_owned(),
+            reason,
+        },
+        e => unavailable(e),
+    }
 }
 
 fn invalid(pointer: &str, message: impl Into<String>) -> WriteError {
@@ -290,7 +316,7 @@ impl Writer {
                 let existing = self.live(&ctx.org, ctx.entity.name, &global).await?;
                 self.already_created(ctx, existing, global)
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(publish_failed(ctx, e)),
         }
     }
 
@@ -339,9 +365,12 @@ impl Writer {
         };
 
         for _ in 0..MAX_INTERNAL_RETRIES {
-            let current = match self.current(&ctx.org, ctx.entity.name, id).await? {
-                Some(stored) if !stored.is_deleted() => Some(stored),
-                _ if ctx.entity.singular => None,
+            // The singular record is created by its first PUT; over a tombstone (an
+            // earlier version allowed deleting it) it is created again, continuing
+            // the subject's versions and sequence.
+            let (current, tombstone) = match self.current(&ctx.org, ctx.entity.name, id).await? {
+                Some(stored) if !stored.is_deleted() => (Some(stored), None),
+                tombstone if ctx.entity.singular => (None, tombstone),
                 _ => {
                     return Err(WriteError::NotFound {
                         entity: ctx.entity.name.to_owned(),
@@ -358,13 +387,14 @@ impl Writer {
                     });
                 }
             }
-            let (version, seq, mut state) = match &current {
-                Some(c) => (
+            let (version, seq, mut state) = match (&current, &tombstone) {
+                (Some(c), _) => (
                     c.event.version,
                     c.seq,
                     c.state().as_object().cloned().unwrap_or_default(),
                 ),
-                None => (0, 0, Map::new()),
+                (None, Some(t)) => (t.event.version, t.seq, Map::new()),
+                (None, None) => (0, 0, Map::new()),
             };
             if let Some(expected) = if_match {
                 if expected != version {
@@ -433,7 +463,7 @@ impl Writer {
                 }
                 // Someone wrote in between: read again and re-apply the patch.
                 Err(PublishError::Conflict { .. }) => continue,
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(publish_failed(ctx, e)),
             }
         }
         Err(WriteError::Unavailable(format!(
@@ -449,6 +479,12 @@ impl Writer {
         id: &str,
         if_match: Option<u64>,
     ) -> Result<Written, WriteError> {
+        // An organisation always has its company record: it can only change.
+        if ctx.entity.singular {
+            return Err(WriteError::NotDeletable {
+                entity: ctx.entity.name.to_owned(),
+            });
+        }
         loop {
             let current = self.live(&ctx.org, ctx.entity.name, id).await?;
             if let Some(expected) = if_match {
@@ -490,7 +526,7 @@ impl Writer {
                         current: now.event.version,
                     });
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(publish_failed(ctx, e)),
             }
         }
     }
@@ -547,7 +583,7 @@ impl Writer {
                     })
                 }
                 Err(PublishError::Conflict { .. }) => continue,
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(publish_failed(ctx, e)),
             }
         }
     }

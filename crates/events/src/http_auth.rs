@@ -57,8 +57,34 @@ pub async fn authorize(
     entity: Option<&str>,
     action: Action,
 ) -> Result<Principal, ApiError> {
+    let (principal, decision) = decide(idm, headers, org, entity, action).await?;
+    if decision.allow {
+        Ok(principal)
+    } else {
+        Err(ApiError::forbidden(decision.reason))
+    }
+}
+
+/// Who the caller is, whatever they may do in `org`: 401 when the
+/// credentials are missing or not accepted. For a request whose parts name
+/// several organisations (a batch), each part then asks [`authorize`].
+pub async fn authenticate(
+    idm: &dyn Idm,
+    headers: &HeaderMap,
+    org: &str,
+) -> Result<Principal, ApiError> {
+    Ok(decide(idm, headers, org, None, Action::Read).await?.0)
+}
+
+async fn decide(
+    idm: &dyn Idm,
+    headers: &HeaderMap,
+    org: &str,
+    entity: Option<&str>,
+    action: Action,
+) -> Result<(Principal, crate::idm::IdmDecision), ApiError> {
     let credential = credential(headers)?;
-    let decision = idm
+    let mut decision = idm
         .check(&IdmRequest {
             credential,
             org: org.to_owned(),
@@ -67,12 +93,11 @@ pub async fn authorize(
         })
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    match decision.principal {
+    match decision.principal.take() {
         None => Err(ApiError::unauthorized(format!(
             "the credentials were not accepted: {}",
             decision.reason
         ))),
-        Some(_) if !decision.allow => Err(ApiError::forbidden(decision.reason)),
-        Some(principal) => Ok(principal),
+        Some(principal) => Ok((principal, decision)),
     }
 }

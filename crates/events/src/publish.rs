@@ -86,6 +86,9 @@ pub enum PublishError {
     BatchRejected { reason: String },
     #[error("atomic batches need nats-server 2.12 or newer, this one is {version}; nothing was stored; upgrade the server (deploy/nats/install.sh)")]
     AtomicUnsupported { version: String },
+    /// Refused before sending: retrying the same message cannot succeed.
+    #[error("{subject} is larger than the server's max_payload ({reason}); nothing was sent")]
+    TooLarge { subject: String, reason: String },
 }
 
 impl PublishError {
@@ -291,6 +294,10 @@ fn map_error(subject: &str, e: jetstream::context::PublishError) -> PublishError
     match e.kind() {
         PublishErrorKind::StreamNotFound => PublishError::NoStream { subject },
         PublishErrorKind::TimedOut => PublishError::Timeout { subject },
+        PublishErrorKind::MaxPayloadExceeded => PublishError::TooLarge {
+            subject,
+            reason: e.to_string(),
+        },
         _ => PublishError::Bus {
             subject,
             reason: e.to_string(),

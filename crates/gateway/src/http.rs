@@ -43,7 +43,8 @@ pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
     for part in parts {
         app = app.merge(part);
     }
-    app.fallback(not_found)
+    app.method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(counters, count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -143,6 +144,19 @@ async fn metrics(State(state): State<EdgeState>) -> Response {
         out,
     )
         .into_response()
+}
+
+/// The path exists, the method does not (the `Allow` header lists those that do).
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not served on {}; the Allow header lists the methods that are, and docs/api describes them",
+            request.method(),
+            request.uri().path()
+        ),
+    )
 }
 
 async fn not_found(request: Request) -> ApiError {

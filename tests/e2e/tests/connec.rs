@@ -705,3 +705,164 @@ async fn matching_fields_merge_into_the_record_that_matches() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["errors"][0]["source"]["pointer"], "/items/code");
 }
+
+#[tokio::test]
+async fn the_company_record_cannot_be_deleted_and_a_tombstone_of_old_does_not_block_it() {
+    let w = world().await;
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::PUT,
+            "/company",
+            Some(json!({"company": {"name": "Acme Ltd"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let before = w.records_in_stream().await;
+    let (status, body, _) = w
+        .send(reqwest::Method::DELETE, "/company/current", None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["errors"][0]["code"], "not_deletable");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PUT"),
+        "{body}"
+    );
+    assert_eq!(w.records_in_stream().await, before, "nothing written");
+
+    // An earlier version let the company record be deleted: its tombstone
+    // must not make every later PUT fail.
+    let tombstone = mno_events::proto::RecordEvent {
+        event_id: mno_events::envelope::new_event_id(),
+        org: w.org.clone(),
+        entity: "company".into(),
+        record_id: "current".into(),
+        op: mno_events::proto::Op::Deleted as i32,
+        version: 2,
+        state: mno_events::envelope::canonical_json(&json!({"name": "Acme Ltd"})),
+        ..Default::default()
+    };
+    mno_events::publish::Publisher::new(w.platform.running().bus.js.clone(), "RECORDS")
+        .publish(mno_events::publish::Outgoing::new(
+            format!("rec.{}.company.current", w.org),
+            tombstone.event_id.clone(),
+            tombstone.to_bytes().into(),
+        ))
+        .await
+        .unwrap();
+    let (status, body, _) = w.send(reqwest::Method::GET, "/company", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::PUT,
+            "/company",
+            Some(json!({"company": {"name": "Acme again"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        body["company"]["version"], 3,
+        "it continues the record's versions"
+    );
+    let (status, body, _) = w.send(reqwest::Method::GET, "/company", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["company"]["name"], "Acme again");
+}
+
+#[tokio::test]
+async fn a_refused_request_leaves_its_idempotency_key_free_for_the_corrected_one() {
+    let w = world().await;
+    let send = |record: Value| {
+        w.platform
+            .http
+            .post(w.url("/items"))
+            .header("Authorization", w.auth())
+            .header("Idempotency-Key", "k-fix")
+            .json(&json!({ "items": record }))
+            .send()
+    };
+    let before = w.records_in_stream().await;
+    let (status, body, _) = finish(send(json!({"code": "no name"})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["source"]["pointer"], "/items/name");
+    assert_eq!(w.records_in_stream().await, before);
+
+    let (status, first, _) = finish(send(json!({"name": "Bolt"})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let replay = send(json!({"name": "Bolt"})).await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let (status, again, _) = finish(replay).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first, again);
+    assert_eq!(w.records_in_stream().await, before + 1, "one event");
+}
+
+#[tokio::test]
+async fn a_record_grown_past_the_bus_message_limit_is_refused_as_too_large() {
+    let w = world().await;
+    let half = "x".repeat(600 * 1024);
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items",
+            Some(json!({"items": {"name": "Big", "notes": half}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = body["items"]["id"].as_str().unwrap().to_owned();
+    let before = w.records_in_stream().await;
+    // Each body is under the 1 MiB request limit; the record they make is not.
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::PUT,
+            &format!("/items/{id}"),
+            Some(json!({"items": {"more_notes": half}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["errors"][0]["code"], "record_too_large");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("fewer or shorter fields"),
+        "{body}"
+    );
+    assert_eq!(w.records_in_stream().await, before, "nothing written");
+}
+
+#[tokio::test]
+async fn a_method_a_route_does_not_serve_is_a_json_405_naming_the_allowed_ones() {
+    let w = world().await;
+    for (method, path) in [
+        (reqwest::Method::PATCH, w.url("/items/some-id")),
+        (reqwest::Method::DELETE, w.url("/company")),
+        (reqwest::Method::GET, w.platform.url("/connec/batch")),
+    ] {
+        let response = w
+            .platform
+            .http
+            .request(method.clone(), &path)
+            .header("Authorization", w.auth())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert!(response.headers().contains_key("allow"), "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], "method_not_allowed", "{body}");
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(method.as_str()),
+            "{body}"
+        );
+    }
+}

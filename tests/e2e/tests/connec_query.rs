@@ -549,3 +549,88 @@ async fn the_record_store_answers_the_same_on_postgresql() {
     assert_eq!(names(&body, "items"), ["Cherry"]);
     assert_eq!(body["pagination"]["total"], 2);
 }
+
+#[tokio::test]
+async fn a_batch_needs_valid_credentials_as_a_whole_and_honours_an_idempotency_key() {
+    let w = world().await;
+    let org = w.org.clone();
+    let ops = json!({"sequential": false, "ops": [
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "A"}}},
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "B"}}}
+    ]});
+    let before = w.records_in_stream().await;
+    for auth in [None, Some(basic_auth("no-such-key", "wrong"))] {
+        let mut request = w
+            .platform
+            .http
+            .post(w.platform.url("/connec/batch"))
+            .json(&ops);
+        if let Some(auth) = &auth {
+            request = request.header("Authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["errors"][0]["code"], "unauthorized", "{body}");
+    }
+    assert_eq!(w.records_in_stream().await, before, "nothing written");
+
+    let send = |body: &Value| {
+        w.platform
+            .http
+            .post(w.platform.url("/connec/batch"))
+            .header("Authorization", &w.auth)
+            .header("Idempotency-Key", "batch-1")
+            .json(body)
+            .send()
+    };
+    let first = send(&ops).await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key("idempotent-replayed"));
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(result_statuses(&first), [201, 201], "{first}");
+    let again = send(&ops).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first, again, "the first answer, ids included");
+    assert_eq!(w.records_in_stream().await, before + 2, "written once");
+
+    let other = json!({"ops": [
+        {"method": "post", "url": format!("/api/v2/{org}/items"), "params": {"items": {"name": "C"}}}
+    ]});
+    let response = send(&other).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], "idempotency_key_reused");
+    assert_eq!(w.records_in_stream().await, before + 2);
+}
+
+#[tokio::test]
+async fn a_stream_position_past_the_end_is_refused_at_once_rather_than_missing_writes() {
+    let w = world().await;
+    let (_, seq) = w.post("items", json!({"name": "Only"})).await;
+    let past = seq + 1000;
+    for (path, parameter) in [
+        (format!("/changes?since={past}"), "since"),
+        (format!("/items?min_seq={past}"), "min_seq"),
+    ] {
+        let (status, body) = w.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["errors"][0]["source"]["parameter"], parameter);
+        let detail = body["errors"][0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("past the end of the stream")
+                && detail.contains(&format!("its last sequence is {seq}")),
+            "{detail}"
+        );
+    }
+    // At the end exactly is a valid position: nothing new yet.
+    let (status, body) = w.get(&format!("/changes?since={seq}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["changes"].as_array().unwrap().len(), 0);
+    assert_eq!(body["next"], seq.to_string());
+    let (status, body) = w.get("/changes?entities=widgets").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["errors"][0]["source"]["parameter"], "entities");
+}

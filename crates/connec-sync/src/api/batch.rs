@@ -10,13 +10,20 @@
 //! others answer 424). In an atomic batch an op cannot depend on another op
 //! of the same batch (a reference to a record created earlier in it, or two
 //! writes to one record).
+//!
+//! Credentials are the whole request's: missing or not accepted, the batch
+//! answers 401 (an op naming an organisation they may not use answers 403 in
+//! its result). With an `Idempotency-Key`, a retried batch gets the first
+//! answer and writes nothing again; each op publishes under an event id
+//! derived from the key's, so a retry after a crash midway is de-duplicated.
 
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mno_events::idm::Action;
+use mno_events::http_auth::{authenticate, credential};
+use mno_events::idm::{Action, Principal};
 use mno_events::publish::PublishError;
 use mno_events::ApiError;
 use serde_json::{json, Value};
@@ -25,6 +32,7 @@ use super::errors::write_error;
 use super::records::{begin, correlation_id, if_match, status_of};
 use super::ApiState;
 use crate::exact_json::{ExactJson, NumberTexts};
+use crate::idempotency::{self, Answer, Begin};
 use crate::render;
 use crate::write::{Stage, Written};
 
@@ -129,6 +137,7 @@ async fn run(
     op: &mut Op,
     numbers: &NumberTexts,
     correlation_id: &str,
+    event_id: Option<String>,
     stage: Option<Stage>,
 ) -> Result<(StatusCode, Written), ApiError> {
     let action = if op.method == "get" {
@@ -137,7 +146,7 @@ async fn run(
         Action::Write
     };
     let request = begin(state, headers, &op.org, &op.entity, action).await?;
-    let mut ctx = request.context_for(correlation_id.to_owned(), None);
+    let mut ctx = request.context_for(correlation_id.to_owned(), event_id);
     ctx.stage = stage;
     let name = request.def.name;
     let root = op.root.as_str();
@@ -199,16 +208,37 @@ impl Outcome {
     }
 }
 
+/// A batch's answer before it is sent (and, under an Idempotency-Key, kept).
+struct BatchAnswer {
+    status: StatusCode,
+    body: Vec<u8>,
+    /// An op failed for a reason a retry may cure (503): the answer is not
+    /// kept, so that a retry runs again.
+    retryable: bool,
+}
+
+impl BatchAnswer {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
 /// `{"results": [{"status", "body"}], ["atomic": true]}`, written straight
 /// into bytes: each record's stored fields are copied, not parsed and
 /// serialised again (for 100 records that was most of a batch's cost).
-fn results_response(
+fn results_answer(
     status: StatusCode,
     ops: &[Op],
     outcomes: &[Outcome],
     atomic: bool,
-) -> Response {
+) -> BatchAnswer {
     let mut out = Vec::with_capacity(256 + outcomes.len() * 768);
+    let mut retryable = false;
     out.extend_from_slice(b"{");
     if atomic {
         out.extend_from_slice(b"\"atomic\":true,");
@@ -229,12 +259,46 @@ fn results_response(
                 out.extend_from_slice(b"}}");
             }
             Outcome::Failed(result) => {
+                retryable |= result["status"].as_u64().is_some_and(|s| s >= 500);
                 serde_json::to_writer(&mut out, result).expect("a Value always serialises")
             }
         }
     }
     out.extend_from_slice(b"]}");
-    (status, [(header::CONTENT_TYPE, "application/json")], out).into_response()
+    BatchAnswer {
+        status,
+        body: out,
+        retryable,
+    }
+}
+
+/// The event id of op `index` of a batch whose Idempotency-Key claimed
+/// `base`: the same on every retry, distinct per op. Only random bits of the
+/// UUIDv7 change, so it stays a valid UUIDv7.
+fn op_event_id(base: &str, index: usize) -> String {
+    let Ok(uuid) = uuid::Uuid::parse_str(base) else {
+        return mno_events::envelope::new_event_id();
+    };
+    let mut bytes = *uuid.as_bytes();
+    let [high, low] = (index as u16).to_be_bytes();
+    bytes[14] ^= high;
+    bytes[15] ^= low;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// The key under which a sender's Idempotency-Keys are kept.
+fn scope(sender: &Principal) -> String {
+    format!("{:?}:{}", sender.kind, sender.id)
+}
+
+fn replayed(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, axum::Json(answer.body)).into_response();
+    response.headers_mut().insert(
+        "idempotent-replayed",
+        "true".parse().expect("a valid header value"),
+    );
+    response
 }
 
 pub async fn batch(
@@ -246,29 +310,111 @@ pub async fn batch(
         value: mut body,
         numbers,
     } = body;
+    credential(&headers)?;
+    // Fingerprinted before the ops' records are moved out of the body.
+    let key = headers.get(idempotency::HEADER).map(|key| {
+        let hash = idempotency::request_hash(
+            "POST",
+            "/connec/batch",
+            &serde_json::to_vec(&body).unwrap_or_default(),
+        );
+        (key.to_str().unwrap_or_default().to_owned(), hash)
+    });
     let (mut ops, atomic) = parse_ops(&mut body)?;
+    let sender = authenticate(state.idm.as_ref(), &headers, &ops[0].org).await?;
     let sequential = body
         .get("sequential")
         .and_then(Value::as_bool)
         .unwrap_or(true);
+    let Some((key, hash)) = key else {
+        return Ok(execute(
+            &state, &headers, &mut ops, atomic, sequential, &numbers, None,
+        )
+        .await?
+        .into_response());
+    };
+    let (slot, event_id, request_hash) =
+        match state.idempotency.begin(&scope(&sender), &key, hash).await? {
+            Begin::Replay(answer) => return Ok(replayed(answer)),
+            Begin::Proceed {
+                slot,
+                event_id,
+                request_hash,
+            } => (slot, event_id, request_hash),
+        };
+    let answered = execute(
+        &state,
+        &headers,
+        &mut ops,
+        atomic,
+        sequential,
+        &numbers,
+        Some(&event_id),
+    )
+    .await;
+    match &answered {
+        // Stored, in whole or in part: retries get this answer.
+        Ok(answer) if answer.status.is_success() && !answer.retryable => {
+            let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            let kept = Answer {
+                status: answer.status.as_u16(),
+                body,
+                seq: 0,
+            };
+            state
+                .idempotency
+                .finish(&slot, request_hash, event_id, kept)
+                .await;
+        }
+        // Some op may have reached the bus: a retry runs again under the same event ids.
+        Ok(answer) if answer.retryable => {}
+        Err(error) if error.status.is_server_error() => {}
+        // Refused as a whole (an atomic batch stores nothing): the key is free again.
+        _ => state.idempotency.release(&slot).await,
+    }
+    Ok(answered?.into_response())
+}
+
+/// Run the ops; `event_id` is the Idempotency-Key's claim, if any.
+async fn execute(
+    state: &ApiState,
+    headers: &HeaderMap,
+    ops: &mut [Op],
+    atomic: bool,
+    sequential: bool,
+    numbers: &NumberTexts,
+    event_id: Option<&str>,
+) -> Result<BatchAnswer, ApiError> {
     // The ops of one batch are one request: they share its correlation id.
-    let correlation = correlation_id(&headers);
+    let correlation = correlation_id(headers);
+    let event_id_of = |index: usize| event_id.map(|base| op_event_id(base, index));
     if !atomic {
-        let (state, headers, numbers, correlation) = (&state, &headers, &numbers, &correlation);
-        let one = |op| async move {
-            Outcome::of(run(state, headers, op, numbers, correlation, None).await)
+        let correlation = &correlation;
+        let one = |(index, op)| async move {
+            Outcome::of(
+                run(
+                    state,
+                    headers,
+                    op,
+                    numbers,
+                    correlation,
+                    event_id_of(index),
+                    None,
+                )
+                .await,
+            )
         };
         let outcomes = if sequential {
             let mut outcomes = Vec::with_capacity(ops.len());
-            for op in ops.iter_mut() {
-                outcomes.push(one(op).await);
+            for indexed in ops.iter_mut().enumerate() {
+                outcomes.push(one(indexed).await);
             }
             outcomes
         } else {
             // Independent ops: run together, so their publishes share round trips.
-            futures::future::join_all(ops.iter_mut().map(one)).await
+            futures::future::join_all(ops.iter_mut().enumerate().map(one)).await
         };
-        return Ok(results_response(StatusCode::OK, &ops, &outcomes, false));
+        return Ok(results_answer(StatusCode::OK, ops, &outcomes, false));
     }
 
     // Atomic: prepare every op, then publish them together.
@@ -277,11 +423,12 @@ pub async fn batch(
     let mut failure: Option<(usize, ApiError)> = None;
     for (i, op) in ops.iter_mut().enumerate() {
         match run(
-            &state,
-            &headers,
+            state,
+            headers,
             op,
-            &numbers,
+            numbers,
             &correlation,
+            event_id_of(i),
             Some(stage.clone()),
         )
         .await
@@ -319,7 +466,7 @@ pub async fn batch(
                         Outcome::Done(status, Box::new(written))
                     })
                     .collect();
-                return Ok(results_response(StatusCode::OK, &ops, &outcomes, true));
+                return Ok(results_answer(StatusCode::OK, ops, &outcomes, true));
             }
             Err(e @ PublishError::BatchRejected { .. }) => {
                 failure = Some((
@@ -343,5 +490,5 @@ pub async fn batch(
     let outcomes: Vec<Outcome> = (0..ops.len())
         .map(|i| Outcome::Failed(error_result(if i == failed_at { &error } else { &aborted })))
         .collect();
-    Ok(results_response(error.status, &ops, &outcomes, true))
+    Ok(results_answer(error.status, ops, &outcomes, true))
 }

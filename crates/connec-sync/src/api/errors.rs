@@ -34,6 +34,17 @@ pub fn write_error(error: WriteError, root: &str) -> ApiError {
             ApiError::conflict("id_taken", e.to_string())
         }
         WriteError::IdMap(e @ IdMapError::Bus(_)) => ApiError::unavailable(e.to_string()),
+        WriteError::NotDeletable { .. } => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "not_deletable",
+            error.to_string(),
+        ),
+        WriteError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "record_too_large",
+            error.to_string(),
+        )
+        .at_pointer(root),
         WriteError::Unavailable(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

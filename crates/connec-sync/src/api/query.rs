@@ -60,6 +60,36 @@ fn flag(params: &HashMap<String, String>, name: &str) -> bool {
     params.get(name).is_some_and(|v| v == "true" || v == "1")
 }
 
+/// A stream position sent by a client must not lie past the stream's end:
+/// such a cursor names no write, and waiting for it (or reading after it)
+/// would quietly miss what is written until the stream gets there.
+async fn within_stream(
+    state: &ApiState,
+    seq: u64,
+    parameter: &str,
+    what_to_do: &str,
+) -> Result<(), ApiError> {
+    if seq == 0 {
+        return Ok(());
+    }
+    let last = state
+        .writer_js
+        .get_stream(mno_events::streams::RECORDS)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .cached_info()
+        .state
+        .last_sequence;
+    if seq > last {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{parameter} {seq} is past the end of the stream (its last sequence is {last}); {what_to_do}"),
+        )
+        .at_parameter(parameter));
+    }
+    Ok(())
+}
+
 /// `GET /connec/api/v2/{org}/{entity}`.
 pub async fn list(
     State(state): State<Arc<ApiState>>,
@@ -96,6 +126,13 @@ pub async fn list(
     }
     // Read-your-writes: wait, bounded, until the store holds the caller's last write.
     if let Some(min_seq) = number::<u64>(&params, "min_seq")? {
+        within_stream(
+            &state,
+            min_seq,
+            "min_seq",
+            "send the sequence a write answered with (its consistency token)",
+        )
+        .await?;
         if !state.store.wait_for(min_seq, MIN_SEQ_WAIT).await {
             return Err(ApiError::unavailable(format!(
                 "the record store has applied up to sequence {}, not yet {min_seq}; retry shortly",
@@ -235,7 +272,8 @@ pub async fn changes(
         Some(list) => {
             let mut names = Vec::new();
             for name in list.split(',') {
-                names.push(entity_or_404(name.trim())?.name.to_owned());
+                let def = entity_or_404(name.trim()).map_err(|e| e.at_parameter("entities"))?;
+                names.push(def.name.to_owned());
             }
             names
         }
@@ -269,6 +307,13 @@ pub async fn changes(
         return Err(last_refusal
             .unwrap_or_else(|| ApiError::forbidden("no collection of this org may be read")));
     }
+    within_stream(
+        &state,
+        since,
+        "since",
+        "send a `next` this feed answered, or 0 to read from the start",
+    )
+    .await?;
     let filters: Vec<String> = allowed.iter().map(|e| format!("rec.{org}.{e}.*")).collect();
     let mut events = Vec::new();
     let mut next = since;

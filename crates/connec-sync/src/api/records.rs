@@ -257,9 +257,15 @@ impl Request<'_> {
                 event_id,
                 request_hash,
             } => {
-                let written = write(self.context(Some(event_id.clone())))
-                    .await
-                    .map_err(|e| write_error(e, &root))?;
+                let written = match write(self.context(Some(event_id.clone()))).await {
+                    Ok(written) => written,
+                    Err(e) => {
+                        if !e.may_have_been_stored() {
+                            self.state.idempotency.release(&slot).await;
+                        }
+                        return Err(write_error(e, &root));
+                    }
+                };
                 let (status, view) = self.rendered(&written).await;
                 let stored = Answer {
                     status: status.as_u16(),
