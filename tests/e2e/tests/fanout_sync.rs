@@ -122,6 +122,10 @@ async fn sse_resumes_after_a_disconnect_without_missing_anything() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut stream = Box::pin(response.bytes_stream());
+    // The stream opens with a comment at once, before any change or heartbeat:
+    // a client sees the answer's headers without waiting for either.
+    let opened = stream.next().await.unwrap().unwrap();
+    assert_eq!(String::from_utf8_lossy(&opened), ": stream open\n\n");
     let mut buffer = String::new();
     let change =
         |record: &'static str, version: u64, source: &'static str| (record, version, source);
@@ -217,6 +221,10 @@ async fn an_sse_stream_ends_when_its_session_is_revoked() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let mut stream = Box::pin(response.bytes_stream());
+    // The stream opens with a comment at once, before any change or heartbeat:
+    // a client sees the answer's headers without waiting for either.
+    let opened = stream.next().await.unwrap().unwrap();
+    assert_eq!(String::from_utf8_lossy(&opened), ": stream open\n\n");
     let mut buffer = String::new();
     let change = |record_id| Change {
         org: &org,

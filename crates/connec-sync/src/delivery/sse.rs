@@ -85,7 +85,12 @@ pub async fn stream(
     let heartbeat = ctx.config.sse_heartbeat;
     let idm = state.idm.clone();
     let named: HashSet<String> = entities.iter().map(|e| e.as_str().to_owned()).collect();
-    let events = translated(messages, ctx, idm, credential, org, viewer, named);
+    // A first comment goes out at once: the answer's headers travel with it,
+    // so a client knows it is connected before the first change or heartbeat.
+    let opened = futures::stream::once(async { Ok(Event::default().comment("stream open")) });
+    let events = opened.chain(translated(
+        messages, ctx, idm, credential, org, viewer, named,
+    ));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 
