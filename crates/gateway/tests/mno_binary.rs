@@ -484,6 +484,27 @@ fn bench_figures(args: &[&str]) -> (Vec<serde_json::Value>, Vec<String>) {
     (lines, names)
 }
 
+#[tokio::test]
+async fn a_report_piped_into_a_reader_that_stopped_reading_ends_quietly() {
+    let server = NatsServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    // The reader is gone before the report is written: every write meets a broken pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = mno(data.path())
+        .env("MNO_NATS_URL", server.url())
+        .arg("streams")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn bench_bus_prints_each_baseline_as_a_json_line() {
     let (lines, names) = bench_figures(&["bus", "--messages", "2000", "--sync-messages", "200"]);

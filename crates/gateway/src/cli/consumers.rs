@@ -103,32 +103,48 @@ pub async fn run(args: Args) -> Result<()> {
     let projections = collect_projections(&bus.js).await?;
     if args.json {
         let report = serde_json::json!({"apps": lags, "projections": projections});
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::reportln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     if !projections.is_empty() {
-        println!(
+        crate::reportln!(
             "{:<38} {:>8} {:>8} {:>11} {:>13} {:>13}",
-            "PROJECTION", "LAG", "PENDING", "ACK PENDING", "DELIVERED SEQ", "ACK FLOOR"
+            "PROJECTION",
+            "LAG",
+            "PENDING",
+            "ACK PENDING",
+            "DELIVERED SEQ",
+            "ACK FLOOR"
         );
         for p in &projections {
-            println!(
+            crate::reportln!(
                 "{:<38} {:>8} {:>8} {:>11} {:>13} {:>13}",
-                p.consumer, p.lag, p.pending, p.ack_pending, p.delivered_seq, p.ack_floor_seq
+                p.consumer,
+                p.lag,
+                p.pending,
+                p.ack_pending,
+                p.delivered_seq,
+                p.ack_floor_seq
             );
         }
-        println!();
+        crate::report!("\n");
     }
     if lags.is_empty() {
-        println!("(no app receives webhooks yet)");
+        crate::reportln!("(no app receives webhooks yet)");
         return Ok(());
     }
-    println!(
+    crate::reportln!(
         "{:<38} {:>8} {:>8} {:>11} {:>11} {:>13} {:>13}  FILTERS",
-        "APP", "LAG", "PENDING", "ACK PENDING", "REDELIVERED", "DELIVERED SEQ", "ACK FLOOR"
+        "APP",
+        "LAG",
+        "PENDING",
+        "ACK PENDING",
+        "REDELIVERED",
+        "DELIVERED SEQ",
+        "ACK FLOOR"
     );
     for l in &lags {
-        println!(
+        crate::reportln!(
             "{:<38} {:>8} {:>8} {:>11} {:>11} {:>13} {:>13}  {}",
             l.app_id,
             l.lag,

@@ -32,7 +32,7 @@ pub enum Action {
         org: Option<String>,
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Print JSON lines instead of a table.
+        /// Print JSON lines, one per dead letter (none when there are none), instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -68,16 +68,16 @@ pub async fn run(args: Args) -> Result<()> {
             let letters = dlq::list(&bus.js, &filter, 0, limit).await?;
             if json {
                 for letter in &letters {
-                    println!("{}", serde_json::to_string(letter)?);
+                    crate::reportln!("{}", serde_json::to_string(letter)?);
                 }
             } else {
-                print!("{}", render(&letters));
+                crate::report!("{}", render(&letters));
             }
         }
         Action::Show { bus, seq } => {
             let bus = bus.connect().await?;
             let letter = dlq::get(&bus.js, seq).await?;
-            println!("{}", serde_json::to_string_pretty(&letter)?);
+            crate::reportln!("{}", serde_json::to_string_pretty(&letter)?);
         }
         Action::Redrive {
             bus,
@@ -104,7 +104,9 @@ pub async fn run(args: Args) -> Result<()> {
                 match answer.get("error").and_then(Value::as_str) {
                     Some(error) => bail!("redrive of {seq} refused: {error}"),
                     None => {
-                        println!("redriven {seq} (app {app}); it leaves the DLQ once delivered")
+                        crate::reportln!(
+                            "redriven {seq} (app {app}); it leaves the DLQ once delivered"
+                        )
                     }
                 }
             }

@@ -148,12 +148,12 @@ async fn run_rates(args: RatesArgs) -> Result<()> {
                 anyhow::anyhow!("{}: {problem}; nothing was loaded", csv.display())
             })?;
             rates::store(&db, &rows).await?;
-            println!("loaded {} rates from {}", rows.len(), csv.display());
+            crate::reportln!("loaded {} rates from {}", rows.len(), csv.display());
         }
         RatesCommand::List => {
-            println!("{}", rates::CSV_HEADER);
+            crate::reportln!("{}", rates::CSV_HEADER);
             for row in rates::list(&db).await? {
-                println!(
+                crate::reportln!(
                     "{},{},{},{},\"{}\"",
                     row.base,
                     row.quote,
@@ -166,13 +166,13 @@ async fn run_rates(args: RatesArgs) -> Result<()> {
         RatesCommand::AllowOrg { org } => {
             mno_events::subject::Token::parse("org", &org)?;
             rates::allow_org(&db, &org).await?;
-            println!("admins of {org} may now load rates through POST /impac/api/v2/rates");
+            crate::reportln!("admins of {org} may now load rates through POST /impac/api/v2/rates");
         }
         RatesCommand::DisallowOrg { org } => {
             if !rates::disallow_org(&db, &org).await? {
                 bail!("{org} was not allowed to load rates; `mno impac rates allow-org` lists nothing to withdraw");
             }
-            println!("admins of {org} may no longer load rates");
+            crate::reportln!("admins of {org} may no longer load rates");
         }
     }
     db.close().await;
@@ -239,11 +239,11 @@ async fn run_replay(args: ReplayArgs) -> Result<()> {
         &converter,
     )?;
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&answer)?),
+        Format::Json => crate::reportln!("{}", serde_json::to_string_pretty(&answer)?),
         Format::Csv => {
             let mut rows = vec!["path,value".to_owned()];
             api::flatten("", &answer["content"], &mut rows);
-            println!("{}", rows.join("\n"));
+            crate::reportln!("{}", rows.join("\n"));
         }
     }
     db.close().await;
@@ -277,7 +277,7 @@ async fn run_rebuild(args: ProjectionArgs) -> Result<()> {
     let bus = args.at.bus.connect().await?;
     let db = args.at.database().await?;
     let outcome = rebuild(&bus.js, &db, |progress| eprintln!("{progress}")).await?;
-    println!("{}", serde_json::to_string(&outcome)?);
+    crate::reportln!("{}", serde_json::to_string(&outcome)?);
     if let Some(previous) = outcome.previous_version {
         eprintln!(
             "v{previous} is kept beside v{}; `mno impac prune {}` removes it",
@@ -301,7 +301,7 @@ async fn run_prune(args: ProjectionArgs) -> Result<()> {
         pruned.active_version,
         pruned.rows
     );
-    println!("{}", serde_json::to_string(&pruned)?);
+    crate::reportln!("{}", serde_json::to_string(&pruned)?);
     db.close().await;
     Ok(())
 }

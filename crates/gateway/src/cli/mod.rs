@@ -49,6 +49,31 @@ impl Cli {
     }
 }
 
+/// `print!` for reports, which are often piped into `head` or `less`: a
+/// reader that closed the pipe has seen enough, so the command ends quietly
+/// (exit 0) instead of panicking as `print!` does on a broken pipe.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = write!(out, $($arg)*).and_then(|()| out.flush()) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("cannot write the report to standard output: {e}");
+        }
+    }};
+}
+
+/// As [`report!`], ending the line.
+#[macro_export]
+macro_rules! reportln {
+    ($($arg:tt)*) => {{
+        $crate::report!("{}\n", format_args!($($arg)*))
+    }};
+}
+
 /// Where operator commands find the bus.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BusArgs {

@@ -92,9 +92,9 @@ pub async fn run(args: Args) -> Result<()> {
     let bus = args.bus.connect().await?;
     let report = collect(&bus.js).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::reportln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", render_tables(&report));
+        crate::report!("{}", render_tables(&report));
     }
     Ok(())
 }

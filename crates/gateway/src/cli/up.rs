@@ -34,8 +34,11 @@ pub async fn run(args: Args) -> Result<()> {
 
 fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_env("MNO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours for a person at a terminal, plain text for a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
