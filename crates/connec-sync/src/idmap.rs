@@ -127,6 +127,57 @@ impl IdMap {
         }
     }
 
+    /// Point `local` at `candidate` instead of `deleted`, the record it named
+    /// until that was deleted: an app may reuse a local id for a new record.
+    /// Atomic (compare and set on the entry's revision): of concurrent
+    /// take-overs one wins; the others, like a caller that finds the local id
+    /// moved already, get the id it names now with `created: false`.
+    pub async fn take_over(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        local: &str,
+        deleted: &str,
+        candidate: &str,
+    ) -> Result<Claim, IdMapError> {
+        let key = forward_key(org, app, entity, local);
+        let Some(entry) = self.kv.entry(key.clone()).await.map_err(bus)? else {
+            return self.claim(org, app, entity, local, candidate).await;
+        };
+        let named = text(entry.value.clone());
+        if named != deleted {
+            return Ok(Claim {
+                global: named,
+                created: false,
+            });
+        }
+        match self
+            .kv
+            .update(&key, Bytes::from(candidate.to_owned()), entry.revision)
+            .await
+        {
+            Ok(_) => {
+                self.put_reverse(org, entity, candidate, app, local).await?;
+                Ok(Claim {
+                    global: candidate.to_owned(),
+                    created: true,
+                })
+            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                let global = self
+                    .global_for_local(org, app, entity, local)
+                    .await?
+                    .ok_or_else(|| IdMapError::Bus(format!("mapping {key} vanished")))?;
+                Ok(Claim {
+                    global,
+                    created: false,
+                })
+            }
+            Err(e) => Err(bus(e)),
+        }
+    }
+
     /// Record that `app` knows record `global` as `local`. Refuses to move a
     /// local id that already names another record.
     pub async fn record(

@@ -269,15 +269,25 @@ impl Writer {
         let candidate = uuid::Uuid::now_v7().to_string();
         let global = match (&local_id, ctx.app_id()) {
             (Some(local), Some(app)) => {
-                let claim = self
+                let (org, entity) = (ctx.org.as_str(), ctx.entity.name);
+                let mut claim = self
                     .idmap
-                    .claim(ctx.org.as_str(), app, ctx.entity.name, local, &candidate)
+                    .claim(org, app, entity, local, &candidate)
                     .await?;
                 if !claim.created {
-                    if let Some(existing) = self
-                        .current(&ctx.org, ctx.entity.name, &claim.global)
-                        .await?
-                    {
+                    let existing = self.current(&ctx.org, entity, &claim.global).await?;
+                    if existing.as_ref().is_some_and(|e| {
+                        e.is_deleted() && ctx.event_id.as_deref() != Some(&e.event.event_id)
+                    }) {
+                        // The local id named a record since deleted: the new record takes it over.
+                        claim = self
+                            .idmap
+                            .take_over(org, app, entity, local, &claim.global, &candidate)
+                            .await?;
+                    }
+                }
+                if !claim.created {
+                    if let Some(existing) = self.current(&ctx.org, entity, &claim.global).await? {
                         return self.already_created(ctx, existing, claim.global);
                     }
                     // The claim was made but the record never written (a crash between

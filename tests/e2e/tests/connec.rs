@@ -469,14 +469,20 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Credentials.
-    let (status, body, _) = finish(
-        http.get(w.url(&format!("/organizations/{real}")))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let response = http
+        .get(w.url(&format!("/organizations/{real}")))
+        .send()
+        .await
+        .unwrap();
+    let challenge = response.headers().get("www-authenticate").cloned();
+    let (status, body, _) = finish(response).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let challenge = challenge.expect("a 401 names the accepted schemes");
+    let challenge = challenge.to_str().unwrap();
+    assert!(
+        challenge.contains("Basic") && challenge.contains("Bearer"),
+        "{challenge}"
+    );
     let (status, _, _) = finish(
         http.get(w.url(&format!("/organizations/{real}")))
             .header("Authorization", basic_auth(&w.app.key, "wrong-secret"))
@@ -865,4 +871,44 @@ async fn a_method_a_route_does_not_serve_is_a_json_405_naming_the_allowed_ones()
             "{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_apps_local_id_of_a_deleted_record_may_name_a_new_one() {
+    let w = world().await;
+    let create = |name: &'static str| {
+        w.send(
+            reqwest::Method::POST,
+            "/items",
+            Some(json!({"items": {"id": "DEL-1", "name": name}})),
+        )
+    };
+    let (status, body, _) = create("First").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let first = body["items"]["id"].as_str().unwrap().to_owned();
+    let (status, body, _) = create("Again").await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a live record keeps its local id: {body}"
+    );
+    let (status, _, _) = w.send(reqwest::Method::DELETE, "/items/DEL-1", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body, _) = create("Second").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second = body["items"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first, "a new record, not the deleted one revived");
+    let (status, body, _) = w.send(reqwest::Method::GET, "/items/DEL-1", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"]["id"], second.as_str());
+    assert_eq!(body["items"]["name"], "Second");
+    let (status, _, _) = w
+        .send(reqwest::Method::GET, &format!("/items/{first}"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the deleted one stays deleted"
+    );
 }
