@@ -77,6 +77,10 @@ impl Platform {
             db: db.clone(),
             config: HubConfig {
                 trusted_proxies: config.trusted_proxies.clone(),
+                known_entities: mno_connec_sync::entities::names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
                 ..HubConfig::default()
             },
         })

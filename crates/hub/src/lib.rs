@@ -55,6 +55,9 @@ pub struct HubConfig {
     pub serve_nats: bool,
     /// Test hook: stop the outbox relay at a crash point.
     pub relay_failpoint: Option<RelayFailpoint>,
+    /// The collections an app may share (Connec!'s catalogue, which the
+    /// process that runs the Hub passes in); empty: any well-formed name.
+    pub known_entities: Vec<String>,
 }
 
 impl Default for HubConfig {
@@ -68,6 +71,7 @@ impl Default for HubConfig {
             trusted_proxies: Vec::new(),
             serve_nats: true,
             relay_failpoint: None,
+            known_entities: Vec::new(),
         }
     }
 }

@@ -170,13 +170,29 @@ pub fn entity_name(value: &str) -> Result<String, String> {
     }
 }
 
-/// `shared_entities`: no duplicates, each entity a collection name.
-pub fn shared_entities(problems: &mut Problems, list: &[SharedEntity]) -> Vec<SharedEntity> {
+/// `shared_entities`: no duplicates, each entity a collection name, and one
+/// of `known` when that is given (a typo such as `invoice` would otherwise be
+/// kept, and the app refused on `invoices` later).
+pub fn shared_entities(
+    problems: &mut Problems,
+    list: &[SharedEntity],
+    known: &[String],
+) -> Vec<SharedEntity> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let pointer = format!("/shared_entities/{i}/entity");
         if let Some(entity) = problems.check(&pointer, entity_name(&item.entity)) {
+            if !known.is_empty() && !known.contains(&entity) {
+                problems.add(
+                    &pointer,
+                    format!(
+                        "there is no collection {entity:?}; the collections are: {}",
+                        known.join(", ")
+                    ),
+                );
+                continue;
+            }
             if !seen.insert(entity.clone()) {
                 problems.add(
                     &pointer,

@@ -518,6 +518,21 @@ async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<
             Some("/shared_entities/0/entity"),
         )
         .await?;
+    // A well-formed name that is no collection (a typo of `invoices`).
+    reject
+        .check(
+            Method::POST,
+            "/hub/v1/apps",
+            Some(&auth),
+            app_body(json!({"shared_entities": [
+                {"entity": "people", "read": true},
+                {"entity": "invoice", "read": true}
+            ]})),
+            unprocessable,
+            "invalid_field",
+            Some("/shared_entities/1/entity"),
+        )
+        .await?;
     reject
         .check(
             Method::POST,

@@ -87,7 +87,11 @@ pub async fn create(
         "account_webhook_url",
         body.account_webhook_url,
     );
-    let shared_entities = validate::shared_entities(&mut problems, &shared(body.shared_entities));
+    let shared_entities = validate::shared_entities(
+        &mut problems,
+        &shared(body.shared_entities),
+        &state.config.known_entities,
+    );
     problems.into_result()?;
     let (app, creds) = store::create(
         &state.store,
@@ -219,9 +223,9 @@ pub async fn update(
         account_webhook_url: body
             .account_webhook_url
             .map(|v| optional_url(&mut problems, "account_webhook_url", v)),
-        shared_entities: body
-            .shared_entities
-            .map(|list| validate::shared_entities(&mut problems, &shared(list))),
+        shared_entities: body.shared_entities.map(|list| {
+            validate::shared_entities(&mut problems, &shared(list), &state.config.known_entities)
+        }),
     };
     problems.into_result()?;
     let row = store::update(&state.store, &me.user.id, &app, fields)
