@@ -376,6 +376,22 @@ fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
 }
 
+/// The widget parameters a KPI may fix (the widget's own query parameters, minus `as_of`).
+const KPI_PARAMS: &[&str] = &["period", "from", "to", "limit", "offset", "currency"];
+
+/// A widget parameter's error names a query parameter; in a KPI it is a body field.
+fn point_into_params(error: ApiError) -> ApiError {
+    let parameter = error
+        .errors
+        .last()
+        .and_then(|e| e.source.as_ref())
+        .and_then(|s| s.parameter.clone());
+    match parameter {
+        Some(name) => error.at_pointer(format!("/params/{name}")),
+        None => error,
+    }
+}
+
 fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
     ApiError::unprocessable("invalid_kpi", detail).at_pointer(pointer)
 }
@@ -484,6 +500,17 @@ pub async fn create(
     let mut params: HashMap<String, Vec<String>> = HashMap::new();
     if let Some(Value::Object(given)) = field(&body, "params") {
         for (name, value) in given {
+            // A KPI follows the live widget: `as_of` and unknown (misspelled) names
+            // would otherwise be stored and silently have no effect.
+            if !KPI_PARAMS.contains(&name.as_str()) {
+                return Err(invalid(
+                    &format!("/params/{name}"),
+                    format!(
+                        "params.{name} is not a parameter a KPI takes; they are: {}",
+                        KPI_PARAMS.join(", ")
+                    ),
+                ));
+            }
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -497,8 +524,10 @@ pub async fn create(
             params.insert(name.clone(), vec![text]);
         }
     }
-    api::widget_params(&params)?;
-    let currency = api::currency_for(&state, &params, &orgs).await?;
+    api::widget_params(&params).map_err(point_into_params)?;
+    let currency = api::currency_for(&state, &params, &orgs)
+        .await
+        .map_err(point_into_params)?;
     let secret = webhook.as_ref().map(|_| new_secret());
     let kpi = Kpi {
         id: uuid::Uuid::now_v7().to_string(),

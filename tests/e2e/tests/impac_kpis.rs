@@ -129,7 +129,18 @@ async fn crossings(world: ImpacWorld) {
         (
             with("/params", json!({"period": "HOURLY"})),
             StatusCode::UNPROCESSABLE_ENTITY,
-            "",
+            "/params/period",
+        ),
+        // Misspelled, or `as_of` (a KPI follows the live widget): refused, not stored unused.
+        (
+            with("/params", json!({"perod": "DAILY"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/params/perod",
+        ),
+        (
+            with("/params", json!({"as_of": "2"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/params/as_of",
         ),
     ] {
         let (got, answer) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
