@@ -65,7 +65,16 @@ impl Converter {
                 }
             },
         };
-        let note = json!({"from": currency, "to": self.target, "rate": rate.rate.to_string(), "as_of": rate.as_of, "source": rate.source});
+        // The note gives the multiplier applied; a loaded rate of the other
+        // direction is named beside it, so that the figure can be checked.
+        let note = if inverse {
+            let applied = (Decimal::ONE / rate.rate).round_dp(10).normalize();
+            json!({"from": currency, "to": self.target, "rate": applied.to_string(),
+                   "inverse_of": {"from": self.target, "to": currency, "rate": rate.rate.to_string()},
+                   "as_of": rate.as_of, "source": rate.source})
+        } else {
+            json!({"from": currency, "to": self.target, "rate": rate.rate.to_string(), "as_of": rate.as_of, "source": rate.source})
+        };
         let mut used = self.used.borrow_mut();
         if !used.contains(&note) {
             used.push(note);
@@ -75,5 +84,54 @@ impl Converter {
         } else {
             amount * rate.rate
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eur_to_usd() -> HashMap<(String, String), Rate> {
+        let rate = Rate {
+            rate: Decimal::from_str("1.0825").unwrap(),
+            as_of: "2026-11-01".into(),
+            source: "ECB".into(),
+        };
+        HashMap::from([(("EUR".to_owned(), "USD".to_owned()), rate)])
+    }
+
+    #[test]
+    fn a_direct_rate_multiplies_and_is_named_as_loaded() {
+        let to_usd = Converter::new("USD", eur_to_usd());
+        let usd = to_usd.convert(Decimal::from(1000), "EUR").unwrap();
+        assert_eq!(usd, Decimal::from_str("1082.5").unwrap());
+        let used = to_usd.used.borrow();
+        assert_eq!(used[0]["rate"], "1.0825");
+        assert!(used[0].get("inverse_of").is_none());
+    }
+
+    #[test]
+    fn a_rate_of_the_other_direction_divides_and_the_note_names_the_multiplier_applied() {
+        let to_eur = Converter::new("EUR", eur_to_usd());
+        let eur = to_eur
+            .convert(Decimal::from_str("1082.5").unwrap(), "USD")
+            .unwrap();
+        assert_eq!(eur, Decimal::from(1000));
+        let used = to_eur.used.borrow();
+        assert_eq!(used[0]["from"], "USD");
+        assert_eq!(used[0]["to"], "EUR");
+        assert_eq!(used[0]["rate"], "0.9237875289", "1 / 1.0825: {}", used[0]);
+        assert_eq!(
+            used[0]["inverse_of"],
+            json!({"from": "EUR", "to": "USD", "rate": "1.0825"})
+        );
+    }
+
+    #[test]
+    fn no_rate_either_way_names_the_pair_to_load() {
+        let to_gbp = Converter::new("GBP", eur_to_usd());
+        let missing = to_gbp.convert(Decimal::ONE, "EUR").unwrap_err();
+        assert_eq!((missing.from.as_str(), missing.to.as_str()), ("EUR", "GBP"));
+        assert!(missing.to_string().contains("load one"));
     }
 }
