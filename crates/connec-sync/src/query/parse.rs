@@ -258,33 +258,55 @@ pub fn order_by(input: &str) -> Result<Vec<OrderBy>, SyntaxError> {
     let mut out = Vec::new();
     let mut offset = 0;
     for part in input.split(',') {
-        let words: Vec<&str> = part.split_whitespace().collect();
-        let position = offset + part.len() - part.trim_start().len();
-        let bad = |what: String| SyntaxError { what, position };
+        // Each word with where it starts in `input`, so an error points at the word at fault.
+        let words: Vec<(usize, &str)> = words_at(part)
+            .map(|(at, word)| (offset + at, word))
+            .collect();
+        let bad = |what: String, position: usize| SyntaxError { what, position };
         match words.as_slice() {
-            [field] | [field, _] if !is_identifier(field) => {
-                return Err(bad(format!("{field:?} is not a field name")))
+            [(at, field), ..] if !is_identifier(field) => {
+                let wrong = field
+                    .char_indices()
+                    .find(|(i, c)| {
+                        !(c.is_ascii_alphanumeric() || *c == '_') || (*i == 0 && c.is_ascii_digit())
+                    })
+                    .map_or(0, |(i, _)| i);
+                return Err(bad(format!("{field:?} is not a field name"), at + wrong));
             }
-            [field] => out.push(OrderBy {
+            [(_, field)] => out.push(OrderBy {
                 field: field.to_string(),
                 descending: false,
             }),
-            [field, direction] => {
+            [(_, field), (at, direction)] => {
                 let descending = match direction.to_ascii_lowercase().as_str() {
                     "asc" => false,
                     "desc" => true,
-                    other => return Err(bad(format!("{other:?} is not asc or desc"))),
+                    other => return Err(bad(format!("{other:?} is not asc or desc"), *at)),
                 };
                 out.push(OrderBy {
                     field: field.to_string(),
                     descending,
                 });
             }
-            _ => return Err(bad("expected `field asc` or `field desc`".into())),
+            [] => return Err(bad("expected `field asc` or `field desc`".into(), offset)),
+            [_, _, (at, extra), ..] => {
+                return Err(bad(
+                    format!(
+                        "expected `field asc` or `field desc`, then `,` or the end, not {extra:?}"
+                    ),
+                    *at,
+                ))
+            }
         }
         offset += part.len() + 1;
     }
     Ok(out)
+}
+
+/// The whitespace-separated words of `text`, each with its byte offset.
+fn words_at(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split_whitespace()
+        .map(move |word| (word.as_ptr() as usize - text.as_ptr() as usize, word))
 }
 
 pub fn is_identifier(text: &str) -> bool {
@@ -328,11 +350,19 @@ mod tests {
         assert_eq!(filter("a eq 'x").unwrap_err().position, 5);
         assert_eq!(filter("a eq 1 b").unwrap_err().position, 7);
         assert_eq!(filter("a; DROP TABLE x").unwrap_err().position, 1);
+        // Each points at the word (or character) at fault, not the start of its term.
         assert_eq!(
             order_by("name asc, total sideways").unwrap_err().position,
-            10
+            16
         );
-        assert!(order_by("name; drop").is_err());
+        assert_eq!(order_by("name; drop").unwrap_err().position, 4);
+        assert_eq!(
+            order_by("total_amount; DROP TABLE x").unwrap_err().position,
+            12
+        );
+        assert_eq!(order_by("name asc desc").unwrap_err().position, 9);
+        assert_eq!(order_by("name,, code").unwrap_err().position, 5);
+        assert_eq!(order_by("9lives").unwrap_err().position, 0);
     }
 
     #[test]
