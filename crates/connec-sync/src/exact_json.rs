@@ -180,11 +180,8 @@ impl<S: Send + Sync> FromRequest<S> for ExactJson {
         let (value, numbers) = parse(text).map_err(|e| {
             ApiError::bad_request(
                 "malformed_json",
-                format!(
-                    "the body is not valid JSON: {e} (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
+                // serde_json's message already ends "at line L column C".
+                format!("the body is not valid JSON: {e}; fix it there and send it again"),
             )
         })?;
         Ok(ExactJson { value, numbers })

@@ -371,6 +371,12 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["code"], "malformed_json");
+    let detail = body["errors"][0]["detail"].as_str().unwrap();
+    assert_eq!(
+        detail.matches("line 1").count(),
+        1,
+        "the position, named once: {detail}"
+    );
 
     let (status, _, _) = finish(
         raw("/organizations", "text/plain", b"{}".to_vec())
