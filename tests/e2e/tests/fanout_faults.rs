@@ -261,5 +261,10 @@ async fn webhooks_to_private_addresses_are_refused_and_dead_lettered() {
             .contains("loopback, private"),
         "{letter}"
     );
+    assert_eq!(
+        letter["record"],
+        json!({"title": "x"}),
+        "the record readable beside the protobuf: {letter}"
+    );
     assert!(rb.posts().is_empty(), "a private receiver was called");
 }

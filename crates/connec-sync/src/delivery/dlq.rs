@@ -39,6 +39,22 @@ pub struct StoredLetter {
     pub seq: u64,
     #[serde(flatten)]
     pub letter: DeadLetter,
+    /// The record's state in the event, readable (`event` holds it as protobuf).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<serde_json::Value>,
+}
+
+impl StoredLetter {
+    fn new(seq: u64, letter: DeadLetter) -> Self {
+        let record = letter
+            .record_event()
+            .and_then(|event| event.state_json().ok());
+        Self {
+            seq,
+            letter,
+            record,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,10 +152,7 @@ pub async fn list(
             Ok(message) => {
                 next = message.sequence + 1;
                 if let Ok(letter) = serde_json::from_slice::<DeadLetter>(&message.payload) {
-                    out.push(StoredLetter {
-                        seq: message.sequence,
-                        letter,
-                    });
+                    out.push(StoredLetter::new(message.sequence, letter));
                 }
             }
             Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => break,
@@ -164,7 +177,7 @@ pub async fn get(js: &jetstream::Context, seq: u64) -> Result<StoredLetter, DlqE
     };
     let letter = serde_json::from_slice::<DeadLetter>(&message.payload)
         .map_err(|_| DlqError::Unreadable(seq))?;
-    Ok(StoredLetter { seq, letter })
+    Ok(StoredLetter::new(seq, letter))
 }
 
 /// Remove a dead letter (after its redrive was delivered or dead-lettered anew).
