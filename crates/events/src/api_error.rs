@@ -192,7 +192,9 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// `axum::Json`, with rejections in the platform's error shape.
+/// `axum::Json`, with rejections in the platform's error shape. A body of the
+/// wrong shape (a field of the wrong type, an unknown field where the type
+/// denies them) answers 422 pointing at that field, in words.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -204,14 +206,124 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(ApiJson(value))
+        // Syntax, content type and size are axum's to judge; the shape is ours,
+        // so that the error can name the field.
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| shape_error(&e))
     }
+}
+
+/// `password: invalid type: integer, expected a string` → 422 at `/password`.
+fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let mut pointer = String::new();
+    for segment in error.path().iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            serde_path_to_error::Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {}
+        }
+    }
+    let inner = error.inner().to_string();
+    // serde names an unknown field in backticks (the path already ends at it).
+    if let Some(field) = inner
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        let expected = inner
+            .split_once(", expected ")
+            .map_or(String::new(), |(_, e)| {
+                format!("; the fields are {}", e.trim_start_matches("one of "))
+            });
+        return ApiError::unprocessable(
+            "invalid_field",
+            format!("{field:?} is not a field of this request{expected}"),
+        )
+        .at_pointer(pointer);
+    }
+    if pointer.is_empty() {
+        return ApiError::unprocessable(
+            "invalid_body",
+            format!("the body does not have the expected shape: {inner}"),
+        )
+        .at_pointer("/");
+    }
+    ApiError::unprocessable("invalid_field", format!("{}: {inner}", &pointer[1..]))
+        .at_pointer(pointer)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Install {
+        app_id: String,
+        data_sharing: Option<bool>,
+        tags: Option<Vec<Tag>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Tag {
+        name: String,
+    }
+
+    async fn rejection(body: &str) -> ApiError {
+        let request = Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        ApiJson::<Install>::from_request(request, &())
+            .await
+            .unwrap_err()
+    }
+
+    fn first(error: &ApiError) -> (&str, String) {
+        let object = &error.errors[0];
+        let pointer = object
+            .source
+            .as_ref()
+            .and_then(|s| s.pointer.as_deref())
+            .unwrap_or_default();
+        (pointer, object.detail.clone())
+    }
+
+    #[tokio::test]
+    async fn a_body_of_the_wrong_shape_is_pointed_at_the_field_at_fault() {
+        let typo = rejection(r#"{"app_id": "a1", "datasharing": false}"#).await;
+        assert_eq!(typo.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (pointer, detail) = first(&typo);
+        assert_eq!(pointer, "/datasharing");
+        assert!(
+            detail.contains("data_sharing"),
+            "names the fields: {detail}"
+        );
+
+        let wrong_type = rejection(r#"{"app_id": 42}"#).await;
+        let (pointer, detail) = first(&wrong_type);
+        assert_eq!(pointer, "/app_id");
+        assert!(detail.contains("expected a string"), "{detail}");
+
+        let nested = rejection(r#"{"app_id": "a1", "tags": [{"name": "x"}, {"name": 7}]}"#).await;
+        assert_eq!(first(&nested).0, "/tags/1/name");
+
+        let missing = rejection(r#"{}"#).await;
+        let (pointer, detail) = first(&missing);
+        assert_eq!(pointer, "/");
+        assert!(detail.contains("app_id"), "{detail}");
+
+        let syntax = rejection(r#"{"app_id": "#).await;
+        assert_eq!(syntax.errors[0].code, "malformed_json");
+    }
 
     #[tokio::test]
     async fn renders_the_error_shape_with_pointer_and_retry_after() {

@@ -70,13 +70,24 @@ fn date_param(
 ) -> Result<Option<NaiveDate>, ApiError> {
     one(query, name)
         .map(|text| {
-            NaiveDate::parse_from_str(text.get(..10).unwrap_or(text), "%Y-%m-%d").map_err(|_| {
-                ApiError::unprocessable(
-                    "invalid_parameter",
-                    format!("{name} must be a date YYYY-MM-DD, not {text:?}"),
-                )
-                .at_parameter(name)
-            })
+            // Four-digit years only: chrono alone reads "26-11-29" as the year 26.
+            let bytes = text.as_bytes();
+            let shaped = bytes.len() >= 10
+                && bytes[..10].iter().enumerate().all(|(i, b)| match i {
+                    4 | 7 => *b == b'-',
+                    _ => b.is_ascii_digit(),
+                })
+                && matches!(bytes.get(10), None | Some(b'T' | b't' | b' '));
+            shaped
+                .then(|| NaiveDate::parse_from_str(&text[..10], "%Y-%m-%d").ok())
+                .flatten()
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_parameter",
+                        format!("{name} must be a date YYYY-MM-DD, not {text:?}"),
+                    )
+                    .at_parameter(name)
+                })
         })
         .transpose()
 }
@@ -96,9 +107,18 @@ pub fn widget_params(query: &HashMap<String, Vec<String>>) -> Result<Params, Api
     };
     let limit = count_param(query, "limit", 1, 1000)?;
     let offset = count_param(query, "offset", 0, usize::MAX)?.unwrap_or(0);
+    let from = date_param(query, "from")?;
+    let to = date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive());
+    if let Some(from) = from.filter(|from| *from > to) {
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("from {from} is after to {to}; swap them, or leave to out for today"),
+        )
+        .at_parameter("from"));
+    }
     Ok(Params {
-        from: date_param(query, "from")?,
-        to: date_param(query, "to")?.unwrap_or_else(|| Utc::now().date_naive()),
+        from,
+        to,
         period,
         limit,
         offset,
@@ -215,18 +235,22 @@ async fn widget(
     .into_response())
 }
 
-/// `org_ids[]` (repeated or comma-separated): at least one.
+/// `org_ids[]` (repeated or comma-separated): at least one. An org named
+/// twice counts once (its figures would otherwise be added twice).
 pub fn orgs_param(query: &HashMap<String, Vec<String>>) -> Result<Vec<String>, ApiError> {
-    let orgs: Vec<String> = query
+    let mut orgs: Vec<String> = Vec::new();
+    for org in query
         .get("org_ids")
-        .map(|v| {
-            v.iter()
-                .flat_map(|s| s.split(','))
-                .map(str::to_owned)
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        if !orgs.iter().any(|o| o == org) {
+            orgs.push(org.to_owned());
+        }
+    }
     if orgs.is_empty() {
         return Err(ApiError::unprocessable(
             "invalid_parameter",

@@ -422,6 +422,63 @@ async fn dead_letters_keep_the_reason_and_a_redrive_delivers_them() {
 }
 
 #[tokio::test]
+async fn a_redrive_never_takes_an_app_back_to_an_older_version_of_a_record() {
+    let world = World::with(|c| c.webhook_retry_schedule = Some("100ms,100ms".into())).await;
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let a = world.app("A", &ra, &["invoices"], true).await;
+    let b = world.app("B", &rb, &["invoices"], true).await;
+    rb.answer_with(|_| (500, "{}".into()));
+    world.write("r5", 1, Some((&a.id, "r"))).await;
+    let dlq_path = format!("/connec/api/v2/deliveries/{}/dlq", b.id);
+    let seq = mno_harness::wait_for(
+        "version 1 dead-lettered",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = world.get(&dlq_path, &b).await;
+            body["dead_letters"].as_array()?.first()?["seq"].as_u64()
+        },
+    )
+    .await;
+
+    // The receiver recovers and gets version 2; the app's consumer passes it.
+    rb.answer_with(|_| (200, "{}".into()));
+    world.write("r5", 2, Some((&a.id, "r"))).await;
+    wait_received(&rb, &BTreeSet::from([("r5".to_owned(), 2)]), "version 2").await;
+    mno_harness::wait_for(
+        "version 2 acknowledged",
+        Duration::from_secs(10),
+        || async {
+            let lag = lag(&world.js(), &b.id).await?;
+            (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+        },
+    )
+    .await;
+
+    let (status, body) = world
+        .hub
+        .call(
+            Method::POST,
+            &format!("{dlq_path}/{seq}/redrive"),
+            Some(&basic_auth(&b.key, &b.secret)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["redriven"], json!([]), "{body}");
+    assert_eq!(body["superseded"], json!([{"seq": seq, "by_version": 2}]));
+    let (_, listed) = world.get(&dlq_path, &b).await;
+    assert_eq!(listed["dead_letters"], json!([]), "removed: {listed}");
+    let delivered: Vec<u64> = rb
+        .received()
+        .into_iter()
+        .filter(|r| r.id == "r5")
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(delivered, [2], "version 1 was never sent after version 2");
+}
+
+#[tokio::test]
 async fn recover_resends_everything_since_a_sequence() {
     let world = World::new().await;
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);

@@ -436,8 +436,20 @@ async fn org_member_and_install_rules_refuse_and_change_nothing(
             Some(&owner_auth),
             Some(json!({"data_sharing": "yes"})),
             unprocessable,
-            "invalid_body",
-            None,
+            "invalid_field",
+            Some("/data_sharing"),
+        )
+        .await?;
+    // A misspelled field is refused, not ignored (it would leave data sharing on).
+    reject
+        .check(
+            Method::PATCH,
+            &format!("{installs}/{}", app.id),
+            Some(&owner_auth),
+            Some(json!({"datasharing": false})),
+            unprocessable,
+            "invalid_field",
+            Some("/datasharing"),
         )
         .await?;
     reject
@@ -619,7 +631,7 @@ async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<
     // The IDM check refuses a malformed question.
     reject.check(Method::POST, "/idm/v1/check", None,
         Some(json!({"credential": {"type": "session", "token": "x"}, "org": "o", "action": "delete"})),
-        unprocessable, "invalid_body", None).await?;
+        unprocessable, "invalid_field", Some("/action")).await?;
     reject
         .check(
             Method::POST,
@@ -627,8 +639,8 @@ async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<
             None,
             Some(json!({"credential": {"type": "password"}, "org": "o", "action": "read"})),
             unprocessable,
-            "invalid_body",
-            None,
+            "invalid_field",
+            Some("/credential/type"),
         )
         .await?;
     Ok(())

@@ -20,7 +20,7 @@ use super::auth;
 use super::dlq::{self, DlqError};
 use super::log::AttemptStatus;
 use super::sse;
-use super::supervisor::{consumer_name, Since, Supervisor, SupervisorError};
+use super::supervisor::{consumer_name, Redriven, Since, Supervisor, SupervisorError};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -254,10 +254,10 @@ async fn redrive_one(
     Path((app, seq)): Path<(String, u64)>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
     visible_letter(&state, &headers, &app, seq).await?;
-    state.supervisor.redrive(&app, seq).await?;
+    let outcome = state.supervisor.redrive(&app, seq).await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(json!({"redriven": [seq]})),
+        Json(Redriven::answer(&[outcome])),
     ))
 }
 
@@ -270,14 +270,14 @@ async fn redrive_all(
     let orgs = visible(&state, &headers, &app).await?;
     let filter = dlq::filter(Some(&app), None)?;
     let letters = dlq::list(&state.supervisor.ctx.js, &filter, 0, 10_000).await?;
-    let mut redriven = Vec::new();
+    // Oldest first: of several letters of one record, the older ones are superseded.
+    let mut outcomes = Vec::new();
     for letter in letters.into_iter().filter(|l| orgs.contains(&l.letter.org)) {
-        state.supervisor.redrive(&app, letter.seq).await?;
-        redriven.push(letter.seq);
+        outcomes.push(state.supervisor.redrive(&app, letter.seq).await?);
     }
     Ok((
         axum::http::StatusCode::ACCEPTED,
-        Json(json!({"redriven": redriven})),
+        Json(Redriven::answer(&outcomes)),
     ))
 }
 

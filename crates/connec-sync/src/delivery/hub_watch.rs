@@ -133,7 +133,7 @@ pub fn spawn_redrive_responder(
             };
             let answer = match serde_json::from_slice::<RedriveRequest>(&request.payload) {
                 Ok(ask) => match supervisor.redrive(&ask.app, ask.seq).await {
-                    Ok(stored) => json!({"redriven": [stored.seq]}),
+                    Ok(outcome) => super::supervisor::Redriven::answer(&[outcome]),
                     Err(e) => json!({"error": e.to_string()}),
                 },
                 Err(e) => json!({"error": format!("the request is not {{\"app\",\"seq\"}}: {e}")}),

@@ -71,6 +71,32 @@ pub enum SupervisorError {
     Unavailable(String),
 }
 
+/// What became of a redrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redriven {
+    /// Handed to the app's worker: it leaves the DLQ once delivered.
+    Sent { seq: u64 },
+    /// Removed without sending: the app has passed a later version of the record.
+    Superseded { seq: u64, by_version: u64 },
+}
+
+impl Redriven {
+    /// `{"redriven": [seq]}` or `{"superseded": [{"seq", "by_version"}]}`, as the API and `mno dlq redrive` answer.
+    pub fn answer(outcomes: &[Redriven]) -> serde_json::Value {
+        let mut redriven = Vec::new();
+        let mut superseded = Vec::new();
+        for outcome in outcomes {
+            match *outcome {
+                Redriven::Sent { seq } => redriven.push(serde_json::json!(seq)),
+                Redriven::Superseded { seq, by_version } => {
+                    superseded.push(serde_json::json!({"seq": seq, "by_version": by_version}))
+                }
+            }
+        }
+        serde_json::json!({"redriven": redriven, "superseded": superseded})
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> SupervisorError {
     SupervisorError::Unavailable(format!(
         "the bus or the Hub did not answer ({e}); retry shortly"
@@ -213,11 +239,24 @@ impl Supervisor {
     }
 
     /// Deliver a dead letter again through its app's worker; it leaves the
-    /// DLQ once delivered (or is dead-lettered anew).
-    pub async fn redrive(&self, app_id: &str, seq: u64) -> Result<StoredLetter, SupervisorError> {
+    /// DLQ once delivered (or is dead-lettered anew). A letter superseded by a
+    /// later change of its record that the app's consumer has passed since
+    /// is removed instead: sending it would take the app back to an older
+    /// version (each change carries the whole record, so nothing is lost).
+    pub async fn redrive(&self, app_id: &str, seq: u64) -> Result<Redriven, SupervisorError> {
         let stored = dlq::get(&self.ctx.js, seq).await?;
         if stored.letter.app_id != app_id {
             return Err(DlqError::NotFound(seq).into());
+        }
+        if let Some(by_version) = self.superseded_by(&stored).await? {
+            dlq::remove(&self.ctx.js, seq).await?;
+            tracing::info!(
+                app = app_id,
+                seq,
+                by_version,
+                "dead letter superseded; removed, not redriven"
+            );
+            return Ok(Redriven::Superseded { seq, by_version });
         }
         let state = self.state.lock().await;
         let worker = state
@@ -225,8 +264,60 @@ impl Supervisor {
             .get(app_id)
             .filter(|w| !w.task.is_finished())
             .ok_or_else(|| self.why_not_running(app_id))?;
-        let _ = worker.commands.send(Command::Redrive(stored.clone()));
-        Ok(stored)
+        let _ = worker.commands.send(Command::Redrive(stored));
+        Ok(Redriven::Sent { seq })
+    }
+
+    /// The version of a later change of the letter's record that the app's
+    /// consumer has already passed (delivered, dead-lettered too, or the
+    /// app's own write, never echoed to it), if there is one.
+    async fn superseded_by(&self, stored: &StoredLetter) -> Result<Option<u64>, SupervisorError> {
+        let letter = &stored.letter;
+        if letter.record_seq == 0 {
+            return Ok(None);
+        }
+        let Ok(subject) = RecordSubject::new(&letter.org, &letter.entity, &letter.record_id) else {
+            return Ok(None);
+        };
+        let stream = self
+            .ctx
+            .js
+            .get_stream_no_info(RECORDS)
+            .await
+            .map_err(unavailable)?;
+        let last = match stream
+            .direct_get_last_for_subject(subject.to_string())
+            .await
+        {
+            Ok(last) => last,
+            Err(_) => return Ok(None),
+        };
+        if last.sequence <= letter.record_seq {
+            return Ok(None);
+        }
+        let passed = match stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name(
+                &letter.app_id,
+            ))
+            .await
+        {
+            Ok(mut consumer) => {
+                consumer
+                    .info()
+                    .await
+                    .map_err(unavailable)?
+                    .ack_floor
+                    .stream_sequence
+            }
+            Err(_) => return Ok(None),
+        };
+        if last.sequence > passed {
+            // Not yet delivered: it will follow this one, in order.
+            return Ok(None);
+        }
+        Ok(mno_events::proto::RecordEvent::from_bytes(&last.payload)
+            .ok()
+            .map(|event| event.version))
     }
 
     fn why_not_running(&self, app_id: &str) -> SupervisorError {

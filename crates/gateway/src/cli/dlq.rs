@@ -101,13 +101,16 @@ pub async fn run(args: Args) -> Result<()> {
             }
             for (app, seq) in targets {
                 let answer = redrive(&bus.client, &app, seq).await?;
-                match answer.get("error").and_then(Value::as_str) {
-                    Some(error) => bail!("redrive of {seq} refused: {error}"),
-                    None => {
-                        crate::reportln!(
-                            "redriven {seq} (app {app}); it leaves the DLQ once delivered"
-                        )
-                    }
+                if let Some(error) = answer.get("error").and_then(Value::as_str) {
+                    bail!("redrive of {seq} refused: {error}");
+                }
+                match answer["superseded"][0]["by_version"].as_u64() {
+                    Some(version) => crate::reportln!(
+                        "superseded {seq} (app {app}): the app has version {version} of the record since; removed, not sent"
+                    ),
+                    None => crate::reportln!(
+                        "redriven {seq} (app {app}); it leaves the DLQ once delivered"
+                    ),
                 }
             }
         }

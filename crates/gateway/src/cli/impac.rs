@@ -207,7 +207,10 @@ fn first_detail(error: mno_events::ApiError) -> anyhow::Error {
     anyhow::anyhow!(detail)
 }
 
-async fn run_replay(args: ReplayArgs) -> Result<()> {
+async fn run_replay(mut args: ReplayArgs) -> Result<()> {
+    // An org named twice counts once, as in the widget API.
+    let mut seen = std::collections::HashSet::new();
+    args.orgs.retain(|org| seen.insert(org.clone()));
     if !WIDGETS.contains(&args.widget.as_str()) {
         bail!(
             "no widget {}; the widgets are: {}",

@@ -19,6 +19,7 @@ use crate::store::{installs, rfc3339};
 use crate::validate::{self, Problems};
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SharedEntityIn {
     entity: String,
     #[serde(default)]
@@ -61,7 +62,9 @@ fn credentials_json(creds: &NewCredentials) -> serde_json::Value {
     })
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewApp {
     name: Option<String>,
     stack: Option<String>,
@@ -191,7 +194,9 @@ pub async fn installs(
     Ok(Json(json!({ "installs": list })))
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppPatch {
     name: Option<String>,
     stack: Option<String>,

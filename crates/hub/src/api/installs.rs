@@ -31,7 +31,9 @@ fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
     }
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewInstall {
     app_id: Option<String>,
     data_sharing: Option<bool>,
@@ -93,7 +95,9 @@ pub async fn show(
     Ok(Json(row.to_json()))
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstallPatch {
     data_sharing: Option<bool>,
 }

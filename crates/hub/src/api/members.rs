@@ -54,7 +54,9 @@ pub async fn list(
     Ok(Json(json!({ "members": list })))
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewMember {
     email: Option<String>,
     role: Option<String>,
@@ -90,7 +92,9 @@ pub async fn add(
     Ok((StatusCode::CREATED, Json(member.to_json())))
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MemberPatch {
     role: Option<String>,
 }

@@ -14,7 +14,9 @@ use crate::access::Role;
 use crate::store::orgs::{self, OrgFields};
 use crate::validate::{self, Problems};
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewOrg {
     name: Option<String>,
     currency: Option<String>,
@@ -81,7 +83,9 @@ pub async fn show(
     Ok(Json(row.to_json_with_role(role)))
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     name: Option<String>,
     currency: Option<String>,

@@ -16,7 +16,9 @@ use crate::secrets;
 use crate::store::{now_ms, rfc3339, users};
 use crate::validate::{self, Problems};
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignUp {
     email: Option<String>,
     password: Option<String>,
@@ -49,7 +51,9 @@ pub async fn signup(
     }
 }
 
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SignIn {
     email: Option<String>,
     password: Option<String>,
