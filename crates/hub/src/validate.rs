@@ -48,22 +48,49 @@ fn required<'a>(field: &str, value: Option<&'a str>) -> Result<&'a str, String> 
 }
 
 /// A plausible email address, lower-cased.
+/// A plausible address, in one canonical form so that one mailbox makes one
+/// account: the part before `@` in ASCII (RFC 5322 atoms joined by dots), the
+/// domain as DNS labels, an internationalised one in its ASCII (IDNA) form,
+/// all lower-cased.
 pub fn email(value: Option<&str>) -> Result<String, String> {
     let raw = required("email", value)?.trim();
-    let bad = || format!("email {raw:?} is not an email address; use the form name@example.com");
-    if raw.len() > 254 || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
+    let bad = |why: &str| {
+        format!("email {raw:?} is not an email address ({why}); use the form name@example.com")
+    };
+    if raw.len() > 254 {
+        return Err(bad("longer than 254 characters"));
     }
-    let (local, domain) = raw.split_once('@').ok_or_else(bad)?;
-    if local.is_empty()
-        || domain.contains('@')
-        || !domain.contains('.')
-        || domain.starts_with('.')
-        || domain.ends_with('.')
-    {
-        return Err(bad());
+    let (local, domain) = raw.rsplit_once('@').ok_or_else(|| bad("no @"))?;
+    let atom = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
+    };
+    if local.len() > 64 || !local.split('.').all(atom) {
+        return Err(bad(
+            "the part before @ takes ASCII letters, digits, dots between them and !#$%&'*+/=?^_`{|}~-",
+        ));
     }
-    Ok(raw.to_lowercase())
+    let ascii_domain = match url::Host::parse(domain) {
+        Ok(url::Host::Domain(ascii)) => ascii,
+        Ok(_) => return Err(bad("the domain must be a name, not an address")),
+        Err(_) => return Err(bad("the domain is not a valid name")),
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let labels: Vec<&str> = ascii_domain.split('.').collect();
+    if labels.len() < 2 || !labels.iter().all(|l| label(l)) {
+        return Err(bad(
+            "the domain needs labels of letters, digits and inner hyphens, such as example.com",
+        ));
+    }
+    Ok(format!("{}@{ascii_domain}", local.to_ascii_lowercase()))
 }
 
 pub fn password(value: Option<&str>) -> Result<String, String> {
@@ -225,9 +252,27 @@ mod tests {
             "ann@example",
             "a b@example.com",
             "a@b@c.com",
+            "a..b@example.com",
+            ".a@example.com",
+            "a@example..com",
+            "a@-example.com",
+            "<script>@example.com",
+            "a@[127.0.0.1]",
+            "x\u{202e}@example.com",
+            "\u{ff41}nn@example.com",
         ] {
             assert!(email(Some(bad)).is_err(), "{bad}");
         }
+        // One mailbox, one form: an internationalised domain in its ASCII form,
+        // whether its letters came composed or decomposed.
+        let composed = email(Some("ann@ex\u{e4}mple.com")).unwrap();
+        let decomposed = email(Some("ann@exa\u{308}mple.com")).unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(composed, "ann@xn--exmple-cua.com");
+        assert_eq!(
+            email(Some("o'brien+tag@example.co.uk")).unwrap(),
+            "o'brien+tag@example.co.uk"
+        );
         assert!(email(None).unwrap_err().contains("required"));
     }
 

@@ -131,6 +131,32 @@ async fn rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream(
         )
         .await?;
     }
+    // Valid app credentials on a user's route: 403 (the key is fine, the route is not an app's);
+    // wrong ones: 401.
+    let refused = hub
+        .expect(
+            StatusCode::FORBIDDEN,
+            Method::GET,
+            "/hub/v1/orgs",
+            Some(&basic_auth(&new_key, &new_secret)),
+            None,
+        )
+        .await?;
+    assert!(
+        refused["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sign in as a user"),
+        "{refused}"
+    );
+    hub.expect(
+        StatusCode::UNAUTHORIZED,
+        Method::GET,
+        "/hub/v1/orgs",
+        Some(&basic_auth(&new_key, "wrong")),
+        None,
+    )
+    .await?;
     let shown = hub
         .expect(StatusCode::OK, Method::GET, &app_path, Some(&auth), None)
         .await?;

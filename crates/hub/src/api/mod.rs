@@ -113,6 +113,20 @@ impl FromRequestParts<AppState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Some(token) = bearer(parts) else {
+            // Valid app credentials are not the problem: the route is a user's.
+            if let Some((key, secret)) = basic(parts) {
+                if state
+                    .idm
+                    .app_by_credentials(&key, &secret)
+                    .await
+                    .map_err(db_error)?
+                    .is_some()
+                {
+                    return Err(ApiError::forbidden(
+                        "this route is a user's: an app's credentials are valid here only on the routes hub.md marks for the app; sign in as a user (POST /hub/v1/sessions) and send Authorization: Bearer <token>",
+                    ));
+                }
+            }
             return Err(ApiError::unauthorized(
                 "sign in first: send Authorization: Bearer <token>, the token from POST /hub/v1/sessions",
             ));
