@@ -13,6 +13,7 @@
 //! - [`api_error`]: the JSON error shape every HTTP answer uses.
 //! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
+//! - [`webhook`]: outbound webhooks: Standard Webhooks signing, the SSRF guard, one signed POST.
 
 pub mod api_error;
 pub mod bus;
@@ -26,6 +27,7 @@ pub mod proto;
 pub mod publish;
 pub mod streams;
 pub mod subject;
+pub mod webhook;
 
 pub use api_error::ApiError;
 pub use bus::{connect, BusError, MIN_SERVER_VERSION};

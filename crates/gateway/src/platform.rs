@@ -77,6 +77,7 @@ impl Platform {
             db: db.clone(),
             config: HubConfig {
                 trusted_proxies: config.trusted_proxies.clone(),
+                allow_private_webhooks: config.allow_private_webhooks,
                 known_entities: mno_connec_sync::entities::names()
                     .into_iter()
                     .map(str::to_owned)

@@ -58,6 +58,9 @@ pub struct HubConfig {
     /// The collections an app may share (Connec!'s catalogue, which the
     /// process that runs the Hub passes in); empty: any well-formed name.
     pub known_entities: Vec<String>,
+    /// Accept webhook URLs aimed at loopback or private addresses (local
+    /// tests); delivery refuses to send to them otherwise.
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for HubConfig {
@@ -72,6 +75,7 @@ impl Default for HubConfig {
             serve_nats: true,
             relay_failpoint: None,
             known_entities: Vec::new(),
+            allow_private_webhooks: false,
         }
     }
 }

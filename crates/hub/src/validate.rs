@@ -181,6 +181,34 @@ pub fn url(field: &str, value: &str) -> Result<String, String> {
     Ok(parsed.to_string())
 }
 
+/// A webhook URL: [`url`], without credentials in it (every GET would show
+/// them), and, unless private webhooks are allowed, not aimed at a loopback,
+/// private or link-local address, which delivery would refuse on every send.
+/// A name is judged by the address it resolves to when delivery sends.
+pub fn webhook_url(field: &str, value: &str, allow_private: bool) -> Result<String, String> {
+    let checked = url(field, value)?;
+    let parsed = url::Url::parse(&checked).map_err(|e| e.to_string())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{field} must not carry a user or password; authenticate the webhook by its Standard Webhooks signature"
+        ));
+    }
+    // `localhost.` (a fully qualified name) is the same name.
+    let host = parsed
+        .host_str()
+        .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    let local_name = host == "localhost" || host.ends_with(".localhost");
+    if !allow_private && local_name {
+        return Err(format!(
+            "{field} {value:?} names this machine; use a public address (or start the platform with MNO_ALLOW_PRIVATE_WEBHOOKS=true for local tests)"
+        ));
+    }
+    mno_events::webhook::ssrf::check_url(&checked, allow_private)
+        .map_err(|refused| format!("{field}: {refused}"))?;
+    Ok(checked)
+}
+
 /// An entity name: lower-case letters, digits and '_', as Connec! collections are.
 pub fn entity_name(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
@@ -286,5 +314,31 @@ mod tests {
         assert!(timezone("Europe/Paris").is_ok() && timezone("Paris; DROP").is_err());
         assert!(url("webhook_url", "ftp://x").is_err());
         assert!(url("webhook_url", "https://example.com/hook").is_ok());
+        for private in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://127.0.0.1:9/x",
+            "http://localhost/x",
+            "http://LocalHost./x",
+            "http://10.0.0.1/x",
+            "http://[::1]/x",
+            "http://0x7f000001/x",
+            "http://0.0.0.0/x",
+        ] {
+            let refused = webhook_url("webhook_url", private, false).unwrap_err();
+            assert!(
+                refused.contains("MNO_ALLOW_PRIVATE_WEBHOOKS"),
+                "{private}: {refused}"
+            );
+            assert!(
+                webhook_url("webhook_url", private, true).is_ok(),
+                "{private} allowed"
+            );
+        }
+        assert!(
+            webhook_url("webhook_url", "https://user:pass@example.com/x", true)
+                .unwrap_err()
+                .contains("user or password")
+        );
+        assert!(webhook_url("webhook_url", "https://books.example.com/mno", false).is_ok());
     }
 }

@@ -198,7 +198,10 @@ async fn a_410_disables_the_webhook_until_the_app_is_updated() {
 
 #[tokio::test]
 async fn webhooks_to_private_addresses_are_refused_and_dead_lettered() {
-    let platform = TestPlatform::spawn_with(|c| c.allow_private_webhooks = false).await;
+    // The app is registered while private webhooks are allowed (the Hub refuses
+    // such a URL otherwise), then the platform restarts without: delivery's own
+    // guard must refuse to send, as for a name that resolves to a private address.
+    let mut platform = TestPlatform::spawn().await;
     let hub = HubClient::new(&platform.base_url);
     let (_, token) = hub.signup_and_login("owner@example.com").await.unwrap();
     let org = hub.create_org(&token, "Acme", "USD").await.unwrap();
@@ -223,6 +226,9 @@ async fn webhooks_to_private_addresses_are_refused_and_dead_lettered() {
         .unwrap()
         .to_owned();
     hub.install(&token, &org, &b_id).await.unwrap();
+    platform.config.allow_private_webhooks = false;
+    platform.restart().await;
+    let hub = HubClient::new(&platform.base_url);
     let js = platform.running().bus.js.clone();
     wait_consumer(&js, &b_id).await;
     write(

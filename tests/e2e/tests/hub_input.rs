@@ -645,3 +645,44 @@ async fn app_rules_refuse_and_change_nothing(platform: &TestPlatform) -> Result<
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn webhook_urls_delivery_would_refuse_are_refused_when_the_app_is_registered() -> Result<()> {
+    // As `mno up` runs by default: private webhooks not allowed.
+    let platform = TestPlatform::spawn_with(|c| c.allow_private_webhooks = false).await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, token) = hub.signup_and_login("owner@example.com").await?;
+    let auth = bearer(&token);
+    let reject = Reject {
+        platform: &platform,
+        hub: &hub,
+    };
+    for (field, url) in [
+        ("webhook_url", "http://169.254.169.254/latest/meta-data"),
+        ("webhook_url", "http://localhost:9/x"),
+        ("account_webhook_url", "http://[::1]/x"),
+        ("webhook_url", "https://user:pass@books.example.com/x"),
+    ] {
+        reject
+            .check(
+                Method::POST,
+                "/hub/v1/apps",
+                Some(&auth),
+                Some(json!({"name": "Books", field: url})),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                Some(&format!("/{field}")),
+            )
+            .await?;
+    }
+    let (status, app) = hub
+        .call(
+            Method::POST,
+            "/hub/v1/apps",
+            Some(&auth),
+            Some(json!({"name": "Books", "webhook_url": "https://books.example.com/mno"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{app}");
+    Ok(())
+}

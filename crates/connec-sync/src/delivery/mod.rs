@@ -5,7 +5,8 @@
 //! - [`lanes`]: per-record order (a failing record holds back only its own later events).
 //! - [`view`]: a record in the receiving app's ids.
 //! - [`payload`]: the body and webhook-id of a POST, and id_map answers.
-//! - [`sign`]: Standard Webhooks signatures. [`send`]: the POST. [`ssrf`]: where webhooks may go.
+//! - [`sign`], [`send`], [`ssrf`]: the webhook client (signatures, the POST, where webhooks may go),
+//!   from `mno_events::webhook`, which Impac!'s alerts and the Hub's URL checks share.
 //! - [`dlq`]: dead letters. [`log`]: recent attempts. [`api`], [`sse`]: HTTP.
 //! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
 
@@ -17,13 +18,13 @@ pub mod hub_watch;
 pub mod lanes;
 pub mod log;
 pub mod payload;
-pub mod send;
-pub mod sign;
 pub mod sse;
-pub mod ssrf;
 pub mod supervisor;
 pub mod view;
 pub mod worker;
+
+// The webhook client lives in `events` (Impac!'s alerts and the Hub use it too).
+pub use mno_events::webhook::{send, sign, ssrf};
 
 use std::sync::Arc;
 

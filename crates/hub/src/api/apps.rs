@@ -51,8 +51,19 @@ fn stack(problems: &mut Problems, value: &str) -> Option<AppStack> {
     )
 }
 
-fn optional_url(problems: &mut Problems, field: &str, value: Option<String>) -> Option<String> {
-    value.and_then(|v| problems.check(&format!("/{field}"), validate::url(field, &v)))
+fn optional_url(
+    problems: &mut Problems,
+    state: &AppState,
+    field: &str,
+    value: Option<String>,
+) -> Option<String> {
+    let allow_private = state.config.allow_private_webhooks;
+    value.and_then(|v| {
+        problems.check(
+            &format!("/{field}"),
+            validate::webhook_url(field, &v, allow_private),
+        )
+    })
 }
 
 fn credentials_json(creds: &NewCredentials) -> serde_json::Value {
@@ -84,9 +95,10 @@ pub async fn create(
     let mut problems = Problems::default();
     let name = problems.check("/name", validate::name("name", body.name.as_deref()));
     let stack = stack(&mut problems, body.stack.as_deref().unwrap_or("cloud"));
-    let webhook_url = optional_url(&mut problems, "webhook_url", body.webhook_url);
+    let webhook_url = optional_url(&mut problems, &state, "webhook_url", body.webhook_url);
     let account_webhook_url = optional_url(
         &mut problems,
+        &state,
         "account_webhook_url",
         body.account_webhook_url,
     );
@@ -224,10 +236,10 @@ pub async fn update(
         stack: body.stack.and_then(|v| stack(&mut problems, &v)),
         webhook_url: body
             .webhook_url
-            .map(|v| optional_url(&mut problems, "webhook_url", v)),
+            .map(|v| optional_url(&mut problems, &state, "webhook_url", v)),
         account_webhook_url: body
             .account_webhook_url
-            .map(|v| optional_url(&mut problems, "account_webhook_url", v)),
+            .map(|v| optional_url(&mut problems, &state, "account_webhook_url", v)),
         shared_entities: body.shared_entities.map(|list| {
             validate::shared_entities(&mut problems, &shared(list), &state.config.known_entities)
         }),
