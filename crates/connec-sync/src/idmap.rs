@@ -110,19 +110,10 @@ impl IdMap {
                     created: true,
                 })
             }
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let global = self
-                    .kv
-                    .get(&key)
-                    .await
-                    .map_err(bus)?
-                    .map(text)
-                    .ok_or_else(|| IdMapError::Bus(format!("mapping {key} vanished")))?;
-                Ok(Claim {
-                    global,
-                    created: false,
-                })
-            }
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(Claim {
+                global: self.named_by(&key).await?,
+                created: false,
+            }),
             Err(e) => Err(bus(e)),
         }
     }
@@ -164,18 +155,22 @@ impl IdMap {
                     created: true,
                 })
             }
-            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                let global = self
-                    .global_for_local(org, app, entity, local)
-                    .await?
-                    .ok_or_else(|| IdMapError::Bus(format!("mapping {key} vanished")))?;
-                Ok(Claim {
-                    global,
-                    created: false,
-                })
-            }
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(Claim {
+                global: self.named_by(&key).await?,
+                created: false,
+            }),
             Err(e) => Err(bus(e)),
         }
+    }
+
+    /// The global id a forward key names, just found taken (by another claim).
+    async fn named_by(&self, key: &str) -> Result<String, IdMapError> {
+        self.kv
+            .get(key)
+            .await
+            .map_err(bus)?
+            .map(text)
+            .ok_or_else(|| IdMapError::Bus(format!("mapping {key} vanished")))
     }
 
     /// Record that `app` knows record `global` as `local`. Refuses to move a

@@ -85,6 +85,13 @@ async fn finish(response: reqwest::Response) -> (StatusCode, Value, Option<u64>)
     (status, body, seq)
 }
 
+/// The answer's first error has `code`, and its detail mentions `hint` (what to do).
+fn assert_first_error(body: &Value, code: &str, hint: &str) {
+    assert_eq!(body["errors"][0]["code"], code, "{body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(hint), "{hint:?} in {body}");
+}
+
 #[tokio::test]
 async fn create_read_update_delete_through_the_stream() {
     let w = world().await;
@@ -734,14 +741,7 @@ async fn the_company_record_cannot_be_deleted_and_a_tombstone_of_old_does_not_bl
         .send(reqwest::Method::DELETE, "/company/current", None)
         .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-    assert_eq!(body["errors"][0]["code"], "not_deletable");
-    assert!(
-        body["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("PUT"),
-        "{body}"
-    );
+    assert_first_error(&body, "not_deletable", "PUT");
     assert_eq!(w.records_in_stream().await, before, "nothing written");
 
     // An earlier version let the company record be deleted: its tombstone
@@ -834,14 +834,7 @@ async fn a_record_grown_past_the_bus_message_limit_is_refused_as_too_large() {
         )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert_eq!(body["errors"][0]["code"], "record_too_large");
-    assert!(
-        body["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("fewer or shorter fields"),
-        "{body}"
-    );
+    assert_first_error(&body, "record_too_large", "fewer or shorter fields");
     assert_eq!(w.records_in_stream().await, before, "nothing written");
 }
 
@@ -868,14 +861,7 @@ async fn a_method_a_route_does_not_serve_is_a_json_405_naming_the_allowed_ones()
         );
         assert!(response.headers().contains_key("allow"), "{method} {path}");
         let body: Value = response.json().await.unwrap();
-        assert_eq!(body["errors"][0]["code"], "method_not_allowed", "{body}");
-        assert!(
-            body["errors"][0]["detail"]
-                .as_str()
-                .unwrap()
-                .contains(method.as_str()),
-            "{body}"
-        );
+        assert_first_error(&body, "method_not_allowed", method.as_str());
     }
 }
 

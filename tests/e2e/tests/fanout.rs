@@ -79,6 +79,19 @@ impl World {
         .await
     }
 
+    /// Redrive dead letter `seq` of `app`, asked with the app's credentials.
+    async fn redrive(&self, app: &App, seq: u64) -> (StatusCode, Value) {
+        self.hub
+            .call(
+                Method::POST,
+                &format!("/connec/api/v2/deliveries/{}/dlq/{seq}/redrive", app.id),
+                Some(&basic_auth(&app.key, &app.secret)),
+                None,
+            )
+            .await
+            .expect("POST redrive")
+    }
+
     async fn get(&self, path: &str, app: &App) -> (StatusCode, Value) {
         self.hub
             .call(
@@ -394,16 +407,7 @@ async fn dead_letters_keep_the_reason_and_a_redrive_delivers_them() {
 
     rb.answer_with(|_| (200, "{}".into()));
     let before = rb.posts().len();
-    let (status, body) = world
-        .hub
-        .call(
-            Method::POST,
-            &format!("{dlq_path}/{seq}/redrive"),
-            Some(&basic_auth(&b.key, &b.secret)),
-            None,
-        )
-        .await
-        .unwrap();
+    let (status, body) = world.redrive(&b, seq).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     mno_harness::wait_for("the redriven event", Duration::from_secs(10), || async {
         (rb.posts().len() > before && rb.posts().last().unwrap().records()[0].id == "doomed")
@@ -454,16 +458,7 @@ async fn a_redrive_never_takes_an_app_back_to_an_older_version_of_a_record() {
     )
     .await;
 
-    let (status, body) = world
-        .hub
-        .call(
-            Method::POST,
-            &format!("{dlq_path}/{seq}/redrive"),
-            Some(&basic_auth(&b.key, &b.secret)),
-            None,
-        )
-        .await
-        .unwrap();
+    let (status, body) = world.redrive(&b, seq).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["redriven"], json!([]), "{body}");
     assert_eq!(body["superseded"], json!([{"seq": seq, "by_version": 2}]));

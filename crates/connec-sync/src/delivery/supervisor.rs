@@ -71,6 +71,20 @@ pub enum SupervisorError {
     Unavailable(String),
 }
 
+/// The last RECORDS sequence the app's consumer has passed (its ack floor:
+/// everything up to it was delivered, dead-lettered or not the app's to get),
+/// if it has a consumer.
+async fn passed_by(
+    stream: &async_nats::jetstream::stream::Stream<()>,
+    app_id: &str,
+) -> Option<u64> {
+    let mut consumer = stream
+        .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name(app_id))
+        .await
+        .ok()?;
+    Some(consumer.info().await.ok()?.ack_floor.stream_sequence)
+}
+
 /// What became of a redrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redriven {
@@ -295,21 +309,8 @@ impl Supervisor {
         if last.sequence <= letter.record_seq {
             return Ok(None);
         }
-        let passed = match stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name(
-                &letter.app_id,
-            ))
-            .await
-        {
-            Ok(mut consumer) => {
-                consumer
-                    .info()
-                    .await
-                    .map_err(unavailable)?
-                    .ack_floor
-                    .stream_sequence
-            }
-            Err(_) => return Ok(None),
+        let Some(passed) = passed_by(&stream, &letter.app_id).await else {
+            return Ok(None);
         };
         if last.sequence > passed {
             // Not yet delivered: it will follow this one, in order.
@@ -351,17 +352,7 @@ impl Supervisor {
             .map_err(unavailable)?;
         let name = consumer_name(app_id);
         // Never start past an event the app has not acknowledged yet.
-        let undelivered = match stream
-            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&name)
-            .await
-        {
-            Ok(mut consumer) => consumer
-                .info()
-                .await
-                .ok()
-                .map(|info| info.ack_floor.stream_sequence + 1),
-            Err(_) => None,
-        };
+        let undelivered = passed_by(&stream, app_id).await.map(|floor| floor + 1);
         let start = match (since, undelivered) {
             (Since::Sequence(seq), Some(floor)) => ReplayFrom::Sequence(seq.max(1).min(floor)),
             (Since::Sequence(seq), None) => ReplayFrom::Sequence(seq.max(1)),
