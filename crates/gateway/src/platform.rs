@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
@@ -198,22 +199,57 @@ impl RunningPlatform {
 
     /// Stop in order: stop taking requests and finish those in flight, stop
     /// the parts (they finish and ack what they hold), flush the bus, close
-    /// the database, then stop the child nats-server gracefully.
+    /// the database, then stop the child nats-server gracefully. Each step is
+    /// bounded (see [`STOP_GRACE`]): a part waiting on a bus that is gone, or
+    /// an SSE client that never hangs up, must not keep the process from
+    /// stopping. What a part did not acknowledge is delivered again after the
+    /// next start, and projections commit their checkpoint with their state.
     pub async fn shutdown(self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
         let _ = self.stop_http.send(());
-        match self.server.await {
-            Ok(result) => result.context("HTTP server")?,
-            Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
-        }
-        self.impac.shutdown().await;
-        self.connec.shutdown().await;
-        self.hub.shutdown().await;
-        let _ = self.bus.client.flush().await;
+        let server = self.server;
+        within(deadline, "the HTTP server (requests in flight)", async {
+            match server.await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+                Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
+                Ok(Ok(())) => {}
+            }
+        })
+        .await;
+        within(deadline, "Impac!", self.impac.shutdown()).await;
+        within(deadline, "Connec!", self.connec.shutdown()).await;
+        within(deadline, "the Hub", self.hub.shutdown()).await;
+        let client = self.bus.client.clone();
+        within(deadline, "the bus flush", async {
+            let _ = client.flush().await;
+        })
+        .await;
         self.db.close().await;
         if let Some(child) = self.child {
             child.stop().await?;
         }
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// How long a stop waits for the parts in all; each step gets at least
+/// [`STEP_GRACE`] even when an earlier one used the time up.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const STEP_GRACE: Duration = Duration::from_secs(2);
+
+/// Run one step of a stop, abandoning it (with a warning naming it) when it
+/// outlasts the deadline.
+async fn within(
+    deadline: tokio::time::Instant,
+    what: &str,
+    step: impl std::future::Future<Output = ()>,
+) {
+    let until = deadline.max(tokio::time::Instant::now() + STEP_GRACE);
+    tracing::debug!("stopping {what}");
+    if tokio::time::timeout_at(until, step).await.is_err() {
+        tracing::warn!(
+            "{what} did not stop in time (is the bus down?); leaving it: what it did not acknowledge is delivered again after the next start"
+        );
     }
 }

@@ -232,6 +232,23 @@ async fn mno_up_uses_a_given_server_and_does_not_stop_it() {
 }
 
 #[tokio::test]
+async fn mno_up_stops_on_sigterm_even_when_its_bus_is_gone() {
+    let mut server = NatsServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = quiet_up(mno(data.path()).env("MNO_NATS_URL", server.url()), port);
+    wait_ready(port).await;
+    // The bus dies; nothing can be flushed or acknowledged any more.
+    server.kill9();
+    sigterm(&up);
+    let status = wait_exit(&mut up).await;
+    assert!(
+        status.success(),
+        "it stops, not hangs or dies by the signal: {status:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_stop_signal_during_start_up_stops_cleanly_and_leaves_no_nats_server_behind() {
     let _turn = OWN_BUS.lock().await;
     let data = tempfile::tempdir().unwrap();
