@@ -440,6 +440,18 @@ async fn org_member_and_install_rules_refuse_and_change_nothing(
             Some("/data_sharing"),
         )
         .await?;
+    // null for a field that cannot be cleared is refused, not read as "absent".
+    reject
+        .check(
+            Method::PATCH,
+            &format!("/hub/v1/orgs/{org}"),
+            Some(&owner_auth),
+            Some(json!({"currency": null})),
+            unprocessable,
+            "invalid_field",
+            Some("/currency"),
+        )
+        .await?;
     // A misspelled field is refused, not ignored (it would leave data sharing on).
     reject
         .check(

@@ -10,10 +10,10 @@ use axum::Json;
 use mno_events::api_error::ApiJson;
 use mno_events::directory::{AppStack, SharedEntity};
 use mno_events::ApiError;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{basic, db_error, owned_app, AppState, SignedIn};
+use super::{basic, db_error, not_null, owned_app, present, AppState, SignedIn};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};
 use crate::validate::{self, Problems};
@@ -36,11 +36,6 @@ fn shared(list: Vec<SharedEntityIn>) -> Vec<SharedEntity> {
             write: s.write,
         })
         .collect()
-}
-
-/// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn stack(problems: &mut Problems, value: &str) -> Option<AppStack> {
@@ -210,12 +205,15 @@ pub async fn installs(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppPatch {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     stack: Option<String>,
     #[serde(default, deserialize_with = "present")]
     webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     account_webhook_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     shared_entities: Option<Vec<SharedEntityIn>>,
 }
 

@@ -19,6 +19,7 @@ use axum::routing::{get, patch, post};
 use axum::Router;
 use base64::Engine;
 use mno_events::ApiError;
+use serde::{Deserialize, Deserializer};
 
 use crate::access::Role;
 use crate::idm::HubIdm;
@@ -94,6 +95,26 @@ fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// `(key, secret)` from `Authorization: Basic ...`.
+/// For PATCH bodies: `Some(None)` for an explicit `null`, `None` when the field is absent.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// For PATCH fields that cannot be cleared: `null` is refused (it would
+/// otherwise read as "absent" and silently change nothing).
+pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "may not be null; leave the field out to keep its value",
+        )),
+    }
+}
+
 pub fn basic(parts: &Parts) -> Option<(String, String)> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;

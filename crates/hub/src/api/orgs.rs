@@ -9,7 +9,7 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, org_role, require, AppState, SignedIn};
+use super::{db_error, not_null, org_role, present, require, AppState, SignedIn};
 use crate::access::Role;
 use crate::store::orgs::{self, OrgFields};
 use crate::validate::{self, Problems};
@@ -87,10 +87,15 @@ pub async fn show(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     currency: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     timezone: Option<String>,
-    country: Option<String>,
+    /// `null` clears it (the country is optional).
+    #[serde(default, deserialize_with = "present")]
+    country: Option<Option<String>>,
 }
 
 /// `PATCH /hub/v1/orgs/{org}` (admin and above): the fields given change.
@@ -113,9 +118,12 @@ pub async fn update(
         timezone: body
             .timezone
             .and_then(|v| problems.check("/timezone", validate::timezone(&v))),
-        country: body
-            .country
-            .and_then(|v| problems.check("/country", validate::country(&v))),
+        country: body.country.and_then(|v| {
+            problems.check(
+                "/country",
+                validate::country(v.as_deref().unwrap_or_default()),
+            )
+        }),
     };
     problems.into_result()?;
     let row = orgs::update(&state.store, &me.user.id, &org, &fields)

@@ -25,7 +25,8 @@ impl OrgRow {
             "name": self.name,
             "currency": self.currency,
             "timezone": self.timezone,
-            "country": self.country,
+            // Stored empty when not given; answered as null.
+            "country": (!self.country.is_empty()).then_some(&self.country),
             "created_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
         })
