@@ -10,10 +10,12 @@ use super::money::{amount, Converter, MissingRate};
 use super::{converted, counts, date, label, text, Params};
 use crate::records::Snapshot;
 
-/// Headcount, by status, and hired between `from` and `to`.
+/// Headcount (on staff at `to`), every employee record by status, and hired
+/// between `from` and `to`.
 pub(super) fn workforce_summary(snapshot: &Snapshot, params: &Params) -> Value {
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let mut hired_in_range = 0;
+    let mut headcount = 0;
     for employee in snapshot.of("employees") {
         *by_status
             .entry(text(employee, "status").to_owned())
@@ -21,8 +23,22 @@ pub(super) fn workforce_summary(snapshot: &Snapshot, params: &Params) -> Value {
         if params.dated(employee, "hired_date").is_some() {
             hired_in_range += 1;
         }
+        if on_staff(employee, params.to) {
+            headcount += 1;
+        }
     }
-    json!({"headcount": snapshot.of("employees").len(), "by_status": by_status, "hired": hired_in_range})
+    json!({"headcount": headcount, "by_status": by_status, "hired": hired_in_range})
+}
+
+/// Hired by `day` (or hired on no recorded date) and not gone by then: a
+/// termination date on or before it, or, without one, the status TERMINATED.
+fn on_staff(employee: &Value, day: NaiveDate) -> bool {
+    let hired = date(employee, "hired_date").is_none_or(|hired| hired <= day);
+    let gone = match date(employee, "termination_date") {
+        Some(left) => left <= day,
+        None => text(employee, "status") == "TERMINATED",
+    };
+    hired && !gone
 }
 
 /// Working hours in a year, to annualise hourly salaries (40 h × 52 weeks).

@@ -191,5 +191,15 @@ pub(super) fn workforce(m: &Model, q: &Query) -> Value {
         .values()
         .filter(|e| q.day_within(e, "hired_date").is_some())
         .count();
-    json!({"headcount": employees.len(), "by_status": by_status, "hired": hired})
+    // On staff at `to`: hired by then, and neither terminated by then nor
+    // (without a termination date) marked TERMINATED.
+    let headcount = employees
+        .values()
+        .filter(|e| day(e, "hired_date").is_none_or(|d| d <= q.to))
+        .filter(|e| match day(e, "termination_date") {
+            Some(d) => d > q.to,
+            None => s(e, "status") != "TERMINATED",
+        })
+        .count();
+    json!({"headcount": headcount, "by_status": by_status, "hired": hired})
 }
