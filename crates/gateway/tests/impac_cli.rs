@@ -360,3 +360,34 @@ async fn replay_equals_the_stream_then_and_a_rebuild_equals_the_live_projection(
     );
     platform.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn allowing_an_org_that_does_not_exist_to_load_rates_is_refused() {
+    let nats = NatsServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    // A platform has run on this data dir: the Hub's tables are there, with no org.
+    let platform = Platform::start(PlatformConfig::for_tests(
+        data.path().to_owned(),
+        Some(nats.url()),
+    ))
+    .await
+    .unwrap();
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let refused = mno(
+        data.path(),
+        None,
+        &["impac", "rates", "allow-org", &unknown],
+    );
+    assert!(!refused.status.success());
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("there is no organisation") && message.contains(&unknown),
+        "{message}"
+    );
+    let allowed: Vec<String> = sqlx::query_scalar("SELECT org FROM impac_rate_loaders")
+        .fetch_all(&platform.db)
+        .await
+        .unwrap();
+    assert!(allowed.is_empty(), "nothing allowed: {allowed:?}");
+    platform.shutdown().await.unwrap();
+}

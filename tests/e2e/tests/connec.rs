@@ -702,6 +702,38 @@ async fn matching_fields_merge_into_the_record_that_matches() {
     assert_eq!(body["items"]["version"], 2);
     assert_eq!(w.records_in_stream().await, before + 1);
 
+    // Merged under the app's own id: the stream says so, with an id_mapped
+    // event, and the update that follows carries it as its source.
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items?matching_fields=code",
+            Some(json!({"items": {"id": "L-9", "code": "SKU-9", "name": "Widget v3"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"]["id"], id.as_str());
+    let (_, history, _) = w
+        .send(reqwest::Method::GET, &format!("/items/{id}/history"), None)
+        .await;
+    let last: Vec<(String, String)> = history["history"].as_array().unwrap()[2..]
+        .iter()
+        .map(|e| {
+            (
+                e["op"].as_str().unwrap().to_owned(),
+                e["source"]["local_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("id_mapped".to_owned(), "L-9".to_owned()),
+            ("updated".to_owned(), "L-9".to_owned())
+        ],
+        "{history}"
+    );
+
     // No match: an ordinary create.
     let (status, _, _) = w
         .send(

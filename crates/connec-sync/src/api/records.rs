@@ -342,16 +342,20 @@ pub async fn create(
                 .then(|| request.principal.id.clone());
             request
                 .write(fingerprint, |ctx| async move {
-                    let written = writer
-                        .update(&ctx, &id, fields, &body.numbers, &root, None)
-                        .await?;
+                    // The app's id is mapped first, with its own OP_ID_MAPPED event (as
+                    // the stream promises), so the update then carries it as its source.
+                    // The mapping event gets a fresh id: the request's (idempotent) id
+                    // is the update's; a retry finds the mapping made and adds none.
                     if let (Some(app), Some(local)) = (app, local) {
-                        writer
-                            .idmap
-                            .record(ctx.org.as_str(), &app, ctx.entity.name, &id, &local)
-                            .await?;
+                        let mapping = WriteContext {
+                            event_id: None,
+                            ..ctx.clone()
+                        };
+                        writer.map_id(&mapping, &app, &id, &local).await?;
                     }
-                    Ok(written)
+                    writer
+                        .update(&ctx, &id, fields, &body.numbers, &root, None)
+                        .await
                 })
                 .await
         }

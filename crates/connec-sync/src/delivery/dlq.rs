@@ -164,6 +164,10 @@ pub async fn list(
 
 /// One dead letter by its DLQ sequence.
 pub async fn get(js: &jetstream::Context, seq: u64) -> Result<StoredLetter, DlqError> {
+    // Sequences start at 1: 0 is no letter (the bus would call it a bad subject).
+    if seq == 0 {
+        return Err(DlqError::NotFound(0));
+    }
     let stream = js
         .get_stream_no_info(DLQ)
         .await

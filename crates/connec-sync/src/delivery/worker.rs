@@ -65,6 +65,7 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
         in_flight: JoinSet::new(),
         linger_until: None,
         stopping: false,
+        redriving: HashSet::new(),
     };
     let task = tokio::spawn(worker.run(inbox));
     WorkerHandle { commands, task }
@@ -86,6 +87,10 @@ struct Worker {
     in_flight: JoinSet<Sent>,
     linger_until: Option<Instant>,
     stopping: bool,
+    /// DLQ sequences being redriven: a second redrive of one (asked twice,
+    /// or while the first still runs) would deliver it twice, or dead-letter
+    /// it twice anew.
+    redriving: HashSet<u64>,
 }
 
 /// A finished POST and the batch it carried.
@@ -264,7 +269,12 @@ impl Worker {
     }
 
     fn redrive(&mut self, stored: StoredLetter) {
+        if !self.redriving.insert(stored.seq) {
+            tracing::debug!(seq = stored.seq, "already being redriven");
+            return;
+        }
         let Some(event) = stored.letter.record_event() else {
+            self.redriving.remove(&stored.seq);
             tracing::warn!(seq = stored.seq, "dead letter carries no readable event");
             return;
         };
@@ -406,7 +416,8 @@ impl Worker {
         retry_after: Option<Duration>,
         fatal: bool,
     ) {
-        let schedule = &self.ctx.config.retry_schedule;
+        let ctx = self.ctx.clone();
+        let schedule = &ctx.config.retry_schedule;
         let mut back = Vec::new();
         let mut dead = Vec::new();
         for mut event in events {
@@ -444,7 +455,7 @@ impl Worker {
     }
 
     /// Park an event in the DLQ and ack it; false if the DLQ did not take it.
-    async fn dead_letter(&self, event: &Pending, attempt: &Attempt) -> bool {
+    async fn dead_letter(&mut self, event: &Pending, attempt: &Attempt) -> bool {
         let reason = match (&attempt.outcome, attempt.status) {
             (Outcome::Fatal, _) => attempt.response.clone(),
             (_, Some(status)) => format!(
@@ -491,13 +502,14 @@ impl Worker {
     }
 
     /// Ack the event's message; remove the dead letter it was redriven from.
-    async fn acknowledge(&self, event: &Pending) {
+    async fn acknowledge(&mut self, event: &Pending) {
         if let Some(message) = &event.message {
             if let Err(e) = message.ack().await {
                 tracing::debug!(error = %e, "ack not sent; the event may be delivered again");
             }
         }
         if let Some(dlq_seq) = event.dlq_seq {
+            self.redriving.remove(&dlq_seq);
             if let Err(e) = dlq::remove(&self.ctx.js, dlq_seq).await {
                 tracing::warn!(dlq_seq, error = %e, "redriven, but the dead letter could not be removed");
             }

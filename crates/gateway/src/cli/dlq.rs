@@ -63,6 +63,9 @@ pub async fn run(args: Args) -> Result<()> {
             limit,
             json,
         } => {
+            if limit == 0 {
+                bail!("--limit must be at least 1 (it is how many dead letters to list)");
+            }
             let bus = bus.connect().await?;
             let filter = dlq::filter(app.as_deref(), org.as_deref())?;
             let letters = dlq::list(&bus.js, &filter, 0, limit).await?;
@@ -99,6 +102,9 @@ pub async fn run(args: Args) -> Result<()> {
             if targets.is_empty() {
                 bail!("nothing to redrive: give DLQ sequences (see `mno dlq list`) or --all-of-app <app id>");
             }
+            // A letter named twice (or also by --all-of-app) is redriven once.
+            let mut seen = std::collections::HashSet::new();
+            targets.retain(|(_, seq)| seen.insert(*seq));
             for (app, seq) in targets {
                 let answer = redrive(&bus.client, &app, seq).await?;
                 if let Some(error) = answer.get("error").and_then(Value::as_str) {

@@ -165,12 +165,16 @@ async fn run_rates(args: RatesArgs) -> Result<()> {
         }
         RatesCommand::AllowOrg { org } => {
             mno_events::subject::Token::parse("org", &org)?;
+            // The Hub's organisations live in the same database `mno up` uses.
+            if mno_hub::store::orgs::get(&db, &org).await?.is_none() {
+                bail!("there is no organisation {org} in this platform's database; check the id (GET /hub/v1/orgs lists a user's), and MNO_DATA_DIR / MNO_DATABASE_URL");
+            }
             rates::allow_org(&db, &org).await?;
             crate::reportln!("admins of {org} may now load rates through POST /impac/api/v2/rates");
         }
         RatesCommand::DisallowOrg { org } => {
             if !rates::disallow_org(&db, &org).await? {
-                bail!("{org} was not allowed to load rates; `mno impac rates allow-org` lists nothing to withdraw");
+                bail!("{org} was not allowed to load rates, so there is nothing to withdraw");
             }
             crate::reportln!("admins of {org} may no longer load rates");
         }
