@@ -66,6 +66,7 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
         linger_until: None,
         stopping: false,
         redriving: HashSet::new(),
+        redriven: HashSet::new(),
     };
     let task = tokio::spawn(worker.run(inbox));
     WorkerHandle { commands, task }
@@ -87,10 +88,13 @@ struct Worker {
     in_flight: JoinSet<Sent>,
     linger_until: Option<Instant>,
     stopping: bool,
-    /// DLQ sequences being redriven: a second redrive of one (asked twice,
-    /// or while the first still runs) would deliver it twice, or dead-letter
-    /// it twice anew.
+    /// DLQ sequences being redriven, and those done (delivered, or
+    /// dead-lettered anew under a new sequence): a second redrive of one
+    /// (asked twice, or read from the DLQ just before the first removed it)
+    /// would deliver it twice, or dead-letter it twice anew. DLQ sequences
+    /// are never reused.
     redriving: HashSet<u64>,
+    redriven: HashSet<u64>,
 }
 
 /// A finished POST and the batch it carried.
@@ -269,8 +273,8 @@ impl Worker {
     }
 
     fn redrive(&mut self, stored: StoredLetter) {
-        if !self.redriving.insert(stored.seq) {
-            tracing::debug!(seq = stored.seq, "already being redriven");
+        if self.redriven.contains(&stored.seq) || !self.redriving.insert(stored.seq) {
+            tracing::debug!(seq = stored.seq, "already redriven, or being redriven");
             return;
         }
         let Some(event) = stored.letter.record_event() else {
@@ -510,6 +514,7 @@ impl Worker {
         }
         if let Some(dlq_seq) = event.dlq_seq {
             self.redriving.remove(&dlq_seq);
+            self.redriven.insert(dlq_seq);
             if let Err(e) = dlq::remove(&self.ctx.js, dlq_seq).await {
                 tracing::warn!(dlq_seq, error = %e, "redriven, but the dead letter could not be removed");
             }
