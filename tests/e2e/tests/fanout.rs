@@ -486,6 +486,68 @@ async fn a_redrive_never_takes_an_app_back_to_an_older_version_of_a_record() {
 }
 
 #[tokio::test]
+async fn changes_a_killed_run_took_but_never_delivered_come_first_after_a_restart() {
+    let mut world = World::new().await;
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let a = world.app("A", &ra, &["invoices"], true).await;
+    let b = world.app("B", &rb, &["invoices"], true).await;
+    world.write("r", 1, Some((&a.id, "r"))).await;
+    wait_received(&rb, &BTreeSet::from([("r".to_owned(), 1)]), "version 1").await;
+    mno_harness::wait_for(
+        "version 1 acknowledged",
+        Duration::from_secs(10),
+        || async {
+            let lag = lag(&world.js(), &b.id).await?;
+            (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+        },
+    )
+    .await;
+
+    // The platform goes; two more changes come; a run of it takes version 2
+    // from B's consumer and dies before delivering or acknowledging it.
+    world.platform.stop().await;
+    let js = async_nats::jetstream::new(world.platform.nats.client().await);
+    for version in [2, 3] {
+        write(
+            &js,
+            Change {
+                org: &world.org,
+                entity: "invoices",
+                record_id: "r",
+                version,
+                source: Some((&a.id, "r")),
+                state: json!({"title": format!("r v{version}")}),
+            },
+        )
+        .await;
+    }
+    let stream = js.get_stream("RECORDS").await.unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer(&format!("delivery-{}", b.id))
+        .await
+        .unwrap();
+    let mut taken = consumer.fetch().max_messages(1).messages().await.unwrap();
+    let held = futures::StreamExt::next(&mut taken).await.unwrap().unwrap();
+    assert!(
+        held.info().unwrap().stream_sequence > 0,
+        "version 2 taken, never acked"
+    );
+    drop(taken);
+
+    // The next run sends version 2 first, at once, then version 3.
+    world.platform.restart().await;
+    let both = BTreeSet::from([("r".to_owned(), 2), ("r".to_owned(), 3)]);
+    wait_received(&rb, &both, "versions 2 and 3").await;
+    let order: Vec<u64> = rb
+        .received()
+        .into_iter()
+        .filter(|r| r.id == "r")
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(&order[..3], [1, 2, 3], "in version order: {order:?}");
+}
+
+#[tokio::test]
 async fn recover_resends_everything_since_a_sequence() {
     let world = World::new().await;
     let (ra, rb) = (Receiver::start().await, Receiver::start().await);

@@ -212,6 +212,13 @@ impl Supervisor {
         start: Option<ReplayFrom>,
     ) -> Result<PullConsumer, SupervisorError> {
         let name = consumer_name(app_id);
+        let start = match start {
+            Some(start) => Some(start),
+            None if !state.filters.contains_key(app_id) => {
+                self.restart_point_of_an_earlier_run(&name).await
+            }
+            None => None,
+        };
         let unchanged = start.is_none() && state.filters.get(app_id).is_some_and(|f| f == filters);
         if unchanged {
             let stream = self
@@ -241,6 +248,36 @@ impl Supervisor {
             .map_err(unavailable)?;
         state.filters.insert(app_id.to_owned(), filters.to_vec());
         Ok(consumer)
+    }
+
+    /// The first time this process sees an app, its consumer may hold changes
+    /// an earlier run pulled but never acknowledged (it was killed).
+    /// JetStream would send them again only when their ack wait runs out,
+    /// after later changes of the same records: the order per record would
+    /// break. Such a consumer is deleted, to be made again from its ack floor,
+    /// so that they come first (the changes after them that were acknowledged
+    /// come again too: delivery is at least once).
+    async fn restart_point_of_an_earlier_run(&self, name: &str) -> Option<ReplayFrom> {
+        let stream = self.ctx.js.get_stream_no_info(RECORDS).await.ok()?;
+        let mut consumer = stream
+            .get_consumer::<async_nats::jetstream::consumer::pull::Config>(name)
+            .await
+            .ok()?;
+        let info = consumer.info().await.ok()?;
+        // With nothing ever acknowledged the floor says nothing about where the
+        // consumer began (0 would replay the whole stream): leave it as it is.
+        if info.num_ack_pending == 0 || info.ack_floor.stream_sequence == 0 {
+            return None;
+        }
+        let from = info.ack_floor.stream_sequence + 1;
+        tracing::info!(
+            consumer = name,
+            from,
+            unacknowledged = info.num_ack_pending,
+            "changes an earlier run took but did not deliver: sending them again first, in order"
+        );
+        stream.delete_consumer(name).await.ok()?;
+        Some(ReplayFrom::Sequence(from))
     }
 
     async fn delete_consumer(&self, state: &mut State, app_id: &str) {
