@@ -58,7 +58,7 @@ pub enum WriteError {
     Invalid(Vec<schema::Violation>),
     #[error(transparent)]
     IdMap(#[from] IdMapError),
-    #[error("the bus did not take the write: {0}; retry with the same Idempotency-Key")]
+    #[error("the bus did not answer ({0}); retry shortly (a write with the same Idempotency-Key, so that it is made once)")]
     Unavailable(String),
     #[error("the {entity} record cannot be deleted; change its fields with PUT")]
     NotDeletable { entity: String },

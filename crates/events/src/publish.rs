@@ -78,7 +78,7 @@ pub enum PublishError {
     },
     #[error("no stream takes subject {subject}; provision the streams first (`mno up` does)")]
     NoStream { subject: String },
-    #[error("the bus did not acknowledge {subject} in time; the write may or may not have been stored, retry with the same msg id")]
+    #[error("the bus did not acknowledge {subject} in time; it may or may not have been stored")]
     Timeout { subject: String },
     #[error("publishing {subject} failed: {reason}")]
     Bus { subject: String, reason: String },

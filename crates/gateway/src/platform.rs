@@ -208,19 +208,25 @@ impl RunningPlatform {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         let _ = self.stop_http.send(());
         let server = self.server;
-        within(deadline, "the HTTP server (requests in flight)", async {
-            match server.await {
-                Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-                Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
-                Ok(Ok(())) => {}
-            }
-        })
+        within(
+            deadline,
+            STEP_GRACE,
+            "the HTTP server (requests in flight)",
+            async {
+                match server.await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+                    Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
+                    Ok(Ok(())) => {}
+                }
+            },
+        )
         .await;
-        within(deadline, "Impac!", self.impac.shutdown()).await;
-        within(deadline, "Connec!", self.connec.shutdown()).await;
-        within(deadline, "the Hub", self.hub.shutdown()).await;
+        within(deadline, STEP_GRACE, "Impac!", self.impac.shutdown()).await;
+        within(deadline, STEP_GRACE, "Connec!", self.connec.shutdown()).await;
+        within(deadline, STEP_GRACE, "the Hub", self.hub.shutdown()).await;
         let client = self.bus.client.clone();
-        within(deadline, "the bus flush", async {
+        // Only the bus waits on the flush: it gets what is left, briefly at least.
+        within(deadline, FLUSH_GRACE, "the bus flush", async {
             let _ = client.flush().await;
         })
         .await;
@@ -233,19 +239,22 @@ impl RunningPlatform {
     }
 }
 
-/// How long a stop waits for the parts in all; each step gets at least
-/// [`STEP_GRACE`] even when an earlier one used the time up.
+/// How long a stop waits for the parts in all; each part gets at least
+/// [`STEP_GRACE`] even when an earlier one used the time up, the final flush
+/// at least [`FLUSH_GRACE`].
 const STOP_GRACE: Duration = Duration::from_secs(10);
 const STEP_GRACE: Duration = Duration::from_secs(2);
+const FLUSH_GRACE: Duration = Duration::from_millis(500);
 
 /// Run one step of a stop, abandoning it (with a warning naming it) when it
-/// outlasts the deadline.
+/// outlasts the deadline, or `at_least` from now if that is later.
 async fn within(
     deadline: tokio::time::Instant,
+    at_least: Duration,
     what: &str,
     step: impl std::future::Future<Output = ()>,
 ) {
-    let until = deadline.max(tokio::time::Instant::now() + STEP_GRACE);
+    let until = deadline.max(tokio::time::Instant::now() + at_least);
     tracing::debug!("stopping {what}");
     if tokio::time::timeout_at(until, step).await.is_err() {
         tracing::warn!(

@@ -634,3 +634,17 @@ async fn a_stream_position_past_the_end_is_refused_at_once_rather_than_missing_w
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["errors"][0]["source"]["parameter"], "entities");
 }
+
+#[tokio::test]
+async fn a_list_at_a_sequence_the_store_holds_answers_while_the_bus_is_down() {
+    let mut w = world().await;
+    let (_, seq) = w.post("items", json!({"name": "Kept"})).await;
+    let (status, _) = w.get(&format!("/items?min_seq={seq}")).await;
+    assert_eq!(status, StatusCode::OK);
+    // The store has applied it; the bus is not needed to answer.
+    w.platform.nats.kill9();
+    let (status, body) = w.get(&format!("/items?min_seq={seq}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body, "items"), ["Kept"]);
+    w.platform.nats.restart().await;
+}

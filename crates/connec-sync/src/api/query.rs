@@ -125,7 +125,10 @@ pub async fn list(
         );
     }
     // Read-your-writes: wait, bounded, until the store holds the caller's last write.
-    if let Some(min_seq) = number::<u64>(&params, "min_seq")? {
+    if let Some(min_seq) = number::<u64>(&params, "min_seq")?
+        // Already applied: no need to ask the bus (which may be down) anything.
+        .filter(|min_seq| state.store.applied() < *min_seq)
+    {
         within_stream(
             &state,
             min_seq,
