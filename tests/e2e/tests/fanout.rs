@@ -79,6 +79,19 @@ impl World {
         .await
     }
 
+    /// Wait until `app`'s consumer has acknowledged everything it was given.
+    async fn caught_up(&self, app: &App) {
+        mno_harness::wait_for(
+            "the app's consumer to catch up",
+            Duration::from_secs(10),
+            || async {
+                let lag = lag(&self.js(), &app.id).await?;
+                (lag.pending == 0 && lag.ack_pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Redrive dead letter `seq` of `app`, asked with the app's credentials.
     async fn redrive(&self, app: &App, seq: u64) -> (StatusCode, Value) {
         self.hub
@@ -460,15 +473,7 @@ async fn a_redrive_never_takes_an_app_back_to_an_older_version_of_a_record() {
     rb.answer_with(|_| (200, "{}".into()));
     world.write("r5", 2, Some((&a.id, "r"))).await;
     wait_received(&rb, &BTreeSet::from([("r5".to_owned(), 2)]), "version 2").await;
-    mno_harness::wait_for(
-        "version 2 acknowledged",
-        Duration::from_secs(10),
-        || async {
-            let lag = lag(&world.js(), &b.id).await?;
-            (lag.pending == 0 && lag.ack_pending == 0).then_some(())
-        },
-    )
-    .await;
+    world.caught_up(&b).await;
 
     let (status, body) = world.redrive(&b, seq).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -493,15 +498,7 @@ async fn changes_a_killed_run_took_but_never_delivered_come_first_after_a_restar
     let b = world.app("B", &rb, &["invoices"], true).await;
     world.write("r", 1, Some((&a.id, "r"))).await;
     wait_received(&rb, &BTreeSet::from([("r".to_owned(), 1)]), "version 1").await;
-    mno_harness::wait_for(
-        "version 1 acknowledged",
-        Duration::from_secs(10),
-        || async {
-            let lag = lag(&world.js(), &b.id).await?;
-            (lag.pending == 0 && lag.ack_pending == 0).then_some(())
-        },
-    )
-    .await;
+    world.caught_up(&b).await;
 
     // The platform goes; two more changes come; a run of it takes version 2
     // from B's consumer and dies before delivering or acknowledging it.
