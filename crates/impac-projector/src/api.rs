@@ -205,7 +205,12 @@ async fn widget(
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?,
         None => {
-            if let Some(min_seq) = one(&query, "min_seq").and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(min_seq) = min_seq_param(&query)? {
+                // Not folded yet: it must at least be a sequence the stream has
+                // (else waiting could never end), which only the bus can say.
+                if !state.runner_applied_at_least(min_seq, Duration::ZERO).await {
+                    within_the_stream(&state, min_seq).await?;
+                }
                 if !state
                     .runner_applied_at_least(min_seq, Duration::from_secs(5))
                     .await
@@ -233,6 +238,41 @@ async fn widget(
         "content": content,
     }))
     .into_response())
+}
+
+/// `min_seq`, when given: a stream sequence (a write's consistency token).
+fn min_seq_param(query: &HashMap<String, Vec<String>>) -> Result<Option<u64>, ApiError> {
+    one(query, "min_seq")
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| {
+                ApiError::unprocessable(
+                    "invalid_parameter",
+                    format!("min_seq must be a stream sequence (a write's mno-consistency-token), not {text:?}"),
+                )
+                .at_parameter("min_seq")
+            })
+        })
+        .transpose()
+}
+
+/// A `min_seq` past the stream's end names no write: refused at once.
+async fn within_the_stream(state: &ImpacState, min_seq: u64) -> Result<(), ApiError> {
+    let last = state
+        .js
+        .get_stream(mno_events::streams::RECORDS)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .cached_info()
+        .state
+        .last_sequence;
+    if min_seq > last {
+        return Err(ApiError::unprocessable(
+            "invalid_parameter",
+            format!("min_seq {min_seq} is past the end of the stream (its last sequence is {last}); send the sequence a write answered with"),
+        )
+        .at_parameter("min_seq"));
+    }
+    Ok(())
 }
 
 /// `org_ids[]` (repeated or comma-separated): at least one. An org named

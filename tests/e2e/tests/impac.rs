@@ -274,6 +274,9 @@ async fn bad_widget_requests_name_what_is_wrong() {
         ("from=2026-02-30", "from"),
         ("from=2026-12-01&to=2026-07-01", "from"),
         ("as_of=soon", "as_of"),
+        // A min_seq that is no sequence, or one past the stream's end, could only time out.
+        ("min_seq=soon", "min_seq"),
+        ("min_seq=999999999", "min_seq"),
     ] {
         let (status, body) = w.widget("accounts/profit_and_loss", query).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
