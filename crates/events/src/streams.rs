@@ -149,6 +149,18 @@ pub async fn provision(
     Ok(Provisioned::Unchanged)
 }
 
+/// The last sequence `stream` holds: where a client's stream position (a
+/// change-feed cursor, a `min_seq`) must not go past, or it names no write.
+pub async fn last_sequence(js: &jetstream::Context, stream: &str) -> Result<u64, crate::ApiError> {
+    Ok(js
+        .get_stream(stream)
+        .await
+        .map_err(|e| crate::ApiError::unavailable(format!("stream {stream} did not answer: {e}")))?
+        .cached_info()
+        .state
+        .last_sequence)
+}
+
 /// Provision every stream of the platform.
 pub async fn provision_all(
     js: &jetstream::Context,

@@ -257,14 +257,7 @@ fn min_seq_param(query: &HashMap<String, Vec<String>>) -> Result<Option<u64>, Ap
 
 /// A `min_seq` past the stream's end names no write: refused at once.
 async fn within_the_stream(state: &ImpacState, min_seq: u64) -> Result<(), ApiError> {
-    let last = state
-        .js
-        .get_stream(mno_events::streams::RECORDS)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .cached_info()
-        .state
-        .last_sequence;
+    let last = mno_events::streams::last_sequence(&state.js, mno_events::streams::RECORDS).await?;
     if min_seq > last {
         return Err(ApiError::unprocessable(
             "invalid_parameter",

@@ -72,14 +72,8 @@ async fn within_stream(
     if seq == 0 {
         return Ok(());
     }
-    let last = state
-        .writer_js
-        .get_stream(mno_events::streams::RECORDS)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .cached_info()
-        .state
-        .last_sequence;
+    let last =
+        mno_events::streams::last_sequence(&state.writer_js, mno_events::streams::RECORDS).await?;
     if seq > last {
         return Err(ApiError::bad_request(
             "invalid_query",
