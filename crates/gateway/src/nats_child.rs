@@ -25,7 +25,7 @@ const DEFAULT_PORT: u16 = 4222;
 const DEFAULT_MONITOR_PORT: u16 = 8222;
 /// `mno up` writes the URL of its child server here, for `mno streams` and friends.
 pub const URL_FILE: &str = "nats.url";
-/// The child's process id and that of the `mno` that started it, while it runs.
+/// The child's process id, while it runs.
 pub const PID_FILE: &str = "nats.pid";
 /// How long a nats-server gets to flush its store after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(15);
