@@ -295,3 +295,70 @@ fn translated(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str) -> Principal {
+        Principal {
+            kind: PrincipalKind::App,
+            id: id.into(),
+            name: id.into(),
+            role: None,
+        }
+    }
+
+    #[test]
+    fn streams_are_counted_per_caller_and_freed_when_they_end() {
+        let streams = Arc::new(OpenStreams::default());
+        let first = streams.take(&app("a"), 2).unwrap();
+        let _second = streams.take(&app("a"), 2).unwrap();
+        let refused = streams.take(&app("a"), 2).err().unwrap();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.errors[0].code, "too_many_streams");
+        let _other = streams.take(&app("b"), 2).unwrap();
+        drop(first);
+        assert!(streams.take(&app("a"), 2).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_cut_off_and_frees_its_place() {
+        let streams = Arc::new(OpenStreams::default());
+        let slot = streams.take(&app("a"), 1).unwrap();
+        let endless = futures::stream::repeat_with(|| Event::default().data("change"));
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel();
+        // The receiver is kept but never read: the buffer fills, then the feed gives up.
+        feed(endless, sender, Duration::from_millis(50), cut_off, slot).await;
+        assert!(cut.await.is_ok(), "the client is told it was cut off");
+        assert_eq!(receiver.len(), 4, "no more than the buffer was held");
+        assert!(
+            streams.take(&app("a"), 1).is_ok(),
+            "the place is free again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_ends_the_body_in_an_error() {
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel();
+        sender.send(Event::default().data("one")).await.unwrap();
+        cut_off.send(TooSlow(Duration::from_secs(1))).unwrap();
+        // As `feed` does when it cuts a client off.
+        drop(sender);
+        let items: Vec<_> = taken(receiver, cut).collect().await;
+        assert!(
+            matches!(items.first(), Some(Err(TooSlow(_)))),
+            "the error comes first, so the connection closes at once"
+        );
+        // A feed that ends normally ends the body after what it left.
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel::<TooSlow>();
+        sender.send(Event::default().data("one")).await.unwrap();
+        drop((sender, cut_off));
+        let items: Vec<_> = taken(receiver, cut).collect().await;
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_ok());
+    }
+}
