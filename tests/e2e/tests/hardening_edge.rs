@@ -75,6 +75,17 @@ impl World {
         json_answer(response).await
     }
 
+    /// A call by the installed app to a path under its org, without If-Match.
+    async fn app_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(&self.app, method, &self.url(path), body, None)
+            .await
+    }
+
     async fn list(&self, query: &[(&str, &str)]) -> (StatusCode, Value) {
         let response = self
             .platform
@@ -167,13 +178,7 @@ async fn ids_too_long_for_a_subject_are_refused_before_the_bus() {
     let connects = w.bus_connects();
     let long = "a".repeat(5000);
     let (status, body) = w
-        .call(
-            &w.app,
-            reqwest::Method::GET,
-            &w.url(&format!("/invoices/{long}")),
-            None,
-            None,
-        )
+        .app_call(reqwest::Method::GET, &format!("/invoices/{long}"), None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["code"], "invalid_id");
@@ -182,44 +187,36 @@ async fn ids_too_long_for_a_subject_are_refused_before_the_bus() {
     let longer = "b".repeat(10_000);
     for method in [reqwest::Method::PUT, reqwest::Method::DELETE] {
         let (status, body) = w
-            .call(
-                &w.app,
+            .app_call(
                 method.clone(),
-                &w.url(&format!("/invoices/{longer}")),
+                &format!("/invoices/{longer}"),
                 Some(json!({"invoices": {"title": "x"}})),
-                None,
             )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{method}: {body}");
     }
     let (status, body) = w
-        .call(
-            &w.app,
+        .app_call(
             reqwest::Method::GET,
-            &w.url(&format!("/invoices/{long}/history")),
-            None,
+            &format!("/invoices/{long}/history"),
             None,
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     // In a body: the app's own id, and a reference.
     let (status, body) = w
-        .call(
-            &w.app,
+        .app_call(
             reqwest::Method::POST,
-            &w.url("/invoices"),
+            "/invoices",
             Some(json!({"invoices": {"id": longer, "title": "x"}})),
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let (status, body) = w
-        .call(
-            &w.app,
+        .app_call(
             reqwest::Method::POST,
-            &w.url("/invoices"),
+            "/invoices",
             Some(json!({"invoices": {"title": "x", "person_id": longer}})),
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -240,12 +237,10 @@ async fn ids_too_long_for_a_subject_are_refused_before_the_bus() {
 
     // The bus connection never dropped, and writes go on.
     let (status, body) = w
-        .call(
-            &w.app,
+        .app_call(
             reqwest::Method::POST,
-            &w.url("/invoices"),
+            "/invoices",
             Some(json!({"invoices": {"title": "after"}})),
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -336,12 +331,10 @@ async fn another_apps_mapping_does_not_make_an_if_match_stale() {
     w.hub.install(&w.token, &w.org, &other.id).await.unwrap();
 
     let (status, created) = w
-        .call(
-            &w.app,
+        .app_call(
             reqwest::Method::POST,
-            &w.url("/invoices"),
+            "/invoices",
             Some(json!({"invoices": {"title": "first"}})),
-            None,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
