@@ -9,13 +9,21 @@
 //! they are base64url-encoded):
 //! - `f.<org>.<app>.<entity>.<base64url(local id)>` → global id
 //! - `r.<org>.<entity>.<global id>.<app>` → local id
+//!
+//! A key is a subject on the bus, and a subject too long for the server's
+//! control line drops the platform's connection: every part of a key is
+//! checked first (tokens as subject tokens, local ids at most
+//! [`MAX_LOCAL_ID_LEN`] bytes), so no request reaches the bus with one.
 
 use async_nats::jetstream::{self, kv};
 use base64::Engine;
 use bytes::Bytes;
 use futures::StreamExt;
+use mno_events::subject::{SubjectError, Token};
 
 pub const BUCKET: &str = "IDMAP";
+/// The longest local id (in bytes of UTF-8) an app may map.
+pub const MAX_LOCAL_ID_LEN: usize = 255;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdMapError {
@@ -31,6 +39,10 @@ pub enum IdMapError {
     },
     #[error("the id map is unavailable: {0}; retry shortly")]
     Bus(String),
+    #[error("the id is {len} bytes long; an app's own id is 1 to {MAX_LOCAL_ID_LEN} bytes")]
+    BadLocalId { len: usize },
+    #[error(transparent)]
+    BadToken(#[from] SubjectError),
 }
 
 fn bus(e: impl std::fmt::Display) -> IdMapError {
@@ -55,12 +67,32 @@ fn encode_local(local: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(local.as_bytes())
 }
 
-fn forward_key(org: &str, app: &str, entity: &str, local: &str) -> String {
-    format!("f.{org}.{app}.{entity}.{}", encode_local(local))
+/// Refuse a local id that cannot be mapped (empty, or too long for a key).
+pub fn check_local(local: &str) -> Result<(), IdMapError> {
+    if local.is_empty() || local.len() > MAX_LOCAL_ID_LEN {
+        return Err(IdMapError::BadLocalId { len: local.len() });
+    }
+    Ok(())
 }
 
-fn reverse_key(org: &str, entity: &str, global: &str, app: &str) -> String {
-    format!("r.{org}.{entity}.{global}.{app}")
+fn forward_key(org: &str, app: &str, entity: &str, local: &str) -> Result<String, IdMapError> {
+    check_local(local)?;
+    let (org, app, entity) = (
+        Token::parse("org", org)?,
+        Token::parse("app", app)?,
+        Token::parse("entity", entity)?,
+    );
+    Ok(format!("f.{org}.{app}.{entity}.{}", encode_local(local)))
+}
+
+fn reverse_key(org: &str, entity: &str, global: &str, app: &str) -> Result<String, IdMapError> {
+    let (org, entity, global, app) = (
+        Token::parse("org", org)?,
+        Token::parse("entity", entity)?,
+        Token::parse("record id", global)?,
+        Token::parse("app", app)?,
+    );
+    Ok(format!("r.{org}.{entity}.{global}.{app}"))
 }
 
 fn text(bytes: Bytes) -> String {
@@ -97,7 +129,7 @@ impl IdMap {
         local: &str,
         candidate: &str,
     ) -> Result<Claim, IdMapError> {
-        let key = forward_key(org, app, entity, local);
+        let key = forward_key(org, app, entity, local)?;
         match self
             .kv
             .create(&key, Bytes::from(candidate.to_owned()))
@@ -132,7 +164,7 @@ impl IdMap {
         deleted: &str,
         candidate: &str,
     ) -> Result<Claim, IdMapError> {
-        let key = forward_key(org, app, entity, local);
+        let key = forward_key(org, app, entity, local)?;
         let Some(entry) = self.kv.entry(key.clone()).await.map_err(bus)? else {
             return self.claim(org, app, entity, local, candidate).await;
         };
@@ -207,7 +239,7 @@ impl IdMap {
     ) -> Result<(), IdMapError> {
         self.kv
             .put(
-                reverse_key(org, entity, global, app),
+                reverse_key(org, entity, global, app)?,
                 Bytes::from(local.to_owned()),
             )
             .await
@@ -224,7 +256,7 @@ impl IdMap {
     ) -> Result<Option<String>, IdMapError> {
         Ok(self
             .kv
-            .get(forward_key(org, app, entity, local))
+            .get(forward_key(org, app, entity, local)?)
             .await
             .map_err(bus)?
             .map(text))
@@ -239,7 +271,7 @@ impl IdMap {
     ) -> Result<Option<String>, IdMapError> {
         Ok(self
             .kv
-            .get(reverse_key(org, entity, global, app))
+            .get(reverse_key(org, entity, global, app)?)
             .await
             .map_err(bus)?
             .map(text))
@@ -252,7 +284,9 @@ impl IdMap {
         entity: &str,
         global: &str,
     ) -> Result<Vec<(String, String)>, IdMapError> {
-        let prefix = format!("$KV.{BUCKET}.r.{org}.{entity}.{global}.");
+        // The reverse key of an app, without the app: checks the tokens.
+        let key = reverse_key(org, entity, global, "_")?;
+        let prefix = format!("$KV.{BUCKET}.{}", key.strip_suffix('_').unwrap_or(&key));
         let stream = self
             .js
             .get_stream(format!("KV_{BUCKET}"))
@@ -286,16 +320,82 @@ mod tests {
 
     #[test]
     fn keys_are_valid_kv_keys_whatever_the_local_id() {
-        let key = forward_key("o", "a", "invoices", "INV/2024 #47 ünïcode.x*>");
+        let key = forward_key("o", "a", "invoices", "INV/2024 #47 ünïcode.x*>").unwrap();
         assert!(
             key.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c)),
             "{key}"
         );
         assert_ne!(
-            forward_key("o", "a", "e", "a.b"),
-            forward_key("o", "a", "e", "a_b"),
+            forward_key("o", "a", "e", "a.b").unwrap(),
+            forward_key("o", "a", "e", "a_b").unwrap(),
             "distinct local ids never share a key"
         );
+    }
+
+    #[test]
+    fn keys_refuse_what_would_not_fit_a_subject() {
+        let long = "a".repeat(5000);
+        assert!(matches!(
+            forward_key("o", "a", "invoices", &long),
+            Err(IdMapError::BadLocalId { len: 5000 })
+        ));
+        assert!(matches!(
+            forward_key("o", "a", "invoices", ""),
+            Err(IdMapError::BadLocalId { len: 0 })
+        ));
+        assert!(forward_key("o", "a", "invoices", &"a".repeat(MAX_LOCAL_ID_LEN)).is_ok());
+        assert!(matches!(
+            forward_key(&long, "a", "invoices", "1"),
+            Err(IdMapError::BadToken(_))
+        ));
+        assert!(matches!(
+            reverse_key("o", "invoices", &long, "a"),
+            Err(IdMapError::BadToken(_))
+        ));
+        assert!(matches!(
+            reverse_key("o", "invoices", "g.>", "a"),
+            Err(IdMapError::BadToken(_))
+        ));
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn is_key_character(c: char) -> bool {
+            c.is_ascii_alphanumeric() || "-/_=.".contains(c)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_forward_key_is_a_bounded_valid_key_and_round_trips(local in "\\PC{0,300}") {
+                match forward_key("org-1", "app_2", "invoices", &local) {
+                    Ok(key) => {
+                        prop_assert!(key.chars().all(is_key_character), "{key}");
+                        prop_assert!(key.len() <= 2 + 3 * 129 + 4 * MAX_LOCAL_ID_LEN.div_ceil(3));
+                        let encoded = key.rsplit('.').next().unwrap();
+                        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(encoded)
+                            .unwrap();
+                        prop_assert_eq!(decoded, local.as_bytes());
+                    }
+                    Err(IdMapError::BadLocalId { len }) => {
+                        prop_assert!(len == 0 || len > MAX_LOCAL_ID_LEN);
+                    }
+                    Err(other) => prop_assert!(false, "unexpected {other}"),
+                }
+            }
+
+            #[test]
+            fn any_token_text_gives_a_valid_reverse_key_or_an_error(global in "\\PC{0,200}") {
+                if let Ok(key) = reverse_key("o", "invoices", &global, "a") {
+                    prop_assert!(key.chars().all(is_key_character), "{key}");
+                    prop_assert_eq!(key.split('.').count(), 5, "one level per part: {}", key);
+                }
+            }
+        }
     }
 }

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::entities::{self, schema, EntityDef};
 use crate::exact_json::NumberTexts;
-use crate::idmap::{IdMap, IdMapError};
+use crate::idmap::{IdMap, IdMapError, MAX_LOCAL_ID_LEN};
 
 /// Fields the platform sets; an app cannot write them.
 pub const PLATFORM_FIELDS: &[&str] = &[
@@ -228,6 +228,8 @@ impl Writer {
         if ctx.entity.singular {
             return Ok(SINGULAR_ID.to_owned());
         }
+        // No id is longer (global ids are shorter still): refuse before the bus sees it.
+        crate::idmap::check_local(id)?;
         if Token::parse("record id", id).is_ok()
             && self.current(&ctx.org, ctx.entity.name, id).await?.is_some()
         {
@@ -459,19 +461,9 @@ impl Writer {
                         created: op == Op::Created,
                     })
                 }
-                Err(PublishError::Conflict { current, .. }) if if_match.is_some() => {
-                    let now_version = self
-                        .current(&ctx.org, ctx.entity.name, id)
-                        .await?
-                        .map_or(current, |s| s.event.version);
-                    return Err(WriteError::Stale {
-                        entity: ctx.entity.name.to_owned(),
-                        id: id.to_owned(),
-                        expected: if_match.unwrap_or_default(),
-                        current: now_version,
-                    });
-                }
-                // Someone wrote in between: read again and re-apply the patch.
+                // Someone wrote in between: read again and re-apply the patch. With
+                // If-Match, the re-read refuses it if the record's version moved; an
+                // `id_mapped` event moves only the subject's sequence, and the write goes on.
                 Err(PublishError::Conflict { .. }) => continue,
                 Err(e) => return Err(publish_failed(ctx, e)),
             }
@@ -526,23 +518,16 @@ impl Writer {
                         created: false,
                     })
                 }
-                Err(PublishError::Conflict { .. }) if if_match.is_none() => continue,
-                Err(PublishError::Conflict { .. }) => {
-                    let now = self.live(&ctx.org, ctx.entity.name, id).await?;
-                    return Err(WriteError::Stale {
-                        entity: ctx.entity.name.to_owned(),
-                        id: id.to_owned(),
-                        expected: if_match.unwrap_or_default(),
-                        current: now.event.version,
-                    });
-                }
+                // As in `update`: the re-read decides whether an If-Match is stale.
+                Err(PublishError::Conflict { .. }) => continue,
                 Err(e) => return Err(publish_failed(ctx, e)),
             }
         }
     }
 
     /// Record that `app` knows record `id` as `local`: the id map, then an
-    /// `OP_ID_MAPPED` event so that the mapping is part of the record's history.
+    /// `OP_ID_MAPPED` event so that the mapping is part of the record's history
+    /// (at the record's version: only its subject sequence moves).
     pub async fn map_id(
         &self,
         ctx: &WriteContext,
@@ -550,8 +535,11 @@ impl Writer {
         id: &str,
         local: &str,
     ) -> Result<Written, WriteError> {
-        if local.is_empty() || local.len() > 255 {
-            return Err(invalid("/local_id", "local_id must be 1 to 255 characters"));
+        if local.is_empty() || local.len() > MAX_LOCAL_ID_LEN {
+            return Err(invalid(
+                "/local_id",
+                format!("local_id must be 1 to {MAX_LOCAL_ID_LEN} bytes"),
+            ));
         }
         let current = self.live(&ctx.org, ctx.entity.name, id).await?;
         if self
@@ -572,11 +560,13 @@ impl Writer {
         loop {
             let current = self.live(&ctx.org, ctx.entity.name, id).await?;
             let state = current.state().as_object().cloned().unwrap_or_default();
+            // A mapping is not a change of the record: it keeps the record's
+            // version, so that no writer's If-Match goes stale because of it.
             let mut event = self.event(
                 ctx,
                 id,
                 Op::IdMapped,
-                current.event.version + 1,
+                current.event.version,
                 local.to_owned(),
                 vec![],
                 state,
@@ -651,8 +641,11 @@ impl Writer {
             }
         }
         if let Some(l) = &local {
-            if l.is_empty() || l.len() > 255 {
-                return Err(invalid("/id", "your id must be 1 to 255 characters"));
+            if l.is_empty() || l.len() > MAX_LOCAL_ID_LEN {
+                return Err(invalid(
+                    "/id",
+                    format!("your id must be 1 to {MAX_LOCAL_ID_LEN} bytes"),
+                ));
             }
         }
         Ok(local)
@@ -714,6 +707,10 @@ impl Writer {
             _ => vec![],
         };
         for (provider, id) in candidates {
+            // Longer than any id can be: it names no record (and must not reach a key).
+            if id.is_empty() || id.len() > MAX_LOCAL_ID_LEN {
+                continue;
+            }
             if provider.is_empty() || provider == CONNEC_PROVIDER {
                 if let Some(stored) = self.current(&ctx.org, target, &id).await? {
                     if !stored.is_deleted() {

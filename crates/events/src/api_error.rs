@@ -209,6 +209,22 @@ where
         // Syntax, content type and size are axum's to judge; the shape is ours,
         // so that the error can name the field.
         let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // Every body of the platform is an object; serde would take `[]` for a
+        // struct whose fields are all optional, and change nothing with a 200.
+        if !value.is_object() {
+            let kind = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                format!("the body must be a JSON object ({{\"field\": value, ...}}), not {kind}"),
+            )
+            .at_pointer("/"));
+        }
         serde_path_to_error::deserialize(value)
             .map(ApiJson)
             .map_err(|e| shape_error(&e))
@@ -323,6 +339,19 @@ mod tests {
 
         let syntax = rejection(r#"{"app_id": "#).await;
         assert_eq!(syntax.errors[0].code, "malformed_json");
+
+        for not_an_object in ["[]", "[{\"app_id\": \"a1\"}]", "\"a1\"", "7", "null"] {
+            let error = rejection(not_an_object).await;
+            assert_eq!(
+                error.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{not_an_object}"
+            );
+            assert!(
+                first(&error).1.contains("must be a JSON object"),
+                "{not_an_object}: {error}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -235,7 +235,22 @@ pub async fn replay_ordered(
     filters: &[String],
     from: ReplayFrom,
 ) -> Result<pull::Ordered, ConsumeError> {
-    Ok(ordered_with_pending(js, stream, filters, from).await?.1)
+    Ok(ordered_with_pending(js, stream, filters, from, 0).await?.1)
+}
+
+/// As [`replay_ordered`], pulling at most `max_batch` messages at a time, so
+/// that what the client library holds for a slow reader stays small.
+pub async fn replay_ordered_bounded(
+    js: &jetstream::Context,
+    stream: &str,
+    filters: &[String],
+    from: ReplayFrom,
+    max_batch: usize,
+) -> Result<pull::Ordered, ConsumeError> {
+    let max_batch = i64::try_from(max_batch.max(1)).unwrap_or(i64::MAX);
+    Ok(ordered_with_pending(js, stream, filters, from, max_batch)
+        .await?
+        .1)
 }
 
 /// The ordered consumer's messages, and how many match at the start.
@@ -244,6 +259,8 @@ async fn ordered_with_pending(
     stream: &str,
     filters: &[String],
     from: ReplayFrom,
+    // 0: the client library's default.
+    max_batch: i64,
 ) -> Result<(u64, pull::Ordered), ConsumeError> {
     let handle = js
         .get_stream_no_info(stream)
@@ -258,6 +275,7 @@ async fn ordered_with_pending(
             deliver_policy: from.deliver_policy(),
             filter_subject,
             filter_subjects,
+            max_batch,
             ..Default::default()
         })
         .await
@@ -323,7 +341,7 @@ where
             return Ok(0);
         }
     }
-    let (pending, mut messages) = ordered_with_pending(js, stream, filters, from).await?;
+    let (pending, mut messages) = ordered_with_pending(js, stream, filters, from, 0).await?;
     if pending == 0 {
         return Ok(0);
     }

@@ -237,6 +237,38 @@ mod tests {
         assert!(err.contains("position 3"), "{err}");
     }
 
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn a_token_is_bounded_and_never_changes_a_subject(value in "\\PC{0,200}") {
+                if let Ok(token) = Token::parse("record id", &value) {
+                    prop_assert!(token.as_str().len() <= MAX_TOKEN_LEN);
+                    prop_assert!(!token.as_str().is_empty());
+                    prop_assert!(token
+                        .as_str()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+                    let subject = RecordSubject::new("org-1", "invoices", &value).unwrap();
+                    let text = subject.to_string();
+                    prop_assert_eq!(text.split('.').count(), 4);
+                    prop_assert_eq!(text.parse::<RecordSubject>().unwrap(), subject);
+                }
+            }
+
+            #[test]
+            fn valid_tokens_always_parse(value in "[A-Za-z0-9_-]{1,128}") {
+                prop_assert!(Token::parse("org", &value).is_ok());
+                let subject = HubSubject::new(&value, "org_updated").unwrap();
+                prop_assert_eq!(subject.to_string().parse::<HubSubject>().unwrap(), subject);
+            }
+        }
+    }
+
     #[test]
     fn rejects_wrong_shapes() {
         assert!("rec.a.b".parse::<RecordSubject>().is_err());

@@ -58,6 +58,27 @@ pub struct PlatformConfig {
     /// the connection's peer is the client (sign-in limits count per client).
     #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// Most HTTP connections open at once; past it new ones wait for a free
+    /// slot. Default: half the process's open-file limit, at most 10 000.
+    #[arg(long, env = "MNO_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+
+    /// Seconds a client may take to send a request's headers before it is closed.
+    #[arg(long, env = "MNO_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+
+    /// Seconds a connection may stay open without moving a byte before it is closed.
+    #[arg(long, env = "MNO_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub http_idle_timeout_secs: u64,
+
+    /// SSE change streams one caller (an app or a user) may hold open at once.
+    #[arg(long, env = "MNO_SSE_MAX_STREAMS", default_value_t = 10)]
+    pub sse_max_streams: usize,
+
+    /// Seconds an SSE client may leave its stream's buffer full before it is cut off.
+    #[arg(long, env = "MNO_SSE_SLOW_CONSUMER_SECS", default_value_t = 30)]
+    pub sse_slow_consumer_secs: u64,
 }
 
 impl PlatformConfig {
@@ -76,6 +97,22 @@ impl PlatformConfig {
             webhook_linger_ms: 0,
             // Tests act as the proxy to name client addresses.
             trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            http_max_connections: None,
+            http_header_timeout_secs: 10,
+            http_idle_timeout_secs: 60,
+            sse_max_streams: 10,
+            sse_slow_consumer_secs: 30,
+        }
+    }
+
+    /// The edge's connection bounds in force.
+    pub fn edge_limits(&self) -> crate::edge_server::EdgeLimits {
+        crate::edge_server::EdgeLimits {
+            max_connections: self
+                .http_max_connections
+                .unwrap_or_else(crate::edge_server::EdgeLimits::default_max_connections),
+            header_read_timeout: std::time::Duration::from_secs(self.http_header_timeout_secs),
+            idle_timeout: std::time::Duration::from_secs(self.http_idle_timeout_secs),
         }
     }
 
@@ -117,6 +154,8 @@ impl PlatformConfig {
             allow_private_webhooks: self.allow_private_webhooks,
             batch_max: self.webhook_batch_max.max(1),
             linger: std::time::Duration::from_millis(self.webhook_linger_ms),
+            sse_max_streams: self.sse_max_streams.max(1),
+            sse_slow_after: std::time::Duration::from_secs(self.sse_slow_consumer_secs.max(1)),
             ..Default::default()
         };
         if let Some(schedule) = self
@@ -144,6 +183,15 @@ impl PlatformConfig {
         if let Some(schedule) = &self.webhook_retry_schedule {
             mno_connec_sync::delivery::DeliveryConfig::parse_schedule(schedule)
                 .map_err(|e| anyhow::anyhow!("MNO_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        }
+        if self.sse_max_streams == 0 || self.sse_slow_consumer_secs == 0 {
+            bail!("MNO_SSE_MAX_STREAMS and MNO_SSE_SLOW_CONSUMER_SECS must be 1 or more (10 and 30 by default)");
+        }
+        if self.http_max_connections == Some(0) {
+            bail!("MNO_HTTP_MAX_CONNECTIONS is 0; use 1 or more, or unset it for half the open-file limit");
+        }
+        if self.http_header_timeout_secs == 0 || self.http_idle_timeout_secs == 0 {
+            bail!("MNO_HTTP_HEADER_TIMEOUT_SECS and MNO_HTTP_IDLE_TIMEOUT_SECS must be 1 or more (10 and 60 by default)");
         }
         if self.webhook_batch_max == 0 {
             bail!("MNO_WEBHOOK_BATCH_MAX is 0; use 1 or more (50 by default)");

@@ -180,14 +180,25 @@ async fn count_requests(
     } else if status.is_server_error() {
         counters.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    // axum answers an oversized body with plain text; speak JSON instead.
-    if status == StatusCode::PAYLOAD_TOO_LARGE
-        && response
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .map(|v| v.as_bytes())
-            != Some(b"application/json")
-    {
+    if status.is_client_error() && !is_json(&response) {
+        return json_rejection(response).await;
+    }
+    response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// axum's own rejections (a path or query value that does not parse, an
+/// oversized body, ...) are plain text; every part's routes answer the JSON
+/// error shape instead, with axum's words as the detail.
+async fn json_rejection(response: Response) -> Response {
+    let status = response.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -195,5 +206,34 @@ async fn count_requests(
         )
         .into_response();
     }
-    response
+    let (parts, body) = response.into_parts();
+    // Rejection texts are short; anything longer is not one of them.
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let (code, advice) = match status {
+        StatusCode::BAD_REQUEST => (
+            "invalid_parameter",
+            "; check the path and query parameters against docs/api",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "; send Content-Type: application/json",
+        ),
+        _ => ("bad_request", ""),
+    };
+    let detail = if text.is_empty() {
+        format!("the request was refused ({status}){advice}")
+    } else {
+        format!("{text}{advice}")
+    };
+    let mut answer = ApiError::new(status, code, detail).into_response();
+    // Keep what the refusal said beside its body (Allow, Retry-After, ...).
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            answer.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    answer
 }

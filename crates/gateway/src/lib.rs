@@ -6,12 +6,14 @@
 //! - [`nats_child`]: finding a nats-server, or starting the installed one as a child.
 //! - [`proc_stat`]: a process's state, parent and CPU time from `/proc`.
 //! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`).
+//! - [`edge_server`]: serving connections with a cap and header-read and idle timeouts.
 //! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
 //! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
 
 pub mod cli;
 pub mod config;
 pub mod data_dir_lock;
+pub mod edge_server;
 pub mod http;
 pub mod nats_child;
 pub mod platform;

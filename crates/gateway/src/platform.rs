@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::serve::ListenerExt;
 use mno_connec_sync::{Connec, ConnecConfig, ConnecDeps};
 use mno_events::bus::{self, Bus};
 use mno_hub::{Hub, HubConfig, HubDeps};
@@ -129,25 +128,15 @@ impl Platform {
         };
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
         let (stop_http, stopped) = oneshot::channel::<()>();
-        // Answers go out as soon as they are written, not held back by Nagle's
-        // algorithm waiting for the client's ack of an earlier segment.
-        let listener = listener.tap_io(|connection| {
-            if let Err(e) = connection.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-            }
-        });
+        let limits = config.edge_limits();
         let server = tokio::spawn(async move {
-            // Peer addresses reach handlers (sign-in limits count per client).
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
+            crate::edge_server::serve(listener, app, limits, async {
                 let _ = stopped.await;
             })
-            .await
+            .await;
+            Ok(())
         });
-        tracing::info!(%http_addr, "serving HTTP");
+        tracing::info!(%http_addr, max_connections = limits.max_connections, "serving HTTP");
 
         Ok(RunningPlatform {
             http_addr,

@@ -158,7 +158,7 @@ async fn changes_written_through_the_api_reach_each_subscriber_in_its_own_ids() 
     );
 
     // B changes the invoice; A gets it in A's ids, B does not get its own change back.
-    // (B's id_map answer was itself a change of the invoice: an id_mapped event, delivered to no one.)
+    // (B's id_map answer was an id_mapped event on the invoice's subject: no change of the record, delivered to no one.)
     let updated = api(
         &hub,
         Method::PUT,

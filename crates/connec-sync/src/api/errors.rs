@@ -34,6 +34,9 @@ pub fn write_error(error: WriteError, root: &str) -> ApiError {
             ApiError::conflict("id_taken", e.to_string())
         }
         WriteError::IdMap(e @ IdMapError::Bus(_)) => ApiError::unavailable(e.to_string()),
+        WriteError::IdMap(e @ (IdMapError::BadLocalId { .. } | IdMapError::BadToken(_))) => {
+            ApiError::bad_request("invalid_id", e.to_string()).at_parameter("id")
+        }
         WriteError::NotDeletable { .. } => ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "not_deletable",

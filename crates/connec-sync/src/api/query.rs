@@ -150,7 +150,7 @@ pub async fn list(
         }
         records.push(view);
     }
-    let next = (request.skip + u64::from(request.top) < page.total).then(|| {
+    let next = (request.skip.saturating_add(u64::from(request.top)) < page.total).then(|| {
         format!(
             "/connec/api/v2/{org}/{}?cursor={}",
             def.name,

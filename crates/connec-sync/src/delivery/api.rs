@@ -26,6 +26,8 @@ use super::supervisor::{consumer_name, Redriven, Since, Supervisor, SupervisorEr
 pub struct ApiState {
     pub supervisor: Arc<Supervisor>,
     pub idm: Arc<dyn Idm>,
+    /// Open SSE streams per caller.
+    pub sse_streams: Arc<sse::OpenStreams>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -84,6 +86,10 @@ async fn visible(
     headers: &HeaderMap,
     app: &str,
 ) -> Result<HashSet<String>, ApiError> {
+    // The app id names a consumer and DLQ subjects on the bus: check it first.
+    mno_events::subject::Token::parse("app", app).map_err(|e| {
+        ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("app")
+    })?;
     let credential = auth::credential(headers)?;
     auth::visible_orgs(
         &*state.idm,

@@ -31,6 +31,13 @@ pub struct DeliveryConfig {
     pub installs_ttl: Duration,
     /// How often SSE streams send a heartbeat comment.
     pub sse_heartbeat: Duration,
+    /// SSE streams one caller (an app, or a user) may hold open at once.
+    pub sse_max_streams: usize,
+    /// Events one SSE stream holds for its client before the client must take them.
+    pub sse_buffer: usize,
+    /// How long an SSE client may leave a full buffer untaken before its
+    /// stream is closed (it resumes with `Last-Event-ID`).
+    pub sse_slow_after: Duration,
     /// Attempts kept in the in-memory delivery log.
     pub log_capacity: usize,
 }
@@ -59,6 +66,9 @@ impl Default for DeliveryConfig {
             max_ack_pending: 10_000,
             installs_ttl: Duration::from_secs(1),
             sse_heartbeat: Duration::from_secs(15),
+            sse_max_streams: 10,
+            sse_buffer: 64,
+            sse_slow_after: Duration::from_secs(30),
             log_capacity: 10_000,
         }
     }

@@ -63,6 +63,7 @@ pub struct DeliveryDeps {
 pub struct Delivery {
     supervisor: Arc<Supervisor>,
     idm: Arc<dyn Idm>,
+    sse_streams: Arc<sse::OpenStreams>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -214,6 +215,7 @@ impl Delivery {
         Ok(Delivery {
             supervisor,
             idm: deps.idm,
+            sse_streams: Default::default(),
             stop,
             tasks,
         })
@@ -224,6 +226,7 @@ impl Delivery {
         api::router(api::ApiState {
             supervisor: self.supervisor.clone(),
             idm: self.idm.clone(),
+            sse_streams: self.sse_streams.clone(),
         })
     }
 

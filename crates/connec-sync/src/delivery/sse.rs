@@ -1,23 +1,31 @@
 //! `GET /connec/api/v2/{org}/stream?entities=a,b`: the org's changes as
 //! server-sent events, each with its RECORDS sequence as the event id, so a
 //! client that reconnects with `Last-Event-ID` resumes without a gap.
+//!
+//! Bounded, so that streams cannot take the process's memory: each caller
+//! holds at most `sse_max_streams` at once (429 beyond), each stream reads
+//! the bus in small batches into a buffer of `sse_buffer` events, and a
+//! client that leaves that buffer full for `sse_slow_after` is cut off (its
+//! connection is closed; it resumes with `Last-Event-ID`).
 
 use std::collections::HashSet;
-use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use dashmap::DashMap;
 use futures::{Stream, StreamExt};
 use mno_events::consume::{self, ReplayFrom};
-use mno_events::idm::{Credential, PrincipalKind};
+use mno_events::idm::{Credential, Principal, PrincipalKind};
 use mno_events::proto::{Op, RecordEvent};
 use mno_events::streams::RECORDS;
 use mno_events::subject::{RecordSubject, Token};
 use mno_events::ApiError;
 use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
 
 use super::api::ApiState;
 use super::auth;
@@ -75,23 +83,143 @@ pub async fn stream(
         None => ReplayFrom::New,
     };
     let ctx = state.supervisor.ctx.clone();
-    let messages = consume::replay_ordered(&ctx.js, RECORDS, &filters, from)
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let slot = state
+        .sse_streams
+        .take(&principal, ctx.config.sse_max_streams)?;
+    let messages =
+        consume::replay_ordered_bounded(&ctx.js, RECORDS, &filters, from, ctx.config.sse_buffer)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let viewer = match principal.kind {
         PrincipalKind::App => Some(principal.id.clone()),
         PrincipalKind::User => None,
     };
     let heartbeat = ctx.config.sse_heartbeat;
+    let (buffer, slow_after) = (ctx.config.sse_buffer.max(1), ctx.config.sse_slow_after);
     let idm = state.idm.clone();
     let named: HashSet<String> = entities.iter().map(|e| e.as_str().to_owned()).collect();
+    let events = translated(messages, ctx, idm, credential, org, viewer, named);
+    let (sender, receiver) = mpsc::channel(buffer);
+    let (cut_off, cut) = oneshot::channel();
+    tokio::spawn(feed(events, sender, slow_after, cut_off, slot));
     // A first comment goes out at once: the answer's headers travel with it,
     // so a client knows it is connected before the first change or heartbeat.
     let opened = futures::stream::once(async { Ok(Event::default().comment("stream open")) });
-    let events = opened.chain(translated(
-        messages, ctx, idm, credential, org, viewer, named,
-    ));
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+    let body = opened.chain(taken(receiver, cut));
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
+}
+
+/// Open SSE streams per caller (an app or a user, whatever credential it uses).
+#[derive(Default)]
+pub struct OpenStreams {
+    open: DashMap<String, usize>,
+}
+
+/// One open stream of a caller; the count drops when the stream ends.
+pub struct StreamSlot {
+    streams: Arc<OpenStreams>,
+    caller: String,
+}
+
+impl OpenStreams {
+    fn take(self: &Arc<Self>, principal: &Principal, max: usize) -> Result<StreamSlot, ApiError> {
+        let caller = format!("{:?}:{}", principal.kind, principal.id);
+        let mut open = self.open.entry(caller.clone()).or_insert(0);
+        if *open >= max {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!(
+                    "this caller has {max} change streams open, the limit; close one (or share one stream across collections with ?entities=) and retry"
+                ),
+            )
+            .with_retry_after(5));
+        }
+        *open += 1;
+        Ok(StreamSlot {
+            streams: self.clone(),
+            caller,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.streams.open.remove_if_mut(&self.caller, |_, open| {
+            *open = open.saturating_sub(1);
+            *open == 0
+        });
+    }
+}
+
+/// Why a stream was cut off (the connection is closed with it).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the client took no event for {0:?} while its buffer was full; it resumes with Last-Event-ID"
+)]
+struct TooSlow(Duration);
+
+/// Move events from the bus into the stream's buffer until the client goes
+/// away, the stream ends, or the client is too slow to keep up.
+async fn feed(
+    events: impl Stream<Item = Event>,
+    sender: mpsc::Sender<Event>,
+    slow_after: Duration,
+    cut_off: oneshot::Sender<TooSlow>,
+    _slot: StreamSlot,
+) {
+    tokio::pin!(events);
+    loop {
+        let event = tokio::select! {
+            // A client that went away frees its consumer at once, not at the next change.
+            _ = sender.closed() => return,
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
+        match sender.send_timeout(event, slow_after).await {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::info!(
+                    ?slow_after,
+                    "SSE stream cut off: its client does not keep up"
+                );
+                let _ = cut_off.send(TooSlow(slow_after));
+                return;
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return,
+        }
+    }
+}
+
+/// The events the client takes, ending in an error when it was cut off (the
+/// error makes the server close the connection instead of ending the answer).
+fn taken(
+    receiver: mpsc::Receiver<Event>,
+    cut: oneshot::Receiver<TooSlow>,
+) -> impl Stream<Item = Result<Event, TooSlow>> {
+    futures::stream::unfold(
+        (receiver, Some(cut)),
+        |(mut receiver, mut cut)| async move {
+            loop {
+                let Some(pending_cut) = cut.as_mut() else {
+                    return receiver.recv().await.map(|e| (Ok(e), (receiver, None)));
+                };
+                tokio::select! {
+                    biased;
+                    outcome = pending_cut => match outcome {
+                        Ok(too_slow) => return Some((Err(too_slow), (receiver, None))),
+                        // The feed ended without cutting off: drain what it left.
+                        Err(_) => cut = None,
+                    },
+                    event = receiver.recv() => {
+                        return event.map(|e| (Ok(e), (receiver, cut)));
+                    }
+                }
+            }
+        },
+    )
 }
 
 fn translated(
@@ -102,7 +230,7 @@ fn translated(
     org: String,
     viewer: Option<String>,
     named: HashSet<String>,
-) -> impl Stream<Item = Result<Event, Infallible>> {
+) -> impl Stream<Item = Event> {
     let named = std::sync::Arc::new(named);
     futures::stream::unfold(messages, move |mut messages| {
         let named = named.clone();
@@ -162,8 +290,75 @@ fn translated(
                     .id(seq.to_string())
                     .event(event.entity.clone())
                     .data(String::from_utf8(data).expect("JSON is UTF-8"));
-                return Some((Ok(sse), messages));
+                return Some((sse, messages));
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str) -> Principal {
+        Principal {
+            kind: PrincipalKind::App,
+            id: id.into(),
+            name: id.into(),
+            role: None,
+        }
+    }
+
+    #[test]
+    fn streams_are_counted_per_caller_and_freed_when_they_end() {
+        let streams = Arc::new(OpenStreams::default());
+        let first = streams.take(&app("a"), 2).unwrap();
+        let _second = streams.take(&app("a"), 2).unwrap();
+        let refused = streams.take(&app("a"), 2).err().unwrap();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.errors[0].code, "too_many_streams");
+        let _other = streams.take(&app("b"), 2).unwrap();
+        drop(first);
+        assert!(streams.take(&app("a"), 2).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_takes_nothing_is_cut_off_and_frees_its_place() {
+        let streams = Arc::new(OpenStreams::default());
+        let slot = streams.take(&app("a"), 1).unwrap();
+        let endless = futures::stream::repeat_with(|| Event::default().data("change"));
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel();
+        // The receiver is kept but never read: the buffer fills, then the feed gives up.
+        feed(endless, sender, Duration::from_millis(50), cut_off, slot).await;
+        assert!(cut.await.is_ok(), "the client is told it was cut off");
+        assert_eq!(receiver.len(), 4, "no more than the buffer was held");
+        assert!(
+            streams.take(&app("a"), 1).is_ok(),
+            "the place is free again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_off_ends_the_body_in_an_error() {
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel();
+        sender.send(Event::default().data("one")).await.unwrap();
+        cut_off.send(TooSlow(Duration::from_secs(1))).unwrap();
+        // As `feed` does when it cuts a client off.
+        drop(sender);
+        let items: Vec<_> = taken(receiver, cut).collect().await;
+        assert!(
+            matches!(items.first(), Some(Err(TooSlow(_)))),
+            "the error comes first, so the connection closes at once"
+        );
+        // A feed that ends normally ends the body after what it left.
+        let (sender, receiver) = mpsc::channel(4);
+        let (cut_off, cut) = oneshot::channel::<TooSlow>();
+        sender.send(Event::default().data("one")).await.unwrap();
+        drop((sender, cut_off));
+        let items: Vec<_> = taken(receiver, cut).collect().await;
+        assert_eq!(items.len(), 1);
+        assert!(items[0].is_ok());
+    }
 }

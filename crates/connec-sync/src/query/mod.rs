@@ -19,6 +19,9 @@ use parse::{CompareOp, Filter, Literal, OrderBy};
 
 pub const MAX_TOP: u32 = 1000;
 pub const DEFAULT_TOP: u32 = 100;
+/// The largest `$skip`: far past any real collection, well inside the
+/// databases' signed 64-bit OFFSET (a larger one was a 500).
+pub const MAX_SKIP: u64 = 1_000_000_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -57,7 +60,7 @@ impl ListRequest {
     /// The cursor of the next page.
     pub fn next_cursor(&self) -> String {
         let next = ListRequest {
-            skip: self.skip + u64::from(self.top),
+            skip: self.skip.saturating_add(u64::from(self.top)),
             ..self.clone()
         };
         base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -266,6 +269,12 @@ pub async fn list(
 ) -> Result<Page, QueryError> {
     if request.top == 0 || request.top > MAX_TOP {
         return Err(invalid("$top", format!("must be 1 to {MAX_TOP}")));
+    }
+    if request.skip > MAX_SKIP {
+        return Err(invalid(
+            "$skip",
+            format!("must be 0 to {MAX_SKIP} (got {})", request.skip),
+        ));
     }
     let mut compiler = Compiler {
         dialect: store.dialect,

@@ -6,6 +6,18 @@
 //! `updated_at gt '2016-01-01T00:00:00Z'`. Fields are identifiers
 //! (`[A-Za-z_][A-Za-z0-9_]*`); nothing else reaches SQL but bound values.
 //! Errors name the position (0-based character offset) where parsing failed.
+//!
+//! Both are bounded ([`MAX_FILTER_DEPTH`], [`MAX_FILTER_TERMS`],
+//! [`MAX_ORDER_TERMS`]): the parser and the SQL compiler recurse, and a
+//! request must never exhaust a worker's stack or the database's expression
+//! limit; past a bound the answer is a 400 that names it.
+
+/// How deeply parentheses and `not` may nest in one `$filter`.
+pub const MAX_FILTER_DEPTH: usize = 32;
+/// How many comparisons one `$filter` may hold.
+pub const MAX_FILTER_TERMS: usize = 100;
+/// How many fields one `$orderby` may name.
+pub const MAX_ORDER_TERMS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Literal {
@@ -138,6 +150,10 @@ struct Parser {
     tokens: Vec<(Token, usize)>,
     at: usize,
     end: usize,
+    /// Open parentheses and `not`s around the current token.
+    depth: usize,
+    /// Comparisons read so far.
+    terms: usize,
 }
 
 impl Parser {
@@ -178,10 +194,24 @@ impl Parser {
         Ok(left)
     }
 
+    /// Go one level deeper (a `(` or a `not`), refusing past [`MAX_FILTER_DEPTH`].
+    fn descend(&mut self) -> Result<(), SyntaxError> {
+        if self.depth >= MAX_FILTER_DEPTH {
+            return Err(self.error(format!(
+                "the filter nests parentheses and `not` more than {MAX_FILTER_DEPTH} deep (the limit); write it with fewer levels"
+            )));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn not(&mut self) -> Result<Filter, SyntaxError> {
         if self.keyword("not") {
+            self.descend()?;
             self.at += 1;
-            return Ok(Filter::Not(Box::new(self.not()?)));
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Filter::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -189,15 +219,23 @@ impl Parser {
     fn primary(&mut self) -> Result<Filter, SyntaxError> {
         match self.peek().cloned() {
             Some(Token::Open) => {
+                self.descend()?;
                 self.at += 1;
                 let inner = self.or()?;
                 if self.peek() != Some(&Token::Close) {
                     return Err(self.error("expected ')'"));
                 }
                 self.at += 1;
+                self.depth -= 1;
                 Ok(inner)
             }
             Some(Token::Ident(field)) => {
+                if self.terms >= MAX_FILTER_TERMS {
+                    return Err(self.error(format!(
+                        "the filter has more than {MAX_FILTER_TERMS} comparisons (the limit); split the query or narrow it"
+                    )));
+                }
+                self.terms += 1;
                 self.at += 1;
                 let op = match self.peek() {
                     Some(Token::Ident(op)) => match op.to_ascii_lowercase().as_str() {
@@ -245,6 +283,8 @@ pub fn filter(input: &str) -> Result<Filter, SyntaxError> {
         tokens,
         at: 0,
         end: input.chars().count(),
+        depth: 0,
+        terms: 0,
     };
     let filter = parser.or()?;
     if parser.at < parser.tokens.len() {
@@ -257,7 +297,15 @@ pub fn filter(input: &str) -> Result<Filter, SyntaxError> {
 pub fn order_by(input: &str) -> Result<Vec<OrderBy>, SyntaxError> {
     let mut out = Vec::new();
     let mut offset = 0;
-    for part in input.split(',') {
+    for (index, part) in input.split(',').enumerate() {
+        if index == MAX_ORDER_TERMS {
+            return Err(SyntaxError {
+                what: format!(
+                    "$orderby names more than {MAX_ORDER_TERMS} fields (the limit); sort by fewer"
+                ),
+                position: offset,
+            });
+        }
         // Each word with where it starts in `input`, so an error points at the word at fault.
         let words: Vec<(usize, &str)> = words_at(part)
             .map(|(at, word)| (offset + at, word))
@@ -380,5 +428,96 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_with_the_limit_named() {
+        let deep = format!("{}title eq 'x'{}", "(".repeat(2500), ")".repeat(2500));
+        let err = filter(&deep).unwrap_err();
+        assert!(err.what.contains(&MAX_FILTER_DEPTH.to_string()), "{err}");
+        assert_eq!(err.position, MAX_FILTER_DEPTH);
+        let nots = format!("{}a eq 1", "not ".repeat(5000));
+        assert!(filter(&nots).unwrap_err().what.contains("deep"));
+        // At the limit itself, it parses.
+        let at_limit = format!(
+            "{}a eq 1{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
+        assert!(filter(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn too_many_terms_are_refused() {
+        let terms = |n: usize| vec!["a eq 1"; n].join(" and ");
+        assert!(filter(&terms(MAX_FILTER_TERMS)).is_ok());
+        let err = filter(&terms(MAX_FILTER_TERMS + 1)).unwrap_err();
+        assert!(err.what.contains("comparisons"), "{err}");
+        let fields = |n: usize| vec!["name desc"; n].join(",");
+        assert!(order_by(&fields(MAX_ORDER_TERMS)).is_ok());
+        let err = order_by(&fields(MAX_ORDER_TERMS + 1)).unwrap_err();
+        assert!(err.what.contains(&MAX_ORDER_TERMS.to_string()), "{err}");
+    }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A generated filter: comparisons joined by and/or, wrapped in
+        /// parentheses and `not`, as deep as the generator goes.
+        fn expression() -> impl Strategy<Value = String> {
+            let leaf = (
+                "[a-z_]{1,8}",
+                "eq|ne|gt|ge|lt|le",
+                "'[^']{0,6}'|-?[0-9]{1,4}|true|null",
+            )
+                .prop_map(|(field, op, value)| format!("{field} {op} {value}"));
+            leaf.prop_recursive(64, 400, 4, |inner| {
+                prop_oneof![
+                    inner.clone().prop_map(|e| format!("({e})")),
+                    inner.clone().prop_map(|e| format!("not {e}")),
+                    (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+                    (inner.clone(), inner).prop_map(|(a, b)| format!("{a} or {b}")),
+                ]
+            })
+        }
+
+        fn depth(filter: &Filter) -> usize {
+            match filter {
+                Filter::Compare { .. } => 0,
+                Filter::Not(a) => 1 + depth(a),
+                Filter::And(a, b) | Filter::Or(a, b) => depth(a).max(depth(b)),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn any_text_parses_or_is_a_positioned_error(input in "\\PC{0,300}") {
+                if let Err(e) = filter(&input) {
+                    prop_assert!(e.position <= input.chars().count());
+                }
+                let _ = order_by(&input);
+            }
+
+            #[test]
+            fn generated_expressions_stay_within_the_bounds(input in expression()) {
+                match filter(&input) {
+                    Ok(parsed) => prop_assert!(depth(&parsed) <= MAX_FILTER_DEPTH),
+                    Err(e) => prop_assert!(
+                        e.what.contains("deep") || e.what.contains("comparisons"),
+                        "a generated expression is well formed, so only a bound refuses it: {e}"
+                    ),
+                }
+            }
+
+            #[test]
+            fn nesting_of_any_depth_never_overflows(open in 0usize..20_000, nots in 0usize..20_000) {
+                let input = format!("{}{}a eq 1{}", "not ".repeat(nots), "(".repeat(open), ")".repeat(open));
+                let outcome = filter(&input);
+                prop_assert_eq!(outcome.is_ok(), open + nots <= MAX_FILTER_DEPTH);
+            }
+        }
     }
 }
