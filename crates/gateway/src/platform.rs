@@ -51,19 +51,9 @@ impl Platform {
         config.prepare_data_dir()?;
         let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         // Bind first: a port in use should fail before anything else starts.
-        let addr = config.http_socket_addr()?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {addr} ({e}); another process may hold it: stop it, or set MNO_HTTP_ADDR to a free address"
-            )
-        })?;
+        let listener = bind(config.http_socket_addr()?, "MNO_HTTP_ADDR").await?;
         let http_addr = listener.local_addr()?;
-        let metrics_addr = config.metrics_socket_addr()?;
-        let metrics_listener = TcpListener::bind(metrics_addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {metrics_addr} for metrics ({e}); another process may hold it: stop it, or set MNO_METRICS_ADDR to a free address"
-            )
-        })?;
+        let metrics_listener = bind(config.metrics_socket_addr()?, "MNO_METRICS_ADDR").await?;
         let metrics_addr = metrics_listener.local_addr()?;
 
         let (bus, child) = connect_bus(&config).await?;
@@ -191,6 +181,15 @@ impl Platform {
             metrics_server,
         })
     }
+}
+
+/// Listen on `addr`, the address `setting` names; a port in use is one clear line.
+async fn bind(addr: SocketAddr, setting: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} ({e}); another process may hold it: stop it, or set {setting} to a free address"
+        )
+    })
 }
 
 /// MNO_NATS_URL when set (it must answer); else a server on the default port;

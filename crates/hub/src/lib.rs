@@ -130,24 +130,7 @@ impl Hub {
                 .await?,
             );
         }
-        let limits = Arc::new(api::LoginLimits {
-            per_email: rate_limit::FailureLimiter::new(
-                config.login_failures_per_email,
-                config.login_window,
-            ),
-            per_address: rate_limit::FailureLimiter::new(
-                config.login_failures_per_address,
-                config.login_window,
-            ),
-            signup_per_email: rate_limit::FailureLimiter::new(
-                config.login_failures_per_email,
-                config.login_window,
-            ),
-            signup_per_address: rate_limit::FailureLimiter::new(
-                config.login_failures_per_address,
-                config.login_window,
-            ),
-        });
+        let limits = Arc::new(api::LoginLimits::new(&config));
         Ok(Hub {
             state: api::AppState {
                 store,

@@ -21,6 +21,51 @@ async fn member_added_events(platform: &TestPlatform) -> i64 {
         .unwrap()
 }
 
+/// The status of `GET /hub/v1/orgs/{org}` for the signed-in user `token`: 200 for a member.
+async fn org_status(hub: &HubClient, org: &str, token: &str) -> StatusCode {
+    let path = format!("/hub/v1/orgs/{org}");
+    hub.call(Method::GET, &path, Some(&bearer(token)), None)
+        .await
+        .unwrap()
+        .0
+}
+
+/// `GET /hub/v1/invitations` for the signed-in user `token`: the list.
+async fn received(hub: &HubClient, token: &str) -> Value {
+    let (status, body) = hub
+        .call(
+            Method::GET,
+            "/hub/v1/invitations",
+            Some(&bearer(token)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["invitations"].clone()
+}
+
+/// `POST /hub/v1/invitations/{id}/{action}` as `token`: the status.
+async fn answer(hub: &HubClient, token: &str, id: &str, action: &str) -> StatusCode {
+    let path = format!("/hub/v1/invitations/{id}/{action}");
+    hub.call(Method::POST, &path, Some(&bearer(token)), None)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Invite `email` again as `auth`, which must be refused with 409: its code.
+async fn refused_invitation(hub: &HubClient, org: &str, auth: &str, email: &str) -> Value {
+    let path = format!("/hub/v1/orgs/{org}/invitations");
+    let body = json!({"email": email, "role": "member"});
+    let (status, answer) = hub
+        .call(Method::POST, &path, Some(auth), Some(body))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    answer["errors"][0]["code"].clone()
+}
+
 /// An invitation answer without what differs between any two invitations.
 fn shape(invitation: &Value) -> Value {
     let mut shape = invitation.clone();
@@ -72,62 +117,29 @@ async fn adding_by_email_invites_and_only_the_invitee_makes_a_member(
         "no member yet"
     );
     // Not a member until accepted: Bob still may not see the org.
-    let (status, _) = hub
-        .call(
-            Method::GET,
-            &format!("/hub/v1/orgs/{org}"),
-            Some(&bearer(&bob_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        org_status(&hub, &org, &bob_token).await,
+        StatusCode::FORBIDDEN
+    );
     // Inviting the same address twice is refused.
-    let (status, again) = hub
-        .call(
-            Method::POST,
-            &format!("/hub/v1/orgs/{org}/invitations"),
-            Some(&owner_auth),
-            Some(json!({"email": "bob@example.com", "role": "member"})),
-        )
-        .await?;
-    assert_eq!(status, StatusCode::CONFLICT, "{again}");
-    assert_eq!(again["errors"][0]["code"], "already_invited");
+    assert_eq!(
+        refused_invitation(&hub, &org, &owner_auth, "bob@example.com").await,
+        "already_invited"
+    );
 
     // Bob sees his invitation; Eve sees none and cannot take Bob's.
-    let (_, mine) = hub
-        .call(
-            Method::GET,
-            "/hub/v1/invitations",
-            Some(&bearer(&bob_token)),
-            None,
-        )
-        .await?;
-    let received = mine["invitations"].as_array().unwrap();
-    assert_eq!(received.len(), 1, "{mine}");
-    assert_eq!(received[0]["org_id"], org.as_str());
-    assert_eq!(received[0]["org_name"], "Acme");
-    assert_eq!(received[0]["role"], "power_user");
-    assert_eq!(received[0]["invited_by"]["id"], owner.id.as_str());
-    let bob_invitation = received[0]["id"].as_str().unwrap().to_owned();
-    let (_, eves) = hub
-        .call(
-            Method::GET,
-            "/hub/v1/invitations",
-            Some(&bearer(&eve_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(eves["invitations"], json!([]));
+    let mine = received(&hub, &bob_token).await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    assert_eq!(mine[0]["org_id"], org.as_str());
+    assert_eq!(mine[0]["org_name"], "Acme");
+    assert_eq!(mine[0]["role"], "power_user");
+    assert_eq!(mine[0]["invited_by"]["id"], owner.id.as_str());
+    let bob_invitation = mine[0]["id"].as_str().unwrap().to_owned();
+    let eves = received(&hub, &eve_token).await;
+    assert_eq!(eves, json!([]));
     for action in ["accept", "decline"] {
-        let (status, body) = hub
-            .call(
-                Method::POST,
-                &format!("/hub/v1/invitations/{bob_invitation}/{action}"),
-                Some(&bearer(&eve_token)),
-                None,
-            )
-            .await?;
-        assert_eq!(status, StatusCode::NOT_FOUND, "eve {action}: {body}");
+        let status = answer(&hub, &eve_token, &bob_invitation, action).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "eve {action}");
     }
 
     // Bob accepts: a power_user now, and `member_added` is written with it.
@@ -144,36 +156,17 @@ async fn adding_by_email_invites_and_only_the_invitee_makes_a_member(
     assert_eq!(member["role"], "power_user");
     assert_eq!(member["org_id"], org.as_str());
     assert_eq!(member_added_events(platform).await, members_before + 1);
-    let (status, _) = hub
-        .call(
-            Method::GET,
-            &format!("/hub/v1/orgs/{org}"),
-            Some(&bearer(&bob_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(org_status(&hub, &org, &bob_token).await, StatusCode::OK);
     // Spent: accepting again finds nothing.
-    let (status, _) = hub
-        .call(
-            Method::POST,
-            &format!("/hub/v1/invitations/{bob_invitation}/accept"),
-            Some(&bearer(&bob_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer(&hub, &bob_token, &bob_invitation, "accept").await,
+        StatusCode::NOT_FOUND
+    );
     // A member is not invited again.
-    let (status, body) = hub
-        .call(
-            Method::POST,
-            &format!("/hub/v1/orgs/{org}/invitations"),
-            Some(&owner_auth),
-            Some(json!({"email": "bob@example.com", "role": "member"})),
-        )
-        .await?;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["errors"][0]["code"], "already_member");
+    assert_eq!(
+        refused_invitation(&hub, &org, &owner_auth, "bob@example.com").await,
+        "already_member"
+    );
 
     // Admins list the pending ones; a power_user may not.
     let pending_path = format!("/hub/v1/orgs/{org}/invitations");
@@ -191,15 +184,8 @@ async fn adding_by_email_invites_and_only_the_invitee_makes_a_member(
 
     // The address with no account: the invitation waits for the sign-up.
     let (_, ghost_token) = hub.signup_and_login("ghost@example.com").await?;
-    let (_, ghosts) = hub
-        .call(
-            Method::GET,
-            "/hub/v1/invitations",
-            Some(&bearer(&ghost_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(ghosts["invitations"][0]["id"], ghost_invitation.as_str());
+    let ghosts = received(&hub, &ghost_token).await;
+    assert_eq!(ghosts[0]["id"], ghost_invitation.as_str());
     // Revoked by an admin, it is gone for the invitee too.
     let (status, _) = hub
         .call(
@@ -210,42 +196,27 @@ async fn adding_by_email_invites_and_only_the_invitee_makes_a_member(
         )
         .await?;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, _) = hub
-        .call(
-            Method::POST,
-            &format!("/hub/v1/invitations/{ghost_invitation}/accept"),
-            Some(&bearer(&ghost_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        answer(&hub, &ghost_token, &ghost_invitation, "accept").await,
+        StatusCode::NOT_FOUND
+    );
 
     // Declining: no member, the invitation gone.
     let eve_invitation = hub
         .invite(&owner_token, &org, "eve@example.com", "member")
         .await?;
-    let (status, _) = hub
-        .call(
-            Method::POST,
-            &format!("/hub/v1/invitations/{eve_invitation}/decline"),
-            Some(&bearer(&eve_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        answer(&hub, &eve_token, &eve_invitation, "decline").await,
+        StatusCode::NO_CONTENT
+    );
     let (_, pending) = hub
         .call(Method::GET, &pending_path, Some(&owner_auth), None)
         .await?;
     assert_eq!(pending["invitations"], json!([]));
-    let (status, _) = hub
-        .call(
-            Method::GET,
-            &format!("/hub/v1/orgs/{org}"),
-            Some(&bearer(&eve_token)),
-            None,
-        )
-        .await?;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        org_status(&hub, &org, &eve_token).await,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(member_added_events(platform).await, members_before + 1);
     Ok(())
 }

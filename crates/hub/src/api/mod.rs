@@ -45,6 +45,22 @@ pub struct LoginLimits {
     pub signup_per_address: FailureLimiter,
 }
 
+impl LoginLimits {
+    /// Sign-ins and sign-ups for taken emails counted apart, with the same limits.
+    pub fn new(config: &HubConfig) -> Self {
+        let per_email =
+            || FailureLimiter::new(config.login_failures_per_email, config.login_window);
+        let per_address =
+            || FailureLimiter::new(config.login_failures_per_address, config.login_window);
+        Self {
+            per_email: per_email(),
+            per_address: per_address(),
+            signup_per_email: per_email(),
+            signup_per_address: per_address(),
+        }
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/hub/v1/users", post(users::signup))
