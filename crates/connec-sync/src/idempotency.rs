@@ -72,21 +72,20 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Idempotency {
     pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<Idempotency, String> {
-        let kv = match js.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    description: "Answers to requests sent with an Idempotency-Key".into(),
-                    history: 1,
-                    max_age: Duration::from_secs(24 * 3600),
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas.max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| e.to_string())?,
-        };
+        // Create, or bring an existing bucket to these settings: a bucket made
+        // with one replica must follow MNO_STREAM_REPLICAS once it is raised.
+        let kv = js
+            .create_or_update_key_value(kv::Config {
+                bucket: BUCKET.into(),
+                description: "Answers to requests sent with an Idempotency-Key".into(),
+                history: 1,
+                max_age: Duration::from_secs(24 * 3600),
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(Idempotency { kv })
     }
 

@@ -102,20 +102,19 @@ fn text(bytes: Bytes) -> String {
 impl IdMap {
     /// Open the bucket, creating it on first use.
     pub async fn open(js: &jetstream::Context, replicas: usize) -> Result<IdMap, IdMapError> {
-        let kv = match js.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    description: "Each app's local ids <-> global record ids".into(),
-                    history: 1,
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas.max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(bus)?,
-        };
+        // Create, or bring an existing bucket to these settings: a bucket made
+        // with one replica must follow MNO_STREAM_REPLICAS once it is raised.
+        let kv = js
+            .create_or_update_key_value(kv::Config {
+                bucket: BUCKET.into(),
+                description: "Each app's local ids <-> global record ids".into(),
+                history: 1,
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                ..Default::default()
+            })
+            .await
+            .map_err(bus)?;
         Ok(IdMap { kv, js: js.clone() })
     }
 

@@ -225,6 +225,22 @@ impl DecisionCache {
     }
 }
 
+/// Told of each Hub change by the process that made it, after the change is
+/// committed and before its caller is answered: so in one process a sign-out,
+/// an uninstall, a removed member or a lowered role is in force in every cache
+/// by the time the call that made it returns (other processes learn it from
+/// the Hub event, milliseconds later).
+pub trait HubChangeListener: Send + Sync {
+    /// A change about `org` (or the platform) and the user and app ids it names.
+    fn hub_changed(&self, org: &str, principal_ids: &[&str]);
+}
+
+impl HubChangeListener for DecisionCache {
+    fn hub_changed(&self, org: &str, principal_ids: &[&str]) {
+        self.invalidate(org, principal_ids);
+    }
+}
+
 impl CachingIdm {
     /// Default last-resort lifetime of a cached decision.
     pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -285,6 +301,11 @@ impl CachingIdm {
             max_age,
             listener,
         })
+    }
+
+    /// This cache as a listener of the Hub's changes made in this process.
+    pub fn change_listener(&self) -> std::sync::Arc<dyn HubChangeListener> {
+        self.cache.clone()
     }
 
     /// How many decisions are cached (for metrics and tests).

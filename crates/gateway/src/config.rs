@@ -7,8 +7,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::nats_child::NatsSync;
+
 /// The default address of the HTTP edge.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// The default address of the operator's metrics listener (loopback only).
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlatformConfig {
@@ -25,6 +29,11 @@ pub struct PlatformConfig {
     #[arg(long, env = "MNO_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: String,
 
+    /// Address of the operator's metrics listener (`GET /metrics`, Prometheus
+    /// text, no credentials: keep it on loopback or an operator network).
+    #[arg(long, env = "MNO_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: String,
+
     /// SQL database; SQLite under the data dir when unset, or a postgres:// URL.
     #[arg(long, env = "MNO_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -32,6 +41,11 @@ pub struct PlatformConfig {
     /// The nats-server binary to start as a child (default: .tools/nats/bin/nats-server).
     #[arg(long, env = "MNO_NATS_SERVER_BIN")]
     pub nats_server_bin: Option<PathBuf>,
+
+    /// How the child nats-server syncs its store: `always` (each write is on
+    /// disk before it is acknowledged) or `default` (nats-server's, every 2 minutes).
+    #[arg(long, env = "MNO_NATS_SYNC", value_enum, default_value_t = NatsSync::Always)]
+    pub nats_sync: NatsSync,
 
     /// Stream replicas: 1 for a single node, 3 for the cluster configuration.
     #[arg(long, env = "MNO_STREAM_REPLICAS", default_value_t = 1)]
@@ -88,8 +102,10 @@ impl PlatformConfig {
             nats_url,
             data_dir,
             http_addr: "127.0.0.1:0".into(),
+            metrics_addr: "127.0.0.1:0".into(),
             database_url: None,
             nats_server_bin: None,
+            nats_sync: NatsSync::Always,
             stream_replicas: 1,
             allow_private_webhooks: true,
             webhook_retry_schedule: Some("200ms,400ms,800ms".into()),
@@ -121,6 +137,15 @@ impl PlatformConfig {
             format!(
                 "MNO_HTTP_ADDR {:?} is not an address of the form host:port, e.g. {DEFAULT_HTTP_ADDR}",
                 self.http_addr
+            )
+        })
+    }
+
+    pub fn metrics_socket_addr(&self) -> Result<SocketAddr> {
+        self.metrics_addr.parse().with_context(|| {
+            format!(
+                "MNO_METRICS_ADDR {:?} is not an address of the form host:port, e.g. {DEFAULT_METRICS_ADDR}",
+                self.metrics_addr
             )
         })
     }
@@ -171,6 +196,7 @@ impl PlatformConfig {
     /// Check everything that can be checked without starting anything.
     pub fn validate(&self) -> Result<()> {
         self.http_socket_addr()?;
+        self.metrics_socket_addr()?;
         if let Some(url) = &self.nats_url {
             mno_events::bus::parse_url(url)?;
         }

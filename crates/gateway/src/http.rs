@@ -1,5 +1,7 @@
-//! The edge router: each part's routes, plus health, readiness, metrics, and
-//! JSON answers for unknown routes and oversized bodies.
+//! The edge router: each part's routes, plus health, readiness, and JSON
+//! answers for unknown routes and oversized bodies; and the operator's metrics
+//! router, served on its own address (`MNO_METRICS_ADDR`), never on the edge:
+//! metrics need no credentials and name apps and consumers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,7 +40,6 @@ pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
     let mut app: Router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state);
     for part in parts {
         app = app.merge(part);
@@ -48,6 +49,14 @@ pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(counters, count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// The operator's listener: `/metrics` only (unknown paths answer the JSON 404).
+pub fn metrics_router(state: EdgeState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .fallback(not_found)
 }
 
 async fn healthz() -> Json<serde_json::Value> {

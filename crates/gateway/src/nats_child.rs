@@ -30,6 +30,22 @@ pub const PID_FILE: &str = "nats.pid";
 /// How long a nats-server gets to flush its store after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
+/// How the child server's file store reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NatsSync {
+    /// Every write is synced (fsync) before JetStream acknowledges it, so an
+    /// acknowledged write survives an OS crash or power loss on one node.
+    Always,
+    /// nats-server's default: the store is synced every 2 minutes; a write
+    /// acknowledged in the last 2 minutes can be lost to an OS crash or power
+    /// loss (not to a crash of nats-server or of `mno` alone).
+    Default,
+}
+
+/// The config file holding what nats-server takes from a file only (its
+/// store's sync policy); the rest is given on its command line.
+const CONFIG_FILE: &str = "server.conf";
+
 /// A nats-server started by `mno up`.
 pub struct ChildNats {
     child: Child,
@@ -85,10 +101,25 @@ impl ChildNats {
     /// Start `binary` with JetStream and its store under `data_dir/nats`, and
     /// wait until it answers. With `default_ports` it listens on 4222 (and
     /// monitors on 8222) when those are free, so operator tools find it.
-    pub async fn start(binary: &Path, data_dir: &Path, default_ports: bool) -> Result<ChildNats> {
+    pub async fn start(
+        binary: &Path,
+        data_dir: &Path,
+        default_ports: bool,
+        sync: NatsSync,
+    ) -> Result<ChildNats> {
         let dir = data_dir.join("nats");
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("create the nats store dir {}", dir.display()))?;
+        let config = dir.join(CONFIG_FILE);
+        let sync_interval = match sync {
+            NatsSync::Always => "jetstream {\n  sync_interval: always\n}\n",
+            NatsSync::Default => "",
+        };
+        std::fs::write(
+            &config,
+            format!("# Written by mno at each start (MNO_NATS_SYNC).\n{sync_interval}"),
+        )
+        .with_context(|| format!("write {}", config.display()))?;
         let (port, monitor_port) = if default_ports {
             (pick_port(DEFAULT_PORT)?, pick_port(DEFAULT_MONITOR_PORT)?)
         } else {
@@ -101,6 +132,8 @@ impl ChildNats {
             .open(&log)
             .with_context(|| format!("open {}", log.display()))?;
         let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
             .args(["-a", "127.0.0.1", "-js", "--server_name", "mno-up"])
             .args(["-p", &port.to_string(), "-m", &monitor_port.to_string()])
             .arg("-sd")
@@ -291,5 +324,29 @@ mod tests {
             Path::new("/no/such/store")
         ));
         assert!(!is_zombie(std::process::id()));
+    }
+
+    /// What the running server reports of its store's sync policy.
+    async fn syncs_always(child: &ChildNats) -> bool {
+        let varz: serde_json::Value = reqwest::get(format!("{}/varz", child.monitor_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        varz["jetstream"]["config"]["sync_always"] == true
+    }
+
+    #[tokio::test]
+    async fn the_child_syncs_every_write_unless_told_to_keep_the_servers_default() {
+        let binary = find_binary(None).unwrap();
+        for (sync, always) in [(NatsSync::Always, true), (NatsSync::Default, false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let child = ChildNats::start(&binary, dir.path(), false, sync)
+                .await
+                .unwrap();
+            assert_eq!(syncs_always(&child).await, always, "{sync:?}");
+            child.stop().await.unwrap();
+        }
     }
 }

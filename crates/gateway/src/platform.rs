@@ -26,6 +26,8 @@ pub struct Platform;
 /// A started platform; call [`RunningPlatform::shutdown`] to stop it cleanly.
 pub struct RunningPlatform {
     pub http_addr: SocketAddr,
+    /// The operator's metrics listener (`GET /metrics`).
+    pub metrics_addr: SocketAddr,
     pub nats_url: String,
     pub bus: Bus,
     pub db: sqlx::AnyPool,
@@ -38,6 +40,8 @@ pub struct RunningPlatform {
     _data_dir: DataDirLock,
     stop_http: oneshot::Sender<()>,
     server: JoinHandle<std::io::Result<()>>,
+    stop_metrics: oneshot::Sender<()>,
+    metrics_server: JoinHandle<std::io::Result<()>>,
 }
 
 impl Platform {
@@ -46,13 +50,10 @@ impl Platform {
         config.prepare_data_dir()?;
         let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         // Bind first: a port in use should fail before anything else starts.
-        let addr = config.http_socket_addr()?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {addr} ({e}); another process may hold it: stop it, or set MNO_HTTP_ADDR to a free address"
-            )
-        })?;
+        let listener = bind(config.http_socket_addr()?, "MNO_HTTP_ADDR").await?;
         let http_addr = listener.local_addr()?;
+        let metrics_listener = bind(config.metrics_socket_addr()?, "MNO_METRICS_ADDR").await?;
+        let metrics_addr = metrics_listener.local_addr()?;
 
         let (bus, child) = connect_bus(&config).await?;
         let nats_url = child
@@ -87,16 +88,18 @@ impl Platform {
         })
         .await
         .context("start the Hub")?;
-        // Connec! and Impac! ask through a cache that Hub events keep fresh.
-        let idm: Arc<dyn mno_events::idm::Idm> = Arc::new(
-            mno_events::idm::CachingIdm::start(
-                hub.idm(),
-                bus.client.clone(),
-                mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
-            )
-            .await
-            .context("subscribe the IDM cache to Hub events")?,
-        );
+        // Connec! and Impac! ask through a cache that Hub events keep fresh; in
+        // this process the Hub also tells it of each change before answering
+        // the call that made it, so a revocation is in force once it returns.
+        let caching = mno_events::idm::CachingIdm::start(
+            hub.idm(),
+            bus.client.clone(),
+            mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
+        )
+        .await
+        .context("subscribe the IDM cache to Hub events")?;
+        hub.add_change_listener(caching.change_listener());
+        let idm: Arc<dyn mno_events::idm::Idm> = Arc::new(caching);
         let connec = Connec::start(ConnecDeps {
             bus: bus.clone(),
             db: db.clone(),
@@ -104,7 +107,8 @@ impl Platform {
             directory: hub.directory(),
             config: ConnecConfig {
                 delivery: config.delivery_config(),
-                ..Default::default()
+                // The id map and idempotency buckets follow the streams' replicas.
+                kv_replicas: config.stream_replicas,
             },
         })
         .await
@@ -126,6 +130,16 @@ impl Platform {
             db: db.clone(),
             counters: Arc::new(Default::default()),
         };
+        let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+        let metrics = http::metrics_router(edge.clone());
+        let metrics_server = tokio::spawn(async move {
+            axum::serve(metrics_listener, metrics)
+                .with_graceful_shutdown(async {
+                    let _ = metrics_stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%metrics_addr, "serving metrics");
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
         let (stop_http, stopped) = oneshot::channel::<()>();
         let limits = config.edge_limits();
@@ -140,6 +154,7 @@ impl Platform {
 
         Ok(RunningPlatform {
             http_addr,
+            metrics_addr,
             nats_url,
             bus,
             db,
@@ -151,8 +166,19 @@ impl Platform {
             _data_dir: data_dir_lock,
             stop_http,
             server,
+            stop_metrics,
+            metrics_server,
         })
     }
+}
+
+/// Listen on `addr`, the address `setting` names; a port in use is one clear line.
+async fn bind(addr: SocketAddr, setting: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {addr} ({e}); another process may hold it: stop it, or set {setting} to a free address"
+        )
+    })
 }
 
 /// MNO_NATS_URL when set (it must answer); else a server on the default port;
@@ -175,7 +201,7 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
         Err(_) => {}
     }
     let binary = nats_child::find_binary(config.nats_server_bin.as_deref())?;
-    let child = ChildNats::start(&binary, &config.data_dir, true).await?;
+    let child = ChildNats::start(&binary, &config.data_dir, true, config.nats_sync).await?;
     tracing::info!(url = %child.url, monitor = %child.monitor_url, "started nats-server child");
     let bus = bus::connect(&child.url).await?;
     Ok((bus, Some(child)))
@@ -184,6 +210,11 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
 impl RunningPlatform {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// Where the operator's metrics are: `http://<MNO_METRICS_ADDR>/metrics`.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_addr)
     }
 
     /// Stop in order: stop taking requests and finish those in flight, stop
@@ -196,6 +227,7 @@ impl RunningPlatform {
     pub async fn shutdown(self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         let _ = self.stop_http.send(());
+        let _ = self.stop_metrics.send(());
         let server = self.server;
         within(
             deadline,
@@ -209,6 +241,11 @@ impl RunningPlatform {
                 }
             },
         )
+        .await;
+        let metrics_server = self.metrics_server;
+        within(deadline, STEP_GRACE, "the metrics listener", async {
+            let _ = metrics_server.await;
+        })
         .await;
         within(deadline, STEP_GRACE, "Impac!", self.impac.shutdown()).await;
         within(deadline, STEP_GRACE, "Connec!", self.connec.shutdown()).await;

@@ -21,10 +21,12 @@ mod support;
 /// Invoices in the backlog (about 1.5 events each): enough that folding takes a while.
 const RECORDS: u64 = 12_000;
 
-fn start_mno(data_dir: &Path, nats_url: &str, port: u16) -> Child {
+/// `mno up` with its edge and its operator's metrics on the given ports.
+fn start_mno(data_dir: &Path, nats_url: &str, port: u16, metrics_port: u16) -> Child {
     support::mno_command(data_dir)
         .env("MNO_NATS_URL", nats_url)
         .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("MNO_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
         .arg("up")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -40,9 +42,9 @@ async fn wait_ready(base: &str) {
     .await;
 }
 
-/// Pending messages of the Impac! runner's consumer, from `/metrics`.
-async fn impac_pending(base: &str) -> Option<u64> {
-    let text = reqwest::get(format!("{base}/metrics"))
+/// Pending messages of the Impac! runner's consumer, from the operator's `/metrics`.
+async fn impac_pending(metrics_port: u16) -> Option<u64> {
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
         .ok()?
         .text()
@@ -141,9 +143,10 @@ async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
     let server = NatsServer::start().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
+    let metrics_port = free_port();
     let base = format!("http://127.0.0.1:{port}");
 
-    let mut up = start_mno(data.path(), &server.url(), port);
+    let mut up = start_mno(data.path(), &server.url(), port, metrics_port);
     wait_ready(&base).await;
     let owner = user_and_org(&base).await;
     // Stop it so that the whole backlog waits for the next start.
@@ -165,7 +168,7 @@ async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
         .flatten()
         .unwrap_or(0)
     };
-    let mut up = start_mno(data.path(), &server.url(), port);
+    let mut up = start_mno(data.path(), &server.url(), port, metrics_port);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while checkpoint().await == 0 {
         assert!(
@@ -193,12 +196,12 @@ async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
     );
 
     // Restart: the fold resumes and the report equals the independent computation.
-    let mut up = start_mno(data.path(), &server.url(), port);
+    let mut up = start_mno(data.path(), &server.url(), port, metrics_port);
     wait_ready(&base).await;
     wait_for(
         "the runner to catch up",
         Duration::from_secs(120),
-        || async { impac_pending(&base).await.filter(|&p| p == 0) },
+        || async { impac_pending(metrics_port).await.filter(|&p| p == 0) },
     )
     .await;
     let report = wait_for(

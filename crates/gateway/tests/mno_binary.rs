@@ -102,9 +102,11 @@ async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothin
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    let metrics_port = free_port();
     let start = || {
         mno(data.path())
             .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("MNO_METRICS_ADDR", format!("127.0.0.1:{metrics_port}"))
             .arg("up")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -128,7 +130,12 @@ async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothin
     assert_eq!(body["database"], "ok");
     let health = get(&format!("{base}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = get(&format!("{base}/metrics"))
+    // Metrics are the operator's, on their own address; the public edge has none.
+    assert!(
+        first_line.contains(&format!("metrics http://127.0.0.1:{metrics_port}/metrics")),
+        "{first_line}"
+    );
+    let metrics = get(&format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
         .unwrap()
         .text()
@@ -138,6 +145,8 @@ async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothin
         metrics.contains("mno_stream_messages{stream=\"RECORDS\"} 0"),
         "{metrics}"
     );
+    let edge = get(&format!("{base}/metrics")).await.unwrap();
+    assert_eq!(edge.status(), 404, "the edge serves no metrics");
 
     // Its child nats-server is where `mno up` said; write an event there.
     let nats_url = std::fs::read_to_string(data.path().join("nats.url")).unwrap();

@@ -44,9 +44,11 @@ pub struct HubConfig {
     pub session_ttl: Duration,
     /// How long rotated-out API credentials and webhook secrets keep working.
     pub credential_overlap: Duration,
-    /// Failed sign-ins allowed per email within `login_window` before 429.
+    /// Failed sign-ins allowed per email within `login_window` before 429
+    /// (and, counted apart, sign-ups refused because the email is taken).
     pub login_failures_per_email: usize,
-    /// Failed sign-ins allowed per client address within `login_window` before 429.
+    /// Failed sign-ins allowed per client address within `login_window` before 429
+    /// (and, counted apart, sign-ups refused because the email is taken).
     pub login_failures_per_address: usize,
     pub login_window: Duration,
     /// Proxies whose `X-Forwarded-For` names the client; from others it is ignored.
@@ -110,14 +112,14 @@ impl Hub {
                     .spawn(stopped.clone()),
             ];
         if config.serve_nats {
-            let cached: Arc<dyn Idm> = Arc::new(
-                mno_events::idm::CachingIdm::start(
-                    Arc::new(responder::HashedCredentials(hub_idm.clone())),
-                    deps.bus.client.clone(),
-                    mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
-                )
-                .await?,
-            );
+            let caching = mno_events::idm::CachingIdm::start(
+                Arc::new(responder::HashedCredentials(hub_idm.clone())),
+                deps.bus.client.clone(),
+                mno_events::idm::CachingIdm::DEFAULT_MAX_AGE,
+            )
+            .await?;
+            store.add_change_listener(caching.change_listener());
+            let cached: Arc<dyn Idm> = Arc::new(caching);
             tasks.extend(
                 responder::spawn(
                     deps.bus.client.clone(),
@@ -128,16 +130,7 @@ impl Hub {
                 .await?,
             );
         }
-        let limits = Arc::new(api::LoginLimits {
-            per_email: rate_limit::FailureLimiter::new(
-                config.login_failures_per_email,
-                config.login_window,
-            ),
-            per_address: rate_limit::FailureLimiter::new(
-                config.login_failures_per_address,
-                config.login_window,
-            ),
-        });
+        let limits = Arc::new(api::LoginLimits::new(&config));
         Ok(Hub {
             state: api::AppState {
                 store,
@@ -164,6 +157,12 @@ impl Hub {
 
     pub fn directory(&self) -> Arc<dyn Directory> {
         self.directory.clone()
+    }
+
+    /// Tell `listener` (a cache in this process, such as a `CachingIdm`) of
+    /// every Hub change before the call that made it is answered.
+    pub fn add_change_listener(&self, listener: Arc<dyn mno_events::idm::HubChangeListener>) {
+        self.state.store.add_change_listener(listener);
     }
 
     /// The Hub's SQL, for tests and tools.

@@ -16,7 +16,7 @@ use common::World;
 
 use mno_events::directory::{AppStack, Directory, NatsDirectory, SharedEntity};
 use mno_events::idm::*;
-use mno_hub::store::{apps, installs, orgs, users};
+use mno_hub::store::{apps, installs, invitations, orgs, users};
 use mno_hub::{secrets, HubConfig};
 
 /// An hour: longer than any test, so only a Hub event can drop a cached decision.
@@ -52,7 +52,8 @@ async fn setup(hub: &mno_hub::Hub) -> Setup {
     let org = orgs::create(store, &owner.id, "Acme", "USD", "UTC", "US")
         .await
         .unwrap();
-    orgs::add_member(
+    // Bob joins by consent: invited, then accepting.
+    let invitation = invitations::invite(
         store,
         &owner.id,
         mno_hub::access::Role::SuperAdmin,
@@ -62,6 +63,9 @@ async fn setup(hub: &mno_hub::Hub) -> Setup {
     )
     .await
     .unwrap();
+    invitations::accept(store, &invitation.id, &bob.id, "bob@example.com")
+        .await
+        .unwrap();
     let (app, creds) = apps::create(
         store,
         &owner.id,

@@ -485,7 +485,7 @@ pub async fn create(
     let webhook = match body.get("alert") {
         Some(alert) if alert.get("webhook").is_some() => {
             let url = alert["webhook"].as_str().unwrap_or_default();
-            ssrf::check_url(url, state.kpis.allow_private_webhooks)
+            ssrf::check_registration(url, state.kpis.allow_private_webhooks)
                 .map_err(|e| invalid("/alert/webhook", format!("alert.webhook: {e}")))?;
             Some(url.to_owned())
         }
@@ -638,10 +638,25 @@ pub async fn delete(
         .fetch_optional(&state.db)
         .await
         .map_err(ApiError::internal)?;
-    let Some(kpi) = row.as_ref().map(decode) else {
-        return Err(ApiError::not_found(format!("no KPI {id:?}")));
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no KPI {id:?} over organisations you may read; GET /impac/api/v2/kpis lists yours"
+        ))
     };
-    authorize_widget(&state, &headers, &kpi.widget, &kpi.org_ids).await?;
+    let Some(kpi) = row.as_ref().map(decode) else {
+        return Err(unknown());
+    };
+    // Another org's KPI answers as an unknown one: a 403 would name that org
+    // (and confirm the KPI exists) to someone who may not see it.
+    authorize_widget(&state, &headers, &kpi.widget, &kpi.org_ids)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::FORBIDDEN {
+                unknown()
+            } else {
+                e
+            }
+        })?;
     sqlx::query("DELETE FROM impac_kpis WHERE id = $1")
         .bind(&id)
         .execute(&state.db)

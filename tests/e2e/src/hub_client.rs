@@ -218,17 +218,45 @@ impl HubClient {
         str_field(&body, "id")
     }
 
-    /// `POST /hub/v1/orgs/{org}/members` {email, role}.
-    pub async fn add_member(&self, token: &str, org: &str, email: &str, role: &str) -> Result<()> {
+    /// `POST /hub/v1/orgs/{org}/invitations` {email, role} → the invitation id.
+    pub async fn invite(&self, token: &str, org: &str, email: &str, role: &str) -> Result<String> {
+        let body = self
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                &format!("/hub/v1/orgs/{org}/invitations"),
+                Some(&bearer(token)),
+                Some(json!({"email": email, "role": role})),
+            )
+            .await?;
+        str_field(&body, "id")
+    }
+
+    /// `POST /hub/v1/invitations/{id}/accept` as the invited user.
+    pub async fn accept(&self, token: &str, invitation: &str) -> Result<()> {
         self.expect(
             StatusCode::CREATED,
             Method::POST,
-            &format!("/hub/v1/orgs/{org}/members"),
+            &format!("/hub/v1/invitations/{invitation}/accept"),
             Some(&bearer(token)),
-            Some(json!({"email": email, "role": role})),
+            None,
         )
         .await?;
         Ok(())
+    }
+
+    /// A member by consent: an admin (`token`) invites `email` to `org` as
+    /// `role`, and its user (`invitee_token`) accepts.
+    pub async fn add_member(
+        &self,
+        token: &str,
+        org: &str,
+        email: &str,
+        role: &str,
+        invitee_token: &str,
+    ) -> Result<()> {
+        let invitation = self.invite(token, org, email, role).await?;
+        self.accept(invitee_token, &invitation).await
     }
 
     /// `DELETE /hub/v1/orgs/{org}/members/{user_id}`.
@@ -387,6 +415,7 @@ pub async fn hub_fingerprint(db: &sqlx::AnyPool) -> Result<Vec<(String, i64)>> {
         "hub_app_credentials",
         "hub_webhook_secrets",
         "hub_installs",
+        "hub_invitations",
         "hub_outbox",
     ] {
         let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))

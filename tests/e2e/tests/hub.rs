@@ -155,7 +155,7 @@ async fn members_read_by_role_and_lose_access_when_removed(platform: &TestPlatfo
         .await?;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
-    hub.add_member(&owner, &org, "bob@example.com", "member")
+    hub.add_member(&owner, &org, "bob@example.com", "member", &bob_token)
         .await?;
     let read = hub
         .check(session(&bob_token), &org, Some("invoices"), "read")
@@ -256,7 +256,7 @@ async fn a_service_apart_sees_revocations_through_its_cache(platform: &TestPlatf
         .org_with_app("owner@example.com", None, &[("invoices", true, true)])
         .await?;
     let (bob, bob_token) = hub.signup_and_login("bob@example.com").await?;
-    hub.add_member(&token, &org, "bob@example.com", "member")
+    hub.add_member(&token, &org, "bob@example.com", "member", &bob_token)
         .await?;
 
     let client = platform.nats.client().await;
@@ -330,9 +330,9 @@ async fn concurrent_changes_all_land_with_one_event_each(platform: &TestPlatform
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
             let org = hub.create_org(&token, &format!("Org {i}"), "USD").await?;
-            hub.signup(&format!("user{i}@example.com"), TEST_PASSWORD, "U")
-                .await?;
-            hub.add_member(&token, &org, &format!("user{i}@example.com"), "member")
+            let email = format!("user{i}@example.com");
+            let (_, member) = hub.signup_and_login(&email).await?;
+            hub.add_member(&token, &org, &email, "member", &member)
                 .await?;
             anyhow::Ok(org)
         }));

@@ -243,3 +243,90 @@ async fn crossings(world: ImpacWorld) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(kpis(&world).await, json!([]));
 }
+
+#[tokio::test]
+async fn deleting_another_orgs_kpi_answers_as_an_unknown_kpi_and_names_no_org() {
+    let world = ImpacWorld::start("kpi-owner@example.com", READS).await;
+    let body = json!({"org_ids": [world.org], "widget": "accounts/profit_and_loss",
+                      "element": "totals.revenue", "target": {"max": "1000"}, "alert": {"inapp": true}});
+    let (status, created) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["kpi"]["id"].as_str().unwrap().to_owned();
+
+    // A signed-in user of another org only.
+    let hub = mno_e2e::hub_client::HubClient::new(&world.platform.base_url);
+    let (_, stranger) = hub
+        .signup_and_login("kpi-stranger@example.com")
+        .await
+        .unwrap();
+    hub.create_org(&stranger, "Elsewhere", "USD").await.unwrap();
+    let delete = |auth: String| {
+        let url = world.platform.url(&format!("/impac/api/v2/kpis/{id}"));
+        let http = world.platform.http.clone();
+        async move {
+            let response = http
+                .delete(url)
+                .header("Authorization", auth)
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let (status, answer) = delete(mno_e2e::hub_client::bearer(&stranger)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(!answer.contains(&world.org), "names the org: {answer}");
+    // Same answer as a KPI that does not exist.
+    let unknown = answer.replace(&id, "nope");
+    let (_, none) = {
+        let url = world.platform.url("/impac/api/v2/kpis/nope");
+        let response = world
+            .platform
+            .http
+            .delete(url)
+            .header("Authorization", mno_e2e::hub_client::bearer(&stranger))
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+    assert_eq!(unknown, none);
+    assert_eq!(kpis(&world).await.as_array().unwrap().len(), 1, "kept");
+    // Without credentials it is still 401, and the owner still deletes it.
+    let (status, _) = delete(String::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, answer) = delete(world.auth.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+}
+
+#[tokio::test]
+async fn kpi_alert_webhooks_take_the_platforms_one_url_check() {
+    let platform = TestPlatform::spawn_with(|c| c.allow_private_webhooks = false).await;
+    let world = ImpacWorld::start_on(platform, "kpi-owner@example.com", READS).await;
+    for url in [
+        "http://localhost:9/x",
+        "http://api.localhost/x",
+        "http://198.18.0.1/x",
+        "http://240.0.0.1/x",
+        "http://192.0.0.8/x",
+        "http://[::127.0.0.1]/x",
+        "http://[64:ff9b::10.0.0.1]/x",
+        "http://[2002:7f00:1::]/x",
+        "https://user:pass@alerts.example.com/x",
+    ] {
+        let body = json!({"org_ids": [world.org], "widget": "accounts/profit_and_loss",
+                          "element": "totals.revenue", "target": {"max": "1000"}, "alert": {"webhook": url}});
+        let (status, answer) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {answer}");
+        assert_eq!(
+            answer["errors"][0]["source"]["pointer"], "/alert/webhook",
+            "{answer}"
+        );
+    }
+    assert_eq!(kpis(&world).await, json!([]), "nothing stored");
+    let body = json!({"org_ids": [world.org], "widget": "accounts/profit_and_loss",
+                      "element": "totals.revenue", "target": {"max": "1000"},
+                      "alert": {"webhook": "https://alerts.example.com/hook"}});
+    let (status, answer) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+}

@@ -24,8 +24,10 @@ pub async fn run(args: Args) -> Result<()> {
     let mut stop = StopSignals::listen()?;
     let platform = Platform::start(args.config).await?;
     println!(
-        "mno is up: http://{}  (bus {})",
-        platform.http_addr, platform.nats_url
+        "mno is up: http://{}  (bus {}, metrics {})",
+        platform.http_addr,
+        platform.nats_url,
+        platform.metrics_url()
     );
     stop.received().await;
     tracing::info!("stop signal received; shutting down");

@@ -15,6 +15,8 @@ pub fn mno_command(data_dir: &Path) -> Command {
     command
         .env("MNO_DATA_DIR", data_dir)
         .env("MNO_LOG", "warn")
+        // Side by side, tests must not contend for the default metrics port.
+        .env("MNO_METRICS_ADDR", "127.0.0.1:0")
         .stdin(Stdio::null());
     command
 }

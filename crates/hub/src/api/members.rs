@@ -1,8 +1,7 @@
-//! Members of an org: list, add, change role, remove.
+//! Members of an org: list, change role, remove (they join by invitation: `invitations`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::Json;
 use mno_events::api_error::ApiJson;
 use mno_events::ApiError;
@@ -16,15 +15,6 @@ use crate::validate::{self, Problems};
 
 fn member_error(e: MemberError, org: &str, actor_role: Role) -> ApiError {
     match e {
-        MemberError::UnknownUser => ApiError::unprocessable(
-            "unknown_user",
-            "no user has this email; they must sign up first (POST /hub/v1/users)",
-        )
-        .at_pointer("/email"),
-        MemberError::AlreadyMember => ApiError::conflict(
-            "already_member",
-            format!("this user is already a member of {org}; change their role with PATCH .../members/{{user}}"),
-        ),
         MemberError::NotAMember => ApiError::not_found(format!(
             "this user is not a member of organisation {org}"
         ))
@@ -52,44 +42,6 @@ pub async fn list(
         .map_err(db_error)?;
     let list: Vec<_> = members.iter().map(|m| m.to_json()).collect();
     Ok(Json(json!({ "members": list })))
-}
-
-/// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewMember {
-    email: Option<String>,
-    role: Option<String>,
-}
-
-/// `POST /hub/v1/orgs/{org}/members` {email, role} (admin and above) → 201.
-pub async fn add(
-    State(state): State<AppState>,
-    me: SignedIn,
-    Path(org): Path<String>,
-    ApiJson(body): ApiJson<NewMember>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
-    require(
-        actor_role.can_manage_member_with(Role::Member),
-        actor_role,
-        "admin or super_admin",
-    )?;
-    let mut problems = Problems::default();
-    let email = problems.check("/email", validate::email(body.email.as_deref()));
-    let role = problems.check("/role", validate::role(body.role.as_deref()));
-    problems.into_result()?;
-    let member = orgs::add_member(
-        &state.store,
-        &me.user.id,
-        actor_role,
-        &org,
-        &email.unwrap(),
-        role.unwrap(),
-    )
-    .await
-    .map_err(|e| member_error(e, &org, actor_role))?;
-    Ok((StatusCode::CREATED, Json(member.to_json())))
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.

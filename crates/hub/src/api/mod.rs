@@ -6,6 +6,7 @@
 mod apps;
 mod check;
 mod installs;
+mod invitations;
 mod members;
 mod orgs;
 mod users;
@@ -38,6 +39,26 @@ pub struct AppState {
 pub struct LoginLimits {
     pub per_email: FailureLimiter,
     pub per_address: FailureLimiter,
+    /// Sign-ups refused because the email is taken (which tells that it has an
+    /// account), counted apart from sign-ins so probing cannot lock a user out.
+    pub signup_per_email: FailureLimiter,
+    pub signup_per_address: FailureLimiter,
+}
+
+impl LoginLimits {
+    /// Sign-ins and sign-ups for taken emails counted apart, with the same limits.
+    pub fn new(config: &HubConfig) -> Self {
+        let per_email =
+            || FailureLimiter::new(config.login_failures_per_email, config.login_window);
+        let per_address =
+            || FailureLimiter::new(config.login_failures_per_address, config.login_window);
+        Self {
+            per_email: per_email(),
+            per_address: per_address(),
+            signup_per_email: per_email(),
+            signup_per_address: per_address(),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -51,9 +72,27 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/hub/v1/orgs", post(orgs::create).get(orgs::list))
         .route("/hub/v1/orgs/{org}", get(orgs::show).patch(orgs::update))
+        // Adding a member by email invites them: the same as POST .../invitations.
         .route(
             "/hub/v1/orgs/{org}/members",
-            post(members::add).get(members::list),
+            post(invitations::create).get(members::list),
+        )
+        .route(
+            "/hub/v1/orgs/{org}/invitations",
+            post(invitations::create).get(invitations::of_org),
+        )
+        .route(
+            "/hub/v1/orgs/{org}/invitations/{invitation}",
+            axum::routing::delete(invitations::revoke),
+        )
+        .route("/hub/v1/invitations", get(invitations::mine))
+        .route(
+            "/hub/v1/invitations/{invitation}/accept",
+            post(invitations::accept),
+        )
+        .route(
+            "/hub/v1/invitations/{invitation}/decline",
+            post(invitations::decline),
         )
         .route(
             "/hub/v1/orgs/{org}/members/{user}",

@@ -25,9 +25,13 @@ pub struct SignUp {
     name: Option<String>,
 }
 
-/// `POST /hub/v1/users` → 201 the user.
+/// `POST /hub/v1/users` → 201 the user. A sign-up refused because the email
+/// is taken tells that the email has an account: such refusals are limited
+/// per email and per client address as failed sign-ins are.
 pub async fn signup(
     State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut problems = Problems::default();
@@ -36,17 +40,37 @@ pub async fn signup(
     let name = problems.check("/name", validate::name("name", body.name.as_deref()));
     problems.into_result()?;
     let (email, password, name) = (email.unwrap(), password.unwrap(), name.unwrap());
+    let address = client_address(connect, &headers, &state.config.trusted_proxies);
+    let limits = &state.limits;
+    limits
+        .signup_per_email
+        .check(&email)
+        .map_err(signups_limited)?;
+    if let Some(address) = &address {
+        limits
+            .signup_per_address
+            .check(address)
+            .map_err(signups_limited)?;
+    }
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     match users::create(&state.store, &email, &name, &hash).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user.to_json()))),
-        Err(users::CreateUserError::EmailTaken) => Err(ApiError::conflict(
-            "email_taken",
-            format!("a user with email {email} already exists; sign in with POST /hub/v1/sessions"),
-        )
-        .at_pointer("/email")),
+        Err(users::CreateUserError::EmailTaken) => {
+            limits.signup_per_email.record_failure(&email);
+            if let Some(address) = &address {
+                limits.signup_per_address.record_failure(address);
+            }
+            Err(ApiError::conflict(
+                "email_taken",
+                format!(
+                    "a user with email {email} already exists; sign in with POST /hub/v1/sessions"
+                ),
+            )
+            .at_pointer("/email"))
+        }
         Err(users::CreateUserError::Db(e)) => Err(db_error(e)),
     }
 }
@@ -94,6 +118,13 @@ fn client_address(
 fn limited(seconds: u64) -> ApiError {
     ApiError::too_many_requests(
         format!("too many failed sign-ins; wait {seconds} s (Retry-After) before trying again"),
+        seconds,
+    )
+}
+
+fn signups_limited(seconds: u64) -> ApiError {
+    ApiError::too_many_requests(
+        format!("too many sign-ups for taken emails; wait {seconds} s (Retry-After) before trying again"),
         seconds,
     )
 }

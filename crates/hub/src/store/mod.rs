@@ -8,12 +8,14 @@
 
 pub mod apps;
 pub mod installs;
+pub mod invitations;
 pub mod orgs;
 pub mod outbox;
 pub mod users;
 
 use std::sync::Arc;
 
+use mno_events::idm::HubChangeListener;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
@@ -36,11 +38,15 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The caches of this process told of each committed change.
+type Listeners = Arc<std::sync::RwLock<Vec<Arc<dyn HubChangeListener>>>>;
+
 #[derive(Clone)]
 pub struct Store {
     pub pool: AnyPool,
     write_lock: Arc<Mutex<()>>,
     outbox_written: Arc<Notify>,
+    listeners: Listeners,
 }
 
 impl Store {
@@ -57,7 +63,17 @@ impl Store {
             pool,
             write_lock: Arc::new(Mutex::new(())),
             outbox_written: Arc::new(Notify::new()),
+            listeners: Listeners::default(),
         })
+    }
+
+    /// Tell `listener` of every change committed from now on, before the
+    /// change's caller is answered.
+    pub fn add_change_listener(&self, listener: Arc<dyn HubChangeListener>) {
+        self.listeners
+            .write()
+            .expect("no listener panics while registering")
+            .push(listener);
     }
 
     /// Woken after every commit that wrote outbox rows.
@@ -77,8 +93,9 @@ impl Store {
             .await?;
         Ok(WriteTx {
             tx,
-            emitted: 0,
+            changes: Vec::new(),
             notify: self.outbox_written.clone(),
+            listeners: self.listeners.clone(),
             _guard: guard,
         })
     }
@@ -87,24 +104,48 @@ impl Store {
 /// A write transaction; its events reach the outbox only if it commits.
 pub struct WriteTx {
     pub tx: Transaction<'static, Any>,
-    emitted: usize,
+    /// What each emitted event is about: (org, user id, app id).
+    changes: Vec<(String, String, String)>,
     notify: Arc<Notify>,
+    listeners: Listeners,
     _guard: OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
     /// Add a Hub event to the outbox, in this transaction.
     pub async fn emit(&mut self, event: NewEvent) -> Result<i64, sqlx::Error> {
+        let about = (
+            event.org.clone(),
+            event.user_id.clone(),
+            event.app_id.clone(),
+        );
         let id = outbox::append(&mut self.tx, event).await?;
-        self.emitted += 1;
+        self.changes.push(about);
         Ok(id)
     }
 
+    /// Commit; then this process's caches drop what the changes touch (before
+    /// the caller answers), and the relay is woken to publish the events.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await?;
-        if self.emitted > 0 {
-            self.notify.notify_one();
+        if self.changes.is_empty() {
+            return Ok(());
         }
+        let listeners = self
+            .listeners
+            .read()
+            .expect("no listener panics while registering")
+            .clone();
+        for (org, user, app) in &self.changes {
+            let ids: Vec<&str> = [user.as_str(), app.as_str()]
+                .into_iter()
+                .filter(|id| !id.is_empty())
+                .collect();
+            for listener in &listeners {
+                listener.hub_changed(org, &ids);
+            }
+        }
+        self.notify.notify_one();
         Ok(())
     }
 }

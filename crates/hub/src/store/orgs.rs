@@ -108,7 +108,7 @@ pub async fn create(
     Ok(org)
 }
 
-async fn insert_member(
+pub(super) async fn insert_member(
     w: &mut WriteTx,
     org: &str,
     user: &str,
@@ -275,7 +275,7 @@ pub async fn members(pool: &AnyPool, org: &str) -> Result<Vec<MemberRow>, sqlx::
     Ok(rows.into_iter().filter_map(member_from).collect())
 }
 
-async fn member_in(
+pub(super) async fn member_in(
     w: &mut WriteTx,
     org: &str,
     user: &str,
@@ -302,10 +302,6 @@ async fn super_admins(w: &mut WriteTx, org: &str) -> Result<i64, sqlx::Error> {
 /// Why a member change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MemberError {
-    #[error("no user has this email")]
-    UnknownUser,
-    #[error("already a member")]
-    AlreadyMember,
     #[error("not a member")]
     NotAMember,
     #[error("the caller's role may not manage this member or role")]
@@ -314,41 +310,6 @@ pub enum MemberError {
     LastSuperAdmin,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-}
-
-/// Add the user with `email` to `org` as `role`; the caller has `actor_role`.
-pub async fn add_member(
-    store: &Store,
-    actor: &str,
-    actor_role: Role,
-    org: &str,
-    email: &str,
-    role: Role,
-) -> Result<MemberRow, MemberError> {
-    if !actor_role.can_manage_member_with(role) {
-        return Err(MemberError::RoleTooHigh);
-    }
-    let mut w = store.begin_write().await?;
-    let user: Option<String> = sqlx::query_scalar("SELECT id FROM hub_users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-    let user = user.ok_or(MemberError::UnknownUser)?;
-    if member_in(&mut w, org, &user).await?.is_some() {
-        return Err(MemberError::AlreadyMember);
-    }
-    insert_member(&mut w, org, &user, role).await?;
-    let member = member_in(&mut w, org, &user)
-        .await?
-        .ok_or(MemberError::NotAMember)?;
-    w.emit(
-        NewEvent::new(org, hub_kind::MEMBER_ADDED, ("user", actor.to_owned()))
-            .user(&user)
-            .payload(json!({"user_id": user, "role": role})),
-    )
-    .await?;
-    w.commit().await?;
-    Ok(member)
 }
 
 /// Change a member's role, keeping at least one super_admin.

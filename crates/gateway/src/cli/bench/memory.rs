@@ -278,6 +278,7 @@ impl ChildPlatform {
             .env("MNO_NATS_URL", nats_url)
             .env("MNO_DATA_DIR", data_dir)
             .env("MNO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("MNO_METRICS_ADDR", "127.0.0.1:0")
             .env("MNO_ALLOW_PRIVATE_WEBHOOKS", "true")
             .env("MNO_LOG", "warn")
             .stdin(Stdio::null())

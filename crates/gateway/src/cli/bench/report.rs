@@ -8,7 +8,7 @@ use anyhow::Result;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::nats_child::{self, ChildNats};
+use crate::nats_child::{self, ChildNats, NatsSync};
 use crate::proc_stat;
 
 /// A bus to measure on: `--nats-url`, or a private nats-server in a temp dir.
@@ -28,6 +28,9 @@ pub struct BusChoice {
     /// The nats-server binary for the private server.
     #[arg(long, env = "MNO_NATS_SERVER_BIN")]
     pub nats_server_bin: Option<PathBuf>,
+    /// The private server's file-store sync, as `mno up`'s child (MNO_NATS_SYNC).
+    #[arg(long, env = "MNO_NATS_SYNC", value_enum, default_value_t = NatsSync::Always)]
+    pub nats_sync: NatsSync,
 }
 
 impl BenchBus {
@@ -43,7 +46,7 @@ impl BenchBus {
         }
         let dir = tempfile_dir::TempDir::new("mno-bench")?;
         let binary = nats_child::find_binary(choice.nats_server_bin.as_deref())?;
-        let child = ChildNats::start(&binary, dir.path(), false).await?;
+        let child = ChildNats::start(&binary, dir.path(), false, choice.nats_sync).await?;
         let bus = mno_events::bus::connect_named(&child.url, "mno-bench").await?;
         Ok(BenchBus {
             bus,

@@ -1,0 +1,157 @@
+//! Invitations: how a user joins an org (docs/api/hub.md, "Members and roles").
+//! Inviting answers the same whether or not the address has an account, and
+//! tells the inviter nothing about it; the invitee accepts or declines.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{db_error, org_role, require, AppState, SignedIn};
+use crate::access::Role;
+use crate::store::invitations::{self, InvitationError};
+use crate::validate::{self, Problems};
+
+fn invitation_error(e: InvitationError, org: &str, actor_role: Option<Role>) -> ApiError {
+    match e {
+        InvitationError::NotFound => ApiError::not_found(
+            "no pending invitation with this id for you; GET /hub/v1/invitations lists yours",
+        )
+        .at_parameter("invitation"),
+        InvitationError::AlreadyMember => ApiError::conflict(
+            "already_member",
+            format!("this address's user is already a member of {org}; change their role with PATCH .../members/{{user}}"),
+        ),
+        InvitationError::AlreadyInvited => ApiError::conflict(
+            "already_invited",
+            format!("this address already has a pending invitation to {org}; GET .../invitations lists them, DELETE one to invite again with another role"),
+        ),
+        InvitationError::RoleTooHigh => ApiError::forbidden(format!(
+            "your role {} may not grant this role; only a super_admin invites or manages super_admins",
+            actor_role.map(|r| r.to_string()).unwrap_or_default()
+        )),
+        InvitationError::Db(e) => db_error(e),
+    }
+}
+
+/// Unknown fields are refused: a misspelled one would otherwise be ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    email: Option<String>,
+    role: Option<String>,
+}
+
+/// `POST /hub/v1/orgs/{org}/invitations` (and `.../members`) {email, role}
+/// (admin and above) → 201 the pending invitation.
+pub async fn create(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+    ApiJson(body): ApiJson<NewInvitation>,
+) -> Result<impl IntoResponse, ApiError> {
+    let actor_role = admin_of(&state, &org, &me).await?;
+    let mut problems = Problems::default();
+    let email = problems.check("/email", validate::email(body.email.as_deref()));
+    let role = problems.check("/role", validate::role(body.role.as_deref()));
+    problems.into_result()?;
+    let invitation = invitations::invite(
+        &state.store,
+        &me.user.id,
+        actor_role,
+        &org,
+        &email.unwrap(),
+        role.unwrap(),
+    )
+    .await
+    .map_err(|e| invitation_error(e, &org, Some(actor_role)))?;
+    Ok((StatusCode::CREATED, Json(invitation.to_json())))
+}
+
+/// `GET /hub/v1/orgs/{org}/invitations` (admin and above) → the pending ones.
+pub async fn of_org(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(org): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin_of(&state, &org, &me).await?;
+    let pending = invitations::of_org(&state.store.pool, &org)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = pending.iter().map(|i| i.to_json()).collect();
+    Ok(Json(json!({ "invitations": list })))
+}
+
+/// `DELETE /hub/v1/orgs/{org}/invitations/{invitation}` (admin and above) → 204.
+pub async fn revoke(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let actor_role = admin_of(&state, &org, &me).await?;
+    invitations::revoke(&state.store, actor_role, &org, &id)
+        .await
+        .map_err(|e| match e {
+            InvitationError::NotFound => ApiError::not_found(format!(
+                "no pending invitation {id} to {org}; GET .../invitations lists them"
+            ))
+            .at_parameter("invitation"),
+            other => invitation_error(other, &org, Some(actor_role)),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /hub/v1/invitations` → the pending invitations to my email.
+pub async fn mine(
+    State(state): State<AppState>,
+    me: SignedIn,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let received = invitations::for_email(&state.store.pool, &me.user.email)
+        .await
+        .map_err(db_error)?;
+    let list: Vec<_> = received.iter().map(|r| r.to_json()).collect();
+    Ok(Json(json!({ "invitations": list })))
+}
+
+/// `POST /hub/v1/invitations/{invitation}/accept` → 201 the membership.
+pub async fn accept(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    match invitations::accept(&state.store, &id, &me.user.id, &me.user.email).await {
+        Ok((org, member)) => {
+            let mut body = member.to_json();
+            body["org_id"] = json!(org);
+            Ok((StatusCode::CREATED, Json(body)))
+        }
+        Err(e) => Err(invitation_error(e, "the organisation", None)),
+    }
+}
+
+/// `POST /hub/v1/invitations/{invitation}/decline` → 204.
+pub async fn decline(
+    State(state): State<AppState>,
+    me: SignedIn,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    invitations::decline(&state.store, &id, &me.user.email)
+        .await
+        .map_err(|e| invitation_error(e, "the organisation", None))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's role in `org`, which must be admin or above.
+async fn admin_of(state: &AppState, org: &str, me: &SignedIn) -> Result<Role, ApiError> {
+    let (_, role) = org_role(state, org, &me.user.id).await?;
+    require(
+        role.can_manage_member_with(Role::Member),
+        role,
+        "admin or super_admin",
+    )?;
+    Ok(role)
+}
