@@ -31,6 +31,8 @@ pub struct RunningPlatform {
     pub bus: Bus,
     pub db: sqlx::AnyPool,
     pub config: PlatformConfig,
+    /// The composed edge router as served (tests compare its routes with /openapi.json).
+    pub router: axum::Router,
     hub: Hub,
     connec: Connec,
     impac: Impac,
@@ -128,6 +130,7 @@ impl Platform {
             counters: Arc::new(Default::default()),
         };
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
+        let router = app.clone();
         let (stop_http, stopped) = oneshot::channel::<()>();
         // Answers go out as soon as they are written, not held back by Nagle's
         // algorithm waiting for the client's ack of an earlier segment.
@@ -155,6 +158,7 @@ impl Platform {
             bus,
             db,
             config,
+            router,
             hub,
             connec,
             impac,

@@ -7,6 +7,7 @@ mod apps;
 mod check;
 mod installs;
 mod members;
+pub mod openapi;
 mod orgs;
 mod users;
 
