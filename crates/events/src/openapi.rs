@@ -88,7 +88,7 @@ error_response!(
 error_response!(
     MethodNotAllowed,
     405,
-    "The record may not be deleted (the org's company record)"
+    "Not served for this resource: the org's company record (`company`) is read and written at /connec/api/v2/{org}/company, never created with POST nor deleted"
 );
 error_response!(PayloadTooLarge, 413, "The body is larger than 1 MiB");
 error_response!(

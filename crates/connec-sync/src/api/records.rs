@@ -338,7 +338,7 @@ impl Request<'_> {
     tag = "connec",
     params(super::openapi::CollectionPath, super::openapi::MatchQuery, super::openapi::WriteHeaders),
     request_body = super::openapi::WrappedRecord,
-    responses((status = 201, description = "Created", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), (status = 200, description = "Merged into the record whose matching_fields are equal", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    responses((status = 201, description = "Created", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), (status = 200, description = "Merged into the record whose matching_fields are equal", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Unavailable),
     security(("app" = []), ("user" = []))
 )]
 pub async fn create(
