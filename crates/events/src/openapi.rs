@@ -5,7 +5,7 @@
 //! The gateway merges each part's document and serves it at `/openapi.json`.
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoResponses, Modify, ToSchema};
+use utoipa::{IntoParams, IntoResponses, Modify, ToSchema};
 
 use crate::api_error::ErrorObject;
 
@@ -19,6 +19,24 @@ pub const USER_AUTH: &str = "user";
 #[allow(dead_code)] // describes the body ApiError writes; never built
 pub struct ErrorBody {
     errors: Vec<ErrorObject>,
+}
+
+/// The `{org}` of a route's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // describes a parameter; never built
+pub struct OrgPath {
+    /// The organisation's id.
+    org: String,
+}
+
+/// The `{app}` of a route's path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // describes a parameter; never built
+pub struct AppPath {
+    /// The app's id.
+    app: String,
 }
 
 /// Adds the `app` (Basic) and `user` (Bearer) security schemes to a document.

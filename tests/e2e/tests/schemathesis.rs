@@ -5,7 +5,7 @@
 //!
 //! The budget is fixed and the generation deterministic, so a run repeats.
 
-use mno_e2e::hub_client::HubClient;
+use mno_e2e::org_fixture::OrgFixture;
 use mno_e2e::TestPlatform;
 
 /// Examples per operation: enough to reach each route's validation, small
@@ -15,57 +15,19 @@ const MAX_EXAMPLES: &str = "25";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_matches_the_document_and_none_is_a_5xx() {
     let platform = TestPlatform::spawn().await;
-    let hub = HubClient::new(&platform.base_url);
-    let (token, org, app) = hub
-        .org_with_app(
-            "fuzz@example.com",
-            None,
-            &[
-                ("invoices", true, true),
-                ("people", true, true),
-                ("company", true, true),
-                ("accounts", true, true),
-            ],
-        )
-        .await
-        .unwrap();
-    // A record to find: reads and writes of a real id reach past the 404s.
-    let created = platform
-        .http
-        .post(platform.url(&format!("/connec/api/v2/{org}/people")))
-        .basic_auth(&app.key, Some(&app.secret))
-        .json(&serde_json::json!({"people": {"id": "P-1", "first_name": "Ann"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 201);
-    let created: serde_json::Value = created.json().await.unwrap();
-    let record = created["people"]["id"].as_str().unwrap().to_owned();
-    let me: serde_json::Value = platform
-        .http
-        .get(platform.url("/hub/v1/users/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kpi: serde_json::Value = platform
-        .http
-        .post(platform.url("/impac/api/v2/kpis"))
-        .bearer_auth(&token)
-        .json(
-            &serde_json::json!({"org_ids": [org], "widget": "accounts/profit_and_loss",
-            "element": "totals.revenue", "target": {"max": "1000"}, "alert": {"inapp": true}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kpi = kpi["kpi"]["id"].as_str().expect("a KPI").to_owned();
+    // Real ids (an org, its app, a record, a KPI), so that requests reach past the 404s.
+    let world = OrgFixture::create(
+        &platform,
+        "fuzz@example.com",
+        &[
+            ("invoices", true, true),
+            ("people", true, true),
+            ("company", true, true),
+            ("accounts", true, true),
+        ],
+        serde_json::json!({"id": "P-1", "first_name": "Ann"}),
+    )
+    .await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("schemathesis.toml");
@@ -97,10 +59,14 @@ deterministic = true
 include-path = "/impac/api/v2/kpis/{{id}}"
 parameters = {{ "path.id" = "{kpi}" }}
 "#,
-            user = me["id"].as_str().unwrap(),
-            key = app.key,
-            secret = app.secret,
-            app_id = app.id,
+            key = world.app.key,
+            secret = world.app.secret,
+            token = world.owner_token,
+            org = world.org,
+            app_id = world.app.id,
+            user = world.owner_id,
+            record = world.record,
+            kpi = world.kpi,
         ),
     )
     .unwrap();

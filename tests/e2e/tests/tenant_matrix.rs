@@ -7,93 +7,84 @@
 use std::collections::BTreeMap;
 
 use mno_e2e::hub_client::{basic_auth, bearer, hub_fingerprint, HubClient};
+use mno_e2e::org_fixture::{json_answer, OrgFixture};
 use mno_e2e::TestPlatform;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// Org A's values that fill the path parameters of a request.
-struct Victim {
-    org: String,
-    app: String,
-    user: String,
-    record: String,
-    kpi: String,
+/// A path of the document with org A's values in its parameters.
+fn fill(a: &OrgFixture, path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let close = rest[open..].find('}').unwrap() + open;
+        let name = &rest[open + 1..close];
+        out.push_str(match (name, path.starts_with("/impac")) {
+            ("org", _) => &a.org,
+            ("app", _) => &a.app.id,
+            ("user", _) => &a.owner_id,
+            ("id", true) => &a.kpi,
+            ("id", false) => &a.record,
+            ("entity", _) => "people",
+            ("seq", _) => "1",
+            ("category", _) => "accounts",
+            ("name", _) => "balance",
+            (other, _) => panic!("no value for path parameter {other} of {path}"),
+        });
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
-impl Victim {
-    fn fill(&self, path: &str) -> String {
-        let mut out = String::new();
-        let mut rest = path;
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let close = rest[open..].find('}').unwrap() + open;
-            let name = &rest[open + 1..close];
-            out.push_str(match (name, path.starts_with("/impac")) {
-                ("org", _) => &self.org,
-                ("app", _) => &self.app,
-                ("user", _) => &self.user,
-                ("id", true) => &self.kpi,
-                ("id", false) => &self.record,
-                ("entity", _) => "people",
-                ("seq", _) => "1",
-                ("category", _) => "accounts",
-                ("name", _) => "balance",
-                (other, _) => panic!("no value for path parameter {other} of {path}"),
-            });
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    /// Query and body that aim a request at org A where the route takes them there.
-    fn query_and_body(
-        &self,
-        path: &str,
-        method: &Method,
-        writes_only: bool,
-    ) -> (String, Option<Value>) {
-        // Only where the route reads its orgs from the query: a KPI's delete
-        // must not learn the org from the caller.
-        let query = if path.starts_with("/impac") && method == Method::GET {
-            format!("?org_ids[]={}", self.org)
-        } else if path == "/connec/api/v2/deliveries" {
-            format!("?app={}", self.app)
-        } else {
-            String::new()
-        };
-        let body = match (path, method.as_str()) {
-            (_, "GET" | "DELETE") => None,
-            ("/connec/batch", _) => {
-                let read = json!({"method": "get",
-                    "url": format!("/api/v2/{}/people/{}", self.org, self.record)});
-                let write = json!({"method": "post", "url": format!("/api/v2/{}/people", self.org),
+/// Query and body that aim a request at org A where the route takes them there.
+fn query_and_body(
+    a: &OrgFixture,
+    path: &str,
+    method: &Method,
+    writes_only: bool,
+) -> (String, Option<Value>) {
+    // Only where the route reads its orgs from the query: a KPI's delete
+    // must not learn the org from the caller.
+    let query = if path.starts_with("/impac") && method == Method::GET {
+        format!("?org_ids[]={}", a.org)
+    } else if path == "/connec/api/v2/deliveries" {
+        format!("?app={}", a.app.id)
+    } else {
+        String::new()
+    };
+    let body = match (path, method.as_str()) {
+        (_, "GET" | "DELETE") => None,
+        ("/connec/batch", _) => {
+            let read = json!({"method": "get",
+                    "url": format!("/api/v2/{}/people/{}", a.org, a.record)});
+            let write = json!({"method": "post", "url": format!("/api/v2/{}/people", a.org),
                     "params": {"people": {"first_name": "Mallory"}}});
-                Some(json!({"ops": if writes_only { vec![write] } else { vec![read, write] }}))
-            }
-            ("/impac/api/v2/kpis", _) => Some(json!({"org_ids": [self.org],
+            Some(json!({"ops": if writes_only { vec![write] } else { vec![read, write] }}))
+        }
+        ("/impac/api/v2/kpis", _) => Some(json!({"org_ids": [a.org],
                 "widget": "accounts/profit_and_loss", "element": "totals.revenue",
                 "target": {"max": "1"}, "alert": {"inapp": true}})),
-            (p, _) if p.ends_with("/id_map") => Some(json!({"local_id": "M-1"})),
-            (p, _) if p.starts_with("/connec/api/v2/{org}/company") => {
-                Some(json!({"company": {"name": "Mallory Ltd"}}))
-            }
-            (p, _) if p.starts_with("/connec/api/v2/{org}/") => {
-                Some(json!({"people": {"first_name": "Mallory"}}))
-            }
-            (p, _) if p.ends_with("/recover") => Some(json!({"since": 1})),
-            (p, _) if p.ends_with("/members") => {
-                Some(json!({"email": "mallory@example.com", "role": "admin"}))
-            }
-            (p, _) if p.contains("/members/") => Some(json!({"role": "super_admin"})),
-            (p, _) if p.ends_with("/installs") => Some(json!({"app_id": self.app})),
-            (p, _) if p.contains("/installs/") => Some(json!({"data_sharing": false})),
-            ("/hub/v1/orgs/{org}", _) => Some(json!({"name": "Mallory's now"})),
-            ("/hub/v1/apps/{app}", _) => Some(json!({"name": "Mallory's now"})),
-            _ => Some(json!({})),
-        };
-        (query, body)
-    }
+        (p, _) if p.ends_with("/id_map") => Some(json!({"local_id": "M-1"})),
+        (p, _) if p.starts_with("/connec/api/v2/{org}/company") => {
+            Some(json!({"company": {"name": "Mallory Ltd"}}))
+        }
+        (p, _) if p.starts_with("/connec/api/v2/{org}/") => {
+            Some(json!({"people": {"first_name": "Mallory"}}))
+        }
+        (p, _) if p.ends_with("/recover") => Some(json!({"since": 1})),
+        (p, _) if p.ends_with("/members") => {
+            Some(json!({"email": "mallory@example.com", "role": "admin"}))
+        }
+        (p, _) if p.contains("/members/") => Some(json!({"role": "super_admin"})),
+        (p, _) if p.ends_with("/installs") => Some(json!({"app_id": a.app.id})),
+        (p, _) if p.contains("/installs/") => Some(json!({"data_sharing": false})),
+        ("/hub/v1/orgs/{org}", _) => Some(json!({"name": "Mallory's now"})),
+        ("/hub/v1/apps/{app}", _) => Some(json!({"name": "Mallory's now"})),
+        _ => Some(json!({})),
+    };
+    (query, body)
 }
 
 /// Routes that are not about one org's data: public ones, the caller's own
@@ -121,48 +112,14 @@ async fn no_principal_outside_org_a_reaches_its_data() {
 
     // Org A: its owner, an app installed with read and write, a record, a KPI.
     let marker = format!("SecretAnn{}", uuid_like());
-    let (owner_a, org_a, app_a) = hub
-        .org_with_app(
-            "owner-a@example.com",
-            None,
-            &[("people", true, true), ("invoices", true, true)],
-        )
-        .await
-        .unwrap();
-    let me: Value = http
-        .get(platform.url("/hub/v1/users/me"))
-        .header("authorization", bearer(&owner_a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let person: Value = http
-        .post(platform.url(&format!("/connec/api/v2/{org_a}/people")))
-        .header("authorization", basic_auth(&app_a.key, &app_a.secret))
-        .json(&json!({"people": {"id": "P-A", "first_name": marker, "last_name": "Aside"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let record = person["people"]["id"].as_str().unwrap().to_owned();
-    let kpi: Value = http
-        .post(platform.url("/impac/api/v2/kpis"))
-        .header("authorization", bearer(&owner_a))
-        .json(
-            &json!({"org_ids": [org_a], "widget": "accounts/profit_and_loss",
-            "element": "totals.revenue", "target": {"max": "1000"}, "alert": {"inapp": true}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kpi = kpi["kpi"]["id"].as_str().expect("a KPI id").to_owned();
+    let a = OrgFixture::create(
+        &platform,
+        "owner-a@example.com",
+        &[("people", true, true), ("invoices", true, true)],
+        json!({"id": "P-A", "first_name": marker, "last_name": "Aside"}),
+    )
+    .await;
+    let (owner_a, org_a) = (a.owner_token.clone(), a.org.clone());
 
     // Org B, its owner and its app; an app installed nowhere; an app of org A
     // that may read but not write; a member of org A who was removed.
@@ -190,24 +147,17 @@ async fn no_principal_outside_org_a_reaches_its_data() {
         .unwrap();
     hub.remove_member(&owner_a, &org_a, &gone.id).await.unwrap();
 
-    let victim = Victim {
-        org: org_a.clone(),
-        app: app_a.id.clone(),
-        user: me["id"].as_str().unwrap().to_owned(),
-        record: record.clone(),
-        kpi: kpi.clone(),
-    };
     // What org A holds that no one outside may read back (unless they sent it).
     let secrets = [
-        org_a.clone(),
-        me["id"].as_str().unwrap().to_owned(),
+        a.org.clone(),
+        a.owner_id.clone(),
         "owner-a@example.com".to_owned(),
-        app_a.id.clone(),
-        app_a.key.clone(),
-        record.clone(),
+        a.app.id.clone(),
+        a.app.key.clone(),
+        a.record.clone(),
         marker.clone(),
         "Aside".to_owned(),
-        kpi.clone(),
+        a.kpi.clone(),
     ];
 
     // (name, Authorization, writes only: a principal allowed to read org A)
@@ -232,14 +182,7 @@ async fn no_principal_outside_org_a_reaches_its_data() {
         ),
     ];
 
-    let doc: Value = http
-        .get(platform.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = json_answer(http.get(platform.url("/openapi.json"))).await;
     let hub_before = hub_fingerprint(&platform.running().db).await.unwrap();
     let records_before = records_count(&platform).await;
 
@@ -258,13 +201,13 @@ async fn no_principal_outside_org_a_reaches_its_data() {
                 .keys()
                 .filter_map(|s| s.parse().ok())
                 .collect();
-            let url = victim.fill(path);
+            let url = fill(&a, path);
             for (who, auth, writes_only) in &principals {
                 // A reader of org A may read; KPIs need only read on their widget (impac.md).
                 if *writes_only && (method == Method::GET || path.starts_with("/impac")) {
                     continue;
                 }
-                let (query, body) = victim.query_and_body(path, &method, *writes_only);
+                let (query, body) = query_and_body(&a, path, &method, *writes_only);
                 cells += 1;
                 *per_principal.entry(who).or_default() += 1;
                 let mut request =
@@ -331,18 +274,14 @@ async fn no_principal_outside_org_a_reaches_its_data() {
         "a denied request wrote a record event"
     );
     // Nor did any remove org A's KPI (Impac! keeps it outside the Hub's tables).
-    let kpis: Value = http
-        .get(platform.url(&format!("/impac/api/v2/kpis?org_ids[]={org_a}")))
-        .header("authorization", bearer(&owner_a))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kpis = json_answer(
+        http.get(platform.url(&format!("/impac/api/v2/kpis?org_ids[]={org_a}")))
+            .header("authorization", bearer(&owner_a)),
+    )
+    .await;
     assert_eq!(
         kpis["kpis"][0]["id"],
-        kpi.as_str(),
+        a.kpi.as_str(),
         "org A's KPI is gone: {kpis}"
     );
 }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+pub use mno_events::openapi::{AppPath, OrgPath};
 use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -17,13 +18,6 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::{batch, query, records};
 use crate::delivery::api as delivery;
 use crate::delivery::sse;
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct OrgPath {
-    /// The organisation's id.
-    org: String,
-}
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -288,13 +282,6 @@ pub struct ConnecApi;
 pub enum BatchRefusal {
     Results(BatchAnswer),
     Errors(ErrorBody),
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct AppPath {
-    /// The app's id.
-    app: String,
 }
 
 #[derive(IntoParams)]

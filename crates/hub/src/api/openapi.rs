@@ -6,17 +6,11 @@
 
 use mno_events::directory::SharedEntity;
 use mno_events::idm::{Credential, IdmDecision, IdmRequest, Principal, PrincipalKind};
+pub use mno_events::openapi::{AppPath, OrgPath};
 use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{apps, check, installs, members, orgs, users};
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct OrgPath {
-    /// The organisation's id.
-    org: String,
-}
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -32,13 +26,6 @@ pub struct OrgUserPath {
 pub struct OrgAppPath {
     /// The organisation's id.
     org: String,
-    /// The app's id.
-    app: String,
-}
-
-#[derive(IntoParams)]
-#[into_params(parameter_in = Path)]
-pub struct AppPath {
     /// The app's id.
     app: String,
 }
