@@ -210,6 +210,8 @@ impl RunningPlatform {
     /// next start, and projections commit their checkpoint with their state.
     pub async fn shutdown(self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        // The inspection copy must not keep the parts' state alive past the server's.
+        drop(self.router);
         let _ = self.stop_http.send(());
         let server = self.server;
         within(

@@ -71,8 +71,10 @@ parameters = {{ "path.id" = "{kpi}" }}
     )
     .unwrap();
 
-    let output = tokio::process::Command::new("schemathesis")
-        .arg("--config-file")
+    // Through python3, as the other Python checks run: pip's script directory
+    // need not be on PATH.
+    let output = tokio::process::Command::new("python3")
+        .args(["-m", "schemathesis.cli", "--config-file"])
         .arg(&config)
         .args(["run", &platform.url("/openapi.json")])
         .args([
