@@ -19,9 +19,16 @@ use mno_events::openapi::{Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// ISO 4217.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
+    /// IANA name (default `UTC`).
+    #[schema(pattern = "^[A-Za-z0-9/_+-]{1,64}$")]
     timezone: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^([A-Za-z]{2})?$")]
     country: Option<String>,
 }
 

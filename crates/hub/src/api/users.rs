@@ -21,8 +21,11 @@ use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, TooManyRequests, 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(min_length = 10, max_length = 1024)]
     password: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
 }
 
@@ -63,6 +66,7 @@ pub async fn signup(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     password: Option<String>,
 }
