@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub const DIRECTORY_SUBJECT_PREFIX: &str = "mno.directory.v1";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SharedEntity {
     pub entity: String,
     pub read: bool,

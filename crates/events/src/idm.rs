@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const IDM_SUBJECT: &str = "mno.idm.v1.check";
 
 /// What the caller presented.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Credential {
     /// A user's session token (HTTP `Authorization: Bearer <token>`).
@@ -31,14 +31,14 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Read,
     Write,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdmRequest {
     pub credential: Credential,
     /// The organisation whose data is asked for.
@@ -49,7 +49,7 @@ pub struct IdmRequest {
     pub action: Action,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     User,
@@ -57,7 +57,7 @@ pub enum PrincipalKind {
 }
 
 /// Who the credential belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Principal {
     pub kind: PrincipalKind,
     /// User id or app id.
@@ -68,7 +68,7 @@ pub struct Principal {
     pub role: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdmDecision {
     pub allow: bool,
     /// `None` when the credential itself is not valid (answer 401); `Some` with

@@ -23,6 +23,7 @@ pub mod directory;
 pub mod envelope;
 pub mod http_auth;
 pub mod idm;
+pub mod openapi;
 pub mod proto;
 pub mod publish;
 pub mod streams;

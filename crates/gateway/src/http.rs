@@ -40,6 +40,7 @@ pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
     let mut app: Router = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/openapi.json", get(crate::openapi::document))
         .with_state(state);
     for part in parts {
         app = app.merge(part);
@@ -59,12 +60,27 @@ pub fn metrics_router(state: EdgeState) -> Router {
         .fallback(not_found)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "edge",
+    responses((status = 200, description = "The process is up", body = Object, example = json!({"status": "ok"})))
+)]
+pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// Ready only when the bus and the database both answer.
-async fn readyz(State(state): State<EdgeState>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "edge",
+    responses(
+        (status = 200, description = "The bus and the database answer", body = Object, example = json!({"status": "ready", "bus": "ok", "database": "ok"})),
+        mno_events::openapi::Unavailable
+    )
+)]
+pub(crate) async fn readyz(State(state): State<EdgeState>) -> Response {
     let timeout = Duration::from_secs(2);
     let bus = tokio::time::timeout(timeout, state.bus.js.query_account()).await;
     let bus_ok = matches!(bus, Ok(Ok(_)));
@@ -88,6 +104,7 @@ async fn readyz(State(state): State<EdgeState>) -> Response {
 }
 
 /// Prometheus text: HTTP counters, and every stream's size and every consumer's lag.
+/// Served on the operator's address only, so it is not in `/openapi.json`.
 async fn metrics(State(state): State<EdgeState>) -> Response {
     use std::fmt::Write;
     let mut out = String::new();

@@ -16,6 +16,7 @@ pub mod data_dir_lock;
 pub mod edge_server;
 pub mod http;
 pub mod nats_child;
+pub mod openapi;
 pub mod platform;
 pub mod proc_stat;
 

@@ -32,6 +32,8 @@ pub struct RunningPlatform {
     pub bus: Bus,
     pub db: sqlx::AnyPool,
     pub config: PlatformConfig,
+    /// The composed edge router as served (tests compare its routes with /openapi.json).
+    pub router: axum::Router,
     hub: Hub,
     connec: Connec,
     impac: Impac,
@@ -141,6 +143,7 @@ impl Platform {
         });
         tracing::info!(%metrics_addr, "serving metrics");
         let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
+        let router = app.clone();
         let (stop_http, stopped) = oneshot::channel::<()>();
         let limits = config.edge_limits();
         let server = tokio::spawn(async move {
@@ -159,6 +162,7 @@ impl Platform {
             bus,
             db,
             config,
+            router,
             hub,
             connec,
             impac,
@@ -226,6 +230,8 @@ impl RunningPlatform {
     /// next start, and projections commit their checkpoint with their state.
     pub async fn shutdown(self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        // The inspection copy must not keep the parts' state alive past the server's.
+        drop(self.router);
         let _ = self.stop_http.send(());
         let _ = self.stop_metrics.send(());
         let server = self.server;

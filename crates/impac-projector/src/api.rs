@@ -19,6 +19,9 @@ use crate::replay::{self, AsOf};
 use crate::widgets::money::Converter;
 use crate::widgets::{self, Params, Period, WIDGETS};
 use crate::{rates, ImpacState};
+use mno_events::openapi::{
+    BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 
 pub fn router(state: ImpacState) -> Router {
     Router::new()
@@ -41,6 +44,12 @@ pub fn router(state: ImpacState) -> Router {
 }
 
 /// The widgets, and the collections each reads (what a caller needs read on).
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/widgets",
+    tag = "impac",
+    responses((status = 200, description = "The widgets and the collections each reads", body = crate::openapi::WidgetList))
+)]
 async fn list_widgets() -> Json<Value> {
     let reads: serde_json::Map<String, Value> = widgets::CATALOGUE
         .iter()
@@ -177,6 +186,14 @@ fn as_of_param(query: &HashMap<String, Vec<String>>) -> Result<Option<AsOf>, Api
         .transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/widgets/{category}/{name}",
+    tag = "impac",
+    params(crate::openapi::WidgetPath, crate::openapi::WidgetQuery),
+    responses((status = 200, description = "The widget (CSV when the name ends in .csv)", content((crate::openapi::WidgetAnswer = "application/json"), (String = "text/csv"))), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
 async fn widget(
     State(state): State<ImpacState>,
     Path((category, name)): Path<(String, String)>,

@@ -35,6 +35,9 @@ use sqlx::Row;
 use crate::api::{self, authorize_widget, orgs_param, parse_query};
 use crate::widgets::WIDGETS;
 use crate::ImpacState;
+use mno_events::openapi::{
+    BadRequest, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 
 /// What evaluation and alerting need beside the reports.
 pub struct KpiRuntime {
@@ -397,6 +400,14 @@ fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
 }
 
 /// `POST /impac/api/v2/kpis` → 201 `{"kpi", "webhook_secret"?}`.
+#[utoipa::path(
+    post,
+    path = "/impac/api/v2/kpis",
+    tag = "impac",
+    request_body = crate::openapi::NewKpi,
+    responses((status = 201, description = "The KPI, evaluated once", body = crate::openapi::NewKpiAnswer), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn create(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -610,6 +621,14 @@ async fn readable_orgs(
 }
 
 /// `GET /impac/api/v2/kpis?org_ids[]=` → the KPIs over any of those orgs.
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/kpis",
+    tag = "impac",
+    params(crate::openapi::OrgsQuery),
+    responses((status = 200, description = "The KPIs whose orgs are all among those named", body = crate::openapi::KpiList), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn list(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -628,6 +647,14 @@ pub async fn list(
 }
 
 /// `DELETE /impac/api/v2/kpis/{id}` → 204.
+#[utoipa::path(
+    delete,
+    path = "/impac/api/v2/kpis/{id}",
+    tag = "impac",
+    params(crate::openapi::KpiPath),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn delete(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -666,6 +693,14 @@ pub async fn delete(
 }
 
 /// `GET /impac/api/v2/alerts?org_ids[]=` → alerts of those orgs, newest first (at most 500).
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/alerts",
+    tag = "impac",
+    params(crate::openapi::OrgsQuery),
+    responses((status = 200, description = "Alerts of those orgs, newest first", body = crate::openapi::AlertList), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn alerts(
     State(state): State<ImpacState>,
     headers: HeaderMap,

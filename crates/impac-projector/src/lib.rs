@@ -13,6 +13,7 @@
 pub mod api;
 pub mod batch;
 pub mod kpis;
+pub mod openapi;
 pub mod prune;
 pub mod rates;
 pub mod rebuild;

@@ -31,6 +31,7 @@ use sqlx::{AnyPool, Row};
 
 use crate::widgets::money::Rate;
 use crate::ImpacState;
+use mno_events::openapi::{Forbidden, JsonBodyErrors, Unauthorized, Unavailable};
 
 /// One rate: 1 `base` = `rate` `quote`, as published by `source` on `as_of`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -428,6 +429,14 @@ pub fn validate_body(body: &RatesIn) -> Result<Vec<RateRow>, ApiError> {
 }
 
 /// `POST /impac/api/v2/rates` → 201 `{"rates": [...stored]}`; all or nothing.
+#[utoipa::path(
+    post,
+    path = "/impac/api/v2/rates",
+    tag = "impac",
+    request_body = crate::openapi::Rates,
+    responses((status = 201, description = "Stored, all of them", body = crate::openapi::Rates), JsonBodyErrors, Unauthorized, Forbidden, Unavailable),
+    security(("user" = []))
+)]
 pub async fn load_handler(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -441,6 +450,13 @@ pub async fn load_handler(
 }
 
 /// `GET /impac/api/v2/rates` → `{"rates": [...]}` (same callers as loading).
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/rates",
+    tag = "impac",
+    responses((status = 200, description = "The loaded rates", body = crate::openapi::Rates), Unauthorized, Forbidden, Unavailable),
+    security(("user" = []))
+)]
 pub async fn list_handler(
     State(state): State<ImpacState>,
     headers: HeaderMap,

@@ -8,6 +8,7 @@
 
 pub mod hub_client;
 pub mod impac_client;
+pub mod org_fixture;
 
 use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
 use mno_harness::NatsServer;

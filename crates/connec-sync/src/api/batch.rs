@@ -301,6 +301,14 @@ fn replayed(answer: Answer) -> Response {
     response
 }
 
+#[utoipa::path(
+    post,
+    path = "/connec/batch",
+    tag = "connec",
+    request_body = super::openapi::Batch,
+    responses((status = 200, description = "One result per op, in op order", body = super::openapi::BatchAnswer), (status = 400, description = "The body is not JSON", body = super::openapi::BatchRefusal), (status = 401, description = "No or invalid credentials", body = super::openapi::BatchRefusal), (status = 403, description = "An atomic batch whose op was refused", body = super::openapi::BatchRefusal), (status = 404, description = "An atomic batch whose op named no record", body = super::openapi::BatchRefusal), (status = 409, description = "An atomic batch whose record changed meanwhile (batch_rejected), or a stale op", body = super::openapi::BatchRefusal), (status = 413, description = "The body is larger than 1 MiB", body = super::openapi::BatchRefusal), (status = 415, description = "Not Content-Type: application/json", body = super::openapi::BatchRefusal), (status = 422, description = "A malformed batch or op", body = super::openapi::BatchRefusal), (status = 424, description = "Another op of the atomic batch failed", body = super::openapi::BatchRefusal), (status = 503, description = "The bus did not answer", body = super::openapi::BatchRefusal)),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn batch(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod errors;
+pub mod openapi;
 pub mod query;
 pub mod records;
 

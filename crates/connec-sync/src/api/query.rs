@@ -23,6 +23,9 @@ use crate::entities;
 use crate::query::{self, ListRequest, QueryError, DEFAULT_TOP, MAX_TOP};
 use crate::render;
 use crate::write::WriteContext;
+use mno_events::openapi::{
+    BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 
 /// How long `min_seq` waits for the store to catch up.
 const MIN_SEQ_WAIT: Duration = Duration::from_secs(5);
@@ -85,6 +88,14 @@ async fn within_stream(
 }
 
 /// `GET /connec/api/v2/{org}/{entity}`.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/{entity}",
+    tag = "connec",
+    params(super::openapi::CollectionPath, super::openapi::ListQuery),
+    responses((status = 200, description = "A page of records", body = super::openapi::RecordList, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Path((org, entity)): Path<(String, String)>,
@@ -190,6 +201,14 @@ fn event_json(event: &RecordEvent, seq: u64) -> Value {
 }
 
 /// `GET /connec/api/v2/{org}/{entity}/{id}/history`: every version of a record.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/{entity}/{id}/history",
+    tag = "connec",
+    params(super::openapi::RecordPath),
+    responses((status = 200, description = "Every event of the record, oldest first", body = super::openapi::History), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn history(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
@@ -249,6 +268,14 @@ pub async fn history(
 
 /// `GET /connec/api/v2/{org}/changes?since=&entities=&limit=`: events in stream
 /// order after the cursor `since` (a stream sequence), deletes included.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/changes",
+    tag = "connec",
+    params(super::openapi::OrgPath, super::openapi::ChangesQuery),
+    responses((status = 200, description = "The org's events after the cursor", body = super::openapi::Changes), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn changes(
     State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,

@@ -27,8 +27,18 @@ use crate::exact_json::ExactJson;
 use crate::idempotency::{self, Answer, Begin};
 use crate::render;
 use crate::write::{WriteContext, WriteError, Written, SINGULAR_ID};
+use mno_events::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, MethodNotAllowed, NotFound, Unauthorized,
+    Unavailable,
+};
 
 /// `GET /connec/api/v2`: the collections.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2",
+    tag = "connec",
+    responses((status = 200, description = "The collections", body = super::openapi::CollectionList))
+)]
 pub async fn collections() -> Json<Value> {
     let list: Vec<Value> = entities::ENTITIES
         .iter()
@@ -45,6 +55,13 @@ pub async fn collections() -> Json<Value> {
 }
 
 /// `GET /connec/api/v2/json_schema/{entity}`.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/json_schema/{entity}",
+    tag = "connec",
+    params(super::openapi::EntityPath),
+    responses((status = 200, description = "The JSON Schema (draft 2020-12) of the collection's records", body = super::openapi::JsonSchema), NotFound)
+)]
 pub async fn json_schema(Path(entity): Path<String>) -> Result<Json<Value>, ApiError> {
     Ok(Json(schema::schema_of(entity_or_404(&entity)?)))
 }
@@ -315,6 +332,15 @@ impl Request<'_> {
 }
 
 /// `POST /connec/api/v2/{org}/{entity}`.
+#[utoipa::path(
+    post,
+    path = "/connec/api/v2/{org}/{entity}",
+    tag = "connec",
+    params(super::openapi::CollectionPath, super::openapi::MatchQuery, super::openapi::WriteHeaders),
+    request_body = super::openapi::WrappedRecord,
+    responses((status = 201, description = "Created", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), (status = 200, description = "Merged into the record whose matching_fields are equal", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     Path((org, entity)): Path<(String, String)>,
@@ -485,6 +511,15 @@ async fn find_match(
 }
 
 /// `PUT /connec/api/v2/{org}/{entity}/{id}`: the fields present replace the stored ones.
+#[utoipa::path(
+    put,
+    path = "/connec/api/v2/{org}/{entity}/{id}",
+    tag = "connec",
+    params(super::openapi::RecordPath, super::openapi::WriteHeaders),
+    request_body = super::openapi::WrappedRecord,
+    responses((status = 200, description = "Updated", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn update(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
@@ -514,6 +549,14 @@ pub async fn update(
 }
 
 /// `DELETE /connec/api/v2/{org}/{entity}/{id}`: a tombstone; later reads answer 404.
+#[utoipa::path(
+    delete,
+    path = "/connec/api/v2/{org}/{entity}/{id}",
+    tag = "connec",
+    params(super::openapi::RecordPath, super::openapi::WriteHeaders),
+    responses((status = 200, description = "Deleted: the tombstone with the last state", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn delete(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
@@ -538,6 +581,14 @@ pub async fn delete(
 }
 
 /// `GET /connec/api/v2/{org}/{entity}/{id}`: the last event of the record's subject.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/{entity}/{id}",
+    tag = "connec",
+    params(super::openapi::RecordPath, super::openapi::ReadHeaders),
+    responses((status = 200, description = "The record", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn read(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,
@@ -571,6 +622,14 @@ pub async fn read(
 }
 
 /// `GET /connec/api/v2/{org}/company`.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/company",
+    tag = "connec",
+    params(super::openapi::OrgPath, super::openapi::ReadHeaders),
+    responses((status = 200, description = "The org's company record", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn get_company(
     State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,
@@ -585,6 +644,15 @@ pub async fn get_company(
 }
 
 /// `PUT /connec/api/v2/{org}/company`: creates the company record on first use.
+#[utoipa::path(
+    put,
+    path = "/connec/api/v2/{org}/company",
+    tag = "connec",
+    params(super::openapi::OrgPath, super::openapi::WriteHeaders),
+    request_body = super::openapi::WrappedRecord,
+    responses((status = 200, description = "Updated", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), (status = 201, description = "Created by this first write", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn put_company(
     State(state): State<Arc<ApiState>>,
     Path(org): Path<String>,
@@ -601,6 +669,15 @@ pub async fn put_company(
 }
 
 /// `PUT /connec/api/v2/{org}/{entity}/{id}/id_map` `{"local_id": "47"}`: the calling app's own id of the record.
+#[utoipa::path(
+    put,
+    path = "/connec/api/v2/{org}/{entity}/{id}/id_map",
+    tag = "connec",
+    params(super::openapi::RecordPath, super::openapi::WriteHeaders),
+    request_body = super::openapi::LocalId,
+    responses((status = 200, description = "Mapped", body = super::openapi::WrappedRecord, headers(("mno-consistency-token" = u64, description = "The stream sequence of the data answered"))), JsonBodyErrors, BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn map_id(
     State(state): State<Arc<ApiState>>,
     Path((org, entity, id)): Path<(String, String, String)>,

@@ -21,6 +21,9 @@ use super::dlq::{self, DlqError};
 use super::log::AttemptStatus;
 use super::sse;
 use super::supervisor::{consumer_name, Redriven, Since, Supervisor, SupervisorError};
+use mno_events::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable,
+};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -100,7 +103,8 @@ async fn visible(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
     app: Option<String>,
     status: Option<String>,
@@ -108,6 +112,14 @@ struct LogQuery {
 }
 
 /// `GET /connec/api/v2/deliveries?app=&status=&limit=`: recent attempts, newest first.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/deliveries",
+    tag = "delivery",
+    params(LogQuery),
+    responses((status = 200, description = "Recent delivery attempts, newest first", body = crate::api::openapi::DeliveryList), BadRequest, Unauthorized, Forbidden, NotFound),
+    security(("app" = []), ("user" = []))
+)]
 async fn list_deliveries(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -156,6 +168,14 @@ struct Lag {
 }
 
 /// `GET /connec/api/v2/deliveries/{app}/consumer`: the app's consumer lag.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/deliveries/{app}/consumer",
+    tag = "delivery",
+    params(crate::api::openapi::AppPath),
+    responses((status = 200, description = "The app's delivery consumer", body = crate::api::openapi::ConsumerAnswer), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn consumer_lag(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -191,7 +211,8 @@ async fn consumer_lag(
     }})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DlqQuery {
     org: Option<String>,
     after: Option<u64>,
@@ -199,6 +220,14 @@ struct DlqQuery {
 }
 
 /// `GET /connec/api/v2/deliveries/{app}/dlq?org=&after=&limit=`: dead letters, oldest first.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/deliveries/{app}/dlq",
+    tag = "delivery",
+    params(crate::api::openapi::AppPath, DlqQuery),
+    responses((status = 200, description = "Dead letters, oldest first", body = crate::api::openapi::DeadLetters), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn list_dead_letters(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -244,6 +273,14 @@ async fn visible_letter(
 }
 
 /// `GET /connec/api/v2/deliveries/{app}/dlq/{seq}`.
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/deliveries/{app}/dlq/{seq}",
+    tag = "delivery",
+    params(crate::api::openapi::AppLetterPath),
+    responses((status = 200, description = "The dead letter", body = crate::api::openapi::DeadLetterAnswer), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn show_dead_letter(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -254,6 +291,14 @@ async fn show_dead_letter(
 }
 
 /// `POST /connec/api/v2/deliveries/{app}/dlq/{seq}/redrive`: 202; it leaves the DLQ once delivered.
+#[utoipa::path(
+    post,
+    path = "/connec/api/v2/deliveries/{app}/dlq/{seq}/redrive",
+    tag = "delivery",
+    params(crate::api::openapi::AppLetterPath),
+    responses((status = 202, description = "Sent again; it leaves the DLQ once delivered", body = crate::api::openapi::RedriveAnswer), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn redrive_one(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -268,6 +313,14 @@ async fn redrive_one(
 }
 
 /// `POST /connec/api/v2/deliveries/{app}/dlq/redrive`: every dead letter you may see.
+#[utoipa::path(
+    post,
+    path = "/connec/api/v2/deliveries/{app}/dlq/redrive",
+    tag = "delivery",
+    params(crate::api::openapi::AppPath),
+    responses((status = 202, description = "Every dead letter the caller may see, sent again", body = crate::api::openapi::RedriveAnswer), BadRequest, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn redrive_all(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -294,6 +347,15 @@ struct RecoverBody {
 }
 
 /// `POST /connec/api/v2/deliveries/{app}/recover {"since": "<RFC 3339>" | <sequence>}`.
+#[utoipa::path(
+    post,
+    path = "/connec/api/v2/deliveries/{app}/recover",
+    tag = "delivery",
+    params(crate::api::openapi::AppPath),
+    request_body = crate::api::openapi::Recover,
+    responses((status = 202, description = "The app's changes since then are being sent again", body = crate::api::openapi::RecoveryAnswer), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Conflict, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 async fn recover(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -30,8 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::ApiState;
 use super::auth;
 use super::{payload, view};
+use mno_events::openapi::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Comma-separated collections; all the caller may read when absent.
     entities: Option<String>,
@@ -39,6 +41,14 @@ pub struct StreamQuery {
     last_event_id: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/connec/api/v2/{org}/stream",
+    tag = "delivery",
+    params(crate::api::openapi::OrgPath, StreamQuery, crate::api::openapi::ResumeHeader),
+    responses((status = 200, description = "Server-sent events: one per change, its id the RECORDS sequence", content_type = "text/event-stream", body = String), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("app" = []), ("user" = []))
+)]
 pub async fn stream(
     State(state): State<ApiState>,
     headers: HeaderMap,

@@ -17,8 +17,9 @@ use super::{basic, db_error, not_null, owned_app, present, AppState, SignedIn};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};
 use crate::validate::{self, Problems};
+use mno_events::openapi::{Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SharedEntityIn {
     entity: String,
@@ -69,7 +70,7 @@ fn credentials_json(creds: &NewCredentials) -> serde_json::Value {
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApp {
     name: Option<String>,
@@ -82,6 +83,14 @@ pub struct NewApp {
 
 /// `POST /hub/v1/apps` → 201 the app with its credentials and webhook secret,
 /// shown this once.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/apps",
+    tag = "hub",
+    request_body = NewApp,
+    responses((status = 201, description = "The app, with its credentials and webhook secret shown this once", body = super::openapi::NewAppAnswer), JsonBodyErrors, Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     me: SignedIn,
@@ -122,6 +131,13 @@ pub async fn create(
 }
 
 /// `GET /hub/v1/apps` → the catalogue (public fields of every app).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/apps",
+    tag = "hub",
+    responses((status = 200, description = "The catalogue", body = super::openapi::AppList), Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     _me: SignedIn,
@@ -174,6 +190,14 @@ async fn visible_app(state: &AppState, caller: &OwnerOrApp, app: &str) -> Result
 }
 
 /// `GET /hub/v1/apps/{app}`: settings and live API keys, never a secret.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/apps/{app}",
+    tag = "hub",
+    params(super::openapi::AppPath),
+    responses((status = 200, description = "The app's settings and live API keys", body = super::openapi::AppWithKeys), Unauthorized, Forbidden, NotFound),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     caller: OwnerOrApp,
@@ -188,6 +212,14 @@ pub async fn show(
 }
 
 /// `GET /hub/v1/apps/{app}/installs`: the orgs that installed the app.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/apps/{app}/installs",
+    tag = "hub",
+    params(super::openapi::AppPath),
+    responses((status = 200, description = "The organisations that installed the app", body = super::openapi::InstallList), Unauthorized, Forbidden, NotFound),
+    security(("user" = []), ("app" = []))
+)]
 pub async fn installs(
     State(state): State<AppState>,
     caller: OwnerOrApp,
@@ -202,7 +234,7 @@ pub async fn installs(
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppPatch {
     #[serde(default, deserialize_with = "not_null")]
@@ -219,6 +251,15 @@ pub struct AppPatch {
 
 /// `PATCH /hub/v1/apps/{app}` (owner): the fields given change; `null` clears a
 /// URL; setting `webhook_url` re-enables a webhook disabled after a 410.
+#[utoipa::path(
+    patch,
+    path = "/hub/v1/apps/{app}",
+    tag = "hub",
+    params(super::openapi::AppPath),
+    request_body = AppPatch,
+    responses((status = 200, description = "The app as changed", body = super::openapi::AppSettings), JsonBodyErrors, Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     me: SignedIn,
@@ -252,6 +293,14 @@ pub async fn update(
 
 /// `POST /hub/v1/apps/{app}/credentials/rotate` (owner) → 201 new credentials
 /// and webhook secret; the previous ones keep working for the overlap.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/apps/{app}/credentials/rotate",
+    tag = "hub",
+    params(super::openapi::AppPath),
+    responses((status = 201, description = "New credentials and webhook secret", body = super::openapi::RotatedCredentials), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     me: SignedIn,

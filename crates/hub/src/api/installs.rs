@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::{db_error, org_role, require, AppState, SignedIn};
 use crate::store::installs::{self, InstallError};
+use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
     match e {
@@ -32,7 +33,7 @@ fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstall {
     app_id: Option<String>,
@@ -40,6 +41,15 @@ pub struct NewInstall {
 }
 
 /// `POST /hub/v1/orgs/{org}/installs` {app_id, data_sharing?=true} (admin and above) → 201.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/orgs/{org}/installs",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    request_body = NewInstall,
+    responses((status = 201, description = "The install", body = super::openapi::Install), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     me: SignedIn,
@@ -68,6 +78,14 @@ pub async fn create(
 }
 
 /// `GET /hub/v1/orgs/{org}/installs` (members).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/installs",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The apps installed in the organisation", body = super::openapi::InstallList), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     me: SignedIn,
@@ -82,6 +100,14 @@ pub async fn list(
 }
 
 /// `GET /hub/v1/orgs/{org}/installs/{app}` (members).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/installs/{app}",
+    tag = "hub",
+    params(super::openapi::OrgAppPath),
+    responses((status = 200, description = "The install", body = super::openapi::Install), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     me: SignedIn,
@@ -96,13 +122,22 @@ pub async fn show(
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallPatch {
     data_sharing: Option<bool>,
 }
 
 /// `PATCH /hub/v1/orgs/{org}/installs/{app}` {data_sharing} (admin and above).
+#[utoipa::path(
+    patch,
+    path = "/hub/v1/orgs/{org}/installs/{app}",
+    tag = "hub",
+    params(super::openapi::OrgAppPath),
+    request_body = InstallPatch,
+    responses((status = 200, description = "The install as changed", body = super::openapi::Install), JsonBodyErrors, Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     me: SignedIn,
@@ -125,6 +160,14 @@ pub async fn update(
 }
 
 /// `DELETE /hub/v1/orgs/{org}/installs/{app}` (admin and above) → 204.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/orgs/{org}/installs/{app}",
+    tag = "hub",
+    params(super::openapi::OrgAppPath),
+    responses((status = 204, description = "Uninstalled"), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     me: SignedIn,

@@ -15,6 +15,7 @@ use super::{db_error, org_role, require, AppState, SignedIn};
 use crate::access::Role;
 use crate::store::invitations::{self, InvitationError};
 use crate::validate::{self, Problems};
+use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 fn invitation_error(e: InvitationError, org: &str, actor_role: Option<Role>) -> ApiError {
     match e {
@@ -39,15 +40,44 @@ fn invitation_error(e: InvitationError, org: &str, actor_role: Option<Role>) -> 
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInvitation {
     email: Option<String>,
     role: Option<String>,
 }
 
-/// `POST /hub/v1/orgs/{org}/invitations` (and `.../members`) {email, role}
-/// (admin and above) → 201 the pending invitation.
+/// `POST /hub/v1/orgs/{org}/members`: the same as inviting (described apart
+/// so that `/openapi.json` lists both paths).
+#[utoipa::path(
+    post,
+    path = "/hub/v1/orgs/{org}/members",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    request_body = NewInvitation,
+    responses((status = 201, description = "The pending invitation: the user becomes a member when they accept it", body = super::openapi::Invitation), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
+pub async fn add_member(
+    state: State<AppState>,
+    me: SignedIn,
+    org: Path<String>,
+    body: ApiJson<NewInvitation>,
+) -> Result<impl IntoResponse, ApiError> {
+    create(state, me, org, body).await
+}
+
+/// `POST /hub/v1/orgs/{org}/invitations` {email, role} (admin and above) →
+/// 201 the pending invitation.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/orgs/{org}/invitations",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    request_body = NewInvitation,
+    responses((status = 201, description = "The pending invitation", body = super::openapi::Invitation), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     me: SignedIn,
@@ -73,6 +103,14 @@ pub async fn create(
 }
 
 /// `GET /hub/v1/orgs/{org}/invitations` (admin and above) → the pending ones.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/invitations",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The pending invitations", body = super::openapi::InvitationList), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn of_org(
     State(state): State<AppState>,
     me: SignedIn,
@@ -87,6 +125,14 @@ pub async fn of_org(
 }
 
 /// `DELETE /hub/v1/orgs/{org}/invitations/{invitation}` (admin and above) → 204.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/orgs/{org}/invitations/{invitation}",
+    tag = "hub",
+    params(super::openapi::OrgInvitationPath),
+    responses((status = 204, description = "Revoked"), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     me: SignedIn,
@@ -106,6 +152,13 @@ pub async fn revoke(
 }
 
 /// `GET /hub/v1/invitations` → the pending invitations to my email.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/invitations",
+    tag = "hub",
+    responses((status = 200, description = "The pending invitations to the caller's email", body = super::openapi::ReceivedInvitationList), Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn mine(
     State(state): State<AppState>,
     me: SignedIn,
@@ -118,6 +171,14 @@ pub async fn mine(
 }
 
 /// `POST /hub/v1/invitations/{invitation}/accept` → 201 the membership.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/invitations/{invitation}/accept",
+    tag = "hub",
+    params(super::openapi::InvitationPath),
+    responses((status = 201, description = "The new membership (a member, with `org_id`)", body = super::openapi::Member), Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
 pub async fn accept(
     State(state): State<AppState>,
     me: SignedIn,
@@ -134,6 +195,14 @@ pub async fn accept(
 }
 
 /// `POST /hub/v1/invitations/{invitation}/decline` → 204.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/invitations/{invitation}/decline",
+    tag = "hub",
+    params(super::openapi::InvitationPath),
+    responses((status = 204, description = "Declined: the invitation is gone"), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn decline(
     State(state): State<AppState>,
     me: SignedIn,

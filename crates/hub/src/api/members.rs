@@ -12,6 +12,7 @@ use super::{db_error, org_role, require, AppState, SignedIn};
 use crate::access::Role;
 use crate::store::orgs::{self, MemberError};
 use crate::validate::{self, Problems};
+use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 fn member_error(e: MemberError, org: &str, actor_role: Role) -> ApiError {
     match e {
@@ -31,6 +32,14 @@ fn member_error(e: MemberError, org: &str, actor_role: Role) -> ApiError {
 }
 
 /// `GET /hub/v1/orgs/{org}/members` (members).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/members",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The members", body = super::openapi::MemberList), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     me: SignedIn,
@@ -45,13 +54,22 @@ pub async fn list(
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberPatch {
     role: Option<String>,
 }
 
 /// `PATCH /hub/v1/orgs/{org}/members/{user}` {role} (admin and above).
+#[utoipa::path(
+    patch,
+    path = "/hub/v1/orgs/{org}/members/{user}",
+    tag = "hub",
+    params(super::openapi::OrgUserPath),
+    request_body = MemberPatch,
+    responses((status = 200, description = "The member with the new role", body = super::openapi::Member), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     me: SignedIn,
@@ -82,6 +100,14 @@ pub async fn update(
 
 /// `DELETE /hub/v1/orgs/{org}/members/{user}` (admin and above, or the member
 /// themselves) → 204. The last super_admin cannot be removed.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/orgs/{org}/members/{user}",
+    tag = "hub",
+    params(super::openapi::OrgUserPath),
+    responses((status = 204, description = "Removed"), Unauthorized, Forbidden, NotFound, Conflict),
+    security(("user" = []))
+)]
 pub async fn remove(
     State(state): State<AppState>,
     me: SignedIn,

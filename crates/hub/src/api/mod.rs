@@ -8,6 +8,7 @@ mod check;
 mod installs;
 mod invitations;
 mod members;
+pub mod openapi;
 mod orgs;
 mod users;
 
@@ -75,7 +76,7 @@ pub fn router(state: AppState) -> Router {
         // Adding a member by email invites them: the same as POST .../invitations.
         .route(
             "/hub/v1/orgs/{org}/members",
-            post(invitations::create).get(members::list),
+            post(invitations::add_member).get(members::list),
         )
         .route(
             "/hub/v1/orgs/{org}/invitations",

@@ -13,18 +13,34 @@ use super::{db_error, not_null, org_role, present, require, AppState, SignedIn};
 use crate::access::Role;
 use crate::store::orgs::{self, OrgFields};
 use crate::validate::{self, Problems};
+use mno_events::openapi::{Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrg {
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// ISO 4217.
+    #[schema(pattern = "^[A-Za-z]{3}$")]
     currency: Option<String>,
+    /// IANA name (default `UTC`).
+    #[schema(pattern = "^[A-Za-z0-9/_+-]{1,64}$")]
     timezone: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[schema(pattern = "^([A-Za-z]{2})?$")]
     country: Option<String>,
 }
 
 /// `POST /hub/v1/orgs` → 201; the creator becomes its super_admin.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/orgs",
+    tag = "hub",
+    request_body = NewOrg,
+    responses((status = 201, description = "The new organisation; the caller is its super_admin", body = super::openapi::Org), JsonBodyErrors, Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     me: SignedIn,
@@ -59,6 +75,13 @@ pub async fn create(
 }
 
 /// `GET /hub/v1/orgs` → the caller's orgs, with the caller's role in each.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs",
+    tag = "hub",
+    responses((status = 200, description = "The caller's organisations", body = super::openapi::OrgList), Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     me: SignedIn,
@@ -74,6 +97,14 @@ pub async fn list(
 }
 
 /// `GET /hub/v1/orgs/{org}` (members).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The organisation", body = super::openapi::Org), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     me: SignedIn,
@@ -84,7 +115,7 @@ pub async fn show(
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgPatch {
     #[serde(default, deserialize_with = "not_null")]
@@ -99,6 +130,15 @@ pub struct OrgPatch {
 }
 
 /// `PATCH /hub/v1/orgs/{org}` (admin and above): the fields given change.
+#[utoipa::path(
+    patch,
+    path = "/hub/v1/orgs/{org}",
+    tag = "hub",
+    params(super::openapi::OrgPath),
+    request_body = OrgPatch,
+    responses((status = 200, description = "The organisation as changed", body = super::openapi::Org), JsonBodyErrors, Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn update(
     State(state): State<AppState>,
     me: SignedIn,

@@ -15,19 +15,30 @@ use super::{db_error, AppState, SignedIn};
 use crate::secrets;
 use crate::store::{now_ms, rfc3339, users};
 use crate::validate::{self, Problems};
+use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, TooManyRequests, Unauthorized};
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUp {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(min_length = 10, max_length = 1024)]
     password: Option<String>,
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
 }
 
 /// `POST /hub/v1/users` → 201 the user. A sign-up refused because the email
 /// is taken tells that the email has an account: such refusals are limited
 /// per email and per client address as failed sign-ins are.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/users",
+    tag = "hub",
+    request_body = SignUp,
+    responses((status = 201, description = "The new user", body = super::openapi::User), JsonBodyErrors, Conflict, TooManyRequests)
+)]
 pub async fn signup(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -76,9 +87,10 @@ pub async fn signup(
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignIn {
+    #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     password: Option<String>,
 }
@@ -135,6 +147,13 @@ fn bad_credentials() -> ApiError {
 
 /// `POST /hub/v1/sessions` → 201 {token, expires_at, user}. Wrong password and
 /// unknown email answer alike, and both run argon2 once.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/sessions",
+    tag = "hub",
+    request_body = SignIn,
+    responses((status = 201, description = "A new session", body = super::openapi::Session), JsonBodyErrors, Unauthorized, TooManyRequests)
+)]
 pub async fn login(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -196,6 +215,13 @@ pub async fn login(
 }
 
 /// `DELETE /hub/v1/sessions/current` → 204; the token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/sessions/current",
+    tag = "hub",
+    responses((status = 204, description = "Signed out; the token no longer works"), Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn logout(State(state): State<AppState>, me: SignedIn) -> Result<StatusCode, ApiError> {
     users::revoke_session(&state.store, &me.session_id, &me.user.id)
         .await
@@ -204,6 +230,13 @@ pub async fn logout(State(state): State<AppState>, me: SignedIn) -> Result<Statu
 }
 
 /// `GET /hub/v1/users/me` → the signed-in user.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/users/me",
+    tag = "hub",
+    responses((status = 200, description = "The signed-in user", body = super::openapi::User), Unauthorized, Forbidden),
+    security(("user" = []))
+)]
 pub async fn me(me: SignedIn) -> Json<serde_json::Value> {
     Json(me.user.to_json())
 }
