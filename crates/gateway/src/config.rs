@@ -58,6 +58,15 @@ pub struct PlatformConfig {
     /// the connection's peer is the client (sign-in limits count per client).
     #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// The platform's public URL, the OpenID Connect issuer apps sign users in
+    /// with (e.g. https://mno.example.com); default: http:// and the HTTP address.
+    #[arg(long, env = "MNO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a sign-in's authorization code may wait to be exchanged.
+    #[arg(long, env = "MNO_SSO_CODE_TTL_SECS", default_value_t = 60)]
+    pub sso_code_ttl_secs: u64,
 }
 
 impl PlatformConfig {
@@ -76,6 +85,8 @@ impl PlatformConfig {
             webhook_linger_ms: 0,
             // Tests act as the proxy to name client addresses.
             trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            public_url: None,
+            sso_code_ttl_secs: 60,
         }
     }
 
@@ -111,6 +122,15 @@ impl PlatformConfig {
         Ok(())
     }
 
+    /// The OpenID Connect issuer: MNO_PUBLIC_URL, else http:// and the
+    /// address the edge listens on (http://127.0.0.1:8080 by default).
+    pub fn issuer(&self, http_addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{http_addr}"),
+        }
+    }
+
     /// Delivery settings for Connec!.
     pub fn delivery_config(&self) -> mno_connec_sync::delivery::DeliveryConfig {
         let mut delivery = mno_connec_sync::delivery::DeliveryConfig {
@@ -144,6 +164,18 @@ impl PlatformConfig {
         if let Some(schedule) = &self.webhook_retry_schedule {
             mno_connec_sync::delivery::DeliveryConfig::parse_schedule(schedule)
                 .map_err(|e| anyhow::anyhow!("MNO_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        }
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).ok();
+            let ok = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                bail!("MNO_PUBLIC_URL {url:?} is not an http(s) URL without query or fragment, e.g. https://mno.example.com");
+            }
         }
         if self.webhook_batch_max == 0 {
             bail!("MNO_WEBHOOK_BATCH_MAX is 0; use 1 or more (50 by default)");

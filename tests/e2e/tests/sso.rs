@@ -1,0 +1,491 @@
+//! Single sign-on against a relying party nobody here wrote: openid-client 6
+//! (a certified OpenID Connect RP, tests/e2e/node/sso_rp.mjs) discovers the
+//! Hub, signs a user in through its forms with PKCE, exchanges the code,
+//! checks the ID token's signature against the JWKS and reads userinfo; then
+//! the negative cases of the specs. Around it, what only the platform can
+//! show: the session check, back-channel logout (a real receiver), key
+//! rotation with `mno sso rotate-keys`, end-session, and the bad-input rules.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use axum::extract::State;
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::post;
+use axum::{Form, Router};
+use clap::Parser;
+use mno_e2e::hub_client::{basic_auth, bearer, App, HubClient, TEST_PASSWORD};
+use mno_e2e::TestPlatform;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+mno_e2e::on_both_databases!(
+    openid_client_signs_in_and_the_specs_negative_cases_fail,
+    no_org_gets_a_page_and_several_orgs_a_choice,
+);
+
+const RP: &str = "http://127.0.0.1:9/rp";
+
+/// Run the relying party; its JSON answer.
+async fn relying_party(config: Value) -> Result<Value> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/node");
+    if !std::path::Path::new(dir)
+        .join("node_modules/openid-client")
+        .exists()
+    {
+        bail!(
+            "openid-client is not installed: run tests/run.sh, or npm ci --prefix tests/e2e/node"
+        );
+    }
+    let output = tokio::process::Command::new("node")
+        .arg("sso_rp.mjs")
+        .arg(config.to_string())
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("run node (Node 20 or later must be installed)")?;
+    if !output.status.success() {
+        bail!(
+            "the relying party failed: {}\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "the relying party printed no JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// An org with an app installed that signs users in.
+struct World {
+    hub: HubClient,
+    owner_id: String,
+    owner_token: String,
+    org: String,
+    app: App,
+}
+
+impl World {
+    async fn new(platform: &TestPlatform, backchannel: Option<&str>) -> Result<World> {
+        let hub = HubClient::new(&platform.base_url);
+        let (owner, owner_token) = hub.signup_and_login("ann@example.com").await?;
+        let org = hub
+            .expect(
+                StatusCode::CREATED,
+                Method::POST,
+                "/hub/v1/orgs",
+                Some(&bearer(&owner_token)),
+                Some(json!({"name": "Acme & Sons", "currency": "EUR", "timezone": "Europe/Paris", "country": "FR"})),
+            )
+            .await?["id"]
+            .as_str()
+            .context("org id")?
+            .to_owned();
+        let app = hub.create_app(&owner_token, "Books", None, &[]).await?;
+        let settings = hub
+            .expect(
+                StatusCode::OK,
+                Method::PATCH,
+                &format!("/hub/v1/apps/{}", app.id),
+                Some(&bearer(&owner_token)),
+                Some(json!({
+                    "redirect_uris": [format!("{RP}/callback")],
+                    "post_logout_redirect_uris": [format!("{RP}/bye")],
+                    "backchannel_logout_uri": backchannel,
+                })),
+            )
+            .await?;
+        assert_eq!(settings["redirect_uris"], json!([format!("{RP}/callback")]));
+        assert_eq!(settings["backchannel_logout_uri"], json!(backchannel));
+        hub.install(&owner_token, &org, &app.id).await?;
+        Ok(World {
+            hub,
+            owner_id: owner.id,
+            owner_token,
+            org,
+            app,
+        })
+    }
+
+    fn rp(&self, platform: &TestPlatform, scenario: &str, email: &str) -> Value {
+        json!({
+            "scenario": scenario,
+            "issuer": platform.base_url,
+            "client_id": self.app.key,
+            "client_secret": self.app.secret,
+            "redirect_uri": format!("{RP}/callback"),
+            "email": email,
+            "password": TEST_PASSWORD,
+        })
+    }
+
+    async fn session_check(&self, sid: &str) -> Result<Value> {
+        self.hub
+            .expect(
+                StatusCode::OK,
+                Method::POST,
+                "/sso/v1/session_check",
+                Some(&basic_auth(&self.app.key, &self.app.secret)),
+                Some(json!({ "sid": sid })),
+            )
+            .await
+    }
+}
+
+/// A back-channel logout receiver: answers 503 to its first POST (the Hub
+/// must retry), then 200; every logout_token goes down the channel.
+struct Receiver {
+    url: String,
+    tokens: mpsc::UnboundedReceiver<String>,
+}
+
+#[derive(Clone)]
+struct ReceiverState {
+    posts: Arc<Mutex<usize>>,
+    sink: mpsc::UnboundedSender<String>,
+}
+
+async fn receive(
+    State(state): State<ReceiverState>,
+    Form(form): Form<std::collections::HashMap<String, String>>,
+) -> AxumStatus {
+    let first = {
+        let mut posts = state.posts.lock().unwrap();
+        *posts += 1;
+        *posts == 1
+    };
+    let _ = state
+        .sink
+        .send(form.get("logout_token").cloned().unwrap_or_default());
+    if first {
+        AxumStatus::SERVICE_UNAVAILABLE
+    } else {
+        AxumStatus::OK
+    }
+}
+
+impl Receiver {
+    async fn start() -> Result<Receiver> {
+        let (sink, tokens) = mpsc::unbounded_channel();
+        let state = ReceiverState {
+            posts: Arc::new(Mutex::new(0)),
+            sink,
+        };
+        let app = Router::new()
+            .route("/logout", post(receive))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/logout", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(Receiver { url, tokens })
+    }
+
+    /// The next token POSTed (a bound only so that a broken test ends).
+    async fn next(&mut self) -> Result<String> {
+        tokio::time::timeout(Duration::from_secs(60), self.tokens.recv())
+            .await
+            .context("no back-channel logout came within a minute")?
+            .context("the receiver stopped")
+    }
+}
+
+fn failure<'a>(result: &'a Value, what: &str) -> &'a Value {
+    assert!(
+        result.get("ok").is_none(),
+        "{what} must fail, the relying party accepted it: {result}"
+    );
+    &result["failed"]
+}
+
+async fn openid_client_signs_in_and_the_specs_negative_cases_fail(
+    platform: &TestPlatform,
+) -> Result<()> {
+    let mut receiver = Receiver::start().await?;
+    let world = World::new(platform, Some(&receiver.url)).await?;
+    let out = relying_party(world.rp(platform, "flow", "ann@example.com")).await?;
+
+    // Signed in through the form; the ID token passed openid-client's checks.
+    assert_eq!(out["pages"], json!(["signin"]), "{out}");
+    let claims = &out["claims"];
+    assert_eq!(claims["iss"], json!(platform.base_url));
+    assert_eq!(claims["aud"], json!(world.app.key));
+    assert_eq!(claims["sub"], json!(world.owner_id));
+    assert_eq!(claims["email"], "ann@example.com");
+    assert_eq!(claims["name"], "ann");
+    assert_eq!(
+        claims["org"],
+        json!({"id": world.org, "name": "Acme & Sons", "role": "super_admin", "currency": "EUR", "timezone": "Europe/Paris", "country": "FR"})
+    );
+    let sid = claims["sid"].as_str().context("sid")?.to_owned();
+    assert!(claims["nonce"].is_string(), "{claims}");
+    assert_eq!(out["userinfo"]["sub"], claims["sub"]);
+    assert_eq!(out["userinfo"]["org"], claims["org"]);
+    assert_eq!(out["userinfo"]["email"], claims["email"]);
+    let callback = out["callback"].as_str().unwrap_or_default();
+    assert!(
+        callback.starts_with(&format!("{RP}/callback?code=")),
+        "{callback}"
+    );
+
+    // Already signed in: no form the second time.
+    assert_eq!(out["again_pages"], json!([]));
+    assert_eq!(out["again_status"], 303);
+    // The negative cases, as openid-client reports them.
+    assert_eq!(
+        failure(&out["reused"], "a reused code")["error"],
+        "invalid_grant"
+    );
+    failure(
+        &out["userinfo_after_reuse"],
+        "userinfo with a token of a replayed code",
+    );
+    let pkce = failure(&out["pkce_mismatch"], "a PKCE mismatch");
+    assert_eq!(pkce["error"], "invalid_grant");
+    assert!(
+        pkce["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("PKCE"),
+        "{pkce}"
+    );
+    let state = failure(&out["state_mismatch"], "a state mismatch");
+    assert!(
+        state["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("state"),
+        "{state}"
+    );
+    let tampered = failure(&out["tampered"], "a tampered ID token");
+    assert!(
+        tampered["cause"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signature verification failed"),
+        "{tampered}"
+    );
+    let wrong = &out["wrong_redirect"];
+    assert_eq!(wrong["status"], 400, "{wrong}");
+    assert!(wrong["location"].is_null(), "{wrong}");
+    assert!(wrong["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("is not one the app registered"));
+
+    // The session check: valid while the Hub session lives.
+    let check = world.session_check(&sid).await?;
+    assert_eq!(check["valid"], true, "{check}");
+    assert!(check["recheck_at"].is_string(), "{check}");
+    // Another app's credentials, or a sid this app never saw: not valid.
+    let other = world
+        .hub
+        .create_app(&world.owner_token, "Other", None, &[])
+        .await?;
+    let foreign = world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::POST,
+            "/sso/v1/session_check",
+            Some(&basic_auth(&other.key, &other.secret)),
+            Some(json!({ "sid": sid })),
+        )
+        .await?;
+    assert_eq!(foreign["valid"], false);
+
+    // Signing out of the Hub (the browser's session token) ends it, and the
+    // app's back-channel receiver gets a logout token, after one retry.
+    let session_token = out["session_cookie"].as_str().context("session cookie")?;
+    world.hub.logout(session_token).await?;
+    let first = receiver.next().await?;
+    let second = receiver.next().await?;
+    assert!(!first.is_empty());
+    let verified = relying_party(json!({
+        "scenario": "verify",
+        "issuer": platform.base_url,
+        "client_id": world.app.key,
+        "client_secret": world.app.secret,
+        "token": second,
+        "typ": "logout+jwt",
+    }))
+    .await?;
+    let logout = &verified["verified"]["claims"];
+    assert_eq!(logout["sid"], json!(sid), "{verified}");
+    assert_eq!(logout["sub"], json!(world.owner_id));
+    assert!(logout["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(logout.get("nonce").is_none());
+    assert!(logout["jti"].is_string());
+
+    let check = world.session_check(&sid).await?;
+    assert_eq!(check, json!({"valid": false, "recheck_at": null}));
+    let userinfo = platform
+        .http
+        .get(platform.url("/sso/v1/userinfo"))
+        .header(
+            "authorization",
+            bearer(out["access_token"].as_str().unwrap_or_default()),
+        )
+        .send()
+        .await?;
+    assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
+    assert!(userinfo.headers()["www-authenticate"]
+        .to_str()?
+        .contains("invalid_token"));
+    Ok(())
+}
+
+async fn no_org_gets_a_page_and_several_orgs_a_choice(platform: &TestPlatform) -> Result<()> {
+    let world = World::new(platform, None).await?;
+    // Bob is in no org where the app is installed.
+    world
+        .hub
+        .signup("bob@example.com", TEST_PASSWORD, "Bob")
+        .await?;
+    let out = relying_party(world.rp(platform, "sign_in_only", "bob@example.com")).await?;
+    assert_eq!(out["status"], 403, "{out}");
+    assert!(out["location"].is_null());
+    assert!(out["text"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("none of your organisations has installed Books"));
+
+    // Ann in two orgs that installed it chooses the second.
+    let second = world
+        .hub
+        .create_org(&world.owner_token, "Beta", "USD")
+        .await?;
+    world
+        .hub
+        .install(&world.owner_token, &second, &world.app.id)
+        .await?;
+    let mut config = world.rp(platform, "sign_in_only", "ann@example.com");
+    config["org"] = json!(second);
+    config["exchange"] = json!(true);
+    let out = relying_party(config).await?;
+    assert_eq!(out["pages"], json!(["signin", "org"]), "{out}");
+    assert_eq!(
+        out["exchange"]["claims"]["org"]["id"],
+        json!(second),
+        "{out}"
+    );
+    assert_eq!(out["exchange"]["claims"]["org"]["name"], "Beta");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() -> Result<()> {
+    let platform = TestPlatform::spawn_with(|c| c.sso_code_ttl_secs = 0).await;
+    let world = World::new(&platform, None).await?;
+    let mut config = world.rp(&platform, "sign_in_only", "ann@example.com");
+    config["exchange"] = json!(true);
+    let out = relying_party(config).await?;
+    assert_eq!(out["status"], 303, "{out}");
+    let failed = failure(&out["exchange"], "an expired code");
+    assert_eq!(failed["error"], "invalid_grant");
+    assert!(failed["description"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("expired"));
+    Ok(())
+}
+
+/// Sign Ann in and exchange the code; the ID token.
+async fn sign_in_and_exchange(platform: &TestPlatform, world: &World) -> Result<String> {
+    let mut config = world.rp(platform, "sign_in_only", "ann@example.com");
+    config["exchange"] = json!(true);
+    let out = relying_party(config).await?;
+    out["exchange"]["id_token"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("sign-in failed: {out}"))
+}
+
+/// The ID token checked by jose against the JWKS: its header.
+async fn verify(platform: &TestPlatform, world: &World, token: &str) -> Result<Value> {
+    let out = relying_party(json!({
+        "scenario": "verify",
+        "issuer": platform.base_url,
+        "client_id": world.app.key,
+        "client_secret": world.app.secret,
+        "token": token,
+    }))
+    .await?;
+    out["verified"]
+        .get("header")
+        .cloned()
+        .with_context(|| format!("the token did not verify: {out}"))
+}
+
+async fn kids(platform: &TestPlatform) -> Result<Vec<String>> {
+    let jwks: Value = platform
+        .http
+        .get(platform.url("/sso/v1/jwks"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(jwks["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["kid"].as_str().map(str::to_owned))
+        .collect())
+}
+
+#[tokio::test]
+async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let before = kids(&platform).await?;
+    assert_eq!(before.len(), 1);
+    let old_token = sign_in_and_exchange(&platform, &world).await?;
+    assert_eq!(
+        verify(&platform, &world, &old_token).await?["kid"],
+        json!(before[0])
+    );
+
+    // The operator rotates on the running platform's database.
+    let data_dir = platform.data_dir.path().to_str().context("data dir")?;
+    mno_gateway::cli::Cli::parse_from(["mno", "sso", "rotate-keys", "--data-dir", data_dir])
+        .run()
+        .await?;
+    let after = kids(&platform).await?;
+    assert_eq!(after.len(), 2, "the old key stays published: {after:?}");
+    assert_eq!(after[1], before[0]);
+
+    // New tokens carry the new key; the old token still verifies.
+    let new_token = sign_in_and_exchange(&platform, &world).await?;
+    assert_eq!(
+        verify(&platform, &world, &new_token).await?["kid"],
+        json!(after[0])
+    );
+    assert_eq!(
+        verify(&platform, &world, &old_token).await?["kid"],
+        json!(before[0])
+    );
+
+    // A key retired with no tokens left to verify is no longer published.
+    mno_gateway::cli::Cli::parse_from([
+        "mno",
+        "sso",
+        "rotate-keys",
+        "--publish-old-secs",
+        "0",
+        "--data-dir",
+        data_dir,
+    ])
+    .run()
+    .await?;
+    let last = kids(&platform).await?;
+    assert_eq!(last.len(), 2, "{last:?}");
+    assert!(!last.contains(&after[0]), "{last:?}");
+    assert_eq!(last[1], before[0]);
+    Ok(())
+}
