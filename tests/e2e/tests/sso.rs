@@ -489,3 +489,286 @@ async fn rotated_keys_sign_new_tokens_and_old_ones_still_verify() -> Result<()> 
     assert_eq!(last[1], before[0]);
     Ok(())
 }
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+/// The query of a redirect's Location as (name, value) pairs.
+fn location_query(response: &reqwest::Response) -> Vec<(String, String)> {
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default();
+    reqwest::Url::parse(location)
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn protocol_errors_use_the_standard_codes_and_change_nothing() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let http = no_redirects();
+    let authorize = |params: &[(&str, &str)]| {
+        let mut all: Vec<(&str, &str)> = vec![
+            ("client_id", world.app.key.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("state", "s1"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ];
+        for (k, v) in params {
+            all.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                all.push((k, v));
+            }
+        }
+        http.get(platform.url("/sso/v1/authorize"))
+            .query(&all)
+            .send()
+    };
+
+    // Unknown client: a page, never a redirect.
+    let r = authorize(&[("client_id", "mk_nobody")]).await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    // The rest go back to the app with the standard code and the state.
+    for (params, code) in [
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge", "short")], "invalid_request"),
+        (vec![("scope", "profile")], "invalid_scope"),
+        (vec![("prompt", "none")], "login_required"),
+    ] {
+        let r = authorize(&params).await?;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{params:?}");
+        let query = location_query(&r);
+        assert!(
+            query.contains(&("error".into(), code.into())),
+            "{params:?}: {query:?}"
+        );
+        assert!(query.contains(&("state".into(), "s1".into())), "{query:?}");
+        assert!(!query.iter().any(|(k, _)| k == "code"));
+    }
+    // A form posted without the browser's CSRF token does nothing.
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .form(&[
+            ("client_id", world.app.key.as_str()),
+            ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+            ("action", "signin"),
+            ("email", "ann@example.com"),
+            ("password", TEST_PASSWORD),
+        ])
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none());
+
+    // The token endpoint.
+    let token = |auth: Option<(&str, &str)>, form: Vec<(&str, &str)>| {
+        let mut request = http.post(platform.url("/sso/v1/token")).form(&form);
+        if let Some((key, secret)) = auth {
+            request = request.basic_auth(key, Some(secret));
+        }
+        request.send()
+    };
+    let app = (world.app.key.as_str(), world.app.secret.as_str());
+    let code_form = |code: &'static str| {
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ]
+    };
+    let cases: Vec<(Option<(&str, &str)>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+        (
+            None,
+            code_form("mac_x"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            Some((app.0, "ms_wrong")),
+            code_form("mac_x"),
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            Some(app),
+            vec![("grant_type", "password")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            Some(app),
+            vec![("grant_type", "authorization_code")],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Some(app),
+            code_form("mac_unknown"),
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+        ),
+        (
+            Some(app),
+            [code_form("mac_x"), vec![("client_secret", app.1)]].concat(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ];
+    for (auth, form, status, code) in cases {
+        let r = token(auth, form.clone()).await?;
+        assert_eq!(r.status(), status, "{form:?}");
+        let basic = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let body: Value = r.json().await?;
+        assert_eq!(body["error"], code, "{form:?}: {body}");
+        assert!(body["error_description"].is_string());
+        if auth.is_some_and(|(_, secret)| secret == "ms_wrong") {
+            assert!(basic.is_some_and(|b| b.starts_with("Basic")));
+        }
+    }
+    let r = http
+        .post(platform.url("/sso/v1/token"))
+        .basic_auth(app.0, Some(app.1))
+        .json(&json!({"grant_type": "authorization_code"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await?["error"], "invalid_request");
+
+    // Bad sign-in settings: 422 at each field, nothing changed.
+    let path = format!("/hub/v1/apps/{}", world.app.id);
+    let (status, body) = world
+        .hub
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            Some(json!({"redirect_uris": ["https://books.example/cb#frag", "not a url"], "backchannel_logout_uri": "ftp://x"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let pointers: Vec<&str> = body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["source"]["pointer"].as_str())
+        .collect();
+    assert_eq!(
+        pointers,
+        [
+            "/redirect_uris/0",
+            "/redirect_uris/1",
+            "/backchannel_logout_uri"
+        ]
+    );
+    let settings = world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            None,
+        )
+        .await?;
+    assert_eq!(settings["redirect_uris"], json!([format!("{RP}/callback")]));
+    assert!(settings["backchannel_logout_uri"].is_null());
+
+    // The session check is the app's.
+    let (status, _) = world
+        .hub
+        .call(
+            Method::POST,
+            "/sso/v1/session_check",
+            None,
+            Some(json!({"sid": "x"})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = world
+        .hub
+        .call(
+            Method::POST,
+            "/sso/v1/session_check",
+            Some(&basic_auth(app.0, app.1)),
+            Some(json!({})),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"][0]["source"]["pointer"], "/sid");
+    Ok(())
+}
+
+#[tokio::test]
+async fn end_session_with_a_hint_signs_out_and_goes_back_to_the_app() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let mut config = world.rp(&platform, "sign_in_only", "ann@example.com");
+    config["exchange"] = json!(true);
+    let out = relying_party(config).await?;
+    let id_token = out["exchange"]["id_token"].as_str().context("id token")?;
+    let sid = out["exchange"]["claims"]["sid"].as_str().context("sid")?;
+    let http = no_redirects();
+    let end = |params: Vec<(&'static str, String)>| {
+        http.get(platform.url("/sso/v1/end_session"))
+            .query(&params)
+            .send()
+    };
+
+    // An unregistered URI, or a hint that is not ours: a page, and nothing ends.
+    let r = end(vec![
+        ("id_token_hint", id_token.to_owned()),
+        ("post_logout_redirect_uri", format!("{RP}/elsewhere")),
+    ])
+    .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let forged = format!("{}x", id_token);
+    let r = end(vec![("id_token_hint", forged)]).await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Without a hint the user is asked to confirm; nothing ends on a GET.
+    let r = end(vec![]).await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await?.contains("method=\"post\""));
+    assert_eq!(world.session_check(sid).await?["valid"], true);
+
+    let r = end(vec![
+        ("id_token_hint", id_token.to_owned()),
+        ("post_logout_redirect_uri", format!("{RP}/bye")),
+        ("state", "after".to_owned()),
+    ])
+    .await?;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.headers()["location"],
+        format!("{RP}/bye?state=after").as_str()
+    );
+    assert_eq!(world.session_check(sid).await?["valid"], false);
+    Ok(())
+}
