@@ -600,7 +600,14 @@ async fn protocol_errors_use_the_standard_codes_and_change_nothing() -> Result<(
             ),
         ]
     };
-    let cases: Vec<(Option<(&str, &str)>, Vec<(&str, &str)>, StatusCode, &str)> = vec![
+    // (client credentials, form, status, error code)
+    type Case<'a> = (
+        Option<(&'a str, &'a str)>,
+        Vec<(&'a str, &'a str)>,
+        StatusCode,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (
             None,
             code_form("mac_x"),
