@@ -342,6 +342,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn redirect_uris_are_kept_as_given_and_checked() {
+        let ok = |v: &str| redirect_uri("redirect_uris", v, false);
+        // Kept to the letter: the URL crate would add a slash to a bare host.
+        assert_eq!(
+            ok("https://books.example").unwrap(),
+            "https://books.example"
+        );
+        assert_eq!(
+            ok("http://localhost:3000/cb").unwrap(),
+            "http://localhost:3000/cb"
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:9/cb").unwrap(),
+            "http://127.0.0.1:9/cb"
+        );
+        assert!(ok("http://books.example/cb").unwrap_err().contains("https"));
+        assert!(redirect_uri("redirect_uris", "http://books.example/cb", true).is_ok());
+        assert!(ok("https://books.example/cb#x")
+            .unwrap_err()
+            .contains("fragment"));
+        assert!(ok("https://u:p@books.example/cb")
+            .unwrap_err()
+            .contains("user"));
+        assert!(ok(" https://books.example/cb").is_err());
+        assert!(ok("javascript:alert(1)").is_err());
+        assert!(ok("books.example/cb").is_err());
+    }
+
+    #[test]
     fn emails() {
         assert_eq!(email(Some(" Ann@Example.COM ")).unwrap(), "ann@example.com");
         for bad in [

@@ -212,12 +212,7 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
 }
 
 fn server_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "single sign-on page failed");
-    pages::problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The platform could not answer. Try again shortly.",
-    )
+    pages::server_error("single sign-on page", e)
 }
 
 /// `GET /sso/v1/authorize`: a signed-in browser goes on (to the app, or to
@@ -260,11 +255,7 @@ pub async fn submit(
     Form(params): Form<Params>,
 ) -> Response {
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
-        return pages::problem(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The form was not sent from this browser's Hub page (its security token is missing or wrong). Go back to the app and sign in again.",
-        );
+        return pages::form_expired("Go back to the app and sign in again.");
     }
     let request = match check(&state, &params).await {
         Ok(request) => request,
@@ -350,15 +341,12 @@ async fn go_on(
             Ok(orgs) => orgs,
             Err(e) => return server_error(e),
         };
-    let mut response = match orgs.as_slice() {
+    let response = match orgs.as_slice() {
         [] => no_org(&request.app, &session.user),
         [org] => issue_code(state, request, &session, org).await,
         several => choose_org(state, headers, request, several),
     };
-    if let Some(cookie) = cookie {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
+    browser::with_cookie(response, cookie)
 }
 
 async fn issue_code(
@@ -401,13 +389,6 @@ fn session_auth_time(session: &SessionUser) -> i64 {
         .unwrap_or_else(|| now_ms() / 1000)
 }
 
-fn with_csrf(mut response: Response, set: Option<HeaderValue>) -> Response {
-    if let Some(set) = set {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
-}
-
 fn sign_in_form(
     state: &AppState,
     headers: &HeaderMap,
@@ -435,7 +416,7 @@ fn sign_in_form(
     } else {
         StatusCode::UNAUTHORIZED
     };
-    with_csrf(pages::page(status, "Sign in", &body), set)
+    browser::with_cookie(pages::page(status, "Sign in", &body), set)
 }
 
 fn choose_org(
@@ -466,7 +447,7 @@ fn choose_org(
         hidden = pages::hidden(&fields),
         buttons = buttons.join("\n"),
     );
-    with_csrf(
+    browser::with_cookie(
         pages::page(StatusCode::OK, "Choose an organisation", &body),
         set,
     )

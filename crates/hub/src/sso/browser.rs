@@ -4,6 +4,7 @@
 //! token in a `SameSite=Strict` cookie that every form repeats in a hidden field.
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
 
 use crate::api::AppState;
 use crate::secrets;
@@ -42,6 +43,14 @@ pub fn set_cookie(
         "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age_secs}{secure}"
     ))
     .expect("cookie values are tokens")
+}
+
+/// `response` with the cookie set, if there is one to set.
+pub fn with_cookie(mut response: Response, set: Option<HeaderValue>) -> Response {
+    if let Some(set) = set {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    response
 }
 
 /// The live Hub session of the browser's cookie.

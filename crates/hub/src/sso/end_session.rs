@@ -34,12 +34,7 @@ struct After {
 }
 
 fn server_error(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "end-session request failed");
-    pages::problem(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The platform could not answer. Try again shortly.",
-    )
+    pages::server_error("end-session request", e)
 }
 
 fn bad(detail: &str) -> Response {
@@ -171,11 +166,7 @@ pub async fn start(
          <form method=\"post\" action=\"{END_SESSION_PATH}\">\n{}\n<button type=\"submit\">Sign out</button>\n</form>",
         pages::hidden(&fields)
     );
-    let mut response = pages::page(StatusCode::OK, "Sign out", &body);
-    if let Some(set) = set {
-        response.headers_mut().append(header::SET_COOKIE, set);
-    }
-    response
+    browser::with_cookie(pages::page(StatusCode::OK, "Sign out", &body), set)
 }
 
 /// POST: the confirmation form; ends the browser's Hub session.
@@ -185,11 +176,7 @@ pub async fn confirm(
     Form(params): Form<Params>,
 ) -> Response {
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
-        return pages::problem(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The form was not sent from this browser's Hub page (its security token is missing or wrong). Nothing was changed.",
-        );
+        return pages::form_expired("Nothing was changed.");
     }
     let (hint, after) = match check(&state, &params).await {
         Ok(checked) => checked,

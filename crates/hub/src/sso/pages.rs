@@ -67,3 +67,39 @@ pub fn hidden(fields: &[(&str, &str)]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A failure of ours (the database): logged, and a page asking to try again.
+pub fn server_error(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what} failed");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The platform could not answer. Try again shortly.",
+    )
+}
+
+/// A form posted without this browser's CSRF token; `then` says what to do.
+pub fn form_expired(then: &str) -> Response {
+    problem(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        &format!("The form was not sent from this browser's Hub page (its security token is missing or wrong). {then}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#x27;y&#x27;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(
+            hidden(&[("state", "\"><script>")]),
+            r#"<input type="hidden" name="state" value="&quot;&gt;&lt;script&gt;">"#
+        );
+    }
+}

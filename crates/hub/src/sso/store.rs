@@ -119,7 +119,7 @@ pub async fn save_client(
 }
 
 /// What an authorization code stands for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Grant {
     pub app_id: String,
     pub client_id: String,
@@ -173,20 +173,14 @@ pub enum CodeRefused {
     Replayed,
 }
 
-type CodeTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-);
+/// A stored code: its grant and its life.
+#[derive(sqlx::FromRow)]
+struct CodeRow {
+    #[sqlx(flatten)]
+    grant: Grant,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
 
 /// Redeem a code once: mark it used and return its grant. A second redemption
 /// revokes the access tokens the first one got (RFC 6749 §4.1.2).
@@ -197,27 +191,18 @@ pub async fn redeem_code(
     let hash = sha256_hex(code);
     let now = now_ms();
     let mut tx = pool.begin().await?;
-    let row: Option<CodeTuple> = sqlx::query_as(
+    let row: Option<CodeRow> = sqlx::query_as(
         "SELECT app_id, client_id, user_id, session_id, org_id, redirect_uri, code_challenge, nonce, scope,
          auth_time, expires_at, used_at FROM hub_sso_codes WHERE code_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((
-        app_id,
-        client_id,
-        user_id,
-        session_id,
-        org_id,
-        redirect_uri,
-        code_challenge,
-        nonce,
-        scope,
-        auth_time,
+    let Some(CodeRow {
+        grant,
         expires_at,
         used_at,
-    )) = row
+    }) = row
     else {
         return Ok(Err(CodeRefused::Unknown));
     };
@@ -246,18 +231,7 @@ pub async fn redeem_code(
     if marked != 1 {
         return Ok(Err(CodeRefused::Replayed));
     }
-    Ok(Ok(Grant {
-        app_id,
-        client_id,
-        user_id,
-        session_id,
-        org_id,
-        redirect_uri,
-        code_challenge,
-        nonce,
-        scope,
-        auth_time,
-    }))
+    Ok(Ok(grant))
 }
 
 /// Store an access token (its hash) issued with `code`.
