@@ -172,6 +172,7 @@ if (cfg.scenario === 'flow') {
   out.status = r.response.status;
   out.location = r.response.location;
   out.text = r.response.text;
+  out.session_cookie = browser.cookies.get('mno_sso');
   if (r.response.status === 303 && cfg.exchange) {
     const result = await attempt(() => exchange(config, r));
     out.exchange = result.ok ? { claims: result.ok.claims(), id_token: result.ok.id_token } : result;

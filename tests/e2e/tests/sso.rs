@@ -140,16 +140,20 @@ impl World {
 }
 
 /// A back-channel logout receiver: answers 503 to its first POST (the Hub
-/// must retry), then 200; every logout_token goes down the channel.
+/// must retry), and to every POST until [`Receiver::accept`] when started
+/// refusing; then 200. Every logout_token goes down the channel.
 struct Receiver {
     url: String,
-    tokens: mpsc::UnboundedReceiver<String>,
+    /// Each logout token and whether the receiver took it (200).
+    tokens: mpsc::UnboundedReceiver<(String, bool)>,
+    state: ReceiverState,
 }
 
 #[derive(Clone)]
 struct ReceiverState {
     posts: Arc<Mutex<usize>>,
-    sink: mpsc::UnboundedSender<String>,
+    accepting: Arc<Mutex<bool>>,
+    sink: mpsc::UnboundedSender<(String, bool)>,
 }
 
 async fn receive(
@@ -161,38 +165,57 @@ async fn receive(
         *posts += 1;
         *posts == 1
     };
-    let _ = state
-        .sink
-        .send(form.get("logout_token").cloned().unwrap_or_default());
-    if first {
-        AxumStatus::SERVICE_UNAVAILABLE
-    } else {
+    let take = !first && *state.accepting.lock().unwrap();
+    let token = form.get("logout_token").cloned().unwrap_or_default();
+    let _ = state.sink.send((token, take));
+    if take {
         AxumStatus::OK
+    } else {
+        AxumStatus::SERVICE_UNAVAILABLE
     }
 }
 
 impl Receiver {
     async fn start() -> Result<Receiver> {
+        Self::start_accepting(true).await
+    }
+
+    async fn start_accepting(accepting: bool) -> Result<Receiver> {
         let (sink, tokens) = mpsc::unbounded_channel();
         let state = ReceiverState {
             posts: Arc::new(Mutex::new(0)),
+            accepting: Arc::new(Mutex::new(accepting)),
             sink,
         };
         let app = Router::new()
             .route("/logout", post(receive))
-            .with_state(state);
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/logout", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Receiver { url, tokens })
+        Ok(Receiver { url, tokens, state })
     }
 
-    /// The next token POSTed (a bound only so that a broken test ends).
-    async fn next(&mut self) -> Result<String> {
+    fn accept(&self) {
+        *self.state.accepting.lock().unwrap() = true;
+    }
+
+    /// The next token POSTed and whether it was taken (a bound only so that a
+    /// broken test ends).
+    async fn next(&mut self) -> Result<(String, bool)> {
         tokio::time::timeout(Duration::from_secs(60), self.tokens.recv())
             .await
             .context("no back-channel logout came within a minute")?
             .context("the receiver stopped")
+    }
+
+    /// The first token the receiver took.
+    async fn taken(&mut self) -> Result<String> {
+        loop {
+            if let (token, true) = self.next().await? {
+                return Ok(token);
+            }
+        }
     }
 }
 
@@ -304,9 +327,10 @@ async fn openid_client_signs_in_and_the_specs_negative_cases_fail(
     // app's back-channel receiver gets a logout token, after one retry.
     let session_token = out["session_cookie"].as_str().context("session cookie")?;
     world.hub.logout(session_token).await?;
-    let first = receiver.next().await?;
-    let second = receiver.next().await?;
-    assert!(!first.is_empty());
+    let (first, taken) = receiver.next().await?;
+    assert!(!first.is_empty() && !taken);
+    let (second, taken) = receiver.next().await?;
+    assert!(taken, "the retry is taken");
     let verified = relying_party(json!({
         "scenario": "verify",
         "issuer": platform.base_url,
@@ -777,5 +801,43 @@ async fn end_session_with_a_hint_signs_out_and_goes_back_to_the_app() -> Result<
         format!("{RP}/bye?state=after").as_str()
     );
     assert_eq!(world.session_check(sid).await?["valid"], false);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_back_channel_logout_survives_a_restart_of_the_platform() -> Result<()> {
+    // Retries a second apart, enough of them to span a restart.
+    let mut platform = TestPlatform::spawn_with(|c| {
+        c.webhook_retry_schedule = Some(vec!["1s"; 30].join(","));
+    })
+    .await;
+    let mut receiver = Receiver::start_accepting(false).await?;
+    let world = World::new(&platform, Some(&receiver.url)).await?;
+    let mut config = world.rp(&platform, "sign_in_only", "ann@example.com");
+    config["exchange"] = json!(true);
+    let out = relying_party(config).await?;
+    let session = out["session_cookie"].as_str().context("session cookie")?;
+
+    // Signed out while the app's receiver is down: the first try fails.
+    world.hub.logout(session).await?;
+    receiver.next().await?;
+    // The platform stops and starts again; the logout is still owed, and comes.
+    platform.restart().await;
+    receiver.accept();
+    let token = receiver.taken().await?;
+    let verified = relying_party(json!({
+        "scenario": "verify",
+        "issuer": platform.base_url,
+        "client_id": world.app.key,
+        "client_secret": world.app.secret,
+        "token": token,
+        "typ": "logout+jwt",
+    }))
+    .await?;
+    assert_eq!(
+        verified["verified"]["claims"]["sub"],
+        json!(world.owner_id),
+        "{verified}"
+    );
     Ok(())
 }
