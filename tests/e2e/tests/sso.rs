@@ -380,6 +380,19 @@ async fn no_org_gets_a_page_and_several_orgs_a_choice(platform: &TestPlatform) -
         .unwrap_or_default()
         .contains("none of your organisations has installed Books"));
 
+    // A wrong password: the form again, saying so, and nothing for the app.
+    let mut config = world.rp(platform, "sign_in_only", "ann@example.com");
+    config["password"] = json!("not the password");
+    let out = relying_party(config).await?;
+    assert_eq!(out["status"], 401, "{out}");
+    assert!(out["location"].is_null());
+    assert!(out["session_cookie"].is_null());
+    let text = out["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("the email or password is wrong") && text.contains("name=\"password\""),
+        "{text}"
+    );
+
     // Ann in two orgs that installed it chooses the second.
     let second = world
         .hub

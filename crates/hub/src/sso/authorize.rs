@@ -23,6 +23,7 @@ use crate::api::AppState;
 use crate::secrets;
 use crate::store::users::{SessionUser, UserRow};
 use crate::store::{apps, now_ms};
+use crate::validate;
 
 /// The parameters of an authorization request (OIDC Core §3.1.2.1), and the
 /// fields of the Hub's forms. Unknown parameters are ignored, as OAuth asks.
@@ -263,11 +264,10 @@ pub async fn submit(
     };
     match params.action.as_deref() {
         Some("signin") => {
-            let email = params
-                .email
-                .as_deref()
-                .map(|e| e.trim().to_lowercase())
-                .unwrap_or_default();
+            let email = match validate::email(params.email.as_deref()) {
+                Ok(email) => email,
+                Err(detail) => return sign_in_form(&state, &headers, &request, Some(&detail)),
+            };
             let password = params.password.clone().unwrap_or_default();
             let address = client_address(connect, &headers, &state.config.trusted_proxies);
             let user = match authenticate(&state, &email, password, address.as_deref()).await {
