@@ -178,7 +178,6 @@ pub enum CodeRefused {
 struct CodeRow {
     #[sqlx(flatten)]
     grant: Grant,
-    expires_at: i64,
     used_at: Option<i64>,
 }
 
@@ -191,47 +190,44 @@ pub async fn redeem_code(
     let hash = sha256_hex(code);
     let now = now_ms();
     let mut tx = pool.begin().await?;
-    let row: Option<CodeRow> = sqlx::query_as(
-        "SELECT app_id, client_id, user_id, session_id, org_id, redirect_uri, code_challenge, nonce, scope,
-         auth_time, expires_at, used_at FROM hub_sso_codes WHERE code_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(CodeRow {
-        grant,
-        expires_at,
-        used_at,
-    }) = row
-    else {
-        return Ok(Err(CodeRefused::Unknown));
-    };
-    if used_at.is_some() {
-        sqlx::query("UPDATE hub_sso_access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        return Ok(Err(CodeRefused::Replayed));
-    }
-    if expires_at <= now {
-        return Ok(Err(CodeRefused::Expired));
-    }
-    // The condition makes the single use hold against a concurrent redemption.
+    // Write first: the conditions make the single use hold against a concurrent
+    // redemption, and the transaction takes the write lock at once (SQLite
+    // refuses to upgrade a read transaction that another writer overtook).
     let marked = sqlx::query(
-        "UPDATE hub_sso_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL",
+        "UPDATE hub_sso_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(&hash)
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let row: Option<CodeRow> = sqlx::query_as(
+        "SELECT app_id, client_id, user_id, session_id, org_id, redirect_uri, code_challenge, nonce, scope,
+         auth_time, used_at FROM hub_sso_codes WHERE code_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(CodeRow { grant, used_at, .. }) = row else {
+        return Ok(Err(CodeRefused::Unknown));
+    };
+    let refused = if marked == 1 {
+        None
+    } else if used_at.is_some() {
+        sqlx::query("UPDATE hub_sso_access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+        Some(CodeRefused::Replayed)
+    } else {
+        Some(CodeRefused::Expired)
+    };
     tx.commit().await?;
-    if marked != 1 {
-        return Ok(Err(CodeRefused::Replayed));
-    }
-    Ok(Ok(grant))
+    Ok(match refused {
+        None => Ok(grant),
+        Some(why) => Err(why),
+    })
 }
 
 /// Store an access token (its hash) issued with `code`.
