@@ -219,6 +219,30 @@ impl Receiver {
     }
 }
 
+/// A token checked by jose (openid-client's JOSE library) against the JWKS,
+/// with `typ` when given: `{header, claims}`.
+async fn verified(
+    platform: &TestPlatform,
+    world: &World,
+    token: &str,
+    typ: Option<&str>,
+) -> Result<Value> {
+    let out = relying_party(json!({
+        "scenario": "verify",
+        "issuer": platform.base_url,
+        "client_id": world.app.key,
+        "client_secret": world.app.secret,
+        "token": token,
+        "typ": typ,
+    }))
+    .await?;
+    let result = &out["verified"];
+    if result.get("claims").is_none() {
+        bail!("the token did not verify: {out}");
+    }
+    Ok(result.clone())
+}
+
 fn failure<'a>(result: &'a Value, what: &str) -> &'a Value {
     assert!(
         result.get("ok").is_none(),
@@ -331,16 +355,8 @@ async fn openid_client_signs_in_and_the_specs_negative_cases_fail(
     assert!(!first.is_empty() && !taken);
     let (second, taken) = receiver.next().await?;
     assert!(taken, "the retry is taken");
-    let verified = relying_party(json!({
-        "scenario": "verify",
-        "issuer": platform.base_url,
-        "client_id": world.app.key,
-        "client_secret": world.app.secret,
-        "token": second,
-        "typ": "logout+jwt",
-    }))
-    .await?;
-    let logout = &verified["verified"]["claims"];
+    let verified = verified(platform, &world, &second, Some("logout+jwt")).await?;
+    let logout = &verified["claims"];
     assert_eq!(logout["sid"], json!(sid), "{verified}");
     assert_eq!(logout["sub"], json!(world.owner_id));
     assert!(logout["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
@@ -446,18 +462,7 @@ async fn sign_in_and_exchange(platform: &TestPlatform, world: &World) -> Result<
 
 /// The ID token checked by jose against the JWKS: its header.
 async fn verify(platform: &TestPlatform, world: &World, token: &str) -> Result<Value> {
-    let out = relying_party(json!({
-        "scenario": "verify",
-        "issuer": platform.base_url,
-        "client_id": world.app.key,
-        "client_secret": world.app.secret,
-        "token": token,
-    }))
-    .await?;
-    out["verified"]
-        .get("header")
-        .cloned()
-        .with_context(|| format!("the token did not verify: {out}"))
+    Ok(verified(platform, world, token, None).await?["header"].clone())
 }
 
 async fn kids(platform: &TestPlatform) -> Result<Vec<String>> {
@@ -838,17 +843,9 @@ async fn a_back_channel_logout_survives_a_restart_of_the_platform() -> Result<()
     platform.restart().await;
     receiver.accept();
     let token = receiver.taken().await?;
-    let verified = relying_party(json!({
-        "scenario": "verify",
-        "issuer": platform.base_url,
-        "client_id": world.app.key,
-        "client_secret": world.app.secret,
-        "token": token,
-        "typ": "logout+jwt",
-    }))
-    .await?;
+    let verified = verified(&platform, &world, &token, Some("logout+jwt")).await?;
     assert_eq!(
-        verified["verified"]["claims"]["sub"],
+        verified["claims"]["sub"],
         json!(world.owner_id),
         "{verified}"
     );
