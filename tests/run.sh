@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Installs what the tests need when it is missing:
 # nats-server (deploy/nats/install.sh), the Python packages the tests call
-# (tests/python-requirements.txt), and PostgreSQL's binaries (Debian package;
-# the tests start their own throwaway clusters). Extra arguments go to cargo test.
+# (tests/python-requirements.txt), the npm packages of the OpenID Connect
+# relying party (tests/e2e/node, from its package-lock.json), and PostgreSQL's
+# binaries (Debian package; the tests start their own throwaway clusters).
+# Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash deploy/nats/install.sh
 
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python-requirements.txt
+
+npm ci --prefix tests/e2e/node --no-audit --no-fund --loglevel=error
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${MNO_PG_BIN:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -93,6 +93,15 @@ pub struct PlatformConfig {
     /// Seconds an SSE client may leave its stream's buffer full before it is cut off.
     #[arg(long, env = "MNO_SSE_SLOW_CONSUMER_SECS", default_value_t = 30)]
     pub sse_slow_consumer_secs: u64,
+
+    /// The platform's public URL, the OpenID Connect issuer apps sign users in
+    /// with (e.g. https://mno.example.com); default: http:// and the HTTP address.
+    #[arg(long, env = "MNO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Seconds a sign-in's authorization code may wait to be exchanged.
+    #[arg(long, env = "MNO_SSO_CODE_TTL_SECS", default_value_t = 60)]
+    pub sso_code_ttl_secs: u64,
 }
 
 impl PlatformConfig {
@@ -118,6 +127,8 @@ impl PlatformConfig {
             http_idle_timeout_secs: 60,
             sse_max_streams: 10,
             sse_slow_consumer_secs: 30,
+            public_url: None,
+            sso_code_ttl_secs: 60,
         }
     }
 
@@ -173,6 +184,15 @@ impl PlatformConfig {
         Ok(())
     }
 
+    /// The OpenID Connect issuer: MNO_PUBLIC_URL, else http:// and the
+    /// address the edge listens on (http://127.0.0.1:8080 by default).
+    pub fn issuer(&self, http_addr: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{http_addr}"),
+        }
+    }
+
     /// Delivery settings for Connec!.
     pub fn delivery_config(&self) -> mno_connec_sync::delivery::DeliveryConfig {
         let mut delivery = mno_connec_sync::delivery::DeliveryConfig {
@@ -218,6 +238,18 @@ impl PlatformConfig {
         }
         if self.http_header_timeout_secs == 0 || self.http_idle_timeout_secs == 0 {
             bail!("MNO_HTTP_HEADER_TIMEOUT_SECS and MNO_HTTP_IDLE_TIMEOUT_SECS must be 1 or more (10 and 60 by default)");
+        }
+        if let Some(url) = &self.public_url {
+            let parsed = url::Url::parse(url).ok();
+            let ok = parsed.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                bail!("MNO_PUBLIC_URL {url:?} is not an http(s) URL without query or fragment, e.g. https://mno.example.com");
+            }
         }
         if self.webhook_batch_max == 0 {
             bail!("MNO_WEBHOOK_BATCH_MAX is 0; use 1 or more (50 by default)");

@@ -85,6 +85,13 @@ impl Platform {
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
+                sso: mno_hub::sso::SsoConfig {
+                    issuer: config.issuer(http_addr),
+                    code_ttl: Duration::from_secs(config.sso_code_ttl_secs),
+                    // Back-channel logouts are retried as webhooks are.
+                    logout_retry_schedule: config.delivery_config().retry_schedule,
+                    ..Default::default()
+                },
                 ..HubConfig::default()
             },
         })

@@ -14,6 +14,7 @@
 //! - [`relay`]: publishes outbox rows to stream HUB.
 //! - [`directory`]: the [`mno_events::directory::Directory`] view for delivery and reports.
 //! - [`rate_limit`]: failed sign-in limits.
+//! - [`sso`]: single sign-on, the Hub as an OpenID Connect provider.
 
 pub mod access;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod rate_limit;
 pub mod relay;
 pub mod responder;
 pub mod secrets;
+pub mod sso;
 pub mod store;
 pub mod validate;
 
@@ -63,6 +65,8 @@ pub struct HubConfig {
     /// Accept webhook URLs aimed at loopback or private addresses (local
     /// tests); delivery refuses to send to them otherwise.
     pub allow_private_webhooks: bool,
+    /// Single sign-on: the issuer URL, token and code lifetimes.
+    pub sso: sso::SsoConfig,
 }
 
 impl Default for HubConfig {
@@ -78,6 +82,7 @@ impl Default for HubConfig {
             relay_failpoint: None,
             known_entities: Vec::new(),
             allow_private_webhooks: false,
+            sso: sso::SsoConfig::default(),
         }
     }
 }
@@ -102,6 +107,7 @@ impl Hub {
     /// Migrate the database, start the outbox relay (and the NATS responders).
     pub async fn start(deps: HubDeps) -> anyhow::Result<Hub> {
         let store = store::Store::open(deps.db).await?;
+        sso::keys::ensure(&store.pool).await?;
         let hub_idm = idm::HubIdm::new(store.clone());
         let hub_directory = directory::HubDirectory::new(store.clone());
         let config = deps.config;
@@ -111,6 +117,15 @@ impl Hub {
                 relay::Relay::new(store.clone(), deps.bus.clone(), config.relay_failpoint)
                     .spawn(stopped.clone()),
             ];
+        tasks.push(
+            sso::backchannel::LogoutSender::new(
+                store.clone(),
+                deps.bus.clone(),
+                config.sso.clone(),
+                config.allow_private_webhooks,
+            )
+            .spawn(stopped.clone()),
+        );
         if config.serve_nats {
             let caching = mno_events::idm::CachingIdm::start(
                 Arc::new(responder::HashedCredentials(hub_idm.clone())),
@@ -145,9 +160,9 @@ impl Hub {
         })
     }
 
-    /// Routes under `/hub/v1` and `/idm/v1`.
+    /// Routes under `/hub/v1` and `/idm/v1`, and the OpenID Connect provider's.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        api::router(self.state.clone()).merge(sso::router(self.state.clone()))
     }
 
     /// The IDM check answered from this Hub's database (no cache).

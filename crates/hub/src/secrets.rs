@@ -37,6 +37,11 @@ pub fn new_session_token() -> String {
     )
 }
 
+/// An opaque bearer value of single sign-on (authorization code, access token): 256 random bits.
+pub fn new_opaque_token(prefix: &str) -> String {
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>()))
+}
+
 /// A new API key id (not secret, but unguessable).
 pub fn new_key_id() -> String {
     format!(

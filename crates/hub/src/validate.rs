@@ -192,6 +192,78 @@ pub fn webhook_url(field: &str, value: &str, allow_private: bool) -> Result<Stri
     Ok(checked)
 }
 
+/// Most redirect URIs an app may register per list.
+pub const MAX_REDIRECT_URIS: usize = 20;
+
+/// A sign-in redirect URI (OAuth 2.0 security BCP): an absolute http(s) URL
+/// without fragment, user or password; plain http only for this machine
+/// (loopback, for local development) unless `allow_http`. Kept exactly as
+/// given, since requests must match it exactly.
+pub fn redirect_uri(field: &str, value: &str, allow_http: bool) -> Result<String, String> {
+    if value.trim() != value || value.is_empty() || value.len() > 2000 {
+        return Err(format!(
+            "{field} {value:?} must be a URL of 1 to 2000 characters without surrounding spaces"
+        ));
+    }
+    let parsed = url::Url::parse(value)
+        .map_err(|e| format!("{field} {value:?} is not a URL ({e}); use https://host/callback"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!(
+            "{field} {value:?} must be an http or https URL with a host"
+        ));
+    }
+    if parsed.fragment().is_some() {
+        return Err(format!("{field} {value:?} must not have a fragment (#...)"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{field} {value:?} must not carry a user or password"
+        ));
+    }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !loopback && !allow_http {
+        return Err(format!(
+            "{field} {value:?} must use https (plain http is accepted only for localhost)"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// A list of redirect URIs: each checked, no repeats, at most [`MAX_REDIRECT_URIS`].
+pub fn redirect_uris(
+    problems: &mut Problems,
+    field: &str,
+    list: &[String],
+    allow_http: bool,
+) -> Vec<String> {
+    if list.len() > MAX_REDIRECT_URIS {
+        problems.add(
+            &format!("/{field}"),
+            format!(
+                "{field} has {} URIs; the limit is {MAX_REDIRECT_URIS}",
+                list.len()
+            ),
+        );
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, value) in list.iter().enumerate() {
+        let pointer = format!("/{field}/{i}");
+        if let Some(uri) = problems.check(&pointer, redirect_uri(field, value, allow_http)) {
+            if out.contains(&uri) {
+                problems.add(&pointer, format!("{field} lists {uri:?} twice"));
+            } else {
+                out.push(uri);
+            }
+        }
+    }
+    out
+}
+
 /// An entity name: lower-case letters, digits and '_', as Connec! collections are.
 pub fn entity_name(value: &str) -> Result<String, String> {
     let ok = !value.is_empty()
@@ -251,6 +323,35 @@ pub fn shared_entities(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirect_uris_are_kept_as_given_and_checked() {
+        let ok = |v: &str| redirect_uri("redirect_uris", v, false);
+        // Kept to the letter: the URL crate would add a slash to a bare host.
+        assert_eq!(
+            ok("https://books.example").unwrap(),
+            "https://books.example"
+        );
+        assert_eq!(
+            ok("http://localhost:3000/cb").unwrap(),
+            "http://localhost:3000/cb"
+        );
+        assert_eq!(
+            ok("http://127.0.0.1:9/cb").unwrap(),
+            "http://127.0.0.1:9/cb"
+        );
+        assert!(ok("http://books.example/cb").unwrap_err().contains("https"));
+        assert!(redirect_uri("redirect_uris", "http://books.example/cb", true).is_ok());
+        assert!(ok("https://books.example/cb#x")
+            .unwrap_err()
+            .contains("fragment"));
+        assert!(ok("https://u:p@books.example/cb")
+            .unwrap_err()
+            .contains("user"));
+        assert!(ok(" https://books.example/cb").is_err());
+        assert!(ok("javascript:alert(1)").is_err());
+        assert!(ok("books.example/cb").is_err());
+    }
 
     #[test]
     fn emails() {

@@ -78,6 +78,7 @@ async fn setup(hub: &mno_hub::Hub) -> Setup {
             read: true,
             write: true,
         }],
+        Default::default(),
     )
     .await
     .unwrap();

@@ -83,17 +83,50 @@ impl Sender {
             Ok(signature) => signature,
             Err(e) => return fatal(e.to_string()),
         };
-        let sent = self
+        let request = self
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(WEBHOOK_ID, webhook_id)
             .header(WEBHOOK_TIMESTAMP, timestamp.to_string())
             .header(WEBHOOK_SIGNATURE, signature)
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
+            .body(body);
+        self.send(request, started).await
+    }
+
+    /// POST `fields` as an HTML form (`application/x-www-form-urlencoded`) to
+    /// `url`, unsigned: for payloads that carry their own signature, such as
+    /// OpenID back-channel logout tokens. Same SSRF guard and outcomes as [`Sender::post`].
+    pub async fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Attempt {
+        let started = Instant::now();
+        let url = match ssrf::check_url(url, self.allow_private) {
+            Ok(url) => url,
+            Err(e) => {
+                return Attempt {
+                    outcome: Outcome::Fatal,
+                    status: None,
+                    latency: started.elapsed(),
+                    response: e.to_string(),
+                }
+            }
+        };
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let request = self
+            .client
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        self.send(request, started).await
+    }
+
+    /// Send and classify the answer.
+    async fn send(&self, request: reqwest::RequestBuilder, started: Instant) -> Attempt {
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
                 return Attempt {

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod consumers;
 pub mod dlq;
 pub mod impac;
+pub mod sso;
 pub mod streams;
 pub mod up;
 
@@ -34,6 +35,8 @@ enum Command {
     Consumers(consumers::Args),
     /// Impac! reports: exchange rates, replay as of a time or sequence, rebuild.
     Impac(impac::Args),
+    /// Single sign-on: rotate the ID token signing keys, list them.
+    Sso(sso::Args),
 }
 
 impl Cli {
@@ -45,6 +48,7 @@ impl Cli {
             Command::Dlq(args) => dlq::run(args).await,
             Command::Consumers(args) => consumers::run(args).await,
             Command::Impac(args) => impac::run(args).await,
+            Command::Sso(args) => sso::run(args).await,
         }
     }
 }

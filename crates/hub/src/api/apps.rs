@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{basic, db_error, not_null, owned_app, present, AppState, SignedIn};
+use crate::sso::store::{self as sso_store, ClientChange};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};
 use crate::validate::{self, Problems};
@@ -62,6 +63,38 @@ fn optional_url(
     })
 }
 
+/// The sign-in settings of a request, checked (docs/api/sso.md): redirect URIs
+/// are kept as given (they are matched exactly); the back-channel logout URI
+/// follows the rules of webhook URLs.
+fn sso_fields(
+    problems: &mut Problems,
+    state: &AppState,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    backchannel_logout_uri: Option<Option<String>>,
+) -> ClientChange {
+    let allow_http = state.config.allow_private_webhooks;
+    ClientChange {
+        redirect_uris: redirect_uris
+            .map(|list| validate::redirect_uris(problems, "redirect_uris", &list, allow_http)),
+        post_logout_redirect_uris: post_logout_redirect_uris.map(|list| {
+            validate::redirect_uris(problems, "post_logout_redirect_uris", &list, allow_http)
+        }),
+        backchannel_logout_uri: backchannel_logout_uri
+            .map(|v| optional_url(problems, state, "backchannel_logout_uri", v)),
+    }
+}
+
+/// What the owner (or the app) sees: settings with the sign-in settings.
+async fn owner_view(state: &AppState, app: &AppRow) -> Result<serde_json::Value, ApiError> {
+    let mut out = app.to_owner_json();
+    sso_store::client(&state.store.pool, &app.id)
+        .await
+        .map_err(db_error)?
+        .add_to(&mut out);
+    Ok(out)
+}
+
 fn credentials_json(creds: &NewCredentials) -> serde_json::Value {
     json!({
         "credentials": {"key": creds.key, "secret": creds.secret},
@@ -79,6 +112,11 @@ pub struct NewApp {
     account_webhook_url: Option<String>,
     #[serde(default)]
     shared_entities: Vec<SharedEntityIn>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
 }
 
 /// `POST /hub/v1/apps` → 201 the app with its credentials and webhook secret,
@@ -111,6 +149,13 @@ pub async fn create(
         &shared(body.shared_entities),
         &state.config.known_entities,
     );
+    let sso = sso_fields(
+        &mut problems,
+        &state,
+        Some(body.redirect_uris),
+        Some(body.post_logout_redirect_uris),
+        body.backchannel_logout_uri.map(Some),
+    );
     problems.into_result()?;
     let (app, creds) = store::create(
         &state.store,
@@ -120,10 +165,11 @@ pub async fn create(
         webhook_url,
         account_webhook_url,
         shared_entities,
+        sso,
     )
     .await
     .map_err(db_error)?;
-    let mut out = app.to_owner_json();
+    let mut out = owner_view(&state, &app).await?;
     let extra = credentials_json(&creds);
     out["credentials"] = extra["credentials"].clone();
     out["webhook_secret"] = extra["webhook_secret"].clone();
@@ -204,7 +250,7 @@ pub async fn show(
     Path(app): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let row = visible_app(&state, &caller, &app).await?;
-    let mut out = row.to_owner_json();
+    let mut out = owner_view(&state, &row).await?;
     out["credentials"] = json!(store::credentials(&state.store.pool, &app)
         .await
         .map_err(db_error)?);
@@ -247,6 +293,12 @@ pub struct AppPatch {
     account_webhook_url: Option<Option<String>>,
     #[serde(default, deserialize_with = "not_null")]
     shared_entities: Option<Vec<SharedEntityIn>>,
+    #[serde(default, deserialize_with = "not_null")]
+    redirect_uris: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    post_logout_redirect_uris: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    backchannel_logout_uri: Option<Option<String>>,
 }
 
 /// `PATCH /hub/v1/apps/{app}` (owner): the fields given change; `null` clears a
@@ -282,13 +334,20 @@ pub async fn update(
         shared_entities: body.shared_entities.map(|list| {
             validate::shared_entities(&mut problems, &shared(list), &state.config.known_entities)
         }),
+        sso: sso_fields(
+            &mut problems,
+            &state,
+            body.redirect_uris,
+            body.post_logout_redirect_uris,
+            body.backchannel_logout_uri,
+        ),
     };
     problems.into_result()?;
     let row = store::update(&state.store, &me.user.id, &app, fields)
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("there is no app {app}")))?;
-    Ok(Json(row.to_owner_json()))
+    Ok(Json(owner_view(&state, &row).await?))
 }
 
 /// `POST /hub/v1/apps/{app}/credentials/rotate` (owner) → 201 new credentials

@@ -10,7 +10,7 @@ mod invitations;
 mod members;
 pub mod openapi;
 mod orgs;
-mod users;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -156,7 +156,12 @@ pub fn not_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 pub fn basic(parts: &Parts) -> Option<(String, String)> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    basic_header(&parts.headers)
+}
+
+/// As [`basic`], from the headers.
+pub fn basic_header(headers: &axum::http::HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

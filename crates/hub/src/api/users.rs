@@ -98,7 +98,7 @@ pub struct SignIn {
 /// The client's address: the connection's peer, unless the peer is a trusted
 /// proxy: then the nearest `X-Forwarded-For` hop that is not one (a client can
 /// prepend anything to that header, so only hops added by trusted proxies count).
-fn client_address(
+pub fn client_address(
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
     trusted: &[IpAddr],
@@ -169,12 +169,31 @@ pub async fn login(
     let (email, password) = (email.unwrap(), body.password.unwrap());
 
     let address = client_address(connect, &headers, &state.config.trusted_proxies);
-    state.limits.per_email.check(&email).map_err(limited)?;
-    if let Some(address) = &address {
+    let user = authenticate(&state, &email, password, address.as_deref()).await?;
+    let (token, _session_id, expires_at) = start_session(&state, &user).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "expires_at": rfc3339(expires_at),
+            "user": user.to_json(),
+        })),
+    ))
+}
+
+/// Check a password under the sign-in limits (per email and per client
+/// address). Wrong password and unknown email answer alike, and both run argon2 once.
+pub async fn authenticate(
+    state: &AppState,
+    email: &str,
+    password: String,
+    address: Option<&str>,
+) -> Result<users::UserRow, ApiError> {
+    state.limits.per_email.check(email).map_err(limited)?;
+    if let Some(address) = address {
         state.limits.per_address.check(address).map_err(limited)?;
     }
-
-    let user = users::by_email(&state.store.pool, &email)
+    let user = users::by_email(&state.store.pool, email)
         .await
         .map_err(db_error)?;
     let stored = user
@@ -186,17 +205,24 @@ pub async fn login(
             .await
             .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| verified) else {
-        state.limits.per_email.record_failure(&email);
-        if let Some(address) = &address {
+        state.limits.per_email.record_failure(email);
+        if let Some(address) = address {
             state.limits.per_address.record_failure(address);
         }
         return Err(bad_credentials());
     };
-    state.limits.per_email.clear(&email);
+    state.limits.per_email.clear(email);
+    Ok(user)
+}
 
+/// A new Hub session for `user`: (token, session id, expires_at).
+pub async fn start_session(
+    state: &AppState,
+    user: &users::UserRow,
+) -> Result<(String, String, i64), ApiError> {
     let token = secrets::new_session_token();
     let expires_at = now_ms() + state.config.session_ttl.as_millis() as i64;
-    users::create_session(
+    let session_id = users::create_session(
         &state.store.pool,
         &user.id,
         &secrets::sha256_hex(&token),
@@ -204,14 +230,7 @@ pub async fn login(
     )
     .await
     .map_err(db_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "expires_at": rfc3339(expires_at),
-            "user": user.to_json(),
-        })),
-    ))
+    Ok((token, session_id, expires_at))
 }
 
 /// `DELETE /hub/v1/sessions/current` → 204; the token stops working at once.

@@ -128,6 +128,8 @@ pub struct AppFields {
     pub webhook_url: Option<Option<String>>,
     pub account_webhook_url: Option<Option<String>>,
     pub shared_entities: Option<Vec<SharedEntity>>,
+    /// Sign-in settings (redirect URIs, back-channel logout URI).
+    pub sso: crate::sso::store::ClientChange,
 }
 
 /// Credentials handed out once, at creation or rotation.
@@ -167,6 +169,7 @@ async fn insert_credentials(w: &mut WriteTx, app: &str) -> Result<NewCredentials
 }
 
 /// Create an app owned by `owner`, with its first credentials.
+#[allow(clippy::too_many_arguments)] // one per field of a new app, all required
 pub async fn create(
     store: &Store,
     owner: &str,
@@ -175,6 +178,7 @@ pub async fn create(
     webhook_url: Option<String>,
     account_webhook_url: Option<String>,
     shared_entities: Vec<SharedEntity>,
+    sso: crate::sso::store::ClientChange,
 ) -> Result<(AppRow, NewCredentials), sqlx::Error> {
     let now = now_ms();
     let app = AppRow {
@@ -205,6 +209,7 @@ pub async fn create(
     .execute(&mut *w.tx)
     .await?;
     let creds = insert_credentials(&mut w, &app.id).await?;
+    crate::sso::store::save_client(&mut w.tx, &app.id, sso).await?;
     w.emit(
         NewEvent::new(
             PLATFORM_ORG,
@@ -282,6 +287,8 @@ pub async fn update(
         app.shared_entities = shared;
         changed.push("shared_entities");
     }
+    let (_, sso_changed) = crate::sso::store::save_client(&mut w.tx, app_id, fields.sso).await?;
+    changed.extend(sso_changed);
     if changed.is_empty() {
         return Ok(Some(app));
     }

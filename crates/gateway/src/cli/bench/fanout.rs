@@ -265,6 +265,7 @@ async fn seed(hub: &Hub, urls: &[String]) -> Result<String> {
                 read: true,
                 write: true,
             }],
+            Default::default(),
         )
         .await?;
         installs::install(store, &owner.id, &org.id, &app.id, true).await?;

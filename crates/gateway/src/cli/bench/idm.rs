@@ -157,6 +157,7 @@ async fn seed(hub: &Hub) -> Result<IdmRequest> {
             read: true,
             write: true,
         }],
+        Default::default(),
     )
     .await?;
     installs::install(store, &owner.id, &org.id, &app.id, true).await?;

@@ -1,0 +1,465 @@
+//! `GET|POST /sso/v1/authorize`: the authorization endpoint and its pages.
+//!
+//! GET comes from the app (the browser redirected); POST from the Hub's own
+//! forms (sign in, choose an organisation), which carry the request along in
+//! hidden fields and a CSRF token. Errors about the client or the redirect URI
+//! are shown on a page (redirecting to an unverified URI would make the Hub an
+//! open redirector); every other error goes back to the app's redirect URI
+//! with the standard code and `state` (RFC 6749 §4.1.2.1).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+
+use super::claims::{self, OrgClaim};
+use super::store::{self as sso_store, Grant};
+use super::{browser, pages, AUTHORIZE_PATH};
+use crate::api::users::{authenticate, client_address, start_session};
+use crate::api::AppState;
+use crate::secrets;
+use crate::store::users::{SessionUser, UserRow};
+use crate::store::{apps, now_ms};
+use crate::validate;
+
+/// The parameters of an authorization request (OIDC Core §3.1.2.1), and the
+/// fields of the Hub's forms. Unknown parameters are ignored, as OAuth asks.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    prompt: Option<String>,
+    // The Hub's forms.
+    csrf: Option<String>,
+    action: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    org: Option<String>,
+}
+
+/// A request whose client and redirect URI are known good.
+struct Request {
+    app: apps::AppRow,
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: String,
+    prompt: Option<String>,
+}
+
+impl Request {
+    /// The fields a form carries to come back here.
+    fn hidden(&self) -> Vec<(&'static str, &str)> {
+        let mut fields = vec![
+            ("response_type", "code"),
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("scope", self.scope.as_str()),
+            ("code_challenge", self.code_challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ];
+        if let Some(state) = &self.state {
+            fields.push(("state", state));
+        }
+        if let Some(nonce) = &self.nonce {
+            fields.push(("nonce", nonce));
+        }
+        fields
+    }
+
+    /// Back to the app with `params` (and `state`, and `iss` per RFC 9207).
+    fn redirect(&self, issuer: &str, params: &[(&str, &str)]) -> Response {
+        let mut url = url::Url::parse(&self.redirect_uri).expect("registered URIs are URLs");
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in params {
+                query.append_pair(key, value);
+            }
+            if let Some(state) = &self.state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", issuer);
+        }
+        let mut response = Redirect::to(url.as_str()).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+
+    fn error(&self, issuer: &str, code: &str, description: &str) -> Response {
+        self.redirect(
+            issuer,
+            &[("error", code), ("error_description", description)],
+        )
+    }
+}
+
+fn bad_client(detail: &str) -> Response {
+    pages::problem(
+        StatusCode::BAD_REQUEST,
+        "This sign-in link is not valid",
+        &format!("{detail} The app that sent you here must fix its sign-in settings; nothing was shared with it."),
+    )
+}
+
+// The error of a check is the page (or redirect) to answer with.
+#[allow(clippy::result_large_err)]
+/// Check the client and the redirect URI (errors shown here), then the rest
+/// of the request (errors sent back to the app).
+async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
+    let Some(client_id) = params.client_id.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(bad_client("The request has no client_id."));
+    };
+    let app = match apps::key_lookup(&state.store.pool, client_id).await {
+        Ok(Some((app_id, _))) => apps::get(&state.store.pool, &app_id).await,
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    let app = match app {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            return Err(bad_client(
+                "The client_id is not the API key of an app of this platform (unknown, or expired after a rotation).",
+            ))
+        }
+        Err(e) => return Err(server_error(e)),
+    };
+    let client = sso_store::client(&state.store.pool, &app.id)
+        .await
+        .map_err(server_error)?;
+    let Some(redirect_uri) = params.redirect_uri.clone() else {
+        return Err(bad_client("The request has no redirect_uri."));
+    };
+    if !client.redirect_uris.contains(&redirect_uri) {
+        return Err(bad_client(&format!(
+            "The redirect_uri {redirect_uri:?} is not one the app registered (they must match exactly)."
+        )));
+    }
+    let request = Request {
+        app,
+        client_id: client_id.to_owned(),
+        redirect_uri,
+        scope: params.scope.clone().unwrap_or_default(),
+        state: params.state.clone(),
+        nonce: params.nonce.clone(),
+        code_challenge: params.code_challenge.clone().unwrap_or_default(),
+        prompt: params.prompt.clone(),
+    };
+    let issuer = &state.config.sso.issuer;
+    let refuse = |code: &str, description: &str| Err(request.error(issuer, code, description));
+    match params.response_type.as_deref() {
+        Some("code") => {}
+        None => return refuse("invalid_request", "response_type is required; use code"),
+        Some(_) => {
+            return refuse(
+                "unsupported_response_type",
+                "only the authorization code flow is supported; use response_type=code",
+            )
+        }
+    }
+    if !request.scope.split(' ').any(|s| s == "openid") {
+        return refuse("invalid_scope", "scope must include openid");
+    }
+    if request.code_challenge.is_empty() {
+        return refuse(
+            "invalid_request",
+            "PKCE is required: send code_challenge (S256 of the code_verifier) and code_challenge_method=S256",
+        );
+    }
+    if params.code_challenge_method.as_deref() != Some("S256") {
+        return refuse(
+            "invalid_request",
+            "code_challenge_method must be S256 (plain is not accepted)",
+        );
+    }
+    let challenge_ok = request.code_challenge.len() == 43
+        && request
+            .code_challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !challenge_ok {
+        return refuse(
+            "invalid_request",
+            "code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)",
+        );
+    }
+    match request.prompt.as_deref() {
+        None
+        | Some("")
+        | Some("none")
+        | Some("login")
+        | Some("consent")
+        | Some("select_account") => {}
+        Some(_) => {
+            return refuse(
+                "invalid_request",
+                "prompt must be none, login, consent or select_account",
+            )
+        }
+    }
+    Ok(request)
+}
+
+fn server_error(e: impl std::fmt::Display) -> Response {
+    pages::server_error("single sign-on page", e)
+}
+
+/// `GET /sso/v1/authorize`: a signed-in browser goes on (to the app, or to
+/// the choice of organisation); any other sees the sign-in form.
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+) -> Response {
+    let request = match check(&state, &params).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let session = match browser::session(&state, &headers).await {
+        Ok(session) => session,
+        Err(e) => return server_error(e),
+    };
+    let issuer = &state.config.sso.issuer;
+    let prompt = request.prompt.as_deref();
+    match session {
+        // prompt=login asks for the password even of a signed-in user.
+        Some(session) if prompt != Some("login") => {
+            go_on(&state, &headers, &request, session, None).await
+        }
+        None if prompt == Some("none") => request.error(
+            issuer,
+            "login_required",
+            "the user is not signed in to the Hub",
+        ),
+        _ => sign_in_form(&state, &headers, &request, None),
+    }
+}
+
+/// `POST /sso/v1/authorize`: the sign-in form (`action=signin`) or the choice
+/// of organisation (`action=org`).
+pub async fn submit(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    Form(params): Form<Params>,
+) -> Response {
+    if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
+        return pages::form_expired("Go back to the app and sign in again.");
+    }
+    let request = match check(&state, &params).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    match params.action.as_deref() {
+        Some("signin") => {
+            let email = match validate::email(params.email.as_deref()) {
+                Ok(email) => email,
+                Err(detail) => return sign_in_form(&state, &headers, &request, Some(&detail)),
+            };
+            let password = params.password.clone().unwrap_or_default();
+            let address = client_address(connect, &headers, &state.config.trusted_proxies);
+            let user = match authenticate(&state, &email, password, address.as_deref()).await {
+                Ok(user) => user,
+                Err(e) => {
+                    let detail = e
+                        .errors
+                        .first()
+                        .map(|e| e.detail.clone())
+                        .unwrap_or_default();
+                    return sign_in_form(&state, &headers, &request, Some(&detail));
+                }
+            };
+            let (token, session_id, expires_at) = match start_session(&state, &user).await {
+                Ok(started) => started,
+                Err(e) => return server_error(format!("{e:?}")),
+            };
+            let session = SessionUser {
+                session_id,
+                expires_at,
+                user,
+            };
+            let max_age = (expires_at - now_ms()) / 1000;
+            let cookie =
+                browser::set_cookie(&state, browser::SESSION_COOKIE, &token, max_age, "Lax");
+            go_on(&state, &headers, &request, session, Some(cookie)).await
+        }
+        Some("org") => {
+            let session = match browser::session(&state, &headers).await {
+                Ok(Some(session)) => session,
+                Ok(None) => {
+                    return sign_in_form(
+                        &state,
+                        &headers,
+                        &request,
+                        Some("Your Hub session has ended; sign in again."),
+                    )
+                }
+                Err(e) => return server_error(e),
+            };
+            let org = params.org.clone().unwrap_or_default();
+            match claims::org_claim(&state.store.pool, &session.user.id, &request.app.id, &org).await {
+                Ok(Some(org)) => issue_code(&state, &request, &session, &org).await,
+                Ok(None) => pages::problem(
+                    StatusCode::FORBIDDEN,
+                    "Choose another organisation",
+                    "You are not a member of that organisation, or it has not installed this app. Go back and choose one of the organisations listed.",
+                ),
+                Err(e) => server_error(e),
+            }
+        }
+        _ => pages::problem(
+            StatusCode::BAD_REQUEST,
+            "This form is not complete",
+            "The form did not say what to do (action). Go back to the app and sign in again.",
+        ),
+    }
+}
+
+/// A signed-in user: straight to the app with the one eligible org, a choice
+/// when there are several, a page saying why when there is none.
+async fn go_on(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &Request,
+    session: SessionUser,
+    cookie: Option<HeaderValue>,
+) -> Response {
+    let orgs =
+        match claims::eligible_orgs(&state.store.pool, &session.user.id, &request.app.id).await {
+            Ok(orgs) => orgs,
+            Err(e) => return server_error(e),
+        };
+    let response = match orgs.as_slice() {
+        [] => no_org(&request.app, &session.user),
+        [org] => issue_code(state, request, &session, org).await,
+        several => choose_org(state, headers, request, several),
+    };
+    browser::with_cookie(response, cookie)
+}
+
+async fn issue_code(
+    state: &AppState,
+    request: &Request,
+    session: &SessionUser,
+    org: &OrgClaim,
+) -> Response {
+    let code = secrets::new_opaque_token("mac_");
+    let grant = Grant {
+        app_id: request.app.id.clone(),
+        client_id: request.client_id.clone(),
+        user_id: session.user.id.clone(),
+        session_id: session.session_id.clone(),
+        org_id: org.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        scope: request.scope.clone(),
+        auth_time: session_auth_time(session),
+    };
+    let ttl = state.config.sso.code_ttl.as_millis() as i64;
+    if let Err(e) = sso_store::insert_code(&state.store.pool, &code, &grant, ttl).await {
+        return server_error(e);
+    }
+    request.redirect(&state.config.sso.issuer, &[("code", &code)])
+}
+
+/// When the user signed in: the session's start (its end minus its life).
+fn session_auth_time(session: &SessionUser) -> i64 {
+    // Sessions do not keep their start apart from their id (a UUIDv7, whose
+    // first 48 bits are its creation time in milliseconds).
+    uuid::Uuid::parse_str(&session.session_id)
+        .ok()
+        .and_then(|id| id.get_timestamp())
+        .map(|ts| {
+            let (secs, _) = ts.to_unix();
+            secs as i64
+        })
+        .unwrap_or_else(|| now_ms() / 1000)
+}
+
+fn sign_in_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &Request,
+    error: Option<&str>,
+) -> Response {
+    let (csrf, set) = browser::csrf_token(state, headers);
+    let mut fields = request.hidden();
+    fields.push(("csrf", &csrf));
+    fields.push(("action", "signin"));
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", pages::escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        "<p>{app} asks you to sign in with your Hub account.</p>\n{error}\n\
+         <form method=\"post\" action=\"{AUTHORIZE_PATH}\">\n{hidden}\n\
+         <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\n\
+         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\n\
+         <button type=\"submit\">Sign in</button>\n</form>",
+        app = pages::escape(&request.app.name),
+        hidden = pages::hidden(&fields),
+    );
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
+    browser::with_cookie(pages::page(status, "Sign in", &body), set)
+}
+
+fn choose_org(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &Request,
+    orgs: &[OrgClaim],
+) -> Response {
+    let (csrf, set) = browser::csrf_token(state, headers);
+    let mut fields = request.hidden();
+    fields.push(("csrf", &csrf));
+    fields.push(("action", "org"));
+    let buttons: Vec<String> = orgs
+        .iter()
+        .map(|org| {
+            format!(
+                "<button type=\"submit\" name=\"org\" value=\"{}\">{} (your role: {})</button>",
+                pages::escape(&org.id),
+                pages::escape(&org.name),
+                pages::escape(&org.role)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<p>You belong to several organisations that use {app}. Which one are you signing in with?</p>\n\
+         <form method=\"post\" action=\"{AUTHORIZE_PATH}\">\n{hidden}\n{buttons}\n</form>",
+        app = pages::escape(&request.app.name),
+        hidden = pages::hidden(&fields),
+        buttons = buttons.join("\n"),
+    );
+    browser::with_cookie(
+        pages::page(StatusCode::OK, "Choose an organisation", &body),
+        set,
+    )
+}
+
+fn no_org(app: &apps::AppRow, user: &UserRow) -> Response {
+    pages::problem(
+        StatusCode::FORBIDDEN,
+        "No organisation uses this app",
+        &format!(
+            "You are signed in as {}, but none of your organisations has installed {}. An admin of your organisation can install it from the marketplace; then sign in again.",
+            user.email, app.name
+        ),
+    )
+}

@@ -1,0 +1,63 @@
+//! `POST /sso/v1/session_check` (the app's API key and secret, HTTP Basic):
+//! is the user's Hub session (`sid` of the ID token) still valid? Apps ask
+//! every few minutes, as they did on the original platform; `recheck_at` says
+//! when to ask again. A session the app did not sign in with is not valid for it.
+
+use axum::extract::State;
+use axum::Json;
+use mno_events::api_error::ApiJson;
+use mno_events::ApiError;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::store as sso_store;
+use axum::http::HeaderMap;
+
+use crate::api::{basic_header, db_error, AppState};
+use crate::store::{now_ms, rfc3339};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    sid: Option<String>,
+}
+
+pub async fn check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Check>,
+) -> Result<Json<Value>, ApiError> {
+    let Some((key, secret)) = basic_header(&headers) else {
+        return Err(ApiError::unauthorized(
+            "the session check is the app's: authenticate with its API key and secret (HTTP Basic key:secret)",
+        ));
+    };
+    let app = state
+        .idm
+        .app_by_credentials(&key, &secret)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "the API key and secret are not valid (unknown, wrong or expired after rotation)",
+            )
+        })?
+        .id;
+    let Some(sid) = body.sid.filter(|s| !s.is_empty()) else {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "sid is required: the sid claim of the user's ID token",
+        )
+        .at_pointer("/sid"));
+    };
+    let ends = sso_store::live_login(&state.store.pool, &sid, &app)
+        .await
+        .map_err(db_error)?;
+    Ok(Json(match ends {
+        Some(ends_at) => {
+            let recheck = now_ms() + state.config.sso.recheck_interval.as_millis() as i64;
+            json!({"valid": true, "recheck_at": rfc3339(recheck.min(ends_at))})
+        }
+        None => json!({"valid": false, "recheck_at": null}),
+    }))
+}
