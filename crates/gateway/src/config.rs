@@ -58,6 +58,11 @@ pub struct PlatformConfig {
     /// the connection's peer is the client (sign-in limits count per client).
     #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// Seconds between billing runs for the last complete month (0: no
+    /// scheduled run; `mno billing run` still works).
+    #[arg(long, env = "MNO_BILLING_INTERVAL_SECS", default_value_t = 3600)]
+    pub billing_interval_secs: u64,
 }
 
 impl PlatformConfig {
@@ -76,6 +81,8 @@ impl PlatformConfig {
             webhook_linger_ms: 0,
             // Tests act as the proxy to name client addresses.
             trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            // Tests run billing when they mean to.
+            billing_interval_secs: 0,
         }
     }
 

@@ -14,11 +14,15 @@
 //! - [`relay`]: publishes outbox rows to stream HUB.
 //! - [`directory`]: the [`mno_events::directory::Directory`] view for delivery and reports.
 //! - [`rate_limit`]: failed sign-in limits.
+//! - [`billing`]: bills, recurring bills, the billing run and invoices.
+//! - [`notify`]: account webhooks to apps, from stream HUB.
 
 pub mod access;
 pub mod api;
+pub mod billing;
 pub mod directory;
 pub mod idm;
+pub mod notify;
 pub mod rate_limit;
 pub mod relay;
 pub mod responder;
@@ -61,6 +65,13 @@ pub struct HubConfig {
     /// Accept webhook URLs aimed at loopback or private addresses (local
     /// tests); delivery refuses to send to them otherwise.
     pub allow_private_webhooks: bool,
+    /// Delays between attempts of an account webhook; after the last, it is given up.
+    pub account_webhook_retry_schedule: Vec<Duration>,
+    /// Send account webhooks (installs, members) from this process.
+    pub account_webhooks: bool,
+    /// Run billing for the last complete month this often; `None`: never
+    /// (then `mno billing run` does it).
+    pub billing_interval: Option<Duration>,
 }
 
 impl Default for HubConfig {
@@ -76,6 +87,11 @@ impl Default for HubConfig {
             relay_failpoint: None,
             known_entities: Vec::new(),
             allow_private_webhooks: false,
+            account_webhook_retry_schedule: [5, 300, 1800, 7200, 18000, 36000, 36000]
+                .map(Duration::from_secs)
+                .to_vec(),
+            account_webhooks: true,
+            billing_interval: None,
         }
     }
 }
@@ -109,6 +125,26 @@ impl Hub {
                 relay::Relay::new(store.clone(), deps.bus.clone(), config.relay_failpoint)
                     .spawn(stopped.clone()),
             ];
+        if config.account_webhooks {
+            tasks.push(
+                notify::AccountWebhooks::new(
+                    store.clone(),
+                    deps.bus.clone(),
+                    config.allow_private_webhooks,
+                    config.account_webhook_retry_schedule.clone(),
+                )
+                .start(stopped.clone())
+                .await?,
+            );
+        }
+        if let Some(every) = config.billing_interval {
+            tasks.push(billing::schedule::spawn(
+                store.clone(),
+                deps.bus.clone(),
+                every,
+                stopped.clone(),
+            ));
+        }
         if config.serve_nats {
             let cached: Arc<dyn Idm> = Arc::new(
                 mno_events::idm::CachingIdm::start(

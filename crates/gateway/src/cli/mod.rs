@@ -1,6 +1,7 @@
 //! The `mno` subcommands, one module each.
 
 pub mod bench;
+pub mod billing;
 pub mod consumers;
 pub mod dlq;
 pub mod impac;
@@ -34,6 +35,8 @@ enum Command {
     Consumers(consumers::Args),
     /// Impac! reports: exchange rates, replay as of a time or sequence, rebuild.
     Impac(impac::Args),
+    /// Single billing: the billing run, and rebuilding an invoice from the stream.
+    Billing(billing::Args),
 }
 
 impl Cli {
@@ -45,6 +48,7 @@ impl Cli {
             Command::Dlq(args) => dlq::run(args).await,
             Command::Consumers(args) => consumers::run(args).await,
             Command::Impac(args) => impac::run(args).await,
+            Command::Billing(args) => billing::run(args).await,
         }
     }
 }
