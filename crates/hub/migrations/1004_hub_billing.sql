@@ -72,3 +72,7 @@ CREATE TABLE hub_account_deliveries (
     delivered_at BIGINT NOT NULL,
     PRIMARY KEY (event_id, app_id)
 );
+
+-- Account webhooks ask which apps an org had installed at a member event:
+-- the install and uninstall events of the org before it.
+CREATE INDEX hub_outbox_org_kind ON hub_outbox (org, kind, id);

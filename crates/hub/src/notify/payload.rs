@@ -6,7 +6,7 @@ use mno_events::subject::hub_kind;
 use serde_json::{json, Value};
 use sqlx::AnyPool;
 
-use crate::store::{installs, orgs, users};
+use crate::store::{orgs, users};
 
 /// The Hub event kinds that make account webhooks.
 pub const KINDS: [&str; 5] = [
@@ -30,16 +30,40 @@ pub fn webhook_type(kind: &str) -> Option<&'static str> {
 }
 
 /// The apps to tell: the app installed or uninstalled; for member events,
-/// the apps installed in the org when the event is delivered.
+/// the apps installed in the org when the event happened (a webhook retried
+/// after an uninstall still reaches the app that was installed then).
 pub async fn recipients(pool: &AnyPool, event: &HubEvent) -> Result<Vec<String>, sqlx::Error> {
     match event.kind.as_str() {
         hub_kind::INSTALL_CREATED | hub_kind::INSTALL_REMOVED => Ok(vec![event.app_id.clone()]),
-        _ => Ok(installs::of_org(pool, &event.org)
-            .await?
-            .into_iter()
-            .map(|i| i.app_id)
-            .collect()),
+        _ => installed_before(pool, &event.org, event.outbox_id as i64).await,
     }
+}
+
+/// The apps installed in `org` just before outbox row `outbox_id`: the
+/// outbox keeps every install and uninstall in commit order.
+async fn installed_before(
+    pool: &AnyPool,
+    org: &str,
+    outbox_id: i64,
+) -> Result<Vec<String>, sqlx::Error> {
+    let changes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT app_id, kind FROM hub_outbox WHERE org = $1 AND kind IN ($2, $3) AND id < $4 ORDER BY id",
+    )
+    .bind(org)
+    .bind(hub_kind::INSTALL_CREATED)
+    .bind(hub_kind::INSTALL_REMOVED)
+    .bind(outbox_id)
+    .fetch_all(pool)
+    .await?;
+    let mut installed = std::collections::BTreeSet::new();
+    for (app, kind) in changes {
+        if kind == hub_kind::INSTALL_CREATED {
+            installed.insert(app);
+        } else {
+            installed.remove(&app);
+        }
+    }
+    Ok(installed.into_iter().collect())
 }
 
 /// The body of the webhook of `event`; `None` for a kind that makes none.
