@@ -59,9 +59,9 @@ fn bill(org: &str, cents: i64) -> NewBill {
     }
 }
 
-#[tokio::test]
-async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once() {
-    let world = World::sqlite().await;
+on_both_databases!(a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once);
+
+async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once(world: World) {
     let hub = world
         .hub(HubConfig {
             account_webhooks: false,

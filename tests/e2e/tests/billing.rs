@@ -12,6 +12,12 @@ use mno_gateway::cli::Cli;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+mno_e2e::on_both_databases!(
+    bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app,
+    the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebuilds_it_from_the_stream,
+    recurring_bills_bill_each_cycle_once_with_the_initial_charge_once,
+);
+
 async fn mno(args: &[&str]) -> Result<()> {
     let mut argv = vec!["mno"];
     argv.extend_from_slice(args);
@@ -25,6 +31,9 @@ async fn billing_cli(platform: &TestPlatform, args: &[&str]) -> Result<()> {
     let mut argv = vec!["billing"];
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["--nats-url", &url, "--data-dir", &dir]);
+    if let Some(database) = &platform.config.database_url {
+        argv.extend_from_slice(&["--database-url", database]);
+    }
     mno(&argv).await
 }
 
@@ -79,26 +88,26 @@ fn pointers(body: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (token, org, app) = hub.org_with_app("owner@example.com", None, &[]).await?;
     let other_org = hub.create_org(&token, "Not a customer", "USD").await?;
 
     let body = bill(&org, 1050, "usd", "2026-11-30T23:59:59Z");
     let (status, first) =
-        app_post(&platform, &app, "/hub/v1/bills", Some("k-1"), body.clone()).await?;
+        app_post(platform, &app, "/hub/v1/bills", Some("k-1"), body.clone()).await?;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     assert_eq!(first["status"], "submitted");
     assert_eq!(first["currency"], "USD");
     assert_eq!(first["due_period"], "2026-11");
     // The same key and body: the same bill, nothing new.
     let (status, again) =
-        app_post(&platform, &app, "/hub/v1/bills", Some("k-1"), body.clone()).await?;
+        app_post(platform, &app, "/hub/v1/bills", Some("k-1"), body.clone()).await?;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, first);
-    assert_eq!(count(&platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
+    assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
     // The same key, another body: 409.
     let (status, conflict) = app_post(
         &platform,
@@ -131,8 +140,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app()
         for (k, v) in change.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let (status, error) =
-            app_post(&platform, &app, "/hub/v1/bills", None, body.clone()).await?;
+        let (status, error) = app_post(platform, &app, "/hub/v1/bills", None, body.clone()).await?;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {error}");
         assert_eq!(
             pointers(&error),
@@ -165,7 +173,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app()
         assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
     }
     assert_eq!(hub_fingerprint(&platform.running().db).await?, before);
-    assert_eq!(count(&platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
+    assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
 
     // No credentials, or a user's session: 401/403 (the route is the app's).
     let (status, _) = hub
@@ -223,10 +231,9 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app()
     Ok(())
 }
 
-#[tokio::test]
 async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebuilds_it_from_the_stream(
+    platform: &TestPlatform,
 ) -> Result<()> {
-    let platform = TestPlatform::spawn().await;
     let hub = HubClient::new(&platform.base_url);
     let (token, org, books) = hub.org_with_app("owner@example.com", None, &[]).await?;
     let crm = hub.create_app(&token, "CRM <script>", None, &[]).await?;
@@ -279,7 +286,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     )
     .await?;
 
-    billing_cli(&platform, &["run", "--period", "2026-11"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-11"]).await?;
     let auth = bearer(&token);
     let list = hub
         .expect(
@@ -325,7 +332,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     )
     .await;
     assert_eq!(events_before, 3, "USD and EUR of one org, USD of the other");
-    billing_cli(&platform, &["run", "--period", "2026-11"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-11"]).await?;
     assert_eq!(
         count(
             &platform,
@@ -335,12 +342,12 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
         3
     );
     assert_eq!(
-        count(&platform, "SELECT COUNT(*) FROM hub_invoices").await,
+        count(platform, "SELECT COUNT(*) FROM hub_invoices").await,
         3
     );
 
     // Rebuilt from the stream up to its cut: the same bytes (the CLI fails otherwise).
-    billing_cli(&platform, &["rebuild", &usd_id]).await?;
+    billing_cli(platform, &["rebuild", &usd_id]).await?;
     let store = mno_hub::store::Store::open(platform.running().db.clone()).await?;
     for id in [usd_id.as_str(), eur["id"].as_str().unwrap()] {
         let (stored, rebuilt) = mno_hub::billing::rebuild(&store, &platform.running().bus, id)
@@ -348,7 +355,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
             .unwrap();
         assert_eq!(String::from_utf8(stored)?, String::from_utf8(rebuilt)?);
     }
-    assert!(billing_cli(&platform, &["rebuild", "inv-nothing"])
+    assert!(billing_cli(platform, &["rebuild", "inv-nothing"])
         .await
         .is_err());
 
@@ -361,12 +368,12 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
         bill(&org, 33, "USD", nov),
     )
     .await?;
-    billing_cli(&platform, &["run", "--period", "2026-11"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-11"]).await?;
     assert_eq!(
-        count(&platform, "SELECT COUNT(*) FROM hub_invoices").await,
+        count(platform, "SELECT COUNT(*) FROM hub_invoices").await,
         3
     );
-    billing_cli(&platform, &["run", "--period", "2026-12"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-12"]).await?;
     let december = hub
         .expect(
             StatusCode::OK,
@@ -452,15 +459,15 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
         .call(Method::GET, "/hub/v1/orgs/x/invoices", None, None)
         .await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(billing_cli(&platform, &["run", "--period", "2026-13"])
+    assert!(billing_cli(platform, &["run", "--period", "2026-13"])
         .await
         .is_err());
     Ok(())
 }
 
-#[tokio::test]
-async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once() -> Result<()> {
-    let platform = TestPlatform::spawn().await;
+async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
+    platform: &TestPlatform,
+) -> Result<()> {
     let hub = HubClient::new(&platform.base_url);
     let (token, org, app) = hub.org_with_app("owner@example.com", None, &[]).await?;
     let body = json!({
@@ -504,13 +511,13 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once() -> 
             bad[k] = v.clone();
         }
         let (status, error) =
-            app_post(&platform, &app, "/hub/v1/recurring_bills", None, bad).await?;
+            app_post(platform, &app, "/hub/v1/recurring_bills", None, bad).await?;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
         assert_eq!(pointers(&error), vec![pointer.to_owned()]);
     }
 
-    billing_cli(&platform, &["run", "--period", "2026-11"]).await?;
-    billing_cli(&platform, &["run", "--period", "2026-11"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-11"]).await?;
+    billing_cli(platform, &["run", "--period", "2026-11"]).await?;
     let auth = basic_auth(&app.key, &app.secret);
     let bills = hub
         .expect(
@@ -556,7 +563,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once() -> 
         .await?;
     assert_eq!(invoice["total_cents"], 4500);
 
-    billing_cli(&platform, &["run", "--period", "2027-01"]).await?;
+    billing_cli(platform, &["run", "--period", "2027-01"]).await?;
     let shown = hub
         .expect(
             StatusCode::OK,
@@ -568,7 +575,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once() -> 
         .await?;
     assert_eq!(shown["status"], "expired");
     assert_eq!(shown["cycles_billed"], 3);
-    assert_eq!(count(&platform, "SELECT COUNT(*) FROM hub_bills").await, 4);
+    assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 4);
     // An expired schedule cannot be cancelled; another app cannot see it.
     let (status, _) = hub
         .call(
@@ -610,8 +617,8 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once() -> 
         )
         .await?;
     assert_eq!(cancelled["status"], "cancelled");
-    billing_cli(&platform, &["run", "--period", "2027-02"]).await?;
-    assert_eq!(count(&platform, "SELECT COUNT(*) FROM hub_bills").await, 4);
+    billing_cli(platform, &["run", "--period", "2027-02"]).await?;
+    assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 4);
     Ok(())
 }
 
