@@ -110,7 +110,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
     assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
     // The same key, another body: 409.
     let (status, conflict) = app_post(
-        &platform,
+        platform,
         &app,
         "/hub/v1/bills",
         Some("k-1"),
@@ -151,7 +151,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
     }
     // Every bad field at once.
     let (status, error) = app_post(
-        &platform,
+        platform,
         &app,
         "/hub/v1/bills",
         None,
@@ -163,7 +163,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
     // An org that did not install the app: 403; an org that does not exist: the same.
     for target in [other_org.as_str(), "no-such-org"] {
         let (status, error) = app_post(
-            &platform,
+            platform,
             &app,
             "/hub/v1/bills",
             None,
@@ -250,7 +250,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
         (&books, &org_b, 1, "USD"),
     ] {
         let (status, body) = app_post(
-            &platform,
+            platform,
             app,
             "/hub/v1/bills",
             None,
@@ -261,7 +261,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     }
     // Due in December: not on November's invoice.
     app_post(
-        &platform,
+        platform,
         &books,
         "/hub/v1/bills",
         None,
@@ -270,7 +270,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     .await?;
     // Cancelled: on no invoice.
     let (_, cancelled) = app_post(
-        &platform,
+        platform,
         &books,
         "/hub/v1/bills",
         None,
@@ -327,7 +327,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
 
     // Twice: nothing new.
     let events_before = count(
-        &platform,
+        platform,
         "SELECT COUNT(*) FROM hub_outbox WHERE kind = 'invoice_issued'",
     )
     .await;
@@ -335,7 +335,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     billing_cli(platform, &["run", "--period", "2026-11"]).await?;
     assert_eq!(
         count(
-            &platform,
+            platform,
             "SELECT COUNT(*) FROM hub_outbox WHERE kind = 'invoice_issued'"
         )
         .await,
@@ -361,7 +361,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
 
     // A late November bill, submitted after November's invoice: on December's.
     let (_, late) = app_post(
-        &platform,
+        platform,
         &books,
         "/hub/v1/bills",
         None,
@@ -476,7 +476,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
         "initial_cents": 500,
     });
     let (status, recurring) = app_post(
-        &platform,
+        platform,
         &app,
         "/hub/v1/recurring_bills",
         Some("r-1"),
@@ -485,14 +485,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
     .await?;
     assert_eq!(status, StatusCode::CREATED, "{recurring}");
     assert_eq!(recurring["status"], "submitted");
-    let (_, again) = app_post(
-        &platform,
-        &app,
-        "/hub/v1/recurring_bills",
-        Some("r-1"),
-        body,
-    )
-    .await?;
+    let (_, again) = app_post(platform, &app, "/hub/v1/recurring_bills", Some("r-1"), body).await?;
     assert_eq!(again["id"], recurring["id"]);
     let rid = recurring["id"].as_str().unwrap();
     for (change, pointer) in [
@@ -598,7 +591,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Cancelled: no further cycle.
     let (_, weekly) = app_post(
-        &platform,
+        platform,
         &app,
         "/hub/v1/recurring_bills",
         None,
