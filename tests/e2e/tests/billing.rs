@@ -534,15 +534,17 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
         all
     };
     assert_eq!(ids, expected(&["c1", "c2", "initial"]));
-    let shown = hub
-        .expect(
+    let recurring_path = format!("/hub/v1/recurring_bills/{rid}");
+    let show_recurring = || {
+        hub.expect(
             StatusCode::OK,
             Method::GET,
-            &format!("/hub/v1/recurring_bills/{rid}"),
+            &recurring_path,
             Some(&auth),
             None,
         )
-        .await?;
+    };
+    let shown = show_recurring().await?;
     assert_eq!(shown["status"], "active");
     assert_eq!(shown["cycles_billed"], 2);
     let invoice = hub
@@ -557,15 +559,7 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
     assert_eq!(invoice["total_cents"], 4500);
 
     billing_cli(platform, &["run", "--period", "2027-01"]).await?;
-    let shown = hub
-        .expect(
-            StatusCode::OK,
-            Method::GET,
-            &format!("/hub/v1/recurring_bills/{rid}"),
-            Some(&auth),
-            None,
-        )
-        .await?;
+    let shown = show_recurring().await?;
     assert_eq!(shown["status"], "expired");
     assert_eq!(shown["cycles_billed"], 3);
     assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 4);

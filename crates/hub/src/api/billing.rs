@@ -94,17 +94,33 @@ fn required_org(problems: &mut Problems, org: Option<&str>) -> Option<String> {
     )
 }
 
+/// The fields bills and recurring bills share: org, price_cents, currency, description.
+fn charge(
+    problems: &mut Problems,
+    org: &Option<String>,
+    price_cents: &Option<Value>,
+    currency: &Option<String>,
+    description: &Option<String>,
+) -> (Option<String>, Option<i64>, Option<String>, Option<String>) {
+    (
+        required_org(problems, org.as_deref()),
+        problems.check(
+            "/price_cents",
+            money::cents("price_cents", price_cents.as_ref()),
+        ),
+        problems.check("/currency", money::currency(currency.as_deref())),
+        problems.check("/description", money::description(description.as_deref())),
+    )
+}
+
 fn validate_bill(body: &BillIn) -> Result<NewBill, ApiError> {
     let mut problems = Problems::default();
-    let org = required_org(&mut problems, body.org.as_deref());
-    let price_cents = problems.check(
-        "/price_cents",
-        money::cents("price_cents", body.price_cents.as_ref()),
-    );
-    let currency = problems.check("/currency", money::currency(body.currency.as_deref()));
-    let description = problems.check(
-        "/description",
-        money::description(body.description.as_deref()),
+    let (org, price_cents, currency, description) = charge(
+        &mut problems,
+        &body.org,
+        &body.price_cents,
+        &body.currency,
+        &body.description,
     );
     let units = problems.check(
         "/units",
@@ -222,15 +238,12 @@ pub struct RecurringIn {
 
 fn validate_recurring(body: &RecurringIn) -> Result<NewRecurring, ApiError> {
     let mut problems = Problems::default();
-    let org = required_org(&mut problems, body.org.as_deref());
-    let price_cents = problems.check(
-        "/price_cents",
-        money::cents("price_cents", body.price_cents.as_ref()),
-    );
-    let currency = problems.check("/currency", money::currency(body.currency.as_deref()));
-    let description = problems.check(
-        "/description",
-        money::description(body.description.as_deref()),
+    let (org, price_cents, currency, description) = charge(
+        &mut problems,
+        &body.org,
+        &body.price_cents,
+        &body.currency,
+        &body.description,
     );
     let every = problems.check("/period", Every::parse(body.period.as_deref()));
     let frequency = problems.check(

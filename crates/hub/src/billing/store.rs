@@ -168,6 +168,34 @@ async fn insert_bill(
     Ok(())
 }
 
+/// The id of what an earlier request with this Idempotency-Key made in
+/// `table` (one of ours), when its body was the same; [`BillingError::KeyReused`]
+/// when it was another.
+async fn earlier_request(
+    w: &mut WriteTx,
+    table: &'static str,
+    app: &str,
+    key: Option<(&str, &str)>,
+) -> Result<Option<String>, BillingError> {
+    let Some((key, hash)) = key else {
+        return Ok(None);
+    };
+    let earlier: Option<(String, Option<String>)> = sqlx::query_as(&format!(
+        "SELECT id, request_hash FROM {table} WHERE app_id = $1 AND idempotency_key = $2"
+    ))
+    .bind(app)
+    .bind(key)
+    .fetch_optional(&mut *w.tx)
+    .await?;
+    match earlier {
+        Some((_, earlier_hash)) if earlier_hash.as_deref() != Some(hash) => {
+            Err(BillingError::KeyReused)
+        }
+        Some((id, _)) => Ok(Some(id)),
+        None => Ok(None),
+    }
+}
+
 /// Submit a bill. With an idempotency key, a repeat of the same body
 /// answers the bill made the first time (`false`: nothing new).
 pub async fn submit(
@@ -177,21 +205,9 @@ pub async fn submit(
     key: Option<(&str, &str)>,
 ) -> Result<(BillRow, bool), BillingError> {
     let mut w = store.begin_write().await?;
-    if let Some((key, hash)) = key {
-        let earlier: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT id, request_hash FROM hub_bills WHERE app_id = $1 AND idempotency_key = $2",
-        )
-        .bind(app)
-        .bind(key)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        if let Some((id, earlier_hash)) = earlier {
-            if earlier_hash.as_deref() != Some(hash) {
-                return Err(BillingError::KeyReused);
-            }
-            let row = bill_in(&mut w, &id).await?.ok_or(BillingError::NotFound)?;
-            return Ok((row, false));
-        }
+    if let Some(id) = earlier_request(&mut w, "hub_bills", app, key).await? {
+        let row = bill_in(&mut w, &id).await?.ok_or(BillingError::NotFound)?;
+        return Ok((row, false));
     }
     let app_name = installed_app_name(&mut w, &bill.org, app)
         .await?
@@ -357,23 +373,11 @@ pub async fn submit_recurring(
     key: Option<(&str, &str)>,
 ) -> Result<(RecurringRow, bool), BillingError> {
     let mut w = store.begin_write().await?;
-    if let Some((key, hash)) = key {
-        let earlier: Option<(String, Option<String>)> = sqlx::query_as(
-            "SELECT id, request_hash FROM hub_recurring_bills WHERE app_id = $1 AND idempotency_key = $2",
-        )
-        .bind(app)
-        .bind(key)
-        .fetch_optional(&mut *w.tx)
-        .await?;
-        if let Some((id, earlier_hash)) = earlier {
-            if earlier_hash.as_deref() != Some(hash) {
-                return Err(BillingError::KeyReused);
-            }
-            let row = recurring_in(&mut w, &id)
-                .await?
-                .ok_or(BillingError::NotFound)?;
-            return Ok((row, false));
-        }
+    if let Some(id) = earlier_request(&mut w, "hub_recurring_bills", app, key).await? {
+        let row = recurring_in(&mut w, &id)
+            .await?
+            .ok_or(BillingError::NotFound)?;
+        return Ok((row, false));
     }
     installed_app_name(&mut w, &new.org, app)
         .await?
