@@ -228,6 +228,21 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
         )
         .await?;
     assert_eq!(listed["bills"][0]["status"], "cancelled");
+    let filtered = hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/hub/v1/bills?org={other_org}"),
+            Some(&auth),
+            None,
+        )
+        .await?;
+    assert_eq!(filtered["bills"], json!([]));
+    let (status, error) = hub
+        .call(Method::GET, "/hub/v1/bills?orgs=x", Some(&auth), None)
+        .await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["errors"][0]["source"]["parameter"], "orgs");
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Single billing over HTTP (docs/api/billing.md): apps submit and cancel
 //! bills and recurring bills (HTTP Basic); an org's admins read its invoices.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -177,21 +179,27 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.to_json())))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    org: Option<String>,
-}
-
 /// `GET /hub/v1/bills[?org=]` (the app): its bills, oldest first.
 pub async fn list(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = store::bills_of_app(&state.store.pool, &app.id, query.org.as_deref())
-        .await
-        .map_err(db_error)?;
+    // Only `org`: a misspelled parameter would otherwise list every bill.
+    if let Some(unknown) = query.keys().find(|k| k.as_str() != "org") {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("there is no query parameter {unknown:?} here; the one there is: org"),
+        )
+        .at_parameter(unknown.clone()));
+    }
+    let rows = store::bills_of_app(
+        &state.store.pool,
+        &app.id,
+        query.get("org").map(String::as_str),
+    )
+    .await
+    .map_err(db_error)?;
     let list: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
     Ok(Json(json!({ "bills": list })))
 }
