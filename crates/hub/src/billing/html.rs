@@ -21,12 +21,23 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Minor units as a decimal amount: 123456 USD -> "1234.56 USD". Two
-/// decimals for every currency (the unit the API counts in is the cent).
-pub fn amount(cents: i64, currency: &str) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02} {}", abs / 100, abs % 100, escape(currency))
+/// Minor units as a decimal amount in the currency's own decimals:
+/// 123456 USD -> "1234.56 USD", 1500 JPY -> "1500 JPY", 1500 KWD -> "1.500 KWD".
+pub fn amount(minor: i64, currency: &str) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    let decimals = super::money::exponent(currency);
+    if decimals == 0 {
+        return format!("{sign}{abs} {}", escape(currency));
+    }
+    let scale = 10u64.pow(decimals);
+    format!(
+        "{sign}{}.{:0width$} {}",
+        abs / scale,
+        abs % scale,
+        escape(currency),
+        width = decimals as usize
+    )
 }
 
 /// The page of `invoice` for the org named `org_name`.
@@ -103,5 +114,7 @@ mod tests {
         );
         assert_eq!(amount(123456, "USD"), "1234.56 USD");
         assert_eq!(amount(5, "EUR"), "0.05 EUR");
+        assert_eq!(amount(1500, "JPY"), "1500 JPY");
+        assert_eq!(amount(1500, "KWD"), "1.500 KWD");
     }
 }
