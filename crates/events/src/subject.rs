@@ -297,4 +297,10 @@ pub mod hub_kind {
     pub const INSTALL_UPDATED: &str = "install_updated";
     pub const INSTALL_REMOVED: &str = "install_removed";
     pub const KPI_ALERT: &str = "kpi_alert";
+    // Single billing (docs/api/billing.md).
+    pub const BILL_CREATED: &str = "bill_created";
+    pub const BILL_CANCELLED: &str = "bill_cancelled";
+    pub const RECURRING_BILL_CREATED: &str = "recurring_bill_created";
+    pub const RECURRING_BILL_UPDATED: &str = "recurring_bill_updated";
+    pub const INVOICE_ISSUED: &str = "invoice_issued";
 }

@@ -102,6 +102,11 @@ pub struct PlatformConfig {
     /// Seconds a sign-in's authorization code may wait to be exchanged.
     #[arg(long, env = "MNO_SSO_CODE_TTL_SECS", default_value_t = 60)]
     pub sso_code_ttl_secs: u64,
+
+    /// Seconds between billing runs for the last complete month (0: no
+    /// scheduled run; `mno billing run` still works).
+    #[arg(long, env = "MNO_BILLING_INTERVAL_SECS", default_value_t = 3600)]
+    pub billing_interval_secs: u64,
 }
 
 impl PlatformConfig {
@@ -129,6 +134,8 @@ impl PlatformConfig {
             sse_slow_consumer_secs: 30,
             public_url: None,
             sso_code_ttl_secs: 60,
+            // Tests run billing when they mean to.
+            billing_interval_secs: 0,
         }
     }
 

@@ -81,6 +81,9 @@ impl Platform {
             config: HubConfig {
                 trusted_proxies: config.trusted_proxies.clone(),
                 allow_private_webhooks: config.allow_private_webhooks,
+                account_webhook_retry_schedule: config.delivery_config().retry_schedule,
+                billing_interval: (config.billing_interval_secs > 0)
+                    .then(|| Duration::from_secs(config.billing_interval_secs)),
                 known_entities: mno_connec_sync::entities::names()
                     .into_iter()
                     .map(str::to_owned)

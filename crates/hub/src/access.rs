@@ -9,6 +9,7 @@
 //! | add, change, remove members up to admin      |        |            |   ✓   |      ✓      |
 //! | grant, change or remove super_admin          |        |            |       |      ✓      |
 //! | install, uninstall apps, switch data sharing |        |            |   ✓   |      ✓      |
+//! | read the org's invoices                      |        |            |   ✓   |      ✓      |
 
 use std::fmt;
 use std::str::FromStr;
@@ -50,6 +51,11 @@ impl Role {
     }
 
     pub fn can_manage_installs(self) -> bool {
+        self >= Role::Admin
+    }
+
+    /// Invoices show what the org spends on every app: admins and above.
+    pub fn can_read_invoices(self) -> bool {
         self >= Role::Admin
     }
 

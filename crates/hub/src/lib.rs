@@ -15,11 +15,15 @@
 //! - [`directory`]: the [`mno_events::directory::Directory`] view for delivery and reports.
 //! - [`rate_limit`]: failed sign-in limits.
 //! - [`sso`]: single sign-on, the Hub as an OpenID Connect provider.
+//! - [`billing`]: bills, recurring bills, the billing run and invoices.
+//! - [`notify`]: account webhooks to apps, from stream HUB.
 
 pub mod access;
 pub mod api;
+pub mod billing;
 pub mod directory;
 pub mod idm;
+pub mod notify;
 pub mod rate_limit;
 pub mod relay;
 pub mod responder;
@@ -67,6 +71,13 @@ pub struct HubConfig {
     pub allow_private_webhooks: bool,
     /// Single sign-on: the issuer URL, token and code lifetimes.
     pub sso: sso::SsoConfig,
+    /// Delays between attempts of an account webhook; after the last, it is given up.
+    pub account_webhook_retry_schedule: Vec<Duration>,
+    /// Send account webhooks (installs, members) from this process.
+    pub account_webhooks: bool,
+    /// Run billing for the last complete month this often; `None`: never
+    /// (then `mno billing run` does it).
+    pub billing_interval: Option<Duration>,
 }
 
 impl Default for HubConfig {
@@ -83,6 +94,11 @@ impl Default for HubConfig {
             known_entities: Vec::new(),
             allow_private_webhooks: false,
             sso: sso::SsoConfig::default(),
+            account_webhook_retry_schedule: [5, 300, 1800, 7200, 18000, 36000, 36000]
+                .map(Duration::from_secs)
+                .to_vec(),
+            account_webhooks: true,
+            billing_interval: None,
         }
     }
 }
@@ -126,6 +142,26 @@ impl Hub {
             )
             .spawn(stopped.clone()),
         );
+        if config.account_webhooks {
+            tasks.push(
+                notify::AccountWebhooks::new(
+                    store.clone(),
+                    deps.bus.clone(),
+                    config.allow_private_webhooks,
+                    config.account_webhook_retry_schedule.clone(),
+                )
+                .start(stopped.clone())
+                .await?,
+            );
+        }
+        if let Some(every) = config.billing_interval {
+            tasks.push(billing::schedule::spawn(
+                store.clone(),
+                deps.bus.clone(),
+                every,
+                stopped.clone(),
+            ));
+        }
         if config.serve_nats {
             let caching = mno_events::idm::CachingIdm::start(
                 Arc::new(responder::HashedCredentials(hub_idm.clone())),

@@ -129,6 +129,16 @@ impl Relay {
         })
     }
 
+    /// Publish every row waiting now, then return (for a process that has
+    /// no relay running, such as `mno billing run`). Safe beside a running
+    /// relay: both publish in id order under the same message ids.
+    pub async fn publish_backlog(&self) -> anyhow::Result<()> {
+        let mut recovered = false;
+        let mut published_unmarked = 0;
+        while let Round::Published = self.round(&mut recovered, &mut published_unmarked).await? {}
+        Ok(())
+    }
+
     async fn round(
         &self,
         recovered: &mut bool,

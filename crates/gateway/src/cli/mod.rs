@@ -1,6 +1,7 @@
 //! The `mno` subcommands, one module each.
 
 pub mod bench;
+pub mod billing;
 pub mod consumers;
 pub mod dlq;
 pub mod impac;
@@ -37,6 +38,8 @@ enum Command {
     Impac(impac::Args),
     /// Single sign-on: rotate the ID token signing keys, list them.
     Sso(sso::Args),
+    /// Single billing: the billing run, and rebuilding an invoice from the stream.
+    Billing(billing::Args),
 }
 
 impl Cli {
@@ -49,6 +52,7 @@ impl Cli {
             Command::Consumers(args) => consumers::run(args).await,
             Command::Impac(args) => impac::run(args).await,
             Command::Sso(args) => sso::run(args).await,
+            Command::Billing(args) => billing::run(args).await,
         }
     }
 }

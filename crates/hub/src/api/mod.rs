@@ -3,8 +3,11 @@
 //! Users authenticate with `Authorization: Bearer <session token>`; apps with
 //! HTTP Basic `key:secret` where a route says so.
 
+mod app_auth;
 mod apps;
+mod billing;
 mod check;
+mod customers;
 mod installs;
 mod invitations;
 mod members;
@@ -113,6 +116,31 @@ pub fn router(state: AppState) -> Router {
         .route("/hub/v1/apps/{app}", get(apps::show).patch(apps::update))
         .route("/hub/v1/apps/{app}/credentials/rotate", post(apps::rotate))
         .route("/hub/v1/apps/{app}/installs", get(apps::installs))
+        .route("/hub/v1/bills", post(billing::create).get(billing::list))
+        .route(
+            "/hub/v1/bills/{id}",
+            get(billing::show).delete(billing::cancel),
+        )
+        .route(
+            "/hub/v1/recurring_bills",
+            post(billing::create_recurring).get(billing::list_recurring),
+        )
+        .route(
+            "/hub/v1/recurring_bills/{id}",
+            get(billing::show_recurring).delete(billing::cancel_recurring),
+        )
+        .route("/hub/v1/orgs/{org}/invoices", get(billing::invoices))
+        .route(
+            "/hub/v1/orgs/{org}/invoices/{invoice}",
+            get(billing::invoice),
+        )
+        .route(
+            "/hub/v1/orgs/{org}/invoices/{invoice}/html",
+            get(billing::invoice_html),
+        )
+        .route("/hub/v1/app/orgs", get(customers::list))
+        .route("/hub/v1/app/orgs/{org}", get(customers::show))
+        .route("/hub/v1/app/orgs/{org}/members", get(customers::members))
         .route("/idm/v1/check", post(check::check))
         .with_state(state)
 }
