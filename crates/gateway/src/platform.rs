@@ -127,7 +127,14 @@ impl Platform {
             db: db.clone(),
             counters: Arc::new(Default::default()),
         };
-        let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
+        // The portal is a client of the public API, reached over loopback like any frontend.
+        let portal = mno_portal::router(mno_portal::PortalConfig {
+            api_base: self_url(http_addr),
+        });
+        let app = http::router(
+            vec![hub.router(), connec.router(), impac.router(), portal],
+            edge,
+        );
         let (stop_http, stopped) = oneshot::channel::<()>();
         // Answers go out as soon as they are written, not held back by Nagle's
         // algorithm waiting for the client's ack of an earlier segment.
@@ -192,9 +199,20 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
     Ok((bus, Some(child)))
 }
 
+/// The edge's URL as a client on this machine reaches it (an unspecified
+/// listen address, such as 0.0.0.0, is reached on loopback).
+fn self_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 impl RunningPlatform {
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        self_url(self.http_addr)
     }
 
     /// Stop in order: stop taking requests and finish those in flight, stop
