@@ -16,8 +16,10 @@
     var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
     new uPlot({ width: width, height: 220, series: series, axes: [{}, { size: 70 }] }, data, el);
   }
+  // htmx hands over each new element itself, which may be the chart.
   function drawAll(root) {
-    (root || document).querySelectorAll(".chart[data-chart]").forEach(draw);
+    if (root.matches && root.matches(".chart[data-chart]")) draw(root);
+    root.querySelectorAll(".chart[data-chart]").forEach(draw);
   }
   document.addEventListener("DOMContentLoaded", function () {
     drawAll(document);

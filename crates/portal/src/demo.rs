@@ -399,7 +399,7 @@ pub async fn keep_writing(api: Api, demo: Demo, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let today = Utc::now().date_naive();
-        let net = dice.between(20_000, 300_000);
+        let net = dice.between(2_000, 30_000);
         let invoice = json!({"invoices": {"id": format!("LIVE-{}", Utc::now().timestamp_micros()), "type": "CUSTOMER",
             "status": "AUTHORISED", "transaction_date": today.to_string(), "due_date": (today + chrono::Days::new(30)).to_string(),
             "currency": "USD", "organization_id": format!("CUS-{}", dice.between(0, CUSTOMERS.len() as i64 - 1)),

@@ -26,6 +26,7 @@ pub struct Field<'a> {
     pub value: &'a str,
     pub required: bool,
     pub hint: Option<&'a str>,
+    pub autocomplete: Option<&'a str>,
 }
 
 impl<'a> Field<'a> {
@@ -37,6 +38,7 @@ impl<'a> Field<'a> {
             value: "",
             required: true,
             hint: None,
+            autocomplete: None,
         }
     }
     pub fn kind(mut self, kind: &'a str) -> Self {
@@ -49,6 +51,11 @@ impl<'a> Field<'a> {
     }
     pub fn optional(mut self) -> Self {
         self.required = false;
+        self
+    }
+    /// What the browser may fill in (`email`, `current-password`, `new-password`, `name`).
+    pub fn autocomplete(mut self, what: &'a str) -> Self {
+        self.autocomplete = Some(what);
         self
     }
     pub fn hint(mut self, hint: &'a str) -> Self {
@@ -67,6 +74,7 @@ impl<'a> Field<'a> {
             div.field.invalid[!errors.is_empty()] {
                 label for=(id) { (self.label) }
                 input id=(id) name=(self.name) type=(self.kind) value=(self.value)
+                      autocomplete=[self.autocomplete]
                       required[self.required]
                       aria-invalid=[(!errors.is_empty()).then_some("true")]
                       aria-describedby=[(!errors.is_empty()).then_some(&error_id)];

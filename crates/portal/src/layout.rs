@@ -71,6 +71,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · Mno" }
+            // No favicon request (its 404 would be a console error).
+            link rel="icon" href="data:,";
             link rel="stylesheet" href="/assets/uPlot-1.6.32.min.css";
             link rel="stylesheet" href="/assets/portal.css";
             script defer src="/assets/htmx-2.0.11.min.js" {}

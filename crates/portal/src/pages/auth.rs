@@ -41,8 +41,8 @@ fn signin_form(visitor: &Visitor, next: &str, email: &str, failure: Option<&ApiF
             form method="post" action="/signin" {
                 (forms::csrf(&visitor.csrf))
                 input type="hidden" name="next" value=(next);
-                (Field::new("email", "Email").kind("email").value(email).render(failure))
-                (Field::new("password", "Password").kind("password").render(failure))
+                (Field::new("email", "Email").kind("email").value(email).autocomplete("email").render(failure))
+                (Field::new("password", "Password").kind("password").autocomplete("current-password").render(failure))
                 button type="submit" { "Sign in" }
             }
             p { "New here? " a href="/signup" { "Create an account" } }
@@ -86,11 +86,7 @@ pub async fn signin(
             answer["token"].as_str().unwrap_or_default(),
             &next,
         )),
-        Err(failure) => Ok((
-            failure.status,
-            signin_form(&visitor, &next, email, Some(&failure)),
-        )
-            .into_response()),
+        Err(failure) => Ok(signin_form(&visitor, &next, email, Some(&failure)).into_response()),
     }
 }
 
@@ -101,9 +97,9 @@ fn signup_form(visitor: &Visitor, form: &FormData, failure: Option<&ApiFailure>)
             @if let Some(f) = failure { (layout::problems(f.others(&["name", "email", "password"]))) }
             form method="post" action="/signup" {
                 (forms::csrf(&visitor.csrf))
-                (Field::new("name", "Your name").value(forms::value(form, "name")).render(failure))
-                (Field::new("email", "Email").kind("email").value(forms::value(form, "email")).render(failure))
-                (Field::new("password", "Password").kind("password").hint("At least 10 characters.").render(failure))
+                (Field::new("name", "Your name").value(forms::value(form, "name")).autocomplete("name").render(failure))
+                (Field::new("email", "Email").kind("email").value(forms::value(form, "email")).autocomplete("email").render(failure))
+                (Field::new("password", "Password").kind("password").autocomplete("new-password").hint("At least 10 characters.").render(failure))
                 button type="submit" { "Create account" }
             }
             p { "Have an account? " a href="/signin" { "Sign in" } }
@@ -129,7 +125,7 @@ pub async fn signup(
         .post(Auth::Anonymous, "/hub/v1/users", &user)
         .await
     {
-        return Ok((failure.status, signup_form(&visitor, &form, Some(&failure))).into_response());
+        return Ok(signup_form(&visitor, &form, Some(&failure)).into_response());
     }
     let credentials = json!({"email": forms::value(&form, "email"), "password": password});
     match state
@@ -141,9 +137,7 @@ pub async fn signup(
             answer["token"].as_str().unwrap_or_default(),
             "/orgs",
         )),
-        Err(failure) => {
-            Ok((failure.status, signup_form(&visitor, &form, Some(&failure))).into_response())
-        }
+        Err(failure) => Ok(signup_form(&visitor, &form, Some(&failure)).into_response()),
     }
 }
 

@@ -260,8 +260,7 @@ async fn render(
             .and_then(|o| o["name"].as_str())
             .unwrap_or_default()
     );
-    let status = kpi_failure.map_or(axum::http::StatusCode::OK, |f| f.status);
-    Ok((status, layout::page(&title, &chrome, body)).into_response())
+    Ok(layout::page(&title, &chrome, body).into_response())
 }
 
 /// One widget's frame: its figures load (and reload on every live change) from the fragment route.

@@ -103,8 +103,7 @@ async fn render(
         }
         p.hint { "An app shares only the collections listed beside it, and only while data sharing is on." }
     };
-    let status = failure.map_or(axum::http::StatusCode::OK, |f| f.status);
-    Ok((status, layout::page("Marketplace", &chrome, body)).into_response())
+    Ok(layout::page("Marketplace", &chrome, body).into_response())
 }
 
 pub async fn page(

@@ -86,8 +86,7 @@ async fn render(
             }
         }
     };
-    let status = failure.map_or(axum::http::StatusCode::OK, |f| f.status);
-    Ok((status, layout::page("Members", &chrome, body)).into_response())
+    Ok(layout::page("Members", &chrome, body).into_response())
 }
 
 pub async fn page(

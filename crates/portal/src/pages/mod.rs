@@ -1,4 +1,7 @@
 //! One module per page (and the form posts that belong to it).
+//!
+//! A form the API refused is shown again with its errors beside the fields,
+//! as a page like any other (200): browsers log a 4xx page as a failed load.
 
 pub mod auth;
 pub mod dashboard;

@@ -51,8 +51,7 @@ async fn render(
             button type="submit" { "Create organisation" }
         }
     };
-    let status = failure.map_or(axum::http::StatusCode::OK, |f| f.status);
-    Ok((status, layout::page("Organisations", &chrome, body)).into_response())
+    Ok(layout::page("Organisations", &chrome, body).into_response())
 }
 
 pub async fn page(

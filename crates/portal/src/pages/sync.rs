@@ -66,8 +66,8 @@ async fn status_of(
             dt { "Lag" }
             dd data-field="lag" {
                 @match &consumer {
-                    Ok(c) => { (c["pending"].as_u64().unwrap_or(0) + c["ack_pending"].as_u64().unwrap_or(0)) " changes waiting" }
-                    Err(e) if e.status == axum::http::StatusCode::CONFLICT => "no webhook: the app pulls its changes",
+                    Ok(c) => { (c["consumer"]["pending"].as_u64().unwrap_or(0) + c["consumer"]["ack_pending"].as_u64().unwrap_or(0)) " changes waiting" }
+                    Err(e) if e.errors.iter().any(|x| x.code == "not_delivering" || x.code == "not_found") => "no webhook: the app pulls its changes",
                     Err(e) => (e.summary()),
                 }
             }
@@ -81,7 +81,7 @@ async fn status_of(
         }
         @match &dlq {
             Ok(v) => {
-                @let letters = v["dead_letters"].as_array().or(v["letters"].as_array()).cloned().unwrap_or_default();
+                @let letters = v["dead_letters"].as_array().cloned().unwrap_or_default();
                 @if letters.is_empty() { p.hint { "No dead letters." } }
                 @else {
                     table {

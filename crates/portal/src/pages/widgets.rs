@@ -99,7 +99,18 @@ fn chart_spec(periods: &[Value], columns: &[String]) -> Value {
     json!({"x": x, "series": series})
 }
 
-/// Columns of a list of objects, in the order first seen.
+/// What a row is about, shown in the first columns.
+const LABELS: &[&str] = &[
+    "period_start",
+    "name",
+    "sales_stage",
+    "status",
+    "type",
+    "job_title",
+    "id",
+];
+
+/// Columns of a list of objects: the labels first, then the figures as first seen.
 fn columns_of(rows: &[Value]) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
     for row in rows {
@@ -111,6 +122,7 @@ fn columns_of(rows: &[Value]) -> Vec<String> {
             }
         }
     }
+    columns.sort_by_key(|c| LABELS.iter().position(|l| l == c).unwrap_or(LABELS.len()));
     columns
 }
 
