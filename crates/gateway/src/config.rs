@@ -58,6 +58,11 @@ pub struct PlatformConfig {
     /// the connection's peer is the client (sign-in limits count per client).
     #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
+
+    /// Emails of the platform's operators (comma-separated): the users who may
+    /// read `GET /operator/v1/bus` (streams, consumers, lag) and the portal's operator page.
+    #[arg(long, env = "MNO_OPERATORS", value_delimiter = ',')]
+    pub operators: Vec<String>,
 }
 
 impl PlatformConfig {
@@ -76,6 +81,7 @@ impl PlatformConfig {
             webhook_linger_ms: 0,
             // Tests act as the proxy to name client addresses.
             trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            operators: Vec::new(),
         }
     }
 

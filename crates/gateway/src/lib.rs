@@ -14,6 +14,7 @@ pub mod config;
 pub mod data_dir_lock;
 pub mod http;
 pub mod nats_child;
+pub mod operator;
 pub mod platform;
 pub mod proc_stat;
 

@@ -131,8 +131,26 @@ impl Platform {
         let portal = mno_portal::router(mno_portal::PortalConfig {
             api_base: self_url(http_addr),
         });
+        let operator = crate::operator::router(crate::operator::OperatorState {
+            js: bus.js.clone(),
+            hub: hub.router(),
+            operators: Arc::new(
+                config
+                    .operators
+                    .iter()
+                    .map(|e| e.trim().to_lowercase())
+                    .filter(|e| !e.is_empty())
+                    .collect(),
+            ),
+        });
         let app = http::router(
-            vec![hub.router(), connec.router(), impac.router(), portal],
+            vec![
+                hub.router(),
+                connec.router(),
+                impac.router(),
+                operator,
+                portal,
+            ],
             edge,
         );
         let (stop_http, stopped) = oneshot::channel::<()>();

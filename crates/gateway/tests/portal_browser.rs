@@ -41,6 +41,7 @@ async fn the_portal_works_in_a_browser_against_mno_up_demo() {
         // The test's webhook receiver is on loopback; its retries are quick, so dead letters come soon.
         .env("MNO_ALLOW_PRIVATE_WEBHOOKS", "true")
         .env("MNO_WEBHOOK_RETRY_SCHEDULE", "100ms,200ms")
+        .env("MNO_OPERATORS", "demo@mno.example")
         .args(["up", "--demo"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -45,7 +45,7 @@ pub fn router(config: PortalConfig) -> Router {
         api: api::Api::new(&config.api_base),
         csrf_key: Arc::new(rand::random()),
     };
-    use pages::{auth, dashboard, home, marketplace, members, orgs, sync};
+    use pages::{auth, dashboard, home, marketplace, members, operator, orgs, sync};
     Router::new()
         .route("/", get(home::home))
         .route("/assets/{file}", get(assets::serve))
@@ -54,6 +54,7 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/signout", post(auth::signout))
         .route("/orgs", get(orgs::page).post(orgs::create))
         .route("/switch", get(orgs::switch))
+        .route("/operator", get(operator::page))
         .route("/o/{org}/dashboard", get(dashboard::first))
         .route("/o/{org}/dashboards", post(dashboard::create))
         .route("/o/{org}/dashboards/{id}", get(dashboard::page))

@@ -66,11 +66,19 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
     // Bad widgets: 422 at the entry, nothing stored.
     for (bad, pointer) in [
         (json!([{"widget": "accounts/nope"}]), "/widgets/0/widget"),
-        (json!([{"widget": PNL}, {"widget": PNL}]), "/widgets/1/widget"),
+        (
+            json!([{"widget": PNL}, {"widget": PNL}]),
+            "/widgets/1/widget",
+        ),
         (json!("P&L"), "/widgets"),
     ] {
         let (status, body) = hub
-            .call(Method::PATCH, &one, Some(&ann), Some(json!({ "widgets": bad })))
+            .call(
+                Method::PATCH,
+                &one,
+                Some(&ann),
+                Some(json!({ "widgets": bad })),
+            )
             .await
             .unwrap();
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -93,7 +101,10 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
     // Someone outside the org is refused; an app may not keep dashboards.
-    let (status, _) = hub.call(Method::GET, &list, Some(&eve), None).await.unwrap();
+    let (status, _) = hub
+        .call(Method::GET, &list, Some(&eve), None)
+        .await
+        .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, body) = hub
         .call(
@@ -111,9 +122,15 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         .await
         .unwrap();
     assert_eq!(anns["dashboards"].as_array().unwrap().len(), 1);
-    hub.expect(StatusCode::NO_CONTENT, Method::DELETE, &one, Some(&ann), None)
-        .await
-        .unwrap();
+    hub.expect(
+        StatusCode::NO_CONTENT,
+        Method::DELETE,
+        &one,
+        Some(&ann),
+        None,
+    )
+    .await
+    .unwrap();
     let anns = hub
         .expect(StatusCode::OK, Method::GET, &list, Some(&ann), None)
         .await

@@ -134,6 +134,13 @@ def run(driver):
     driver.set_window_size(390, 1400)
     shot(driver, "02-demo-dashboard-phone")
     driver.set_window_size(1280, 1600)
+
+    step("the operator page (the demo user is an operator) lists the streams and consumers")
+    driver.get(BASE + "/operator")
+    streams = wait(driver, "the streams", lambda d: d.find_elements(By.ID, "streams"))[0]
+    assert "RECORDS" in streams.text and "DLQ" in streams.text, streams.text
+    assert "impac-records" in driver.find_element(By.ID, "projections").text
+    shot(driver, "02b-operator")
     click_button(driver, "Sign out")
     wait(driver, "signed out", lambda d: "/signin" in d.current_url)
 
@@ -247,6 +254,11 @@ def run(driver):
     wait(driver, "one dead letter fewer", lambda d: len(letters(d)) < before)
     shot(driver, "09-sync-after-redrive")
     server.shutdown()
+
+    step("the operator page tells a customer it is for operators")
+    driver.get(BASE + "/operator")
+    notice = wait(driver, "the notice", lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))[0]
+    assert "operators" in notice.text and not driver.find_elements(By.ID, "streams"), notice.text
 
     step("an ended session sends the user to sign in, then back to the page")
     driver.delete_cookie("mno_session")

@@ -283,18 +283,8 @@ fn widget_frame(
                 h2 id={ (dom_id) "-title" } { (widgets::title(widget)) }
                 div.inline {
                     a href=(csv) download { "CSV" }
-                    @if index > 0 {
-                        form.inline method="post" action={ (base) "/widgets/" (index) "/move" } {
-                            (forms::csrf(csrf)) input type="hidden" name="by" value="-1";
-                            button.secondary type="submit" aria-label={ "Move " (widgets::title(widget)) " up" } { "↑" }
-                        }
-                    }
-                    @if index + 1 < count {
-                        form.inline method="post" action={ (base) "/widgets/" (index) "/move" } {
-                            (forms::csrf(csrf)) input type="hidden" name="by" value="1";
-                            button.secondary type="submit" aria-label={ "Move " (widgets::title(widget)) " down" } { "↓" }
-                        }
-                    }
+                    @if index > 0 { (move_button(base, csrf, index, -1, widget)) }
+                    @if index + 1 < count { (move_button(base, csrf, index, 1, widget)) }
                     form.inline method="post" action={ (base) "/widgets/" (index) "/remove" } {
                         (forms::csrf(csrf))
                         button.danger type="submit" aria-label={ "Remove " (widgets::title(widget)) } { "✕" }
@@ -304,6 +294,21 @@ fn widget_frame(
             div.figures hx-get=(fragment) hx-trigger="load, sse:change" hx-swap="innerHTML" aria-live="polite" {
                 p.hint { "Loading…" }
             }
+        }
+    }
+}
+
+/// A button that moves the widget at `index` up (`by` -1) or down (1).
+fn move_button(base: &str, csrf: &str, index: usize, by: i8, widget: &str) -> Markup {
+    let (arrow, way) = if by < 0 {
+        ("↑", "up")
+    } else {
+        ("↓", "down")
+    };
+    html! {
+        form.inline method="post" action={ (base) "/widgets/" (index) "/move" } {
+            (forms::csrf(csrf)) input type="hidden" name="by" value=(by);
+            button.secondary type="submit" aria-label={ "Move " (widgets::title(widget)) " " (way) } { (arrow) }
         }
     }
 }
@@ -645,24 +650,21 @@ pub async fn create_kpi(
         "target": target, "alert": {"inapp": true},
         "params": {"currency": view.currency, "from": view.from, "to": view.to, "period": view.period},
     });
-    match state
+    let call = state
         .api
         .post(session.auth(), "/impac/api/v2/kpis", &body)
-        .await
-    {
-        Ok(_) => Ok(back_to(&format!(
-            "/o/{org}/dashboards/{dashboard}?{view_query}#kpis"
-        ))),
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
-            Err(PageError::from_api(e, &session.here))
-        }
+        .await;
+    let page = format!("/o/{org}/dashboards/{dashboard}?{view_query}#kpis");
+    match super::settle(call, &session, &page)? {
+        Ok(done) => Ok(done),
         Err(failure) => {
+            let raw = Some(view_query.as_str());
             render(
                 &state,
                 &session,
                 &org,
                 &dashboard,
-                Some(&view_query),
+                raw,
                 &form,
                 Some(&failure),
             )

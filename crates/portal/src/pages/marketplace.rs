@@ -7,7 +7,6 @@ use axum::Form;
 use maud::html;
 use serde_json::{json, Value};
 
-use super::back_to;
 use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, FormData};
@@ -121,11 +120,8 @@ async fn then_back(
     org: &str,
     call: Result<Value, ApiFailure>,
 ) -> Result<Response, PageError> {
-    match call {
-        Ok(_) => Ok(back_to(&format!("/o/{org}/marketplace"))),
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
-            Err(PageError::from_api(e, &session.here))
-        }
+    match super::settle(call, session, &format!("/o/{org}/marketplace"))? {
+        Ok(done) => Ok(done),
         Err(failure) => render(state, session, org, Some(&failure)).await,
     }
 }

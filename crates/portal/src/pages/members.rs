@@ -6,7 +6,6 @@ use axum::Form;
 use maud::html;
 use serde_json::json;
 
-use super::back_to;
 use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, Field, FormData};
@@ -104,11 +103,8 @@ async fn then_back(
     form: &FormData,
     call: Result<serde_json::Value, ApiFailure>,
 ) -> Result<Response, PageError> {
-    match call {
-        Ok(_) => Ok(back_to(&format!("/o/{org}/members"))),
-        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
-            Err(PageError::from_api(e, &session.here))
-        }
+    match super::settle(call, session, &format!("/o/{org}/members"))? {
+        Ok(done) => Ok(done),
         Err(failure) => render(state, session, org, form, Some(&failure)).await,
     }
 }

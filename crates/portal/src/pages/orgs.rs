@@ -50,6 +50,7 @@ async fn render(
             (Field::new("country", "Country").value(forms::value(form, "country")).optional().hint("Two letters, such as US (optional).").render(failure))
             button type="submit" { "Create organisation" }
         }
+        p.hint { "Platform operators: " a href="/operator" { "streams, consumers and lag" } "." }
     };
     Ok(layout::page("Organisations", &chrome, body).into_response())
 }
