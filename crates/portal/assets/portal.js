@@ -14,7 +14,13 @@
       return { label: s.label, stroke: palette[i % palette.length], width: 2 };
     }));
     var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
-    new uPlot({ width: width, height: 220, series: series, axes: [{}, { size: 70 }] }, data, el);
+    // One period alone would stretch the time axis over years: show a month around it.
+    var scales = {};
+    if (spec.x.length === 1) {
+      var t = spec.x[0];
+      scales.x = { range: function () { return [t - 15 * 86400, t + 15 * 86400]; } };
+    }
+    new uPlot({ width: width, height: 220, series: series, scales: scales, axes: [{}, { size: 70 }] }, data, el);
   }
   // htmx hands over each new element itself, which may be the chart.
   function drawAll(root) {

@@ -44,8 +44,11 @@ pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue 
 }
 
 /// `next` when it is a path of this site, else `/` (never a redirect elsewhere).
+/// Browsers drop tabs and newlines from a URL and read `\` as `/`, so a path
+/// with either (or any other control or space) could turn into `//elsewhere`.
 pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/"
@@ -204,5 +207,26 @@ where
             anon,
             fresh,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_of_this_site() {
+        assert_eq!(safe_next("/o/abc/members?x=1"), "/o/abc/members?x=1");
+        for elsewhere in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(elsewhere), "/", "{elsewhere:?}");
+        }
     }
 }

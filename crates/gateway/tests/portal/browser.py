@@ -17,6 +17,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -82,7 +83,16 @@ def click_button(driver, text):
 
 
 def wait(driver, what, check):
-    return WebDriverWait(driver, WAIT).until(lambda d: check(d), message=what)
+    # An element htmx or a page load replaced while it was read: look again.
+    ignored = [StaleElementReferenceException]
+    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(lambda d: check(d), message=what)
+
+
+def refused_beside(driver, button, field, expected):
+    """Post the form with `button`; the API's error must show beside `field` and name `expected`."""
+    click_button(driver, button)
+    error = wait(driver, f"the error beside {field}", lambda d: d.find_elements(By.ID, f"f-{field}-error"))[0]
+    assert expected in error.text, error.text
 
 
 def figure(driver, widget, path):
@@ -150,9 +160,7 @@ def run(driver):
     fill(driver, "f-email", "tess@example.com")
     fill(driver, "f-password", "short")
     # The browser's own check would stop a short password only if the form said so; it does not.
-    click_button(driver, "Create account")
-    error = wait(driver, "the password's error", lambda d: d.find_elements(By.ID, "f-password-error"))[0]
-    assert "10" in error.text, error.text
+    refused_beside(driver, "Create account", "password", "10")
     assert driver.find_element(By.ID, "f-email").get_attribute("value") == "tess@example.com"
     shot(driver, "03-signup-field-error")
     fill(driver, "f-password", "correct horse battery")
@@ -163,9 +171,7 @@ def run(driver):
     evil = "<script>window.__pwned = 1</script>Acme"
     fill(driver, "f-name", evil)
     fill(driver, "f-currency", "dollars")
-    click_button(driver, "Create organisation")
-    error = wait(driver, "the currency's error", lambda d: d.find_elements(By.ID, "f-currency-error"))[0]
-    assert "ISO 4217" in error.text, error.text
+    refused_beside(driver, "Create organisation", "currency", "ISO 4217")
     fill(driver, "f-currency", "USD")
     click_button(driver, "Create organisation")
     wait(driver, "the new org's dashboard", lambda d: "/dashboards/" in d.current_url)
@@ -223,6 +229,30 @@ def run(driver):
     wait(driver, f"revenue {expected} live", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == expected)
     assert driver.execute_script("return window.__sameDocument") == "yes", "the page was reloaded"
     shot(driver, "07-dashboard-live")
+
+    step("a KPI: a figure that is not in the widget is refused beside its field; one over its target alerts")
+    fill(driver, "f-element", "totals.nope")
+    fill(driver, "f-target/max", "1000")
+    refused_beside(driver, "Create KPI", "element", "totals.nope")
+    fill(driver, "f-element", "totals.revenue")
+    click_button(driver, "Create KPI")
+    wait(driver, "the KPI outside its target", lambda d: "outside target" in d.find_element(By.TAG_NAME, "main").text)
+    wait(driver, "its alert", lambda d: "totals.revenue was" in d.find_element(By.TAG_NAME, "main").text)
+    shot(driver, "07b-kpi-alert")
+
+    step("widgets are moved, removed and added, and kept")
+    def order(d):
+        return [e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, "section.widget")]
+    assert order(driver)[:2] == ["widget-accounts-profit_and_loss", "widget-accounts-balance_sheet"], order(driver)
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Move Profit and loss down"]').click()
+    wait(driver, "P&L second", lambda d: order(d)[:2] == ["widget-accounts-balance_sheet", "widget-accounts-profit_and_loss"])
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Remove Opportunities funnel"]').click()
+    wait(driver, "the funnel gone", lambda d: "widget-sales-opportunities_funnel" not in order(d))
+    driver.find_element(By.CSS_SELECTOR, '#add-widget option[value="sales/top_customers"]').click()
+    click_button(driver, "Add")
+    wait(driver, "top customers last", lambda d: order(d)[-1] == "widget-sales-top_customers")
+    driver.refresh()
+    assert order(driver)[:2] == ["widget-accounts-balance_sheet", "widget-accounts-profit_and_loss"], order(driver)
 
     errors = console_errors(driver)
     assert not errors, errors
