@@ -2,8 +2,9 @@
 # Run the whole test suite. Installs what the tests need when it is missing:
 # nats-server (deploy/nats/install.sh), the Python packages the tests call
 # (tests/python-requirements.txt), the npm packages of the OpenID Connect
-# relying party (tests/e2e/node, from its package-lock.json), and PostgreSQL's
-# binaries (Debian package; the tests start their own throwaway clusters).
+# relying party (tests/e2e/node, from its package-lock.json), PostgreSQL's
+# binaries (Debian package; the tests start their own throwaway clusters), and
+# Chromium with its driver (Debian packages) for the portal's browser tests.
 # Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,6 +21,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${MNO_PG_BIN:-
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   else
     echo "error: PostgreSQL binaries not found; install the postgresql package or set MNO_PG_BIN to its bin dir" >&2
+    exit 1
+  fi
+fi
+
+# The portal's browser tests drive Debian's Chromium through its chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver (Debian packages) for the portal's browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "error: chromium and chromedriver not found; install the chromium and chromium-driver packages" >&2
     exit 1
   fi
 fi

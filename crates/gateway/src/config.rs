@@ -107,6 +107,11 @@ pub struct PlatformConfig {
     /// scheduled run; `mno billing run` still works).
     #[arg(long, env = "MNO_BILLING_INTERVAL_SECS", default_value_t = 3600)]
     pub billing_interval_secs: u64,
+
+    /// Emails of the platform's operators (comma-separated): the users who may
+    /// read `GET /operator/v1/bus` (streams, consumers, lag) and the portal's operator page.
+    #[arg(long, env = "MNO_OPERATORS", value_delimiter = ',')]
+    pub operators: Vec<String>,
 }
 
 impl PlatformConfig {
@@ -136,6 +141,7 @@ impl PlatformConfig {
             sso_code_ttl_secs: 60,
             // Tests run billing when they mean to.
             billing_interval_secs: 0,
+            operators: Vec::new(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod edge_server;
 pub mod http;
 pub mod nats_child;
 pub mod openapi;
+pub mod operator;
 pub mod platform;
 pub mod proc_stat;
 

@@ -152,7 +152,32 @@ impl Platform {
                 .await
         });
         tracing::info!(%metrics_addr, "serving metrics");
-        let app = http::router(vec![hub.router(), connec.router(), impac.router()], edge);
+        // The portal is a client of the public API, reached over loopback like any frontend.
+        let portal = mno_portal::router(mno_portal::PortalConfig {
+            api_base: self_url(http_addr),
+        });
+        let operator = crate::operator::router(crate::operator::OperatorState {
+            js: bus.js.clone(),
+            hub: hub.router(),
+            operators: Arc::new(
+                config
+                    .operators
+                    .iter()
+                    .map(|e| e.trim().to_lowercase())
+                    .filter(|e| !e.is_empty())
+                    .collect(),
+            ),
+        });
+        let app = http::router(
+            vec![
+                hub.router(),
+                connec.router(),
+                impac.router(),
+                operator,
+                portal,
+            ],
+            edge,
+        );
         let router = app.clone();
         let (stop_http, stopped) = oneshot::channel::<()>();
         let limits = config.edge_limits();
@@ -221,9 +246,20 @@ async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)
     Ok((bus, Some(child)))
 }
 
+/// The edge's URL as a client on this machine reaches it (an unspecified
+/// listen address, such as 0.0.0.0, is reached on loopback).
+fn self_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 impl RunningPlatform {
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.http_addr)
+        self_url(self.http_addr)
     }
 
     /// Where the operator's metrics are: `http://<MNO_METRICS_ADDR>/metrics`.

@@ -37,6 +37,16 @@ pub fn router(state: ImpacState) -> Router {
         )
         .route("/impac/api/v2/alerts", get(crate::kpis::alerts))
         .route(
+            "/impac/api/v2/dashboards",
+            get(crate::dashboards::list).post(crate::dashboards::create),
+        )
+        .route(
+            "/impac/api/v2/dashboards/{id}",
+            get(crate::dashboards::show)
+                .patch(crate::dashboards::update)
+                .delete(crate::dashboards::delete),
+        )
+        .route(
             "/impac/api/v2/rates",
             get(crate::rates::list_handler).post(crate::rates::load_handler),
         )

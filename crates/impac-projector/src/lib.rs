@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod batch;
+pub mod dashboards;
 pub mod kpis;
 pub mod openapi;
 pub mod prune;

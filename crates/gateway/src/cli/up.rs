@@ -11,6 +11,13 @@ use crate::platform::Platform;
 pub struct Args {
     #[command(flatten)]
     pub config: PlatformConfig,
+    /// Also create a demo organisation with three apps and a year of records,
+    /// and keep a demo app writing a change every few seconds.
+    #[arg(long, env = "MNO_DEMO", default_value_t = false)]
+    pub demo: bool,
+    /// Seconds between the demo app's changes.
+    #[arg(long, env = "MNO_DEMO_EVERY", default_value_t = 4)]
+    pub demo_every: u64,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "MNO_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
@@ -23,15 +30,42 @@ pub async fn run(args: Args) -> Result<()> {
     // instead of killing the process and leaving its nats-server child behind.
     let mut stop = StopSignals::listen()?;
     let platform = Platform::start(args.config).await?;
+    let demo_writer = if args.demo {
+        Some(start_demo(&platform.base_url(), args.demo_every).await?)
+    } else {
+        None
+    };
     println!(
-        "mno is up: http://{}  (bus {}, metrics {})",
-        platform.http_addr,
+        "mno is up: {}  (bus {}, metrics {})",
+        platform.base_url(),
         platform.nats_url,
         platform.metrics_url()
     );
+    if args.demo {
+        println!(
+            "demo: open {}/ and sign in as {} with the password \"{}\"",
+            platform.base_url(),
+            mno_portal::demo::DEMO_EMAIL,
+            mno_portal::demo::DEMO_PASSWORD
+        );
+    }
     stop.received().await;
+    if let Some(writer) = demo_writer {
+        writer.abort();
+    }
     tracing::info!("stop signal received; shutting down");
     platform.shutdown().await
+}
+
+/// Seed the demo through the public API, then keep its app writing.
+async fn start_demo(base_url: &str, every_seconds: u64) -> Result<tokio::task::JoinHandle<()>> {
+    let api = mno_portal::api::Api::new(base_url);
+    let demo = mno_portal::demo::seed(&api).await?;
+    tracing::info!(org = %demo.org, seeded = demo.seeded, "demo ready");
+    let every = std::time::Duration::from_secs(every_seconds.max(1));
+    Ok(tokio::spawn(mno_portal::demo::keep_writing(
+        api, demo, every,
+    )))
 }
 
 fn init_tracing(json: bool) {

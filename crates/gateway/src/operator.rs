@@ -1,0 +1,84 @@
+//! `GET /operator/v1/bus`: the streams, consumers and lag that `mno streams`
+//! and `mno consumers` print, for the platform's operators: users whose email
+//! is listed in `MNO_OPERATORS`. The portal's operator page reads it.
+//!
+//! Who the caller is comes from the Hub's public `GET /hub/v1/users/me`,
+//! asked in process through the Hub's router, as any client would ask it.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Request};
+use axum::routing::get;
+use axum::{Json, Router};
+use mno_events::ApiError;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::cli::{consumers, streams};
+
+#[derive(Clone)]
+pub struct OperatorState {
+    pub js: async_nats::jetstream::Context,
+    pub hub: Router,
+    /// Lower-cased emails of the platform's operators.
+    pub operators: Arc<Vec<String>>,
+}
+
+pub fn router(state: OperatorState) -> Router {
+    Router::new()
+        .route("/operator/v1/bus", get(bus))
+        .with_state(state)
+}
+
+/// The signed-in user's email, from the Hub (401 as the Hub answers it).
+async fn caller_email(state: &OperatorState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let mut request = Request::get("/hub/v1/users/me");
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        request = request.header(header::AUTHORIZATION, auth);
+    }
+    let request = request.body(Body::empty()).map_err(ApiError::internal)?;
+    let response = state
+        .hub
+        .clone()
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?;
+    let ok = response.status().is_success();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .map_err(ApiError::internal)?;
+    let me: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match me["email"].as_str() {
+        Some(email) if ok => Ok(email.to_lowercase()),
+        _ => Err(ApiError::unauthorized(
+            "sign in as a user (Bearer session) to see the bus",
+        )),
+    }
+}
+
+async fn bus(
+    State(state): State<OperatorState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let email = caller_email(&state, &headers).await?;
+    if !state.operators.contains(&email) {
+        return Err(ApiError::forbidden(
+            "only the platform's operators see the bus: list their emails in MNO_OPERATORS",
+        ));
+    }
+    let unavailable =
+        |e: anyhow::Error| ApiError::unavailable(format!("the bus does not answer: {e}"));
+    let report = streams::collect(&state.js).await.map_err(unavailable)?;
+    let apps = consumers::collect(&state.js).await.map_err(unavailable)?;
+    let projections = consumers::collect_projections(&state.js)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(json!({
+        "streams": report.streams,
+        "consumers": report.consumers,
+        "apps": apps,
+        "projections": projections,
+    })))
+}

@@ -1,0 +1,310 @@
+"""The portal in headless Chromium against a running `mno up --demo`.
+
+Run by crates/gateway/tests/portal_browser.rs, which starts the platform and
+passes BASE (its URL) and SHOTS (where screenshots go). Every step waits for a
+condition in the page, never for a fixed time. Prints one line per step; any
+failed check raises, and the exit status is non-zero.
+"""
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["BASE"]
+SHOTS = os.environ["SHOTS"]
+WAIT = 60  # seconds a condition may take on a loaded 2-core machine
+
+os.makedirs(SHOTS, exist_ok=True)
+
+
+def step(text):
+    print("step:", text, flush=True)
+
+
+def api(method, path, body=None, token=None, basic=None):
+    """The platform's public API, as the test (a user and an app) calls it."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    if basic:
+        import base64
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req) as res:
+            raw = res.read()
+            return res.status, (json.loads(raw) if raw else None)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1280,1600",
+                 "--user-data-dir=" + tempfile.mkdtemp(prefix="mno-chromium-")]:
+        options.add_argument(flag)
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    return webdriver.Chrome(service=service, options=options)
+
+
+def shot(driver, name):
+    path = os.path.join(SHOTS, name + ".png")
+    driver.save_screenshot(path)
+    print("screenshot:", path, flush=True)
+
+
+def fill(driver, field_id, value):
+    el = driver.find_element(By.ID, field_id)
+    el.clear()
+    el.send_keys(value)
+
+
+def click_button(driver, text):
+    buttons = [b for b in driver.find_elements(By.TAG_NAME, "button") if b.text.strip() == text]
+    assert buttons, f"no button {text!r} on {driver.current_url}"
+    buttons[0].click()
+
+
+def wait(driver, what, check):
+    # An element htmx or a page load replaced while it was read: look again.
+    ignored = [StaleElementReferenceException]
+    return WebDriverWait(driver, WAIT, ignored_exceptions=ignored).until(lambda d: check(d), message=what)
+
+
+def refused_beside(driver, button, field, expected):
+    """Post the form with `button`; the API's error must show beside `field` and name `expected`."""
+    click_button(driver, button)
+    error = wait(driver, f"the error beside {field}", lambda d: d.find_elements(By.ID, f"f-{field}-error"))[0]
+    assert expected in error.text, error.text
+
+
+def figure(driver, widget, path):
+    """The exact value of a figure of a widget, once it is drawn."""
+    cells = driver.find_elements(By.CSS_SELECTOR, f'#widget-{widget} [data-path="{path}"]')
+    return Decimal(cells[0].get_attribute("data-value")) if cells else None
+
+
+def console_errors(driver):
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook receiver that answers 200 and keeps what it got."""
+    received = []
+
+    def do_POST(self):
+        Hook.received.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    driver = browser()
+    try:
+        run(driver)
+    except Exception:
+        shot(driver, "failure")
+        print("failed on", driver.current_url, flush=True)
+        raise
+    finally:
+        driver.quit()
+
+
+def run(driver):
+    step("the demo: its dashboard draws a year of figures and charts")
+    driver.get(BASE + "/")
+    wait(driver, "the sign-in page", lambda d: d.find_elements(By.ID, "f-email"))
+    fill(driver, "f-email", "demo@mno.example")
+    fill(driver, "f-password", "mno demo password")
+    click_button(driver, "Sign in")
+    wait(driver, "the demo P&L", lambda d: (figure(d, "accounts-profit_and_loss", "totals.revenue") or 0) > 0)
+    wait(driver, "the P&L chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#widget-accounts-profit_and_loss canvas"))
+    wait(driver, "the headcount", lambda d: figure(d, "hr-workforce_summary", "headcount") == 12)
+    shot(driver, "01-demo-dashboard")
+    driver.set_window_size(390, 1400)
+    shot(driver, "02-demo-dashboard-phone")
+    driver.set_window_size(1280, 1600)
+
+    step("the operator page (the demo user is an operator) lists the streams and consumers")
+    driver.get(BASE + "/operator")
+    streams = wait(driver, "the streams", lambda d: d.find_elements(By.ID, "streams"))[0]
+    assert "RECORDS" in streams.text and "DLQ" in streams.text, streams.text
+    assert "impac-records" in driver.find_element(By.ID, "projections").text
+    shot(driver, "02b-operator")
+    click_button(driver, "Sign out")
+    wait(driver, "signed out", lambda d: "/signin" in d.current_url)
+
+    step("sign up: a short password is refused beside its field, then the account is made")
+    driver.get(BASE + "/signup")
+    fill(driver, "f-name", "Tess <b>Tester</b>")
+    fill(driver, "f-email", "tess@example.com")
+    fill(driver, "f-password", "short")
+    # The browser's own check would stop a short password only if the form said so; it does not.
+    refused_beside(driver, "Create account", "password", "10")
+    assert driver.find_element(By.ID, "f-email").get_attribute("value") == "tess@example.com"
+    shot(driver, "03-signup-field-error")
+    fill(driver, "f-password", "correct horse battery")
+    click_button(driver, "Create account")
+    wait(driver, "the organisations page", lambda d: d.current_url.endswith("/orgs"))
+
+    step("create an org: a bad currency is shown beside its field; a typed <script> stays text")
+    evil = "<script>window.__pwned = 1</script>Acme"
+    fill(driver, "f-name", evil)
+    fill(driver, "f-currency", "dollars")
+    refused_beside(driver, "Create organisation", "currency", "ISO 4217")
+    fill(driver, "f-currency", "USD")
+    click_button(driver, "Create organisation")
+    wait(driver, "the new org's dashboard", lambda d: "/dashboards/" in d.current_url)
+    org = driver.current_url.split("/o/")[1].split("/")[0]
+    assert driver.execute_script("return window.__pwned") is None, "a typed <script> ran"
+    assert evil in driver.find_element(By.TAG_NAME, "h1").text, driver.find_element(By.TAG_NAME, "h1").text
+    shot(driver, "04-script-as-text")
+
+    step("apps: one that shares invoices, one whose webhook is down (its changes dead-letter)")
+    _, session = api("POST", "/hub/v1/sessions", {"email": "tess@example.com", "password": "correct horse battery"})
+    token = session["token"]
+    _, books = api("POST", "/hub/v1/apps", {"name": "Tess Books", "stack": "cloud", "webhook_url": None,
+                   "shared_entities": [{"entity": "invoices", "read": True, "write": True}]}, token=token)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    hook_port = sock.getsockname()[1]
+    sock.close()  # nothing listens there until the redrive below
+    status, hooked = api("POST", "/hub/v1/apps", {"name": "Tess Archive", "stack": "cloud",
+                         "webhook_url": f"http://127.0.0.1:{hook_port}/hook",
+                         "shared_entities": [{"entity": "invoices", "read": True}]}, token=token)
+    assert status == 201, hooked
+
+    step("install both from the marketplace")
+    driver.get(f"{BASE}/o/{org}/marketplace")
+    click_button(driver, "Install Tess Books")
+    wait(driver, "Tess Books installed", lambda d: d.find_elements(By.XPATH, "//button[normalize-space()='Uninstall Tess Books']"))
+    click_button(driver, "Install Tess Archive")
+    wait(driver, "Tess Archive installed", lambda d: d.find_elements(By.XPATH, "//button[normalize-space()='Uninstall Tess Archive']"))
+    shot(driver, "05-marketplace")
+
+    step("the dashboard shows the revenue of the invoices the app wrote")
+    key, secret = books["credentials"]["key"], books["credentials"]["secret"]
+    today = driver.execute_script("return new Date().toISOString().slice(0, 10)")
+    written = [("1000.00", "100.00"), ("500.50", "0")]
+    for i, (total, tax) in enumerate(written):
+        status, answer = api("POST", f"/connec/api/v2/{org}/invoices", {"invoices": {
+            "id": f"T-{i}", "type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": today,
+            "due_date": today, "currency": "USD", "total_amount": total, "tax_amount": tax, "balance": total}},
+            basic=(key, secret))
+        assert status == 201, answer
+    # The P&L counts customer invoices at their total (tax included; docs/api/impac.md).
+    expected = sum(Decimal(t) for t, _ in written)
+    driver.get(f"{BASE}/o/{org}/dashboard")
+    wait(driver, f"revenue {expected}", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == expected)
+    wait(driver, "the P&L chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#widget-accounts-profit_and_loss canvas"))
+    shot(driver, "06-dashboard")
+
+    step("an invoice written through the API changes the widget without a reload")
+    driver.execute_script("window.__sameDocument = 'yes'")
+    status, answer = api("POST", f"/connec/api/v2/{org}/invoices", {"invoices": {
+        "id": "T-live", "type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": today, "due_date": today,
+        "currency": "USD", "total_amount": "250.25", "tax_amount": "0", "balance": "250.25"}}, basic=(key, secret))
+    assert status == 201, answer
+    expected += Decimal("250.25")
+    wait(driver, f"revenue {expected} live", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == expected)
+    assert driver.execute_script("return window.__sameDocument") == "yes", "the page was reloaded"
+    shot(driver, "07-dashboard-live")
+
+    step("a KPI: a figure that is not in the widget is refused beside its field; one over its target alerts")
+    fill(driver, "f-element", "totals.nope")
+    fill(driver, "f-target/max", "1000")
+    refused_beside(driver, "Create KPI", "element", "totals.nope")
+    fill(driver, "f-element", "totals.revenue")
+    click_button(driver, "Create KPI")
+    wait(driver, "the KPI outside its target", lambda d: "outside target" in d.find_element(By.TAG_NAME, "main").text)
+    wait(driver, "its alert", lambda d: "totals.revenue was" in d.find_element(By.TAG_NAME, "main").text)
+    shot(driver, "07b-kpi-alert")
+
+    step("widgets are moved, removed and added, and kept")
+    def order(d):
+        return [e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, "section.widget")]
+    assert order(driver)[:2] == ["widget-accounts-profit_and_loss", "widget-accounts-balance_sheet"], order(driver)
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Move Profit and loss down"]').click()
+    wait(driver, "P&L second", lambda d: order(d)[:2] == ["widget-accounts-balance_sheet", "widget-accounts-profit_and_loss"])
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Remove Opportunities funnel"]').click()
+    wait(driver, "the funnel gone", lambda d: "widget-sales-opportunities_funnel" not in order(d))
+    driver.find_element(By.CSS_SELECTOR, '#add-widget option[value="sales/top_customers"]').click()
+    click_button(driver, "Add")
+    wait(driver, "top customers last", lambda d: order(d)[-1] == "widget-sales-top_customers")
+    driver.refresh()
+    assert order(driver)[:2] == ["widget-accounts-balance_sheet", "widget-accounts-profit_and_loss"], order(driver)
+
+    errors = console_errors(driver)
+    assert not errors, errors
+
+    step("the CSRF check refuses a post without the session's token, and nothing changes")
+    refused = driver.execute_script("""
+        const res = await fetch(arguments[0], {method: 'POST', body: new URLSearchParams(
+            {email: 'demo@mno.example', role: 'admin', csrf: 'forged'})});
+        return res.status;""", f"{BASE}/o/{org}/members")
+    assert refused == 403, refused
+    _, members = api("GET", f"/hub/v1/orgs/{org}/members", token=token)
+    assert [m["email"] for m in members["members"]] == ["tess@example.com"], members
+    # The refused post is the one console error so far, and it is the one made on purpose.
+    errors = console_errors(driver)
+    assert len(errors) == 1 and "403" in errors[0]["message"], errors
+
+    step("a dead letter is shown on the sync page and redriven from there")
+    def letters(d):
+        d.get(f"{BASE}/o/{org}/sync")
+        return d.find_elements(By.CSS_SELECTOR, "tr.dead-letter")
+    rows = wait(driver, "a dead letter", letters)
+    shot(driver, "08-sync-dead-letters")
+    server = HTTPServer(("127.0.0.1", hook_port), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = len(rows)
+    first = rows[0].find_element(By.TAG_NAME, "button")
+    first.click()
+    wait(driver, "the redriven change delivered", lambda d: Hook.received)
+    wait(driver, "one dead letter fewer", lambda d: len(letters(d)) < before)
+    shot(driver, "09-sync-after-redrive")
+    server.shutdown()
+
+    step("the operator page tells a customer it is for operators")
+    driver.get(BASE + "/operator")
+    notice = wait(driver, "the notice", lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))[0]
+    assert "operators" in notice.text and not driver.find_elements(By.ID, "streams"), notice.text
+
+    step("an ended session sends the user to sign in, then back to the page")
+    driver.delete_cookie("mno_session")
+    driver.add_cookie({"name": "mno_session", "value": "mst_ended", "path": "/", "httpOnly": True})
+    driver.get(f"{BASE}/o/{org}/members")
+    wait(driver, "the sign-in page", lambda d: "/signin" in d.current_url)
+    fill(driver, "f-email", "tess@example.com")
+    fill(driver, "f-password", "correct horse battery")
+    click_button(driver, "Sign in")
+    wait(driver, "back on members", lambda d: d.current_url.endswith(f"/o/{org}/members"))
+    shot(driver, "10-members")
+
+    errors = console_errors(driver)
+    assert not errors, errors
+    print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    main()

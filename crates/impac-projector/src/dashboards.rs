@@ -1,0 +1,269 @@
+//! `/impac/api/v2/dashboards`: each user's dashboards over an organisation, and
+//! the widgets on them in order, as the original platform kept them in Impac!.
+//! Only users have dashboards (an app gets 403); a user sees only their own.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use mno_events::idm::{Action, Principal, PrincipalKind};
+use mno_events::ApiError;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::api::{orgs_param, parse_query};
+use crate::widgets::WIDGETS;
+use crate::ImpacState;
+
+/// Most widgets on one dashboard.
+const MAX_WIDGETS: usize = 30;
+
+struct Dashboard {
+    id: String,
+    owner: String,
+    org: String,
+    name: String,
+    widgets: Value,
+    created_at: String,
+}
+
+impl Dashboard {
+    fn decode(row: &sqlx::any::AnyRow) -> Dashboard {
+        let widgets: String = row.get("widgets");
+        Dashboard {
+            id: row.get("id"),
+            owner: row.get("owner"),
+            org: row.get("org"),
+            name: row.get("name"),
+            widgets: serde_json::from_str(&widgets).unwrap_or_else(|_| json!([])),
+            created_at: row.get("created_at"),
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({"id": self.id, "org_id": self.org, "name": self.name,
+               "widgets": self.widgets, "created_at": self.created_at})
+    }
+}
+
+/// The signed-in user reading `org`; an app is refused (dashboards are people's).
+async fn user_of(
+    state: &ImpacState,
+    headers: &HeaderMap,
+    org: &str,
+) -> Result<Principal, ApiError> {
+    let principal =
+        mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read)
+            .await?;
+    if principal.kind != PrincipalKind::User {
+        return Err(ApiError::forbidden(
+            "dashboards belong to users; sign in with a user session (Bearer) to keep one",
+        ));
+    }
+    Ok(principal)
+}
+
+fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_field", detail).at_pointer(pointer)
+}
+
+fn name_of(body: &Value) -> Result<String, ApiError> {
+    match body.get("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() && name.chars().count() <= 100 => {
+            Ok(name.trim().to_owned())
+        }
+        _ => Err(invalid(
+            "/name",
+            "name must be a text of 1 to 100 characters, such as \"Finance\"",
+        )),
+    }
+}
+
+/// `[{"widget": "accounts/profit_and_loss"}, ...]`: known widgets, each at most once.
+fn widgets_of(value: Option<&Value>) -> Result<Value, ApiError> {
+    let Some(value) = value else {
+        return Ok(json!([]));
+    };
+    let Some(items) = value.as_array() else {
+        return Err(invalid(
+            "/widgets",
+            "widgets must be an array of {\"widget\": \"<category>/<name>\"}",
+        ));
+    };
+    if items.len() > MAX_WIDGETS {
+        return Err(invalid(
+            "/widgets",
+            format!("a dashboard holds at most {MAX_WIDGETS} widgets"),
+        ));
+    }
+    let mut seen = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let widget = item
+            .get("widget")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !WIDGETS.contains(&widget) {
+            return Err(invalid(
+                &format!("/widgets/{i}/widget"),
+                format!("unknown widget {widget:?}; GET /impac/api/v2/widgets lists them"),
+            ));
+        }
+        if seen.contains(&widget) {
+            return Err(invalid(
+                &format!("/widgets/{i}/widget"),
+                format!("{widget} is on the dashboard twice"),
+            ));
+        }
+        seen.push(widget);
+    }
+    Ok(Value::Array(
+        seen.into_iter().map(|w| json!({ "widget": w })).collect(),
+    ))
+}
+
+fn one_org(body: &Value) -> Result<String, ApiError> {
+    match body
+        .get("org_ids")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        Some([Value::String(org)]) if !org.is_empty() => Ok(org.clone()),
+        _ => Err(invalid(
+            "/org_ids",
+            "org_ids must name exactly one organisation: [\"<org id>\"]",
+        )),
+    }
+}
+
+/// `GET /impac/api/v2/dashboards?org_ids[]=ORG` → the caller's dashboards over that org, oldest first.
+pub async fn list(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let orgs = orgs_param(&parse_query(raw.as_deref()))?;
+    let mut out = Vec::new();
+    for org in &orgs {
+        let user = user_of(&state, &headers, org).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM impac_dashboards WHERE owner = $1 AND org = $2 ORDER BY created_at, id",
+        )
+        .bind(&user.id)
+        .bind(org)
+        .fetch_all(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+        out.extend(rows.iter().map(|r| Dashboard::decode(r).to_json()));
+    }
+    Ok(Json(json!({ "dashboards": out })))
+}
+
+/// `POST /impac/api/v2/dashboards` `{name, org_ids: [ORG], widgets?}` → 201 the dashboard.
+pub async fn create(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let org = one_org(&body)?;
+    let user = user_of(&state, &headers, &org).await?;
+    let name = name_of(&body)?;
+    let widgets = widgets_of(body.get("widgets"))?;
+    let dashboard = Dashboard {
+        id: uuid::Uuid::now_v7().to_string(),
+        owner: user.id,
+        org,
+        name,
+        widgets,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    };
+    sqlx::query(
+        "INSERT INTO impac_dashboards (id, owner, org, name, widgets, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&dashboard.id)
+    .bind(&dashboard.owner)
+    .bind(&dashboard.org)
+    .bind(&dashboard.name)
+    .bind(dashboard.widgets.to_string())
+    .bind(&dashboard.created_at)
+    .execute(&state.db)
+    .await
+    .map_err(ApiError::internal)?;
+    Ok((StatusCode::CREATED, Json(dashboard.to_json())))
+}
+
+/// The dashboard, if it is the caller's (another user's answers 404, as an unknown one).
+async fn owned(state: &ImpacState, headers: &HeaderMap, id: &str) -> Result<Dashboard, ApiError> {
+    let row = sqlx::query("SELECT * FROM impac_dashboards WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no dashboard {id:?} of yours; GET /impac/api/v2/dashboards?org_ids[]=<org> lists them"
+        ))
+    };
+    let dashboard = row.as_ref().map(Dashboard::decode).ok_or_else(not_found)?;
+    let user = user_of(state, headers, &dashboard.org).await?;
+    if user.id != dashboard.owner {
+        return Err(not_found());
+    }
+    Ok(dashboard)
+}
+
+/// `GET /impac/api/v2/dashboards/{id}` → the dashboard.
+pub async fn show(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(owned(&state, &headers, &id).await?.to_json()))
+}
+
+/// `PATCH /impac/api/v2/dashboards/{id}` `{name?, widgets?}`: rename, or set the
+/// widgets in their new order (adding, removing and moving are all this).
+pub async fn update(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let mut dashboard = owned(&state, &headers, &id).await?;
+    if let Some(other) = body
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "name" && *k != "widgets"))
+    {
+        return Err(invalid(
+            &format!("/{other}"),
+            format!("{other} cannot be changed; send name and/or widgets"),
+        ));
+    }
+    if body.get("name").is_some() {
+        dashboard.name = name_of(&body)?;
+    }
+    if body.get("widgets").is_some() {
+        dashboard.widgets = widgets_of(body.get("widgets"))?;
+    }
+    sqlx::query("UPDATE impac_dashboards SET name = $1, widgets = $2 WHERE id = $3")
+        .bind(&dashboard.name)
+        .bind(dashboard.widgets.to_string())
+        .bind(&dashboard.id)
+        .execute(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(dashboard.to_json()))
+}
+
+/// `DELETE /impac/api/v2/dashboards/{id}` → 204.
+pub async fn delete(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let dashboard = owned(&state, &headers, &id).await?;
+    sqlx::query("DELETE FROM impac_dashboards WHERE id = $1")
+        .bind(&dashboard.id)
+        .execute(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,34 @@
+// Draws each widget's chart (uPlot) from the series in its data-chart attribute,
+// whenever htmx puts a widget in the page (first load and every live refresh).
+(function () {
+  "use strict";
+  var palette = ["#1f5fbf", "#c0392b", "#1b7f3b", "#8e44ad", "#d68910", "#117a8b"];
+  function draw(el) {
+    if (typeof uPlot === "undefined" || el.dataset.drawn) return;
+    var spec;
+    try { spec = JSON.parse(el.dataset.chart); } catch (e) { return; }
+    if (!spec.x || spec.x.length === 0) return;
+    el.dataset.drawn = "1";
+    var width = Math.max(260, el.clientWidth || 300);
+    var series = [{}].concat(spec.series.map(function (s, i) {
+      return { label: s.label, stroke: palette[i % palette.length], width: 2 };
+    }));
+    var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
+    // One period alone would stretch the time axis over years: show a month around it.
+    var scales = {};
+    if (spec.x.length === 1) {
+      var t = spec.x[0];
+      scales.x = { range: function () { return [t - 15 * 86400, t + 15 * 86400]; } };
+    }
+    new uPlot({ width: width, height: 220, series: series, scales: scales, axes: [{}, { size: 70 }] }, data, el);
+  }
+  // htmx hands over each new element itself, which may be the chart.
+  function drawAll(root) {
+    if (root.matches && root.matches(".chart[data-chart]")) draw(root);
+    root.querySelectorAll(".chart[data-chart]").forEach(draw);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    drawAll(document);
+    if (window.htmx) { htmx.onLoad(function (el) { drawAll(el); }); }
+  });
+})();

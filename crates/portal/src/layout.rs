@@ -1,0 +1,167 @@
+//! The page shell: head with the shipped assets, the top bar (organisation
+//! picker, sections, sign-out) and the main column. maud escapes every value
+//! it is given, so nothing a user typed is ever rendered as HTML.
+
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value;
+
+use crate::api::ApiFailure;
+use crate::error::PageError;
+use crate::session::Session;
+use crate::PortalState;
+
+/// The sections of an organisation, in the order of the top bar.
+pub const SECTIONS: &[(&str, &str)] = &[
+    ("dashboard", "Dashboard"),
+    ("marketplace", "Marketplace"),
+    ("members", "Members"),
+    ("sync", "Sync status"),
+];
+
+/// What the top bar shows: the user's organisations and the one in view.
+pub struct Chrome {
+    pub csrf: String,
+    pub orgs: Vec<Value>,
+    pub org: Option<String>,
+    pub section: &'static str,
+}
+
+impl Chrome {
+    /// The user's organisations from the Hub (a 401 sends them to sign in).
+    pub async fn load(
+        state: &PortalState,
+        session: &Session,
+        org: Option<&str>,
+        section: &'static str,
+    ) -> Result<Chrome, PageError> {
+        let orgs = state
+            .api
+            .get(session.auth(), "/hub/v1/orgs")
+            .await
+            .map_err(|e| PageError::from_api(e, &session.here))?;
+        Ok(Chrome {
+            csrf: session.csrf.clone(),
+            orgs: orgs["orgs"].as_array().cloned().unwrap_or_default(),
+            org: org.map(str::to_owned),
+            section,
+        })
+    }
+
+    /// The organisation in view, as the Hub listed it.
+    pub fn current(&self) -> Option<&Value> {
+        let org = self.org.as_deref()?;
+        self.orgs.iter().find(|o| o["id"].as_str() == Some(org))
+    }
+
+    /// The caller's role in the organisation in view.
+    pub fn role(&self) -> &str {
+        self.current()
+            .and_then(|o| o["role"].as_str())
+            .unwrap_or("member")
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self.role(), "admin" | "super_admin")
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Mno" }
+            // No favicon request (its 404 would be a console error).
+            link rel="icon" href="data:,";
+            link rel="stylesheet" href="/assets/uPlot-1.6.32.min.css";
+            link rel="stylesheet" href="/assets/portal.css";
+            script defer src="/assets/htmx-2.0.11.min.js" {}
+            script defer src="/assets/htmx-ext-sse-2.2.4.min.js" {}
+            script defer src="/assets/uPlot-1.6.32.iife.min.js" {}
+            script defer src="/assets/portal.js" {}
+        }
+    }
+}
+
+/// A page for a signed-in user.
+pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "Mno" }
+                    @if !chrome.orgs.is_empty() {
+                        form.picker method="get" action="/switch" {
+                            label for="org-picker" { "Organisation" }
+                            select #org-picker name="org" {
+                                @for org in &chrome.orgs {
+                                    @let id = org["id"].as_str().unwrap_or_default();
+                                    option value=(id) selected[chrome.org.as_deref() == Some(id)] {
+                                        (org["name"].as_str().unwrap_or(id))
+                                    }
+                                }
+                            }
+                            input type="hidden" name="to" value=(chrome.section);
+                            button type="submit" { "Switch" }
+                        }
+                    }
+                    nav aria-label="Sections" {
+                        @if let Some(org) = &chrome.org {
+                            @for (section, label) in SECTIONS {
+                                a href={ "/o/" (org) "/" (section) }
+                                  aria-current=[(chrome.section == *section).then_some("page")] { (label) }
+                            }
+                        }
+                        a href="/orgs" aria-current=[(chrome.section == "orgs").then_some("page")] { "Organisations" }
+                    }
+                    form.signout method="post" action="/signout" {
+                        input type="hidden" name="csrf" value=(chrome.csrf);
+                        button type="submit" { "Sign out" }
+                    }
+                }
+                main #main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// A page without the top bar: sign-in, sign-up, errors.
+pub fn bare(title: &str, message: &str) -> Markup {
+    bare_with(
+        title,
+        html! { p.notice { (message) } p { a href="/" { "Back to the portal" } } },
+    )
+}
+
+pub fn bare_with(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body.narrow {
+                header.top { a.brand href="/" { "Mno" } }
+                main #main { h1 { (title) } (body) }
+            }
+        }
+    }
+}
+
+/// Errors from the platform shown in place, above a form or a list.
+pub fn problems<'a>(details: impl Iterator<Item = &'a str>) -> Markup {
+    let details: Vec<&str> = details.collect();
+    html! {
+        @if !details.is_empty() {
+            div.problems role="alert" {
+                @for detail in details { p { (detail) } }
+            }
+        }
+    }
+}
+
+/// A failure shown in place of content that could not load.
+pub fn failed(failure: &ApiFailure) -> Markup {
+    problems(failure.errors.iter().map(|e| e.detail.as_str()))
+}

@@ -1,0 +1,94 @@
+//! The portal: the customers' web front of Mno, served at `/` by `mno up`.
+//!
+//! Server-rendered HTML (maud) with htmx, its SSE extension and uPlot shipped
+//! as static files. Like any frontend of the platform it talks to the parts
+//! only through their public HTTP APIs ([`api::Api`], reqwest to the
+//! platform's own base URL), with the signed-in user's Hub session token.
+//!
+//! One module per concern: [`session`] (cookie, CSRF, sign-in redirects),
+//! [`layout`] and [`forms`] (the page shell and form fields with the API's
+//! errors beside them), and one module per page under [`pages`], so that
+//! later pages (billing, SSO sign-in, invitations) slot in beside them.
+
+pub mod api;
+pub mod assets;
+pub mod demo;
+pub mod error;
+pub mod forms;
+pub mod layout;
+pub mod pages;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+/// What the portal needs: where the platform's public API answers.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// The platform's base URL as the portal reaches it, e.g. `http://127.0.0.1:8080`.
+    pub api_base: String,
+}
+
+#[derive(Clone)]
+pub struct PortalState {
+    pub api: api::Api,
+    /// Keys the CSRF tokens (HMAC of the session); new at each start, so a
+    /// form rendered before a restart is refused and simply shown again.
+    pub csrf_key: Arc<[u8; 32]>,
+}
+
+/// The portal's routes: pages, their form posts, the live stream and the assets.
+pub fn router(config: PortalConfig) -> Router {
+    let state = PortalState {
+        api: api::Api::new(&config.api_base),
+        csrf_key: Arc::new(rand::random()),
+    };
+    use pages::{auth, dashboard, home, marketplace, members, operator, orgs, sync};
+    Router::new()
+        .route("/", get(home::home))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/signin", get(auth::signin_page).post(auth::signin))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/signout", post(auth::signout))
+        .route("/orgs", get(orgs::page).post(orgs::create))
+        .route("/switch", get(orgs::switch))
+        .route("/operator", get(operator::page))
+        .route("/o/{org}/dashboard", get(dashboard::first))
+        .route("/o/{org}/dashboards", post(dashboard::create))
+        .route("/o/{org}/dashboards/{id}", get(dashboard::page))
+        .route("/o/{org}/dashboards/{id}/delete", post(dashboard::delete))
+        .route(
+            "/o/{org}/dashboards/{id}/widgets",
+            post(dashboard::add_widget),
+        )
+        .route(
+            "/o/{org}/dashboards/{id}/widgets/{index}/move",
+            post(dashboard::move_widget),
+        )
+        .route(
+            "/o/{org}/dashboards/{id}/widgets/{index}/remove",
+            post(dashboard::remove_widget),
+        )
+        .route("/o/{org}/widget/{category}/{name}", get(dashboard::widget))
+        .route("/o/{org}/live", get(dashboard::live))
+        .route("/o/{org}/kpis", post(dashboard::create_kpi))
+        .route("/o/{org}/kpis/{id}/delete", post(dashboard::delete_kpi))
+        .route("/o/{org}/marketplace", get(marketplace::page))
+        .route("/o/{org}/installs", post(marketplace::install))
+        .route(
+            "/o/{org}/installs/{app}/uninstall",
+            post(marketplace::uninstall),
+        )
+        .route(
+            "/o/{org}/installs/{app}/sharing",
+            post(marketplace::sharing),
+        )
+        .route("/o/{org}/members", get(members::page).post(members::add))
+        .route("/o/{org}/members/{user}/role", post(members::change_role))
+        .route("/o/{org}/members/{user}/remove", post(members::remove))
+        .route("/o/{org}/sync", get(sync::page))
+        .route("/o/{org}/sync/{app}/dlq/{seq}/redrive", post(sync::redrive))
+        .with_state(state)
+}

@@ -1,0 +1,690 @@
+//! The Impac! dashboard: the user's dashboards over an organisation (kept by
+//! Impac!, `/impac/api/v2/dashboards`), their widgets drawn as charts and
+//! tables, the period, currency and organisation pickers, KPIs with their
+//! alerts, CSV export, and live refresh over server-sent events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::{Datelike, NaiveDate, Utc};
+use futures::StreamExt;
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+use super::back_to;
+use super::widgets::{self, DEFAULT_WIDGETS};
+use crate::api::{enc, ApiFailure};
+use crate::error::PageError;
+use crate::forms::{self, Field, FormData};
+use crate::layout::{self, Chrome};
+use crate::session::Session;
+use crate::PortalState;
+
+/// The pickers' values: what every widget of the page is computed with.
+#[derive(Debug, Clone)]
+struct View {
+    currency: String,
+    from: String,
+    to: String,
+    period: String,
+}
+
+const PERIODS: &[&str] = &["DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY"];
+
+impl View {
+    /// From the page's query; by default the last twelve months by month, in the org's currency.
+    fn from_query(raw: Option<&str>, org_currency: &str) -> View {
+        let query: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect();
+        let today = Utc::now().date_naive();
+        let year_ago = NaiveDate::from_ymd_opt(today.year() - 1, today.month(), 1)
+            .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+            .unwrap_or(today);
+        let pick = |name: &str, default: String| {
+            query
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+        };
+        View {
+            currency: pick("currency", org_currency.to_owned()).to_uppercase(),
+            from: pick("from", year_ago.to_string()),
+            to: pick("to", today.to_string()),
+            period: pick("period", "MONTHLY".into()).to_uppercase(),
+        }
+    }
+
+    /// The same view as a query string for the portal's own links.
+    fn query(&self) -> String {
+        format!(
+            "currency={}&from={}&to={}&period={}",
+            enc(&self.currency),
+            enc(&self.from),
+            enc(&self.to),
+            enc(&self.period)
+        )
+    }
+
+    /// Impac!'s parameters for a widget over `org`.
+    fn impac_query(&self, org: &str) -> String {
+        format!("org_ids[]={}&{}", enc(org), self.query())
+    }
+}
+
+fn dashboards_path(org: &str) -> String {
+    format!("/impac/api/v2/dashboards?org_ids[]={}", enc(org))
+}
+
+/// `/o/{org}/dashboard`: the user's first dashboard, made with the usual widgets when they have none.
+pub async fn first(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let api = &state.api;
+    let list = api
+        .get(session.auth(), &dashboards_path(&org))
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let id = match list["dashboards"].get(0).and_then(|d| d["id"].as_str()) {
+        Some(id) => id.to_owned(),
+        None => {
+            let widgets: Vec<Value> = DEFAULT_WIDGETS
+                .iter()
+                .map(|w| json!({"widget": w}))
+                .collect();
+            let made = api
+                .post(
+                    session.auth(),
+                    "/impac/api/v2/dashboards",
+                    &json!({"name": "Overview", "org_ids": [org], "widgets": widgets}),
+                )
+                .await
+                .map_err(|e| PageError::from_api(e, &session.here))?;
+            made["id"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let query = raw.map(|q| format!("?{q}")).unwrap_or_default();
+    Ok(Redirect::to(&format!("/o/{org}/dashboards/{id}{query}")).into_response())
+}
+
+/// The dashboard page.
+pub async fn page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    render(
+        &state,
+        &session,
+        &org,
+        &id,
+        raw.as_deref(),
+        &FormData::new(),
+        None,
+    )
+    .await
+}
+
+async fn render(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    id: &str,
+    raw: Option<&str>,
+    kpi_form: &FormData,
+    kpi_failure: Option<&ApiFailure>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(state, session, Some(org), "dashboard").await?;
+    let org_currency = chrome
+        .current()
+        .and_then(|o| o["currency"].as_str())
+        .unwrap_or("USD")
+        .to_owned();
+    let view = View::from_query(raw, &org_currency);
+    let api = &state.api;
+    let here = &session.here;
+    let fail = |e: ApiFailure| PageError::from_api(e, here);
+    let dashboards = api
+        .get(session.auth(), &dashboards_path(org))
+        .await
+        .map_err(fail)?;
+    let dashboard = api
+        .get(
+            session.auth(),
+            &format!("/impac/api/v2/dashboards/{}", enc(id)),
+        )
+        .await
+        .map_err(fail)?;
+    let catalogue = api
+        .get(session.auth(), "/impac/api/v2/widgets")
+        .await
+        .map_err(fail)?;
+    let kpis = api
+        .get(
+            session.auth(),
+            &format!("/impac/api/v2/kpis?org_ids[]={}", enc(org)),
+        )
+        .await
+        .map_err(fail)?;
+    let alerts = api
+        .get(
+            session.auth(),
+            &format!("/impac/api/v2/alerts?org_ids[]={}", enc(org)),
+        )
+        .await
+        .map_err(fail)?;
+    let on_board: Vec<String> = dashboard["widgets"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| w["widget"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let all_widgets: Vec<String> = catalogue["widgets"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .filter_map(|w| w.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let base = format!("/o/{org}/dashboards/{id}");
+    let body = html! {
+        form.filters method="get" action=(base) aria-label="Report settings" {
+            (Field::new("from", "From").kind("date").value(&view.from).render(None))
+            (Field::new("to", "To").kind("date").value(&view.to).render(None))
+            div.field {
+                label for="f-period" { "Period" }
+                select #f-period name="period" {
+                    @for p in PERIODS { option value=(p) selected[view.period == *p] { (p.to_lowercase()) } }
+                }
+            }
+            (Field::new("currency", "Currency").value(&view.currency).render(None))
+            button type="submit" { "Apply" }
+        }
+        div.tabs {
+            span { "Dashboards:" }
+            @for d in dashboards["dashboards"].as_array().into_iter().flatten() {
+                @let did = d["id"].as_str().unwrap_or_default();
+                a href={ "/o/" (org) "/dashboards/" (did) "?" (view.query()) } aria-current=[(did == id).then_some("page")] {
+                    (d["name"].as_str().unwrap_or_default())
+                }
+            }
+            form.inline method="post" action={ "/o/" (org) "/dashboards" } {
+                (forms::csrf(&session.csrf))
+                label for="new-dashboard" { "New dashboard" }
+                input #new-dashboard name="name" required placeholder="Name";
+                button.secondary type="submit" { "Create" }
+            }
+            form.inline method="post" action={ (base) "/delete" } {
+                (forms::csrf(&session.csrf))
+                button.danger type="submit" { "Delete this dashboard" }
+            }
+        }
+        p.live #live-status { "Live: figures refresh by themselves when records change." }
+        div.widgets hx-ext="sse" sse-connect={ "/o/" (org) "/live" } {
+            @for (i, widget) in on_board.iter().enumerate() {
+                (widget_frame(org, &base, &session.csrf, &view, i, on_board.len(), widget))
+            }
+        }
+        @if on_board.is_empty() { p.notice { "This dashboard has no widgets yet: add one below." } }
+        form.inline method="post" action={ (base) "/widgets" } {
+            (forms::csrf(&session.csrf))
+            label for="add-widget" { "Add a widget" }
+            select #add-widget name="widget" {
+                @for w in all_widgets.iter().filter(|w| !on_board.contains(w)) {
+                    option value=(w) { (widgets::title(w)) " (" (w) ")" }
+                }
+            }
+            button.secondary type="submit" { "Add" }
+        }
+        (kpi_section(org, &session.csrf, &view, &all_widgets, &kpis, &alerts, kpi_form, kpi_failure, id))
+    };
+    let title = format!(
+        "{} · {}",
+        dashboard["name"].as_str().unwrap_or("Dashboard"),
+        chrome
+            .current()
+            .and_then(|o| o["name"].as_str())
+            .unwrap_or_default()
+    );
+    Ok(layout::page(&title, &chrome, body).into_response())
+}
+
+/// One widget's frame: its figures load (and reload on every live change) from the fragment route.
+fn widget_frame(
+    org: &str,
+    base: &str,
+    csrf: &str,
+    view: &View,
+    index: usize,
+    count: usize,
+    widget: &str,
+) -> Markup {
+    let (category, name) = widget.split_once('/').unwrap_or((widget, ""));
+    let fragment = format!("/o/{org}/widget/{category}/{name}?{}", view.query());
+    let csv = format!("/o/{org}/widget/{category}/{name}.csv?{}", view.query());
+    let dom_id = format!("widget-{}", widget.replace('/', "-"));
+    html! {
+        section.widget id=(dom_id) aria-labelledby={ (dom_id) "-title" } {
+            header {
+                h2 id={ (dom_id) "-title" } { (widgets::title(widget)) }
+                div.inline {
+                    a href=(csv) download { "CSV" }
+                    @if index > 0 { (move_button(base, csrf, index, -1, widget)) }
+                    @if index + 1 < count { (move_button(base, csrf, index, 1, widget)) }
+                    form.inline method="post" action={ (base) "/widgets/" (index) "/remove" } {
+                        (forms::csrf(csrf))
+                        button.danger type="submit" aria-label={ "Remove " (widgets::title(widget)) } { "✕" }
+                    }
+                }
+            }
+            div.figures hx-get=(fragment) hx-trigger="load, sse:change" hx-swap="innerHTML" aria-live="polite" {
+                p.hint { "Loading…" }
+            }
+        }
+    }
+}
+
+/// A button that moves the widget at `index` up (`by` -1) or down (1).
+fn move_button(base: &str, csrf: &str, index: usize, by: i8, widget: &str) -> Markup {
+    let (arrow, way) = if by < 0 {
+        ("↑", "up")
+    } else {
+        ("↓", "down")
+    };
+    html! {
+        form.inline method="post" action={ (base) "/widgets/" (index) "/move" } {
+            (forms::csrf(csrf)) input type="hidden" name="by" value=(by);
+            button.secondary type="submit" aria-label={ "Move " (widgets::title(widget)) " " (way) } { (arrow) }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn kpi_section(
+    org: &str,
+    csrf: &str,
+    view: &View,
+    all_widgets: &[String],
+    kpis: &Value,
+    alerts: &Value,
+    form: &FormData,
+    failure: Option<&ApiFailure>,
+    dashboard: &str,
+) -> Markup {
+    let chosen = match forms::value(form, "widget") {
+        "" => "accounts/profit_and_loss",
+        w => w,
+    };
+    html! {
+        h2 id="kpis" { "KPIs" }
+        @let kpis = kpis["kpis"].as_array().cloned().unwrap_or_default();
+        @if kpis.is_empty() { p.hint { "No KPI watches this organisation yet." } }
+        @else {
+            table {
+                thead { tr { th scope="col" { "Widget" } th scope="col" { "Value" } th scope="col" { "Target" } th scope="col" { "State" } th scope="col" { span.skip { "Actions" } } } }
+                tbody {
+                    @for k in &kpis {
+                        tr {
+                            td { (widgets::title(k["widget"].as_str().unwrap_or_default())) " · " (k["element"].as_str().unwrap_or_default()) }
+                            td.num { (k["value"].as_str().and_then(widgets::money).unwrap_or_else(|| k["value"].to_string())) }
+                            td { @if let Some(min) = k["target"]["min"].as_str() { "min " (min) " " } @if let Some(max) = k["target"]["max"].as_str() { "max " (max) } }
+                            td { @if k["breached"].as_bool() == Some(true) { span.breached { "outside target" } } @else { span.ok { "on target" } } }
+                            td {
+                                form.inline method="post" action={ "/o/" (org) "/kpis/" (k["id"].as_str().unwrap_or_default()) "/delete" } {
+                                    (forms::csrf(csrf)) input type="hidden" name="dashboard" value=(dashboard);
+                                    button.danger type="submit" { "Delete" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @let alerts = alerts["alerts"].as_array().cloned().unwrap_or_default();
+        h2 { "Alerts" }
+        @if alerts.is_empty() { p.hint { "No alert raised." } }
+        @else {
+            ul {
+                @for a in alerts.iter().take(20) {
+                    li { (a["raised_at"].as_str().unwrap_or_default()) ": " (widgets::title(a["widget"].as_str().unwrap_or_default())) " · "
+                         (a["element"].as_str().unwrap_or_default()) " was " (a["value"].as_str().unwrap_or_default()) }
+                }
+            }
+        }
+        h3 { "Watch a figure" }
+        @if let Some(f) = failure { (layout::problems(f.others(&["widget", "element", "target/min", "target/max"]))) }
+        form method="post" action={ "/o/" (org) "/kpis" } {
+            (forms::csrf(csrf))
+            input type="hidden" name="dashboard" value=(dashboard);
+            input type="hidden" name="view" value=(view.query());
+            div.field {
+                label for="f-widget" { "Widget" }
+                select #f-widget name="widget" {
+                    @for w in all_widgets { option value=(w) selected[w == chosen] { (widgets::title(w)) " (" (w) ")" } }
+                }
+            }
+            (Field::new("element", "Figure (path in the widget, as in its CSV)").value(match forms::value(form, "element") { "" => "totals.revenue", e => e }).render(failure))
+            (Field::new("target/min", "Alert below").value(forms::value(form, "target/min")).optional().render(failure))
+            (Field::new("target/max", "Alert above").value(forms::value(form, "target/max")).optional().render(failure))
+            button type="submit" { "Create KPI" }
+        }
+    }
+}
+
+/// `/o/{org}/widget/{category}/{name}[.csv]`: a widget's figures as an HTML
+/// fragment for htmx, or its CSV as a download.
+pub async fn widget(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, category, name)): Path<(String, String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, PageError> {
+    let view = View::from_query(raw.as_deref(), "USD");
+    if let Some(name) = name.strip_suffix(".csv") {
+        let path = format!(
+            "/impac/api/v2/widgets/{}/{}.csv?{}",
+            enc(&category),
+            enc(name),
+            view.impac_query(&org)
+        );
+        let (_, body) = state
+            .api
+            .get_text(session.auth(), &path)
+            .await
+            .map_err(|e| PageError::from_api(e, &session.here))?;
+        let file = format!("attachment; filename=\"{category}-{name}.csv\"")
+            .replace(|c: char| !c.is_ascii_graphic() && c != ' ', "_");
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, file),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    let path = format!(
+        "/impac/api/v2/widgets/{}/{}?{}",
+        enc(&category),
+        enc(&name),
+        view.impac_query(&org)
+    );
+    let fragment = match state.api.get(session.auth(), &path).await {
+        Ok(answer) => html! {
+            p.hint { (answer["currency"].as_str().unwrap_or_default()) ", " (view.from) " to " (view.to) }
+            (widgets::render(&answer["content"]))
+        },
+        Err(e) if e.status == axum::http::StatusCode::UNAUTHORIZED => {
+            // htmx follows this header with a full page load: sign in, then back to the dashboard.
+            let target = crate::error::signin_url(&format!("/o/{org}/dashboard"));
+            return Ok(([("HX-Redirect", target)], "").into_response());
+        }
+        Err(e) => layout::failed(&e),
+    };
+    Ok(fragment.into_response())
+}
+
+/// `/o/{org}/live`: a `change` event each time a record of the org changes,
+/// sent once Impac! has folded that change, so the widgets that reload on it
+/// show it. Reads the org's change stream (Connec!'s SSE) as the user.
+pub async fn live(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+) -> Result<Response, PageError> {
+    let upstream = state
+        .api
+        .open_stream(
+            session.auth(),
+            &format!("/connec/api/v2/{}/stream", enc(&org)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<u64>(16);
+    tokio::spawn(relay_changes(
+        state,
+        session.token.clone(),
+        org,
+        upstream,
+        tx,
+    ));
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        let seq = rx.recv().await?;
+        Some((
+            Ok::<_, Infallible>(Event::default().event("change").data(seq.to_string())),
+            rx,
+        ))
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// Read the upstream stream's event ids (stream sequences); for each, wait
+/// until Impac! has folded it, then tell the browser. Ends when either side does.
+async fn relay_changes(
+    state: PortalState,
+    token: String,
+    org: String,
+    upstream: reqwest::Response,
+    tx: tokio::sync::mpsc::Sender<u64>,
+) {
+    let mut bytes = upstream.bytes_stream();
+    let mut pending = String::new();
+    while let Some(Ok(chunk)) = bytes.next().await {
+        if tx.is_closed() {
+            return;
+        }
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        let mut latest = None;
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            if let Some(seq) = event
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .and_then(|id| id.trim().parse::<u64>().ok())
+            {
+                latest = Some(seq);
+            }
+        }
+        let Some(seq) = latest else { continue };
+        // min_seq waits (up to 5 s) for the projection to fold the change.
+        let wait = format!(
+            "/impac/api/v2/widgets/invoices/summary?org_ids[]={}&min_seq={seq}",
+            enc(&org)
+        );
+        let _ = state
+            .api
+            .get(crate::api::Auth::Session(&token), &wait)
+            .await;
+        if tx.send(seq).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub async fn create(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let made = state
+        .api
+        .post(
+            session.auth(),
+            "/impac/api/v2/dashboards",
+            &json!({"name": forms::value(&form, "name"), "org_ids": [org], "widgets": []}),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    Ok(back_to(&format!(
+        "/o/{org}/dashboards/{}",
+        made["id"].as_str().unwrap_or_default()
+    )))
+}
+
+pub async fn delete(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    state
+        .api
+        .delete(
+            session.auth(),
+            &format!("/impac/api/v2/dashboards/{}", enc(&id)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    Ok(back_to(&format!("/o/{org}/dashboard")))
+}
+
+/// Change the dashboard's widget list with `edit`, and store it.
+async fn edit_widgets(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    id: &str,
+    edit: impl FnOnce(&mut Vec<Value>),
+) -> Result<Response, PageError> {
+    let path = format!("/impac/api/v2/dashboards/{}", enc(id));
+    let fail = |e| PageError::from_api(e, &session.here);
+    let dashboard = state.api.get(session.auth(), &path).await.map_err(fail)?;
+    let mut widgets = dashboard["widgets"].as_array().cloned().unwrap_or_default();
+    edit(&mut widgets);
+    state
+        .api
+        .patch(session.auth(), &path, &json!({ "widgets": widgets }))
+        .await
+        .map_err(fail)?;
+    Ok(back_to(&format!("/o/{org}/dashboards/{id}")))
+}
+
+pub async fn add_widget(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let widget = forms::value(&form, "widget").to_owned();
+    edit_widgets(&state, &session, &org, &id, |ws| {
+        ws.push(json!({ "widget": widget }))
+    })
+    .await
+}
+
+pub async fn move_widget(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id, index)): Path<(String, String, usize)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let up = forms::value(&form, "by") == "-1";
+    edit_widgets(&state, &session, &org, &id, |ws| {
+        let other = if up {
+            index.checked_sub(1)
+        } else {
+            Some(index + 1)
+        };
+        if let Some(other) = other.filter(|o| *o < ws.len() && index < ws.len()) {
+            ws.swap(index, other);
+        }
+    })
+    .await
+}
+
+pub async fn remove_widget(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id, index)): Path<(String, String, usize)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    edit_widgets(&state, &session, &org, &id, |ws| {
+        if index < ws.len() {
+            ws.remove(index);
+        }
+    })
+    .await
+}
+
+/// Create an in-app KPI over the dashboard's current view; errors go back beside their fields.
+pub async fn create_kpi(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let dashboard = forms::value(&form, "dashboard").to_owned();
+    let view_query = forms::value(&form, "view").to_owned();
+    let view = View::from_query(Some(&view_query), "USD");
+    let mut target = serde_json::Map::new();
+    for (field, key) in [("target/min", "min"), ("target/max", "max")] {
+        if !forms::value(&form, field).is_empty() {
+            target.insert(key.into(), json!(forms::value(&form, field)));
+        }
+    }
+    let body = json!({
+        "org_ids": [org], "widget": forms::value(&form, "widget"), "element": forms::value(&form, "element"),
+        "target": target, "alert": {"inapp": true},
+        "params": {"currency": view.currency, "from": view.from, "to": view.to, "period": view.period},
+    });
+    let call = state
+        .api
+        .post(session.auth(), "/impac/api/v2/kpis", &body)
+        .await;
+    let page = format!("/o/{org}/dashboards/{dashboard}?{view_query}#kpis");
+    match super::settle(call, &session, &page)? {
+        Ok(done) => Ok(done),
+        Err(failure) => {
+            let raw = Some(view_query.as_str());
+            render(
+                &state,
+                &session,
+                &org,
+                &dashboard,
+                raw,
+                &form,
+                Some(&failure),
+            )
+            .await
+        }
+    }
+}
+
+pub async fn delete_kpi(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    state
+        .api
+        .delete(session.auth(), &format!("/impac/api/v2/kpis/{}", enc(&id)))
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let dashboard = forms::value(&form, "dashboard");
+    Ok(back_to(&format!("/o/{org}/dashboards/{dashboard}#kpis")))
+}

@@ -1,0 +1,165 @@
+//! Members of the organisation and their roles.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use maud::html;
+use serde_json::json;
+
+use crate::api::{enc, ApiFailure};
+use crate::error::PageError;
+use crate::forms::{self, Field, FormData};
+use crate::layout::{self, Chrome};
+use crate::session::Session;
+use crate::PortalState;
+
+const ROLES: &[&str] = &["member", "power_user", "admin", "super_admin"];
+
+async fn render(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    form: &FormData,
+    failure: Option<&ApiFailure>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(state, session, Some(org), "members").await?;
+    let members = state
+        .api
+        .get(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/members", enc(org)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let admin = chrome.is_admin();
+    let body = html! {
+        @if let Some(f) = failure { (layout::problems(f.others(&["email", "role"]))) }
+        table {
+            caption { "Members" }
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { span.skip { "Actions" } } } }
+            tbody {
+                @for m in members["members"].as_array().into_iter().flatten() {
+                    @let user = m["user_id"].as_str().map(str::to_owned).unwrap_or_else(|| m["user_id"].to_string());
+                    @let role = m["role"].as_str().unwrap_or_default();
+                    tr {
+                        td { (m["name"].as_str().unwrap_or_default()) }
+                        td { (m["email"].as_str().unwrap_or_default()) }
+                        td {
+                            @if admin {
+                                form.inline method="post" action={ "/o/" (org) "/members/" (user) "/role" } {
+                                    (forms::csrf(&session.csrf))
+                                    label.skip for={ "role-" (user) } { "Role of " (m["email"].as_str().unwrap_or_default()) }
+                                    select id={ "role-" (user) } name="role" {
+                                        @for r in ROLES { option value=(r) selected[*r == role] { (r.replace('_', " ")) } }
+                                    }
+                                    button.secondary type="submit" { "Change role" }
+                                }
+                            } @else { (role.replace('_', " ")) }
+                        }
+                        td {
+                            @if admin {
+                                form.inline method="post" action={ "/o/" (org) "/members/" (user) "/remove" } {
+                                    (forms::csrf(&session.csrf))
+                                    button.danger type="submit" { "Remove" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if admin {
+            h2 { "Add a member" }
+            p.hint { "They must have signed up already." }
+            form method="post" action={ "/o/" (org) "/members" } {
+                (forms::csrf(&session.csrf))
+                (Field::new("email", "Email").kind("email").value(forms::value(form, "email")).render(failure))
+                div.field {
+                    label for="f-role" { "Role" }
+                    select #f-role name="role" {
+                        @for r in ROLES { option value=(r) selected[*r == forms::value(form, "role")] { (r.replace('_', " ")) } }
+                    }
+                    @if let Some(f) = failure { @for e in f.for_field("role") { p.field-error { (e) } } }
+                }
+                button type="submit" { "Add member" }
+            }
+        }
+    };
+    Ok(layout::page("Members", &chrome, body).into_response())
+}
+
+pub async fn page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+) -> Result<Response, PageError> {
+    render(&state, &session, &org, &FormData::new(), None).await
+}
+
+async fn then_back(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    form: &FormData,
+    call: Result<serde_json::Value, ApiFailure>,
+) -> Result<Response, PageError> {
+    match super::settle(call, session, &format!("/o/{org}/members"))? {
+        Ok(done) => Ok(done),
+        Err(failure) => render(state, session, org, form, Some(&failure)).await,
+    }
+}
+
+pub async fn add(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(org): Path<String>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let body = json!({"email": forms::value(&form, "email"), "role": forms::value(&form, "role")});
+    let call = state
+        .api
+        .post(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/members", enc(&org)),
+            &body,
+        )
+        .await;
+    then_back(&state, &session, &org, &form, call).await
+}
+
+pub async fn change_role(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, user)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let body = json!({"role": forms::value(&form, "role")});
+    let call = state
+        .api
+        .patch(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user)),
+            &body,
+        )
+        .await;
+    then_back(&state, &session, &org, &FormData::new(), call).await
+}
+
+pub async fn remove(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, user)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let call = state
+        .api
+        .delete(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user)),
+        )
+        .await;
+    then_back(&state, &session, &org, &FormData::new(), call).await
+}

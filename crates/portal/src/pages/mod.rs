@@ -1,0 +1,44 @@
+//! One module per page (and the form posts that belong to it).
+//!
+//! A form the API refused is shown again with its errors beside the fields,
+//! as a page like any other (200): browsers log a 4xx page as a failed load.
+
+pub mod auth;
+pub mod dashboard;
+pub mod home;
+pub mod marketplace;
+pub mod members;
+pub mod operator;
+pub mod orgs;
+pub mod sync;
+pub mod widgets;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::Value;
+
+use crate::api::ApiFailure;
+use crate::error::PageError;
+use crate::session::Session;
+
+/// After a form post: back to a page (303, so a reload does not post again).
+pub fn back_to(path: &str) -> Response {
+    Redirect::to(path).into_response()
+}
+
+/// What a form post's API call comes to: back to `page` when it succeeded,
+/// sign-in when the session is gone (an `Err`), or the API's refusal for the
+/// page to show again with the errors beside the fields.
+pub fn settle(
+    call: Result<Value, ApiFailure>,
+    session: &Session,
+    page: &str,
+) -> Result<Result<Response, ApiFailure>, PageError> {
+    match call {
+        Ok(_) => Ok(Ok(back_to(page))),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Err(PageError::from_api(e, &session.here))
+        }
+        Err(failure) => Ok(Err(failure)),
+    }
+}

@@ -1,0 +1,110 @@
+//! The user's organisations: list, create, and switch between them.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::html;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::ApiFailure;
+use crate::error::PageError;
+use crate::forms::{self, Field, FormData};
+use crate::layout::{self, Chrome, SECTIONS};
+use crate::session::Session;
+use crate::PortalState;
+
+async fn render(
+    state: &PortalState,
+    session: &Session,
+    form: &FormData,
+    failure: Option<&ApiFailure>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(state, session, None, "orgs").await?;
+    let fields = ["name", "currency", "timezone", "country"];
+    let body = html! {
+        @if chrome.orgs.is_empty() {
+            p.notice { "You are not in any organisation yet: create one to install apps and see its dashboard." }
+        } @else {
+            table {
+                caption { "Your organisations" }
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Currency" } th scope="col" { "Your role" } } }
+                tbody {
+                    @for org in &chrome.orgs {
+                        tr {
+                            td { a href={ "/o/" (org["id"].as_str().unwrap_or_default()) "/dashboard" } { (org["name"].as_str().unwrap_or_default()) } }
+                            td { (org["currency"].as_str().unwrap_or_default()) }
+                            td { (org["role"].as_str().unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Create an organisation" }
+        @if let Some(f) = failure { (layout::problems(f.others(&fields))) }
+        form method="post" action="/orgs" {
+            (forms::csrf(&session.csrf))
+            (Field::new("name", "Name").value(forms::value(form, "name")).render(failure))
+            (Field::new("currency", "Currency").value(match forms::value(form, "currency") { "" => "USD", c => c }).hint("An ISO 4217 code, such as USD, EUR or AUD.").render(failure))
+            (Field::new("timezone", "Time zone").value(match forms::value(form, "timezone") { "" => "UTC", t => t }).render(failure))
+            (Field::new("country", "Country").value(forms::value(form, "country")).optional().hint("Two letters, such as US (optional).").render(failure))
+            button type="submit" { "Create organisation" }
+        }
+        p.hint { "Platform operators: " a href="/operator" { "streams, consumers and lag" } "." }
+    };
+    Ok(layout::page("Organisations", &chrome, body).into_response())
+}
+
+pub async fn page(
+    State(state): State<PortalState>,
+    session: Session,
+) -> Result<Response, PageError> {
+    render(&state, &session, &FormData::new(), None).await
+}
+
+pub async fn create(
+    State(state): State<PortalState>,
+    session: Session,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let mut body = json!({
+        "name": forms::value(&form, "name"),
+        "currency": forms::value(&form, "currency"),
+        "timezone": forms::value(&form, "timezone"),
+    });
+    if !forms::value(&form, "country").is_empty() {
+        body["country"] = json!(forms::value(&form, "country"));
+    }
+    match state.api.post(session.auth(), "/hub/v1/orgs", &body).await {
+        Ok(org) => Ok(Redirect::to(&format!(
+            "/o/{}/dashboard",
+            org["id"].as_str().unwrap_or_default()
+        ))
+        .into_response()),
+        Err(failure) if failure.status == axum::http::StatusCode::UNAUTHORIZED => {
+            Err(PageError::from_api(failure, "/orgs"))
+        }
+        Err(failure) => render(&state, &session, &form, Some(&failure)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Switch {
+    org: String,
+    to: Option<String>,
+}
+
+/// The organisation picker: the same section of the chosen organisation.
+pub async fn switch(Query(q): Query<Switch>) -> Response {
+    let section =
+        q.to.as_deref()
+            .filter(|to| SECTIONS.iter().any(|(s, _)| s == to))
+            .unwrap_or("dashboard");
+    let org: String = q
+        .org
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Redirect::to(&format!("/o/{org}/{section}")).into_response()
+}

@@ -1,0 +1,232 @@
+//! The browser's session: an HttpOnly, SameSite cookie holding the Hub session
+//! token; CSRF tokens (an HMAC of that token under a key of this process)
+//! checked on every form post; and the sign-in redirect that brings the user
+//! back where they were.
+//!
+//! Before sign-in, a random `mno_anon` cookie stands in for the session, so
+//! the sign-in and sign-up forms are protected the same way.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::error::PageError;
+use crate::PortalState;
+
+pub const SESSION_COOKIE: &str = "mno_session";
+pub const ANON_COOKIE: &str = "mno_anon";
+
+/// The value of cookie `name` in the request.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// `Set-Cookie` for a cookie only this site's pages send back, never script.
+pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}"
+    ))
+    .expect("cookie values are tokens of ASCII letters, digits and _")
+}
+
+/// `next` when it is a path of this site, else `/` (never a redirect elsewhere).
+/// Browsers drop tabs and newlines from a URL and read `\` as `/`, so a path
+/// with either (or any other control or space) could turn into `//elsewhere`.
+pub fn safe_next(next: &str) -> &str {
+    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
+        next
+    } else {
+        "/"
+    }
+}
+
+/// The CSRF token of a session (or of an anonymous visitor's cookie).
+pub fn csrf_token(state: &PortalState, secret: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.csrf_key.as_slice())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"mno-portal-csrf:");
+    mac.update(secret.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Refuse a form post whose `csrf` field is not the token of `secret`.
+pub fn check_csrf(
+    state: &PortalState,
+    secret: &str,
+    form: &HashMap<String, String>,
+) -> Result<(), PageError> {
+    let expected = csrf_token(state, secret);
+    let given = form.get("csrf").map(String::as_str).unwrap_or_default();
+    if given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(PageError::Forged)
+    }
+}
+
+/// A signed-in user: their Hub session token and the form token that goes with it.
+/// Extracting it from a request without a session sends the user to sign in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token: String,
+    pub csrf: String,
+    /// The page asked for, to come back to after signing in again.
+    pub here: String,
+}
+
+impl Session {
+    pub fn auth(&self) -> crate::api::Auth<'_> {
+        crate::api::Auth::Session(&self.token)
+    }
+
+    /// Check a posted form's CSRF token against this session.
+    pub fn check(
+        &self,
+        state: &PortalState,
+        form: &HashMap<String, String>,
+    ) -> Result<(), PageError> {
+        check_csrf(state, &self.token, form)
+    }
+}
+
+/// The page a request is for; for a form post, the page the form was on
+/// (its `Referer`, when it is this site's), so sign-in returns there.
+fn page_of(parts: &Parts) -> String {
+    if parts.method == axum::http::Method::GET {
+        return parts
+            .uri
+            .path_and_query()
+            .map_or("/".into(), |p| p.as_str().to_owned());
+    }
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    parts
+        .headers
+        .get(axum::http::header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .filter(|u| {
+            u.host_str().map(|h| {
+                format!(
+                    "{h}{}",
+                    u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                )
+            }) == Some(host.to_owned())
+        })
+        .map_or("/".into(), |u| {
+            let mut path = u.path().to_owned();
+            if let Some(q) = u.query() {
+                path.push('?');
+                path.push_str(q);
+            }
+            path
+        })
+}
+
+impl<S> FromRequestParts<S> for Session
+where
+    PortalState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = PortalState::from_ref(state);
+        let here = page_of(parts);
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(PageError::SignInNeeded { next: here });
+        };
+        Ok(Session {
+            csrf: csrf_token(&state, &token),
+            token,
+            here,
+        })
+    }
+}
+
+/// A visitor who may not be signed in: the anonymous cookie (made when missing,
+/// and set by the page through [`Visitor::set_cookie`]) keys their form tokens.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    pub anon: String,
+    pub fresh: bool,
+    pub csrf: String,
+    pub signed_in: bool,
+}
+
+impl Visitor {
+    pub fn set_cookie(&self) -> Option<(axum::http::HeaderName, HeaderValue)> {
+        self.fresh
+            .then(|| (SET_COOKIE, set_cookie(ANON_COOKIE, &self.anon, 86_400)))
+    }
+}
+
+impl<S> FromRequestParts<S> for Visitor
+where
+    PortalState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = PortalState::from_ref(state);
+        let existing = cookie(&parts.headers, ANON_COOKIE)
+            .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()));
+        let fresh = existing.is_none();
+        let anon = existing.unwrap_or_else(|| {
+            rand::random::<[u8; 32]>()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        });
+        Ok(Visitor {
+            csrf: csrf_token(&state, &anon),
+            signed_in: cookie(&parts.headers, SESSION_COOKIE).is_some(),
+            anon,
+            fresh,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_of_this_site() {
+        assert_eq!(safe_next("/o/abc/members?x=1"), "/o/abc/members?x=1");
+        for elsewhere in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(elsewhere), "/", "{elsewhere:?}");
+        }
+    }
+}
