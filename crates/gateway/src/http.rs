@@ -206,17 +206,19 @@ async fn count_requests(
     } else if status.is_server_error() {
         counters.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    if status.is_client_error() && !is_json(&response) {
+    if status.is_client_error() && is_plain_text(&response) {
         return json_rejection(response).await;
     }
     response
 }
 
-fn is_json(response: &Response) -> bool {
+/// axum's rejections are `text/plain` (or have no type). JSON errors and the
+/// HTML pages of the sign-in flow and the portal are answered as they are.
+fn is_plain_text(response: &Response) -> bool {
     response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"))
 }
 
 /// axum's own rejections (a path or query value that does not parse, an
