@@ -10,6 +10,7 @@
 //! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
 //! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
 
+pub mod bus_owner;
 pub mod cli;
 pub mod config;
 pub mod data_dir_lock;

@@ -1,6 +1,5 @@
-//! The bus for `mno up`: a server at MNO_NATS_URL, one already answering on
-//! the default port, or the installed nats-server started as a child with its
-//! store under the data dir.
+//! The bus for `mno up` when MNO_NATS_URL is not set: the installed
+//! nats-server started as a child with its store under the data dir.
 //!
 //! A child outlives an `mno up` that was killed (SIGKILL, the OOM killer), and
 //! nats-server does not lock its store: a second server on the same store would

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::bus_owner;
 use crate::config::PlatformConfig;
 use crate::data_dir_lock::DataDirLock;
 use crate::http::{self, EdgeState};
@@ -65,15 +66,25 @@ impl Platform {
             .unwrap_or_else(|| nats_child::DEFAULT_NATS_URL.to_owned());
         tracing::info!(%nats_url, version = %bus.server_version, "bus connected");
 
+        let database_url = config.database_url();
+        let db = mno_events::db::open(&database_url).await?;
+        tracing::info!(database = %mno_events::db::redact(&database_url), "database open");
+        // Before anything consumes: a bus that belongs to another platform is refused.
+        let identity = bus_owner::database_identity(&db).await?;
+        bus_owner::claim_bus(
+            &bus.js,
+            &identity,
+            config.stream_replicas,
+            &nats_url,
+            &mno_events::db::redact(&database_url),
+        )
+        .await?;
+
         for (stream, outcome) in
             mno_events::streams::provision_all(&bus.js, config.stream_replicas).await?
         {
             tracing::info!(%stream, ?outcome, "stream provisioned");
         }
-
-        let database_url = config.database_url();
-        let db = mno_events::db::open(&database_url).await?;
-        tracing::info!(database = %mno_events::db::redact(&database_url), "database open");
 
         let hub = Hub::start(HubDeps {
             bus: bus.clone(),
@@ -220,24 +231,18 @@ async fn bind(addr: SocketAddr, setting: &str) -> Result<TcpListener> {
     })
 }
 
-/// MNO_NATS_URL when set (it must answer); else a server on the default port;
-/// else the installed nats-server as a child.
+/// MNO_NATS_URL when set (it must answer); else the installed nats-server as
+/// a child of this process. A server that merely answers on the default port
+/// is never joined: it may be another platform's (another `mno up` on this
+/// machine), and sharing its durable consumers would split the events.
 async fn connect_bus(config: &PlatformConfig) -> Result<(Bus, Option<ChildNats>)> {
     if let Some(url) = &config.nats_url {
         return Ok((bus::connect(url).await?, None));
     }
-    // A child left running by a killed `mno up` must not be adopted as "a server on
-    // the default port" nor run beside a new child on the same store.
+    // A child left running by a killed `mno up` must not run beside a new
+    // child on the same store.
     if let Some(pid) = nats_child::stop_leftover(&config.data_dir).await? {
         tracing::info!(pid, "stopped the leftover nats-server; starting afresh");
-    }
-    match bus::connect(nats_child::DEFAULT_NATS_URL).await {
-        Ok(bus) => return Ok((bus, None)),
-        // Something answers there but will not do (too old, no JetStream): say so.
-        Err(e @ (bus::BusError::TooOld { .. } | bus::BusError::NoJetStream { .. })) => {
-            return Err(e.into())
-        }
-        Err(_) => {}
     }
     let binary = nats_child::find_binary(config.nats_server_bin.as_deref())?;
     let child = ChildNats::start(&binary, &config.data_dir, true, config.nats_sync).await?;

@@ -89,7 +89,14 @@ async fn writes_with_local_ids_and_idempotency_keys_go_on_when_a_node_is_lost() 
     seen.sort();
     assert_eq!(
         seen,
-        ["DLQ", "HUB", "KV_IDEMPOTENCY", "KV_IDMAP", "RECORDS"],
+        [
+            "DLQ",
+            "HUB",
+            "KV_IDEMPOTENCY",
+            "KV_IDMAP",
+            "KV_MNO_PLATFORM",
+            "RECORDS"
+        ],
         "the platform's streams"
     );
 
