@@ -1,0 +1,210 @@
+//! Single sign-on through the Hub's real HTML forms (a browser made of
+//! reqwest and a cookie jar), ending in a validated, typed user; the session
+//! check before and after signing out; tampered tokens and callbacks refused.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use base64::Engine;
+use mno_e2e::hub_client::{bearer, TEST_PASSWORD};
+use mno_sdk::sso::Role;
+use mno_sdk::Error;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::support::World;
+
+const CALLBACK: &str = "http://127.0.0.1:9/auth/callback";
+
+/// A browser: follows no redirects, keeps cookies.
+struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(StatusCode, Option<String>, String)> {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = request.header("cookie", cookie.join("; ")).send().await?;
+        for line in response.headers().get_all("set-cookie") {
+            let line = line.to_str()?;
+            let pair = line.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                self.cookies
+                    .insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok((response.status(), location, response.text().await?))
+    }
+}
+
+/// The hidden inputs of a Hub page.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let unescape = |s: &str| {
+        s.replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let (name, rest) = rest.split_once("\" value=\"")?;
+            let (value, _) = rest.split_once('"')?;
+            Some((unescape(name), unescape(value)))
+        })
+        .collect()
+}
+
+/// Signs in at `authorize` through the form; returns the callback URL's query.
+async fn sign_in(browser: &mut Browser, world: &World, authorize: &str) -> Result<String> {
+    let (status, _, page) = browser.send(browser.http.get(authorize)).await?;
+    assert_eq!(status, StatusCode::OK, "the sign-in form: {page}");
+    let mut fields = hidden_fields(&page);
+    assert!(
+        fields.iter().any(|(n, v)| n == "action" && v == "signin"),
+        "{page}"
+    );
+    fields.push(("email".into(), world.owner_email.clone()));
+    fields.push(("password".into(), TEST_PASSWORD.into()));
+    let (status, location, page) = browser
+        .send(
+            browser
+                .http
+                .post(world.platform.url("/sso/v1/authorize"))
+                .form(&fields),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let location = location.context("a redirect to the app")?;
+    let query = location
+        .strip_prefix(&format!("{CALLBACK}?"))
+        .with_context(|| format!("back at the callback: {location}"))?;
+    Ok(query.to_owned())
+}
+
+#[tokio::test]
+async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> Result<()> {
+    let world = World::new("sso@example.com").await?;
+    world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::PATCH,
+            &format!("/hub/v1/apps/{}", world.app.id),
+            Some(&bearer(&world.owner_token)),
+            Some(json!({"redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://127.0.0.1:9/"]})),
+        )
+        .await?;
+    let mno = world.sdk(&world.app);
+    let sso = mno.sso(CALLBACK);
+
+    let (url, pending) = sso.authorization_url()?;
+    let params: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["client_id"], world.app.key);
+    let mut browser = Browser::new();
+    let query = sign_in(&mut browser, &world, url.as_str()).await?;
+
+    // A callback whose state is not ours is refused before any exchange.
+    let forged = query.replace(&format!("state={}", pending.state), "state=forged");
+    assert!(matches!(
+        sso.callback(&pending, &forged).await,
+        Err(Error::Sso(_))
+    ));
+
+    let signed_in = sso.callback(&pending, &query).await?;
+    let user = &signed_in.user;
+    assert_eq!(user.email, world.owner_email);
+    assert_eq!(user.org.id, world.org);
+    assert_eq!(user.org.role, Role::SuperAdmin);
+    assert_eq!(user.org.currency, "USD");
+    assert!(!user.session_id.is_empty());
+
+    // The code was used: exchanging it again is refused, typed.
+    let code = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(n, _)| n == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("a code")?;
+    let reuse = sso.exchange(&pending, &code).await.unwrap_err();
+    assert_eq!(reuse.api().map(|a| a.code()), Some("invalid_grant"));
+
+    // The ID token validates again with its nonce, and not with another.
+    assert_eq!(
+        sso.validate_id_token(&signed_in.id_token, &pending.nonce)
+            .await?,
+        *user
+    );
+    assert!(sso
+        .validate_id_token(&signed_in.id_token, "other-nonce")
+        .await
+        .is_err());
+    // A token whose claims were changed keeps its signature and is refused.
+    let parts: Vec<&str> = signed_in.id_token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&BASE64URL.decode(parts[1])?)?;
+    claims["org"]["role"] = json!("member");
+    claims["email"] = json!("mallory@example.com");
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        BASE64URL.encode(serde_json::to_vec(&claims)?),
+        parts[2]
+    );
+    let refused = sso
+        .validate_id_token(&tampered, &pending.nonce)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("refused"), "{refused}");
+    // Another app's SDK (another audience) refuses this app's token.
+    let other = world.second_app("Other", json!({})).await?;
+    let other_sso = world.sdk(&other).sso(CALLBACK);
+    assert!(other_sso
+        .validate_id_token(&signed_in.id_token, &pending.nonce)
+        .await
+        .is_err());
+
+    // The session check: valid while the Hub session lives, then not.
+    let status = sso.session_check(&user.session_id).await?;
+    assert!(status.valid);
+    assert!(status.recheck_at.is_some());
+    let logout = sso.logout_url(
+        &signed_in.id_token,
+        Some("http://127.0.0.1:9/"),
+        Some("bye"),
+    )?;
+    assert!(logout.as_str().contains("id_token_hint="));
+    let session_token = browser
+        .cookies
+        .get("mno_sso")
+        .context("the Hub session cookie")?
+        .clone();
+    world.hub.logout(&session_token).await?;
+    let status = sso.session_check(&user.session_id).await?;
+    assert!(!status.valid);
+    assert_eq!(status.recheck_at, None);
+    Ok(())
+}
