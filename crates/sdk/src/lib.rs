@@ -23,6 +23,8 @@
 //! Every error the platform answers becomes an [`Error::Api`] carrying its
 //! status, code, detail and pointer. `docs/sdk.md` is the tutorial.
 
+#![warn(missing_docs)]
+
 pub mod billing;
 mod config;
 pub mod connec;
@@ -36,6 +38,26 @@ use std::sync::Arc;
 pub use config::Config;
 pub use error::{ApiError, ApiErrorEntry, Error, ErrorSource, Result};
 pub use transport::IDEMPOTENCY_KEY;
+
+/// An organisation (a customer of the app) as single sign-on and account
+/// webhooks describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Org {
+    /// The org id (the `{org}` of the Connec! API).
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// ISO 4217 currency.
+    #[serde(default)]
+    pub currency: String,
+    /// IANA time zone.
+    #[serde(default)]
+    pub timezone: String,
+    /// ISO country code, or empty.
+    #[serde(default)]
+    pub country: String,
+}
 
 /// The SDK's entry point: one per app, cheap to clone.
 #[derive(Debug, Clone)]

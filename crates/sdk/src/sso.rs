@@ -19,6 +19,7 @@ use url::Url;
 
 use crate::error::{Error, Result};
 use crate::transport::{Call, Transport};
+use crate::Org;
 
 /// The JWKS is refetched after this long (the Hub lets it be cached five minutes).
 const JWKS_TTL: Duration = Duration::from_secs(300);
@@ -45,27 +46,6 @@ pub struct PendingSignIn {
     pub code_verifier: String,
 }
 
-/// The organisation a user signed in with, and their role in it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SsoOrg {
-    /// The org id (the `{org}` of the Connec! API).
-    pub id: String,
-    /// Its name.
-    #[serde(default)]
-    pub name: String,
-    /// The user's role in it.
-    pub role: Role,
-    /// ISO 4217 currency.
-    #[serde(default)]
-    pub currency: String,
-    /// IANA time zone.
-    #[serde(default)]
-    pub timezone: String,
-    /// ISO country code, or empty.
-    #[serde(default)]
-    pub country: String,
-}
-
 /// A member's role in an org.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -90,7 +70,9 @@ pub struct SsoUser {
     /// Their name.
     pub name: String,
     /// The org they signed in with.
-    pub org: SsoOrg,
+    pub org: Org,
+    /// Their role in that org.
+    pub role: Role,
     /// The Hub session (`sid`): for [`Sso::session_check`] and back-channel logout.
     pub session_id: String,
 }
@@ -126,7 +108,15 @@ struct Claims {
     email: String,
     #[serde(default)]
     name: String,
-    org: SsoOrg,
+    org: OrgClaim,
+}
+
+/// The `org` claim: the org and the user's role in it.
+#[derive(Debug, Deserialize)]
+struct OrgClaim {
+    #[serde(flatten)]
+    org: Org,
+    role: Role,
 }
 
 /// The claims of a back-channel logout token.
@@ -261,7 +251,8 @@ impl Sso {
             id: claims.sub,
             email: claims.email,
             name: claims.name,
-            org: claims.org,
+            org: claims.org.org,
+            role: claims.org.role,
             session_id: claims.sid,
         })
     }

@@ -187,7 +187,7 @@ fn retry_delay(status: StatusCode, headers: &HeaderMap, attempt: u32) -> Option<
     Some(asked.unwrap_or_else(|| backoff(attempt)))
 }
 
-/// A server asking for longer than this is not waited for inline.
+/// The longest `Retry-After` waited for inline; a server asking for more gets this.
 const MAX_RETRY_AFTER_SECS: u64 = 60;
 
 /// Exponential backoff with jitter: about 0.2 s, 0.4 s, 0.8 s, ... at most 10 s.

@@ -19,7 +19,7 @@ pub use dedup::{Claim, MemoryStore, ReplayStore};
 pub use extractor::WebhookRejection;
 pub use payload::{
     AccountEvent, AccountEventKind, DeliveredRecord, IdMapAnswer, Payload, RecordDelivery,
-    WebhookMember, WebhookOrg,
+    WebhookMember,
 };
 pub use verify::{Verifier, WebhookError, DEFAULT_TOLERANCE};
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::verify::WebhookError;
 use crate::connec::Ids;
+use crate::Org;
 
 /// What a verified webhook carries.
 #[derive(Debug, Clone)]
@@ -86,25 +87,6 @@ impl DeliveredRecord {
     }
 }
 
-/// An org as account webhooks describe it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct WebhookOrg {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    #[serde(default)]
-    pub name: String,
-    /// ISO 4217 currency.
-    #[serde(default)]
-    pub currency: String,
-    /// IANA time zone.
-    #[serde(default)]
-    pub timezone: String,
-    /// ISO country code, or empty.
-    #[serde(default)]
-    pub country: String,
-}
-
 /// A member as account webhooks describe them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct WebhookMember {
@@ -146,7 +128,7 @@ pub enum AccountEventKind {
     #[serde(rename = "app.installed")]
     AppInstalled {
         /// The org.
-        org: WebhookOrg,
+        org: Org,
         /// The app.
         app_id: String,
     },
@@ -154,7 +136,7 @@ pub enum AccountEventKind {
     #[serde(rename = "app.uninstalled")]
     AppUninstalled {
         /// The org.
-        org: WebhookOrg,
+        org: Org,
         /// The app.
         app_id: String,
     },
@@ -162,7 +144,7 @@ pub enum AccountEventKind {
     #[serde(rename = "member.added")]
     MemberAdded {
         /// The org.
-        org: WebhookOrg,
+        org: Org,
         /// The new member.
         member: WebhookMember,
     },
@@ -170,7 +152,7 @@ pub enum AccountEventKind {
     #[serde(rename = "member.role_changed")]
     MemberRoleChanged {
         /// The org.
-        org: WebhookOrg,
+        org: Org,
         /// The member, with `previous_role`.
         member: WebhookMember,
     },
@@ -178,7 +160,7 @@ pub enum AccountEventKind {
     #[serde(rename = "member.removed")]
     MemberRemoved {
         /// The org.
-        org: WebhookOrg,
+        org: Org,
         /// The member who left.
         member: WebhookMember,
     },
@@ -186,7 +168,7 @@ pub enum AccountEventKind {
 
 impl AccountEventKind {
     /// The org concerned.
-    pub fn org(&self) -> &WebhookOrg {
+    pub fn org(&self) -> &Org {
         match self {
             AccountEventKind::AppInstalled { org, .. }
             | AccountEventKind::AppUninstalled { org, .. }

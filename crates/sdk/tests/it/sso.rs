@@ -3,8 +3,12 @@
 //! check before and after signing out; tampered tokens and callbacks refused.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use axum::routing::post;
+use axum::Form;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
 use mno_e2e::hub_client::{bearer, TEST_PASSWORD};
@@ -13,7 +17,7 @@ use mno_sdk::Error;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::support::World;
+use crate::support::{serve, World};
 
 const CALLBACK: &str = "http://127.0.0.1:9/auth/callback";
 
@@ -107,9 +111,29 @@ async fn sign_in(browser: &mut Browser, world: &World, authorize: &str) -> Resul
     Ok(query.to_owned())
 }
 
+/// The app's back-channel logout endpoint: every `logout_token` posted to it.
+async fn backchannel_endpoint() -> Result<(String, Arc<Mutex<Vec<String>>>)> {
+    let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
+    let taken = tokens.clone();
+    let router = axum::Router::new().route(
+        "/auth/backchannel-logout",
+        post(
+            move |Form(form): Form<BTreeMap<String, String>>| async move {
+                taken
+                    .lock()
+                    .unwrap()
+                    .push(form.get("logout_token").cloned().unwrap_or_default());
+            },
+        ),
+    );
+    let addr = serve(router).await?;
+    Ok((format!("http://{addr}/auth/backchannel-logout"), tokens))
+}
+
 #[tokio::test]
 async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> Result<()> {
     let world = World::new("sso@example.com").await?;
+    let (backchannel, logout_tokens) = backchannel_endpoint().await?;
     world
         .hub
         .expect(
@@ -117,7 +141,8 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
             Method::PATCH,
             &format!("/hub/v1/apps/{}", world.app.id),
             Some(&bearer(&world.owner_token)),
-            Some(json!({"redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://127.0.0.1:9/"]})),
+            Some(json!({"redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://127.0.0.1:9/"],
+                        "backchannel_logout_uri": backchannel})),
         )
         .await?;
     let mno = world.sdk(&world.app);
@@ -141,7 +166,7 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
     let user = &signed_in.user;
     assert_eq!(user.email, world.owner_email);
     assert_eq!(user.org.id, world.org);
-    assert_eq!(user.org.role, Role::SuperAdmin);
+    assert_eq!(user.role, Role::SuperAdmin);
     assert_eq!(user.org.currency, "USD");
     assert!(!user.session_id.is_empty());
 
@@ -206,5 +231,24 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
     let status = sso.session_check(&user.session_id).await?;
     assert!(!status.valid);
     assert_eq!(status.recheck_at, None);
+
+    // The Hub tells the app at its back-channel endpoint; the token validates
+    // and names the session that ended.
+    let token = mno_harness::wait_for(
+        "the back-channel logout",
+        Duration::from_secs(30),
+        || async { logout_tokens.lock().unwrap().first().cloned() },
+    )
+    .await;
+    let logout = sso.validate_logout_token(&token).await?;
+    assert_eq!(
+        (logout.sid.as_str(), logout.sub.as_str()),
+        (user.session_id.as_str(), user.id.as_str())
+    );
+    // An ID token is no logout token.
+    assert!(sso
+        .validate_logout_token(&signed_in.id_token)
+        .await
+        .is_err());
     Ok(())
 }

@@ -9,7 +9,9 @@ use anyhow::Result;
 use axum::extract::FromRef;
 use axum::routing::post;
 use mno_sdk::connec::WriteOptions;
-use mno_sdk::webhooks::{AccountEventKind, IdMapAnswer, Payload, Receiver, Verifier, Webhook};
+use mno_sdk::webhooks::{
+    AccountEventKind, DeliveredRecord, IdMapAnswer, Payload, Receiver, Verifier, Webhook,
+};
 use serde_json::json;
 
 use crate::support::World;
@@ -19,6 +21,31 @@ use crate::support::World;
 struct AppServer {
     receiver: Receiver,
     seen: Arc<Mutex<Vec<(String, Payload)>>>,
+}
+
+impl AppServer {
+    /// The records of every delivery handled, with their collection.
+    fn records(&self) -> Vec<(String, DeliveredRecord)> {
+        let seen = self.seen.lock().unwrap();
+        let deliveries = seen.iter().filter_map(|(_, p)| match p {
+            Payload::Records(d) => Some(d),
+            Payload::Account(_) => None,
+        });
+        deliveries
+            .flat_map(|d| d.records().map(|(e, r)| (e.to_owned(), r.clone())))
+            .collect()
+    }
+
+    /// The account webhooks handled.
+    fn account_events(&self) -> Vec<AccountEventKind> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter_map(|(_, p)| match p {
+                Payload::Account(event) => Some(event.kind.clone()),
+                Payload::Records(_) => None,
+            })
+            .collect()
+    }
 }
 
 impl FromRef<AppServer> for Receiver {
@@ -91,17 +118,7 @@ async fn deliveries_are_verified_typed_and_answered_with_the_apps_ids() -> Resul
         .await?;
     let delivered =
         mno_harness::wait_for("the delivery to Books", Duration::from_secs(30), || async {
-            server
-                .seen
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|(_, p)| match p {
-                    Payload::Records(d) => {
-                        d.records().next().map(|(e, r)| (e.to_owned(), r.clone()))
-                    }
-                    Payload::Account(_) => None,
-                })
+            server.records().into_iter().next()
         })
         .await;
     assert_eq!(delivered.0, "people");
@@ -140,19 +157,9 @@ async fn deliveries_are_verified_typed_and_answered_with_the_apps_ids() -> Resul
         Duration::from_secs(30),
         || async {
             server
-                .seen
-                .lock()
-                .unwrap()
-                .iter()
-                .find_map(|(_, p)| match p {
-                    Payload::Records(d) => d
-                        .records()
-                        .find(|(_, r)| {
-                            r.op == "updated" && r.id.local_id(&books.id) == Some("b-Ann")
-                        })
-                        .map(|_| ()),
-                    Payload::Account(_) => None,
-                })
+                .records()
+                .into_iter()
+                .find(|(_, r)| r.op == "updated" && r.id.local_id(&books.id) == Some("b-Ann"))
         },
     )
     .await;
@@ -171,18 +178,11 @@ async fn deliveries_are_verified_typed_and_answered_with_the_apps_ids() -> Resul
         .await?;
     let joined = mno_harness::wait_for("member.added", Duration::from_secs(30), || async {
         server
-            .seen
-            .lock()
-            .unwrap()
-            .iter()
-            .find_map(|(_, p)| match p {
-                Payload::Account(event) => match &event.kind {
-                    AccountEventKind::MemberAdded { org, member } => {
-                        Some((org.clone(), member.clone()))
-                    }
-                    _ => None,
-                },
-                Payload::Records(_) => None,
+            .account_events()
+            .into_iter()
+            .find_map(|kind| match kind {
+                AccountEventKind::MemberAdded { org, member } => Some((org, member)),
+                _ => None,
             })
     })
     .await;
@@ -198,63 +198,34 @@ async fn deliveries_are_verified_typed_and_answered_with_the_apps_ids() -> Resul
     let signer = Verifier::new(&[&books.webhook_secret])?;
     let http = reqwest::Client::new();
     let url = format!("http://{addr}/mno");
-    let send = |id: &str, ts: i64, signature: String, body: &'static str| {
+    // Sends `sent`, signed as if it were `signed`, under `id` at time `ts`.
+    let send = |id: &'static str, ts: i64, signed: &'static str, sent: &'static str| {
         http.post(&url)
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
+            .header("webhook-signature", signer.sign(id, ts, signed.as_bytes()))
+            .body(sent)
             .send()
     };
     let body = r#"{"people":[{"id":[{"realm":"o","provider":"connec","id":"g-9"}],"op":"created","version":1,"first_name":"Eve"}]}"#;
     let tampered = r#"{"people":[{"id":[{"realm":"o","provider":"connec","id":"g-9"}],"op":"deleted","version":1,"first_name":"Eve"}]}"#;
 
-    let response = send(
-        "msg-t",
-        now(),
-        signer.sign("msg-t", now(), body.as_bytes()),
-        tampered,
-    )
-    .await?;
+    let response = send("msg-t", now(), body, tampered).await?;
     assert_eq!(response.status(), 401);
     let error: serde_json::Value = response.json().await?;
     assert_eq!(error["errors"][0]["code"], "invalid_signature");
 
-    let old = now() - 600;
-    let response = send(
-        "msg-o",
-        old,
-        signer.sign("msg-o", old, body.as_bytes()),
-        body,
-    )
-    .await?;
+    let response = send("msg-o", now() - 600, body, body).await?;
     assert_eq!(response.status(), 401);
     let error: serde_json::Value = response.json().await?;
-    assert!(
-        error["errors"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("tolerance"),
-        "{error}"
-    );
+    let detail = error["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("tolerance"), "{error}");
 
-    let response = send(
-        "msg-r",
-        now(),
-        signer.sign("msg-r", now(), body.as_bytes()),
-        body,
-    )
-    .await?;
+    let response = send("msg-r", now(), body, body).await?;
     assert_eq!(response.status(), 200);
     assert_eq!(handled(), before + 1, "the first copy is handled");
-    let response = send(
-        "msg-r",
-        now(),
-        signer.sign("msg-r", now(), body.as_bytes()),
-        body,
-    )
-    .await?;
+    let response = send("msg-r", now(), body, body).await?;
     assert_eq!(response.status(), 200, "a replay is acknowledged");
     assert_eq!(
         response.json::<serde_json::Value>().await?["replayed"],
