@@ -28,6 +28,9 @@ pub struct ExternalId {
 /// assert_eq!(ids.connec_id(), Some("0193"));
 /// assert_eq!(ids.local_id("app-1"), Some("47"));
 /// assert_eq!(serde_json::to_string(&Ids::local("47")).unwrap(), r#""47""#);
+/// // Read as a plain global id, written back as one.
+/// let global: Ids = serde_json::from_str(r#""0193""#).unwrap();
+/// assert_eq!((global.connec_id(), serde_json::to_string(&global).unwrap().as_str()), (Some("0193"), r#""0193""#));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ids {
@@ -73,9 +76,11 @@ impl Ids {
 
 impl Serialize for Ids {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // A plain id (the app's own, or a global id read without external
+        // ids) goes back as it came; the platform resolves either.
         match &self.plain {
-            Some(id) if self.entries.is_empty() => serializer.serialize_str(id),
-            _ => self.entries.serialize(serializer),
+            Some(id) => serializer.serialize_str(id),
+            None => self.entries.serialize(serializer),
         }
     }
 }

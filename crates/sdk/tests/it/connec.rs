@@ -124,13 +124,14 @@ async fn records_in_the_apps_own_ids_with_typed_errors() -> Result<()> {
 type Forwarded = (String, Option<String>);
 
 /// A proxy in front of the platform that forwards every request and, for the
-/// first `drop_answers` writes, throws the platform's answer away and answers
-/// 502: the write happened, the app never heard of it.
+/// first writes, throws the platform's answer away and answers the next of
+/// `lost_answers` instead (a 502, a 429 asking to wait): the write happened,
+/// the app never heard of it.
 #[derive(Clone)]
 struct LossyProxy {
     upstream: String,
     http: reqwest::Client,
-    drop_answers: Arc<Mutex<usize>>,
+    lost_answers: Arc<Mutex<Vec<StatusCode>>>,
     writes: Arc<Mutex<Vec<Forwarded>>>,
 }
 
@@ -158,10 +159,15 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         proxy.writes.lock().unwrap().push((method.to_string(), key));
-        let mut drop = proxy.drop_answers.lock().unwrap();
-        if *drop > 0 {
-            *drop -= 1;
-            return (StatusCode::BAD_GATEWAY, "upstream answer lost").into_response();
+        let mut lost = proxy.lost_answers.lock().unwrap();
+        if !lost.is_empty() {
+            let status = lost.remove(0);
+            let mut response = (status, "upstream answer lost").into_response();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = axum::http::HeaderValue::from_static("1");
+                response.headers_mut().insert("retry-after", wait);
+            }
+            return response;
         }
     }
     let mut response = (status, bytes).into_response();
@@ -177,7 +183,10 @@ async fn a_write_whose_answer_was_lost_is_retried_under_its_key_and_stored_once(
     let proxy = LossyProxy {
         upstream: world.platform.base_url.clone(),
         http: reqwest::Client::new(),
-        drop_answers: Arc::new(Mutex::new(2)),
+        lost_answers: Arc::new(Mutex::new(vec![
+            StatusCode::BAD_GATEWAY,
+            StatusCode::TOO_MANY_REQUESTS,
+        ])),
         writes: Arc::default(),
     };
     let router = axum::Router::new()
@@ -193,7 +202,7 @@ async fn a_write_whose_answer_was_lost_is_retried_under_its_key_and_stored_once(
     assert_eq!(
         writes.len(),
         3,
-        "two lost answers, then the one that came back: {writes:?}"
+        "two lost answers (502, 429), then the one that came back: {writes:?}"
     );
     let key = writes[0]
         .1
