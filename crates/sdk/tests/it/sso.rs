@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::Form;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
+use mno_e2e::browser::Browser;
 use mno_e2e::hub_client::{bearer, TEST_PASSWORD};
 use mno_sdk::sso::Role;
 use mno_sdk::Error;
@@ -21,90 +22,25 @@ use crate::support::{serve, World};
 
 const CALLBACK: &str = "http://127.0.0.1:9/auth/callback";
 
-/// A browser: follows no redirects, keeps cookies.
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(
-        &mut self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(StatusCode, Option<String>, String)> {
-        let cookie: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let response = request.header("cookie", cookie.join("; ")).send().await?;
-        for line in response.headers().get_all("set-cookie") {
-            let line = line.to_str()?;
-            let pair = line.split(';').next().unwrap_or("");
-            if let Some((name, value)) = pair.split_once('=') {
-                self.cookies
-                    .insert(name.trim().to_owned(), value.trim().to_owned());
-            }
-        }
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        Ok((response.status(), location, response.text().await?))
-    }
-}
-
-/// The hidden inputs of a Hub page.
-fn hidden_fields(html: &str) -> Vec<(String, String)> {
-    let unescape = |s: &str| {
-        s.replace("&quot;", "\"")
-            .replace("&#x27;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&")
-    };
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let (name, rest) = rest.split_once("\" value=\"")?;
-            let (value, _) = rest.split_once('"')?;
-            Some((unescape(name), unescape(value)))
-        })
-        .collect()
-}
-
 /// Signs in at `authorize` through the form; returns the callback URL's query.
 async fn sign_in(browser: &mut Browser, world: &World, authorize: &str) -> Result<String> {
-    let (status, _, page) = browser.send(browser.http.get(authorize)).await?;
-    assert_eq!(status, StatusCode::OK, "the sign-in form: {page}");
-    let mut fields = hidden_fields(&page);
-    assert!(
-        fields.iter().any(|(n, v)| n == "action" && v == "signin"),
-        "{page}"
+    let form = browser.get(authorize).await?;
+    assert_eq!(
+        form.status,
+        StatusCode::OK,
+        "the sign-in form: {}",
+        form.text
     );
-    fields.push(("email".into(), world.owner_email.clone()));
-    fields.push(("password".into(), TEST_PASSWORD.into()));
-    let (status, location, page) = browser
-        .send(
-            browser
-                .http
-                .post(world.platform.url("/sso/v1/authorize"))
-                .form(&fields),
+    let answer = browser
+        .sign_in_at_hub(
+            &form,
+            &world.platform.url("/sso/v1/authorize"),
+            &world.owner_email,
+            TEST_PASSWORD,
         )
         .await?;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
-    let location = location.context("a redirect to the app")?;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.text);
+    let location = answer.location.context("a redirect to the app")?;
     let query = location
         .strip_prefix(&format!("{CALLBACK}?"))
         .with_context(|| format!("back at the callback: {location}"))?;
