@@ -55,18 +55,20 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_name TEXT NOT NULL,
                org TEXT NOT NULL, org_name TEXT NOT NULL, hub_session TEXT NOT NULL, id_token TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS pending_sign_ins (token TEXT PRIMARY KEY, pending TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS id_sequence (n INTEGER NOT NULL)",
+            "INSERT INTO id_sequence (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM id_sequence)",
         ] {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(Store { pool })
     }
 
-    /// The next free CRM id.
+    /// A new CRM id, never given before (a deleted person's id is not reused).
     pub async fn next_id(&self) -> Result<String> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM people")
+        let n: i64 = sqlx::query_scalar("UPDATE id_sequence SET n = n + 1 RETURNING n")
             .fetch_one(&self.pool)
             .await?;
-        Ok(format!("crm-{}", n + 1))
+        Ok(format!("crm-{n}"))
     }
 
     /// Stores `person` unless a version at least as new is stored already.
@@ -170,6 +172,31 @@ impl Store {
             .bind(token)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ids_are_not_reused_after_a_delete() -> Result<()> {
+        let store = Store::open(":memory:").await?;
+        for _ in 0..2 {
+            let id = store.next_id().await?;
+            store
+                .upsert_person(&Person {
+                    id,
+                    org: "o".into(),
+                    first_name: "A".into(),
+                    last_name: "B".into(),
+                    version: 1,
+                })
+                .await?;
+        }
+        store.delete_person("crm-1").await?;
+        assert_eq!(store.next_id().await?, "crm-3");
         Ok(())
     }
 }

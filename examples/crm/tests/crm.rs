@@ -131,17 +131,7 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
         .create("books-7", &json!({"first_name": "Bob", "last_name": "Ray"}))
         .await?;
     let bob_global = bob.id.connec_id().context("a global id")?.to_owned();
-    let page = mno_harness::wait_for("Bob in the CRM", Duration::from_secs(30), || async {
-        let page = Browser {
-            http: browser.http.clone(),
-            cookies: browser.cookies.clone(),
-        }
-        .get(&format!("{crm_url}/"))
-        .await
-        .ok()?;
-        page.text.contains("Bob Ray").then_some(page.text)
-    })
-    .await;
+    let page = crm_page_with(&browser, &crm_url, "Bob Ray").await;
     assert!(page.contains("<li id=\"crm-2\">Bob Ray</li>"), "{page}");
     let mapped = mno_harness::wait_for("the CRM's id of Bob", Duration::from_secs(20), || async {
         let record = books_sdk
@@ -155,6 +145,24 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
     .await;
     assert_eq!(mapped, "crm-2");
 
+    // Books edits Bob, then deletes him: the CRM follows.
+    let books_people = books_sdk.connec().collection::<Value>(&org, "people");
+    books_people
+        .update(
+            "books-7",
+            &json!({"last_name": "Raymond"}),
+            &Default::default(),
+        )
+        .await?;
+    let page = crm_page_with(&browser, &crm_url, "Bob Raymond").await;
+    assert!(page.contains("<li id=\"crm-2\">Bob Raymond</li>"), "{page}");
+    books_people.delete("books-7", &Default::default()).await?;
+    mno_harness::wait_for("Bob gone from the CRM", Duration::from_secs(30), || async {
+        let page = crm_home(&browser, &crm_url).await?;
+        (!page.contains("Bob")).then_some(())
+    })
+    .await;
+
     // Signing out of the Hub signs the user out of the CRM at its next check.
     let hub_session = browser
         .cookies
@@ -165,4 +173,26 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
     let home = browser.get(&format!("{crm_url}/")).await?;
     assert!(home.text.contains("Signed out"), "{}", home.text);
     Ok(())
+}
+
+/// The CRM's home page as the signed-in browser sees it (a copy of its cookies).
+async fn crm_home(browser: &Browser, crm_url: &str) -> Option<String> {
+    let mut copy = Browser {
+        http: browser.http.clone(),
+        cookies: browser.cookies.clone(),
+    };
+    Some(copy.get(&format!("{crm_url}/")).await.ok()?.text)
+}
+
+/// Waits until the CRM's home page shows `text`.
+async fn crm_page_with(browser: &Browser, crm_url: &str, text: &str) -> String {
+    mno_harness::wait_for(
+        &format!("{text} in the CRM"),
+        Duration::from_secs(30),
+        || async {
+            let page = crm_home(browser, crm_url).await?;
+            page.contains(text).then_some(page)
+        },
+    )
+    .await
 }

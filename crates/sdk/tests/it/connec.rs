@@ -110,6 +110,20 @@ async fn records_in_the_apps_own_ids_with_typed_errors() -> Result<()> {
         Some((409, "already_exists"))
     );
 
+    // Another app's record, mapped to an id of this app's: then reachable by it.
+    let other = world.second_app("Other", json!({})).await?;
+    let theirs = world
+        .sdk(&other)
+        .connec()
+        .collection::<Person>(&world.org, "people")
+        .create("o-1", &person("Cy", "Dee"))
+        .await?;
+    let their_global = theirs.id.connec_id().expect("a global id");
+    people.map_id(their_global, "crm-cy").await?;
+    let mapped = people.get("crm-cy").await?;
+    assert_eq!(mapped.id.connec_id(), Some(their_global));
+    assert_eq!(mapped.version, 1, "a mapping is no change");
+
     let deleted = people.delete("crm-1", &WriteOptions::if_match(2)).await?;
     assert_eq!(deleted.version, 3);
     let gone = people.get("crm-1").await.unwrap_err();
