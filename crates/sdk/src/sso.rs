@@ -14,7 +14,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -32,6 +32,9 @@ pub struct Sso {
     transport: Arc<Transport>,
     redirect_uri: String,
     jwks: Arc<Mutex<Option<(JwkSet, Instant)>>>,
+    /// The issuer the Hub announces (`MNO_PUBLIC_URL`), which may differ from
+    /// the URL the app reaches the API at.
+    issuer: Arc<OnceCell<String>>,
 }
 
 /// What the app keeps between redirecting the browser and the callback
@@ -134,17 +137,25 @@ impl Sso {
             transport,
             redirect_uri: redirect_uri.to_owned(),
             jwks: Arc::new(Mutex::new(None)),
+            issuer: Arc::new(OnceCell::new()),
         }
     }
 
-    /// The issuer ID tokens must name: the platform URL without its trailing slash.
-    fn issuer(&self) -> String {
-        self.transport
-            .config
-            .platform_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned()
+    /// The issuer ID tokens must name, from the Hub's discovery document (fetched once).
+    async fn issuer(&self) -> Result<&str> {
+        #[derive(Deserialize)]
+        struct Discovery {
+            issuer: String,
+        }
+        let issuer = self
+            .issuer
+            .get_or_try_init(|| async {
+                let call = Call::new(Method::GET, "/.well-known/openid-configuration");
+                let discovery: Discovery = self.transport.send(&call).await?.json()?;
+                Ok::<_, Error>(discovery.issuer)
+            })
+            .await?;
+        Ok(issuer)
     }
 
     /// Where to send the browser to sign in, and what to keep until the callback.
@@ -201,7 +212,7 @@ impl Sso {
             ));
         }
         if let Some(iss) = param("iss") {
-            if iss != self.issuer() {
+            if iss != self.issuer().await? {
                 return Err(Error::Sso(format!(
                     "the callback names issuer {iss:?}, not ours"
                 )));
@@ -281,7 +292,7 @@ impl Sso {
             .ok_or_else(|| Error::Sso("ID token has no kid".into()))?;
         let key = self.key(&kid).await?;
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[self.issuer()]);
+        validation.set_issuer(&[self.issuer().await?]);
         validation.set_audience(&[&self.transport.config.app_key]);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);

@@ -188,3 +188,42 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
         .is_err());
     Ok(())
 }
+
+#[tokio::test]
+async fn the_issuer_is_the_hubs_public_url_not_the_url_the_app_calls() -> Result<()> {
+    // The app reaches the API at the loopback address; the Hub announces another issuer.
+    let issuer = "http://mno.example.test";
+    let platform =
+        mno_e2e::TestPlatform::spawn_with(|c| c.public_url = Some(issuer.to_owned())).await;
+    let world = World::on(platform, "issuer@example.com").await?;
+    world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::PATCH,
+            &format!("/hub/v1/apps/{}", world.app.id),
+            Some(&bearer(&world.owner_token)),
+            Some(json!({"redirect_uris": [CALLBACK]})),
+        )
+        .await?;
+    let sso = world.sdk(&world.app).sso(CALLBACK);
+    let (url, pending) = sso.authorization_url()?;
+    let query = sign_in(&mut Browser::new(), &world, url.as_str()).await?;
+    assert!(
+        query.contains("iss=http%3A%2F%2Fmno.example.test"),
+        "{query}"
+    );
+    let signed_in = sso.callback(&pending, &query).await?;
+    assert_eq!(signed_in.user.email, world.owner_email);
+
+    // A callback naming another issuer is refused (RFC 9207).
+    let (url, pending) = sso.authorization_url()?;
+    let query = sign_in(&mut Browser::new(), &world, url.as_str()).await?;
+    let mixed_up = query.replace(
+        "iss=http%3A%2F%2Fmno.example.test",
+        "iss=http%3A%2F%2Fevil.test",
+    );
+    let refused = sso.callback(&pending, &mixed_up).await.unwrap_err();
+    assert!(refused.to_string().contains("issuer"), "{refused}");
+    Ok(())
+}

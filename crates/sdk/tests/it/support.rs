@@ -29,7 +29,11 @@ pub const SHARED: &[(&str, bool, bool)] = &[
 
 impl World {
     pub async fn new(owner_email: &str) -> Result<World> {
-        let platform = TestPlatform::spawn().await;
+        World::on(TestPlatform::spawn().await, owner_email).await
+    }
+
+    /// The same world on a platform the test configured.
+    pub async fn on(platform: TestPlatform, owner_email: &str) -> Result<World> {
         let hub = HubClient::new(&platform.base_url);
         let (owner_token, org, app) = hub.org_with_app(owner_email, None, SHARED).await?;
         Ok(World {
