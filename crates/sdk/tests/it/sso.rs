@@ -47,6 +47,21 @@ async fn sign_in(browser: &mut Browser, world: &World, authorize: &str) -> Resul
     Ok(query.to_owned())
 }
 
+/// Sets the app's sign-in settings (its owner's `PATCH /hub/v1/apps/{app}`).
+async fn register(world: &World, settings: Value) -> Result<()> {
+    world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::PATCH,
+            &format!("/hub/v1/apps/{}", world.app.id),
+            Some(&bearer(&world.owner_token)),
+            Some(settings),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The app's back-channel logout endpoint: every `logout_token` posted to it.
 async fn backchannel_endpoint() -> Result<(String, Arc<Mutex<Vec<String>>>)> {
     let tokens: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -70,17 +85,12 @@ async fn backchannel_endpoint() -> Result<(String, Arc<Mutex<Vec<String>>>)> {
 async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> Result<()> {
     let world = World::new("sso@example.com").await?;
     let (backchannel, logout_tokens) = backchannel_endpoint().await?;
-    world
-        .hub
-        .expect(
-            StatusCode::OK,
-            Method::PATCH,
-            &format!("/hub/v1/apps/{}", world.app.id),
-            Some(&bearer(&world.owner_token)),
-            Some(json!({"redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://127.0.0.1:9/"],
-                        "backchannel_logout_uri": backchannel})),
-        )
-        .await?;
+    register(
+        &world,
+        json!({"redirect_uris": [CALLBACK], "post_logout_redirect_uris": ["http://127.0.0.1:9/"],
+               "backchannel_logout_uri": backchannel}),
+    )
+    .await?;
     let mno = world.sdk(&world.app);
     let sso = mno.sso(CALLBACK);
 
@@ -196,16 +206,7 @@ async fn the_issuer_is_the_hubs_public_url_not_the_url_the_app_calls() -> Result
     let platform =
         mno_e2e::TestPlatform::spawn_with(|c| c.public_url = Some(issuer.to_owned())).await;
     let world = World::on(platform, "issuer@example.com").await?;
-    world
-        .hub
-        .expect(
-            StatusCode::OK,
-            Method::PATCH,
-            &format!("/hub/v1/apps/{}", world.app.id),
-            Some(&bearer(&world.owner_token)),
-            Some(json!({"redirect_uris": [CALLBACK]})),
-        )
-        .await?;
+    register(&world, json!({"redirect_uris": [CALLBACK]})).await?;
     let sso = world.sdk(&world.app).sso(CALLBACK);
     let (url, pending) = sso.authorization_url()?;
     let query = sign_in(&mut Browser::new(), &world, url.as_str()).await?;
