@@ -6,6 +6,7 @@
 //! let response = platform.http.get(platform.url("/readyz")).send().await?;
 //! ```
 
+pub mod browser;
 pub mod hub_client;
 pub mod impac_client;
 pub mod org_fixture;

@@ -1,0 +1,292 @@
+//! The CRM's routes: pages, sign-in and the webhook endpoint.
+
+use axum::extract::{FromRef, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use mno_sdk::sso::{PendingSignIn, Sso};
+use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
+use mno_sdk::Mno;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Person, Session, Store};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub mno: Mno,
+    pub sso: Sso,
+    pub receiver: Receiver,
+    pub store: Store,
+    pub public_url: String,
+    pub app_id: String,
+}
+
+impl FromRef<AppState> for Receiver {
+    fn from_ref(state: &AppState) -> Receiver {
+        state.receiver.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/people", post(add_person))
+        .route("/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/logout", get(logout))
+        .route("/mno", post(webhook))
+        .with_state(state)
+}
+
+/// A person's fields as Connec! shares them.
+#[derive(Debug, Serialize, Deserialize)]
+struct PersonFields {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+/// Any failure of a page: a 500 naming it (this is an example, not a product).
+struct PageError(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for PageError {
+    fn from(e: E) -> PageError {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<p>Something went wrong: {}</p>",
+            escape(&self.0.to_string())
+        );
+        (StatusCode::INTERNAL_SERVER_ERROR, Html(page(&body))).into_response()
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+}
+
+fn page(body: &str) -> String {
+    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>CRM</title></head><body><h1>CRM</h1>{body}</body></html>")
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str) -> (header::HeaderName, String) {
+    (
+        header::SET_COOKIE,
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax"),
+    )
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The signed-in user, if their CRM session and their Hub session both live.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
+    let Some(token) = cookie(headers, "crm_session") else {
+        return Ok(None);
+    };
+    let Some(session) = state.store.session(token).await? else {
+        return Ok(None);
+    };
+    // Signed out of the Hub: signed out of the CRM too.
+    if !state.sso.session_check(&session.hub_session).await?.valid {
+        state.store.end_session(token).await?;
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        let body = "<p>Signed out.</p><p><a href=\"/login\">Sign in with Mno</a></p>";
+        return Ok(Html(page(body)).into_response());
+    };
+    let mut rows = String::new();
+    for person in state.store.people(&session.org).await? {
+        rows.push_str(&format!(
+            "<li id=\"{}\">{} {}</li>",
+            escape(&person.id),
+            escape(&person.first_name),
+            escape(&person.last_name)
+        ));
+    }
+    let body = format!(
+        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p><h2>People</h2><ul>{rows}</ul>\
+         <form method=\"post\" action=\"/people\"><input name=\"first_name\" placeholder=\"First name\">\
+         <input name=\"last_name\" placeholder=\"Last name\"><button>Add</button></form>",
+        escape(&session.user_name),
+        escape(&session.org_name)
+    );
+    Ok(Html(page(&body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewPerson {
+    first_name: String,
+    last_name: String,
+}
+
+/// Adds a person: shared through Connec! under the CRM's id, then kept locally.
+async fn add_person(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewPerson>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let id = state.store.next_id().await?;
+    let fields = PersonFields {
+        first_name: form.first_name,
+        last_name: form.last_name,
+    };
+    let record = state
+        .mno
+        .connec()
+        .collection::<PersonFields>(&session.org, "people")
+        .create(&id, &fields)
+        .await?;
+    state
+        .store
+        .upsert_person(&Person {
+            id,
+            org: session.org,
+            first_name: record.fields.first_name,
+            last_name: record.fields.last_name,
+            version: record.version as i64,
+        })
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
+    let (url, pending) = state.sso.authorization_url()?;
+    let token = random_token();
+    state
+        .store
+        .save_pending(&token, &serde_json::to_string(&pending)?)
+        .await?;
+    Ok((
+        [set_cookie("crm_pending", &token)],
+        Redirect::to(url.as_str()),
+    )
+        .into_response())
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let pending = match cookie(&headers, "crm_pending") {
+        Some(token) => state.store.take_pending(token).await?,
+        None => None,
+    };
+    let Some(pending) = pending else {
+        let body = "<p>This sign-in expired. <a href=\"/login\">Sign in again</a></p>";
+        return Ok((StatusCode::BAD_REQUEST, Html(page(body))).into_response());
+    };
+    let pending: PendingSignIn = serde_json::from_str(&pending)?;
+    let signed_in = state
+        .sso
+        .callback(&pending, query.as_deref().unwrap_or(""))
+        .await?;
+    let token = random_token();
+    let user = signed_in.user;
+    state
+        .store
+        .save_session(
+            &token,
+            &Session {
+                user_name: user.name,
+                org: user.org.id,
+                org_name: user.org.name,
+                hub_session: user.session_id,
+                id_token: signed_in.id_token,
+            },
+        )
+        .await?;
+    Ok(([set_cookie("crm_session", &token)], Redirect::to("/")).into_response())
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(token) = cookie(&headers, "crm_session") else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let session = state.store.session(token).await?;
+    state.store.end_session(token).await?;
+    match session {
+        Some(session) => {
+            let back = format!("{}/", state.public_url);
+            let url = state.sso.logout_url(&session.id_token, Some(&back), None)?;
+            Ok(Redirect::to(url.as_str()).into_response())
+        }
+        None => Ok(Redirect::to("/").into_response()),
+    }
+}
+
+/// Changes of people made by other apps: stored under the CRM's id (a new
+/// one for a record it has not seen), and the new ids told in the answer.
+async fn webhook(
+    State(state): State<AppState>,
+    webhook: Webhook,
+) -> Result<IdMapAnswer, PageError> {
+    let mut answer = IdMapAnswer::new();
+    if let Payload::Records(delivery) = webhook.payload() {
+        for (entity, record) in delivery.records().filter(|(e, _)| *e == "people") {
+            let known = record.id.local_id(&state.app_id).map(str::to_owned);
+            if record.is_delete() {
+                if let Some(id) = known {
+                    state.store.delete_person(&id).await?;
+                }
+                continue;
+            }
+            let id = match known {
+                Some(id) => id,
+                None => {
+                    let id = state.store.next_id().await?;
+                    if let Some(global) = record.id.connec_id() {
+                        answer = answer.map(entity, global, &id);
+                    }
+                    id
+                }
+            };
+            let fields: PersonFields = record.parse()?;
+            state
+                .store
+                .upsert_person(&Person {
+                    id,
+                    org: record.group_id.clone(),
+                    first_name: fields.first_name,
+                    last_name: fields.last_name,
+                    version: record.version as i64,
+                })
+                .await?;
+        }
+    }
+    webhook.done().await;
+    Ok(answer)
+}
