@@ -106,6 +106,13 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nor does a dashboard's id tell them which org it is over.
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let body = (method == Method::PATCH).then(|| json!({"name": "Eve's"}));
+        let (status, answer) = hub.call(method, &one, Some(&eve), body).await.unwrap();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert!(!answer.to_string().contains(&org), "{answer}");
+    }
     let (status, body) = hub
         .call(
             Method::POST,

@@ -15,7 +15,8 @@ const MAX_EXAMPLES: &str = "25";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_matches_the_document_and_none_is_a_5xx() {
     let platform = TestPlatform::spawn().await;
-    // Real ids (an org, its app, a record, a KPI), so that requests reach past the 404s.
+    // Real ids (an org, its app, a record, a KPI, a dashboard, bills, an invoice),
+    // so that requests reach past the 404s.
     let world = OrgFixture::create(
         &platform,
         "fuzz@example.com",
@@ -54,10 +55,23 @@ deterministic = true
 "path.entity" = "people"
 "path.category" = "accounts"
 "query.org_ids[]" = ["{org}"]
+"path.invoice" = "{invoice}"
 
 [[operations]]
 include-path = "/impac/api/v2/kpis/{{id}}"
 parameters = {{ "path.id" = "{kpi}" }}
+
+[[operations]]
+include-path = "/impac/api/v2/dashboards/{{id}}"
+parameters = {{ "path.id" = "{dashboard}" }}
+
+[[operations]]
+include-path = "/hub/v1/bills/{{id}}"
+parameters = {{ "path.id" = "{bill}" }}
+
+[[operations]]
+include-path = "/hub/v1/recurring_bills/{{id}}"
+parameters = {{ "path.id" = "{recurring_bill}" }}
 "#,
             key = world.app.key,
             secret = world.app.secret,
@@ -67,6 +81,10 @@ parameters = {{ "path.id" = "{kpi}" }}
             user = world.owner_id,
             record = world.record,
             kpi = world.kpi,
+            dashboard = world.dashboard,
+            bill = world.bill,
+            recurring_bill = world.recurring_bill,
+            invoice = world.invoice,
         ),
     )
     .unwrap();
@@ -96,6 +114,14 @@ parameters = {{ "path.id" = "{kpi}" }}
             // Signing out would end the user's session for the rest of the run.
             "--exclude-path",
             "/hub/v1/sessions/current",
+            // The OpenID Connect browser endpoints answer HTML forms and
+            // redirects that carry a CSRF token and a browser cookie, which
+            // generated requests cannot hold; tests/e2e/tests/sso.rs drives
+            // them as a certified relying party and a browser would.
+            "--exclude-path",
+            "/sso/v1/authorize",
+            "--exclude-path",
+            "/sso/v1/end_session",
         ])
         .current_dir(dir.path())
         .output()

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -218,11 +219,27 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 
 /// `GET /sso/v1/authorize`: a signed-in browser goes on (to the app, or to
 /// the choice of organisation); any other sees the sign-in form.
+#[utoipa::path(
+    get,
+    path = "/sso/v1/authorize",
+    tag = "sso",
+    params(super::openapi::AuthorizeQuery),
+    responses(
+        (status = 200, description = "A page: the sign-in form, or the choice of organisation", content_type = "text/html", body = String),
+        (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),
+        (status = 400, description = "A page: the client_id or redirect_uri is not valid, so the request cannot go back to the app", content_type = "text/html", body = String),
+        (status = 403, description = "A page: none of the user's organisations installed the app", content_type = "text/html", body = String),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return pages::unreadable(&rejection.body_text()),
+    };
     let request = match check(&state, &params).await {
         Ok(request) => request,
         Err(response) => return response,
@@ -249,12 +266,29 @@ pub async fn start(
 
 /// `POST /sso/v1/authorize`: the sign-in form (`action=signin`) or the choice
 /// of organisation (`action=org`).
+#[utoipa::path(
+    post,
+    path = "/sso/v1/authorize",
+    tag = "sso",
+    request_body(content = super::openapi::AuthorizeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: the choice of organisation", content_type = "text/html", body = String),
+        (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),
+        (status = 400, description = "A page: the form or the request it carries is not valid", content_type = "text/html", body = String),
+        (status = 401, description = "The sign-in form again, saying why the sign-in failed", content_type = "text/html", body = String),
+        (status = 403, description = "A page: the form did not come from this browser (CSRF), or the organisation chosen is not one the user may sign in with", content_type = "text/html", body = String),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    params: Result<Form<Params>, FormRejection>,
 ) -> Response {
+    let params = match params {
+        Ok(Form(params)) => params,
+        Err(rejection) => return pages::unreadable(&rejection.body_text()),
+    };
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Go back to the app and sign in again.");
     }

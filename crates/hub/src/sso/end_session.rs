@@ -6,6 +6,7 @@
 //! revoked, which tells the apps that registered a back-channel logout URI.
 //! `post_logout_redirect_uri` must be one the app registered, exactly.
 
+use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -135,11 +136,26 @@ async fn revoke(state: &AppState, session_id: &str) -> Result<(), sqlx::Error> {
 }
 
 /// GET: with a valid hint, sign out now; without, ask the user to confirm.
+#[utoipa::path(
+    get,
+    path = "/sso/v1/end_session",
+    tag = "sso",
+    params(super::openapi::EndSessionQuery),
+    responses(
+        (status = 200, description = "A page: the confirmation form (no hint), or signed out", content_type = "text/html", body = String),
+        (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),
+        (status = 400, description = "A page: the hint or the post-logout URI is not valid", content_type = "text/html", body = String),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
 ) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => return pages::unreadable(&rejection.body_text()),
+    };
     let (hint, after) = match check(&state, &params).await {
         Ok(checked) => checked,
         Err(response) => return response,
@@ -170,11 +186,27 @@ pub async fn start(
 }
 
 /// POST: the confirmation form; ends the browser's Hub session.
+#[utoipa::path(
+    post,
+    path = "/sso/v1/end_session",
+    tag = "sso",
+    request_body(content = super::openapi::EndSessionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: signed out", content_type = "text/html", body = String),
+        (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),
+        (status = 400, description = "A page: the form, the hint or the post-logout URI is not valid", content_type = "text/html", body = String),
+        (status = 403, description = "A page: the form did not come from this browser (CSRF); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    params: Result<Form<Params>, FormRejection>,
 ) -> Response {
+    let params = match params {
+        Ok(Form(params)) => params,
+        Err(rejection) => return pages::unreadable(&rejection.body_text()),
+    };
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Nothing was changed.");
     }

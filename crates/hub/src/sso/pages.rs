@@ -78,6 +78,17 @@ pub fn server_error(what: &str, e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// A query or form that could not be read (a parameter given twice, a body
+/// that is not a form): a page, as every other answer of these routes, not
+/// the framework's plain text.
+pub fn unreadable(why: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "This request could not be read",
+        &format!("{why}. Go back to the app and sign in or out again from there."),
+    )
+}
+
 /// A form posted without this browser's CSRF token; `then` says what to do.
 pub fn form_expired(then: &str) -> Response {
     problem(
