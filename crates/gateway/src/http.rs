@@ -206,17 +206,20 @@ async fn count_requests(
     } else if status.is_server_error() {
         counters.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    if status.is_client_error() && !is_json(&response) {
+    if status.is_client_error() && is_framework_rejection(&response) {
         return json_rejection(response).await;
     }
     response
 }
 
-fn is_json(response: &Response) -> bool {
-    response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+/// axum's own rejections are plain text or have no body. JSON errors are the
+/// parts' own; HTML pages (single sign-on's, the portal's) are answers meant
+/// for a browser and stay as they are.
+fn is_framework_rejection(response: &Response) -> bool {
+    match response.headers().get(axum::http::header::CONTENT_TYPE) {
+        None => true,
+        Some(value) => value.as_bytes().starts_with(b"text/plain"),
+    }
 }
 
 /// axum's own rejections (a path or query value that does not parse, an

@@ -106,6 +106,19 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A body that is not JSON gets the platform's JSON error.
+    let response = platform
+        .http
+        .post(platform.url("/impac/api/v2/dashboards"))
+        .header("authorization", &ann)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["errors"][0]["status"], "400", "{error}");
     // Nor does a dashboard's id tell them which org it is over.
     for method in [Method::GET, Method::PATCH, Method::DELETE] {
         let body = (method == Method::PATCH).then(|| json!({"name": "Eve's"}));
