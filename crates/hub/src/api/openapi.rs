@@ -11,6 +11,7 @@ use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::{apps, billing, check, customers, installs, invitations, members, orgs, users};
+use crate::billing::money::Every;
 use crate::sso;
 use crate::sso::openapi::AccessTokenScheme;
 
@@ -59,9 +60,9 @@ pub enum Role {
     SuperAdmin,
 }
 
-/// An organisation (a tenant), with the caller's role in it.
+/// What an organisation is, to whoever may see it.
 #[derive(ToSchema)]
-pub struct Org {
+pub struct OrgFacts {
     id: String,
     name: String,
     /// ISO 4217 code.
@@ -74,6 +75,14 @@ pub struct Org {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// An organisation (a tenant), with the caller's role in it.
+#[derive(ToSchema)]
+pub struct Org {
+    #[schema(inline)]
+    #[serde(flatten)]
+    org: OrgFacts,
     role: Role,
 }
 
@@ -371,16 +380,6 @@ pub struct BillList {
     bills: Vec<Bill>,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum Every {
-    Day,
-    Week,
-    Semimonth,
-    Month,
-    Year,
-}
-
 /// `POST /hub/v1/recurring_bills`: unknown fields are refused.
 #[derive(ToSchema)]
 pub struct NewRecurringBill {
@@ -501,15 +500,9 @@ pub struct Invoice {
 /// An organisation as an app that it installed sees it.
 #[derive(ToSchema)]
 pub struct Customer {
-    id: String,
-    name: String,
-    currency: String,
-    timezone: String,
-    country: Option<String>,
-    #[schema(format = DateTime)]
-    created_at: String,
-    #[schema(format = DateTime)]
-    updated_at: String,
+    #[schema(inline)]
+    #[serde(flatten)]
+    org: OrgFacts,
     /// Whether the org shares its records with the app.
     data_sharing: bool,
     #[schema(format = DateTime)]

@@ -9,14 +9,14 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::Extension;
 use serde::Deserialize;
 
 use super::claims::{self, OrgClaim};
+use super::pages::{PageForm, PageQuery};
 use super::store::{self as sso_store, Grant};
 use super::{browser, pages, AUTHORIZE_PATH};
 use crate::api::users::{authenticate, client_address, start_session};
@@ -28,7 +28,8 @@ use crate::validate;
 
 /// The parameters of an authorization request (OIDC Core §3.1.2.1), and the
 /// fields of the Hub's forms. Unknown parameters are ignored, as OAuth asks.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = AuthorizeForm)]
 pub struct Params {
     response_type: Option<String>,
     client_id: Option<String>,
@@ -40,10 +41,13 @@ pub struct Params {
     code_challenge_method: Option<String>,
     prompt: Option<String>,
     // The Hub's forms.
+    /// The CSRF token of the page the form came from.
     csrf: Option<String>,
+    /// `signin` or `org`.
     action: Option<String>,
     email: Option<String>,
     password: Option<String>,
+    /// The chosen organisation (`action=org`).
     org: Option<String>,
 }
 
@@ -234,12 +238,8 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<Params>, QueryRejection>,
+    PageQuery(params): PageQuery<Params>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return pages::unreadable(&rejection.body_text()),
-    };
     let request = match check(&state, &params).await {
         Ok(request) => request,
         Err(response) => return response,
@@ -270,7 +270,7 @@ pub async fn start(
     post,
     path = "/sso/v1/authorize",
     tag = "sso",
-    request_body(content = super::openapi::AuthorizeForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Params, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "A page: the choice of organisation", content_type = "text/html", body = String),
         (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),
@@ -283,12 +283,8 @@ pub async fn submit(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    params: Result<Form<Params>, FormRejection>,
+    PageForm(params): PageForm<Params>,
 ) -> Response {
-    let params = match params {
-        Ok(Form(params)) => params,
-        Err(rejection) => return pages::unreadable(&rejection.body_text()),
-    };
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Go back to the app and sign in again.");
     }

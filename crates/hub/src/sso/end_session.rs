@@ -6,25 +6,27 @@
 //! revoked, which tells the apps that registered a back-channel logout URI.
 //! `post_logout_redirect_uri` must be one the app registered, exactly.
 
-use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use super::claims::{self, IdClaims};
+use super::pages::{PageForm, PageQuery};
 use super::store as sso_store;
 use super::{browser, pages, END_SESSION_PATH};
 use crate::api::AppState;
 use crate::store::{apps, users};
 
-#[derive(Debug, Default, Deserialize)]
+/// The parameters of a logout request, and the fields of the confirmation form.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = EndSessionForm)]
 pub struct Params {
     id_token_hint: Option<String>,
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
     client_id: Option<String>,
+    /// The CSRF token of the confirmation page.
     csrf: Option<String>,
 }
 
@@ -150,12 +152,8 @@ async fn revoke(state: &AppState, session_id: &str) -> Result<(), sqlx::Error> {
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<Params>, QueryRejection>,
+    PageQuery(params): PageQuery<Params>,
 ) -> Response {
-    let params = match params {
-        Ok(Query(params)) => params,
-        Err(rejection) => return pages::unreadable(&rejection.body_text()),
-    };
     let (hint, after) = match check(&state, &params).await {
         Ok(checked) => checked,
         Err(response) => return response,
@@ -190,7 +188,7 @@ pub async fn start(
     post,
     path = "/sso/v1/end_session",
     tag = "sso",
-    request_body(content = super::openapi::EndSessionForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Params, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "A page: signed out", content_type = "text/html", body = String),
         (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),
@@ -201,12 +199,8 @@ pub async fn start(
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Form<Params>, FormRejection>,
+    PageForm(params): PageForm<Params>,
 ) -> Response {
-    let params = match params {
-        Ok(Form(params)) => params,
-        Err(rejection) => return pages::unreadable(&rejection.body_text()),
-    };
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Nothing was changed.");
     }

@@ -159,29 +159,6 @@ pub struct AuthorizeQuery {
     prompt: Option<String>,
 }
 
-/// The Hub's own forms on the authorization page: the request's parameters
-/// in hidden fields, and what the user did.
-#[derive(ToSchema)]
-pub struct AuthorizeForm {
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
-    prompt: Option<String>,
-    /// The CSRF token of the page the form came from.
-    csrf: Option<String>,
-    /// `signin` or `org`.
-    action: Option<String>,
-    email: Option<String>,
-    password: Option<String>,
-    /// The chosen organisation (`action=org`).
-    org: Option<String>,
-}
-
 /// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -192,17 +169,6 @@ pub struct EndSessionQuery {
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
     client_id: Option<String>,
-}
-
-/// The sign-out confirmation form.
-#[derive(ToSchema)]
-pub struct EndSessionForm {
-    id_token_hint: Option<String>,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
-    /// The CSRF token of the confirmation page.
-    csrf: Option<String>,
 }
 
 /// Adds the userinfo endpoint's access-token scheme to a document.
