@@ -11,6 +11,7 @@ use crate::hub_client::{App, HubClient};
 use crate::TestPlatform;
 
 pub struct OrgFixture {
+    pub owner_email: String,
     pub owner_token: String,
     pub owner_id: String,
     pub org: String,
@@ -98,6 +99,7 @@ impl OrgFixture {
         .await;
         billing_run(platform, BILLED_PERIOD).await;
         OrgFixture {
+            owner_email: owner_email.to_owned(),
             invitation,
             dashboard: id_of(&dashboard, "a dashboard"),
             bill: id_of(&bill, "a bill"),
