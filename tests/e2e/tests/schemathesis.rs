@@ -6,7 +6,7 @@
 //! The budget is fixed and the generation deterministic, so a run repeats.
 
 use mno_e2e::hub_client::TEST_PASSWORD;
-use mno_e2e::org_fixture::OrgFixture;
+use mno_e2e::org_fixture::{json_answer, OrgFixture};
 use mno_e2e::TestPlatform;
 use reqwest::header;
 
@@ -33,17 +33,14 @@ async fn every_answer_matches_the_document_and_none_is_a_5xx() {
     .await;
 
     let access_token = sso_access_token(&platform, &world).await;
-    let spare: serde_json::Value = platform
-        .http
-        .post(platform.url("/impac/api/v2/dashboards"))
-        .bearer_auth(&world.owner_token)
-        .json(&serde_json::json!({"org_ids": [world.org], "name": "Spare"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spare = json_answer(
+        platform
+            .http
+            .post(platform.url("/impac/api/v2/dashboards"))
+            .bearer_auth(&world.owner_token)
+            .json(&serde_json::json!({"org_ids": [world.org], "name": "Spare"})),
+    )
+    .await;
     let spare_dashboard = spare["id"].as_str().expect("a spare dashboard").to_owned();
 
     let dir = tempfile::tempdir().unwrap();
@@ -244,21 +241,17 @@ async fn sso_access_token(platform: &TestPlatform, world: &OrgFixture) -> String
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| panic!("no code in {location}"));
 
-    let tokens: serde_json::Value = http
-        .post(platform.url("/sso/v1/token"))
-        .basic_auth(&world.app.key, Some(&world.app.secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = json_answer(
+        http.post(platform.url("/sso/v1/token"))
+            .basic_auth(&world.app.key, Some(&world.app.secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ]),
+    )
+    .await;
     tokens["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access token: {tokens}"))

@@ -28,26 +28,39 @@ use crate::validate;
 
 /// The parameters of an authorization request (OIDC Core §3.1.2.1), and the
 /// fields of the Hub's forms. Unknown parameters are ignored, as OAuth asks.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[schema(as = AuthorizeForm)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// `code`.
     response_type: Option<String>,
+    /// The app's API key.
     client_id: Option<String>,
+    /// One of the app's registered redirect URIs, exactly.
     redirect_uri: Option<String>,
+    /// Must hold `openid`; may add `profile` and `email`.
     scope: Option<String>,
     state: Option<String>,
     nonce: Option<String>,
+    /// The S256 hash of the PKCE verifier.
     code_challenge: Option<String>,
+    /// `S256`.
     code_challenge_method: Option<String>,
+    /// `none`, `login`, `consent` or `select_account`.
     prompt: Option<String>,
-    // The Hub's forms.
+    // The Hub's forms (not parameters an app sends).
     /// The CSRF token of the page the form came from.
+    #[param(ignore)]
     csrf: Option<String>,
     /// `signin` or `org`.
+    #[param(ignore)]
     action: Option<String>,
+    #[param(ignore)]
     email: Option<String>,
+    #[param(ignore)]
     password: Option<String>,
     /// The chosen organisation (`action=org`).
+    #[param(ignore)]
     org: Option<String>,
 }
 
@@ -227,7 +240,7 @@ fn server_error(e: impl std::fmt::Display) -> Response {
     get,
     path = "/sso/v1/authorize",
     tag = "sso",
-    params(super::openapi::AuthorizeQuery),
+    params(Params),
     responses(
         (status = 200, description = "A page: the sign-in form, or the choice of organisation", content_type = "text/html", body = String),
         (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),

@@ -18,15 +18,20 @@ use super::{browser, pages, END_SESSION_PATH};
 use crate::api::AppState;
 use crate::store::{apps, users};
 
-/// The parameters of a logout request, and the fields of the confirmation form.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+/// The parameters of a logout request (RP-Initiated Logout 1.0), and the
+/// fields of the confirmation form.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
 #[schema(as = EndSessionForm)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// An ID token of the session to end: with it, the session ends at once.
     id_token_hint: Option<String>,
+    /// One of the app's registered post-logout URIs, exactly.
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
     client_id: Option<String>,
-    /// The CSRF token of the confirmation page.
+    /// The CSRF token of the confirmation page (the form only).
+    #[param(ignore)]
     csrf: Option<String>,
 }
 
@@ -142,7 +147,7 @@ async fn revoke(state: &AppState, session_id: &str) -> Result<(), sqlx::Error> {
     get,
     path = "/sso/v1/end_session",
     tag = "sso",
-    params(super::openapi::EndSessionQuery),
+    params(Params),
     responses(
         (status = 200, description = "A page: the confirmation form (no hint), or signed out", content_type = "text/html", body = String),
         (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),

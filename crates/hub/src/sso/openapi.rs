@@ -6,7 +6,7 @@
 #![allow(dead_code)] // the types describe requests and answers; they are never built
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{IntoParams, IntoResponses, Modify, ToSchema};
+use utoipa::{IntoResponses, Modify, ToSchema};
 
 /// Security scheme of the userinfo endpoint: the access token from the token endpoint.
 pub const ACCESS_TOKEN_AUTH: &str = "sso_access_token";
@@ -134,41 +134,6 @@ pub struct SessionCheckAnswer {
     /// When to ask again; `null` when not valid.
     #[schema(format = DateTime)]
     recheck_at: Option<String>,
-}
-
-/// An authorization request (OpenID Connect Core §3.1.2.1), as the app sends
-/// the browser; unknown parameters are ignored, as OAuth asks.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuthorizeQuery {
-    /// `code`.
-    response_type: Option<String>,
-    /// The app's API key.
-    client_id: Option<String>,
-    /// One of the app's registered redirect URIs, exactly.
-    redirect_uri: Option<String>,
-    /// Must hold `openid`; may add `profile` and `email`.
-    scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    /// The S256 hash of the PKCE verifier.
-    code_challenge: Option<String>,
-    /// `S256`.
-    code_challenge_method: Option<String>,
-    /// `none`, `login`, `consent` or `select_account`.
-    prompt: Option<String>,
-}
-
-/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EndSessionQuery {
-    /// An ID token of the session to end: with it, the session ends at once.
-    id_token_hint: Option<String>,
-    /// One of the app's registered post-logout URIs, exactly.
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    client_id: Option<String>,
 }
 
 /// Adds the userinfo endpoint's access-token scheme to a document.
