@@ -55,9 +55,19 @@ async fn user_of(
     headers: &HeaderMap,
     org: &str,
 ) -> Result<Principal, ApiError> {
-    let principal =
-        mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read)
-            .await?;
+    users_only(reader_of(state, headers, org).await?)
+}
+
+/// Whoever may read `org`, as the IDM decides.
+async fn reader_of(
+    state: &ImpacState,
+    headers: &HeaderMap,
+    org: &str,
+) -> Result<Principal, ApiError> {
+    mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read).await
+}
+
+fn users_only(principal: Principal) -> Result<Principal, ApiError> {
     if principal.kind != PrincipalKind::User {
         return Err(ApiError::forbidden(
             "dashboards belong to users; sign in with a user session (Bearer) to keep one",
@@ -223,8 +233,8 @@ async fn owned(state: &ImpacState, headers: &HeaderMap, id: &str) -> Result<Dash
         ))
     };
     let dashboard = row.as_ref().map(Dashboard::decode).ok_or_else(not_found)?;
-    let user = match user_of(state, headers, &dashboard.org).await {
-        Ok(user) => user,
+    let reader = match reader_of(state, headers, &dashboard.org).await {
+        Ok(reader) => reader,
         // Refused by the dashboard's org: answered as unknown, since the refusal
         // would name the org to someone who may not know it.
         Err(e) if [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&e.status) => {
@@ -232,6 +242,7 @@ async fn owned(state: &ImpacState, headers: &HeaderMap, id: &str) -> Result<Dash
         }
         Err(e) => return Err(e),
     };
+    let user = users_only(reader)?;
     if user.id != dashboard.owner {
         return Err(not_found());
     }

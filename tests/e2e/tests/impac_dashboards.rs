@@ -126,6 +126,17 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
         assert!(!answer.to_string().contains(&org), "{answer}");
     }
+    // An app of the org is told that dashboards are people's.
+    let (status, answer) = hub
+        .call(
+            Method::GET,
+            &one,
+            Some(&basic_auth(&app.key, &app.secret)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, body) = hub
         .call(
             Method::POST,
