@@ -9,21 +9,25 @@ use axum::response::{IntoResponse, Response};
 use mno_events::openapi::SecuritySchemes;
 use utoipa::OpenApi;
 
-use crate::http;
+use crate::{http, operator};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Mno",
-        description = "The platform's HTTP API: the Hub (/hub/v1, /idm/v1), Connec! (/connec/api/v2, /connec/batch), \
-Impac! (/impac/api/v2) and the edge's health routes. Every error answers \
+        description = "The platform's HTTP API: the Hub (/hub/v1, /idm/v1), its OpenID Connect provider (/sso/v1, \
+/.well-known/openid-configuration), Connec! (/connec/api/v2, /connec/batch), Impac! (/impac/api/v2), the operator's \
+view of the bus (/operator/v1) and the edge's health routes. The portal's HTML pages are not API and are not listed. Every error answers \
 {\"errors\":[{\"status\",\"code\",\"title\",\"detail\"}]}. Apps authenticate with HTTP Basic (API key and secret), \
 users with Authorization: Bearer <session token>. docs/api/ describes each part in prose.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(http::healthz, http::readyz, document),
+    paths(http::healthz, http::readyz, document, operator::bus),
     modifiers(&SecuritySchemes),
-    tags((name = "edge", description = "Health, readiness and this document (docs/operations.md)"))
+    tags(
+        (name = "edge", description = "Health, readiness and this document (docs/operations.md)"),
+        (name = "operator", description = "The bus as the platform's operators see it (docs/operations.md)")
+    )
 )]
 struct EdgeApi;
 

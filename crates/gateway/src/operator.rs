@@ -17,6 +17,19 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::cli::{consumers, streams};
+use mno_events::openapi::{Forbidden, Unauthorized, Unavailable};
+
+/// `GET /operator/v1/bus`: what `mno streams` and `mno consumers --json` print.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the answer; never built
+pub struct BusReport {
+    streams: Vec<streams::StreamRow>,
+    consumers: Vec<streams::ConsumerRow>,
+    /// Each app's delivery consumer and its lag.
+    apps: Vec<consumers::AppLag>,
+    /// Each projection's consumer and its lag.
+    projections: Vec<consumers::ProjectionLag>,
+}
 
 #[derive(Clone)]
 pub struct OperatorState {
@@ -58,7 +71,14 @@ async fn caller_email(state: &OperatorState, headers: &HeaderMap) -> Result<Stri
     }
 }
 
-async fn bus(
+#[utoipa::path(
+    get,
+    path = "/operator/v1/bus",
+    tag = "operator",
+    responses((status = 200, description = "Every stream and consumer, and how far behind each app and projection is", body = BusReport), Unauthorized, Forbidden, Unavailable),
+    security(("user" = []))
+)]
+pub async fn bus(
     State(state): State<OperatorState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {

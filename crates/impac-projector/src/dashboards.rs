@@ -5,7 +5,11 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use mno_events::api_error::ApiJson;
 use mno_events::idm::{Action, Principal, PrincipalKind};
+use mno_events::openapi::{
+    BadRequest, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
 use mno_events::ApiError;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -51,9 +55,19 @@ async fn user_of(
     headers: &HeaderMap,
     org: &str,
 ) -> Result<Principal, ApiError> {
-    let principal =
-        mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read)
-            .await?;
+    users_only(reader_of(state, headers, org).await?)
+}
+
+/// Whoever may read `org`, as the IDM decides.
+async fn reader_of(
+    state: &ImpacState,
+    headers: &HeaderMap,
+    org: &str,
+) -> Result<Principal, ApiError> {
+    mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read).await
+}
+
+fn users_only(principal: Principal) -> Result<Principal, ApiError> {
     if principal.kind != PrincipalKind::User {
         return Err(ApiError::forbidden(
             "dashboards belong to users; sign in with a user session (Bearer) to keep one",
@@ -135,6 +149,14 @@ fn one_org(body: &Value) -> Result<String, ApiError> {
 }
 
 /// `GET /impac/api/v2/dashboards?org_ids[]=ORG` → the caller's dashboards over that org, oldest first.
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/dashboards",
+    tag = "impac",
+    params(crate::openapi::OrgsQuery),
+    responses((status = 200, description = "The caller's dashboards over those orgs, oldest first", body = crate::openapi::DashboardList), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []))
+)]
 pub async fn list(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -158,10 +180,18 @@ pub async fn list(
 }
 
 /// `POST /impac/api/v2/dashboards` `{name, org_ids: [ORG], widgets?}` → 201 the dashboard.
+#[utoipa::path(
+    post,
+    path = "/impac/api/v2/dashboards",
+    tag = "impac",
+    request_body = crate::openapi::NewDashboard,
+    responses((status = 201, description = "The dashboard", body = crate::openapi::Dashboard), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
 pub async fn create(
     State(state): State<ImpacState>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let org = one_org(&body)?;
     let user = user_of(&state, &headers, &org).await?;
@@ -203,7 +233,16 @@ async fn owned(state: &ImpacState, headers: &HeaderMap, id: &str) -> Result<Dash
         ))
     };
     let dashboard = row.as_ref().map(Dashboard::decode).ok_or_else(not_found)?;
-    let user = user_of(state, headers, &dashboard.org).await?;
+    let reader = match reader_of(state, headers, &dashboard.org).await {
+        Ok(reader) => reader,
+        // Refused by the dashboard's org: answered as unknown, since the refusal
+        // would name the org to someone who may not know it.
+        Err(e) if [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&e.status) => {
+            return Err(not_found())
+        }
+        Err(e) => return Err(e),
+    };
+    let user = users_only(reader)?;
     if user.id != dashboard.owner {
         return Err(not_found());
     }
@@ -211,6 +250,14 @@ async fn owned(state: &ImpacState, headers: &HeaderMap, id: &str) -> Result<Dash
 }
 
 /// `GET /impac/api/v2/dashboards/{id}` → the dashboard.
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/dashboards/{id}",
+    tag = "impac",
+    params(crate::openapi::DashboardPath),
+    responses((status = 200, description = "The dashboard", body = crate::openapi::Dashboard), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
 pub async fn show(
     State(state): State<ImpacState>,
     headers: HeaderMap,
@@ -221,11 +268,20 @@ pub async fn show(
 
 /// `PATCH /impac/api/v2/dashboards/{id}` `{name?, widgets?}`: rename, or set the
 /// widgets in their new order (adding, removing and moving are all this).
+#[utoipa::path(
+    patch,
+    path = "/impac/api/v2/dashboards/{id}",
+    tag = "impac",
+    params(crate::openapi::DashboardPath),
+    request_body = crate::openapi::DashboardChange,
+    responses((status = 200, description = "The dashboard as changed", body = crate::openapi::Dashboard), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
 pub async fn update(
     State(state): State<ImpacState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let mut dashboard = owned(&state, &headers, &id).await?;
     if let Some(other) = body
@@ -254,6 +310,14 @@ pub async fn update(
 }
 
 /// `DELETE /impac/api/v2/dashboards/{id}` → 204.
+#[utoipa::path(
+    delete,
+    path = "/impac/api/v2/dashboards/{id}",
+    tag = "impac",
+    params(crate::openapi::DashboardPath),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
 pub async fn delete(
     State(state): State<ImpacState>,
     headers: HeaderMap,

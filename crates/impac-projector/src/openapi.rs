@@ -10,7 +10,7 @@ use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use crate::{api, kpis, rates};
+use crate::{api, dashboards, kpis, rates};
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -159,6 +159,54 @@ pub struct Rates {
     rates: Vec<Rate>,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DashboardPath {
+    /// The dashboard's id.
+    id: String,
+}
+
+/// One widget on a dashboard.
+#[derive(ToSchema)]
+pub struct DashboardWidget {
+    /// `category/name`, one of `GET /impac/api/v2/widgets`.
+    widget: String,
+}
+
+/// `POST /impac/api/v2/dashboards`.
+#[derive(ToSchema)]
+pub struct NewDashboard {
+    /// 1 to 100 characters.
+    name: String,
+    /// Exactly one organisation.
+    org_ids: Vec<String>,
+    /// In order; each widget at most once, at most 30.
+    widgets: Option<Vec<DashboardWidget>>,
+}
+
+/// `PATCH /impac/api/v2/dashboards/{id}`: rename, or set the widgets in their new order.
+#[derive(ToSchema)]
+pub struct DashboardChange {
+    name: Option<String>,
+    widgets: Option<Vec<DashboardWidget>>,
+}
+
+/// A user's dashboard over one organisation.
+#[derive(ToSchema)]
+pub struct Dashboard {
+    id: String,
+    org_id: String,
+    name: String,
+    widgets: Vec<DashboardWidget>,
+    #[schema(format = DateTime)]
+    created_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct DashboardList {
+    dashboards: Vec<Dashboard>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -170,9 +218,14 @@ pub struct Rates {
         kpis::alerts,
         rates::list_handler,
         rates::load_handler,
+        dashboards::list,
+        dashboards::create,
+        dashboards::show,
+        dashboards::update,
+        dashboards::delete,
     ),
     components(schemas(ErrorBody)),
     modifiers(&SecuritySchemes),
-    tags((name = "impac", description = "Reports: widgets, KPIs, alerts, exchange rates (docs/api/impac.md)"))
+    tags((name = "impac", description = "Reports: widgets, KPIs, alerts, exchange rates, users' dashboards (docs/api/impac.md)"))
 )]
 pub struct ImpacApi;

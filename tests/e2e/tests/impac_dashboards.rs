@@ -106,6 +106,37 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // A body that is not JSON gets the platform's JSON error.
+    let response = platform
+        .http
+        .post(platform.url("/impac/api/v2/dashboards"))
+        .header("authorization", &ann)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["errors"][0]["status"], "400", "{error}");
+    // Nor does a dashboard's id tell them which org it is over.
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let body = (method == Method::PATCH).then(|| json!({"name": "Eve's"}));
+        let (status, answer) = hub.call(method, &one, Some(&eve), body).await.unwrap();
+        assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+        assert!(!answer.to_string().contains(&org), "{answer}");
+    }
+    // An app of the org is told that dashboards are people's.
+    let (status, answer) = hub
+        .call(
+            Method::GET,
+            &one,
+            Some(&basic_auth(&app.key, &app.secret)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     let (status, body) = hub
         .call(
             Method::POST,

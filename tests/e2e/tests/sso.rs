@@ -621,6 +621,35 @@ async fn protocol_errors_use_the_standard_codes_and_change_nothing() -> Result<(
         .await?;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.headers().get("set-cookie").is_none());
+    // A query or form that cannot be read (a parameter twice, a body that is
+    // not a form) gets a page like every other answer here, not plain text.
+    let twice = format!(
+        "/sso/v1/authorize?client_id={key}&client_id={key}",
+        key = world.app.key
+    );
+    for r in [
+        http.get(platform.url(&twice)).send().await?,
+        http.get(platform.url("/sso/v1/end_session?state=a&state=b"))
+            .send()
+            .await?,
+        http.post(platform.url("/sso/v1/authorize"))
+            .json(&serde_json::json!({"action": "signin"}))
+            .send()
+            .await?,
+        http.post(platform.url("/sso/v1/end_session"))
+            .json(&serde_json::json!({}))
+            .send()
+            .await?,
+    ] {
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", r.url());
+        let content_type = r.headers()["content-type"].to_str()?.to_owned();
+        assert!(
+            content_type.starts_with("text/html"),
+            "{}: {content_type}",
+            r.url()
+        );
+        assert!(r.text().await?.contains("could not be read"));
+    }
 
     // The token endpoint.
     let token = |auth: Option<(&str, &str)>, form: Vec<(&str, &str)>| {

@@ -21,13 +21,23 @@ fn fill(a: &OrgFixture, path: &str) -> String {
         out.push_str(&rest[..open]);
         let close = rest[open..].find('}').unwrap() + open;
         let name = &rest[open + 1..close];
-        out.push_str(match (name, path.starts_with("/impac")) {
+        // The collection an id is of: the segment before it.
+        let collection = rest[..open]
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        out.push_str(match (name, collection) {
             ("org", _) => &a.org,
             ("app", _) => &a.app.id,
             ("user", _) => &a.owner_id,
             ("invitation", _) => &a.invitation,
-            ("id", true) => &a.kpi,
-            ("id", false) => &a.record,
+            ("invoice", _) => &a.invoice,
+            ("id", "kpis") => &a.kpi,
+            ("id", "dashboards") => &a.dashboard,
+            ("id", "bills") => &a.bill,
+            ("id", "recurring_bills") => &a.recurring_bill,
+            ("id", _) => &a.record,
             ("entity", _) => "people",
             ("seq", _) => "1",
             ("category", _) => "accounts",
@@ -68,6 +78,13 @@ fn query_and_body(
         ("/impac/api/v2/kpis", _) => Some(json!({"org_ids": [a.org],
                 "widget": "accounts/profit_and_loss", "element": "totals.revenue",
                 "target": {"max": "1"}, "alert": {"inapp": true}})),
+        ("/impac/api/v2/dashboards", _) => Some(json!({"org_ids": [a.org], "name": "Mallory's"})),
+        ("/impac/api/v2/dashboards/{id}", _) => Some(json!({"name": "Mallory's now"})),
+        // Valid bills, so that only the caller can be what is refused.
+        ("/hub/v1/bills", _) => Some(json!({"org": a.org, "price_cents": 1,
+                "currency": "USD", "description": "Mallory's"})),
+        ("/hub/v1/recurring_bills", _) => Some(json!({"org": a.org, "price_cents": 1,
+                "currency": "USD", "description": "Mallory's", "period": "month"})),
         (p, _) if p.ends_with("/id_map") => Some(json!({"local_id": "M-1"})),
         (p, _) if p.starts_with("/connec/api/v2/{org}/company") => {
             Some(json!({"company": {"name": "Mallory Ltd"}}))
@@ -90,9 +107,12 @@ fn query_and_body(
 }
 
 /// Routes that are not about one org's data: public ones, the caller's own
-/// (sign-in, `me`, the orgs and apps it creates or belongs to), the app
-/// catalogue (public to anyone signed in) and the platform-wide rates.
-fn org_scoped(path: &str, op: &Value) -> bool {
+/// (sign-in, `me`, the orgs and apps it creates or belongs to, an app's own
+/// bills and customers), the app catalogue (public to anyone signed in), the
+/// platform-wide rates, and single sign-on, whose endpoints answer about the
+/// caller's own code, token or session (tests/e2e/tests/sso.rs covers them).
+/// Bills aimed at org A in the body (POST) are org-scoped.
+fn org_scoped(path: &str, method: &str, op: &Value) -> bool {
     let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
     let own = [
         "/hub/v1/users/me",
@@ -101,8 +121,11 @@ fn org_scoped(path: &str, op: &Value) -> bool {
         "/hub/v1/invitations",
         "/hub/v1/apps",
         "/impac/api/v2/rates",
+        "/hub/v1/app/orgs",
     ];
-    secured && !own.contains(&path)
+    let own_lists = ["/hub/v1/bills", "/hub/v1/recurring_bills"];
+    let own_list = method == "get" && own_lists.contains(&path);
+    secured && !own.contains(&path) && !own_list && !path.starts_with("/sso/")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +182,11 @@ async fn no_principal_outside_org_a_reaches_its_data() {
         marker.clone(),
         "Aside".to_owned(),
         a.kpi.clone(),
+        a.dashboard.clone(),
+        a.bill.clone(),
+        a.recurring_bill.clone(),
+        a.invoice.clone(),
+        "3 seats".to_owned(),
     ];
 
     // (name, Authorization, writes only: a principal allowed to read org A)
@@ -192,7 +220,7 @@ async fn no_principal_outside_org_a_reaches_its_data() {
     let mut per_principal: BTreeMap<&str, usize> = BTreeMap::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            if !org_scoped(path, op) {
+            if !org_scoped(path, method, op) {
                 continue;
             }
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -204,8 +232,12 @@ async fn no_principal_outside_org_a_reaches_its_data() {
                 .collect();
             let url = fill(&a, path);
             for (who, auth, writes_only) in &principals {
-                // A reader of org A may read; KPIs need only read on their widget (impac.md).
-                if *writes_only && (method == Method::GET || path.starts_with("/impac")) {
+                // A reader of org A may read; KPIs need only read on their widget
+                // (impac.md); an app installed in org A may bill it (billing.md).
+                let bills_org_a = method == Method::POST && path.ends_with("bills");
+                if *writes_only
+                    && (method == Method::GET || path.starts_with("/impac") || bills_org_a)
+                {
                     continue;
                 }
                 let (query, body) = query_and_body(&a, path, &method, *writes_only);

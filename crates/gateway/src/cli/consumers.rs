@@ -17,7 +17,7 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppLag {
     pub app_id: String,
     /// Events not yet read by delivery.
@@ -62,7 +62,7 @@ pub async fn collect(js: &async_nats::jetstream::Context) -> Result<Vec<AppLag>>
 }
 
 /// A projection's consumer (Impac!'s reports, Connec!'s record store) and how far behind it is.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProjectionLag {
     pub consumer: String,
     pub pending: u64,

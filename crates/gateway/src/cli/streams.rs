@@ -16,7 +16,7 @@ pub struct Args {
     pub json: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamRow {
     pub name: String,
     pub subjects: Vec<String>,
@@ -28,7 +28,7 @@ pub struct StreamRow {
     pub replicas: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConsumerRow {
     pub stream: String,
     pub name: String,

@@ -21,6 +21,9 @@ use crate::billing::money::{self, Every};
 use crate::billing::store::{self, BillingError, NewBill, NewRecurring};
 use crate::secrets::sha256_hex;
 use crate::validate::Problems;
+use mno_events::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized,
+};
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_KEY_LEN: usize = 255;
@@ -159,6 +162,15 @@ fn validate_bill(body: &BillIn) -> Result<NewBill, ApiError> {
 
 /// `POST /hub/v1/bills` (the app) → 201 with the bill; the same
 /// Idempotency-Key and body answer the same bill again (201), another body 409.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/bills",
+    tag = "billing",
+    params(super::openapi::IdempotencyHeader),
+    request_body = super::openapi::NewBill,
+    responses((status = 201, description = "The bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::Bill), JsonBodyErrors, Unauthorized, Forbidden, Conflict),
+    security(("app" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -180,6 +192,14 @@ pub async fn create(
 }
 
 /// `GET /hub/v1/bills[?org=]` (the app): its bills, oldest first.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/bills",
+    tag = "billing",
+    params(super::openapi::BillsQuery),
+    responses((status = 200, description = "The app's bills, oldest first", body = super::openapi::BillList), BadRequest, Unauthorized),
+    security(("app" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -205,6 +225,14 @@ pub async fn list(
 }
 
 /// `GET /hub/v1/bills/{id}` (the app that made it).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/bills/{id}",
+    tag = "billing",
+    params(super::openapi::BillPath),
+    responses((status = 200, description = "The bill", body = super::openapi::Bill), Unauthorized, NotFound),
+    security(("app" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -218,6 +246,14 @@ pub async fn show(
 }
 
 /// `DELETE /hub/v1/bills/{id}` (the app): cancel a bill not yet invoiced.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/bills/{id}",
+    tag = "billing",
+    params(super::openapi::BillPath),
+    responses((status = 200, description = "The bill, cancelled (again: the same answer)", body = super::openapi::Bill), Unauthorized, NotFound, Conflict),
+    security(("app" = []))
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -300,6 +336,15 @@ fn validate_recurring(body: &RecurringIn) -> Result<NewRecurring, ApiError> {
 }
 
 /// `POST /hub/v1/recurring_bills` (the app) → 201; idempotent as bills are.
+#[utoipa::path(
+    post,
+    path = "/hub/v1/recurring_bills",
+    tag = "billing",
+    params(super::openapi::IdempotencyHeader),
+    request_body = super::openapi::NewRecurringBill,
+    responses((status = 201, description = "The recurring bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::RecurringBill), JsonBodyErrors, Unauthorized, Forbidden, Conflict),
+    security(("app" = []))
+)]
 pub async fn create_recurring(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -321,6 +366,13 @@ pub async fn create_recurring(
 }
 
 /// `GET /hub/v1/recurring_bills` (the app).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/recurring_bills",
+    tag = "billing",
+    responses((status = 200, description = "The app's recurring bills", body = super::openapi::RecurringBillList), Unauthorized),
+    security(("app" = []))
+)]
 pub async fn list_recurring(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -333,6 +385,14 @@ pub async fn list_recurring(
 }
 
 /// `GET /hub/v1/recurring_bills/{id}` (the app that made it).
+#[utoipa::path(
+    get,
+    path = "/hub/v1/recurring_bills/{id}",
+    tag = "billing",
+    params(super::openapi::RecurringBillPath),
+    responses((status = 200, description = "The recurring bill", body = super::openapi::RecurringBill), Unauthorized, NotFound),
+    security(("app" = []))
+)]
 pub async fn show_recurring(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -348,6 +408,14 @@ pub async fn show_recurring(
 }
 
 /// `DELETE /hub/v1/recurring_bills/{id}` (the app): no further cycle is billed.
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/recurring_bills/{id}",
+    tag = "billing",
+    params(super::openapi::RecurringBillPath),
+    responses((status = 200, description = "The recurring bill, cancelled: no further cycle is billed", body = super::openapi::RecurringBill), Unauthorized, NotFound, Conflict),
+    security(("app" = []))
+)]
 pub async fn cancel_recurring(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -371,6 +439,14 @@ async fn invoice_reader(
 }
 
 /// `GET /hub/v1/orgs/{org}/invoices` (admin and above): newest period last.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/invoices",
+    tag = "billing",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The org's issued invoices", body = super::openapi::InvoiceList), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn invoices(
     State(state): State<AppState>,
     me: SignedIn,
@@ -399,6 +475,14 @@ async fn org_invoice(state: &AppState, org: &str, id: &str) -> Result<store::Inv
 
 /// `GET /hub/v1/orgs/{org}/invoices/{invoice}`: the invoice's stored bytes,
 /// exactly as the billing run cut them.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/invoices/{invoice}",
+    tag = "billing",
+    params(super::openapi::OrgInvoicePath),
+    responses((status = 200, description = "The invoice, byte for byte as the billing run issued it", body = super::openapi::Invoice), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn invoice(
     State(state): State<AppState>,
     me: SignedIn,
@@ -410,6 +494,14 @@ pub async fn invoice(
 }
 
 /// `GET /hub/v1/orgs/{org}/invoices/{invoice}/html`: a printable page.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/invoices/{invoice}/html",
+    tag = "billing",
+    params(super::openapi::OrgInvoicePath),
+    responses((status = 200, description = "The invoice as a printable HTML page", content_type = "text/html", body = String), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
 pub async fn invoice_html(
     State(state): State<AppState>,
     me: SignedIn,

@@ -11,6 +11,7 @@ use super::app_auth::CallingApp;
 use super::{db_error, AppState};
 use crate::store::installs::{self, InstallRow};
 use crate::store::orgs;
+use mno_events::openapi::{NotFound, Unauthorized};
 
 /// An org as its app sees it: the org, and the install.
 fn customer_json(org: &orgs::OrgRow, install: &InstallRow) -> Value {
@@ -43,6 +44,13 @@ async fn installed_org(
 }
 
 /// `GET /hub/v1/app/orgs`: the orgs where the calling app is installed.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/app/orgs",
+    tag = "billing",
+    responses((status = 200, description = "The organisations that installed the calling app", body = super::openapi::CustomerList), Unauthorized),
+    security(("app" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -63,6 +71,14 @@ pub async fn list(
 }
 
 /// `GET /hub/v1/app/orgs/{org}`.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/app/orgs/{org}",
+    tag = "billing",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The organisation, as the app sees it", body = super::openapi::Customer), Unauthorized, NotFound),
+    security(("app" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,
@@ -73,6 +89,14 @@ pub async fn show(
 }
 
 /// `GET /hub/v1/app/orgs/{org}/members`: the members and their roles.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/app/orgs/{org}/members",
+    tag = "billing",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The organisation's members and their roles", body = super::openapi::MemberList), Unauthorized, NotFound),
+    security(("app" = []))
+)]
 pub async fn members(
     State(state): State<AppState>,
     CallingApp(app): CallingApp,

@@ -10,7 +10,10 @@ pub use mno_events::openapi::{AppPath, OrgPath};
 use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{apps, check, installs, invitations, members, orgs, users};
+use super::{apps, billing, check, customers, installs, invitations, members, orgs, users};
+use crate::billing::money::Every;
+use crate::sso;
+use crate::sso::openapi::AccessTokenScheme;
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -57,9 +60,9 @@ pub enum Role {
     SuperAdmin,
 }
 
-/// An organisation (a tenant), with the caller's role in it.
+/// What an organisation is, to whoever may see it.
 #[derive(ToSchema)]
-pub struct Org {
+pub struct OrgFacts {
     id: String,
     name: String,
     /// ISO 4217 code.
@@ -72,6 +75,14 @@ pub struct Org {
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// An organisation (a tenant), with the caller's role in it.
+#[derive(ToSchema)]
+pub struct Org {
+    #[schema(inline)]
+    #[serde(flatten)]
+    org: OrgFacts,
     role: Role,
 }
 
@@ -216,6 +227,12 @@ pub struct AppSettings {
     /// Set after the webhook answered 410 Gone; setting `webhook_url` again clears it.
     webhook_disabled: bool,
     webhook_disabled_reason: Option<String>,
+    /// Where single sign-on may send users back with a code (docs/api/sso.md).
+    redirect_uris: Vec<String>,
+    /// Where single sign-on may send users once signed out.
+    post_logout_redirect_uris: Vec<String>,
+    /// Where the Hub posts logout tokens when a user's session ends.
+    backchannel_logout_uri: Option<String>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
@@ -260,6 +277,243 @@ pub struct RotatedCredentials {
     previous_valid_until: String,
 }
 
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BillPath {
+    /// The bill's id (from `POST /hub/v1/bills`).
+    id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecurringBillPath {
+    /// The recurring bill's id (from `POST /hub/v1/recurring_bills`).
+    id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OrgInvoicePath {
+    /// The organisation's id.
+    org: String,
+    /// The invoice's id, `inv-<org>-<YYYY-MM>-<currency>`.
+    invoice: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BillsQuery {
+    /// Only the bills of this organisation.
+    org: Option<String>,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyHeader {
+    /// 1 to 255 printable ASCII characters, e.g. a UUID: the same key and body
+    /// answer the first result again; the same key with another body, 409.
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum BillStatus {
+    Submitted,
+    Invoiced,
+    Cancelled,
+}
+
+/// `POST /hub/v1/bills`: unknown fields are refused.
+#[derive(ToSchema)]
+pub struct NewBill {
+    /// An organisation where the app is installed.
+    org: String,
+    /// The amount in the currency's minor unit, 0 to 10^15.
+    #[schema(minimum = 0)]
+    price_cents: i64,
+    /// ISO 4217 code.
+    currency: String,
+    /// 1 to 500 characters.
+    description: String,
+    /// 1 or more (default 1).
+    #[schema(minimum = 1)]
+    units: Option<i64>,
+    #[schema(format = DateTime)]
+    period_started_at: Option<String>,
+    #[schema(format = DateTime)]
+    period_ended_at: Option<String>,
+    /// A cost passed on from a third party (default false).
+    third_party: Option<bool>,
+}
+
+/// A bill an app submitted (docs/api/billing.md).
+#[derive(ToSchema)]
+pub struct Bill {
+    id: String,
+    app_id: String,
+    org_id: String,
+    /// The recurring bill whose cycle this is, else `null`.
+    recurring_bill_id: Option<String>,
+    price_cents: i64,
+    currency: String,
+    description: String,
+    units: i64,
+    #[schema(format = DateTime)]
+    period_started_at: Option<String>,
+    #[schema(format = DateTime)]
+    period_ended_at: Option<String>,
+    third_party: bool,
+    /// `YYYY-MM`: the first month whose invoice may carry it.
+    due_period: String,
+    status: BillStatus,
+    /// Set once invoiced.
+    invoice_id: Option<String>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct BillList {
+    bills: Vec<Bill>,
+}
+
+/// `POST /hub/v1/recurring_bills`: unknown fields are refused.
+#[derive(ToSchema)]
+pub struct NewRecurringBill {
+    org: String,
+    #[schema(minimum = 0)]
+    price_cents: i64,
+    currency: String,
+    description: String,
+    period: Every,
+    /// Periods per cycle, 1 to 366 (default 1).
+    #[schema(minimum = 1, maximum = 366)]
+    frequency: Option<i64>,
+    /// 1 to 100000; absent: until cancelled.
+    #[schema(minimum = 1, maximum = 100000)]
+    cycles: Option<i64>,
+    /// `YYYY-MM-DD` (default today, UTC).
+    #[schema(format = Date)]
+    start_date: Option<String>,
+    /// Billed once, with the first cycle (default 0).
+    #[schema(minimum = 0)]
+    initial_cents: Option<i64>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum RecurringStatus {
+    Submitted,
+    Active,
+    Expired,
+    Cancelled,
+}
+
+#[derive(ToSchema)]
+pub struct RecurringBill {
+    id: String,
+    app_id: String,
+    org_id: String,
+    price_cents: i64,
+    currency: String,
+    description: String,
+    period: Every,
+    frequency: i64,
+    cycles: Option<i64>,
+    #[schema(format = Date)]
+    start_date: String,
+    initial_cents: i64,
+    cycles_billed: i64,
+    status: RecurringStatus,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct RecurringBillList {
+    recurring_bills: Vec<RecurringBill>,
+}
+
+/// An issued invoice in an org's list.
+#[derive(ToSchema)]
+pub struct InvoiceSummary {
+    id: String,
+    org_id: String,
+    /// `YYYY-MM`.
+    period: String,
+    currency: String,
+    total_cents: i64,
+    /// The last sequence of stream HUB the invoice was computed from.
+    cut_at_seq: i64,
+    #[schema(format = DateTime)]
+    issued_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct InvoiceList {
+    invoices: Vec<InvoiceSummary>,
+}
+
+/// A bill as an invoice carries it.
+#[derive(ToSchema)]
+pub struct InvoicedBill {
+    id: String,
+    app_id: String,
+    app_name: String,
+    org_id: String,
+    price_cents: i64,
+    currency: String,
+    description: String,
+    units: i64,
+    period_started_at: Option<String>,
+    period_ended_at: Option<String>,
+    third_party: bool,
+    due_period: String,
+    created_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct InvoiceLine {
+    app_id: String,
+    app_name: String,
+    total_cents: i64,
+    bills: Vec<InvoicedBill>,
+}
+
+/// An invoice: the bytes the billing run issued (canonical JSON).
+#[derive(ToSchema)]
+pub struct Invoice {
+    id: String,
+    org_id: String,
+    period: String,
+    currency: String,
+    cut_at_seq: i64,
+    total_cents: i64,
+    lines: Vec<InvoiceLine>,
+}
+
+/// An organisation as an app that it installed sees it.
+#[derive(ToSchema)]
+pub struct Customer {
+    #[schema(inline)]
+    #[serde(flatten)]
+    org: OrgFacts,
+    /// Whether the org shares its records with the app.
+    data_sharing: bool,
+    #[schema(format = DateTime)]
+    installed_at: String,
+}
+
+#[derive(ToSchema)]
+pub struct CustomerList {
+    orgs: Vec<Customer>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -293,19 +547,45 @@ pub struct RotatedCredentials {
         apps::rotate,
         apps::installs,
         check::check,
+        billing::create,
+        billing::list,
+        billing::show,
+        billing::cancel,
+        billing::create_recurring,
+        billing::list_recurring,
+        billing::show_recurring,
+        billing::cancel_recurring,
+        billing::invoices,
+        billing::invoice,
+        billing::invoice_html,
+        customers::list,
+        customers::show,
+        customers::members,
+        sso::discovery::configuration,
+        sso::jwks::jwks,
+        sso::authorize::start,
+        sso::authorize::submit,
+        sso::token::exchange,
+        sso::userinfo::userinfo,
+        sso::end_session::start,
+        sso::end_session::confirm,
+        sso::session_check::check,
     ),
     components(schemas(
         ErrorBody,
+        sso::openapi::OAuthErrorBody,
         Credential,
         IdmRequest,
         IdmDecision,
         Principal,
         PrincipalKind
     )),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &AccessTokenScheme),
     tags(
         (name = "hub", description = "Users, sessions, organisations, members, invitations, apps and installs (docs/api/hub.md)"),
-        (name = "idm", description = "The IDM check (docs/api/hub.md)")
+        (name = "idm", description = "The IDM check (docs/api/hub.md)"),
+        (name = "billing", description = "Bills and recurring bills of apps, invoices of organisations, an app's customers (docs/api/billing.md)"),
+        (name = "sso", description = "The Hub as an OpenID Connect provider: discovery, sign-in pages, tokens, userinfo, sign-out, session checks (docs/api/sso.md)")
     )
 )]
 pub struct HubApi;

@@ -229,7 +229,8 @@ pub fn midnight_ms(date: NaiveDate) -> i64 {
 }
 
 /// How often a recurring bill charges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum Every {
     Day,
     Week,

@@ -9,13 +9,14 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::Extension;
 use serde::Deserialize;
 
 use super::claims::{self, OrgClaim};
+use super::pages::{PageForm, PageQuery};
 use super::store::{self as sso_store, Grant};
 use super::{browser, pages, AUTHORIZE_PATH};
 use crate::api::users::{authenticate, client_address, start_session};
@@ -27,22 +28,39 @@ use crate::validate;
 
 /// The parameters of an authorization request (OIDC Core §3.1.2.1), and the
 /// fields of the Hub's forms. Unknown parameters are ignored, as OAuth asks.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[schema(as = AuthorizeForm)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// `code`.
     response_type: Option<String>,
+    /// The app's API key.
     client_id: Option<String>,
+    /// One of the app's registered redirect URIs, exactly.
     redirect_uri: Option<String>,
+    /// Must hold `openid`; may add `profile` and `email`.
     scope: Option<String>,
     state: Option<String>,
     nonce: Option<String>,
+    /// The S256 hash of the PKCE verifier.
     code_challenge: Option<String>,
+    /// `S256`.
     code_challenge_method: Option<String>,
+    /// `none`, `login`, `consent` or `select_account`.
     prompt: Option<String>,
-    // The Hub's forms.
+    // The Hub's forms (not parameters an app sends).
+    /// The CSRF token of the page the form came from.
+    #[param(ignore)]
     csrf: Option<String>,
+    /// `signin` or `org`.
+    #[param(ignore)]
     action: Option<String>,
+    #[param(ignore)]
     email: Option<String>,
+    #[param(ignore)]
     password: Option<String>,
+    /// The chosen organisation (`action=org`).
+    #[param(ignore)]
     org: Option<String>,
 }
 
@@ -218,10 +236,22 @@ fn server_error(e: impl std::fmt::Display) -> Response {
 
 /// `GET /sso/v1/authorize`: a signed-in browser goes on (to the app, or to
 /// the choice of organisation); any other sees the sign-in form.
+#[utoipa::path(
+    get,
+    path = "/sso/v1/authorize",
+    tag = "sso",
+    params(Params),
+    responses(
+        (status = 200, description = "A page: the sign-in form, or the choice of organisation", content_type = "text/html", body = String),
+        (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),
+        (status = 400, description = "A page: the client_id or redirect_uri is not valid, so the request cannot go back to the app", content_type = "text/html", body = String),
+        (status = 403, description = "A page: none of the user's organisations installed the app", content_type = "text/html", body = String),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    PageQuery(params): PageQuery<Params>,
 ) -> Response {
     let request = match check(&state, &params).await {
         Ok(request) => request,
@@ -249,11 +279,24 @@ pub async fn start(
 
 /// `POST /sso/v1/authorize`: the sign-in form (`action=signin`) or the choice
 /// of organisation (`action=org`).
+#[utoipa::path(
+    post,
+    path = "/sso/v1/authorize",
+    tag = "sso",
+    request_body(content = Params, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: the choice of organisation", content_type = "text/html", body = String),
+        (status = 303, description = "Back to the app's redirect URI with `code` (or `error`), `state` and `iss`", headers(("Location" = String))),
+        (status = 400, description = "A page: the form or the request it carries is not valid", content_type = "text/html", body = String),
+        (status = 401, description = "The sign-in form again, saying why the sign-in failed", content_type = "text/html", body = String),
+        (status = 403, description = "A page: the form did not come from this browser (CSRF), or the organisation chosen is not one the user may sign in with", content_type = "text/html", body = String),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     connect: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    PageForm(params): PageForm<Params>,
 ) -> Response {
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Go back to the app and sign in again.");

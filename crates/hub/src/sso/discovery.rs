@@ -6,6 +6,13 @@ use serde_json::{json, Value};
 
 use super::*;
 
+/// The provider's metadata: what a relying party reads first.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "sso",
+    responses((status = 200, description = "The provider's metadata (OpenID Connect Discovery 1.0)", body = super::openapi::OpenIdConfiguration))
+)]
 pub async fn configuration(State(state): State<AppState>) -> Json<Value> {
     let sso = &state.config.sso;
     Json(json!({

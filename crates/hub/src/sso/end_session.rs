@@ -6,24 +6,32 @@
 //! revoked, which tells the apps that registered a back-channel logout URI.
 //! `post_logout_redirect_uri` must be one the app registered, exactly.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
 use serde::Deserialize;
 
 use super::claims::{self, IdClaims};
+use super::pages::{PageForm, PageQuery};
 use super::store as sso_store;
 use super::{browser, pages, END_SESSION_PATH};
 use crate::api::AppState;
 use crate::store::{apps, users};
 
-#[derive(Debug, Default, Deserialize)]
+/// The parameters of a logout request (RP-Initiated Logout 1.0), and the
+/// fields of the confirmation form.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[schema(as = EndSessionForm)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// An ID token of the session to end: with it, the session ends at once.
     id_token_hint: Option<String>,
+    /// One of the app's registered post-logout URIs, exactly.
     post_logout_redirect_uri: Option<String>,
     state: Option<String>,
     client_id: Option<String>,
+    /// The CSRF token of the confirmation page (the form only).
+    #[param(ignore)]
     csrf: Option<String>,
 }
 
@@ -135,10 +143,21 @@ async fn revoke(state: &AppState, session_id: &str) -> Result<(), sqlx::Error> {
 }
 
 /// GET: with a valid hint, sign out now; without, ask the user to confirm.
+#[utoipa::path(
+    get,
+    path = "/sso/v1/end_session",
+    tag = "sso",
+    params(Params),
+    responses(
+        (status = 200, description = "A page: the confirmation form (no hint), or signed out", content_type = "text/html", body = String),
+        (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),
+        (status = 400, description = "A page: the hint or the post-logout URI is not valid", content_type = "text/html", body = String),
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    PageQuery(params): PageQuery<Params>,
 ) -> Response {
     let (hint, after) = match check(&state, &params).await {
         Ok(checked) => checked,
@@ -170,10 +189,22 @@ pub async fn start(
 }
 
 /// POST: the confirmation form; ends the browser's Hub session.
+#[utoipa::path(
+    post,
+    path = "/sso/v1/end_session",
+    tag = "sso",
+    request_body(content = Params, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: signed out", content_type = "text/html", body = String),
+        (status = 303, description = "Signed out; back to the post-logout URI with `state`", headers(("Location" = String))),
+        (status = 400, description = "A page: the form, the hint or the post-logout URI is not valid", content_type = "text/html", body = String),
+        (status = 403, description = "A page: the form did not come from this browser (CSRF); nothing changed", content_type = "text/html", body = String),
+    )
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(params): Form<Params>,
+    PageForm(params): PageForm<Params>,
 ) -> Response {
     if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
         return pages::form_expired("Nothing was changed.");

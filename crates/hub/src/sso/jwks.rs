@@ -10,6 +10,12 @@ use serde_json::json;
 use super::keys;
 use crate::api::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/sso/v1/jwks",
+    tag = "sso",
+    responses((status = 200, description = "The public keys that verify ID and logout tokens (JWK Set)", body = super::openapi::Jwks))
+)]
 pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let keys = keys::published(&state.store.pool)
         .await

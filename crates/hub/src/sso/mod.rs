@@ -10,7 +10,7 @@
 //! - [`backchannel`]: logout tokens sent to apps when a session ends;
 //! - [`keys`]: the RS256 signing keys and their rotation;
 //! - [`browser`]: the browser session cookie and CSRF tokens; [`pages`]: HTML;
-//! - [`oauth_error`]: the error answers of RFC 6749 / OIDC;
+//! - [`oauth_error`]: the error answers of RFC 6749 / OIDC; [`openapi`]: their description;
 //! - [`store`]: the SQL.
 
 pub mod authorize;
@@ -22,6 +22,7 @@ pub mod end_session;
 pub mod jwks;
 pub mod keys;
 pub mod oauth_error;
+pub mod openapi;
 pub mod pages;
 pub mod session_check;
 pub mod store;

@@ -1,8 +1,12 @@
 //! The HTML pages of sign-in: plain forms that work without script. Every
 //! value shown is escaped; pages are never cached nor framed (clickjacking).
 
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use serde::de::DeserializeOwned;
 
 /// Escape text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -76,6 +80,45 @@ pub fn server_error(what: &str, e: impl std::fmt::Display) -> Response {
         "Something went wrong",
         "The platform could not answer. Try again shortly.",
     )
+}
+
+/// A query or form that could not be read (a parameter given twice, a body
+/// that is not a form): a page, as every other answer of these routes, not
+/// the framework's plain text.
+fn unreadable(why: &str) -> Response {
+    problem(
+        StatusCode::BAD_REQUEST,
+        "This request could not be read",
+        &format!("{why}. Go back to the app and sign in or out again from there."),
+    )
+}
+
+/// The query string, read as `Query` does; refused with a page.
+pub struct PageQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for PageQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(PageQuery(value)),
+            Err(rejection) => Err(unreadable(&rejection.body_text())),
+        }
+    }
+}
+
+/// A posted form, read as `Form` does; refused with a page.
+pub struct PageForm<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Response> {
+        match Form::<T>::from_request(request, state).await {
+            Ok(Form(value)) => Ok(PageForm(value)),
+            Err(rejection) => Err(unreadable(&rejection.body_text())),
+        }
+    }
 }
 
 /// A form posted without this browser's CSRF token; `then` says what to do.

@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 
 use crate::api::{basic_header, db_error, AppState};
 use crate::store::{now_ms, rfc3339};
+use mno_events::openapi::{JsonBodyErrors, Unauthorized};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +23,14 @@ pub struct Check {
     sid: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sso/v1/session_check",
+    tag = "sso",
+    request_body = super::openapi::SessionCheck,
+    responses((status = 200, description = "Whether the session is valid for the app, and when to ask again", body = super::openapi::SessionCheckAnswer), JsonBodyErrors, Unauthorized),
+    security(("app" = []))
+)]
 pub async fn check(
     State(state): State<AppState>,
     headers: HeaderMap,

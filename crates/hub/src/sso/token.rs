@@ -132,6 +132,16 @@ pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
+/// Client authentication: HTTP Basic (`client_secret_basic`) or
+/// `client_id` and `client_secret` in the form (`client_secret_post`).
+#[utoipa::path(
+    post,
+    path = "/sso/v1/token",
+    tag = "sso",
+    request_body(content = super::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "An ID token and an access token (never cached)", body = super::openapi::TokenAnswer), super::openapi::OAuthBadRequest, super::openapi::OAuthUnauthorized),
+    security(("app" = []), ())
+)]
 pub async fn exchange(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match tokens(&state, &headers, &body).await {
         Ok(response) => response,

@@ -18,6 +18,13 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+#[utoipa::path(
+    method(get, post),
+    path = "/sso/v1/userinfo",
+    tag = "sso",
+    responses((status = 200, description = "The claims about the token's user and organisation", body = super::openapi::UserInfo), super::openapi::OAuthUnauthorized),
+    security(("sso_access_token" = []))
+)]
 pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match claims_of(&state, &headers).await {
         Ok(claims) => Json(claims).into_response(),
