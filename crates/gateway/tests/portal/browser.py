@@ -424,6 +424,10 @@ def invitations(driver, org, org_name):
     notice = wait(driver, "the admins-only notice", lambda d: d.find_elements(By.CSS_SELECTOR, "main p.notice"))[0]
     assert "only its admins" in notice.text and "member" in notice.text, notice.text
     assert not driver.find_elements(By.ID, "invoices")
+    driver.get(f"{BASE}/o/{org}/members")
+    main = wait(driver, "the members page", lambda d: d.find_elements(By.TAG_NAME, "main"))[0]
+    assert "admins invite new members" in main.text and "bob@example.com" in main.text, main.text
+    assert not driver.find_elements(By.ID, "f-email") and not driver.find_elements(By.ID, "pending-invitations")
     sign_out(driver)
 
     step("the admin's members page lists bob, and no pending invitation")

@@ -73,6 +73,27 @@ async fn refused(
     super::orgs::render(state, session, &FormData::new(), None, Some(&failure)).await
 }
 
+/// Post the user's answer (`accept` or `decline`) to the Hub: its answer,
+/// or the organisations page again with its refusal.
+async fn answer(
+    state: &PortalState,
+    session: &Session,
+    id: &str,
+    form: &FormData,
+    verb: &str,
+) -> Result<Result<serde_json::Value, Response>, PageError> {
+    session.check(state, form)?;
+    let path = format!("/hub/v1/invitations/{}/{verb}", enc(id));
+    match state
+        .api
+        .post(session.auth(), &path, &serde_json::json!({}))
+        .await
+    {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(failure) => refused(state, session, failure).await.map(Err),
+    }
+}
+
 /// Accept: the user becomes a member, and lands on the organisation's dashboard.
 pub async fn accept(
     State(state): State<PortalState>,
@@ -80,19 +101,15 @@ pub async fn accept(
     Path(id): Path<String>,
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
-    session.check(&state, &form)?;
-    let path = format!("/hub/v1/invitations/{}/accept", enc(&id));
-    match state
-        .api
-        .post(session.auth(), &path, &serde_json::json!({}))
-        .await
-    {
-        Ok(member) => {
-            let org = member["org_id"].as_str().unwrap_or_default();
-            Ok(Redirect::to(&format!("/o/{}/dashboard", enc(org))).into_response())
-        }
-        Err(failure) => refused(&state, &session, failure).await,
-    }
+    Ok(
+        match answer(&state, &session, &id, &form, "accept").await? {
+            Ok(member) => {
+                let org = member["org_id"].as_str().unwrap_or_default();
+                Redirect::to(&format!("/o/{}/dashboard", enc(org))).into_response()
+            }
+            Err(page) => page,
+        },
+    )
 }
 
 /// Decline: the invitation is gone; back to the organisations page.
@@ -102,14 +119,10 @@ pub async fn decline(
     Path(id): Path<String>,
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
-    session.check(&state, &form)?;
-    let path = format!("/hub/v1/invitations/{}/decline", enc(&id));
-    match state
-        .api
-        .post(session.auth(), &path, &serde_json::json!({}))
-        .await
-    {
-        Ok(_) => Ok(super::back_to("/orgs")),
-        Err(failure) => refused(&state, &session, failure).await,
-    }
+    Ok(
+        match answer(&state, &session, &id, &form, "decline").await? {
+            Ok(_) => super::back_to("/orgs"),
+            Err(page) => page,
+        },
+    )
 }

@@ -90,6 +90,9 @@ async fn render(
             Some(Err(f)) => { (layout::failed(f)) }
             None => {}
         }
+        @if !admin {
+            p.hint { "The organisation's admins invite new members by email." }
+        }
         @if admin {
             h2 { "Invite a member" }
             p.hint {
@@ -196,18 +199,12 @@ pub async fn revoke_invitation(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
-    let call = state
-        .api
-        .delete(
-            session.auth(),
-            &format!(
-                "/hub/v1/orgs/{}/invitations/{}",
-                enc(&org),
-                enc(&invitation)
-            ),
-        )
-        .await;
-    then_back(&state, &session, &org, &FormData::new(), call).await
+    let path = format!(
+        "/hub/v1/orgs/{}/invitations/{}",
+        enc(&org),
+        enc(&invitation)
+    );
+    delete_then_back(&state, &session, &org, &path).await
 }
 
 pub async fn change_role(
@@ -236,12 +233,17 @@ pub async fn remove(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
-    let call = state
-        .api
-        .delete(
-            session.auth(),
-            &format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user)),
-        )
-        .await;
-    then_back(&state, &session, &org, &FormData::new(), call).await
+    let path = format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user));
+    delete_then_back(&state, &session, &org, &path).await
+}
+
+/// A DELETE of the Hub (a member, an invitation), then the members page again.
+async fn delete_then_back(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    path: &str,
+) -> Result<Response, PageError> {
+    let call = state.api.delete(session.auth(), path).await;
+    then_back(state, session, org, &FormData::new(), call).await
 }
