@@ -90,9 +90,6 @@ async fn render(
             Some(Err(f)) => { (layout::failed(f)) }
             None => {}
         }
-        @if !admin {
-            p.hint { "The organisation's admins invite new members by email." }
-        }
         @if admin {
             h2 { "Invite a member" }
             p.hint {
@@ -111,6 +108,8 @@ async fn render(
                 }
                 button type="submit" { "Send invitation" }
             }
+        } @else {
+            p.hint { "The organisation's admins invite new members by email." }
         }
     };
     Ok(layout::page("Members", &chrome, body).into_response())
