@@ -206,17 +206,22 @@ async fn count_requests(
     } else if status.is_server_error() {
         counters.server_errors.fetch_add(1, Ordering::Relaxed);
     }
-    if status.is_client_error() && !is_json(&response) {
+    // A page made for a browser (the portal's, the SSO sign-in form) stays
+    // the page it is; only bare refusals become the JSON error shape.
+    if status.is_client_error()
+        && !has_content_type(&response, b"application/json")
+        && !has_content_type(&response, b"text/html")
+    {
         return json_rejection(response).await;
     }
     response
 }
 
-fn is_json(response: &Response) -> bool {
+fn has_content_type(response: &Response, kind: &[u8]) -> bool {
     response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        .is_some_and(|v| v.as_bytes().starts_with(kind))
 }
 
 /// axum's own rejections (a path or query value that does not parse, an

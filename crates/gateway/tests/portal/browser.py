@@ -297,8 +297,9 @@ def run(driver):
     refused = driver.execute_script("""
         const res = await fetch(arguments[0], {method: 'POST', body: new URLSearchParams(
             {email: 'demo@mno.example', role: 'admin', csrf: 'forged'})});
-        return res.status;""", f"{BASE}/o/{org}/members")
-    assert refused == 403, refused
+        return [res.status, res.headers.get('content-type'), await res.text()];""", f"{BASE}/o/{org}/members")
+    # A page for the person, not the API's JSON error shape.
+    assert refused[0] == 403 and refused[1].startswith("text/html") and "Form refused" in refused[2], refused
     _, members = api("GET", f"/hub/v1/orgs/{org}/members", token=token)
     assert [m["email"] for m in members["members"]] == ["tess@example.com"], members
     # The refused post is the one console error so far, and it is the one made on purpose.
@@ -471,6 +472,14 @@ def invoices(driver, org, key, secret):
     assert cells["USD"][0] == period and cells["USD"][2] == "13.00 USD" and cells["USD"][3].startswith("Issued"), cells
     assert cells["JPY"][2] == "1500 JPY", cells
     shot(driver, "16-invoices")
+
+    step("an invoice that is not there: the portal's page says what the Hub said")
+    driver.get(f"{BASE}/o/{org}/invoices/inv-nothing")
+    wait(driver, "the error page", lambda d: "Something went wrong" in d.find_element(By.TAG_NAME, "h1").text)
+    assert "has no invoice inv-nothing" in driver.find_element(By.TAG_NAME, "main").text
+    errors = console_errors(driver)  # the 404 of the page itself, and only it
+    assert len(errors) == 1 and "404" in errors[0]["message"], errors
+    driver.get(f"{BASE}/o/{org}/invoices")
 
     step("an invoice opens as the Hub prints it, app-given text escaped")
     driver.find_element(By.PARTIAL_LINK_TEXT, f"inv-{org}-{period}-USD").click()
