@@ -11,6 +11,7 @@
 //! - [`idm`]: the IDM check contract that every part asks before serving data.
 //! - [`directory`]: what delivery needs to know about apps and installs, asked of the Hub.
 //! - [`api_error`]: the JSON error shape every HTTP answer uses.
+//! - [`money`]: amounts in minor units written in each currency's own decimals.
 //! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
 //! - [`webhook`]: outbound webhooks: Standard Webhooks signing, the SSRF guard, one signed POST.
@@ -23,6 +24,7 @@ pub mod directory;
 pub mod envelope;
 pub mod http_auth;
 pub mod idm;
+pub mod money;
 pub mod openapi;
 pub mod proto;
 pub mod publish;

@@ -78,11 +78,16 @@ async fn the_portal_works_in_a_browser_against_mno_up_demo() {
         "/../../target/portal-screenshots"
     );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/browser.py");
+    // The script runs `mno billing run` beside the platform, on its bus and data dir.
+    let (nats_url, data_dir) = (nats.url(), data.path().to_owned());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
             .env("BASE", &base)
             .env("SHOTS", shots)
+            .env("MNO_BIN", env!("CARGO_BIN_EXE_mno"))
+            .env("MNO_TEST_NATS_URL", nats_url)
+            .env("MNO_TEST_DATA_DIR", data_dir)
             .output()
             .expect("python3 runs (tests/python-requirements.txt installs selenium)")
     })

@@ -16,32 +16,42 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("marketplace", "Marketplace"),
     ("members", "Members"),
     ("sync", "Sync status"),
+    ("invoices", "Invoices"),
 ];
 
-/// What the top bar shows: the user's organisations and the one in view.
+/// Sections only the organisation's admins are shown (the API refuses the others).
+const ADMIN_SECTIONS: &[&str] = &["invoices"];
+
+/// What the top bar shows: the user's organisations, the one in view, and
+/// the invitations waiting for the user.
 pub struct Chrome {
     pub csrf: String,
     pub orgs: Vec<Value>,
+    /// `GET /hub/v1/invitations`: the pending invitations to the user's email.
+    pub invitations: Result<Vec<Value>, ApiFailure>,
     pub org: Option<String>,
     pub section: &'static str,
 }
 
 impl Chrome {
-    /// The user's organisations from the Hub (a 401 sends them to sign in).
+    /// The user's organisations and invitations from the Hub (a 401 sends
+    /// them to sign in).
     pub async fn load(
         state: &PortalState,
         session: &Session,
         org: Option<&str>,
         section: &'static str,
     ) -> Result<Chrome, PageError> {
-        let orgs = state
-            .api
-            .get(session.auth(), "/hub/v1/orgs")
-            .await
-            .map_err(|e| PageError::from_api(e, &session.here))?;
+        let (orgs, invitations) = futures::join!(
+            state.api.get(session.auth(), "/hub/v1/orgs"),
+            state.api.get(session.auth(), "/hub/v1/invitations"),
+        );
+        let orgs = orgs.map_err(|e| PageError::from_api(e, &session.here))?;
         Ok(Chrome {
             csrf: session.csrf.clone(),
             orgs: orgs["orgs"].as_array().cloned().unwrap_or_default(),
+            invitations: invitations
+                .map(|list| list["invitations"].as_array().cloned().unwrap_or_default()),
             org: org.map(str::to_owned),
             section,
         })
@@ -110,7 +120,7 @@ pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
                     }
                     nav aria-label="Sections" {
                         @if let Some(org) = &chrome.org {
-                            @for (section, label) in SECTIONS {
+                            @for (section, label) in SECTIONS.iter().filter(|(s, _)| chrome.is_admin() || !ADMIN_SECTIONS.contains(s)) {
                                 a href={ "/o/" (org) "/" (section) }
                                   aria-current=[(chrome.section == *section).then_some("page")] { (label) }
                             }
@@ -122,7 +132,29 @@ pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
                         button type="submit" { "Sign out" }
                     }
                 }
-                main #main { h1 { (title) } (body) }
+                main #main {
+                    @if chrome.section != "orgs" { (invitation_banner(chrome)) }
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// On every page but the organisations page (which lists them with their
+/// buttons): the invitations waiting for the user, and where to answer them.
+fn invitation_banner(chrome: &Chrome) -> Markup {
+    let invitations = chrome.invitations.as_deref().unwrap_or_default();
+    html! {
+        @if !invitations.is_empty() {
+            p.notice #invitation-banner {
+                @if let [one] = invitations {
+                    "You are invited to join " strong { (one["org_name"].as_str().unwrap_or_default()) } ". "
+                } @else {
+                    "You have " (invitations.len()) " invitations to join organisations. "
+                }
+                a href="/orgs#invitations" { "Accept or decline" }
             }
         }
     }

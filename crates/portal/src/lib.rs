@@ -8,7 +8,7 @@
 //! One module per concern: [`session`] (cookie, CSRF, sign-in redirects),
 //! [`layout`] and [`forms`] (the page shell and form fields with the API's
 //! errors beside them), and one module per page under [`pages`], so that
-//! later pages (billing, SSO sign-in, invitations) slot in beside them.
+//! later pages (SSO sign-in) slot in beside them.
 
 pub mod api;
 pub mod assets;
@@ -45,7 +45,9 @@ pub fn router(config: PortalConfig) -> Router {
         api: api::Api::new(&config.api_base),
         csrf_key: Arc::new(rand::random()),
     };
-    use pages::{auth, dashboard, home, marketplace, members, operator, orgs, sync};
+    use pages::{
+        auth, dashboard, home, invitations, invoices, marketplace, members, operator, orgs, sync,
+    };
     Router::new()
         .route("/", get(home::home))
         .route("/assets/{file}", get(assets::serve))
@@ -54,6 +56,8 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/signout", post(auth::signout))
         .route("/orgs", get(orgs::page).post(orgs::create))
         .route("/switch", get(orgs::switch))
+        .route("/invitations/{id}/accept", post(invitations::accept))
+        .route("/invitations/{id}/decline", post(invitations::decline))
         .route("/operator", get(operator::page))
         .route("/o/{org}/dashboard", get(dashboard::first))
         .route("/o/{org}/dashboards", post(dashboard::create))
@@ -88,6 +92,12 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/members", get(members::page).post(members::add))
         .route("/o/{org}/members/{user}/role", post(members::change_role))
         .route("/o/{org}/members/{user}/remove", post(members::remove))
+        .route(
+            "/o/{org}/invitations/{id}/revoke",
+            post(members::revoke_invitation),
+        )
+        .route("/o/{org}/invoices", get(invoices::page))
+        .route("/o/{org}/invoices/{id}", get(invoices::invoice))
         .route("/o/{org}/sync", get(sync::page))
         .route("/o/{org}/sync/{app}/dlq/{seq}/redrive", post(sync::redrive))
         .with_state(state)

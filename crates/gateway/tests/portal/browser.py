@@ -6,9 +6,11 @@ condition in the page, never for a fixed time. Prints one line per step; any
 failed check raises, and the exit status is non-zero.
 """
 
+import datetime
 import json
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import urllib.error
@@ -93,6 +95,40 @@ def refused_beside(driver, button, field, expected):
     click_button(driver, button)
     error = wait(driver, f"the error beside {field}", lambda d: d.find_elements(By.ID, f"f-{field}-error"))[0]
     assert expected in error.text, error.text
+
+
+def sign_in(driver, email, password):
+    driver.get(BASE + "/signin")
+    wait(driver, "the sign-in page", lambda d: d.find_elements(By.ID, "f-email"))
+    fill(driver, "f-email", email)
+    fill(driver, "f-password", password)
+    click_button(driver, "Sign in")
+    wait(driver, "signed in", lambda d: "/signin" not in d.current_url)
+
+
+def sign_out(driver):
+    click_button(driver, "Sign out")
+    wait(driver, "signed out", lambda d: "/signin" in d.current_url)
+
+
+def invite(driver, email, role):
+    """Post the members page's invitation form."""
+    fill(driver, "f-email", email)
+    driver.find_element(By.CSS_SELECTOR, f'#f-role option[value="{role}"]').click()
+    click_button(driver, "Send invitation")
+
+
+def problems(driver):
+    return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".problems"))
+
+
+def pending(driver):
+    return [r.find_element(By.TAG_NAME, "td").text
+            for r in driver.find_elements(By.CSS_SELECTOR, "#pending-invitations tr.invitation")]
+
+
+def nav_links(driver):
+    return [a.text for a in driver.find_elements(By.CSS_SELECTOR, "header nav a")]
 
 
 def figure(driver, widget, path):
@@ -261,8 +297,9 @@ def run(driver):
     refused = driver.execute_script("""
         const res = await fetch(arguments[0], {method: 'POST', body: new URLSearchParams(
             {email: 'demo@mno.example', role: 'admin', csrf: 'forged'})});
-        return res.status;""", f"{BASE}/o/{org}/members")
-    assert refused == 403, refused
+        return [res.status, res.headers.get('content-type'), await res.text()];""", f"{BASE}/o/{org}/members")
+    # A page for the person, not the API's JSON error shape.
+    assert refused[0] == 403 and refused[1].startswith("text/html") and "Form refused" in refused[2], refused
     _, members = api("GET", f"/hub/v1/orgs/{org}/members", token=token)
     assert [m["email"] for m in members["members"]] == ["tess@example.com"], members
     # The refused post is the one console error so far, and it is the one made on purpose.
@@ -301,9 +338,157 @@ def run(driver):
     wait(driver, "back on members", lambda d: d.current_url.endswith(f"/o/{org}/members"))
     shot(driver, "10-members")
 
+    invitations(driver, org, evil)
+    invoices(driver, org, key, secret)
+
     errors = console_errors(driver)
     assert not errors, errors
     print("ok", flush=True)
+
+
+def invitations(driver, org, org_name):
+    """The admin invites by email; the invitee signs up, sees it, accepts and lands in the org."""
+    step("the members page invites: a pending invitation is listed; a second one, or one to a member, is refused")
+    assert "Invite a member" in driver.find_element(By.TAG_NAME, "main").text
+    invite(driver, "bob@example.com", "member")
+    wait(driver, "bob's invitation pending", lambda d: pending(d) == ["bob@example.com"])
+    members = [r.find_element(By.TAG_NAME, "td").text for r in driver.find_elements(By.CSS_SELECTOR, "table:not(#pending-invitations) tbody tr")]
+    assert "Bob" not in " ".join(members), members
+    invite(driver, "bob@example.com", "admin")
+    wait(driver, "already invited", lambda d: "already has a pending invitation" in problems(d))
+    assert driver.find_element(By.ID, "f-email").get_attribute("value") == "bob@example.com"
+    shot(driver, "11-members-already-invited")
+    invite(driver, "tess@example.com", "member")
+    wait(driver, "already a member", lambda d: "already a member" in problems(d))
+    invite(driver, "carol@example.com", "power_user")
+    wait(driver, "carol's invitation pending", lambda d: "carol@example.com" in pending(d))
+    shot(driver, "12-members-pending-invitations")
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Revoke the invitation of carol@example.com"]').click()
+    wait(driver, "carol's invitation revoked", lambda d: pending(d) == ["bob@example.com"])
+
+    step("two other orgs invite bob too (through the API): he declines one; the other is revoked before he answers")
+    _, session = api("POST", "/hub/v1/sessions", {"email": "tess@example.com", "password": "correct horse battery"})
+    token = session["token"]
+    sent = {}
+    for name in ["Tess Two", "Tess Three"]:
+        status, other = api("POST", "/hub/v1/orgs", {"name": name, "currency": "EUR", "timezone": "UTC"}, token=token)
+        assert status == 201, other
+        status, sent[name] = api("POST", f"/hub/v1/orgs/{other['id']}/members",
+                                 {"email": "bob@example.com", "role": "admin"}, token=token)
+        assert status == 201, sent[name]
+    sign_out(driver)
+
+    step("bob signs up and finds the three invitations on his organisations page")
+    driver.get(BASE + "/signup")
+    fill(driver, "f-name", "Bob Invitee")
+    fill(driver, "f-email", "bob@example.com")
+    fill(driver, "f-password", "bob's long password")
+    click_button(driver, "Create account")
+    wait(driver, "the organisations page", lambda d: d.current_url.endswith("/orgs"))
+    def received(d):
+        return len(d.find_elements(By.CSS_SELECTOR, "#invitations tr.invitation"))
+    wait(driver, "three invitations", lambda d: received(d) == 3)
+    text = driver.find_element(By.ID, "invitations").text
+    # The org's name, a typed <script>, is shown as text; so is who invited and the role.
+    assert org_name in text and "Tess Two" in text and "Tess <b>Tester</b>" in text and "admin" in text, text
+    assert driver.execute_script("return window.__pwned") is None, "an org name ran as script"
+    shot(driver, "13-invitations-received")
+
+    step("accepting an invitation revoked meanwhile shows the Hub's reason, and nothing else changes")
+    tess_three = sent["Tess Three"]
+    status, _ = api("DELETE", f"/hub/v1/orgs/{tess_three['org_id']}/invitations/{tess_three['id']}", token=token)
+    assert status == 204, status
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Accept the invitation to Tess Three"]').click()
+    wait(driver, "the refusal", lambda d: "no pending invitation" in problems(d))
+    assert received(driver) == 2 and "Tess Three" not in driver.find_element(By.ID, "invitations").text
+    shot(driver, "13b-invitation-revoked")
+
+    step("the operator page (any other page) shows the banner; bob declines Tess Two")
+    driver.get(BASE + "/operator")
+    banner = wait(driver, "the banner", lambda d: d.find_elements(By.ID, "invitation-banner"))[0]
+    assert "2 invitations" in banner.text, banner.text
+    shot(driver, "13c-invitation-banner")
+    banner.find_element(By.TAG_NAME, "a").click()
+    wait(driver, "back on organisations", lambda d: d.find_elements(By.ID, "invitations"))
+    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Decline the invitation to Tess Two"]').click()
+    wait(driver, "one invitation left", lambda d: received(d) == 1)
+    assert "Tess Two" not in driver.find_element(By.ID, "invitations").text
+
+    step("bob accepts and lands on the org's dashboard, as a member without the admins' sections")
+    driver.find_element(By.CSS_SELECTOR, "#invitations tr.invitation button:not(.danger)").click()
+    wait(driver, "the org's dashboard", lambda d: f"/o/{org}/dashboards/" in d.current_url)
+    assert org_name in driver.find_element(By.ID, "org-picker").text
+    assert not driver.find_elements(By.ID, "invitation-banner")
+    assert "Invoices" not in nav_links(driver), nav_links(driver)
+    shot(driver, "14-invitation-accepted")
+    driver.get(f"{BASE}/o/{org}/invoices")
+    notice = wait(driver, "the admins-only notice", lambda d: d.find_elements(By.CSS_SELECTOR, "main p.notice"))[0]
+    assert "only its admins" in notice.text and "member" in notice.text, notice.text
+    assert not driver.find_elements(By.ID, "invoices")
+    driver.get(f"{BASE}/o/{org}/members")
+    main = wait(driver, "the members page", lambda d: d.find_elements(By.TAG_NAME, "main"))[0]
+    assert "admins invite new members" in main.text and "bob@example.com" in main.text, main.text
+    assert not driver.find_elements(By.ID, "f-email") and not driver.find_elements(By.ID, "pending-invitations")
+    sign_out(driver)
+
+    step("the admin's members page lists bob, and no pending invitation")
+    sign_in(driver, "tess@example.com", "correct horse battery")
+    driver.get(f"{BASE}/o/{org}/members")
+    main = wait(driver, "bob a member", lambda d: "bob@example.com" in d.find_element(By.TAG_NAME, "main").text
+                and d.find_element(By.TAG_NAME, "main"))
+    assert "Bob Invitee" in main.text and not pending(driver), main.text
+    shot(driver, "15-members-bob-joined")
+
+
+def invoices(driver, org, key, secret):
+    """An app bills the org; after the billing run its admin reads the invoices."""
+    step("the invoices page before any billing run")
+    assert "Invoices" in nav_links(driver), nav_links(driver)
+    driver.get(f"{BASE}/o/{org}/invoices")
+    wait(driver, "no invoice yet", lambda d: d.find_elements(By.ID, "no-invoices"))
+
+    step("Tess Books bills the org in USD and JPY; `mno billing run` issues one invoice per currency")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    period = now.strftime("%Y-%m")
+    start = now.strftime("%Y-%m-01T00:00:00Z")
+    for cents, currency, what in [(1050, "USD", "3 seats <b>pro</b>"), (250, "USD", "storage"), (1500, "JPY", "support")]:
+        status, bill = api("POST", "/hub/v1/bills", {"org": org, "price_cents": cents, "currency": currency,
+                           "description": what, "period_started_at": start,
+                           "period_ended_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}, basic=(key, secret))
+        assert status == 201, bill
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNO_")}
+    env["MNO_LOG"] = "warn"
+    run = subprocess.run([os.environ["MNO_BIN"], "billing", "run", "--period", period,
+                          "--nats-url", os.environ["MNO_TEST_NATS_URL"], "--data-dir", os.environ["MNO_TEST_DATA_DIR"]],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 invoice(s) issued" in run.stdout, run.stdout
+
+    step("the invoices page lists them with period, currency, total and status, each linked")
+    driver.get(f"{BASE}/o/{org}/invoices")
+    rows = wait(driver, "two invoices", lambda d: d.find_elements(By.CSS_SELECTOR, "#invoices tr.invoice"))
+    cells = {r.find_elements(By.TAG_NAME, "td")[1].text: [c.text for c in r.find_elements(By.TAG_NAME, "td")] for r in rows}
+    assert sorted(cells) == ["JPY", "USD"], cells
+    assert cells["USD"][0] == period and cells["USD"][2] == "13.00 USD" and cells["USD"][3].startswith("Issued"), cells
+    assert cells["JPY"][2] == "1500 JPY", cells
+    shot(driver, "16-invoices")
+
+    step("an invoice that is not there: the portal's page says what the Hub said")
+    driver.get(f"{BASE}/o/{org}/invoices/inv-nothing")
+    wait(driver, "the error page", lambda d: "Something went wrong" in d.find_element(By.TAG_NAME, "h1").text)
+    assert "has no invoice inv-nothing" in driver.find_element(By.TAG_NAME, "main").text
+    errors = console_errors(driver)  # the 404 of the page itself, and only it
+    assert len(errors) == 1 and "404" in errors[0]["message"], errors
+    driver.get(f"{BASE}/o/{org}/invoices")
+
+    step("an invoice opens as the Hub prints it, app-given text escaped")
+    driver.find_element(By.PARTIAL_LINK_TEXT, f"inv-{org}-{period}-USD").click()
+    wait(driver, "the invoice", lambda d: "Invoice" in d.find_element(By.TAG_NAME, "h1").text)
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert "3 seats <b>pro</b>" in body and "13.00 USD" in body and "Tess Books" in body, body
+    shot(driver, "17-invoice")
+    driver.back()
+    wait(driver, "the invoices page", lambda d: d.find_elements(By.ID, "invoices"))
 
 
 if __name__ == "__main__":

@@ -24,20 +24,7 @@ pub fn escape(text: &str) -> String {
 /// Minor units as a decimal amount in the currency's own decimals:
 /// 123456 USD -> "1234.56 USD", 1500 JPY -> "1500 JPY", 1500 KWD -> "1.500 KWD".
 pub fn amount(minor: i64, currency: &str) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    let decimals = super::money::exponent(currency);
-    if decimals == 0 {
-        return format!("{sign}{abs} {}", escape(currency));
-    }
-    let scale = 10u64.pow(decimals);
-    format!(
-        "{sign}{}.{:0width$} {}",
-        abs / scale,
-        abs % scale,
-        escape(currency),
-        width = decimals as usize
-    )
+    escape(&mno_events::money::amount(minor, currency))
 }
 
 /// The page of `invoice` for the org named `org_name`.

@@ -26,26 +26,6 @@ const ISO_4217: &[&str] = &[
     "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
 ];
 
-/// Currencies whose minor unit is the unit itself (ISO 4217 exponent 0).
-const NO_DECIMALS: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
-    "XAF", "XOF", "XPF",
-];
-/// Currencies with a thousandth as minor unit (ISO 4217 exponent 3).
-const THREE_DECIMALS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
-
-/// How many decimals the minor unit of `currency` stands for: 2 for USD
-/// (cents), 0 for JPY (yen), 3 for KWD (fils).
-pub fn exponent(currency: &str) -> u32 {
-    if NO_DECIMALS.contains(&currency) {
-        0
-    } else if THREE_DECIMALS.contains(&currency) {
-        3
-    } else {
-        2
-    }
-}
-
 /// A known ISO 4217 code, upper-cased.
 pub fn currency(value: Option<&str>) -> Result<String, String> {
     let raw = value.ok_or("currency is required: an ISO 4217 code such as USD")?;

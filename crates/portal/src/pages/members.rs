@@ -1,9 +1,12 @@
-//! Members of the organisation and their roles.
+//! Members of the organisation and their roles, and (for admins) the
+//! invitations: adding someone by email invites them, and they become a
+//! member once they accept (`POST /hub/v1/orgs/{org}/members` answers the
+//! pending invitation). Pending invitations are listed with **Revoke**.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use maud::html;
+use maud::{html, Markup};
 use serde_json::json;
 
 use crate::api::{enc, ApiFailure};
@@ -32,6 +35,20 @@ async fn render(
         .await
         .map_err(|e| PageError::from_api(e, &session.here))?;
     let admin = chrome.is_admin();
+    // Only admins may list invitations; for the others the section is not there.
+    let pending = if admin {
+        Some(
+            state
+                .api
+                .get(
+                    session.auth(),
+                    &format!("/hub/v1/orgs/{}/invitations", enc(org)),
+                )
+                .await,
+        )
+    } else {
+        None
+    };
     let body = html! {
         @if let Some(f) = failure { (layout::problems(f.others(&["email", "role"]))) }
         table {
@@ -68,9 +85,17 @@ async fn render(
                 }
             }
         }
+        @match &pending {
+            Some(Ok(pending)) => { (invitations_table(org, &session.csrf, pending)) }
+            Some(Err(f)) => { (layout::failed(f)) }
+            None => {}
+        }
         @if admin {
-            h2 { "Add a member" }
-            p.hint { "They must have signed up already." }
+            h2 { "Invite a member" }
+            p.hint {
+                "They get an invitation to accept or decline when they sign in with this email "
+                "(or sign up with it, if they have no account yet); they become a member once they accept."
+            }
             form method="post" action={ "/o/" (org) "/members" } {
                 (forms::csrf(&session.csrf))
                 (Field::new("email", "Email").kind("email").value(forms::value(form, "email")).render(failure))
@@ -81,11 +106,49 @@ async fn render(
                     }
                     @if let Some(f) = failure { @for e in f.for_field("role") { p.field-error { (e) } } }
                 }
-                button type="submit" { "Add member" }
+                button type="submit" { "Send invitation" }
             }
+        } @else {
+            p.hint { "The organisation's admins invite new members by email." }
         }
     };
     Ok(layout::page("Members", &chrome, body).into_response())
+}
+
+/// The pending invitations, each with its **Revoke** button.
+fn invitations_table(org: &str, csrf: &str, pending: &serde_json::Value) -> Markup {
+    let pending = pending["invitations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    html! {
+        @if !pending.is_empty() {
+            table #pending-invitations {
+                caption { "Pending invitations" }
+                thead { tr {
+                    th scope="col" { "Email" } th scope="col" { "Role" } th scope="col" { "Sent" }
+                    th scope="col" { span.skip { "Actions" } }
+                } }
+                tbody {
+                    @for invitation in &pending {
+                        @let id = invitation["id"].as_str().unwrap_or_default();
+                        @let email = invitation["email"].as_str().unwrap_or_default();
+                        tr.invitation {
+                            td { (email) }
+                            td { (invitation["role"].as_str().unwrap_or_default().replace('_', " ")) }
+                            td { (invitation["created_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default()) }
+                            td {
+                                form.inline method="post" action={ "/o/" (org) "/invitations/" (id) "/revoke" } {
+                                    (forms::csrf(csrf))
+                                    button.danger type="submit" aria-label={ "Revoke the invitation of " (email) } { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 pub async fn page(
@@ -128,6 +191,21 @@ pub async fn add(
     then_back(&state, &session, &org, &form, call).await
 }
 
+pub async fn revoke_invitation(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, invitation)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let path = format!(
+        "/hub/v1/orgs/{}/invitations/{}",
+        enc(&org),
+        enc(&invitation)
+    );
+    delete_then_back(&state, &session, &org, &path).await
+}
+
 pub async fn change_role(
     State(state): State<PortalState>,
     session: Session,
@@ -154,12 +232,17 @@ pub async fn remove(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
-    let call = state
-        .api
-        .delete(
-            session.auth(),
-            &format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user)),
-        )
-        .await;
-    then_back(&state, &session, &org, &FormData::new(), call).await
+    let path = format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user));
+    delete_then_back(&state, &session, &org, &path).await
+}
+
+/// A DELETE of the Hub (a member, an invitation), then the members page again.
+async fn delete_then_back(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    path: &str,
+) -> Result<Response, PageError> {
+    let call = state.api.delete(session.auth(), path).await;
+    then_back(state, session, org, &FormData::new(), call).await
 }

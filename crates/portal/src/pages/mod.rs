@@ -6,6 +6,8 @@
 pub mod auth;
 pub mod dashboard;
 pub mod home;
+pub mod invitations;
+pub mod invoices;
 pub mod marketplace;
 pub mod members;
 pub mod operator;

@@ -25,8 +25,7 @@ pub async fn page(
     let bus = match state.api.get(session.auth(), "/operator/v1/bus").await {
         Ok(bus) => bus,
         Err(e) if e.status == StatusCode::FORBIDDEN => {
-            let body =
-                html! { p.notice { "This page is for the platform's operators. " (e.summary()) } };
+            let body = html! { p.notice { "This page is for the platform's operators (" (e.summary()) ")." } };
             return Ok(layout::page("Operator", &chrome, body).into_response());
         }
         Err(e) => return Err(PageError::from_api(e, &session.here)),

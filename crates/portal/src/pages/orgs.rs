@@ -1,4 +1,5 @@
-//! The user's organisations: list, create, and switch between them.
+//! The user's organisations: list, create, switch between them, and the
+//! invitations to join others (answered in [`super::invitations`]).
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,17 +15,21 @@ use crate::layout::{self, Chrome, SECTIONS};
 use crate::session::Session;
 use crate::PortalState;
 
-async fn render(
+/// The page; `failure` is the create form's refusal, `answer_failure` that of
+/// an answer to an invitation.
+pub(super) async fn render(
     state: &PortalState,
     session: &Session,
     form: &FormData,
     failure: Option<&ApiFailure>,
+    answer_failure: Option<&ApiFailure>,
 ) -> Result<Response, PageError> {
     let chrome = Chrome::load(state, session, None, "orgs").await?;
     let fields = ["name", "currency", "timezone", "country"];
     let body = html! {
+        (super::invitations::received(&chrome, answer_failure))
         @if chrome.orgs.is_empty() {
-            p.notice { "You are not in any organisation yet: create one to install apps and see its dashboard." }
+            p.notice { "You are not in any organisation yet: accept an invitation, or create one to install apps and see its dashboard." }
         } @else {
             table {
                 caption { "Your organisations" }
@@ -59,7 +64,7 @@ pub async fn page(
     State(state): State<PortalState>,
     session: Session,
 ) -> Result<Response, PageError> {
-    render(&state, &session, &FormData::new(), None).await
+    render(&state, &session, &FormData::new(), None, None).await
 }
 
 pub async fn create(
@@ -85,7 +90,7 @@ pub async fn create(
         Err(failure) if failure.status == axum::http::StatusCode::UNAUTHORIZED => {
             Err(PageError::from_api(failure, "/orgs"))
         }
-        Err(failure) => render(&state, &session, &form, Some(&failure)).await,
+        Err(failure) => render(&state, &session, &form, Some(&failure), None).await,
     }
 }
 
