@@ -86,11 +86,18 @@ impl Platform {
             tracing::info!(%stream, ?outcome, "stream provisioned");
         }
 
+        // The portal passes its visitors' addresses to the Hub under this key.
+        let frontend_key = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let hub = Hub::start(HubDeps {
             bus: bus.clone(),
             db: db.clone(),
             config: HubConfig {
                 trusted_proxies: config.trusted_proxies.clone(),
+                frontend_key: Some(frontend_key.clone()),
                 allow_private_webhooks: config.allow_private_webhooks,
                 account_webhook_retry_schedule: config.delivery_config().retry_schedule,
                 billing_interval: (config.billing_interval_secs > 0)
@@ -166,6 +173,7 @@ impl Platform {
         // The portal is a client of the public API, reached over loopback like any frontend.
         let portal = mno_portal::router(mno_portal::PortalConfig {
             api_base: self_url(http_addr),
+            frontend_key: Some(frontend_key),
         });
         let operator = crate::operator::router(crate::operator::OperatorState {
             js: bus.js.clone(),

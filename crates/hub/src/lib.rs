@@ -59,6 +59,11 @@ pub struct HubConfig {
     pub login_window: Duration,
     /// Proxies whose `X-Forwarded-For` names the client; from others it is ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The key the platform's own web front (the portal, in this process)
+    /// sends with its visitor's connection (`api::users::FRONTEND_KEY_HEADER`),
+    /// so that sign-in limits count each visitor, not the portal once.
+    /// `None`: no front forwards visitors.
+    pub frontend_key: Option<String>,
     /// Answer `mno.idm.v1.check` and `mno.directory.v1.*` on NATS.
     pub serve_nats: bool,
     /// Test hook: stop the outbox relay at a crash point.
@@ -89,6 +94,7 @@ impl Default for HubConfig {
             login_failures_per_address: 20,
             login_window: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
+            frontend_key: None,
             serve_nats: true,
             relay_failpoint: None,
             known_entities: Vec::new(),

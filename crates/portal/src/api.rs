@@ -11,6 +11,9 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy)]
 pub enum Auth<'a> {
     Anonymous,
+    /// Anonymous, for a visitor whose sign-in or sign-up the Hub limits per
+    /// client address: their connection is passed on under the front's key.
+    Visitor(&'a crate::session::VisitorOrigin),
     /// A user's Hub session token (`mst_...`).
     Session(&'a str),
     /// An app's API key and secret.
@@ -24,7 +27,13 @@ pub enum Auth<'a> {
 pub struct Api {
     http: reqwest::Client,
     base: String,
+    /// The Hub's key for this front (`HubConfig::frontend_key`).
+    frontend_key: Option<String>,
 }
+
+/// The Hub's names for what [`Auth::Visitor`] sends (`mno_hub::api::users`).
+const FRONTEND_KEY_HEADER: &str = "x-mno-frontend-key";
+const VISITOR_PEER_HEADER: &str = "x-mno-visitor-peer";
 
 /// One error of the platform's answer.
 #[derive(Debug, Clone, Default)]
@@ -92,8 +101,9 @@ impl fmt::Display for ApiFailure {
 }
 
 impl Api {
-    pub fn new(base: &str) -> Api {
+    pub fn new(base: &str, frontend_key: Option<String>) -> Api {
         Api {
+            frontend_key,
             http: reqwest::Client::builder()
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .build()
@@ -115,6 +125,18 @@ impl Api {
         let request = self.http.request(method, format!("{}{path}", self.base));
         match auth {
             Auth::Anonymous => request,
+            Auth::Visitor(origin) => {
+                let (Some(key), Some(peer)) = (&self.frontend_key, origin.peer) else {
+                    return request;
+                };
+                let request = request
+                    .header(FRONTEND_KEY_HEADER, key)
+                    .header(VISITOR_PEER_HEADER, peer.to_string());
+                match &origin.forwarded_for {
+                    Some(hops) => request.header("x-forwarded-for", hops),
+                    None => request,
+                }
+            }
             Auth::Session(token) => request.bearer_auth(token),
             Auth::App { key, secret } => request.basic_auth(key, Some(secret)),
         }

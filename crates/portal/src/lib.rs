@@ -29,6 +29,9 @@ use axum::Router;
 pub struct PortalConfig {
     /// The platform's base URL as the portal reaches it, e.g. `http://127.0.0.1:8080`.
     pub api_base: String,
+    /// The Hub's key for this front (`HubConfig::frontend_key`): with it,
+    /// sign-ins are counted at each visitor's address. `None`: at the portal's.
+    pub frontend_key: Option<String>,
 }
 
 #[derive(Clone)]
@@ -42,7 +45,7 @@ pub struct PortalState {
 /// The portal's routes: pages, their form posts, the live stream and the assets.
 pub fn router(config: PortalConfig) -> Router {
     let state = PortalState {
-        api: api::Api::new(&config.api_base),
+        api: api::Api::new(&config.api_base, config.frontend_key),
         csrf_key: Arc::new(rand::random()),
     };
     use pages::{

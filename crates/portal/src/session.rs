@@ -174,6 +174,39 @@ pub struct Visitor {
     pub fresh: bool,
     pub csrf: String,
     pub signed_in: bool,
+    /// Where the visitor connects from, passed on with sign-in and sign-up.
+    pub origin: VisitorOrigin,
+}
+
+/// The visitor's connection as the edge saw it: its peer, and the
+/// `X-Forwarded-For` it came with. The portal passes both on with the calls
+/// that sign-in limits count (`crate::api::Auth::Visitor`), so that the Hub
+/// counts each visitor at their own address, not the portal's loopback one.
+#[derive(Debug, Clone, Default)]
+pub struct VisitorOrigin {
+    pub peer: Option<std::net::IpAddr>,
+    pub forwarded_for: Option<String>,
+}
+
+impl VisitorOrigin {
+    fn of(parts: &Parts) -> VisitorOrigin {
+        use axum::extract::ConnectInfo;
+        VisitorOrigin {
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+            forwarded_for: {
+                let hops: Vec<&str> = parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .collect();
+                (!hops.is_empty()).then(|| hops.join(", "))
+            },
+        }
+    }
 }
 
 impl Visitor {
@@ -202,6 +235,7 @@ where
                 .collect()
         });
         Ok(Visitor {
+            origin: VisitorOrigin::of(parts),
             csrf: csrf_token(&state, &anon),
             signed_in: cookie(&parts.headers, SESSION_COOKIE).is_some(),
             anon,

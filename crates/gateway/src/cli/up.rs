@@ -59,7 +59,7 @@ pub async fn run(args: Args) -> Result<()> {
 
 /// Seed the demo through the public API, then keep its app writing.
 async fn start_demo(base_url: &str, every_seconds: u64) -> Result<tokio::task::JoinHandle<()>> {
-    let api = mno_portal::api::Api::new(base_url);
+    let api = mno_portal::api::Api::new(base_url, None);
     let demo = mno_portal::demo::seed(&api).await?;
     tracing::info!(org = %demo.org, seeded = demo.seeded, "demo ready");
     let every = std::time::Duration::from_secs(every_seconds.max(1));

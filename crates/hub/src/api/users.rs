@@ -51,7 +51,7 @@ pub async fn signup(
     let name = problems.check("/name", validate::name("name", body.name.as_deref()));
     problems.into_result()?;
     let (email, password, name) = (email.unwrap(), password.unwrap(), name.unwrap());
-    let address = client_address(connect, &headers, &state.config.trusted_proxies);
+    let address = request_client(&state, connect, &headers);
     let limits = &state.limits;
     limits
         .signup_per_email
@@ -93,6 +93,46 @@ pub struct SignIn {
     #[schema(format = Email, max_length = 254)]
     email: Option<String>,
     password: Option<String>,
+}
+
+/// Sent by the platform's own web front on the calls it makes for a visitor:
+/// the front's key, and the visitor's connection peer (the visitor's
+/// `X-Forwarded-For` comes along unchanged, as a proxy would pass it).
+pub const FRONTEND_KEY_HEADER: &str = "x-mno-frontend-key";
+pub const VISITOR_PEER_HEADER: &str = "x-mno-visitor-peer";
+
+/// The client a request speaks for, as sign-in limits count it: the
+/// visitor when the platform's web front calls for one (its key matches),
+/// else [`client_address`] of the connection.
+pub fn request_client(
+    state: &AppState,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let trusted = &state.config.trusted_proxies;
+    match frontend_visitor(state.config.frontend_key.as_deref(), headers) {
+        Some(visitor) => client_address(
+            Some(Extension(ConnectInfo(SocketAddr::new(visitor, 0)))),
+            headers,
+            trusted,
+        ),
+        None => client_address(connect, headers, trusted),
+    }
+}
+
+/// The visitor's peer the web front names, if the front's key is right.
+fn frontend_visitor(key: Option<&str>, headers: &HeaderMap) -> Option<IpAddr> {
+    let key = key?;
+    let sent = headers.get(FRONTEND_KEY_HEADER)?.to_str().ok()?;
+    if !secrets::hashes_match(&secrets::sha256_hex(sent), &secrets::sha256_hex(key)) {
+        return None;
+    }
+    headers
+        .get(VISITOR_PEER_HEADER)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The client's address: the connection's peer, unless the peer is a trusted
@@ -168,7 +208,7 @@ pub async fn login(
     problems.into_result()?;
     let (email, password) = (email.unwrap(), body.password.unwrap());
 
-    let address = client_address(connect, &headers, &state.config.trusted_proxies);
+    let address = request_client(&state, connect, &headers);
     let user = authenticate(&state, &email, password, address.as_deref()).await?;
     let (token, _session_id, expires_at) = start_session(&state, &user).await?;
     Ok((

@@ -19,7 +19,7 @@ use super::claims::{self, OrgClaim};
 use super::pages::{PageForm, PageQuery};
 use super::store::{self as sso_store, Grant};
 use super::{browser, pages, AUTHORIZE_PATH};
-use crate::api::users::{authenticate, client_address, start_session};
+use crate::api::users::{authenticate, request_client, start_session};
 use crate::api::AppState;
 use crate::secrets;
 use crate::store::users::{SessionUser, UserRow};
@@ -312,7 +312,7 @@ pub async fn submit(
                 Err(detail) => return sign_in_form(&state, &headers, &request, Some(&detail)),
             };
             let password = params.password.clone().unwrap_or_default();
-            let address = client_address(connect, &headers, &state.config.trusted_proxies);
+            let address = request_client(&state, connect, &headers);
             let user = match authenticate(&state, &email, password, address.as_deref()).await {
                 Ok(user) => user,
                 Err(e) => {

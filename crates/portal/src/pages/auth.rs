@@ -79,7 +79,7 @@ pub async fn signin(
         json!({"email": email, "password": form.get("password").cloned().unwrap_or_default()});
     match state
         .api
-        .post(Auth::Anonymous, "/hub/v1/sessions", &body)
+        .post(Auth::Visitor(&visitor.origin), "/hub/v1/sessions", &body)
         .await
     {
         Ok(answer) => Ok(signed_in(
@@ -122,7 +122,7 @@ pub async fn signup(
     let user = json!({"name": forms::value(&form, "name"), "email": forms::value(&form, "email"), "password": password});
     if let Err(failure) = state
         .api
-        .post(Auth::Anonymous, "/hub/v1/users", &user)
+        .post(Auth::Visitor(&visitor.origin), "/hub/v1/users", &user)
         .await
     {
         return Ok(signup_form(&visitor, &form, Some(&failure)).into_response());
@@ -130,7 +130,11 @@ pub async fn signup(
     let credentials = json!({"email": forms::value(&form, "email"), "password": password});
     match state
         .api
-        .post(Auth::Anonymous, "/hub/v1/sessions", &credentials)
+        .post(
+            Auth::Visitor(&visitor.origin),
+            "/hub/v1/sessions",
+            &credentials,
+        )
         .await
     {
         Ok(answer) => Ok(signed_in(
