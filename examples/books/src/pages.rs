@@ -1,0 +1,601 @@
+//! Books' routes: pages, sign-in and the webhook endpoint.
+
+use axum::extract::{FromRef, Path, Query, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{Datelike, Utc};
+use mno_sdk::billing::NewBill;
+use mno_sdk::connec::{Collection, Record, WriteOptions};
+use mno_sdk::sso::{PendingSignIn, Sso};
+use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
+use mno_sdk::{Error, Mno};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::store::{Customer, Invoice, Session, Store};
+use crate::sync::{self, CustomerFields, PersonChange};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub mno: Mno,
+    pub sso: Sso,
+    pub receiver: Receiver,
+    pub store: Store,
+    pub public_url: String,
+    pub app_id: String,
+    pub monthly_price_cents: u64,
+}
+
+impl FromRef<AppState> for Receiver {
+    fn from_ref(state: &AppState) -> Receiver {
+        state.receiver.clone()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/customers", post(add_customer))
+        .route("/customers/{id}", post(edit_customer))
+        .route("/customers/{id}/delete", post(delete_customer))
+        .route("/invoices", post(add_invoice))
+        .route("/invoices/{id}/payments", post(add_payment))
+        .route("/monthly-bill", post(monthly_bill))
+        .route("/catch-up", post(catch_up))
+        .route("/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/logout", get(logout))
+        .route("/mno", post(webhook))
+        .with_state(state)
+}
+
+/// Any failure of a page: a 500 naming it (this is an example, not a product).
+struct PageError(anyhow::Error);
+
+impl<E: Into<anyhow::Error>> From<E> for PageError {
+    fn from(e: E) -> PageError {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<p>Something went wrong: {}</p>",
+            escape(&self.0.to_string())
+        );
+        (StatusCode::INTERNAL_SERVER_ERROR, Html(page(&body))).into_response()
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#x27;")
+}
+
+fn page(body: &str) -> String {
+    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>Books</title></head><body><h1>Books</h1>{body}</body></html>")
+}
+
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str) -> (header::HeaderName, String) {
+    (
+        header::SET_COOKIE,
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax"),
+    )
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Cents as the decimal text Connec! takes ("1250.50").
+fn decimal(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The signed-in user, if their Books session and their Hub session both live.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
+    let Some(token) = cookie(headers, "books_session") else {
+        return Ok(None);
+    };
+    let Some(session) = state.store.session(token).await? else {
+        return Ok(None);
+    };
+    // Signed out of the Hub: signed out of Books too.
+    if !state.sso.session_check(&session.hub_session).await?.valid {
+        state.store.end_session(token).await?;
+        return Ok(None);
+    }
+    Ok(Some(session))
+}
+
+fn people(state: &AppState, org: &str) -> Collection<CustomerFields> {
+    state.mno.connec().collection(org, "people")
+}
+
+#[derive(Deserialize)]
+struct Notice {
+    resolved: Option<String>,
+    billed: Option<String>,
+    caught_up: Option<usize>,
+}
+
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(notice): Query<Notice>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        let body = "<p>Signed out.</p><p><a href=\"/login\">Sign in with Mno</a></p>";
+        return Ok(Html(page(body)).into_response());
+    };
+    let mut notices = String::new();
+    if let Some(id) = notice.resolved {
+        notices.push_str(&format!(
+            "<p class=\"notice\">{} was changed meanwhile; your edit was applied to its latest version.</p>",
+            escape(&id)
+        ));
+    }
+    if let Some(bill) = notice.billed {
+        notices.push_str(&format!(
+            "<p class=\"notice\">Monthly bill {} submitted.</p>",
+            escape(&bill)
+        ));
+    }
+    if let Some(n) = notice.caught_up {
+        notices.push_str(&format!(
+            "<p class=\"notice\">Caught up: {n} changes applied.</p>"
+        ));
+    }
+    let customers = state.store.customers(&session.org).await?;
+    let mut rows = String::new();
+    for c in &customers {
+        let id = escape(&c.id);
+        let (first, last) = (escape(&c.first_name), escape(&c.last_name));
+        rows.push_str(&format!(
+            "<li><span id=\"{id}\">{first} {last}</span>\
+             <form method=\"post\" action=\"/customers/{id}\"><input type=\"hidden\" name=\"version\" value=\"{}\">\
+             <input type=\"hidden\" name=\"seen_first_name\" value=\"{first}\"><input type=\"hidden\" name=\"seen_last_name\" value=\"{last}\">\
+             <input name=\"first_name\" value=\"{first}\"><input name=\"last_name\" value=\"{last}\"><button>Save</button></form>\
+             <form method=\"post\" action=\"/customers/{id}/delete\"><button>Delete</button></form></li>",
+            c.version
+        ));
+    }
+    let mut invoices = String::new();
+    for i in state.store.invoices(&session.org).await? {
+        invoices.push_str(&format!(
+            "<li id=\"{id}\">{id} to {customer}: {total} {currency}, balance {balance}\
+             <form method=\"post\" action=\"/invoices/{id}/payments\"><input name=\"amount\" placeholder=\"Amount\">\
+             <button>Record payment</button></form></li>",
+            id = escape(&i.id),
+            customer = escape(&i.customer_id),
+            total = decimal(i.total_cents),
+            currency = escape(&i.currency),
+            balance = decimal(i.balance_cents),
+        ));
+    }
+    let options: String = customers
+        .iter()
+        .map(|c| format!("<option value=\"{0}\">{0}</option>", escape(&c.id)))
+        .collect();
+    let body = format!(
+        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p>{notices}\
+         <h2>Customers</h2><ul>{rows}</ul>\
+         <form method=\"post\" action=\"/customers\"><input name=\"first_name\" placeholder=\"First name\">\
+         <input name=\"last_name\" placeholder=\"Last name\"><button>Add</button></form>\
+         <h2>Invoices</h2><ul>{invoices}</ul>\
+         <form method=\"post\" action=\"/invoices\"><select name=\"customer\">{options}</select>\
+         <input name=\"amount\" placeholder=\"Amount\"><button>Issue invoice</button></form>\
+         <h2>Subscription</h2><form method=\"post\" action=\"/monthly-bill\"><button>Submit this month's bill ({} {})</button></form>\
+         <form method=\"post\" action=\"/catch-up\"><button>Catch up from the change feed</button></form>",
+        escape(&session.user_name),
+        escape(&session.org_name),
+        decimal(state.monthly_price_cents as i64),
+        escape(&session.org_currency),
+    );
+    Ok(Html(page(&body)).into_response())
+}
+
+#[derive(Deserialize)]
+struct NewCustomer {
+    first_name: String,
+    last_name: String,
+}
+
+/// Adds a customer: shared through Connec! under Books' id, then kept locally.
+async fn add_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewCustomer>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let id = state.store.next_id().await?;
+    let fields = CustomerFields {
+        first_name: form.first_name,
+        last_name: form.last_name,
+    };
+    let record = people(&state, &session.org).create(&id, &fields).await?;
+    save_customer(&state, &session.org, &id, record).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn save_customer(
+    state: &AppState,
+    org: &str,
+    id: &str,
+    record: Record<CustomerFields>,
+) -> Result<(), PageError> {
+    state
+        .store
+        .upsert_customer(&Customer {
+            id: id.to_owned(),
+            org: org.to_owned(),
+            connec_id: record.id.connec_id().unwrap_or_default().to_owned(),
+            first_name: record.fields.first_name,
+            last_name: record.fields.last_name,
+            version: record.version as i64,
+        })
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct CustomerEdit {
+    /// The version the user saw.
+    version: u64,
+    seen_first_name: String,
+    seen_last_name: String,
+    first_name: String,
+    last_name: String,
+}
+
+/// Saves an edit: only the fields the user changed, if the record is still at
+/// the version they saw; if it changed meanwhile (409), re-reads it and
+/// applies the same changes to its latest version.
+async fn edit_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CustomerEdit>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let mut patch = Map::new();
+    if form.first_name != form.seen_first_name {
+        patch.insert("first_name".into(), Value::String(form.first_name));
+    }
+    if form.last_name != form.seen_last_name {
+        patch.insert("last_name".into(), Value::String(form.last_name));
+    }
+    if patch.is_empty() {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let people = people(&state, &session.org);
+    let (record, resolved) = match people
+        .update(&id, &patch, &WriteOptions::if_match(form.version))
+        .await
+    {
+        Ok(record) => (record, false),
+        Err(Error::StaleVersion { .. }) => {
+            let latest = people.get(&id).await?;
+            let record = people
+                .update(&id, &patch, &WriteOptions::if_match(latest.version))
+                .await?;
+            (record, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    save_customer(&state, &session.org, &id, record).await?;
+    let to = if resolved {
+        format!("/?resolved={id}")
+    } else {
+        "/".to_owned()
+    };
+    Ok(Redirect::to(&to).into_response())
+}
+
+async fn delete_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    people(&state, &session.org)
+        .delete(&id, &WriteOptions::default())
+        .await?;
+    state.store.delete_customer(&id).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// An amount typed as "120" or "120.50", in cents.
+fn parse_cents(text: &str) -> Option<i64> {
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), "0"));
+    if frac.len() > 2 {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    (whole >= 0).then_some(whole * 100 + frac)
+}
+
+fn bad_amount(text: &str) -> Response {
+    let body = format!(
+        "<p>{} is not an amount: type one such as 120 or 120.50. <a href=\"/\">Back</a></p>",
+        escape(text)
+    );
+    (StatusCode::BAD_REQUEST, Html(page(&body))).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewInvoice {
+    customer: String,
+    amount: String,
+}
+
+/// Issues an invoice to a customer, shared through Connec! as a sales invoice.
+async fn add_invoice(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewInvoice>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Some(cents) = parse_cents(&form.amount) else {
+        return Ok(bad_amount(&form.amount));
+    };
+    let id = state.store.next_id().await?;
+    let today = Utc::now().date_naive();
+    let fields = json!({
+        "type": "CUSTOMER", "status": "AUTHORISED", "title": format!("Invoice {id}"),
+        "transaction_date": today.to_string(), "due_date": (today + chrono::Duration::days(30)).to_string(),
+        "currency": session.org_currency, "total_amount": decimal(cents), "balance": decimal(cents),
+        "person_id": form.customer,
+    });
+    state
+        .mno
+        .connec()
+        .collection::<Value>(&session.org, "invoices")
+        .create(&id, &fields)
+        .await?;
+    state
+        .store
+        .save_invoice(&Invoice {
+            id,
+            org: session.org,
+            customer_id: form.customer,
+            currency: session.org_currency,
+            total_cents: cents,
+            balance_cents: cents,
+        })
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+#[derive(Deserialize)]
+struct NewPayment {
+    amount: String,
+}
+
+/// Records a payment of an invoice and shares its new balance.
+async fn add_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(invoice_id): Path<String>,
+    Form(form): Form<NewPayment>,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Some(cents) = parse_cents(&form.amount) else {
+        return Ok(bad_amount(&form.amount));
+    };
+    let Some(invoice) = state.store.invoice(&session.org, &invoice_id).await? else {
+        let body = "<p>No such invoice. <a href=\"/\">Back</a></p>";
+        return Ok((StatusCode::NOT_FOUND, Html(page(body))).into_response());
+    };
+    let balance = invoice.balance_cents - cents;
+    let status = if balance <= 0 { "PAID" } else { "AUTHORISED" };
+    state
+        .mno
+        .connec()
+        .collection::<Value>(&session.org, "invoices")
+        .update(
+            &invoice_id,
+            &json!({"balance": decimal(balance), "status": status}),
+            &WriteOptions::default(),
+        )
+        .await?;
+    let payment = state.store.next_id().await?;
+    state
+        .store
+        .add_payment(&payment, &invoice_id, cents)
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// Submits this month's subscription bill for the org. Its idempotency key
+/// names the org and month, so pressing twice bills once.
+async fn monthly_bill(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let today = Utc::now().date_naive();
+    let start = today.with_day(1).unwrap_or(today);
+    let next = if start.month() == 12 {
+        start
+            .with_year(start.year() + 1)
+            .and_then(|d| d.with_month(1))
+    } else {
+        start.with_month(start.month() + 1)
+    }
+    .unwrap_or(start);
+    let last_day = next.pred_opt().unwrap_or(start);
+    let month = start.format("%Y-%m").to_string();
+    let bill = NewBill::new(
+        &session.org,
+        state.monthly_price_cents,
+        &session.org_currency,
+        &format!("Books subscription, {month}"),
+    )
+    .period(
+        &format!("{start}T00:00:00Z"),
+        &format!("{last_day}T23:59:59Z"),
+    );
+    let key = format!("books-monthly-{}-{month}", session.org);
+    let bill = state.mno.billing().create_bill(&bill, &key).await?;
+    Ok(Redirect::to(&format!("/?billed={}", bill.id)).into_response())
+}
+
+/// Applies the changes of the org's change feed since the saved cursor.
+async fn catch_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some(session) = signed_in(&state, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let applied = sync::catch_up(&state.mno, &state.store, &session.org).await?;
+    Ok(Redirect::to(&format!("/?caught_up={applied}")).into_response())
+}
+
+async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
+    let (url, pending) = state.sso.authorization_url()?;
+    let token = random_token();
+    state
+        .store
+        .save_pending(&token, &serde_json::to_string(&pending)?)
+        .await?;
+    Ok((
+        [set_cookie("books_pending", &token)],
+        Redirect::to(url.as_str()),
+    )
+        .into_response())
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    let pending = match cookie(&headers, "books_pending") {
+        Some(token) => state.store.take_pending(token).await?,
+        None => None,
+    };
+    let Some(pending) = pending else {
+        let body = "<p>This sign-in expired. <a href=\"/login\">Sign in again</a></p>";
+        return Ok((StatusCode::BAD_REQUEST, Html(page(body))).into_response());
+    };
+    let pending: PendingSignIn = serde_json::from_str(&pending)?;
+    let signed_in = state
+        .sso
+        .callback(&pending, query.as_deref().unwrap_or(""))
+        .await?;
+    let token = random_token();
+    let user = signed_in.user;
+    state
+        .store
+        .save_session(
+            &token,
+            &Session {
+                user_name: user.name,
+                org: user.org.id,
+                org_name: user.org.name,
+                org_currency: user.org.currency,
+                hub_session: user.session_id,
+                id_token: signed_in.id_token,
+            },
+        )
+        .await?;
+    Ok(([set_cookie("books_session", &token)], Redirect::to("/")).into_response())
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let Some(token) = cookie(&headers, "books_session") else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    let session = state.store.session(token).await?;
+    state.store.end_session(token).await?;
+    match session {
+        Some(session) => {
+            let back = format!("{}/", state.public_url);
+            let url = state.sso.logout_url(&session.id_token, Some(&back), None)?;
+            Ok(Redirect::to(url.as_str()).into_response())
+        }
+        None => Ok(Redirect::to("/").into_response()),
+    }
+}
+
+/// People created, changed or deleted by other apps: applied under Books'
+/// ids, and the new ids told in the answer.
+async fn webhook(
+    State(state): State<AppState>,
+    webhook: Webhook,
+) -> Result<IdMapAnswer, PageError> {
+    let mut answer = IdMapAnswer::new();
+    if let Payload::Records(delivery) = webhook.payload() {
+        for (entity, record) in delivery.records().filter(|(e, _)| *e == "people") {
+            let Some(global) = record.id.connec_id() else {
+                continue;
+            };
+            let fields = if record.is_delete() {
+                None
+            } else {
+                Some(record.parse::<CustomerFields>()?)
+            };
+            let change = PersonChange {
+                org: record.group_id.clone(),
+                connec_id: global.to_owned(),
+                books_id: record.id.local_id(&state.app_id).map(str::to_owned),
+                version: record.version,
+                fields,
+            };
+            if let Some(books_id) = sync::apply(&state.store, change).await? {
+                answer = answer.map(entity, global, &books_id);
+            }
+        }
+    }
+    webhook.done().await;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cents;
+
+    #[test]
+    fn amounts_are_read_in_cents() {
+        assert_eq!(parse_cents("120"), Some(12_000));
+        assert_eq!(parse_cents("120.5"), Some(12_050));
+        assert_eq!(parse_cents(" 0.07 "), Some(7));
+        assert_eq!(parse_cents("1.234"), None);
+        assert_eq!(parse_cents("-3"), None);
+        assert_eq!(parse_cents("ten"), None);
+    }
+}
