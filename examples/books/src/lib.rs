@@ -19,6 +19,7 @@ mod store;
 mod sync;
 
 use anyhow::{Context, Result};
+use mno_example_web::SignIn;
 use mno_sdk::{Config, Mno};
 
 pub use store::Store;
@@ -64,14 +65,13 @@ pub async fn serve(listener: tokio::net::TcpListener, settings: Settings) -> Res
         .clone()
         .context("MNO_APP_ID is required: Books names its own ids by it")?;
     let mno = Mno::new(settings.mno.clone())?;
+    let store = Store::open(&settings.database).await?;
+    let public_url = settings.public_url.trim_end_matches('/');
+    let sso = mno.sso(&format!("{public_url}/auth/callback"));
     let state = pages::AppState {
-        sso: mno.sso(&format!(
-            "{}/auth/callback",
-            settings.public_url.trim_end_matches('/')
-        )),
+        sign_in: SignIn::new(sso, store.pool(), "books", "Books", public_url).await?,
         receiver: mno.webhook_receiver()?,
-        store: Store::open(&settings.database).await?,
-        public_url: settings.public_url.trim_end_matches('/').to_owned(),
+        store,
         monthly_price_cents: settings.monthly_price_cents,
         app_id,
         mno,

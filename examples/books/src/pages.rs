@@ -1,29 +1,28 @@
 //! Books' routes: pages, sign-in and the webhook endpoint.
 
 use axum::extract::{FromRef, Path, Query, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Utc};
+use mno_example_web::{escape, page, PageError, SignIn};
 use mno_sdk::billing::NewBill;
 use mno_sdk::connec::{Collection, Record, WriteOptions};
-use mno_sdk::sso::{PendingSignIn, Sso};
 use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
 use mno_sdk::{Error, Mno};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::store::{Customer, Invoice, Session, Store};
+use crate::store::{Customer, Invoice, Store};
 use crate::sync::{self, CustomerFields, PersonChange};
 
 #[derive(Clone)]
 pub struct AppState {
     pub mno: Mno,
-    pub sso: Sso,
+    pub sign_in: SignIn,
     pub receiver: Receiver,
     pub store: Store,
-    pub public_url: String,
     pub app_id: String,
     pub monthly_price_cents: u64,
 }
@@ -51,80 +50,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Any failure of a page: a 500 naming it (this is an example, not a product).
-struct PageError(anyhow::Error);
-
-impl<E: Into<anyhow::Error>> From<E> for PageError {
-    fn from(e: E) -> PageError {
-        PageError(e.into())
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let body = format!(
-            "<p>Something went wrong: {}</p>",
-            escape(&self.0.to_string())
-        );
-        (StatusCode::INTERNAL_SERVER_ERROR, Html(page(&body))).into_response()
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
-}
-
-fn page(body: &str) -> String {
-    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>Books</title></head><body><h1>Books</h1>{body}</body></html>")
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
-fn set_cookie(name: &str, value: &str) -> (header::HeaderName, String) {
-    (
-        header::SET_COOKIE,
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax"),
-    )
-}
-
-fn random_token() -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::thread_rng().gen();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Cents as the decimal text Connec! takes ("1250.50").
 fn decimal(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-/// The signed-in user, if their Books session and their Hub session both live.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
-    let Some(token) = cookie(headers, "books_session") else {
-        return Ok(None);
-    };
-    let Some(session) = state.store.session(token).await? else {
-        return Ok(None);
-    };
-    // Signed out of the Hub: signed out of Books too.
-    if !state.sso.session_check(&session.hub_session).await?.valid {
-        state.store.end_session(token).await?;
-        return Ok(None);
-    }
-    Ok(Some(session))
 }
 
 fn people(state: &AppState, org: &str) -> Collection<CustomerFields> {
@@ -143,9 +71,9 @@ async fn home(
     headers: HeaderMap,
     Query(notice): Query<Notice>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         let body = "<p>Signed out.</p><p><a href=\"/login\">Sign in with Mno</a></p>";
-        return Ok(Html(page(body)).into_response());
+        return Ok(Html(page("Books", body)).into_response());
     };
     let mut notices = String::new();
     if let Some(id) = notice.resolved {
@@ -211,7 +139,7 @@ async fn home(
         decimal(state.monthly_price_cents as i64),
         escape(&session.org_currency),
     );
-    Ok(Html(page(&body)).into_response())
+    Ok(Html(page("Books", &body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -226,7 +154,7 @@ async fn add_customer(
     headers: HeaderMap,
     Form(form): Form<NewCustomer>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let id = state.store.next_id().await?;
@@ -278,7 +206,7 @@ async fn edit_customer(
     Path(id): Path<String>,
     Form(form): Form<CustomerEdit>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let mut patch = Map::new();
@@ -320,7 +248,7 @@ async fn delete_customer(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     people(&state, &session.org)
@@ -346,7 +274,7 @@ fn bad_amount(text: &str) -> Response {
         "<p>{} is not an amount: type one such as 120 or 120.50. <a href=\"/\">Back</a></p>",
         escape(text)
     );
-    (StatusCode::BAD_REQUEST, Html(page(&body))).into_response()
+    (StatusCode::BAD_REQUEST, Html(page("Books", &body))).into_response()
 }
 
 #[derive(Deserialize)]
@@ -361,7 +289,7 @@ async fn add_invoice(
     headers: HeaderMap,
     Form(form): Form<NewInvoice>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let Some(cents) = parse_cents(&form.amount) else {
@@ -407,7 +335,7 @@ async fn add_payment(
     Path(invoice_id): Path<String>,
     Form(form): Form<NewPayment>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let Some(cents) = parse_cents(&form.amount) else {
@@ -415,7 +343,7 @@ async fn add_payment(
     };
     let Some(invoice) = state.store.invoice(&session.org, &invoice_id).await? else {
         let body = "<p>No such invoice. <a href=\"/\">Back</a></p>";
-        return Ok((StatusCode::NOT_FOUND, Html(page(body))).into_response());
+        return Ok((StatusCode::NOT_FOUND, Html(page("Books", body))).into_response());
     };
     let balance = invoice.balance_cents - cents;
     let status = if balance <= 0 { "PAID" } else { "AUTHORISED" };
@@ -443,7 +371,7 @@ async fn monthly_bill(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let today = Utc::now().date_naive();
@@ -478,7 +406,7 @@ async fn catch_up(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let applied = sync::catch_up(&state.mno, &state.store, &session.org).await?;
@@ -486,17 +414,7 @@ async fn catch_up(
 }
 
 async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
-    let (url, pending) = state.sso.authorization_url()?;
-    let token = random_token();
-    state
-        .store
-        .save_pending(&token, &serde_json::to_string(&pending)?)
-        .await?;
-    Ok((
-        [set_cookie("books_pending", &token)],
-        Redirect::to(url.as_str()),
-    )
-        .into_response())
+    Ok(state.sign_in.login().await?)
 }
 
 async fn callback(
@@ -504,52 +422,11 @@ async fn callback(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let pending = match cookie(&headers, "books_pending") {
-        Some(token) => state.store.take_pending(token).await?,
-        None => None,
-    };
-    let Some(pending) = pending else {
-        let body = "<p>This sign-in expired. <a href=\"/login\">Sign in again</a></p>";
-        return Ok((StatusCode::BAD_REQUEST, Html(page(body))).into_response());
-    };
-    let pending: PendingSignIn = serde_json::from_str(&pending)?;
-    let signed_in = state
-        .sso
-        .callback(&pending, query.as_deref().unwrap_or(""))
-        .await?;
-    let token = random_token();
-    let user = signed_in.user;
-    state
-        .store
-        .save_session(
-            &token,
-            &Session {
-                user_name: user.name,
-                org: user.org.id,
-                org_name: user.org.name,
-                org_currency: user.org.currency,
-                hub_session: user.session_id,
-                id_token: signed_in.id_token,
-            },
-        )
-        .await?;
-    Ok(([set_cookie("books_session", &token)], Redirect::to("/")).into_response())
+    Ok(state.sign_in.callback(&headers, query.as_deref()).await?)
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let Some(token) = cookie(&headers, "books_session") else {
-        return Ok(Redirect::to("/").into_response());
-    };
-    let session = state.store.session(token).await?;
-    state.store.end_session(token).await?;
-    match session {
-        Some(session) => {
-            let back = format!("{}/", state.public_url);
-            let url = state.sso.logout_url(&session.id_token, Some(&back), None)?;
-            Ok(Redirect::to(url.as_str()).into_response())
-        }
-        None => Ok(Redirect::to("/").into_response()),
-    }
+    Ok(state.sign_in.logout(&headers).await?)
 }
 
 /// People created, changed or deleted by other apps: applied under Books'

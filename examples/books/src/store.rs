@@ -1,6 +1,6 @@
 //! Books' own database (SQLite): customers, invoices and payments keyed by
-//! Books' own ids, the change-feed cursor per org, and the sessions of its
-//! signed-in users.
+//! Books' own ids, the change-feed cursor per org, (the
+//! sessions of its signed-in users are `mno_example_web::SignIn`'s).
 
 use anyhow::Result;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -30,18 +30,6 @@ pub struct Invoice {
     pub currency: String,
     pub total_cents: i64,
     pub balance_cents: i64,
-}
-
-/// A signed-in user's session in Books.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub user_name: String,
-    pub org: String,
-    pub org_name: String,
-    pub org_currency: String,
-    /// The Hub session, checked on every page.
-    pub hub_session: String,
-    pub id_token: String,
 }
 
 #[derive(Clone)]
@@ -74,16 +62,17 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS payments (id TEXT PRIMARY KEY, invoice_id TEXT NOT NULL,
                amount_cents INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS change_cursors (org TEXT PRIMARY KEY, cursor INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_name TEXT NOT NULL,
-               org TEXT NOT NULL, org_name TEXT NOT NULL, org_currency TEXT NOT NULL,
-               hub_session TEXT NOT NULL, id_token TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS pending_sign_ins (token TEXT PRIMARY KEY, pending TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS id_sequence (n INTEGER NOT NULL)",
             "INSERT INTO id_sequence (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM id_sequence)",
         ] {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(Store { pool })
+    }
+
+    /// The database, shared with the sign-in's sessions.
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
     }
 
     /// A new Books id, never given before (a deleted record's id is not reused).
@@ -236,68 +225,6 @@ impl Store {
         .bind(cursor as i64)
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    pub async fn save_pending(&self, token: &str, pending: &str) -> Result<()> {
-        sqlx::query("INSERT INTO pending_sign_ins (token, pending) VALUES (?, ?)")
-            .bind(token)
-            .bind(pending)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Takes a pending sign-in out (it is good once).
-    pub async fn take_pending(&self, token: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("DELETE FROM pending_sign_ins WHERE token = ? RETURNING pending")
-                .bind(token)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn save_session(&self, token: &str, session: &Session) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (token, user_name, org, org_name, org_currency, hub_session, id_token)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token)
-        .bind(&session.user_name)
-        .bind(&session.org)
-        .bind(&session.org_name)
-        .bind(&session.org_currency)
-        .bind(&session.hub_session)
-        .bind(&session.id_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn session(&self, token: &str) -> Result<Option<Session>> {
-        let row = sqlx::query(
-            "SELECT user_name, org, org_name, org_currency, hub_session, id_token FROM sessions
-             WHERE token = ?",
-        )
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| Session {
-            user_name: row.get(0),
-            org: row.get(1),
-            org_name: row.get(2),
-            org_currency: row.get(3),
-            hub_session: row.get(4),
-            id_token: row.get(5),
-        }))
-    }
-
-    pub async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token = ?")
-            .bind(token)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 }
