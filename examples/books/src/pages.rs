@@ -6,13 +6,15 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Utc};
-use mno_example_web::{escape, page, PageError, SignIn};
+use mno_example_web::{
+    after_edit, escape, name_row, page, resolved_notice, NameEdit, PageError, SignIn,
+};
 use mno_sdk::billing::NewBill;
 use mno_sdk::connec::{Collection, Record, WriteOptions};
 use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
-use mno_sdk::{Error, Mno};
+use mno_sdk::Mno;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::store::{Customer, Invoice, Store};
 use crate::sync::{self, CustomerFields, PersonChange};
@@ -77,10 +79,7 @@ async fn home(
     };
     let mut notices = String::new();
     if let Some(id) = notice.resolved {
-        notices.push_str(&format!(
-            "<p class=\"notice\">{} was changed meanwhile; your edit was applied to its latest version.</p>",
-            escape(&id)
-        ));
+        notices.push_str(&resolved_notice(&id));
     }
     if let Some(bill) = notice.billed {
         notices.push_str(&format!(
@@ -96,15 +95,13 @@ async fn home(
     let customers = state.store.customers(&session.org).await?;
     let mut rows = String::new();
     for c in &customers {
-        let id = escape(&c.id);
-        let (first, last) = (escape(&c.first_name), escape(&c.last_name));
-        rows.push_str(&format!(
-            "<li><span id=\"{id}\">{first} {last}</span>\
-             <form method=\"post\" action=\"/customers/{id}\"><input type=\"hidden\" name=\"version\" value=\"{}\">\
-             <input type=\"hidden\" name=\"seen_first_name\" value=\"{first}\"><input type=\"hidden\" name=\"seen_last_name\" value=\"{last}\">\
-             <input name=\"first_name\" value=\"{first}\"><input name=\"last_name\" value=\"{last}\"><button>Save</button></form>\
-             <form method=\"post\" action=\"/customers/{id}/delete\"><button>Delete</button></form></li>",
-            c.version
+        let action = format!("/customers/{}", c.id);
+        rows.push_str(&name_row(
+            &action,
+            &c.id,
+            c.version,
+            &c.first_name,
+            &c.last_name,
         ));
     }
     let mut invoices = String::new();
@@ -187,62 +184,24 @@ async fn save_customer(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct CustomerEdit {
-    /// The version the user saw.
-    version: u64,
-    seen_first_name: String,
-    seen_last_name: String,
-    first_name: String,
-    last_name: String,
-}
-
-/// Saves an edit: only the fields the user changed, if the record is still at
-/// the version they saw; if it changed meanwhile (409), re-reads it and
-/// applies the same changes to its latest version.
+/// Saves an edit (see `NameEdit::save`).
 async fn edit_customer(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CustomerEdit>,
+    Form(edit): Form<NameEdit>,
 ) -> Result<Response, PageError> {
     let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let mut patch = Map::new();
-    if form.first_name != form.seen_first_name {
-        patch.insert("first_name".into(), Value::String(form.first_name));
-    }
-    if form.last_name != form.seen_last_name {
-        patch.insert("last_name".into(), Value::String(form.last_name));
-    }
-    if patch.is_empty() {
+    let Some((record, resolved)) = edit.save(&people(&state, &session.org), &id).await? else {
         return Ok(Redirect::to("/").into_response());
-    }
-    let people = people(&state, &session.org);
-    let (record, resolved) = match people
-        .update(&id, &patch, &WriteOptions::if_match(form.version))
-        .await
-    {
-        Ok(record) => (record, false),
-        Err(Error::StaleVersion { .. }) => {
-            let latest = people.get(&id).await?;
-            let record = people
-                .update(&id, &patch, &WriteOptions::if_match(latest.version))
-                .await?;
-            (record, true)
-        }
-        Err(e) => return Err(e.into()),
     };
     save_customer(&state, &session.org, &id, record).await?;
-    let to = if resolved {
-        format!("/?resolved={id}")
-    } else {
-        "/".to_owned()
-    };
-    Ok(Redirect::to(&to).into_response())
+    Ok(after_edit(&id, resolved).into_response())
 }
 
+/// Deletes a customer everywhere: in Connec!, then here.
 async fn delete_customer(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -5,12 +5,13 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mno_example_web::{escape, page, PageError, SignIn};
+use mno_example_web::{
+    after_edit, escape, name_row, page, resolved_notice, NameEdit, PageError, SignIn,
+};
 use mno_sdk::connec::{Collection, Record, WriteOptions};
 use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
-use mno_sdk::{Error, Mno};
+use mno_sdk::Mno;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use crate::store::{Person, Store};
 
@@ -65,23 +66,18 @@ async fn home(
         let body = "<p>Signed out.</p><p><a href=\"/login\">Sign in with Mno</a></p>";
         return Ok(Html(page("CRM", body)).into_response());
     };
-    let notice = notice.resolved.map_or_else(String::new, |id| {
-        format!(
-            "<p class=\"notice\">{} was changed meanwhile; your edit was applied to its latest version.</p>",
-            escape(&id)
-        )
-    });
+    let notice = notice
+        .resolved
+        .map_or_else(String::new, |id| resolved_notice(&id));
     let mut rows = String::new();
-    for person in state.store.people(&session.org).await? {
-        let id = escape(&person.id);
-        let (first, last) = (escape(&person.first_name), escape(&person.last_name));
-        rows.push_str(&format!(
-            "<li><span id=\"{id}\">{first} {last}</span>\
-             <form method=\"post\" action=\"/people/{id}\"><input type=\"hidden\" name=\"version\" value=\"{}\">\
-             <input type=\"hidden\" name=\"seen_first_name\" value=\"{first}\"><input type=\"hidden\" name=\"seen_last_name\" value=\"{last}\">\
-             <input name=\"first_name\" value=\"{first}\"><input name=\"last_name\" value=\"{last}\"><button>Save</button></form>\
-             <form method=\"post\" action=\"/people/{id}/delete\"><button>Delete</button></form></li>",
-            person.version
+    for p in state.store.people(&session.org).await? {
+        let action = format!("/people/{}", p.id);
+        rows.push_str(&name_row(
+            &action,
+            &p.id,
+            p.version,
+            &p.first_name,
+            &p.last_name,
         ));
     }
     let body = format!(
@@ -142,60 +138,21 @@ async fn save_person(
     Ok(())
 }
 
-#[derive(Deserialize)]
-struct PersonEdit {
-    /// The version the user saw.
-    version: u64,
-    seen_first_name: String,
-    seen_last_name: String,
-    first_name: String,
-    last_name: String,
-}
-
-/// Saves an edit: only the fields the user changed, if the person is still at
-/// the version they saw; if they changed meanwhile (409), re-reads them and
-/// applies the same changes to their latest version.
+/// Saves an edit (see `NameEdit::save`).
 async fn edit_person(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<PersonEdit>,
+    Form(edit): Form<NameEdit>,
 ) -> Result<Response, PageError> {
     let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let mut patch = Map::new();
-    if form.first_name != form.seen_first_name {
-        patch.insert("first_name".into(), Value::String(form.first_name));
-    }
-    if form.last_name != form.seen_last_name {
-        patch.insert("last_name".into(), Value::String(form.last_name));
-    }
-    if patch.is_empty() {
+    let Some((record, resolved)) = edit.save(&people(&state, &session.org), &id).await? else {
         return Ok(Redirect::to("/").into_response());
-    }
-    let people = people(&state, &session.org);
-    let (record, resolved) = match people
-        .update(&id, &patch, &WriteOptions::if_match(form.version))
-        .await
-    {
-        Ok(record) => (record, false),
-        Err(Error::StaleVersion { .. }) => {
-            let latest = people.get(&id).await?;
-            let record = people
-                .update(&id, &patch, &WriteOptions::if_match(latest.version))
-                .await?;
-            (record, true)
-        }
-        Err(e) => return Err(e.into()),
     };
     save_person(&state, &session.org, &id, record).await?;
-    let to = if resolved {
-        format!("/?resolved={id}")
-    } else {
-        "/".to_owned()
-    };
-    Ok(Redirect::to(&to).into_response())
+    Ok(after_edit(&id, resolved).into_response())
 }
 
 /// Deletes a person everywhere: in Connec!, then here.
