@@ -2,7 +2,8 @@
 //! database under its own ids and sync both ways with every other app of the
 //! org through Connec!; its users sign in only through the Hub.
 //!
-//! - `GET /`: the people of the signed-in user's org (edit, delete), and a form to add one
+//! - `GET /`: the people of the signed-in user's org (edit: a 409 is resolved by
+//!   re-reading; delete), and a form to add one
 //!   (sent to Connec! under the CRM's id). The Hub session is checked on every page.
 //! - `GET /login`, `GET /auth/callback`, `GET /logout`: single sign-on.
 //! - `POST /mno`: webhooks: people created or changed by other apps are stored

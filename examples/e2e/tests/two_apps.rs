@@ -445,29 +445,35 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         .get(&invoice_id)
         .await?;
     assert_eq!(invoice.fields["balance"], json!("100.00"), "{invoice:?}");
-    let to_date = (chrono::Utc::now().date_naive() + chrono::Duration::days(60)).to_string();
+    // Issued today, due in 30 days: today's P&L counts its total, the aged
+    // receivables its open balance as current.
+    let today = chrono::Utc::now().date_naive().to_string();
     let http = reqwest::Client::new();
-    let revenue = mno_harness::wait_for("Books' invoice in the P&L", WAIT, || async {
-        let answer: Value = http
-            .get(platform.url(&format!(
-                "/impac/api/v2/widgets/accounts/profit_and_loss?org_ids[]={org}&currency=USD&to={to_date}"
-            )))
-            .header("Authorization", basic_auth(&books.key, &books.secret))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let revenue = &answer["content"]["totals"]["revenue"];
-        let value = revenue
+    let widget = |name: &'static str| {
+        let url = platform.url(&format!(
+            "/impac/api/v2/widgets/{name}?org_ids[]={org}&currency=USD&to={today}"
+        ));
+        let request = http
+            .get(url)
+            .header("Authorization", basic_auth(&books.key, &books.secret));
+        async move { request.send().await.ok()?.json::<Value>().await.ok() }
+    };
+    let number = |value: &Value| {
+        value
             .as_str()
             .and_then(|s| s.parse::<f64>().ok())
-            .or_else(|| revenue.as_f64())?;
-        (value > 0.0).then_some(value)
-    })
-    .await;
-    assert_eq!(revenue, 150.0);
+            .or_else(|| value.as_f64())
+    };
+    let (revenue, receivable) =
+        mno_harness::wait_for("Books' invoice and payment in Impac!", WAIT, || async {
+            let pnl = widget("accounts/profit_and_loss").await?;
+            let aged = widget("invoices/aged_payables_receivables").await?;
+            let revenue = number(&pnl["content"]["totals"]["revenue"])?;
+            let receivable = number(&aged["content"]["receivables"]["current"])?;
+            (revenue > 0.0 && receivable < 150.0).then_some((revenue, receivable))
+        })
+        .await;
+    assert_eq!((revenue, receivable), (150.0, 100.0));
 
     // Books' monthly bill (submitted twice, billed once) is on the org's
     // invoice after the billing run of this month.
