@@ -2,7 +2,8 @@
 //! database under its own ids and sync both ways with every other app of the
 //! org through Connec!; its users sign in only through the Hub.
 //!
-//! - `GET /`: the people of the signed-in user's org, and a form to add one
+//! - `GET /`: the people of the signed-in user's org (edit: a 409 is resolved by
+//!   re-reading; delete), and a form to add one
 //!   (sent to Connec! under the CRM's id). The Hub session is checked on every page.
 //! - `GET /login`, `GET /auth/callback`, `GET /logout`: single sign-on.
 //! - `POST /mno`: webhooks: people created or changed by other apps are stored
@@ -12,6 +13,7 @@ mod pages;
 mod store;
 
 use anyhow::{Context, Result};
+use mno_example_web::SignIn;
 use mno_sdk::{Config, Mno};
 
 pub use store::Store;
@@ -48,14 +50,13 @@ pub async fn serve(listener: tokio::net::TcpListener, settings: Settings) -> Res
         .clone()
         .context("MNO_APP_ID is required: the CRM names its own ids by it")?;
     let mno = Mno::new(settings.mno.clone())?;
+    let store = Store::open(&settings.database).await?;
+    let public_url = settings.public_url.trim_end_matches('/');
+    let sso = mno.sso(&format!("{public_url}/auth/callback"));
     let state = pages::AppState {
-        sso: mno.sso(&format!(
-            "{}/auth/callback",
-            settings.public_url.trim_end_matches('/')
-        )),
+        sign_in: SignIn::new(sso, store.pool(), "crm", "CRM", public_url).await?,
         receiver: mno.webhook_receiver()?,
-        store: Store::open(&settings.database).await?,
-        public_url: settings.public_url.trim_end_matches('/').to_owned(),
+        store,
         app_id,
         mno,
     };

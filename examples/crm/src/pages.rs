@@ -1,24 +1,26 @@
 //! The CRM's routes: pages, sign-in and the webhook endpoint.
 
-use axum::extract::{FromRef, RawQuery, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRef, Path, Query, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use mno_sdk::sso::{PendingSignIn, Sso};
+use mno_example_web::{
+    after_edit, escape, name_row, page, resolved_notice, NameEdit, PageError, SignIn,
+};
+use mno_sdk::connec::{Collection, Record, WriteOptions};
 use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
 use mno_sdk::Mno;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Person, Session, Store};
+use crate::store::{Person, Store};
 
 #[derive(Clone)]
 pub struct AppState {
     pub mno: Mno,
-    pub sso: Sso,
+    pub sign_in: SignIn,
     pub receiver: Receiver,
     pub store: Store,
-    pub public_url: String,
     pub app_id: String,
 }
 
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/people", post(add_person))
+        .route("/people/{id}", post(edit_person))
+        .route("/people/{id}/delete", post(delete_person))
         .route("/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/logout", get(logout))
@@ -48,99 +52,42 @@ struct PersonFields {
     last_name: String,
 }
 
-/// Any failure of a page: a 500 naming it (this is an example, not a product).
-struct PageError(anyhow::Error);
-
-impl<E: Into<anyhow::Error>> From<E> for PageError {
-    fn from(e: E) -> PageError {
-        PageError(e.into())
-    }
+#[derive(Deserialize)]
+struct Notice {
+    resolved: Option<String>,
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let body = format!(
-            "<p>Something went wrong: {}</p>",
-            escape(&self.0.to_string())
-        );
-        (StatusCode::INTERNAL_SERVER_ERROR, Html(page(&body))).into_response()
-    }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#x27;")
-}
-
-fn page(body: &str) -> String {
-    format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>CRM</title></head><body><h1>CRM</h1>{body}</body></html>")
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
-fn set_cookie(name: &str, value: &str) -> (header::HeaderName, String) {
-    (
-        header::SET_COOKIE,
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax"),
-    )
-}
-
-fn random_token() -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::thread_rng().gen();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The signed-in user, if their CRM session and their Hub session both live.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, PageError> {
-    let Some(token) = cookie(headers, "crm_session") else {
-        return Ok(None);
-    };
-    let Some(session) = state.store.session(token).await? else {
-        return Ok(None);
-    };
-    // Signed out of the Hub: signed out of the CRM too.
-    if !state.sso.session_check(&session.hub_session).await?.valid {
-        state.store.end_session(token).await?;
-        return Ok(None);
-    }
-    Ok(Some(session))
-}
-
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+async fn home(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(notice): Query<Notice>,
+) -> Result<Response, PageError> {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         let body = "<p>Signed out.</p><p><a href=\"/login\">Sign in with Mno</a></p>";
-        return Ok(Html(page(body)).into_response());
+        return Ok(Html(page("CRM", body)).into_response());
     };
+    let notice = notice
+        .resolved
+        .map_or_else(String::new, |id| resolved_notice(&id));
     let mut rows = String::new();
-    for person in state.store.people(&session.org).await? {
-        rows.push_str(&format!(
-            "<li id=\"{}\">{} {}</li>",
-            escape(&person.id),
-            escape(&person.first_name),
-            escape(&person.last_name)
+    for p in state.store.people(&session.org).await? {
+        let action = format!("/people/{}", p.id);
+        rows.push_str(&name_row(
+            &action,
+            &p.id,
+            p.version,
+            &p.first_name,
+            &p.last_name,
         ));
     }
     let body = format!(
-        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p><h2>People</h2><ul>{rows}</ul>\
+        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p>{notice}<h2>People</h2><ul>{rows}</ul>\
          <form method=\"post\" action=\"/people\"><input name=\"first_name\" placeholder=\"First name\">\
          <input name=\"last_name\" placeholder=\"Last name\"><button>Add</button></form>",
         escape(&session.user_name),
         escape(&session.org_name)
     );
-    Ok(Html(page(&body)).into_response())
+    Ok(Html(page("CRM", &body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -155,7 +102,7 @@ async fn add_person(
     headers: HeaderMap,
     Form(form): Form<NewPerson>,
 ) -> Result<Response, PageError> {
-    let Some(session) = signed_in(&state, &headers).await? else {
+    let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
     };
     let id = state.store.next_id().await?;
@@ -163,37 +110,69 @@ async fn add_person(
         first_name: form.first_name,
         last_name: form.last_name,
     };
-    let record = state
-        .mno
-        .connec()
-        .collection::<PersonFields>(&session.org, "people")
-        .create(&id, &fields)
-        .await?;
+    let record = people(&state, &session.org).create(&id, &fields).await?;
+    save_person(&state, &session.org, &id, record).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+fn people(state: &AppState, org: &str) -> Collection<PersonFields> {
+    state.mno.connec().collection(org, "people")
+}
+
+async fn save_person(
+    state: &AppState,
+    org: &str,
+    id: &str,
+    record: Record<PersonFields>,
+) -> Result<(), PageError> {
     state
         .store
         .upsert_person(&Person {
-            id,
-            org: session.org,
+            id: id.to_owned(),
+            org: org.to_owned(),
             first_name: record.fields.first_name,
             last_name: record.fields.last_name,
             version: record.version as i64,
         })
         .await?;
+    Ok(())
+}
+
+/// Saves an edit (see `NameEdit::save`).
+async fn edit_person(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(edit): Form<NameEdit>,
+) -> Result<Response, PageError> {
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Some((record, resolved)) = edit.save(&people(&state, &session.org), &id).await? else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    save_person(&state, &session.org, &id, record).await?;
+    Ok(after_edit(&id, resolved).into_response())
+}
+
+/// Deletes a person everywhere: in Connec!, then here.
+async fn delete_person(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    people(&state, &session.org)
+        .delete(&id, &WriteOptions::default())
+        .await?;
+    state.store.delete_person(&id).await?;
     Ok(Redirect::to("/").into_response())
 }
 
 async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
-    let (url, pending) = state.sso.authorization_url()?;
-    let token = random_token();
-    state
-        .store
-        .save_pending(&token, &serde_json::to_string(&pending)?)
-        .await?;
-    Ok((
-        [set_cookie("crm_pending", &token)],
-        Redirect::to(url.as_str()),
-    )
-        .into_response())
+    Ok(state.sign_in.login().await?)
 }
 
 async fn callback(
@@ -201,51 +180,11 @@ async fn callback(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let pending = match cookie(&headers, "crm_pending") {
-        Some(token) => state.store.take_pending(token).await?,
-        None => None,
-    };
-    let Some(pending) = pending else {
-        let body = "<p>This sign-in expired. <a href=\"/login\">Sign in again</a></p>";
-        return Ok((StatusCode::BAD_REQUEST, Html(page(body))).into_response());
-    };
-    let pending: PendingSignIn = serde_json::from_str(&pending)?;
-    let signed_in = state
-        .sso
-        .callback(&pending, query.as_deref().unwrap_or(""))
-        .await?;
-    let token = random_token();
-    let user = signed_in.user;
-    state
-        .store
-        .save_session(
-            &token,
-            &Session {
-                user_name: user.name,
-                org: user.org.id,
-                org_name: user.org.name,
-                hub_session: user.session_id,
-                id_token: signed_in.id_token,
-            },
-        )
-        .await?;
-    Ok(([set_cookie("crm_session", &token)], Redirect::to("/")).into_response())
+    Ok(state.sign_in.callback(&headers, query.as_deref()).await?)
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let Some(token) = cookie(&headers, "crm_session") else {
-        return Ok(Redirect::to("/").into_response());
-    };
-    let session = state.store.session(token).await?;
-    state.store.end_session(token).await?;
-    match session {
-        Some(session) => {
-            let back = format!("{}/", state.public_url);
-            let url = state.sso.logout_url(&session.id_token, Some(&back), None)?;
-            Ok(Redirect::to(url.as_str()).into_response())
-        }
-        None => Ok(Redirect::to("/").into_response()),
-    }
+    Ok(state.sign_in.logout(&headers).await?)
 }
 
 /// Changes of people made by other apps: stored under the CRM's id (a new

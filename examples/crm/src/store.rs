@@ -1,5 +1,5 @@
 //! The CRM's own database (SQLite): its people, keyed by its own ids, and
-//! the sessions of its signed-in users.
+//! what signing in keeps (`mno_example_web::SignIn`) beside them.
 
 use anyhow::Result;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -16,17 +16,6 @@ pub struct Person {
     pub last_name: String,
     /// The highest Connec! version applied (older deliveries are skipped).
     pub version: i64,
-}
-
-/// A signed-in user's session in the CRM.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub user_name: String,
-    pub org: String,
-    pub org_name: String,
-    /// The Hub session, checked on every page.
-    pub hub_session: String,
-    pub id_token: String,
 }
 
 #[derive(Clone)]
@@ -52,15 +41,17 @@ impl Store {
         for statement in [
             "CREATE TABLE IF NOT EXISTS people (id TEXT PRIMARY KEY, org TEXT NOT NULL,
                first_name TEXT NOT NULL, last_name TEXT NOT NULL, version INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, user_name TEXT NOT NULL,
-               org TEXT NOT NULL, org_name TEXT NOT NULL, hub_session TEXT NOT NULL, id_token TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS pending_sign_ins (token TEXT PRIMARY KEY, pending TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS id_sequence (n INTEGER NOT NULL)",
             "INSERT INTO id_sequence (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM id_sequence)",
         ] {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(Store { pool })
+    }
+
+    /// The database, shared with the sign-in's sessions.
+    pub fn pool(&self) -> SqlitePool {
+        self.pool.clone()
     }
 
     /// A new CRM id, never given before (a deleted person's id is not reused).
@@ -114,65 +105,6 @@ impl Store {
                 version: row.get(4),
             })
             .collect())
-    }
-
-    pub async fn save_pending(&self, token: &str, pending: &str) -> Result<()> {
-        sqlx::query("INSERT INTO pending_sign_ins (token, pending) VALUES (?, ?)")
-            .bind(token)
-            .bind(pending)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Takes a pending sign-in out (it is good once).
-    pub async fn take_pending(&self, token: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("DELETE FROM pending_sign_ins WHERE token = ? RETURNING pending")
-                .bind(token)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn save_session(&self, token: &str, session: &Session) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (token, user_name, org, org_name, hub_session, id_token)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(token)
-        .bind(&session.user_name)
-        .bind(&session.org)
-        .bind(&session.org_name)
-        .bind(&session.hub_session)
-        .bind(&session.id_token)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn session(&self, token: &str) -> Result<Option<Session>> {
-        let row = sqlx::query(
-            "SELECT user_name, org, org_name, hub_session, id_token FROM sessions WHERE token = ?",
-        )
-        .bind(token)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| Session {
-            user_name: row.get(0),
-            org: row.get(1),
-            org_name: row.get(2),
-            hub_session: row.get(3),
-            id_token: row.get(4),
-        }))
-    }
-
-    pub async fn end_session(&self, token: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE token = ?")
-            .bind(token)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }
 

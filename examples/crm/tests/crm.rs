@@ -110,7 +110,7 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
     assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
     let home = browser.get(&format!("{crm_url}/")).await?;
     assert!(
-        home.text.contains("<li id=\"crm-1\">Ann Lee</li>"),
+        home.text.contains("<span id=\"crm-1\">Ann Lee</span>"),
         "{}",
         home.text
     );
@@ -132,7 +132,7 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
         .await?;
     let bob_global = bob.id.connec_id().context("a global id")?.to_owned();
     let page = crm_page_with(&browser, &crm_url, "Bob Ray").await;
-    assert!(page.contains("<li id=\"crm-2\">Bob Ray</li>"), "{page}");
+    assert!(page.contains("<span id=\"crm-2\">Bob Ray</span>"), "{page}");
     let mapped = mno_harness::wait_for("the CRM's id of Bob", Duration::from_secs(20), || async {
         let record = books_sdk
             .connec()
@@ -155,7 +155,10 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
         )
         .await?;
     let page = crm_page_with(&browser, &crm_url, "Bob Raymond").await;
-    assert!(page.contains("<li id=\"crm-2\">Bob Raymond</li>"), "{page}");
+    assert!(
+        page.contains("<span id=\"crm-2\">Bob Raymond</span>"),
+        "{page}"
+    );
     books_people.delete("books-7", &Default::default()).await?;
     mno_harness::wait_for("Bob gone from the CRM", Duration::from_secs(30), || async {
         let page = crm_home(&browser, &crm_url).await?;
