@@ -169,7 +169,7 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
     // Signing out of the Hub signs the user out of the CRM at its next check.
     let hub_session = browser
         .cookies
-        .get("mno_sso")
+        .get("mno_session")
         .context("the Hub session")?
         .clone();
     hub.logout(&hub_session).await?;

@@ -580,7 +580,7 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
     // Signing out of Mno signs the user out of both apps at their next check.
     let hub_session = browser
         .cookies
-        .get("mno_sso")
+        .get("mno_session")
         .context("the Hub session")?
         .clone();
     hub.logout(&hub_session).await?;

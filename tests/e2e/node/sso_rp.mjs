@@ -138,7 +138,7 @@ if (cfg.scenario === 'flow') {
   out.id_token = tokens.id_token;
   out.access_token = tokens.access_token;
   out.userinfo = await client.fetchUserInfo(config, tokens.access_token, out.claims.sub);
-  out.session_cookie = browser.cookies.get('mno_sso');
+  out.session_cookie = browser.cookies.get('mno_session');
 
   // Signed in already: straight through, no form.
   const again = await signIn(browser, config);
@@ -172,7 +172,7 @@ if (cfg.scenario === 'flow') {
   out.status = r.response.status;
   out.location = r.response.location;
   out.text = r.response.text;
-  out.session_cookie = browser.cookies.get('mno_sso');
+  out.session_cookie = browser.cookies.get('mno_session');
   if (r.response.status === 303 && cfg.exchange) {
     const result = await attempt(() => exchange(config, r));
     out.exchange = result.ok ? { claims: result.ok.claims(), id_token: result.ok.id_token } : result;

@@ -10,7 +10,9 @@ use crate::api::AppState;
 use crate::secrets;
 use crate::store::users::SessionUser;
 
-pub const SESSION_COOKIE: &str = "mno_sso";
+/// The browser's Hub session, shared with the portal (same name, same
+/// origin): signed in at either, a user is signed in at both.
+pub const SESSION_COOKIE: &str = "mno_session";
 pub const CSRF_COOKIE: &str = "mno_sso_csrf";
 
 /// The value of cookie `name`, if the browser sent it.

@@ -170,7 +170,7 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
     assert!(logout.as_str().contains("id_token_hint="));
     let session_token = browser
         .cookies
-        .get("mno_sso")
+        .get("mno_session")
         .context("the Hub session cookie")?
         .clone();
     world.hub.logout(&session_token).await?;
