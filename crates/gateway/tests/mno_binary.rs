@@ -590,6 +590,16 @@ fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
         "{single}"
     );
     assert_eq!(batch["records"], 2000);
+    // The baseline is the median of several passes, each shown, with a word on the noise.
+    let runs = single["baseline_runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{single}");
+    let mut passes: Vec<f64> = runs.iter().map(|r| r.as_f64().unwrap()).collect();
+    passes.sort_by(f64::total_cmp);
+    assert!(
+        (single["baseline"].as_f64().unwrap() - passes[1]).abs() < 0.01,
+        "{single}"
+    );
+    assert!(single["noisy"].is_boolean(), "{single}");
 }
 
 #[test]

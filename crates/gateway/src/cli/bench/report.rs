@@ -174,6 +174,80 @@ pub fn rate(count: u64, elapsed: Duration) -> f64 {
     count as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// How many times a raw-bus baseline is measured in one run; figures divide
+/// by the median, so one slow pass (another process took the cores) does not
+/// make the ratio.
+pub const BASELINE_RUNS: usize = 3;
+
+/// Slowest to fastest pass of a baseline beyond which the run is called noisy.
+const NOISY_SPREAD: f64 = 1.5;
+
+/// A raw-bus baseline measured several times in one run.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    pub samples: Vec<f64>,
+}
+
+impl Baseline {
+    /// Measure `once` [`BASELINE_RUNS`] times; warns on stderr when the
+    /// passes disagree by more than [`NOISY_SPREAD`].
+    pub async fn measure<F, Fut>(what: &str, mut once: F) -> Result<Baseline>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<f64>>,
+    {
+        let mut samples = Vec::with_capacity(BASELINE_RUNS);
+        for _ in 0..BASELINE_RUNS {
+            samples.push(once().await?);
+        }
+        let baseline = Baseline { samples };
+        if baseline.noisy() {
+            eprintln!(
+                "warning: the baseline {what} measured {:?} over {} passes (spread over {NOISY_SPREAD}x): \
+                 the machine was busy, so this run's ratios are not to be trusted; run it again on a quiet machine",
+                baseline.rounded(),
+                baseline.samples.len()
+            );
+        }
+        Ok(baseline)
+    }
+
+    pub fn median(&self) -> f64 {
+        let mut sorted = self.samples.clone();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        }
+    }
+
+    /// Whether the slowest and fastest passes differ by more than [`NOISY_SPREAD`].
+    pub fn noisy(&self) -> bool {
+        let min = self.samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.samples.iter().copied().fold(0.0, f64::max);
+        min <= 0.0 || max / min > NOISY_SPREAD
+    }
+
+    fn rounded(&self) -> Vec<f64> {
+        self.samples.iter().map(|x| round(*x)).collect()
+    }
+
+    /// What a figure line says of its baseline: every pass, and whether the run was noisy.
+    pub fn describe(&self) -> Value {
+        json!({"baseline_runs": self.rounded(), "noisy": self.noisy()})
+    }
+}
+
+/// `extra` with the baseline's description added.
+pub fn with_baseline(mut extra: Value, baseline: &Baseline) -> Value {
+    if let (Some(extra), Value::Object(description)) = (extra.as_object_mut(), baseline.describe())
+    {
+        extra.extend(description);
+    }
+    extra
+}
+
 /// One figure: `value` measured against `baseline` in the same run.
 pub fn figure(scenario: &str, unit: &str, value: f64, baseline: f64, extra: Value) -> Value {
     let mut line = json!({
@@ -217,5 +291,24 @@ mod tests {
         let per = after.per_item_since(&before, 1000);
         assert_eq!(per["mno"], json!(300.0));
         assert_eq!(per["nats_server"], Value::Null);
+    }
+
+    #[test]
+    fn a_baseline_is_the_median_of_its_passes_and_a_wide_spread_is_noisy() {
+        // One pass at 8 000 msg/s beside two near 180 000: the median ignores it, the spread reports it.
+        let busy = Baseline {
+            samples: vec![189_000.0, 8_000.0, 176_000.0],
+        };
+        assert_eq!(busy.median(), 176_000.0);
+        assert!(busy.noisy());
+        assert_eq!(busy.describe()["noisy"], json!(true));
+        let quiet = Baseline {
+            samples: vec![100.0, 110.0, 104.0, 120.0],
+        };
+        assert_eq!(quiet.median(), 107.0);
+        assert!(!quiet.noisy());
+        let extra = with_baseline(json!({"apps": 10}), &quiet);
+        assert_eq!(extra["apps"], 10);
+        assert_eq!(extra["baseline_runs"], json!([100.0, 110.0, 104.0, 120.0]));
     }
 }
