@@ -93,7 +93,7 @@ async fn visible(
     mno_events::subject::Token::parse("app", app).map_err(|e| {
         ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("app")
     })?;
-    let credential = auth::credential(headers)?;
+    let credential = mno_events::http_auth::credential(headers)?;
     auth::visible_orgs(
         &*state.idm,
         &*state.supervisor.ctx.directory,

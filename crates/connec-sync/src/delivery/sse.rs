@@ -19,7 +19,8 @@ use axum::response::IntoResponse;
 use dashmap::DashMap;
 use futures::{Stream, StreamExt};
 use mno_events::consume::{self, ReplayFrom};
-use mno_events::idm::{Credential, Principal, PrincipalKind};
+use mno_events::http_auth::{self, decide};
+use mno_events::idm::{Action, Credential, Principal, PrincipalKind};
 use mno_events::proto::{Op, RecordEvent};
 use mno_events::streams::RECORDS;
 use mno_events::subject::{RecordSubject, Token};
@@ -28,7 +29,6 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::api::ApiState;
-use super::auth;
 use super::{payload, view};
 use mno_events::openapi::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 
@@ -58,8 +58,8 @@ pub async fn stream(
     let org_token = Token::parse("org", &org).map_err(|e| {
         ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("org")
     })?;
-    let credential = auth::credential(&headers)?;
-    let principal = auth::check(&*state.idm, &credential, &org, None).await?;
+    let credential = http_auth::credential(&headers)?;
+    let principal = decide(&*state.idm, &credential, &org, None, Action::Read).await?;
     let mut entities = Vec::new();
     for name in query
         .entities
@@ -72,7 +72,7 @@ pub async fn stream(
         let token = Token::parse("entity", name).map_err(|e| {
             ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("entities")
         })?;
-        auth::check(&*state.idm, &credential, &org, Some(name)).await?;
+        decide(&*state.idm, &credential, &org, Some(name), Action::Read).await?;
         entities.push(token);
     }
     let filters = if entities.is_empty() {
@@ -279,12 +279,14 @@ fn translated(
                 // Hub changes), so a revoked credential or a removed member stops
                 // receiving at once: the stream ends. A collection the caller may
                 // not read is skipped when it was not asked for by name.
-                match auth::check(&*idm, &credential, &org, Some(&event.entity)).await {
+                match decide(&*idm, &credential, &org, Some(&event.entity), Action::Read).await {
                     Ok(_) => {}
                     Err(e)
                         if e.status == StatusCode::FORBIDDEN
                             && !named.contains(&event.entity)
-                            && auth::check(&*idm, &credential, &org, None).await.is_ok() =>
+                            && decide(&*idm, &credential, &org, None, Action::Read)
+                                .await
+                                .is_ok() =>
                     {
                         continue
                     }
