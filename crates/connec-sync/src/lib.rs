@@ -11,7 +11,6 @@
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
 
 pub mod api;
-pub mod auth;
 pub mod delivery;
 mod delivery_links;
 pub mod entities;

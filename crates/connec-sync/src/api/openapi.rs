@@ -15,7 +15,7 @@ use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use serde_json::Value;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-use super::{batch, query, records};
+use super::{batch, catalogue, query, records};
 use crate::delivery::api as delivery;
 use crate::delivery::sse;
 
@@ -244,8 +244,8 @@ pub struct BatchAnswer {
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        records::collections,
-        records::json_schema,
+        catalogue::collections,
+        catalogue::json_schema,
         records::get_company,
         records::put_company,
         batch::batch,
