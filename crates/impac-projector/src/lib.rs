@@ -5,6 +5,8 @@
 //! - [`records`]: the projection reports read (current state of the records they use), and its in-memory fold.
 //! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
 //! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
+//! - [`kpis`]: KPIs watched against targets, and their alerts. [`dashboards`], [`rates`]: their routes.
+//! - [`router`]: every route, each to its module.
 //!
 //! Rebuild: bumping [`records::VERSION`] builds the new version beside the
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
@@ -20,6 +22,7 @@ pub mod rates;
 pub mod rebuild;
 pub mod records;
 pub mod replay;
+pub mod router;
 pub mod runner;
 pub mod widgets;
 
@@ -186,7 +189,7 @@ impl Impac {
 
     /// Routes under `/impac/api/v2`.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        router::router(self.state.clone())
     }
 
     pub async fn shutdown(self) {
