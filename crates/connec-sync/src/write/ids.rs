@@ -123,13 +123,9 @@ impl Writer {
                     }
                 }
             }
-            if let Some(app) = ctx.app_id() {
-                if provider.is_empty() || provider == app {
-                    if let Some(global) = self
-                        .idmap
-                        .global_for_local(ctx.org.as_str(), app, target, &id)
-                        .await?
-                    {
+            if let Some(ids) = ctx.app_ids(target) {
+                if provider.is_empty() || provider == ids.app {
+                    if let Some(global) = self.idmap.global_for_local(ids, &id).await? {
                         return Ok(Some(global));
                     }
                 }
@@ -143,10 +139,10 @@ impl Writer {
         ctx: &WriteContext,
         id: &str,
     ) -> Result<String, WriteError> {
-        Ok(match ctx.app_id() {
-            Some(app) => self
+        Ok(match ctx.app_ids(ctx.entity.name) {
+            Some(ids) => self
                 .idmap
-                .local_for_global(ctx.org.as_str(), app, ctx.entity.name, id)
+                .local_for_global(ids, id)
                 .await?
                 .unwrap_or_default(),
             None => String::new(),

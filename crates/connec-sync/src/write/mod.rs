@@ -32,7 +32,7 @@ use mno_events::subject::Token;
 use serde_json::Value;
 
 use crate::entities::{schema, EntityDef};
-use crate::idmap::{IdMap, IdMapError};
+use crate::idmap::{AppIds, IdMap, IdMapError};
 
 /// Fields the platform sets; an app cannot write them.
 pub const PLATFORM_FIELDS: &[&str] = &[
@@ -142,6 +142,15 @@ pub type Stage = std::sync::Arc<std::sync::Mutex<Vec<Outgoing>>>;
 impl WriteContext {
     fn app_id(&self) -> Option<&str> {
         (self.principal.kind == PrincipalKind::App).then_some(self.principal.id.as_str())
+    }
+
+    /// The calling app's ids in `entity` of this org, if an app calls.
+    fn app_ids<'a>(&'a self, entity: &'a str) -> Option<AppIds<'a>> {
+        Some(AppIds {
+            org: self.org.as_str(),
+            app: self.app_id()?,
+            entity,
+        })
     }
 
     fn actor(&self) -> Actor {

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::entities::schema;
 use crate::exact_json::NumberTexts;
-use crate::idmap::MAX_LOCAL_ID_LEN;
+use crate::idmap::{AppIds, MAX_LOCAL_ID_LEN};
 
 impl Writer {
     /// Create a record from `fields` (the body without its collection wrapper).
@@ -35,13 +35,10 @@ impl Writer {
         self.translate_references(ctx, &mut fields).await?;
 
         let candidate = uuid::Uuid::now_v7().to_string();
-        let global = match (&local_id, ctx.app_id()) {
-            (Some(local), Some(app)) => {
-                let (org, entity) = (ctx.org.as_str(), ctx.entity.name);
-                let mut claim = self
-                    .idmap
-                    .claim(org, app, entity, local, &candidate)
-                    .await?;
+        let global = match (&local_id, ctx.app_ids(ctx.entity.name)) {
+            (Some(local), Some(ids)) => {
+                let entity = ids.entity;
+                let mut claim = self.idmap.claim(ids, local, &candidate).await?;
                 if !claim.created {
                     let existing = self.current(&ctx.org, entity, &claim.global).await?;
                     if existing
@@ -51,7 +48,7 @@ impl Writer {
                         // The local id named a record since deleted: the new record takes it over.
                         claim = self
                             .idmap
-                            .take_over(org, app, entity, local, &claim.global, &candidate)
+                            .take_over(ids, local, &claim.global, &candidate)
                             .await?;
                     }
                 }
@@ -235,21 +232,18 @@ impl Writer {
             ));
         }
         let current = self.live(&ctx.org, ctx.entity.name, id).await?;
-        if self
-            .idmap
-            .local_for_global(ctx.org.as_str(), app, ctx.entity.name, id)
-            .await?
-            .as_deref()
-            == Some(local)
-        {
+        let mapping = AppIds {
+            org: ctx.org.as_str(),
+            app,
+            entity: ctx.entity.name,
+        };
+        if self.idmap.local_for_global(mapping, id).await?.as_deref() == Some(local) {
             return Ok(Written {
                 record: current,
                 created: false,
             });
         }
-        self.idmap
-            .record(ctx.org.as_str(), app, ctx.entity.name, id, local)
-            .await?;
+        self.idmap.record(mapping, id, local).await?;
         until_done(ctx.entity.name, id, || async move {
             let current = self.live(&ctx.org, ctx.entity.name, id).await?;
             let state = current.state().as_object().cloned().unwrap_or_default();

@@ -62,12 +62,8 @@ impl Writer {
         {
             return Ok(id.to_owned());
         }
-        if let Some(app) = ctx.app_id() {
-            if let Some(global) = self
-                .idmap
-                .global_for_local(ctx.org.as_str(), app, ctx.entity.name, id)
-                .await?
-            {
+        if let Some(ids) = ctx.app_ids(ctx.entity.name) {
+            if let Some(global) = self.idmap.global_for_local(ids, id).await? {
                 return Ok(global);
             }
         }
