@@ -14,9 +14,22 @@ use super::store::{all_kpis, Kpi};
 use crate::api;
 use crate::ImpacState;
 
+/// Why a KPI's element names no number of the widget's content.
+#[derive(Debug, thiserror::Error)]
+pub enum ElementError {
+    #[error("the widget's content has no {step:?} in {element:?} (there: {there})")]
+    Missing {
+        step: String,
+        element: String,
+        there: String,
+    },
+    #[error("{element} is {found}, not a number")]
+    NotANumber { element: String, found: String },
+}
+
 /// The element at a dotted path of a widget's content (`totals.net`,
 /// `periods.0.revenue`), as a decimal.
-pub fn element_value(content: &Value, element: &str) -> Result<Decimal, String> {
+pub fn element_value(content: &Value, element: &str) -> Result<Decimal, ElementError> {
     let mut at = content;
     for step in element.split('.') {
         at = match at {
@@ -30,18 +43,25 @@ pub fn element_value(content: &Value, element: &str) -> Result<Decimal, String> 
                 Value::Array(items) => vec![format!("0..{}", items.len())],
                 _ => vec![],
             };
-            format!(
-                "the widget's content has no {step:?} in {element:?} (there: {})",
-                here.join(", ")
-            )
+            ElementError::Missing {
+                step: step.to_owned(),
+                element: element.to_owned(),
+                there: here.join(", "),
+            }
         })?;
     }
+    let not_a_number = |found: String| ElementError::NotANumber {
+        element: element.to_owned(),
+        found,
+    };
     match at {
         Value::String(text) => {
-            Decimal::from_str(text).map_err(|_| format!("{element} is {text:?}, not a number"))
+            Decimal::from_str(text).map_err(|_| not_a_number(format!("{text:?}")))
         }
-        Value::Number(n) => Decimal::from_str(&n.to_string()).map_err(|e| e.to_string()),
-        other => Err(format!("{element} is {other}, not a number")),
+        Value::Number(n) => {
+            Decimal::from_str(&n.to_string()).map_err(|_| not_a_number(n.to_string()))
+        }
+        other => Err(not_a_number(other.to_string())),
     }
 }
 
@@ -50,8 +70,9 @@ pub async fn current_value(state: &ImpacState, kpi: &Kpi) -> Result<Decimal, Api
     let params = api::widget_params(&kpi.params)?;
     let snapshot = api::live_snapshot(state, &kpi.org_ids).await?;
     let (content, _) = api::compute(state, &kpi.widget, &snapshot, &params, &kpi.currency).await?;
-    element_value(&content, &kpi.element)
-        .map_err(|e| ApiError::unprocessable("invalid_element", e).at_pointer("/element"))
+    element_value(&content, &kpi.element).map_err(|e| {
+        ApiError::unprocessable("invalid_element", e.to_string()).at_pointer("/element")
+    })
 }
 
 /// Evaluate the KPIs whenever the projection has folded more (at most every 250 ms).
@@ -190,7 +211,7 @@ mod tests {
         );
         assert_eq!(element_value(&content, "n").unwrap(), Decimal::from(4));
         let missing = element_value(&content, "totals.gross").unwrap_err();
-        assert!(missing.contains("net"), "{missing}");
+        assert!(missing.to_string().contains("net"), "{missing}");
         assert!(element_value(&content, "totals").is_err());
     }
 }
