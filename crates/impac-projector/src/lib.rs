@@ -6,7 +6,8 @@
 //! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
 //! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
 //! - [`kpis`]: KPIs watched against targets, and their alerts. [`dashboards`], [`rates`]: their routes.
-//! - [`router`]: every route, each to its module.
+//! - [`router`]: every route, each to its module. [`openapi`]: the schemas the handlers name;
+//!   [`document`]: the OpenAPI document of the routes.
 //!
 //! Rebuild: bumping [`records::VERSION`] builds the new version beside the
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod batch;
 pub mod dashboards;
+pub mod document;
 pub mod kpis;
 pub mod openapi;
 pub mod prune;

@@ -9,11 +9,13 @@
 //! - [`query`]: lists with `$filter`/`$orderby`, a record's history, the change feed.
 //! - [`batch`]: many ops in one request, atomic or not.
 //! - [`errors`]: how write-path errors become JSON error answers.
+//! - [`openapi`]: the schemas the handlers name; [`document`]: the OpenAPI document of the routes.
 
 pub mod access;
 pub mod answer;
 pub mod batch;
 pub mod catalogue;
+pub mod document;
 pub mod errors;
 pub mod headers;
 pub mod idempotent;
