@@ -102,17 +102,7 @@ impl<A: RequiredAction> FromRequestParts<Arc<ApiState>> for RecordAccess<A> {
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.to_owned())
         };
-        // A route without `{entity}` names its singular collection itself
-        // (`/{org}/company`): the path's last segment.
-        let entity = param("entity").unwrap_or_else(|| {
-            parts
-                .uri
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        });
+        let entity = collection_named(param("entity"), parts.uri.path());
         let org = param("org").ok_or_else(|| ApiError::internal("a record route has {org}"))?;
         let access = Access::check(state, &parts.headers, &org, &entity, A::ACTION).await?;
         Ok(RecordAccess {
@@ -120,6 +110,13 @@ impl<A: RequiredAction> FromRequestParts<Arc<ApiState>> for RecordAccess<A> {
             action: PhantomData,
         })
     }
+}
+
+/// The collection a record route names: its `{entity}`, or for a route of a
+/// singular collection, which names it itself (`/{org}/company`), the path's
+/// last segment.
+fn collection_named(entity: Option<String>, path: &str) -> String {
+    entity.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned())
 }
 
 /// An app allowed to write the path's collection: only an app has ids of its
@@ -140,5 +137,28 @@ impl FromRequestParts<Arc<ApiState>> for AppAccess {
             ));
         }
         Ok(AppAccess(access))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collection_is_the_paths_entity_or_the_singular_route_itself() {
+        let named = collection_named(Some("invoices".into()), "/connec/api/v2/o/invoices/1");
+        assert_eq!(named, "invoices");
+        assert_eq!(
+            collection_named(None, "/connec/api/v2/o/company"),
+            "company"
+        );
+        // Whatever it yields is then looked up: an unknown name is a 404 there.
+        assert!(entity_or_404(&collection_named(None, "/connec/api/v2/o/nope")).is_err());
+    }
+
+    #[test]
+    fn each_access_type_asks_for_its_action() {
+        assert_eq!(Read::ACTION, Action::Read);
+        assert_eq!(Write::ACTION, Action::Write);
     }
 }
