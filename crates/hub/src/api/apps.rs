@@ -13,8 +13,9 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::SignedIn;
 use super::auth::{app_of, basic};
-use super::{db_error, not_null, owned_app, present, AppState, SignedIn};
+use super::{db_error, not_null, owned_app, present, AppState};
 use crate::sso::store::{self as sso_store, ClientChange};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};

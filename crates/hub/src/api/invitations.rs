@@ -11,8 +11,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{ManageMembers, OrgRole};
-use super::{db_error, AppState, SignedIn};
+use super::auth::{ManageMembers, OrgRole, SignedIn};
+use super::{db_error, AppState};
 use crate::access::Role;
 use crate::store::invitations::{self, InvitationError};
 use crate::validate::{self, Problems};

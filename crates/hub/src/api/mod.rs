@@ -1,28 +1,29 @@
 //! HTTP routes under `/hub/v1` and `/idm/v1` (docs/api/hub.md).
 //!
 //! Users authenticate with `Authorization: Bearer <session token>`; apps with
-//! HTTP Basic `key:secret` where a route says so.
+//! HTTP Basic `key:secret` where a route says so. Who may call each handler is
+//! in its signature ([`auth`]); [`routes`] maps the paths to the handlers;
+//! [`openapi`] holds the schemas the handlers name and [`document`] the
+//! OpenAPI document of the routes. This module holds what they all share.
 
 mod apps;
 pub mod auth;
 mod billing;
 mod check;
 mod customers;
+pub mod document;
 mod installs;
 mod invitations;
 mod members;
 pub mod openapi;
 mod orgs;
+pub mod routes;
 pub mod users;
 
 use std::sync::Arc;
 
-use axum::routing::{get, patch, post};
-use axum::Router;
 use mno_events::ApiError;
 use serde::{Deserialize, Deserializer};
-
-pub use auth::{CallingApp, OrgRole, SignedIn};
 
 use crate::idm::HubIdm;
 use crate::rate_limit::FailureLimiter;
@@ -60,86 +61,6 @@ impl LoginLimits {
             signup_per_address: per_address(),
         }
     }
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/hub/v1/users", post(users::signup))
-        .route("/hub/v1/users/me", get(users::me))
-        .route("/hub/v1/sessions", post(users::login))
-        .route(
-            "/hub/v1/sessions/current",
-            axum::routing::delete(users::logout),
-        )
-        .route("/hub/v1/orgs", post(orgs::create).get(orgs::list))
-        .route("/hub/v1/orgs/{org}", get(orgs::show).patch(orgs::update))
-        // Adding a member by email invites them: the same as POST .../invitations.
-        .route(
-            "/hub/v1/orgs/{org}/members",
-            post(invitations::add_member).get(members::list),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/invitations",
-            post(invitations::create).get(invitations::of_org),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/invitations/{invitation}",
-            axum::routing::delete(invitations::revoke),
-        )
-        .route("/hub/v1/invitations", get(invitations::mine))
-        .route(
-            "/hub/v1/invitations/{invitation}/accept",
-            post(invitations::accept),
-        )
-        .route(
-            "/hub/v1/invitations/{invitation}/decline",
-            post(invitations::decline),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/members/{user}",
-            patch(members::update).delete(members::remove),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/installs",
-            post(installs::create).get(installs::list),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/installs/{app}",
-            get(installs::show)
-                .patch(installs::update)
-                .delete(installs::remove),
-        )
-        .route("/hub/v1/apps", post(apps::create).get(apps::list))
-        .route("/hub/v1/apps/{app}", get(apps::show).patch(apps::update))
-        .route("/hub/v1/apps/{app}/credentials/rotate", post(apps::rotate))
-        .route("/hub/v1/apps/{app}/installs", get(apps::installs))
-        .route("/hub/v1/bills", post(billing::create).get(billing::list))
-        .route(
-            "/hub/v1/bills/{id}",
-            get(billing::show).delete(billing::cancel),
-        )
-        .route(
-            "/hub/v1/recurring_bills",
-            post(billing::create_recurring).get(billing::list_recurring),
-        )
-        .route(
-            "/hub/v1/recurring_bills/{id}",
-            get(billing::show_recurring).delete(billing::cancel_recurring),
-        )
-        .route("/hub/v1/orgs/{org}/invoices", get(billing::invoices))
-        .route(
-            "/hub/v1/orgs/{org}/invoices/{invoice}",
-            get(billing::invoice),
-        )
-        .route(
-            "/hub/v1/orgs/{org}/invoices/{invoice}/html",
-            get(billing::invoice_html),
-        )
-        .route("/hub/v1/app/orgs", get(customers::list))
-        .route("/hub/v1/app/orgs/{org}", get(customers::show))
-        .route("/hub/v1/app/orgs/{org}/members", get(customers::members))
-        .route("/idm/v1/check", post(check::check))
-        .with_state(state)
 }
 
 /// A database failure: logged, answered 500 without details.

@@ -9,8 +9,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{OrgRole, ReadOrg, UpdateOrg};
-use super::{db_error, not_null, present, AppState, SignedIn};
+use super::auth::{OrgRole, ReadOrg, SignedIn, UpdateOrg};
+use super::{db_error, not_null, present, AppState};
 use crate::access::Role;
 use crate::store::orgs::{self, OrgFields};
 use crate::validate::{self, Problems};

@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::store as sso_store;
 
-use crate::api::{db_error, AppState, CallingApp};
+use crate::api::auth::CallingApp;
+use crate::api::{db_error, AppState};
 use crate::store::{now_ms, rfc3339};
 use mno_events::openapi::{JsonBodyErrors, Unauthorized};
 
