@@ -37,6 +37,7 @@ pub fn document_value() -> utoipa::openapi::OpenApi {
     doc.merge(mno_hub::api::openapi::HubApi::openapi());
     doc.merge(mno_connec_sync::api::openapi::ConnecApi::openapi());
     doc.merge(mno_impac_projector::openapi::ImpacApi::openapi());
+    doc.merge(mno_connectors::api::ConnectorsApi::openapi());
     doc
 }
 
