@@ -179,6 +179,7 @@ pub async fn configure(
     };
     let outside = match catalogue::build(
         &body.connector,
+        &app,
         runtime.http().clone(),
         &body.settings,
         &body.credentials,

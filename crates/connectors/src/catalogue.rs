@@ -7,9 +7,10 @@ use serde_json::Value;
 
 use crate::carddav::{CardDav, CardDavCredentials, CardDavSettings};
 use crate::outside::Outside;
+use crate::rest::{Rest, RestSettings};
 
 /// The connector names an install may configure.
-pub const KINDS: &[&str] = &["carddav"];
+pub const KINDS: &[&str] = &["carddav", "rest"];
 
 /// What is wrong with a configuration: a JSON pointer into the request and why.
 #[derive(Debug, Clone)]
@@ -28,6 +29,7 @@ fn invalid(pointer: &str, detail: impl Into<String>) -> Invalid {
 /// Build the connector `kind` for one install.
 pub fn build(
     kind: &str,
+    app_id: &str,
     http: reqwest::Client,
     settings: &Value,
     credentials: &Value,
@@ -50,6 +52,14 @@ pub fn build(
                 })?;
             let connector = CardDav::new(http, settings, credentials)
                 .map_err(|e| invalid("/settings/url", e))?;
+            Ok(Arc::new(connector))
+        }
+        "rest" => {
+            let settings: RestSettings = serde_json::from_value(settings.clone()).map_err(|e| {
+                invalid("/settings", format!("REST settings: {e}; send {{\"url\": \"<API base URL>\", \"mapping\": \"<mapping file text>\"}}"))
+            })?;
+            let connector = Rest::new(http, settings, credentials, app_id)
+                .map_err(|(pointer, detail): (String, String)| invalid(&pointer, detail))?;
             Ok(Arc::new(connector))
         }
         other => Err(invalid(

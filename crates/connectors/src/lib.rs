@@ -4,6 +4,7 @@
 //! Module plan (one concern each):
 //! - `outside`: what a connector is (the [`outside::Outside`] trait) and its errors.
 //! - `carddav/`: connector 1, people and organizations as vCards over CardDAV.
+//! - `rest/`: connector 2, any JSON REST API described by a mapping file.
 //! - `catalogue`: the connectors by name, built from an install's settings.
 //! - `record_api`: Connec!'s record API and change stream, as the connector app.
 //! - `runtime`: pulls, pushes, conflicts, one sync per install, backoff.
@@ -16,6 +17,7 @@ pub mod carddav;
 pub mod catalogue;
 pub mod outside;
 pub mod record_api;
+pub mod rest;
 pub mod runtime;
 pub mod sealed;
 pub mod store;

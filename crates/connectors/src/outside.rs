@@ -30,6 +30,9 @@ pub struct Pulled {
     pub deleted: Vec<String>,
     /// Where the next pull starts; `None` keeps the cursor as it was.
     pub cursor: Option<String>,
+    /// `changed` lists every record that exists (an API without change
+    /// times): a record synced before and missing now was deleted.
+    pub complete: bool,
 }
 
 /// Why a call to the outside API failed. The runtime backs off on
@@ -119,6 +122,18 @@ pub fn error_for_status(
             body: clip(&body),
         },
     }
+}
+
+/// The error an outside API's unsuccessful answer stands for.
+pub async fn failed(response: reqwest::Response) -> OutsideError {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.text().await.unwrap_or_default();
+    error_for_status(status, retry_after.as_deref(), body)
 }
 
 /// `Retry-After` in seconds or as an HTTP date; 30 s when absent or unreadable.

@@ -326,9 +326,14 @@ impl Runtime {
             .map_err(|e| e.to_string())?;
         let sealed: SealedCredentials = serde_json::from_slice(&opened)
             .map_err(|e| format!("the sealed credentials do not read: {e}"))?;
-        let outside =
-            catalogue::build(&row.kind, self.http.clone(), &row.settings, &sealed.outside)
-                .map_err(|e| format!("{}: {}", e.pointer, e.detail))?;
+        let outside = catalogue::build(
+            &row.kind,
+            &row.app_id,
+            self.http.clone(),
+            &row.settings,
+            &sealed.outside,
+        )
+        .map_err(|e| format!("{}: {}", e.pointer, e.detail))?;
         Ok(Install {
             org: row.org.clone(),
             app: row.app_id.clone(),
@@ -450,8 +455,18 @@ impl Runtime {
                     .add_counts(&install.org, &install.app, name, counts)
                     .await?;
             }
+            let mut deleted = pulled.deleted.clone();
+            if pulled.complete {
+                let listed: std::collections::HashSet<&str> =
+                    pulled.changed.iter().map(|r| r.id.as_str()).collect();
+                let known = self
+                    .store
+                    .known_ids(&install.org, &install.app, name)
+                    .await?;
+                deleted.extend(known.into_iter().filter(|id| !listed.contains(id.as_str())));
+            }
             let mut counts = Counts::default();
-            for id in &pulled.deleted {
+            for id in &deleted {
                 let outcome = self.apply_outside_delete(install, name, id).await;
                 self.tally(install, name, id, outcome, &mut counts).await?;
             }

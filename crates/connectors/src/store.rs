@@ -338,6 +338,24 @@ impl Store {
         }))
     }
 
+    /// The outside ids of every record of `entity` synced so far.
+    pub async fn known_ids(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT outside_id FROM connector_records WHERE org = $1 AND app_id = $2 AND entity = $3",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     pub async fn save_state(
         &self,
         org: &str,

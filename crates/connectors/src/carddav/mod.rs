@@ -16,7 +16,9 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::outside::{error_for_status, unreachable, Outside, OutsideError, OutsideRecord, Pulled};
+use crate::outside::{
+    error_for_status, failed, unreachable, Outside, OutsideError, OutsideRecord, Pulled,
+};
 
 /// `settings` of a CardDAV install.
 #[derive(Debug, Clone, Deserialize)]
@@ -295,9 +297,7 @@ impl Outside for CardDav {
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {
-            let retry_after = header(&response, "retry-after");
-            let body = response.text().await.unwrap_or_default();
-            return Err(error_for_status(status, retry_after.as_deref(), body));
+            return Err(failed(response).await);
         }
         let etag = match header(&response, "etag") {
             Some(etag) => etag,
@@ -327,9 +327,7 @@ impl Outside for CardDav {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(());
         }
-        let retry_after = header(&response, "retry-after");
-        let body = response.text().await.unwrap_or_default();
-        Err(error_for_status(status, retry_after.as_deref(), body))
+        Err(failed(response).await)
     }
 }
 
