@@ -760,10 +760,15 @@ impl Runtime {
                 .set_push_cursor(&install.org, &install.app, change.seq as i64)
                 .await?;
         }
-        drop(rx);
+        if outcome.is_err() {
+            // The reader may be waiting for the stream's next event: stop it now.
+            reader.abort();
+            return outcome;
+        }
+        // The channel closed: the reader ended, with the stream.
         match reader.await {
-            Ok(Err(e)) if outcome.is_ok() => Err(e.into()),
-            _ => outcome,
+            Ok(Err(e)) => Err(e.into()),
+            _ => Ok(()),
         }
     }
 

@@ -354,6 +354,56 @@ async fn an_edit_on_both_sides_is_settled_by_the_newest() {
 }
 
 #[tokio::test]
+async fn the_address_book_down_loses_nothing_either_way() {
+    let mut radicale = Radicale::start().await;
+    radicale.make_book().await;
+    radicale
+        .put_card("fay.vcf", &["UID:fay", "FN:Fay Wu", "N:Wu;Fay;;;"])
+        .await;
+    let world = configured_world(&radicale).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let fay = world
+        .connec_by_outside_id("people", "fay.vcf")
+        .await
+        .unwrap();
+
+    // The server goes down; Fay is edited in Connec! meanwhile, and a pull fails.
+    radicale.stop();
+    let (code, body) = world
+        .crm(
+            Method::PUT,
+            &format!("people/{}", fay["id"].as_str().unwrap()),
+            Some(json!({"people": {"job_title": "Edited while down"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{body}");
+    let status = world.status().await;
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{status}"
+    );
+
+    // Back up: the next pull succeeds, and the edit is pushed after the backoff.
+    radicale.restart().await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    eventually("the edit made while down to reach the card", || async {
+        radicale
+            .card("fay.vcf")
+            .await
+            .filter(|c| c.contains("TITLE:Edited while down"))
+            .map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_bad_configuration_is_refused_naming_each_field() {
     let radicale = Radicale::start().await;
     let world = World::start(&["people"]).await;
