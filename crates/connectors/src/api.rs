@@ -62,7 +62,7 @@ pub struct ConfigureBody {
     /// The connector app's own API key and secret, with which the runtime writes to Connec!; sealed, never shown.
     #[schema(value_type = Object)]
     app_credentials: AppCredentialsBody,
-    /// Per entity: `{"direction": "to_connec" | "from_connec" | "both", "cutoff": RFC 3339}`; default every entity the connector knows, both ways.
+    /// Per entity: `{"direction": "to_connec" | "from_connec" | "both", "cutoff": RFC 3339}`; default every entity the connector knows that the app shares read and write, both ways.
     #[serde(default)]
     #[schema(value_type = Object)]
     entities: Option<BTreeMap<String, EntityBody>>,
@@ -120,8 +120,12 @@ async fn user_in_org(
     Ok(())
 }
 
-/// The app must be a connector installed in the org.
-async fn installed_connector(state: &ApiState, org: &str, app: &str) -> Result<(), ApiError> {
+/// The app must be a connector installed in the org; answers its profile.
+async fn installed_connector(
+    state: &ApiState,
+    org: &str,
+    app: &str,
+) -> Result<mno_events::directory::AppProfile, ApiError> {
     let unavailable =
         |e: mno_events::directory::DirectoryError| ApiError::unavailable(e.to_string());
     let profile = state
@@ -148,7 +152,7 @@ async fn installed_connector(state: &ApiState, org: &str, app: &str) -> Result<(
             format!("the app {:?} is of stack cloud; only apps of stack connector are run by the connectors runtime", profile.name),
         ));
     }
-    Ok(())
+    Ok(profile)
 }
 
 #[utoipa::path(
@@ -168,7 +172,7 @@ pub async fn configure(
 ) -> Result<Response, ApiError> {
     // Who asks comes first: a stranger learns nothing from the body's errors.
     user_in_org(&state, &headers, &org, Some(ADMIN_ROLES)).await?;
-    installed_connector(&state, &org, &app).await?;
+    let profile = installed_connector(&state, &org, &app).await?;
     let ApiJson(body) = body?;
     let runtime = &state.runtime;
 
@@ -216,7 +220,24 @@ pub async fn configure(
     if let Some(outside) = &outside {
         let known = outside.entities();
         match &body.entities {
-            None => entities.extend(known.iter().map(|e| (e.clone(), Direction::Both, None))),
+            // By default: what the connector knows and the app shares read and write.
+            None => {
+                let shared: Vec<&str> = profile
+                    .shared_entities
+                    .iter()
+                    .filter(|s| s.read && s.write)
+                    .map(|s| s.entity.as_str())
+                    .collect();
+                entities.extend(
+                    known
+                        .iter()
+                        .filter(|e| shared.contains(&e.as_str()))
+                        .map(|e| (e.clone(), Direction::Both, None)),
+                );
+                if entities.is_empty() {
+                    problem("/entities", format!("the app shares none of the entities the {} connector syncs ({}) read and write; share them, or name the entities", body.connector, known.join(", ")));
+                }
+            }
             Some(asked) => {
                 if asked.is_empty() {
                     problem("/entities", "name at least one entity".into());

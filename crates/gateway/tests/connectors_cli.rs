@@ -43,7 +43,7 @@ async fn status_and_sync_from_the_command_line() {
         Some(json!({"connector": "carddav", "settings": {"url": dead},
             "credentials": {"username": "ann", "password": "cli-test-password"},
             "app_credentials": {"key": app["credentials"]["key"], "secret": app["credentials"]["secret"]},
-            "entities": {"people": {}}, "interval_secs": 3600})),
+            "interval_secs": 3600})),
     )
     .await
     .unwrap();
