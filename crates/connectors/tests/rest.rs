@@ -145,7 +145,10 @@ impl Drop for JsonServer {
 }
 
 async fn configured(server: &JsonServer) -> World {
-    let world = World::start(&["invoices", "items"]).await;
+    configured_on(server, World::start(&["invoices", "items"]).await).await
+}
+
+async fn configured_on(server: &JsonServer, world: World) -> World {
     let (status, body) = world
         .configure(json!({
             "connector": "rest",
@@ -174,7 +177,26 @@ fn seed() -> Value {
 async fn invoices_and_items_flow_both_ways() {
     let server = JsonServer::start(seed()).await;
     let world = configured(&server).await;
+    both_ways(&server, &world).await;
+}
 
+/// The same on PostgreSQL: the runtime's tables and queries work on both databases.
+#[tokio::test]
+async fn invoices_and_items_flow_both_ways_on_postgresql() {
+    let pg = tokio::task::spawn_blocking(mno_harness::Postgres::start)
+        .await
+        .unwrap();
+    let platform = mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await;
+    let server = JsonServer::start(seed()).await;
+    let world = configured_on(
+        &server,
+        World::start_on(platform, &["invoices", "items"]).await,
+    )
+    .await;
+    both_ways(&server, &world).await;
+}
+
+async fn both_ways(server: &JsonServer, world: &World) {
     // The first sync reads every page (three invoices, two a page).
     let (code, body) = world.sync().await;
     assert_eq!(code, StatusCode::OK, "{body}");

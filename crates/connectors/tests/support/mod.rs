@@ -176,7 +176,11 @@ pub struct World {
 
 impl World {
     pub async fn start(entities: &[&str]) -> World {
-        let platform = TestPlatform::spawn().await;
+        World::start_on(TestPlatform::spawn().await, entities).await
+    }
+
+    /// As [`World::start`], on a platform the test started (PostgreSQL, say).
+    pub async fn start_on(platform: TestPlatform, entities: &[&str]) -> World {
         let hub = HubClient::new(&platform.base_url);
         let (_, token) = hub.signup_and_login("owner@example.com").await.unwrap();
         let org = hub.create_org(&token, "Acme", "USD").await.unwrap();
