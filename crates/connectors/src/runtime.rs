@@ -21,7 +21,7 @@ use crate::catalogue;
 use crate::outside::{Outside, OutsideError, OutsideRecord};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
 use crate::sealed::Sealer;
-use crate::store::{Counts, EntityRow, InstallRow, Prefer, RecordState, Store};
+use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -110,6 +110,9 @@ struct Install {
     prefer: Prefer,
     outside: Arc<dyn Outside>,
     api: RecordApi,
+    /// The entities whose outside changes flow into Connec! (a conflict's
+    /// outside side may win only there).
+    pulling: Vec<String>,
 }
 
 /// What the runtime holds in memory per install.
@@ -339,6 +342,7 @@ impl Runtime {
             app: row.app_id.clone(),
             prefer: row.prefer,
             outside,
+            pulling: Vec::new(),
             api: RecordApi::new(
                 self.http.clone(),
                 &self.config.api_base,
@@ -447,7 +451,9 @@ impl Runtime {
             for batch in pulled.changed.chunks(self.config.batch.max(1)) {
                 let mut counts = Counts::default();
                 for record in batch {
-                    let outcome = self.apply_outside(install, name, record, cutoff).await;
+                    let outcome = self
+                        .apply_outside(install, entity.direction, record, name, cutoff)
+                        .await;
                     self.tally(install, name, &record.id, outcome, &mut counts)
                         .await?;
                 }
@@ -545,8 +551,9 @@ impl Runtime {
     async fn apply_outside(
         &self,
         install: &Install,
-        entity: &str,
+        direction: Direction,
         record: &OutsideRecord,
+        entity: &str,
         cutoff: Option<DateTime<Utc>>,
     ) -> Result<Counts, Failure> {
         let (org, app) = (&install.org, &install.app);
@@ -607,10 +614,17 @@ impl Runtime {
                     )
                     .await?;
                     if side == Side::Connec {
-                        let (_, tag) = install
-                            .outside
-                            .write(entity, Some(&record.id), Some(&record.tag), &current.fields)
-                            .await?;
+                        // Connec!'s version goes out only where this entity pushes;
+                        // otherwise the outside edit is passed over.
+                        let tag = if direction.pushes() {
+                            install
+                                .outside
+                                .write(entity, Some(&record.id), Some(&record.tag), &current.fields)
+                                .await?
+                                .1
+                        } else {
+                            record.tag.clone()
+                        };
                         self.save(install, entity, &record.id, &tag, current.version)
                             .await?;
                         return Ok(counts);
@@ -686,19 +700,20 @@ impl Runtime {
                     continue;
                 }
             };
-            let entities: Vec<String> = match self.store.entities(&org, &app).await {
-                Ok(rows) => rows
-                    .into_iter()
-                    .filter(|e| e.direction.pushes())
-                    .map(|e| e.entity)
-                    .collect(),
-                Err(_) => Vec::new(),
+            let rows = self.store.entities(&org, &app).await.unwrap_or_default();
+            let named = |flows: fn(Direction) -> bool| -> Vec<String> {
+                rows.iter()
+                    .filter(|e| flows(e.direction))
+                    .map(|e| e.entity.clone())
+                    .collect()
             };
+            let entities = named(Direction::pushes);
             if entities.is_empty() {
                 return;
             }
             let outcome = match self.install(&row) {
-                Ok(install) => {
+                Ok(mut install) => {
+                    install.pulling = named(Direction::pulls);
                     self.push_from(&handle, &install, &entities, row.push_cursor)
                         .await
                 }
@@ -870,8 +885,11 @@ impl Runtime {
             .map(|t| t.with_timezone(&Utc));
         let outside = install.outside.fetch(entity, local).await?;
         let side = match &outside {
-            Some(o) => winner(install.prefer, connec_at, o.updated_at),
-            None => Side::Connec,
+            Some(o) if install.pulling.iter().any(|e| e == entity) => {
+                winner(install.prefer, connec_at, o.updated_at)
+            }
+            // Outside changes of this entity do not flow into Connec!: its version goes out.
+            _ => Side::Connec,
         };
         self.conflict(
             install,

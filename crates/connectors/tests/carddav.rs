@@ -354,6 +354,108 @@ async fn an_edit_on_both_sides_is_settled_by_the_newest() {
 }
 
 #[tokio::test]
+async fn a_pull_settles_an_edit_on_both_sides_by_the_rule() {
+    let radicale = Radicale::start().await;
+    radicale.make_book().await;
+    radicale
+        .put_card(
+            "gus.vcf",
+            &[
+                "UID:gus",
+                "FN:Gus Moe",
+                "N:Moe;Gus;;;",
+                "REV:20261101T090000Z",
+            ],
+        )
+        .await;
+    // People only flow into Connec!: Connec!'s edits wait for the pull to meet them.
+    let world = World::start(&["people"]).await;
+    let (status, body) = world
+        .configure(json!({
+            "connector": "carddav",
+            "settings": {"url": radicale.book_url()},
+            "credentials": {"username": support::USER, "password": PASSWORD},
+            "app_credentials": world.app_credentials(),
+            "interval_secs": 3600,
+            "entities": {"people": {"direction": "to_connec"}}
+        }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    world.sync().await;
+    let gus = world
+        .connec_by_outside_id("people", "gus.vcf")
+        .await
+        .unwrap();
+    let path = format!("people/{}", gus["id"].as_str().unwrap());
+
+    // Edited on both sides, the outside edit later: it wins.
+    world
+        .crm(
+            Method::PUT,
+            &path,
+            Some(json!({"people": {"job_title": "Connec! edit"}})),
+        )
+        .await;
+    radicale
+        .put_card(
+            "gus.vcf",
+            &[
+                "UID:gus",
+                "FN:Gus Moe",
+                "N:Moe;Gus;;;",
+                "TITLE:Outside edit",
+                "REV:20990101T000000Z",
+            ],
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let gus = world
+        .connec_by_outside_id("people", "gus.vcf")
+        .await
+        .unwrap();
+    assert_eq!(gus["job_title"], "Outside edit");
+
+    // Edited on both sides, Connec!'s edit later: Connec! keeps it, and the card
+    // is left alone (people do not flow out of Connec! in this install).
+    world
+        .crm(
+            Method::PUT,
+            &path,
+            Some(json!({"people": {"job_title": "Connec! wins"}})),
+        )
+        .await;
+    radicale
+        .put_card(
+            "gus.vcf",
+            &[
+                "UID:gus",
+                "FN:Gus Moe",
+                "N:Moe;Gus;;;",
+                "TITLE:Old outside edit",
+                "REV:20260101T000000Z",
+            ],
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let gus = world
+        .connec_by_outside_id("people", "gus.vcf")
+        .await
+        .unwrap();
+    assert_eq!(gus["job_title"], "Connec! wins");
+    assert!(radicale
+        .card("gus.vcf")
+        .await
+        .unwrap()
+        .contains("TITLE:Old outside edit"));
+    // The passed-over edit is not met again as a conflict.
+    world.sync().await;
+    let status = world.status().await;
+    assert_eq!(entity_counts(&status)["people"]["conflicts"], 2, "{status}");
+}
+
+#[tokio::test]
 async fn the_address_book_down_loses_nothing_either_way() {
     let mut radicale = Radicale::start().await;
     radicale.make_book().await;
