@@ -389,60 +389,28 @@ async fn a_pull_settles_an_edit_on_both_sides_by_the_rule() {
     let path = format!("people/{}", gus["id"].as_str().unwrap());
 
     // Edited on both sides, the outside edit later: it wins.
-    world
-        .crm(
-            Method::PUT,
-            &path,
-            Some(json!({"people": {"job_title": "Connec! edit"}})),
-        )
-        .await;
-    radicale
-        .put_card(
-            "gus.vcf",
-            &[
-                "UID:gus",
-                "FN:Gus Moe",
-                "N:Moe;Gus;;;",
-                "TITLE:Outside edit",
-                "REV:20990101T000000Z",
-            ],
-        )
-        .await;
-    let (code, body) = world.sync().await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    let gus = world
-        .connec_by_outside_id("people", "gus.vcf")
-        .await
-        .unwrap();
+    let gus = edit_gus_on_both_sides(
+        &world,
+        &radicale,
+        &path,
+        "Connec! edit",
+        "Outside edit",
+        "20990101T000000Z",
+    )
+    .await;
     assert_eq!(gus["job_title"], "Outside edit");
 
     // Edited on both sides, Connec!'s edit later: Connec! keeps it, and the card
     // is left alone (people do not flow out of Connec! in this install).
-    world
-        .crm(
-            Method::PUT,
-            &path,
-            Some(json!({"people": {"job_title": "Connec! wins"}})),
-        )
-        .await;
-    radicale
-        .put_card(
-            "gus.vcf",
-            &[
-                "UID:gus",
-                "FN:Gus Moe",
-                "N:Moe;Gus;;;",
-                "TITLE:Old outside edit",
-                "REV:20260101T000000Z",
-            ],
-        )
-        .await;
-    let (code, body) = world.sync().await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    let gus = world
-        .connec_by_outside_id("people", "gus.vcf")
-        .await
-        .unwrap();
+    let gus = edit_gus_on_both_sides(
+        &world,
+        &radicale,
+        &path,
+        "Connec! wins",
+        "Old outside edit",
+        "20260101T000000Z",
+    )
+    .await;
     assert_eq!(gus["job_title"], "Connec! wins");
     assert!(radicale
         .card("gus.vcf")
@@ -453,6 +421,40 @@ async fn a_pull_settles_an_edit_on_both_sides_by_the_rule() {
     world.sync().await;
     let status = world.status().await;
     assert_eq!(entity_counts(&status)["people"]["conflicts"], 2, "{status}");
+}
+
+/// Gus's title edited in Connec!, then his card edited outside at `rev`; a pull;
+/// Gus as Connec! has him then.
+async fn edit_gus_on_both_sides(
+    world: &World,
+    radicale: &Radicale,
+    path: &str,
+    in_connec: &str,
+    outside: &str,
+    rev: &str,
+) -> Value {
+    let (code, body) = world
+        .crm(
+            Method::PUT,
+            path,
+            Some(json!({"people": {"job_title": in_connec}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let title = format!("TITLE:{outside}");
+    let rev = format!("REV:{rev}");
+    radicale
+        .put_card(
+            "gus.vcf",
+            &["UID:gus", "FN:Gus Moe", "N:Moe;Gus;;;", &title, &rev],
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    world
+        .connec_by_outside_id("people", "gus.vcf")
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
