@@ -37,6 +37,7 @@ pub fn document_value() -> utoipa::openapi::OpenApi {
     doc.merge(mno_hub::api::document::HubApi::openapi());
     doc.merge(mno_connec_sync::api::document::ConnecApi::openapi());
     doc.merge(mno_impac_projector::document::ImpacApi::openapi());
+    doc.merge(mno_connectors::api::ConnectorsApi::openapi());
     doc
 }
 
