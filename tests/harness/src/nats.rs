@@ -51,8 +51,19 @@ impl NatsServer {
             child: None,
             log,
         };
-        server.spawn().await;
-        server
+        // Ports picked free can be taken by another test before the server
+        // binds them: then it exits, and it starts again on other ports.
+        for _ in 0..5 {
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(log) if log.contains("address already in use") => {
+                    server.port = free_port();
+                    server.monitor_port = free_port();
+                }
+                Err(log) => panic!("nats-server exited at start; its log:\n{log}"),
+            }
+        }
+        panic!("nats-server found no free port in 5 tries")
     }
 
     pub fn url(&self) -> String {
@@ -95,7 +106,12 @@ impl NatsServer {
         if self.is_running() {
             self.stop();
         }
-        self.spawn().await;
+        if let Err(log) = self.spawn().await {
+            panic!(
+                "nats-server did not restart on port {}; its log:\n{log}",
+                self.port
+            );
+        }
     }
 
     fn signal_and_wait(&mut self, signal: Signal) {
@@ -105,7 +121,9 @@ impl NatsServer {
         }
     }
 
-    async fn spawn(&mut self) {
+    /// Start the server on this value's ports and wait for JetStream; `Err`
+    /// holds the server's log when it exited instead.
+    async fn spawn(&mut self) -> Result<(), String> {
         let binary = nats_server_binary().unwrap_or_else(|e| panic!("{e:#}"));
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -124,7 +142,25 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
         self.child = Some(child);
-        wait_for_jetstream(&self.url(), &self.log).await;
+        let url = self.url();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            // Our own server must be the one answering, not another on a port we lost.
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Err(std::fs::read_to_string(&self.log)
+                    .unwrap_or_default()
+                    .to_lowercase());
+            }
+            if jetstream_answers(&url).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                panic!("nats-server at {url} did not get JetStream ready in 20 s; its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -134,20 +170,14 @@ impl Drop for NatsServer {
     }
 }
 
-async fn wait_for_jetstream(url: &str, log: &Path) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(client) = async_nats::connect(url).await {
-            let js = async_nats::jetstream::new(client);
-            if js.query_account().await.is_ok() {
-                return;
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("nats-server at {url} did not get JetStream ready in 20 s; its log:\n{log}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Whether a server at `url` answers JetStream's account query.
+async fn jetstream_answers(url: &str) -> bool {
+    match async_nats::connect(url).await {
+        Ok(client) => async_nats::jetstream::new(client)
+            .query_account()
+            .await
+            .is_ok(),
+        Err(_) => false,
     }
 }
 

@@ -37,7 +37,7 @@ impl Postgres {
         } else {
             None
         };
-        let pg = Postgres {
+        let mut pg = Postgres {
             port: free_port(),
             dir,
             bin,
@@ -58,17 +58,19 @@ impl Postgres {
                 "UTF8",
             ],
         )?;
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
-            pg.port,
-            pg.dir.path().display()
-        );
-        let log = format!("{}/pg.log", pg.dir.path().display());
-        pg.run(
-            "pg_ctl",
-            &["-D", &data, "-o", &opts, "-l", &log, "-w", "start"],
-        )
-        .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
+        // The free port may be taken by another test between picking and
+        // binding it: pick another one and start again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match pg.start_server(&data) {
+                Ok(()) => break,
+                Err(e) if attempts < 5 && format!("{e:#}").contains("Address already in use") => {
+                    pg.port = free_port();
+                }
+                Err(e) => return Err(e),
+            }
+        }
         pg.run(
             "createdb",
             &[
@@ -82,6 +84,22 @@ impl Postgres {
             ],
         )?;
         Ok(pg)
+    }
+
+    /// `pg_ctl start` on this cluster's port; the server's log is in the error.
+    fn start_server(&self, data: &str) -> Result<()> {
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = format!("{}/pg.log", self.dir.path().display());
+        let _ = std::fs::remove_file(&log);
+        self.run(
+            "pg_ctl",
+            &["-D", data, "-o", &opts, "-l", &log, "-w", "start"],
+        )
+        .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())
     }
 
     pub fn url(&self) -> String {
