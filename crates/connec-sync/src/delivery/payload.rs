@@ -57,13 +57,14 @@ pub async fn records_body(
         }
         serde_json::to_writer(&mut body, entity).expect("a str always serialises");
         body.extend_from_slice(b":[");
+        let declared = refs.references(entity);
         let mut first = true;
         for event in events.iter().filter(|e| e.entity == *entity) {
             if !first {
                 body.push(b',');
             }
             first = false;
-            view::write_record_for_app(event, app, ids, refs, &mut body).await;
+            view::write_record_for_app(event, app, ids, &declared, &mut body).await;
         }
         body.push(b']');
     }
