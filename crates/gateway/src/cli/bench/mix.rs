@@ -5,7 +5,9 @@
 //! (`mno bench webhook-sink`).
 //!
 //! - `mix.writes`: writes/s with M subscribers, for `--seconds`; baseline: the
-//!   same clients and bodies with no subscriber, measured first in this run.
+//!   same clients and bodies with no subscriber, measured last in this run
+//!   (the subscribers share nothing any more: a new app's consumer starts 30 s back, so
+//!   writes made before it would be delivered too).
 //!   Also the CPU one write cost (this process, load generator included, and
 //!   nats-server), each phase.
 //! - `mix.deliveries`: deliveries/s over the loaded phase and the drain of its
@@ -57,6 +59,9 @@ pub struct Args {
     /// Lines per invoice (each about 190 bytes): the record size.
     #[arg(long, default_value_t = 3)]
     pub lines: usize,
+    /// Milliseconds a change may wait for others to share its POST (`MNO_WEBHOOK_LINGER_MS`).
+    #[arg(long, default_value_t = 0)]
+    pub linger_ms: u64,
 }
 
 /// An invoice as an accounting app sends it: its own id, `lines` lines, and
@@ -178,11 +183,9 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let bench = BenchBus::open(&args.bus).await?;
     let dir = tempfile_dir::TempDir::new("mno-bench-mix")?;
-    let platform = Platform::start(PlatformConfig::for_tests(
-        dir.path().to_owned(),
-        Some(bench.url.clone()),
-    ))
-    .await?;
+    let mut config = PlatformConfig::for_tests(dir.path().to_owned(), Some(bench.url.clone()));
+    config.webhook_linger_ms = args.linger_ms;
+    let platform = Platform::start(config).await?;
     let base = platform.base_url();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
@@ -211,18 +214,13 @@ pub async fn run(args: Args) -> Result<()> {
         args.clients, args.apps, sink.url
     );
 
-    // Baseline: the same writes with no subscriber.
-    let cpu = bench.cpu();
-    let (alone, alone_latency) = writers.saturate(args.clients, args.seconds).await?;
-    let alone_cpu = bench.cpu().per_item_since(&cpu, alone);
-    let alone_rate = rate(alone, Duration::from_secs(args.seconds));
-    eprintln!("mix: {alone_rate:.0} writes/s with no subscriber");
-
-    // The subscribers: their consumers start at the stream's end.
+    // The subscribers. Their consumers start a little before now, so they come
+    // first: the writes with no subscriber come last, once they are gone.
     let consumers_before = consumer_count(&bench.bus.js).await?;
+    let mut subscribers = Vec::new();
     for i in 0..args.apps {
-        owner
-            .install_app(
+        let app = owner
+            .install_app_with_id(
                 &http,
                 &base,
                 &format!("Bench Subscriber {i}"),
@@ -230,17 +228,23 @@ pub async fn run(args: Args) -> Result<()> {
                 &[("invoices", true, false)],
             )
             .await?;
+        subscribers.push(app.id);
     }
     super::fanout::wait_for_consumers(&bench.bus.js, consumers_before + args.apps).await?;
 
     // Writes and deliveries together, then the drain of what is left.
-    let delivered_before = sink.stats(&http).await?.records;
+    let before = sink.stats(&http).await?;
+    let delivered_before = before.records;
     let cpu = bench.cpu();
     let started = Instant::now();
     let (mixed, mixed_latency) = writers.saturate(args.clients, args.seconds).await?;
     let writing = started.elapsed();
     let mixed_rate = rate(mixed, writing);
-    let during = sink.stats(&http).await?.records - delivered_before;
+    let during = sink
+        .stats(&http)
+        .await?
+        .records
+        .saturating_sub(delivered_before);
     let expected = mixed * args.apps as u64;
     eprintln!(
         "mix: {mixed_rate:.0} writes/s with {} subscribers; {during} of {expected} deliveries made while writing; draining",
@@ -252,6 +256,8 @@ pub async fn run(args: Args) -> Result<()> {
     let drain = drained_at.saturating_duration_since(started + writing);
     let all_delivered = drained_at.saturating_duration_since(started);
     let mixed_cpu = bench.cpu().per_item_since(&cpu, mixed);
+    let posts = sink.stats(&http).await?.posts - before.posts;
+    let records_per_post = round1(expected as f64 / posts.max(1) as f64);
     let deliveries_rate = rate(expected, all_delivered);
 
     // Latency at a steady rate.
@@ -274,6 +280,17 @@ pub async fn run(args: Args) -> Result<()> {
     let steady_cpu = bench.cpu().per_item_since(&cpu, steady);
     let latency = sink.stats(&http).await?;
     let peak_rss_mb = peak_rss_mb()?;
+
+    // Baseline: the same writes with no subscriber.
+    for app in &subscribers {
+        owner.unsubscribe(&http, &base, app).await?;
+    }
+    wait_for_consumers_gone(&bench.bus.js, consumers_before).await?;
+    let cpu = bench.cpu();
+    let (alone, alone_latency) = writers.saturate(args.clients, args.seconds).await?;
+    let alone_cpu = bench.cpu().per_item_since(&cpu, alone);
+    let alone_rate = rate(alone, Duration::from_secs(args.seconds));
+    eprintln!("mix: {alone_rate:.0} writes/s with no subscriber");
 
     platform.shutdown().await?;
     sink.stop().await;
@@ -312,8 +329,10 @@ pub async fn run(args: Args) -> Result<()> {
             with_baseline(
                 json!({"baseline_is": "raw durable consume (msg/s), median of the passes",
                        "deliveries": expected, "delivered_while_writing": during,
+                       "backlog_when_writes_stopped": expected.saturating_sub(during),
                        "drain_s": round1(drain.as_secs_f64()), "writing_s": round1(writing.as_secs_f64()),
-                       "cpu_us_per_delivery": per_delivery(&mixed_cpu, mixed, args.apps)}),
+                       "cpu_us_per_delivery": per_delivery(&mixed_cpu, &alone_cpu, args.apps),
+                       "records_per_post": records_per_post}),
                 &consume,
             ),
         ),
@@ -332,7 +351,7 @@ pub async fn run(args: Args) -> Result<()> {
             peak_rss_mb,
             300.0,
             json!({"baseline_is": "the target (MB)", "of": "this process: the platform and the writing clients",
-                   "deliveries_backlog": expected}),
+                   "deliveries": expected, "backlog_when_writes_stopped": expected.saturating_sub(during)}),
         ),
     ]);
     bench.close().await
@@ -342,12 +361,12 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// The CPU of a write spread over the deliveries it makes (`apps` each).
-fn per_delivery(per_write: &Value, writes: u64, apps: usize) -> Value {
+/// What one delivery adds to a write's CPU: the write's cost with `apps`
+/// subscribers less its cost with none, shared by its `apps` deliveries.
+fn per_delivery(with: &Value, without: &Value, apps: usize) -> Value {
     let share = |key: &str| {
-        per_write[key]
-            .as_f64()
-            .map(|us| round1(us * writes as f64 / (writes * apps as u64).max(1) as f64))
+        let added = with[key].as_f64()? - without[key].as_f64()?;
+        Some(round1(added / apps.max(1) as f64))
     };
     json!({"mno": share("mno"), "nats_server": share("nats_server")})
 }
@@ -374,6 +393,21 @@ async fn consumer_count(js: &async_nats::jetstream::Context) -> Result<usize> {
         .consumer_count)
 }
 
+/// Wait until RECORDS is back to `count` consumers (the subscribers' are deleted).
+async fn wait_for_consumers_gone(js: &async_nats::jetstream::Context, count: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = consumer_count(js).await?;
+        if now <= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{now} consumers of RECORDS are left 30 s after the subscribers stopped sharing, not {count}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The webhook receivers: `mno bench webhook-sink`, a child process.
 struct Sink {
     child: tokio::process::Child,
@@ -383,6 +417,7 @@ struct Sink {
 #[derive(serde::Deserialize)]
 struct SinkStats {
     records: u64,
+    posts: u64,
     latencies: u64,
     p50_ms: f64,
     p99_ms: f64,
@@ -475,8 +510,12 @@ mod tests {
     }
 
     #[test]
-    fn a_writes_cpu_is_shared_by_its_deliveries() {
-        let shared = per_delivery(&json!({"mno": 200.0, "nats_server": null}), 100, 10);
+    fn a_delivery_costs_what_subscribers_add_to_a_write() {
+        let shared = per_delivery(
+            &json!({"mno": 500.0, "nats_server": null}),
+            &json!({"mno": 300.0, "nats_server": 40.0}),
+            10,
+        );
         assert_eq!(shared, json!({"mno": 20.0, "nats_server": null}));
     }
 }
