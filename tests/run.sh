@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Run the whole test suite. Installs what the tests need when it is missing:
 # nats-server (deploy/nats/install.sh), the Python packages the tests call
-# (tests/python-requirements.txt), the npm packages of the OpenID Connect
-# relying party (tests/e2e/node, from its package-lock.json), PostgreSQL's
+# (tests/python-requirements.txt: Radicale among them), the npm packages of the
+# OpenID Connect relying party (tests/e2e/node) and json-server
+# (tests/json-server), each from its package-lock.json, PostgreSQL's
 # binaries (Debian package; the tests start their own throwaway clusters), and
 # Chromium with its driver (Debian packages) for the portal's browser tests.
 # Extra arguments go to cargo test.
@@ -14,6 +15,8 @@ bash deploy/nats/install.sh
 python3 -m pip install --quiet --disable-pip-version-check -r tests/python-requirements.txt
 
 npm ci --prefix tests/e2e/node --no-audit --no-fund --loglevel=error
+# json-server 0.17 (pinned by its package-lock.json): the REST API the mapping-file connector is tested against.
+npm ci --prefix tests/json-server --no-audit --no-fund --loglevel=error
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${MNO_PG_BIN:-}" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

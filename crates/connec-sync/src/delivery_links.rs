@@ -8,6 +8,7 @@ use mno_events::subject::Token;
 
 use crate::delivery::view::{LocalIds, ReferenceFields};
 use crate::entities;
+use crate::idmap::AppIds;
 use crate::write::{WriteContext, Writer};
 
 pub struct IdMapLinks {
@@ -25,7 +26,7 @@ impl LocalIds for IdMapLinks {
     ) -> Option<String> {
         self.writer
             .idmap
-            .local_for_global(org, app, entity, global)
+            .local_for_global(AppIds { org, app, entity }, global)
             .await
             .ok()
             .flatten()

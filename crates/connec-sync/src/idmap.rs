@@ -75,22 +75,31 @@ pub fn check_local(local: &str) -> Result<(), IdMapError> {
     Ok(())
 }
 
-fn forward_key(org: &str, app: &str, entity: &str, local: &str) -> Result<String, IdMapError> {
+/// Whose ids a mapping holds: an app's, in one org's collection. Every key of
+/// the map is this scope and one id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppIds<'a> {
+    pub org: &'a str,
+    pub app: &'a str,
+    pub entity: &'a str,
+}
+
+fn forward_key(ids: AppIds, local: &str) -> Result<String, IdMapError> {
     check_local(local)?;
     let (org, app, entity) = (
-        Token::parse("org", org)?,
-        Token::parse("app", app)?,
-        Token::parse("entity", entity)?,
+        Token::parse("org", ids.org)?,
+        Token::parse("app", ids.app)?,
+        Token::parse("entity", ids.entity)?,
     );
     Ok(format!("f.{org}.{app}.{entity}.{}", encode_local(local)))
 }
 
-fn reverse_key(org: &str, entity: &str, global: &str, app: &str) -> Result<String, IdMapError> {
+fn reverse_key(ids: AppIds, global: &str) -> Result<String, IdMapError> {
     let (org, entity, global, app) = (
-        Token::parse("org", org)?,
-        Token::parse("entity", entity)?,
+        Token::parse("org", ids.org)?,
+        Token::parse("entity", ids.entity)?,
         Token::parse("record id", global)?,
-        Token::parse("app", app)?,
+        Token::parse("app", ids.app)?,
     );
     Ok(format!("r.{org}.{entity}.{global}.{app}"))
 }
@@ -122,20 +131,18 @@ impl IdMap {
     /// answer the global id in force. Safe under concurrency (KV `create`).
     pub async fn claim(
         &self,
-        org: &str,
-        app: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         local: &str,
         candidate: &str,
     ) -> Result<Claim, IdMapError> {
-        let key = forward_key(org, app, entity, local)?;
+        let key = forward_key(ids, local)?;
         match self
             .kv
             .create(&key, Bytes::from(candidate.to_owned()))
             .await
         {
             Ok(_) => {
-                self.put_reverse(org, entity, candidate, app, local).await?;
+                self.put_reverse(ids, candidate, local).await?;
                 Ok(Claim {
                     global: candidate.to_owned(),
                     created: true,
@@ -156,16 +163,14 @@ impl IdMap {
     /// moved already, get the id it names now with `created: false`.
     pub async fn take_over(
         &self,
-        org: &str,
-        app: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         local: &str,
         deleted: &str,
         candidate: &str,
     ) -> Result<Claim, IdMapError> {
-        let key = forward_key(org, app, entity, local)?;
+        let key = forward_key(ids, local)?;
         let Some(entry) = self.kv.entry(key.clone()).await.map_err(bus)? else {
-            return self.claim(org, app, entity, local, candidate).await;
+            return self.claim(ids, local, candidate).await;
         };
         let named = text(entry.value.clone());
         if named != deleted {
@@ -180,7 +185,7 @@ impl IdMap {
             .await
         {
             Ok(_) => {
-                self.put_reverse(org, entity, candidate, app, local).await?;
+                self.put_reverse(ids, candidate, local).await?;
                 Ok(Claim {
                     global: candidate.to_owned(),
                     created: true,
@@ -208,39 +213,32 @@ impl IdMap {
     /// local id that already names another record.
     pub async fn record(
         &self,
-        org: &str,
-        app: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         global: &str,
         local: &str,
     ) -> Result<(), IdMapError> {
-        let claim = self.claim(org, app, entity, local, global).await?;
+        let claim = self.claim(ids, local, global).await?;
         if claim.global != global {
             return Err(IdMapError::Taken {
-                app: app.to_owned(),
-                entity: entity.to_owned(),
+                app: ids.app.to_owned(),
+                entity: ids.entity.to_owned(),
                 local: local.to_owned(),
                 existing: claim.global,
                 wanted: global.to_owned(),
             });
         }
         // The reverse entry may be missing if an earlier claim crashed halfway.
-        self.put_reverse(org, entity, global, app, local).await
+        self.put_reverse(ids, global, local).await
     }
 
     async fn put_reverse(
         &self,
-        org: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         global: &str,
-        app: &str,
         local: &str,
     ) -> Result<(), IdMapError> {
         self.kv
-            .put(
-                reverse_key(org, entity, global, app)?,
-                Bytes::from(local.to_owned()),
-            )
+            .put(reverse_key(ids, global)?, Bytes::from(local.to_owned()))
             .await
             .map_err(bus)?;
         Ok(())
@@ -248,14 +246,12 @@ impl IdMap {
 
     pub async fn global_for_local(
         &self,
-        org: &str,
-        app: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         local: &str,
     ) -> Result<Option<String>, IdMapError> {
         Ok(self
             .kv
-            .get(forward_key(org, app, entity, local)?)
+            .get(forward_key(ids, local)?)
             .await
             .map_err(bus)?
             .map(text))
@@ -263,14 +259,12 @@ impl IdMap {
 
     pub async fn local_for_global(
         &self,
-        org: &str,
-        app: &str,
-        entity: &str,
+        ids: AppIds<'_>,
         global: &str,
     ) -> Result<Option<String>, IdMapError> {
         Ok(self
             .kv
-            .get(reverse_key(org, entity, global, app)?)
+            .get(reverse_key(ids, global)?)
             .await
             .map_err(bus)?
             .map(text))
@@ -284,7 +278,12 @@ impl IdMap {
         global: &str,
     ) -> Result<Vec<(String, String)>, IdMapError> {
         // The reverse key of an app, without the app: checks the tokens.
-        let key = reverse_key(org, entity, global, "_")?;
+        let any_app = AppIds {
+            org,
+            app: "_",
+            entity,
+        };
+        let key = reverse_key(any_app, global)?;
         let prefix = format!("$KV.{BUCKET}.{}", key.strip_suffix('_').unwrap_or(&key));
         let stream = self
             .js
@@ -305,7 +304,12 @@ impl IdMap {
         apps.sort();
         let mut out = Vec::new();
         for app in apps {
-            if let Some(local) = self.local_for_global(org, &app, entity, global).await? {
+            let ids = AppIds {
+                org,
+                app: &app,
+                entity,
+            };
+            if let Some(local) = self.local_for_global(ids, global).await? {
                 out.push((app, local));
             }
         }
@@ -317,17 +321,21 @@ impl IdMap {
 mod tests {
     use super::*;
 
+    fn ids<'a>(org: &'a str, app: &'a str, entity: &'a str) -> AppIds<'a> {
+        AppIds { org, app, entity }
+    }
+
     #[test]
     fn keys_are_valid_kv_keys_whatever_the_local_id() {
-        let key = forward_key("o", "a", "invoices", "INV/2024 #47 ünïcode.x*>").unwrap();
+        let key = forward_key(ids("o", "a", "invoices"), "INV/2024 #47 ünïcode.x*>").unwrap();
         assert!(
             key.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-/_=.".contains(c)),
             "{key}"
         );
         assert_ne!(
-            forward_key("o", "a", "e", "a.b").unwrap(),
-            forward_key("o", "a", "e", "a_b").unwrap(),
+            forward_key(ids("o", "a", "e"), "a.b").unwrap(),
+            forward_key(ids("o", "a", "e"), "a_b").unwrap(),
             "distinct local ids never share a key"
         );
     }
@@ -336,30 +344,31 @@ mod tests {
     fn keys_refuse_what_would_not_fit_a_subject() {
         let long = "a".repeat(5000);
         assert!(matches!(
-            forward_key("o", "a", "invoices", &long),
+            forward_key(ids("o", "a", "invoices"), &long),
             Err(IdMapError::BadLocalId { len: 5000 })
         ));
         assert!(matches!(
-            forward_key("o", "a", "invoices", ""),
+            forward_key(ids("o", "a", "invoices"), ""),
             Err(IdMapError::BadLocalId { len: 0 })
         ));
-        assert!(forward_key("o", "a", "invoices", &"a".repeat(MAX_LOCAL_ID_LEN)).is_ok());
+        assert!(forward_key(ids("o", "a", "invoices"), &"a".repeat(MAX_LOCAL_ID_LEN)).is_ok());
         assert!(matches!(
-            forward_key(&long, "a", "invoices", "1"),
+            forward_key(ids(&long, "a", "invoices"), "1"),
             Err(IdMapError::BadToken(_))
         ));
         assert!(matches!(
-            reverse_key("o", "invoices", &long, "a"),
+            reverse_key(ids("o", "a", "invoices"), &long),
             Err(IdMapError::BadToken(_))
         ));
         assert!(matches!(
-            reverse_key("o", "invoices", "g.>", "a"),
+            reverse_key(ids("o", "a", "invoices"), "g.>"),
             Err(IdMapError::BadToken(_))
         ));
     }
 
     mod properties {
         use super::super::*;
+        use super::ids;
         use proptest::prelude::*;
 
         fn is_key_character(c: char) -> bool {
@@ -371,7 +380,7 @@ mod tests {
 
             #[test]
             fn a_forward_key_is_a_bounded_valid_key_and_round_trips(local in "\\PC{0,300}") {
-                match forward_key("org-1", "app_2", "invoices", &local) {
+                match forward_key(ids("org-1", "app_2", "invoices"), &local) {
                     Ok(key) => {
                         prop_assert!(key.chars().all(is_key_character), "{key}");
                         prop_assert!(key.len() <= 2 + 3 * 129 + 4 * MAX_LOCAL_ID_LEN.div_ceil(3));
@@ -390,7 +399,7 @@ mod tests {
 
             #[test]
             fn any_token_text_gives_a_valid_reverse_key_or_an_error(global in "\\PC{0,200}") {
-                if let Ok(key) = reverse_key("o", "invoices", &global, "a") {
+                if let Ok(key) = reverse_key(ids("o", "a", "invoices"), &global) {
                     prop_assert!(key.chars().all(is_key_character), "{key}");
                     prop_assert_eq!(key.split('.').count(), 5, "one level per part: {}", key);
                 }

@@ -3,7 +3,8 @@
 //! Module plan (one concern each):
 //! - `api/`: axum handlers under `/connec/api/v2` and `/connec/batch`.
 //! - `entities/`: the catalogue, JSON Schemas, validation, reference fields.
-//! - `write`: the write path (validate, IDM check, id map, publish with expected sequence).
+//! - `write/`: the write path: reads, the writes and their rules (stale, retried, changed), the retry
+//!   after a lost race, id translation, the event and its publish with the expected sequence.
 //! - `idmap`: app local id <-> global id, unique under concurrent creates (JetStream KV).
 //! - `render`, `raw_json`: records as API clients see them, written without re-parsing.
 //! - `store/`: the SQL record store, a projection of RECORDS for list and filter queries.
@@ -11,7 +12,6 @@
 //! - `delivery/`: fan-out to subscribing apps (webhooks, SSE, retries, dead letters).
 
 pub mod api;
-pub mod auth;
 pub mod delivery;
 mod delivery_links;
 pub mod entities;

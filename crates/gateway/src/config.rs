@@ -112,6 +112,28 @@ pub struct PlatformConfig {
     /// read `GET /operator/v1/bus` (streams, consumers, lag) and the portal's operator page.
     #[arg(long, env = "MNO_OPERATORS", value_delimiter = ',')]
     pub operators: Vec<String>,
+
+    /// The platform key that seals connector credentials at rest (at least 32
+    /// characters); when unset, one is generated into the data dir (`secret.key`).
+    #[arg(long, env = "MNO_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretKey>,
+}
+
+/// A secret setting: shown as `<redacted>` wherever the configuration is printed.
+#[derive(Clone)]
+pub struct SecretKey(pub String);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for SecretKey {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(SecretKey(s.to_owned()))
+    }
 }
 
 impl PlatformConfig {
@@ -142,6 +164,7 @@ impl PlatformConfig {
             // Tests run billing when they mean to.
             billing_interval_secs: 0,
             operators: Vec::new(),
+            secret_key: None,
         }
     }
 
@@ -262,6 +285,11 @@ impl PlatformConfig {
             });
             if !ok {
                 bail!("MNO_PUBLIC_URL {url:?} is not an http(s) URL without query or fragment, e.g. https://mno.example.com");
+            }
+        }
+        if let Some(key) = &self.secret_key {
+            if key.0.chars().count() < 32 {
+                bail!("MNO_SECRET_KEY is too short; use at least 32 random characters (or unset it to generate a key into the data dir)");
             }
         }
         if self.webhook_batch_max == 0 {

@@ -34,9 +34,10 @@ struct EdgeApi;
 /// The whole document: the edge's routes and each part's.
 pub fn document_value() -> utoipa::openapi::OpenApi {
     let mut doc = EdgeApi::openapi();
-    doc.merge(mno_hub::api::openapi::HubApi::openapi());
-    doc.merge(mno_connec_sync::api::openapi::ConnecApi::openapi());
-    doc.merge(mno_impac_projector::openapi::ImpacApi::openapi());
+    doc.merge(mno_hub::api::document::HubApi::openapi());
+    doc.merge(mno_connec_sync::api::document::ConnecApi::openapi());
+    doc.merge(mno_impac_projector::document::ImpacApi::openapi());
+    doc.merge(mno_connectors::api::ConnectorsApi::openapi());
     doc
 }
 

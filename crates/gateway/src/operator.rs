@@ -8,7 +8,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Request};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,6 +44,29 @@ pub fn router(state: OperatorState) -> Router {
     Router::new()
         .route("/operator/v1/bus", get(bus))
         .with_state(state)
+}
+
+/// A signed-in user whose email is listed in `MNO_OPERATORS`: 401 without a
+/// session (as the Hub answers it), 403 for anyone else.
+pub struct Operator {
+    pub email: String,
+}
+
+impl FromRequestParts<OperatorState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &OperatorState,
+    ) -> Result<Self, ApiError> {
+        let email = caller_email(state, &parts.headers).await?;
+        if !state.operators.contains(&email) {
+            return Err(ApiError::forbidden(
+                "only the platform's operators see the bus: list their emails in MNO_OPERATORS",
+            ));
+        }
+        Ok(Operator { email })
+    }
 }
 
 /// The signed-in user's email, from the Hub (401 as the Hub answers it).
@@ -80,14 +104,8 @@ async fn caller_email(state: &OperatorState, headers: &HeaderMap) -> Result<Stri
 )]
 pub async fn bus(
     State(state): State<OperatorState>,
-    headers: HeaderMap,
+    _operator: Operator,
 ) -> Result<Json<Value>, ApiError> {
-    let email = caller_email(&state, &headers).await?;
-    if !state.operators.contains(&email) {
-        return Err(ApiError::forbidden(
-            "only the platform's operators see the bus: list their emails in MNO_OPERATORS",
-        ));
-    }
     let unavailable =
         |e: anyhow::Error| ApiError::unavailable(format!("the bus does not answer: {e}"));
     let report = streams::collect(&state.js).await.map_err(unavailable)?;

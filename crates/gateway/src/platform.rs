@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mno_connec_sync::{Connec, ConnecConfig, ConnecDeps};
+use mno_connectors::{Connectors, ConnectorsConfig, ConnectorsDeps};
 use mno_events::bus::{self, Bus};
 use mno_hub::{Hub, HubConfig, HubDeps};
 use mno_impac_projector::{Impac, ImpacConfig, ImpacDeps};
@@ -38,6 +39,7 @@ pub struct RunningPlatform {
     hub: Hub,
     connec: Connec,
     impac: Impac,
+    connectors: Connectors,
     child: Option<ChildNats>,
     /// Released last, when the platform value is gone (after the child stopped).
     _data_dir: DataDirLock,
@@ -154,6 +156,19 @@ impl Platform {
         })
         .await
         .context("start Impac!")?;
+        // The connectors runtime reaches the record API over loopback, as the connector apps.
+        let connectors = Connectors::start(ConnectorsDeps {
+            db: db.clone(),
+            idm: idm.clone(),
+            directory: hub.directory(),
+            config: ConnectorsConfig {
+                secret_key: config.secret_key.as_ref().map(|k| k.0.clone()),
+                allow_private_urls: config.allow_private_webhooks,
+                ..ConnectorsConfig::new(self_url(http_addr), config.data_dir.clone())
+            },
+        })
+        .await
+        .context("start the connectors runtime")?;
 
         let edge = EdgeState {
             bus: bus.clone(),
@@ -192,6 +207,7 @@ impl Platform {
                 hub.router(),
                 connec.router(),
                 impac.router(),
+                connectors.router(),
                 operator,
                 portal,
             ],
@@ -220,6 +236,7 @@ impl Platform {
             hub,
             connec,
             impac,
+            connectors,
             child,
             _data_dir: data_dir_lock,
             stop_http,
@@ -311,6 +328,13 @@ impl RunningPlatform {
         within(deadline, STEP_GRACE, "the metrics listener", async {
             let _ = metrics_server.await;
         })
+        .await;
+        within(
+            deadline,
+            STEP_GRACE,
+            "the connectors",
+            self.connectors.shutdown(),
+        )
         .await;
         within(deadline, STEP_GRACE, "Impac!", self.impac.shutdown()).await;
         within(deadline, STEP_GRACE, "Connec!", self.connec.shutdown()).await;

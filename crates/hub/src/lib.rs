@@ -204,7 +204,7 @@ impl Hub {
 
     /// Routes under `/hub/v1` and `/idm/v1`, and the OpenID Connect provider's.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone()).merge(sso::router(self.state.clone()))
+        api::routes::router(self.state.clone()).merge(sso::router(self.state.clone()))
     }
 
     /// The IDM check answered from this Hub's database (no cache).

@@ -7,8 +7,7 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{NaiveDate, Utc};
 use mno_events::idm::Action;
 use mno_events::ApiError;
@@ -23,36 +22,6 @@ use mno_events::openapi::{
     BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
 
-pub fn router(state: ImpacState) -> Router {
-    Router::new()
-        .route("/impac/api/v2/widgets", get(list_widgets))
-        .route("/impac/api/v2/widgets/{category}/{name}", get(widget))
-        .route(
-            "/impac/api/v2/kpis",
-            get(crate::kpis::list).post(crate::kpis::create),
-        )
-        .route(
-            "/impac/api/v2/kpis/{id}",
-            axum::routing::delete(crate::kpis::delete),
-        )
-        .route("/impac/api/v2/alerts", get(crate::kpis::alerts))
-        .route(
-            "/impac/api/v2/dashboards",
-            get(crate::dashboards::list).post(crate::dashboards::create),
-        )
-        .route(
-            "/impac/api/v2/dashboards/{id}",
-            get(crate::dashboards::show)
-                .patch(crate::dashboards::update)
-                .delete(crate::dashboards::delete),
-        )
-        .route(
-            "/impac/api/v2/rates",
-            get(crate::rates::list_handler).post(crate::rates::load_handler),
-        )
-        .with_state(state)
-}
-
 /// The widgets, and the collections each reads (what a caller needs read on).
 #[utoipa::path(
     get,
@@ -60,7 +29,7 @@ pub fn router(state: ImpacState) -> Router {
     tag = "impac",
     responses((status = 200, description = "The widgets and the collections each reads", body = crate::openapi::WidgetList))
 )]
-async fn list_widgets() -> Json<Value> {
+pub async fn list_widgets() -> Json<Value> {
     let reads: serde_json::Map<String, Value> = widgets::CATALOGUE
         .iter()
         .map(|(name, entities)| ((*name).to_owned(), json!(entities)))
@@ -204,7 +173,7 @@ fn as_of_param(query: &HashMap<String, Vec<String>>) -> Result<Option<AsOf>, Api
     responses((status = 200, description = "The widget (CSV when the name ends in .csv)", content((crate::openapi::WidgetAnswer = "application/json"), (String = "text/csv"))), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
     security(("user" = []), ("app" = []))
 )]
-async fn widget(
+pub async fn widget(
     State(state): State<ImpacState>,
     Path((category, name)): Path<(String, String)>,
     RawQuery(raw): RawQuery,

@@ -5,6 +5,9 @@
 //! - [`records`]: the projection reports read (current state of the records they use), and its in-memory fold.
 //! - [`widgets`]: the widget computations, decimal arithmetic, currency conversion.
 //! - [`api`]: `GET /impac/api/v2/widgets/{category}/{name}`, live or `as_of` a sequence or time.
+//! - [`kpis`]: KPIs watched against targets, and their alerts. [`dashboards`], [`rates`]: their routes.
+//! - [`router`]: every route, each to its module. [`openapi`]: the schemas the handlers name;
+//!   [`document`]: the OpenAPI document of the routes.
 //!
 //! Rebuild: bumping [`records::VERSION`] builds the new version beside the
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
@@ -13,6 +16,7 @@
 pub mod api;
 pub mod batch;
 pub mod dashboards;
+pub mod document;
 pub mod kpis;
 pub mod openapi;
 pub mod prune;
@@ -20,6 +24,7 @@ pub mod rates;
 pub mod rebuild;
 pub mod records;
 pub mod replay;
+pub mod router;
 pub mod runner;
 pub mod widgets;
 
@@ -186,7 +191,7 @@ impl Impac {
 
     /// Routes under `/impac/api/v2`.
     pub fn router(&self) -> axum::Router {
-        api::router(self.state.clone())
+        router::router(self.state.clone())
     }
 
     pub async fn shutdown(self) {

@@ -1,16 +1,13 @@
-//! Impac!'s part of `/openapi.json`: the query parameters, the answer shapes
-//! (the handlers write them as JSON; these types only describe them) and the
-//! document listing every `#[utoipa::path]` under `/impac/api/v2`.
+//! Impac!'s part of `/openapi.json`: the query parameters and the answer shapes
+//! (the handlers write them as JSON; these types only describe them). The
+//! document listing every `#[utoipa::path]` under `/impac/api/v2` is [`crate::document`].
 
 #![allow(dead_code)] // the types describe requests and answers; they are never built
 
 use std::collections::HashMap;
 
-use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use serde_json::Value;
-use utoipa::{IntoParams, OpenApi, ToSchema};
-
-use crate::{api, dashboards, kpis, rates};
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -206,26 +203,3 @@ pub struct Dashboard {
 pub struct DashboardList {
     dashboards: Vec<Dashboard>,
 }
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        api::list_widgets,
-        api::widget,
-        kpis::list,
-        kpis::create,
-        kpis::delete,
-        kpis::alerts,
-        rates::list_handler,
-        rates::load_handler,
-        dashboards::list,
-        dashboards::create,
-        dashboards::show,
-        dashboards::update,
-        dashboards::delete,
-    ),
-    components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes),
-    tags((name = "impac", description = "Reports: widgets, KPIs, alerts, exchange rates, users' dashboards (docs/api/impac.md)"))
-)]
-pub struct ImpacApi;

@@ -20,8 +20,21 @@
       var t = spec.x[0];
       scales.x = { range: function () { return [t - 15 * 86400, t + 15 * 86400]; } };
     }
-    new uPlot({ width: width, height: 220, series: series, scales: scales, axes: [{}, { size: 70 }] }, data, el);
+    el.plot = new uPlot({ width: width, height: 220, series: series, scales: scales, axes: [{}, { size: 70 }] }, data, el);
   }
+  // A turned phone or a resized window: charts follow their widget's width.
+  var resizing = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(resizing);
+    resizing = setTimeout(function () {
+      document.querySelectorAll(".chart[data-chart]").forEach(function (el) {
+        if (!el.plot) return;
+        // The chart itself is in the box: measure it at its smallest first.
+        el.plot.setSize({ width: 260, height: 220 });
+        el.plot.setSize({ width: Math.max(260, el.clientWidth || 300), height: 220 });
+      });
+    }, 150);
+  });
   // htmx hands over each new element itself, which may be the chart.
   function drawAll(root) {
     if (root.matches && root.matches(".chart[data-chart]")) draw(root);

@@ -28,8 +28,10 @@ use mno_events::publish::PublishError;
 use mno_events::ApiError;
 use serde_json::{json, Value};
 
+use super::access::Access;
+use super::answer::status_of;
 use super::errors::write_error;
-use super::records::{begin, correlation_id, if_match, status_of};
+use super::headers::{correlation_id, if_match};
 use super::ApiState;
 use crate::exact_json::{ExactJson, NumberTexts};
 use crate::idempotency::{self, Answer, Begin};
@@ -145,8 +147,8 @@ async fn run(
     } else {
         Action::Write
     };
-    let request = begin(state, headers, &op.org, &op.entity, action).await?;
-    let mut ctx = request.context_for(correlation_id.to_owned(), event_id);
+    let request = Access::check(state, headers, &op.org, &op.entity, action).await?;
+    let mut ctx = request.context(correlation_id.to_owned(), event_id);
     ctx.stage = stage;
     let name = request.def.name;
     let root = op.root.as_str();

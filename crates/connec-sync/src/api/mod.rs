@@ -1,11 +1,25 @@
 //! The HTTP routes of Connec!'s record API.
 //!
-//! - [`records`]: create, update, delete and read records; `company`; id mapping; schemas.
+//! - [`access`]: who may call a route, as extractors (`RecordAccess<Write>`).
+//! - [`catalogue`]: the collections and their JSON Schemas.
+//! - [`records`]: create, update, delete and read records; `company`; id mapping.
+//! - [`matching`]: smart merge of a create into the record whose `matching_fields` match.
+//! - [`idempotent`]: a write under its `Idempotency-Key`.
+//! - [`headers`] and [`answer`]: what a request says besides its body, and the answer's shape.
 //! - [`query`]: lists with `$filter`/`$orderby`, a record's history, the change feed.
+//! - [`batch`]: many ops in one request, atomic or not.
 //! - [`errors`]: how write-path errors become JSON error answers.
+//! - [`openapi`]: the schemas the handlers name; [`document`]: the OpenAPI document of the routes.
 
+pub mod access;
+pub mod answer;
 pub mod batch;
+pub mod catalogue;
+pub mod document;
 pub mod errors;
+pub mod headers;
+pub mod idempotent;
+pub mod matching;
 pub mod openapi;
 pub mod query;
 pub mod records;
@@ -36,11 +50,11 @@ pub const CONSISTENCY_HEADER: &str = "mno-consistency-token";
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
-        .route("/connec/api/v2", get(records::collections))
-        .route("/connec/api/v2/", get(records::collections))
+        .route("/connec/api/v2", get(catalogue::collections))
+        .route("/connec/api/v2/", get(catalogue::collections))
         .route(
             "/connec/api/v2/json_schema/{entity}",
-            get(records::json_schema),
+            get(catalogue::json_schema),
         )
         .route(
             "/connec/api/v2/{org}/company",

@@ -1,6 +1,6 @@
 //! Connec!'s part of `/openapi.json`: path parameters, the answer shapes (the
-//! handlers write them as JSON; these types only describe them) and the
-//! document listing every `#[utoipa::path]` of the record API and delivery.
+//! handlers write them as JSON; these types only describe them). The document
+//! listing every `#[utoipa::path]` of the record API and delivery is [`super::document`].
 //!
 //! Records are open JSON: each collection's JSON Schema is served at
 //! `/connec/api/v2/json_schema/{entity}`, and an app may add fields of its own,
@@ -10,14 +10,10 @@
 
 use std::collections::HashMap;
 
+use mno_events::openapi::ErrorBody;
 pub use mno_events::openapi::{AppPath, OrgPath};
-use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use serde_json::Value;
-use utoipa::{IntoParams, OpenApi, ToSchema};
-
-use super::{batch, query, records};
-use crate::delivery::api as delivery;
-use crate::delivery::sse;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -240,40 +236,6 @@ pub struct BatchAnswer {
     atomic: Option<bool>,
     results: Vec<BatchResult>,
 }
-
-#[derive(OpenApi)]
-#[openapi(
-    paths(
-        records::collections,
-        records::json_schema,
-        records::get_company,
-        records::put_company,
-        batch::batch,
-        query::changes,
-        records::create,
-        query::list,
-        query::history,
-        records::read,
-        records::update,
-        records::delete,
-        records::map_id,
-        delivery::list_deliveries,
-        delivery::consumer_lag,
-        delivery::list_dead_letters,
-        delivery::redrive_all,
-        delivery::show_dead_letter,
-        delivery::redrive_one,
-        delivery::recover,
-        sse::stream,
-    ),
-    components(schemas(ErrorBody)),
-    modifiers(&SecuritySchemes),
-    tags(
-        (name = "connec", description = "Shared business records (docs/api/connec.md)"),
-        (name = "delivery", description = "Webhooks, dead letters, recovery and server-sent events (docs/api/delivery.md)")
-    )
-)]
-pub struct ConnecApi;
 
 /// An atomic batch that failed answers with the failing op's status and the
 /// results; a batch refused as a whole, with the error shape.

@@ -16,13 +16,13 @@ use mno_events::subject::RecordSubject;
 use mno_events::ApiError;
 use serde_json::{json, Value};
 
-use super::records::{entity_or_404, org_or_404};
+use super::access::{Read, RecordAccess};
+use super::catalogue::{entity_or_404, org_or_404};
 use super::{ApiState, CONSISTENCY_HEADER};
-use crate::auth::authorize;
 use crate::entities;
 use crate::query::{self, ListRequest, QueryError, DEFAULT_TOP, MAX_TOP};
 use crate::render;
-use crate::write::WriteContext;
+use mno_events::http_auth::authorize;
 use mno_events::openapi::{
     BadRequest, Forbidden, NotFound, Unauthorized, Unavailable, Unprocessable,
 };
@@ -98,20 +98,11 @@ async fn within_stream(
 )]
 pub async fn list(
     State(state): State<Arc<ApiState>>,
-    Path((org, entity)): Path<(String, String)>,
+    access: RecordAccess<Read>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let def = entity_or_404(&entity)?;
-    let org = org_or_404(&org)?;
-    authorize(
-        state.idm.as_ref(),
-        &headers,
-        org.as_str(),
-        Some(def.name),
-        Action::Read,
-    )
-    .await?;
+    let (def, org) = (access.def, &access.org);
 
     let request = match params.get("cursor") {
         Some(cursor) => ListRequest::from_cursor(cursor).map_err(query_error)?,
@@ -211,27 +202,11 @@ fn event_json(event: &RecordEvent, seq: u64) -> Value {
 )]
 pub async fn history(
     State(state): State<Arc<ApiState>>,
-    Path((org, entity, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    access: RecordAccess<Read>,
+    Path((_, _, id)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let def = entity_or_404(&entity)?;
-    let org = org_or_404(&org)?;
-    let principal = authorize(
-        state.idm.as_ref(),
-        &headers,
-        org.as_str(),
-        Some(def.name),
-        Action::Read,
-    )
-    .await?;
-    let ctx = WriteContext {
-        org: org.clone(),
-        entity: def,
-        principal,
-        correlation_id: String::new(),
-        event_id: None,
-        stage: None,
-    };
+    let (def, org) = (access.def, &access.org);
+    let ctx = access.context(String::new(), None);
     let global = state
         .writer
         .resolve(&ctx, &id)

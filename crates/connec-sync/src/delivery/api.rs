@@ -2,7 +2,6 @@
 //! letters and their redrive, recovery, each app's consumer lag, and SSE.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -10,7 +9,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use mno_events::api_error::ApiJson;
-use mno_events::idm::Idm;
 use mno_events::streams::RECORDS;
 use mno_events::ApiError;
 use serde::{Deserialize, Serialize};
@@ -18,20 +16,13 @@ use serde_json::{json, Value};
 
 use super::auth;
 use super::dlq::{self, DlqError};
+use super::http_state::ApiState;
 use super::log::AttemptStatus;
 use super::sse;
-use super::supervisor::{consumer_name, Redriven, Since, Supervisor, SupervisorError};
+use super::supervisor::{consumer_name, Redriven, Since, SupervisorError};
 use mno_events::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable,
 };
-
-#[derive(Clone)]
-pub struct ApiState {
-    pub supervisor: Arc<Supervisor>,
-    pub idm: Arc<dyn Idm>,
-    /// Open SSE streams per caller.
-    pub sse_streams: Arc<sse::OpenStreams>,
-}
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -93,7 +84,7 @@ async fn visible(
     mno_events::subject::Token::parse("app", app).map_err(|e| {
         ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("app")
     })?;
-    let credential = auth::credential(headers)?;
+    let credential = mno_events::http_auth::credential(headers)?;
     auth::visible_orgs(
         &*state.idm,
         &*state.supervisor.ctx.directory,

@@ -1,71 +1,12 @@
-//! Who is calling, asked of the Hub through the [`Idm`] trait.
+//! Whose deliveries a caller may see, asked of the Hub through the [`Idm`]
+//! trait (the credential is read by `mno_events::http_auth`, as everywhere).
 
 use std::collections::HashSet;
 
-use axum::http::{header, HeaderMap};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use mno_events::directory::Directory;
-use mno_events::idm::{Action, Credential, Idm, IdmRequest, Principal, PrincipalKind};
+use mno_events::http_auth::decide;
+use mno_events::idm::{Action, Credential, Idm, PrincipalKind};
 use mno_events::ApiError;
-
-/// The credential of a request: `Bearer <session>` or HTTP Basic `key:secret`.
-pub fn credential(headers: &HeaderMap) -> Result<Credential, ApiError> {
-    let missing = || {
-        ApiError::unauthorized(
-            "no credentials: send Authorization: Basic <app key:secret> or Bearer <session token>",
-        )
-    };
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(missing)?;
-    if let Some(token) = value.strip_prefix("Bearer ") {
-        return Ok(Credential::Session {
-            token: token.trim().to_owned(),
-        });
-    }
-    if let Some(encoded) = value.strip_prefix("Basic ") {
-        let decoded = STANDARD
-            .decode(encoded.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Basic credentials are not base64 of key:secret")
-            })?;
-        let (key, secret) = decoded
-            .split_once(':')
-            .ok_or_else(|| ApiError::unauthorized("the Basic credentials are not key:secret"))?;
-        return Ok(Credential::App {
-            key: key.to_owned(),
-            secret: secret.to_owned(),
-        });
-    }
-    Err(missing())
-}
-
-/// Ask the IDM; 401 for a bad credential, 403 for a valid one not allowed.
-pub async fn check(
-    idm: &dyn Idm,
-    credential: &Credential,
-    org: &str,
-    entity: Option<&str>,
-) -> Result<Principal, ApiError> {
-    let decision = idm
-        .check(&IdmRequest {
-            credential: credential.clone(),
-            org: org.to_owned(),
-            entity: entity.map(str::to_owned),
-            action: Action::Read,
-        })
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    match (decision.allow, decision.principal) {
-        (true, Some(principal)) => Ok(principal),
-        (_, None) => Err(ApiError::unauthorized(decision.reason)),
-        (false, Some(_)) => Err(ApiError::forbidden(decision.reason)),
-    }
-}
 
 /// The orgs whose deliveries to `app` the caller may see: the app itself, in
 /// every org that installed it; an org admin, in that org.
@@ -82,7 +23,7 @@ pub async fn visible_orgs(
     let mut visible = HashSet::new();
     let mut authenticated = false;
     for install in installs {
-        match check(idm, credential, &install.org, None).await {
+        match decide(idm, credential, &install.org, None, Action::Read).await {
             Ok(principal) => {
                 authenticated = true;
                 let is_the_app = principal.kind == PrincipalKind::App && principal.id == app;

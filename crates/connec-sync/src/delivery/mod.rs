@@ -8,16 +8,21 @@
 //! - [`payload`]: the body and webhook-id of a POST, and id_map answers.
 //! - [`sign`], [`send`], [`ssrf`]: the webhook client (signatures, the POST, where webhooks may go),
 //!   from `mno_events::webhook`, which Impac!'s alerts and the Hub's URL checks share.
-//! - [`dlq`]: dead letters. [`log`]: recent attempts. [`api`], [`sse`]: HTTP.
+//! - [`dlq`]: dead letters. [`log`]: recent attempts.
+//! - HTTP: [`api`] (the log, dead letters, redrive) and [`sse`] (the change stream), sharing
+//!   [`http_state`]; [`open_streams`] counts each caller's streams; [`auth`] decides whose
+//!   deliveries a caller may see.
 //! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dlq;
+pub mod http_state;
 pub mod hub_watch;
 pub mod lanes;
 pub mod log;
+pub mod open_streams;
 pub mod payload;
 pub mod sse;
 pub mod supervisor;
@@ -65,7 +70,7 @@ pub struct DeliveryDeps {
 pub struct Delivery {
     supervisor: Arc<Supervisor>,
     idm: Arc<dyn Idm>,
-    sse_streams: Arc<sse::OpenStreams>,
+    sse_streams: Arc<open_streams::OpenStreams>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -225,7 +230,7 @@ impl Delivery {
 
     /// Routes under `/connec/api/v2` (deliveries, dead letters, recovery, SSE).
     pub fn router(&self) -> axum::Router {
-        api::router(api::ApiState {
+        api::router(http_state::ApiState {
             supervisor: self.supervisor.clone(),
             idm: self.idm.clone(),
             sse_streams: self.sse_streams.clone(),

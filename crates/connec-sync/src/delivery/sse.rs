@@ -9,17 +9,16 @@
 //! connection is closed; it resumes with `Last-Event-ID`).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::IntoResponse;
-use dashmap::DashMap;
 use futures::{Stream, StreamExt};
 use mno_events::consume::{self, ReplayFrom};
-use mno_events::idm::{Credential, Principal, PrincipalKind};
+use mno_events::http_auth::{self, decide};
+use mno_events::idm::{Action, Credential, PrincipalKind};
 use mno_events::proto::{Op, RecordEvent};
 use mno_events::streams::RECORDS;
 use mno_events::subject::{RecordSubject, Token};
@@ -27,8 +26,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::api::ApiState;
-use super::auth;
+use super::http_state::ApiState;
+use super::open_streams::StreamSlot;
 use super::{payload, view};
 use mno_events::openapi::{BadRequest, Forbidden, NotFound, Unauthorized, Unavailable};
 
@@ -58,8 +57,8 @@ pub async fn stream(
     let org_token = Token::parse("org", &org).map_err(|e| {
         ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("org")
     })?;
-    let credential = auth::credential(&headers)?;
-    let principal = auth::check(&*state.idm, &credential, &org, None).await?;
+    let credential = http_auth::credential(&headers)?;
+    let principal = decide(&*state.idm, &credential, &org, None, Action::Read).await?;
     let mut entities = Vec::new();
     for name in query
         .entities
@@ -72,7 +71,7 @@ pub async fn stream(
         let token = Token::parse("entity", name).map_err(|e| {
             ApiError::bad_request("invalid_parameter", e.to_string()).at_parameter("entities")
         })?;
-        auth::check(&*state.idm, &credential, &org, Some(name)).await?;
+        decide(&*state.idm, &credential, &org, Some(name), Action::Read).await?;
         entities.push(token);
     }
     let filters = if entities.is_empty() {
@@ -117,49 +116,6 @@ pub async fn stream(
     let opened = futures::stream::once(async { Ok(Event::default().comment("stream open")) });
     let body = opened.chain(taken(receiver, cut));
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
-}
-
-/// Open SSE streams per caller (an app or a user, whatever credential it uses).
-#[derive(Default)]
-pub struct OpenStreams {
-    open: DashMap<String, usize>,
-}
-
-/// One open stream of a caller; the count drops when the stream ends.
-pub struct StreamSlot {
-    streams: Arc<OpenStreams>,
-    caller: String,
-}
-
-impl OpenStreams {
-    fn take(self: &Arc<Self>, principal: &Principal, max: usize) -> Result<StreamSlot, ApiError> {
-        let caller = format!("{:?}:{}", principal.kind, principal.id);
-        let mut open = self.open.entry(caller.clone()).or_insert(0);
-        if *open >= max {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_streams",
-                format!(
-                    "this caller has {max} change streams open, the limit; close one (or share one stream across collections with ?entities=) and retry"
-                ),
-            )
-            .with_retry_after(5));
-        }
-        *open += 1;
-        Ok(StreamSlot {
-            streams: self.clone(),
-            caller,
-        })
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.streams.open.remove_if_mut(&self.caller, |_, open| {
-            *open = open.saturating_sub(1);
-            *open == 0
-        });
-    }
 }
 
 /// Why a stream was cut off (the connection is closed with it).
@@ -279,12 +235,14 @@ fn translated(
                 // Hub changes), so a revoked credential or a removed member stops
                 // receiving at once: the stream ends. A collection the caller may
                 // not read is skipped when it was not asked for by name.
-                match auth::check(&*idm, &credential, &org, Some(&event.entity)).await {
+                match decide(&*idm, &credential, &org, Some(&event.entity), Action::Read).await {
                     Ok(_) => {}
                     Err(e)
                         if e.status == StatusCode::FORBIDDEN
                             && !named.contains(&event.entity)
-                            && auth::check(&*idm, &credential, &org, None).await.is_ok() =>
+                            && decide(&*idm, &credential, &org, None, Action::Read)
+                                .await
+                                .is_ok() =>
                     {
                         continue
                     }
@@ -308,29 +266,11 @@ fn translated(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use super::super::open_streams::tests::app;
+    use super::super::open_streams::OpenStreams;
     use super::*;
-
-    fn app(id: &str) -> Principal {
-        Principal {
-            kind: PrincipalKind::App,
-            id: id.into(),
-            name: id.into(),
-            role: None,
-        }
-    }
-
-    #[test]
-    fn streams_are_counted_per_caller_and_freed_when_they_end() {
-        let streams = Arc::new(OpenStreams::default());
-        let first = streams.take(&app("a"), 2).unwrap();
-        let _second = streams.take(&app("a"), 2).unwrap();
-        let refused = streams.take(&app("a"), 2).err().unwrap();
-        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(refused.errors[0].code, "too_many_streams");
-        let _other = streams.take(&app("b"), 2).unwrap();
-        drop(first);
-        assert!(streams.take(&app("a"), 2).is_ok());
-    }
 
     #[tokio::test]
     async fn a_client_that_takes_nothing_is_cut_off_and_frees_its_place() {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod billing;
+pub mod connectors;
 pub mod consumers;
 pub mod dlq;
 pub mod impac;
@@ -40,6 +41,8 @@ enum Command {
     Sso(sso::Args),
     /// Single billing: the billing run, and rebuilding an invoice from the stream.
     Billing(billing::Args),
+    /// Connector installs: status, and a sync now.
+    Connectors(connectors::Args),
 }
 
 impl Cli {
@@ -53,6 +56,7 @@ impl Cli {
             Command::Impac(args) => impac::run(args).await,
             Command::Sso(args) => sso::run(args).await,
             Command::Billing(args) => billing::run(args).await,
+            Command::Connectors(args) => connectors::run(args).await,
         }
     }
 }

@@ -72,6 +72,32 @@ def shot(driver, name):
     print("screenshot:", path, flush=True)
 
 
+def phone_shot(driver, name):
+    """A screenshot at phone width; the page must fit it (tables scroll inside their own box)."""
+    size = driver.get_window_size()
+    driver.set_window_size(390, 1400)
+    try:
+        # Charts are redrawn to their widget's width shortly after a resize.
+        wait(driver, "the charts to fit their widgets", lambda d: d.execute_script("""
+            return [...document.querySelectorAll('.chart .uplot')].every(
+                u => u.getBoundingClientRect().width <= u.closest('.chart').clientWidth + 1);"""))
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        shot(driver, name)
+        wide = driver.execute_script("""
+            const w = document.documentElement.clientWidth;
+            return [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > w + 1)
+                .filter(e => { // not inside a box that scrolls by itself
+                    for (let p = e.parentElement; p; p = p.parentElement)
+                        if (getComputedStyle(p).overflowX !== 'visible') return false;
+                    return true; })
+                .slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className);""")
+        assert overflow <= 0, f"{name}: the page is {overflow}px wider than a phone's screen: {wide}"
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+
+
 def fill(driver, field_id, value):
     el = driver.find_element(By.ID, field_id)
     el.clear()
@@ -177,9 +203,7 @@ def run(driver):
     wait(driver, "the P&L chart", lambda d: d.find_elements(By.CSS_SELECTOR, "#widget-accounts-profit_and_loss canvas"))
     wait(driver, "the headcount", lambda d: figure(d, "hr-workforce_summary", "headcount") == 12)
     shot(driver, "01-demo-dashboard")
-    driver.set_window_size(390, 1400)
-    shot(driver, "02-demo-dashboard-phone")
-    driver.set_window_size(1280, 1600)
+    phone_shot(driver, "02-demo-dashboard-phone")
 
     step("the operator page (the demo user is an operator) lists the streams and consumers")
     driver.get(BASE + "/operator")
@@ -394,6 +418,7 @@ def invitations(driver, org, org_name):
     assert org_name in text and "Tess Two" in text and "Tess <b>Tester</b>" in text and "admin" in text, text
     assert driver.execute_script("return window.__pwned") is None, "an org name ran as script"
     shot(driver, "13-invitations-received")
+    phone_shot(driver, "13-invitations-received-phone")
 
     step("accepting an invitation revoked meanwhile shows the Hub's reason, and nothing else changes")
     tess_three = sent["Tess Three"]
@@ -473,6 +498,7 @@ def invoices(driver, org, key, secret):
     assert cells["USD"][0] == period and cells["USD"][2] == "13.00 USD" and cells["USD"][3].startswith("Issued"), cells
     assert cells["JPY"][2] == "1500 JPY", cells
     shot(driver, "16-invoices")
+    phone_shot(driver, "16-invoices-phone")
 
     step("an invoice that is not there: the portal's page says what the Hub said")
     driver.get(f"{BASE}/o/{org}/invoices/inv-nothing")
@@ -488,6 +514,7 @@ def invoices(driver, org, key, secret):
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "3 seats <b>pro</b>" in body and "13.00 USD" in body and "Tess Books" in body, body
     shot(driver, "17-invoice")
+    phone_shot(driver, "17-invoice-phone")
     driver.back()
     wait(driver, "the invoices page", lambda d: d.find_elements(By.ID, "invoices"))
 

@@ -13,7 +13,9 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{basic, db_error, not_null, owned_app, present, AppState, SignedIn};
+use super::auth::SignedIn;
+use super::auth::{app_of, basic};
+use super::{db_error, not_null, owned_app, present, AppState};
 use crate::sso::store::{self as sso_store, ClientChange};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};
@@ -203,18 +205,8 @@ impl FromRequestParts<AppState> for OwnerOrApp {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some((key, secret)) = basic(parts) {
-            return match state
-                .idm
-                .app_by_credentials(&key, &secret)
-                .await
-                .map_err(db_error)?
-            {
-                Some(app) => Ok(OwnerOrApp::App(app.id)),
-                None => Err(ApiError::unauthorized(
-                    "the API key and secret are not valid (unknown, wrong or expired after rotation)",
-                )),
-            };
+        if let Some((key, secret)) = basic(&parts.headers) {
+            return Ok(OwnerOrApp::App(app_of(state, &key, &secret).await?.id));
         }
         Ok(OwnerOrApp::Owner(
             SignedIn::from_request_parts(parts, state).await?,

@@ -13,8 +13,8 @@ use mno_events::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::app_auth::CallingApp;
-use super::{db_error, org_role, require, AppState, SignedIn};
+use super::auth::{CallingApp, OrgRole, ReadInvoices};
+use super::{db_error, AppState};
 use crate::billing::html;
 use crate::billing::ledger::Invoice;
 use crate::billing::money::{self, Every};
@@ -427,17 +427,6 @@ pub async fn cancel_recurring(
     Ok(Json(row.to_json()))
 }
 
-/// The org, if the caller may read its invoices (admin and super_admin).
-async fn invoice_reader(
-    state: &AppState,
-    org: &str,
-    user: &str,
-) -> Result<crate::store::orgs::OrgRow, ApiError> {
-    let (row, role) = org_role(state, org, user).await?;
-    require(role.can_read_invoices(), role, "admin or super_admin")?;
-    Ok(row)
-}
-
 /// `GET /hub/v1/orgs/{org}/invoices` (admin and above): newest period last.
 #[utoipa::path(
     get,
@@ -449,10 +438,9 @@ async fn invoice_reader(
 )]
 pub async fn invoices(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ReadInvoices>,
     Path(org): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    invoice_reader(&state, &org, &me.user.id).await?;
     let rows = store::invoices_of_org(&state.store.pool, &org)
         .await
         .map_err(db_error)?;
@@ -485,10 +473,9 @@ async fn org_invoice(state: &AppState, org: &str, id: &str) -> Result<store::Inv
 )]
 pub async fn invoice(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ReadInvoices>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    invoice_reader(&state, &org, &me.user.id).await?;
     let row = org_invoice(&state, &org, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], row.body))
 }
@@ -504,10 +491,10 @@ pub async fn invoice(
 )]
 pub async fn invoice_html(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ReadInvoices>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let org_row = invoice_reader(&state, &org, &me.user.id).await?;
+    let org_row = caller.org;
     let row = org_invoice(&state, &org, &id).await?;
     let invoice: Invoice = serde_json::from_str(&row.body).map_err(ApiError::internal)?;
     Ok((

@@ -7,7 +7,7 @@ use axum::Json;
 use mno_events::ApiError;
 use serde_json::{json, Value};
 
-use super::app_auth::CallingApp;
+use super::auth::CallingApp;
 use super::{db_error, AppState};
 use crate::store::installs::{self, InstallRow};
 use crate::store::orgs;

@@ -9,7 +9,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, org_role, require, AppState, SignedIn};
+use super::auth::{ManageInstalls, OrgRole, ReadOrg};
+use super::{db_error, AppState};
 use crate::store::installs::{self, InstallError};
 use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
@@ -52,12 +53,10 @@ pub struct NewInstall {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageInstalls>,
     Path(org): Path<String>,
     ApiJson(body): ApiJson<NewInstall>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (_, role) = org_role(&state, &org, &me.user.id).await?;
-    require(role.can_manage_installs(), role, "admin or super_admin")?;
     let Some(app) = body.app_id.filter(|a| !a.is_empty()) else {
         return Err(ApiError::unprocessable(
             "invalid_field",
@@ -67,7 +66,7 @@ pub async fn create(
     };
     let row = installs::install(
         &state.store,
-        &me.user.id,
+        &caller.me.user.id,
         &org,
         &app,
         body.data_sharing.unwrap_or(true),
@@ -88,10 +87,9 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ReadOrg>,
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    org_role(&state, &org, &me.user.id).await?;
     let rows = installs::of_org(&state.store.pool, &org)
         .await
         .map_err(db_error)?;
@@ -110,10 +108,9 @@ pub async fn list(
 )]
 pub async fn show(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ReadOrg>,
     Path((org, app)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    org_role(&state, &org, &me.user.id).await?;
     let row = installs::get(&state.store.pool, &org, &app)
         .await
         .map_err(db_error)?
@@ -140,12 +137,10 @@ pub struct InstallPatch {
 )]
 pub async fn update(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageInstalls>,
     Path((org, app)): Path<(String, String)>,
     ApiJson(body): ApiJson<InstallPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, role) = org_role(&state, &org, &me.user.id).await?;
-    require(role.can_manage_installs(), role, "admin or super_admin")?;
     let Some(sharing) = body.data_sharing else {
         return Err(ApiError::unprocessable(
             "invalid_field",
@@ -153,7 +148,7 @@ pub async fn update(
         )
         .at_pointer("/data_sharing"));
     };
-    let row = installs::set_data_sharing(&state.store, &me.user.id, &org, &app, sharing)
+    let row = installs::set_data_sharing(&state.store, &caller.me.user.id, &org, &app, sharing)
         .await
         .map_err(|e| install_error(e, &org, &app))?;
     Ok(Json(row.to_json()))
@@ -170,12 +165,10 @@ pub async fn update(
 )]
 pub async fn remove(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageInstalls>,
     Path((org, app)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, role) = org_role(&state, &org, &me.user.id).await?;
-    require(role.can_manage_installs(), role, "admin or super_admin")?;
-    installs::uninstall(&state.store, &me.user.id, &org, &app)
+    installs::uninstall(&state.store, &caller.me.user.id, &org, &app)
         .await
         .map_err(|e| install_error(e, &org, &app))?;
     Ok(StatusCode::NO_CONTENT)

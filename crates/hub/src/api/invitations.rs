@@ -11,7 +11,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, org_role, require, AppState, SignedIn};
+use super::auth::{ManageMembers, OrgRole, SignedIn};
+use super::{db_error, AppState};
 use crate::access::Role;
 use crate::store::invitations::{self, InvitationError};
 use crate::validate::{self, Problems};
@@ -60,11 +61,11 @@ pub struct NewInvitation {
 )]
 pub async fn add_member(
     state: State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageMembers>,
     org: Path<String>,
     body: ApiJson<NewInvitation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    create(state, me, org, body).await
+    create(state, caller, org, body).await
 }
 
 /// `POST /hub/v1/orgs/{org}/invitations` {email, role} (admin and above) →
@@ -80,18 +81,18 @@ pub async fn add_member(
 )]
 pub async fn create(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageMembers>,
     Path(org): Path<String>,
     ApiJson(body): ApiJson<NewInvitation>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let actor_role = admin_of(&state, &org, &me).await?;
+    let actor_role = caller.role;
     let mut problems = Problems::default();
     let email = problems.check("/email", validate::email(body.email.as_deref()));
     let role = problems.check("/role", validate::role(body.role.as_deref()));
     problems.into_result()?;
     let invitation = invitations::invite(
         &state.store,
-        &me.user.id,
+        &caller.me.user.id,
         actor_role,
         &org,
         &email.unwrap(),
@@ -113,10 +114,9 @@ pub async fn create(
 )]
 pub async fn of_org(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ManageMembers>,
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    admin_of(&state, &org, &me).await?;
     let pending = invitations::of_org(&state.store.pool, &org)
         .await
         .map_err(db_error)?;
@@ -135,10 +135,10 @@ pub async fn of_org(
 )]
 pub async fn revoke(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageMembers>,
     Path((org, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let actor_role = admin_of(&state, &org, &me).await?;
+    let actor_role = caller.role;
     invitations::revoke(&state.store, actor_role, &org, &id)
         .await
         .map_err(|e| match e {
@@ -212,15 +212,4 @@ pub async fn decline(
         .await
         .map_err(|e| invitation_error(e, "the organisation", None))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The caller's role in `org`, which must be admin or above.
-async fn admin_of(state: &AppState, org: &str, me: &SignedIn) -> Result<Role, ApiError> {
-    let (_, role) = org_role(state, org, &me.user.id).await?;
-    require(
-        role.can_manage_member_with(Role::Member),
-        role,
-        "admin or super_admin",
-    )?;
-    Ok(role)
 }

@@ -8,7 +8,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, org_role, require, AppState, SignedIn};
+use super::auth::{ManageMembers, OrgRole, ReadOrg};
+use super::{db_error, AppState};
 use crate::access::Role;
 use crate::store::orgs::{self, MemberError};
 use crate::validate::{self, Problems};
@@ -42,10 +43,9 @@ fn member_error(e: MemberError, org: &str, actor_role: Role) -> ApiError {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    me: SignedIn,
+    _caller: OrgRole<ReadOrg>,
     Path(org): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    org_role(&state, &org, &me.user.id).await?;
     let members = orgs::members(&state.store.pool, &org)
         .await
         .map_err(db_error)?;
@@ -72,22 +72,17 @@ pub struct MemberPatch {
 )]
 pub async fn update(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ManageMembers>,
     Path((org, user)): Path<(String, String)>,
     ApiJson(body): ApiJson<MemberPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
-    require(
-        actor_role.can_manage_member_with(Role::Member),
-        actor_role,
-        "admin or super_admin",
-    )?;
+    let actor_role = caller.role;
     let mut problems = Problems::default();
     let role = problems.check("/role", validate::role(body.role.as_deref()));
     problems.into_result()?;
     let member = orgs::set_role(
         &state.store,
-        &me.user.id,
+        &caller.me.user.id,
         actor_role,
         &org,
         &user,
@@ -110,18 +105,15 @@ pub async fn update(
 )]
 pub async fn remove(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<ReadOrg>,
     Path((org, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, actor_role) = org_role(&state, &org, &me.user.id).await?;
-    if user != me.user.id {
-        require(
-            actor_role.can_manage_member_with(Role::Member),
-            actor_role,
-            "admin or super_admin",
-        )?;
+    // Any member may leave; removing someone else takes an admin.
+    if user != caller.me.user.id {
+        caller.require::<ManageMembers>()?;
     }
-    orgs::remove_member(&state.store, &me.user.id, actor_role, &org, &user)
+    let actor_role = caller.role;
+    orgs::remove_member(&state.store, &caller.me.user.id, actor_role, &org, &user)
         .await
         .map_err(|e| member_error(e, &org, actor_role))?;
     Ok(StatusCode::NO_CONTENT)

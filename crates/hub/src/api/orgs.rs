@@ -9,7 +9,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, not_null, org_role, present, require, AppState, SignedIn};
+use super::auth::{OrgRole, ReadOrg, SignedIn, UpdateOrg};
+use super::{db_error, not_null, present, AppState};
 use crate::access::Role;
 use crate::store::orgs::{self, OrgFields};
 use crate::validate::{self, Problems};
@@ -105,13 +106,8 @@ pub async fn list(
     responses((status = 200, description = "The organisation", body = super::openapi::Org), Unauthorized, Forbidden, NotFound),
     security(("user" = []))
 )]
-pub async fn show(
-    State(state): State<AppState>,
-    me: SignedIn,
-    Path(org): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let (row, role) = org_role(&state, &org, &me.user.id).await?;
-    Ok(Json(row.to_json_with_role(role)))
+pub async fn show(caller: OrgRole<ReadOrg>) -> Json<serde_json::Value> {
+    Json(caller.org.to_json_with_role(caller.role))
 }
 
 /// Unknown fields are refused: a misspelled one would otherwise be ignored.
@@ -141,12 +137,10 @@ pub struct OrgPatch {
 )]
 pub async fn update(
     State(state): State<AppState>,
-    me: SignedIn,
+    caller: OrgRole<UpdateOrg>,
     Path(org): Path<String>,
     ApiJson(body): ApiJson<OrgPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (_, role) = org_role(&state, &org, &me.user.id).await?;
-    require(role.can_update_org(), role, "admin or super_admin")?;
     let mut problems = Problems::default();
     let fields = OrgFields {
         name: body
@@ -166,9 +160,9 @@ pub async fn update(
         }),
     };
     problems.into_result()?;
-    let row = orgs::update(&state.store, &me.user.id, &org, &fields)
+    let row = orgs::update(&state.store, &caller.me.user.id, &org, &fields)
         .await
         .map_err(db_error)?
         .ok_or_else(|| ApiError::not_found(format!("there is no organisation {org}")))?;
-    Ok(Json(row.to_json_with_role(role)))
+    Ok(Json(row.to_json_with_role(caller.role)))
 }

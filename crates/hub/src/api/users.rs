@@ -11,7 +11,8 @@ use mno_events::ApiError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{db_error, AppState, SignedIn};
+use super::auth::SignedIn;
+use super::{db_error, AppState};
 use crate::secrets;
 use crate::store::{now_ms, rfc3339, users};
 use crate::validate::{self, Problems};

@@ -27,6 +27,22 @@ pub fn amount(minor: i64, currency: &str) -> String {
     escape(&mno_events::money::amount(minor, currency))
 }
 
+/// A bill's period bound as a person reads it: "2026-12-01" at midnight UTC,
+/// else "2026-12-03 06:27 UTC"; text that is not a timestamp is shown escaped.
+fn moment(text: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(at) => {
+            let at = at.with_timezone(&chrono::Utc);
+            if at.time() == chrono::NaiveTime::MIN {
+                at.format("%Y-%m-%d").to_string()
+            } else {
+                at.format("%Y-%m-%d %H:%M UTC").to_string()
+            }
+        }
+        Err(_) => escape(text),
+    }
+}
+
 /// The page of `invoice` for the org named `org_name`.
 pub fn page(invoice: &Invoice, org_name: &str) -> String {
     let mut rows = String::new();
@@ -39,9 +55,9 @@ pub fn page(invoice: &Invoice, org_name: &str) -> String {
         );
         for bill in &line.bills {
             let period = match (&bill.period_started_at, &bill.period_ended_at) {
-                (Some(start), Some(end)) => format!("{} – {}", escape(start), escape(end)),
-                (Some(start), None) => escape(start),
-                (None, Some(end)) => format!("until {}", escape(end)),
+                (Some(start), Some(end)) => format!("{} – {}", moment(start), moment(end)),
+                (Some(start), None) => moment(start),
+                (None, Some(end)) => format!("until {}", moment(end)),
                 (None, None) => String::new(),
             };
             let _ = writeln!(
@@ -59,6 +75,7 @@ pub fn page(invoice: &Invoice, org_name: &str) -> String {
 <html lang=\"en\">
 <head>
 <meta charset=\"utf-8\">
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
 <title>Invoice {id}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
@@ -67,6 +84,8 @@ th, td {{ padding: 0.3em 0.6em; border-bottom: 1px solid #ccc; text-align: left;
 .money, .num {{ text-align: right; white-space: nowrap; }}
 tr.app th {{ background: #f3f3f3; }}
 tfoot td {{ font-weight: bold; }}
+p {{ overflow-wrap: anywhere; }}
+@media (max-width: 600px) {{ body {{ margin: 1em; }} table {{ display: block; overflow-x: auto; }} }}
 </style>
 </head>
 <body>
@@ -103,5 +122,13 @@ mod tests {
         assert_eq!(amount(5, "EUR"), "0.05 EUR");
         assert_eq!(amount(1500, "JPY"), "1500 JPY");
         assert_eq!(amount(1500, "KWD"), "1.500 KWD");
+    }
+
+    #[test]
+    fn periods_read_as_dates() {
+        assert_eq!(moment("2026-12-01T00:00:00.000Z"), "2026-12-01");
+        assert_eq!(moment("2026-12-03T06:27:35.123Z"), "2026-12-03 06:27 UTC");
+        assert_eq!(moment("2026-12-03T08:27:35+02:00"), "2026-12-03 06:27 UTC");
+        assert_eq!(moment("<soon>"), "&lt;soon&gt;");
     }
 }

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::store as sso_store;
-use axum::http::HeaderMap;
 
-use crate::api::{basic_header, db_error, AppState};
+use crate::api::auth::CallingApp;
+use crate::api::{db_error, AppState};
 use crate::store::{now_ms, rfc3339};
 use mno_events::openapi::{JsonBodyErrors, Unauthorized};
 
@@ -33,25 +33,10 @@ pub struct Check {
 )]
 pub async fn check(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    CallingApp(app): CallingApp,
     ApiJson(body): ApiJson<Check>,
 ) -> Result<Json<Value>, ApiError> {
-    let Some((key, secret)) = basic_header(&headers) else {
-        return Err(ApiError::unauthorized(
-            "the session check is the app's: authenticate with its API key and secret (HTTP Basic key:secret)",
-        ));
-    };
-    let app = state
-        .idm
-        .app_by_credentials(&key, &secret)
-        .await
-        .map_err(db_error)?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "the API key and secret are not valid (unknown, wrong or expired after rotation)",
-            )
-        })?
-        .id;
+    let app = app.id;
     let Some(sid) = body.sid.filter(|s| !s.is_empty()) else {
         return Err(ApiError::unprocessable(
             "invalid_field",

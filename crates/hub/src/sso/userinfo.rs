@@ -2,21 +2,16 @@
 //! an access token, while the token and its Hub session are live.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::claims::{self, UserClaims};
 use super::oauth_error::OAuthError;
 use super::store as sso_store;
+use crate::api::auth::bearer;
 use crate::api::AppState;
 use crate::store::users;
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
 
 #[utoipa::path(
     method(get, post),
@@ -44,7 +39,7 @@ async fn claims_of(state: &AppState, headers: &HeaderMap) -> Result<UserClaims, 
             "the access token is unknown, expired or revoked, or the user signed out",
         )
     };
-    let (app, user_id, org_id) = sso_store::access_token(pool, token)
+    let (app, user_id, org_id) = sso_store::access_token(pool, &token)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(gone)?;

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::bus::{publish_pipelined, publish_pipelined_as_creates};
+use super::http_floor::HttpFloor;
 use super::report::{
     figure, print_figures, rate, tempfile_dir, with_baseline, Baseline, BenchBus, BusChoice,
     Latencies,
@@ -105,56 +106,10 @@ pub async fn run(args: Args) -> Result<()> {
     // serialised before the clock starts: the load generator shares the CPU.
     let bodies: Arc<Vec<Bytes>> =
         Arc::new((0..args.records).map(|i| json_bytes(&invoice(i))).collect());
-    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let latencies = Arc::new(Mutex::new(Latencies::default()));
     let cpu_before = bench.cpu();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.clients {
-        let (http, url, auth, next, latencies, bodies) = (
-            http.clone(),
-            url.clone(),
-            auth.clone(),
-            next.clone(),
-            latencies.clone(),
-            bodies.clone(),
-        );
-        let total = args.records;
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Latencies::default();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let t = Instant::now();
-                let response = http
-                    .post(&url)
-                    .header("Authorization", &auth)
-                    .header("Content-Type", "application/json")
-                    .body(bodies[i as usize].clone())
-                    .send()
-                    .await?;
-                if response.status() != reqwest::StatusCode::CREATED {
-                    bail!(
-                        "write {i} answered {}: {}",
-                        response.status(),
-                        response.text().await.unwrap_or_default()
-                    );
-                }
-                mine.record(t.elapsed());
-            }
-            latencies.lock().await.merge(&mine);
-            Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    let elapsed = started.elapsed();
+    let (elapsed, saturation) = saturate(&http, &url, Some(&auth), &bodies, args.clients).await?;
     let saturated = rate(args.records, elapsed);
     let saturation_cpu = bench.cpu().per_item_since(&cpu_before, args.records);
-    let saturation = latencies.lock().await;
 
     // The same envelope bytes, published raw and pipelined, as the baseline.
     let sample = envelope_bytes(&org);
@@ -173,6 +128,27 @@ pub async fn run(args: Args) -> Result<()> {
     let raw_cpu = bench
         .cpu()
         .per_item_since(&cpu_before, args.records * raw.samples.len() as u64);
+    // The HTTP floor: the same clients and bodies against a handler that only
+    // parses the JSON and does one acknowledged publish.
+    let floor = HttpFloor::start(&bench.bus.js).await?;
+    let floor_url = floor.url(&org, "invoices");
+    let cpu_before = bench.cpu();
+    let floor_latencies = Arc::new(Mutex::new(Latencies::default()));
+    let floor_rate = Baseline::measure("HTTP floor", || {
+        let (http, url, bodies, latencies) = (&http, &floor_url, &bodies, floor_latencies.clone());
+        async move {
+            let (elapsed, pass) = saturate(http, url, None, bodies, args.clients).await?;
+            latencies.lock().await.merge(&pass);
+            Ok(rate(args.records, elapsed))
+        }
+    })
+    .await?;
+    let floor_cpu = bench
+        .cpu()
+        .per_item_since(&cpu_before, args.records * floor_rate.samples.len() as u64);
+    floor.stop().await?;
+    let floor_latencies = floor_latencies.lock().await;
+
     // For reference: the same bytes published as the write path publishes them.
     let cpu_before = bench.cpu();
     let as_creates = publish_pipelined_as_creates(
@@ -335,6 +311,19 @@ pub async fn run(args: Args) -> Result<()> {
             ),
         ),
         figure(
+            "ingest.vs_http_floor",
+            "records/s",
+            saturated,
+            floor_rate.median(),
+            with_baseline(
+                json!({"baseline_of": "the HTTP floor: the same clients and bodies against a handler that parses the JSON and does one acknowledged publish to a per-record subject (median of the passes)",
+                       "target_ratio": 0.5,
+                       "cpu_us_per_record": saturation_cpu, "baseline_cpu_us_per_record": floor_cpu,
+                       "baseline_p50_ms": floor_latencies.p50_ms(), "baseline_p99_ms": floor_latencies.p99_ms()}),
+                &floor_rate,
+            ),
+        ),
+        figure(
             "ingest.half_load",
             "records/s",
             half_rate,
@@ -352,11 +341,71 @@ pub async fn run(args: Args) -> Result<()> {
                    "cpu_us_per_record": batch_cpu}),
         ),
     ]);
-    drop(saturation);
+    drop(floor_latencies);
     drop(half);
     drop(batches);
     platform.shutdown().await?;
     bench.close().await
+}
+
+/// Every client posts the next of `bodies` as soon as its last one was
+/// answered 201, until all are written: how long it took, and each write's latency.
+async fn saturate(
+    http: &reqwest::Client,
+    url: &str,
+    auth: Option<&str>,
+    bodies: &Arc<Vec<Bytes>>,
+    clients: usize,
+) -> Result<(Duration, Latencies)> {
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Latencies::default()));
+    let total = bodies.len() as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, auth, next, latencies, bodies) = (
+            http.clone(),
+            url.to_owned(),
+            auth.map(str::to_owned),
+            next.clone(),
+            latencies.clone(),
+            bodies.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Latencies::default();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                let mut request = http
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .body(bodies[i as usize].clone());
+                if let Some(auth) = &auth {
+                    request = request.header("Authorization", auth);
+                }
+                let response = request.send().await?;
+                if response.status() != reqwest::StatusCode::CREATED {
+                    bail!(
+                        "write {i} to {url} answered {}: {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    );
+                }
+                mine.record(t.elapsed());
+            }
+            latencies.lock().await.merge(&mine);
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed();
+    let latencies = std::mem::take(&mut *latencies.lock().await);
+    Ok((elapsed, latencies))
 }
 
 /// The bytes of one stored invoice event, as the write path publishes it.

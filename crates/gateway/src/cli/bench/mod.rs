@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod fanout;
+pub mod http_floor;
 pub mod idm;
 pub mod ingest;
 pub mod memory;

@@ -1,0 +1,325 @@
+//! The mapping file of connector 2: how a plain JSON REST API's collections
+//! become Connec! entities. TOML; read whole at load, and refused there with
+//! the line and the field of the first mistake.
+//!
+//! ```toml
+//! [auth]                         # optional: one header, {name} from the install's credentials
+//! header = "Authorization"
+//! value = "Bearer {token}"
+//!
+//! [[collections]]
+//! entity = "invoices"            # the Connec! entity
+//! path = "/invoices"             # under the install's settings.url
+//! id_field = "id"
+//! updated_at_field = "updatedAt" # optional; without it, changes are found by hash
+//! pagination = { style = "page", page_param = "_page", size_param = "_limit", size = 50 }
+//!
+//! [collections.fields]           # Connec! field = outside path (dots for nesting)
+//! transaction_number = "number"
+//! total_amount = { path = "amount", convert = "decimal" }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    pub collections: Vec<Collection>,
+}
+
+/// One header sent with every call; `{name}` placeholders are filled from the credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub header: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    pub entity: String,
+    pub path: String,
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    /// The record's last-change time; `None`: changes are found by hash.
+    #[serde(default)]
+    pub updated_at_field: Option<String>,
+    #[serde(default)]
+    pub pagination: Pagination,
+    /// `PATCH` (default: only the mapped fields are sent) or `PUT`.
+    #[serde(default)]
+    pub update_method: UpdateMethod,
+    pub fields: BTreeMap<String, FieldMap>,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum UpdateMethod {
+    #[default]
+    Patch,
+    Put,
+}
+
+/// How the collection's list is paged.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pagination {
+    /// One answer holds the whole list.
+    #[default]
+    None,
+    /// `?<page_param>=1,2,...&<size_param>=<size>` until a short page.
+    Page {
+        page_param: String,
+        size_param: String,
+        #[serde(default = "default_size")]
+        size: u32,
+    },
+    /// `?<offset_param>=0,size,...&<limit_param>=<size>` until a short page.
+    Offset {
+        offset_param: String,
+        limit_param: String,
+        #[serde(default = "default_size")]
+        size: u32,
+    },
+}
+
+fn default_size() -> u32 {
+    100
+}
+
+/// A Connec! field from an outside path, with a conversion.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldMap {
+    Path(String),
+    Converted {
+        path: String,
+        #[serde(default)]
+        convert: Convert,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convert {
+    /// As is.
+    #[default]
+    None,
+    /// A number or numeric text, as decimal text in Connec! (a JSON number outside).
+    Decimal,
+    /// The first ten characters of a time: `YYYY-MM-DD`.
+    Date,
+    /// Upper-cased text in Connec!, lower-cased outside.
+    Upper,
+    /// The outside id of another record: a reference in Connec!, in the app's own ids.
+    Reference,
+}
+
+impl FieldMap {
+    pub fn path(&self) -> &str {
+        match self {
+            FieldMap::Path(p) | FieldMap::Converted { path: p, .. } => p,
+        }
+    }
+    pub fn convert(&self) -> Convert {
+        match self {
+            FieldMap::Path(_) => Convert::None,
+            FieldMap::Converted { convert, .. } => *convert,
+        }
+    }
+}
+
+/// Read a mapping; `Err` names the line and the field of the mistake.
+pub fn parse(text: &str) -> Result<Mapping, String> {
+    let mapping: Mapping = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim().to_owned();
+        match line {
+            Some(line) => format!("mapping line {line}: {message}"),
+            None => format!("mapping: {message}"),
+        }
+    })?;
+    if mapping.collections.is_empty() {
+        return Err("mapping: name at least one [[collections]]".into());
+    }
+    for (i, c) in mapping.collections.iter().enumerate() {
+        let line = line_of(text, &format!("entity = \"{}\"", c.entity)).unwrap_or(0);
+        let at = format!(
+            "mapping line {line} (collections[{i}], entity {:?})",
+            c.entity
+        );
+        if !c.path.starts_with('/') {
+            return Err(format!("{at}: path {:?} must start with /", c.path));
+        }
+        if c.fields.is_empty() {
+            return Err(format!("{at}: [collections.fields] maps no field"));
+        }
+        if mapping.collections[..i]
+            .iter()
+            .any(|o| o.entity == c.entity)
+        {
+            return Err(format!("{at}: entity {:?} is mapped twice", c.entity));
+        }
+        for (field, map) in &c.fields {
+            if field == "id" || map.path().is_empty() {
+                return Err(format!("{at}: field {field:?}: the id is id_field's; map other fields to non-empty paths"));
+            }
+        }
+    }
+    Ok(mapping)
+}
+
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.find(needle)
+        .map(|at| text[..at].matches('\n').count() + 1)
+}
+
+/// The value at a dotted path of a JSON object.
+pub fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+/// Set the value at a dotted path, making objects on the way.
+pub fn set(target: &mut Value, path: &str, value: Value) {
+    let mut at = target;
+    let keys: Vec<&str> = path.split('.').collect();
+    for key in &keys[..keys.len() - 1] {
+        if !at.get(*key).is_some_and(Value::is_object) {
+            at[*key] = json!({});
+        }
+        at = &mut at[*key];
+    }
+    at[keys[keys.len() - 1]] = value;
+}
+
+impl Collection {
+    /// An outside record in Connec!'s fields.
+    pub fn to_connec(&self, outside: &Value) -> Value {
+        let mut fields = Map::new();
+        for (field, map) in &self.fields {
+            let Some(value) = get(outside, map.path()).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let converted = match (map.convert(), value) {
+                (Convert::Decimal, Value::Number(n)) => json!(n.to_string()),
+                (Convert::Date, Value::String(s)) => json!(s.chars().take(10).collect::<String>()),
+                (Convert::Upper, Value::String(s)) => json!(s.to_uppercase()),
+                (Convert::Reference, Value::Number(n)) => json!(n.to_string()),
+                (_, v) => v.clone(),
+            };
+            fields.insert(field.clone(), converted);
+        }
+        Value::Object(fields)
+    }
+
+    /// A Connec! record (in the connector app's view) in the outside API's fields.
+    pub fn to_outside(&self, record: &Value, app_id: &str) -> Value {
+        let mut out = json!({});
+        for (field, map) in &self.fields {
+            let Some(value) = record.get(field).filter(|v| !v.is_null()) else {
+                continue;
+            };
+            let converted = match (map.convert(), value) {
+                (Convert::Decimal, Value::String(s)) => s
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Value::Number)
+                    .unwrap_or_else(|| value.clone()),
+                (Convert::Upper, Value::String(s)) => json!(s.to_lowercase()),
+                (Convert::Reference, Value::Array(ids)) => {
+                    match ids.iter().find(|e| e["provider"] == app_id) {
+                        Some(own) => own["id"].clone(),
+                        // A record the outside API does not know (yet): leave the field out.
+                        None => continue,
+                    }
+                }
+                (_, v) => v.clone(),
+            };
+            set(&mut out, map.path(), converted);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "invoices"
+path = "/invoices"
+pagination = { style = "page", page_param = "_page", size_param = "_limit", size = 2 }
+
+[collections.fields]
+transaction_number = "number"
+total_amount = { path = "totals.amount", convert = "decimal" }
+transaction_date = { path = "date", convert = "date" }
+status = { path = "status", convert = "upper" }
+person_id = { path = "customerId", convert = "reference" }
+"#;
+
+    #[test]
+    fn fields_convert_both_ways() {
+        let mapping = parse(GOOD).unwrap();
+        let invoices = &mapping.collections[0];
+        let outside = json!({"id": 3, "number": "INV-3", "totals": {"amount": 120.5},
+            "date": "2026-11-02T10:00:00Z", "status": "paid", "customerId": 7});
+        let connec = invoices.to_connec(&outside);
+        assert_eq!(
+            connec,
+            json!({"transaction_number": "INV-3", "total_amount": "120.5", "transaction_date": "2026-11-02",
+                "status": "PAID", "person_id": "7"})
+        );
+        let mut view = connec.clone();
+        view["person_id"] =
+            json!([{"provider": "connec", "id": "g"}, {"provider": "app1", "id": "7"}]);
+        assert_eq!(
+            invoices.to_outside(&view, "app1"),
+            json!({"number": "INV-3", "totals": {"amount": 120.5}, "date": "2026-11-02", "status": "paid", "customerId": "7"})
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_their_line_and_field() {
+        let typo = GOOD.replace("convert = \"date\"", "convert = \"dat\"");
+        let error = parse(&typo).unwrap_err();
+        assert!(error.starts_with("mapping line 14:"), "{error}");
+        assert!(error.contains("dat"), "{error}");
+        let unknown = GOOD.replace("id_field", "x").replace(
+            "path = \"/invoices\"",
+            "path = \"/invoices\"\nid_feild = \"id\"",
+        );
+        let error = parse(&unknown).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 9:") && error.contains("id_feild"),
+            "{error}"
+        );
+        let relative = GOOD.replace("path = \"/invoices\"", "path = \"invoices\"");
+        let error = parse(&relative).unwrap_err();
+        assert!(
+            error.contains("line 7") && error.contains("must start with /"),
+            "{error}"
+        );
+        assert!(parse("collections = []")
+            .unwrap_err()
+            .contains("at least one"));
+    }
+}

@@ -1,0 +1,330 @@
+//! Connector 2: any JSON REST API, described by a mapping file ([`mapping`]).
+//!
+//! Each mapped collection is listed page by page. With an `updated_at_field`
+//! the cursor is the latest time seen and older records are passed over; with
+//! none, every record's tag is a hash of it, so the runtime sees a change as
+//! a new tag, and a record missing from the complete listing as deleted.
+//! Writes: `POST <path>`, `PATCH`/`PUT <path>/<id>`, `DELETE <path>/<id>`. A
+//! conditional write first reads the record and compares its tag.
+
+pub mod mapping;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::outside::{failed, unreachable, Outside, OutsideError, OutsideRecord, Pulled};
+use mapping::{Collection, Mapping, Pagination, UpdateMethod};
+
+/// `settings` of a REST install.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestSettings {
+    /// The API's base URL; collection paths are under it.
+    pub url: String,
+    /// The mapping file's text (TOML).
+    pub mapping: String,
+}
+
+pub struct Rest {
+    http: reqwest::Client,
+    base: String,
+    mapping: Mapping,
+    /// The auth header, its placeholders filled.
+    auth: Option<(String, String)>,
+    /// The connector app's id: references in its view carry its ids under it.
+    app_id: String,
+}
+
+impl Rest {
+    /// `Err` names the settings field and what is wrong (a mapping error names its line).
+    pub fn new(
+        http: reqwest::Client,
+        settings: RestSettings,
+        credentials: &Value,
+        app_id: &str,
+    ) -> Result<Rest, (String, String)> {
+        url::Url::parse(&settings.url).map_err(|e| {
+            (
+                "/settings/url".to_owned(),
+                format!("{:?} is not a URL: {e}", settings.url),
+            )
+        })?;
+        let mapping =
+            mapping::parse(&settings.mapping).map_err(|e| ("/settings/mapping".to_owned(), e))?;
+        let auth = match &mapping.auth {
+            None => None,
+            Some(auth) => Some((auth.header.clone(), fill(&auth.value, credentials)?)),
+        };
+        Ok(Rest {
+            http,
+            base: settings.url.trim_end_matches('/').to_owned(),
+            mapping,
+            auth,
+            app_id: app_id.to_owned(),
+        })
+    }
+
+    fn collection(&self, entity: &str) -> Result<&Collection, OutsideError> {
+        self.mapping
+            .collections
+            .iter()
+            .find(|c| c.entity == entity)
+            .ok_or_else(|| OutsideError::Rejected {
+                status: 400,
+                body: format!("the mapping has no collection for {entity}"),
+            })
+    }
+
+    fn request(&self, method: Method, url: String) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
+        match &self.auth {
+            Some((name, value)) => request.header(name, value),
+            None => request,
+        }
+    }
+
+    fn item_url(&self, c: &Collection, id: &str) -> String {
+        let segment: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        format!("{}{}/{}", self.base, c.path, segment.replace('+', "%20"))
+    }
+
+    /// Send and read a JSON answer; `Ok(None)` for 404.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Option<Value>, OutsideError> {
+        let response = request.send().await.map_err(unreachable)?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(failed(response).await);
+        }
+        let text = response.text().await.map_err(unreachable)?;
+        if text.trim().is_empty() {
+            return Ok(Some(Value::Null));
+        }
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            OutsideError::Garbage(format!("not JSON ({e}): {}", crate::outside::clip(&text)))
+        })
+    }
+
+    /// Every record of a collection, page by page.
+    async fn list(&self, c: &Collection) -> Result<Vec<Value>, OutsideError> {
+        let url = format!("{}{}", self.base, c.path);
+        let mut all = Vec::new();
+        let mut page = 0u32;
+        loop {
+            let (query, size) = match &c.pagination {
+                Pagination::None => (Vec::new(), None),
+                Pagination::Page {
+                    page_param,
+                    size_param,
+                    size,
+                } => (
+                    vec![
+                        (page_param.clone(), (page + 1).to_string()),
+                        (size_param.clone(), size.to_string()),
+                    ],
+                    Some(*size),
+                ),
+                Pagination::Offset {
+                    offset_param,
+                    limit_param,
+                    size,
+                } => (
+                    vec![
+                        (offset_param.clone(), (page * size).to_string()),
+                        (limit_param.clone(), size.to_string()),
+                    ],
+                    Some(*size),
+                ),
+            };
+            let answer = self
+                .call(self.request(Method::GET, url.clone()).query(&query))
+                .await?
+                .ok_or_else(|| OutsideError::Rejected {
+                    status: 404,
+                    body: format!("{url} does not exist"),
+                })?;
+            let Value::Array(items) = answer else {
+                return Err(OutsideError::Garbage(format!(
+                    "{url} answered something else than a JSON array"
+                )));
+            };
+            let count = items.len() as u32;
+            all.extend(items);
+            match size {
+                Some(size) if count >= size && count > 0 => page += 1,
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    fn record(&self, c: &Collection, outside: &Value) -> Option<OutsideRecord> {
+        let id = match outside.get(&c.id_field)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let updated_at = c
+            .updated_at_field
+            .as_deref()
+            .and_then(|f| mapping::get(outside, f))
+            .and_then(Value::as_str)
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        Some(OutsideRecord {
+            id,
+            tag: tag_of(outside),
+            updated_at,
+            fields: c.to_connec(outside),
+        })
+    }
+}
+
+/// A record's tag: SHA-256 of its JSON (serde_json keeps keys sorted).
+fn tag_of(value: &Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fill `{name}` placeholders from the credentials object.
+fn fill(template: &str, credentials: &Value) -> Result<String, (String, String)> {
+    let mut out = template.to_owned();
+    let names: Vec<String> = template
+        .split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_owned()))
+        .collect();
+    for name in names {
+        let value = credentials
+            .get(&name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                (
+                    "/credentials".to_owned(),
+                    format!("the mapping's auth header needs credentials.{name} (a string)"),
+                )
+            })?;
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Outside for Rest {
+    fn entities(&self) -> Vec<String> {
+        self.mapping
+            .collections
+            .iter()
+            .map(|c| c.entity.clone())
+            .collect()
+    }
+
+    fn mapped_fields(&self, entity: &str) -> Vec<String> {
+        self.collection(entity)
+            .map(|c| c.fields.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    async fn pull(&self, entity: &str, cursor: Option<&str>) -> Result<Pulled, OutsideError> {
+        let c = self.collection(entity)?;
+        let since = cursor
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let mut pulled = Pulled::default();
+        let mut latest = since;
+        for item in self.list(c).await? {
+            let Some(record) = self.record(c, &item) else {
+                tracing::warn!(entity, "skipping an outside record without a usable id");
+                continue;
+            };
+            if let (Some(at), Some(since)) = (record.updated_at, since) {
+                if at <= since {
+                    continue;
+                }
+            }
+            latest = latest.max(record.updated_at);
+            pulled.changed.push(record);
+        }
+        // Without a change time every pull lists everything: deletions show as absences.
+        pulled.complete = c.updated_at_field.is_none();
+        pulled.cursor = latest.map(crate::store::time_text);
+        Ok(pulled)
+    }
+
+    async fn fetch(&self, entity: &str, id: &str) -> Result<Option<OutsideRecord>, OutsideError> {
+        let c = self.collection(entity)?;
+        let answer = self
+            .call(self.request(Method::GET, self.item_url(c, id)))
+            .await?;
+        Ok(answer.and_then(|item| self.record(c, &item)))
+    }
+
+    async fn write(
+        &self,
+        entity: &str,
+        id: Option<&str>,
+        if_tag: Option<&str>,
+        fields: &Value,
+    ) -> Result<(String, String), OutsideError> {
+        let c = self.collection(entity)?;
+        let body = c.to_outside(fields, &self.app_id);
+        let answer = match id {
+            None => {
+                let url = format!("{}{}", self.base, c.path);
+                self.call(self.request(Method::POST, url).json(&body))
+                    .await?
+            }
+            Some(id) => {
+                if let Some(expected) = if_tag {
+                    match self.fetch(entity, id).await? {
+                        Some(current) if current.tag != expected => {
+                            return Err(OutsideError::Stale)
+                        }
+                        _ => {}
+                    }
+                }
+                let method = match c.update_method {
+                    UpdateMethod::Patch => Method::PATCH,
+                    UpdateMethod::Put => Method::PUT,
+                };
+                let mut body = body;
+                if let (Value::Object(map), UpdateMethod::Put) = (&mut body, c.update_method) {
+                    map.insert(c.id_field.clone(), Value::String(id.to_owned()));
+                }
+                self.call(self.request(method, self.item_url(c, id)).json(&body))
+                    .await?
+            }
+        };
+        let saved = answer.filter(Value::is_object).ok_or_else(|| {
+            OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
+        })?;
+        let record = self.record(c, &saved).ok_or_else(|| {
+            OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
+        })?;
+        Ok((record.id, record.tag))
+    }
+
+    async fn delete(
+        &self,
+        entity: &str,
+        id: &str,
+        if_tag: Option<&str>,
+    ) -> Result<(), OutsideError> {
+        let c = self.collection(entity)?;
+        if let Some(expected) = if_tag {
+            match self.fetch(entity, id).await? {
+                None => return Ok(()),
+                Some(current) if current.tag != expected => return Err(OutsideError::Stale),
+                _ => {}
+            }
+        }
+        self.call(self.request(Method::DELETE, self.item_url(c, id)))
+            .await?;
+        Ok(())
+    }
+}

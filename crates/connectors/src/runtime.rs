@@ -1,0 +1,945 @@
+//! The runtime: for each configured install, pull outside changes into
+//! Connec! (on a schedule and on demand) and push Connec! changes out (from
+//! the org's change stream), one sync per install at a time, backing off
+//! after failures.
+//!
+//! Per record it keeps what both sides looked like at the last sync (the
+//! outside tag, the Connec! version). An outside change whose tag is the one
+//! the runtime wrote is its own echo and is skipped; a record changed on both
+//! sides since the last sync is a conflict, settled by [`winner`] and logged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::catalogue;
+use crate::outside::{Outside, OutsideError, OutsideRecord};
+use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
+use crate::sealed::Sealer;
+use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
+
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where the record API is reached (the platform's own edge).
+    pub api_base: String,
+    /// How often due installs are looked for.
+    pub tick: Duration,
+    /// The first delay after a failure; it doubles with each failure in a row.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Outside records written to Connec! between two progress updates.
+    pub batch: usize,
+}
+
+/// The sealed part of an install: the outside API's credentials and the
+/// connector app's own API key for the record API.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SealedCredentials {
+    pub outside: Value,
+    pub app: AppCredentials,
+}
+
+/// Why an on-demand sync did not run or did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("this app is not configured as a connector in this organisation")]
+    NotConfigured,
+    #[error("the outside API asked to slow down; retry after {0:?}")]
+    RateLimited(Duration),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// How a sync step failed.
+#[derive(Debug)]
+enum Failure {
+    /// The outside API as a whole: back off, keep the cursor.
+    Outside(OutsideError),
+    /// The platform could not serve the call: back off, keep the cursor.
+    Connec(String),
+    /// This record only: report it, go on with the others.
+    Record(String),
+    Store(sqlx::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Outside(e) => write!(f, "{e}"),
+            Failure::Connec(e) => write!(f, "{e}"),
+            Failure::Record(e) => write!(f, "{e}"),
+            Failure::Store(e) => write!(f, "the connectors' database failed: {e}"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<ApiFailure> for Failure {
+    fn from(e: ApiFailure) -> Self {
+        match e {
+            ApiFailure::Refused { .. } => Failure::Record(e.to_string()),
+            ApiFailure::Unavailable(_) => Failure::Connec(e.to_string()),
+        }
+    }
+}
+
+impl From<OutsideError> for Failure {
+    fn from(e: OutsideError) -> Self {
+        if e.is_transient() {
+            Failure::Outside(e)
+        } else {
+            Failure::Record(e.to_string())
+        }
+    }
+}
+
+/// One install, ready to sync: its connector and its record API client.
+struct Install {
+    org: String,
+    app: String,
+    prefer: Prefer,
+    outside: Arc<dyn Outside>,
+    api: RecordApi,
+    /// The entities whose outside changes flow into Connec! (a conflict's
+    /// outside side may win only there).
+    pulling: Vec<String>,
+}
+
+/// What the runtime holds in memory per install.
+#[derive(Default)]
+struct Handle {
+    /// Held by whatever changes records of the install (a pull, or one pushed change).
+    lock: tokio::sync::Mutex<()>,
+    pulling: AtomicBool,
+    last_attempt: Mutex<Option<Instant>>,
+    /// Set by a 429: nothing is sent to the outside API before it.
+    quiet_until: Mutex<Option<Instant>>,
+    push: Mutex<Option<JoinHandle<()>>>,
+}
+
+type Key = (String, String);
+
+pub struct Runtime {
+    store: Store,
+    sealer: Sealer,
+    http: reqwest::Client,
+    config: RuntimeConfig,
+    handles: Mutex<HashMap<Key, Arc<Handle>>>,
+}
+
+/// Which side of a conflict is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Connec,
+    Outside,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Connec => "Connec!",
+            Side::Outside => "the outside API",
+        }
+    }
+}
+
+/// The conflict rule: the install's preferred side, else the newest
+/// `updated_at`. A side that does not say when it changed counts as changed
+/// when the runtime saw it (now); a tie keeps Connec!'s.
+pub fn winner(
+    prefer: Prefer,
+    connec_at: Option<DateTime<Utc>>,
+    outside_at: Option<DateTime<Utc>>,
+) -> Side {
+    match prefer {
+        Prefer::Connec => Side::Connec,
+        Prefer::Outside => Side::Outside,
+        Prefer::Newest => {
+            let now = Utc::now();
+            if outside_at.unwrap_or(now) > connec_at.unwrap_or(now) {
+                Side::Outside
+            } else {
+                Side::Connec
+            }
+        }
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.pulled += other.pulled;
+        self.pushed += other.pushed;
+        self.conflicts += other.conflicts;
+        self.rejected += other.rejected;
+    }
+}
+
+fn pulled() -> Counts {
+    Counts {
+        pulled: 1,
+        ..Counts::default()
+    }
+}
+
+impl Runtime {
+    pub fn new(store: Store, sealer: Sealer, http: reqwest::Client, config: RuntimeConfig) -> Self {
+        Runtime {
+            store,
+            sealer,
+            http,
+            config,
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.config.api_base
+    }
+
+    fn handle(&self, org: &str, app: &str) -> Arc<Handle> {
+        self.handles
+            .lock()
+            .unwrap()
+            .entry((org.to_owned(), app.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    /// Whether a pull of the install is running now.
+    pub fn is_running(&self, org: &str, app: &str) -> bool {
+        self.handle(org, app).pulling.load(Ordering::SeqCst)
+    }
+
+    /// Start the scheduler and the push of every configured install.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<JoinHandle<()>> {
+        for row in self.store.installs().await? {
+            self.start_push(&row.org, &row.app_id);
+        }
+        let runtime = self.clone();
+        Ok(tokio::spawn(async move { runtime.schedule().await }))
+    }
+
+    /// An install was configured: (re)start pushing its Connec! changes; its
+    /// scheduled pulls start one interval from now (`sync` pulls at once).
+    pub fn configured(self: &Arc<Self>, org: &str, app: &str) {
+        *self.handle(org, app).last_attempt.lock().unwrap() = Some(Instant::now());
+        self.start_push(org, app);
+    }
+
+    /// (Re)start pushing an install's Connec! changes.
+    fn start_push(self: &Arc<Self>, org: &str, app: &str) {
+        let handle = self.handle(org, app);
+        let runtime = self.clone();
+        let (o, a) = (org.to_owned(), app.to_owned());
+        let task = tokio::spawn(async move { runtime.push_loop(o, a).await });
+        let old = handle.push.lock().unwrap().replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Stop an install's push (it was removed).
+    pub fn stop(&self, org: &str, app: &str) {
+        if let Some(handle) = self
+            .handles
+            .lock()
+            .unwrap()
+            .remove(&(org.to_owned(), app.to_owned()))
+        {
+            if let Some(task) = handle.push.lock().unwrap().take() {
+                task.abort();
+            }
+        }
+    }
+
+    /// Stop every push task.
+    pub fn shutdown(&self) {
+        for (_, handle) in self.handles.lock().unwrap().drain() {
+            if let Some(task) = handle.push.lock().unwrap().take() {
+                task.abort();
+            }
+        }
+    }
+
+    /// Sync every install whose time has come, forever.
+    async fn schedule(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.config.tick).await;
+            let rows = match self.store.installs().await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list connector installs");
+                    continue;
+                }
+            };
+            for row in rows {
+                if self.due(&row) {
+                    let runtime = self.clone();
+                    tokio::spawn(async move {
+                        let _ = runtime.sync(&row.org, &row.app_id).await;
+                    });
+                }
+            }
+        }
+    }
+
+    fn due(&self, row: &InstallRow) -> bool {
+        let handle = self.handle(&row.org, &row.app_id);
+        if handle.pulling.load(Ordering::SeqCst) {
+            return false;
+        }
+        if let Some(next) = row
+            .next_attempt_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        {
+            return next <= Utc::now();
+        }
+        let interval = Duration::from_secs(row.interval_secs.max(1) as u64);
+        let last = *handle.last_attempt.lock().unwrap();
+        last.is_none_or(|at| at.elapsed() >= interval)
+    }
+
+    fn install(&self, row: &InstallRow) -> Result<Install, String> {
+        let opened = self
+            .sealer
+            .open(&row.sealed_credentials)
+            .map_err(|e| e.to_string())?;
+        let sealed: SealedCredentials = serde_json::from_slice(&opened)
+            .map_err(|e| format!("the sealed credentials do not read: {e}"))?;
+        let outside = catalogue::build(
+            &row.kind,
+            &row.app_id,
+            self.http.clone(),
+            &row.settings,
+            &sealed.outside,
+        )
+        .map_err(|e| format!("{}: {}", e.pointer, e.detail))?;
+        Ok(Install {
+            org: row.org.clone(),
+            app: row.app_id.clone(),
+            prefer: row.prefer,
+            outside,
+            pulling: Vec::new(),
+            api: RecordApi::new(
+                self.http.clone(),
+                &self.config.api_base,
+                &row.org,
+                sealed.app,
+            ),
+        })
+    }
+
+    /// Pull the install's outside changes into Connec! now.
+    pub async fn sync(&self, org: &str, app: &str) -> Result<(), SyncError> {
+        let handle = self.handle(org, app);
+        if let Some(until) = *handle.quiet_until.lock().unwrap() {
+            if until > Instant::now() {
+                return Err(SyncError::RateLimited(until - Instant::now()));
+            }
+        }
+        // One sync per install at a time: a second waits for the first to end.
+        let _one_at_a_time = handle.lock.lock().await;
+        handle.pulling.store(true, Ordering::SeqCst);
+        let result = async {
+            *handle.last_attempt.lock().unwrap() = Some(Instant::now());
+            let row = self
+                .store
+                .install(org, app)
+                .await
+                .map_err(|e| SyncError::Failed(e.to_string()))?
+                .ok_or(SyncError::NotConfigured)?;
+            let install = match self.install(&row) {
+                Ok(install) => install,
+                Err(e) => {
+                    self.fail(&row, &handle, &e, None).await;
+                    return Err(SyncError::Failed(e));
+                }
+            };
+            let entities = self
+                .store
+                .entities(org, app)
+                .await
+                .map_err(|e| SyncError::Failed(e.to_string()))?;
+            match self.pull_all(&install, &entities).await {
+                Ok(()) => {
+                    let _ = self.store.mark_success(org, app).await;
+                    Ok(())
+                }
+                Err(failure) => {
+                    let retry_after = match &failure {
+                        Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
+                        _ => None,
+                    };
+                    let text = failure.to_string();
+                    self.fail(&row, &handle, &text, retry_after).await;
+                    Err(SyncError::Failed(text))
+                }
+            }
+        }
+        .await;
+        handle.pulling.store(false, Ordering::SeqCst);
+        result
+    }
+
+    /// Record a failure and answer how long to wait before the next attempt.
+    async fn fail(
+        &self,
+        row: &InstallRow,
+        handle: &Handle,
+        error: &str,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        let failures = (row.failures + 1).clamp(1, 20) as u32;
+        let mut delay = self
+            .config
+            .backoff_base
+            .saturating_mul(2u32.saturating_pow(failures - 1))
+            .min(self.config.backoff_max);
+        if let Some(wait) = retry_after {
+            delay = delay.max(wait);
+            *handle.quiet_until.lock().unwrap() = Some(Instant::now() + wait);
+        }
+        let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        tracing::warn!(org = %row.org, app = %row.app_id, %error, ?delay, "connector sync failed; backing off");
+        if let Err(e) = self
+            .store
+            .mark_failure(&row.org, &row.app_id, error, next)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the connector failure");
+        }
+        delay
+    }
+
+    async fn pull_all(&self, install: &Install, entities: &[EntityRow]) -> Result<(), Failure> {
+        for entity in entities.iter().filter(|e| e.direction.pulls()) {
+            let name = entity.entity.as_str();
+            let pulled = install
+                .outside
+                .pull(name, entity.cursor.as_deref())
+                .await
+                .map_err(Failure::Outside)?;
+            let cutoff = entity
+                .cutoff
+                .as_deref()
+                .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+                .map(|c| c.with_timezone(&Utc));
+            // Progress is recorded per batch, so a long first sync shows its counts as it goes.
+            for batch in pulled.changed.chunks(self.config.batch.max(1)) {
+                let mut counts = Counts::default();
+                for record in batch {
+                    let outcome = self
+                        .apply_outside(install, entity.direction, record, name, cutoff)
+                        .await;
+                    self.tally(install, name, &record.id, outcome, &mut counts)
+                        .await?;
+                }
+                self.store
+                    .add_counts(&install.org, &install.app, name, counts)
+                    .await?;
+            }
+            let mut deleted = pulled.deleted.clone();
+            if pulled.complete {
+                let listed: std::collections::HashSet<&str> =
+                    pulled.changed.iter().map(|r| r.id.as_str()).collect();
+                let known = self
+                    .store
+                    .known_ids(&install.org, &install.app, name)
+                    .await?;
+                deleted.extend(known.into_iter().filter(|id| !listed.contains(id.as_str())));
+            }
+            let mut counts = Counts::default();
+            for id in &deleted {
+                let outcome = self.apply_outside_delete(install, name, id).await;
+                self.tally(install, name, id, outcome, &mut counts).await?;
+            }
+            self.store
+                .add_counts(&install.org, &install.app, name, counts)
+                .await?;
+            if let Some(cursor) = &pulled.cursor {
+                self.store
+                    .set_cursor(&install.org, &install.app, name, Some(cursor))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Add one record's outcome to `counts`; a refused record is logged and
+    /// counted, anything else that failed ends the sync.
+    async fn tally(
+        &self,
+        install: &Install,
+        entity: &str,
+        record: &str,
+        outcome: Result<Counts, Failure>,
+        counts: &mut Counts,
+    ) -> Result<(), Failure> {
+        match outcome {
+            Ok(c) => *counts += c,
+            Err(Failure::Record(detail)) => {
+                tracing::info!(org = %install.org, app = %install.app, entity, record, %detail, "record refused");
+                self.store
+                    .log(
+                        &install.org,
+                        &install.app,
+                        entity,
+                        "rejected",
+                        record,
+                        &detail,
+                    )
+                    .await?;
+                counts.rejected += 1;
+            }
+            Err(other) => {
+                self.store
+                    .add_counts(&install.org, &install.app, entity, *counts)
+                    .await?;
+                *counts = Counts::default();
+                return Err(other);
+            }
+        }
+        Ok(())
+    }
+
+    async fn conflict(
+        &self,
+        install: &Install,
+        entity: &str,
+        record: &str,
+        detail: String,
+    ) -> Result<(), Failure> {
+        tracing::info!(org = %install.org, app = %install.app, entity, record, %detail, "conflict settled");
+        self.store
+            .log(
+                &install.org,
+                &install.app,
+                entity,
+                "conflict",
+                record,
+                &detail,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// An outside record that changed: into Connec!, unless it is the
+    /// runtime's own echo or older than the cut-off.
+    async fn apply_outside(
+        &self,
+        install: &Install,
+        direction: Direction,
+        record: &OutsideRecord,
+        entity: &str,
+        cutoff: Option<DateTime<Utc>>,
+    ) -> Result<Counts, Failure> {
+        let (org, app) = (&install.org, &install.app);
+        let state = self
+            .store
+            .record_state(org, app, entity, &record.id)
+            .await?;
+        if state.as_ref().is_some_and(|s| s.outside_tag == record.tag) {
+            return Ok(Counts::default());
+        }
+        if state.is_none() && cutoff.is_some_and(|c| record.updated_at.is_some_and(|at| at < c)) {
+            return Ok(Counts::default());
+        }
+        let mut counts = Counts::default();
+        match install.api.get(entity, &record.id).await? {
+            None => {
+                if state.is_some() {
+                    // Deleted in Connec! since the last sync, edited outside.
+                    counts.conflicts += 1;
+                    if install.prefer == Prefer::Connec {
+                        install
+                            .outside
+                            .delete(entity, &record.id, Some(&record.tag))
+                            .await?;
+                        self.store
+                            .forget_state(org, app, entity, &record.id)
+                            .await?;
+                        self.conflict(install, entity, &record.id, "deleted in Connec! and edited outside; the install prefers Connec!: deleted outside too".into()).await?;
+                        return Ok(counts);
+                    }
+                    self.conflict(install, entity, &record.id, "deleted in Connec! and edited outside; the edit is kept: the record is created again".into()).await?;
+                }
+                let created = install
+                    .api
+                    .create(entity, &record.id, &record.fields)
+                    .await?;
+                self.save(install, entity, &record.id, &record.tag, created.version)
+                    .await?;
+                counts += pulled();
+            }
+            Some(current) => {
+                let both = state
+                    .as_ref()
+                    .is_some_and(|s| current.version > s.connec_version);
+                if both {
+                    counts.conflicts += 1;
+                    let side = winner(install.prefer, current.updated_at, record.updated_at);
+                    self.conflict(
+                        install,
+                        entity,
+                        &record.id,
+                        format!(
+                            "changed on both sides since the last sync (Connec! at {}, outside at {}); {} kept",
+                            when(current.updated_at),
+                            when(record.updated_at),
+                            side.name()
+                        ),
+                    )
+                    .await?;
+                    if side == Side::Connec {
+                        // Connec!'s version goes out only where this entity pushes;
+                        // otherwise the outside edit is passed over.
+                        let tag = if direction.pushes() {
+                            install
+                                .outside
+                                .write(entity, Some(&record.id), Some(&record.tag), &current.fields)
+                                .await?
+                                .1
+                        } else {
+                            record.tag.clone()
+                        };
+                        self.save(install, entity, &record.id, &tag, current.version)
+                            .await?;
+                        return Ok(counts);
+                    }
+                }
+                let fields = with_cleared(install.outside.as_ref(), entity, &record.fields);
+                let updated = install
+                    .api
+                    .update(entity, &record.id, current.version, &fields)
+                    .await?;
+                self.save(install, entity, &record.id, &record.tag, updated.version)
+                    .await?;
+                counts += pulled();
+            }
+        }
+        Ok(counts)
+    }
+
+    /// An outside record that is gone: deleted in Connec! too, unless
+    /// Connec! changed it since and the install prefers Connec!.
+    async fn apply_outside_delete(
+        &self,
+        install: &Install,
+        entity: &str,
+        id: &str,
+    ) -> Result<Counts, Failure> {
+        let (org, app) = (&install.org, &install.app);
+        let Some(state) = self.store.record_state(org, app, entity, id).await? else {
+            return Ok(Counts::default());
+        };
+        let mut counts = pulled();
+        if let Some(current) = install.api.get(entity, id).await? {
+            if current.version > state.connec_version && install.prefer == Prefer::Connec {
+                counts.conflicts += 1;
+                self.conflict(install, entity, id, "deleted outside and edited in Connec!; the install prefers Connec!: kept in Connec!".into()).await?;
+            } else {
+                install.api.delete(entity, id).await?;
+            }
+        }
+        self.store.forget_state(org, app, entity, id).await?;
+        Ok(counts)
+    }
+
+    async fn save(
+        &self,
+        install: &Install,
+        entity: &str,
+        id: &str,
+        tag: &str,
+        version: i64,
+    ) -> Result<(), Failure> {
+        let state = RecordState {
+            outside_tag: tag.to_owned(),
+            connec_version: version,
+        };
+        self.store
+            .save_state(&install.org, &install.app, entity, id, &state)
+            .await?;
+        Ok(())
+    }
+
+    /// Follow the org's Connec! changes and write them to the outside API,
+    /// resuming after the last one pushed; on failure, back off and resume.
+    async fn push_loop(self: Arc<Self>, org: String, app: String) {
+        let handle = self.handle(&org, &app);
+        loop {
+            let row = match self.store.install(&org, &app).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the connector install");
+                    tokio::time::sleep(self.config.backoff_base).await;
+                    continue;
+                }
+            };
+            let rows = self.store.entities(&org, &app).await.unwrap_or_default();
+            let named = |flows: fn(Direction) -> bool| -> Vec<String> {
+                rows.iter()
+                    .filter(|e| flows(e.direction))
+                    .map(|e| e.entity.clone())
+                    .collect()
+            };
+            let entities = named(Direction::pushes);
+            if entities.is_empty() {
+                return;
+            }
+            let outcome = match self.install(&row) {
+                Ok(mut install) => {
+                    install.pulling = named(Direction::pulls);
+                    self.push_from(&handle, &install, &entities, row.push_cursor)
+                        .await
+                }
+                Err(e) => Err(Failure::Connec(e)),
+            };
+            let pause = match outcome {
+                Ok(()) => self.config.tick,
+                Err(failure) => {
+                    let retry_after = match &failure {
+                        Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
+                        _ => None,
+                    };
+                    self.fail(&row, &handle, &failure.to_string(), retry_after)
+                        .await
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Push changes from the stream until it ends or something fails.
+    async fn push_from(
+        &self,
+        handle: &Handle,
+        install: &Install,
+        entities: &[String],
+        cursor: i64,
+    ) -> Result<(), Failure> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<StreamedChange>(64);
+        let api = install.api.clone();
+        let wanted = entities.to_vec();
+        let reader =
+            tokio::spawn(async move { api.follow(&wanted, cursor.max(0) as u64, tx).await });
+        let mut outcome = Ok(());
+        while let Some(change) = rx.recv().await {
+            if let Some(until) = *handle.quiet_until.lock().unwrap() {
+                if until > Instant::now() {
+                    outcome = Err(Failure::Outside(OutsideError::RateLimited(
+                        until - Instant::now(),
+                    )));
+                    break;
+                }
+            }
+            let _one_at_a_time = handle.lock.lock().await;
+            let id = record_api::global_id(&change.record).unwrap_or_default();
+            let result = self.push_change(install, &change).await;
+            let mut counts = Counts::default();
+            if let Err(failure) = self
+                .tally(install, &change.entity, &id, result, &mut counts)
+                .await
+            {
+                outcome = Err(failure);
+                break;
+            }
+            self.store
+                .add_counts(&install.org, &install.app, &change.entity, counts)
+                .await?;
+            self.store
+                .set_push_cursor(&install.org, &install.app, change.seq as i64)
+                .await?;
+        }
+        if outcome.is_err() {
+            // The reader may be waiting for the stream's next event: stop it now.
+            reader.abort();
+            return outcome;
+        }
+        // The channel closed: the reader ended, with the stream.
+        match reader.await {
+            Ok(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// One Connec! change (in the connector app's view) to the outside API.
+    async fn push_change(
+        &self,
+        install: &Install,
+        change: &StreamedChange,
+    ) -> Result<Counts, Failure> {
+        let (org, app) = (&install.org, &install.app);
+        let entity = change.entity.as_str();
+        let record = &change.record;
+        let version = record["version"].as_i64().unwrap_or(0);
+        let local = record_api::local_id(record, app);
+        let pushed = Counts {
+            pushed: 1,
+            ..Counts::default()
+        };
+        match record["op"].as_str().unwrap_or("") {
+            "deleted" => {
+                let Some(local) = local else {
+                    return Ok(Counts::default());
+                };
+                let state = self.store.record_state(org, app, entity, &local).await?;
+                let tag = state.as_ref().map(|s| s.outside_tag.as_str());
+                match install.outside.delete(entity, &local, tag).await {
+                    Ok(()) => {}
+                    Err(OutsideError::Stale) if install.prefer == Prefer::Outside => {
+                        // The next pull brings the outside record back into Connec!.
+                        self.store.forget_state(org, app, entity, &local).await?;
+                        self.conflict(install, entity, &local, "deleted in Connec! and edited outside; the install prefers the outside API: kept there".into()).await?;
+                        return Ok(Counts {
+                            conflicts: 1,
+                            ..Counts::default()
+                        });
+                    }
+                    Err(OutsideError::Stale) => {
+                        self.conflict(
+                            install,
+                            entity,
+                            &local,
+                            "deleted in Connec! and edited outside; the delete is kept".into(),
+                        )
+                        .await?;
+                        install.outside.delete(entity, &local, None).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                self.store.forget_state(org, app, entity, &local).await?;
+                Ok(pushed)
+            }
+            "created" | "updated" | "merged" => {
+                let Some(local) = local else {
+                    let global = record_api::global_id(record)
+                        .ok_or_else(|| Failure::Record("a change without an id".into()))?;
+                    let (id, tag) = install.outside.write(entity, None, None, record).await?;
+                    install.api.map_id(entity, &global, &id).await?;
+                    self.save(install, entity, &id, &tag, version).await?;
+                    return Ok(pushed);
+                };
+                let state = self.store.record_state(org, app, entity, &local).await?;
+                if state.as_ref().is_some_and(|s| s.connec_version >= version) {
+                    return Ok(Counts::default());
+                }
+                let tag = state.as_ref().map(|s| s.outside_tag.as_str());
+                match install
+                    .outside
+                    .write(entity, Some(&local), tag, record)
+                    .await
+                {
+                    Ok((_, tag)) => {
+                        self.save(install, entity, &local, &tag, version).await?;
+                        Ok(pushed)
+                    }
+                    Err(OutsideError::Stale) => {
+                        self.settle_push_conflict(install, change, &local, version)
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+            _ => Ok(Counts::default()),
+        }
+    }
+
+    /// A Connec! change whose outside record changed too since the last sync.
+    async fn settle_push_conflict(
+        &self,
+        install: &Install,
+        change: &StreamedChange,
+        local: &str,
+        version: i64,
+    ) -> Result<Counts, Failure> {
+        let entity = change.entity.as_str();
+        let record = &change.record;
+        let connec_at = record["updated_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        let outside = install.outside.fetch(entity, local).await?;
+        let side = match &outside {
+            Some(o) if install.pulling.iter().any(|e| e == entity) => {
+                winner(install.prefer, connec_at, o.updated_at)
+            }
+            // Outside changes of this entity do not flow into Connec!: its version goes out.
+            _ => Side::Connec,
+        };
+        self.conflict(
+            install,
+            entity,
+            local,
+            format!(
+                "changed on both sides since the last sync (Connec! at {}, outside at {}); {} kept",
+                when(connec_at),
+                when(outside.as_ref().and_then(|o| o.updated_at)),
+                side.name()
+            ),
+        )
+        .await?;
+        let counts = Counts {
+            conflicts: 1,
+            ..Counts::default()
+        };
+        match (side, outside) {
+            (Side::Outside, Some(o)) => {
+                let fields = with_cleared(install.outside.as_ref(), entity, &o.fields);
+                let updated = install.api.update(entity, local, version, &fields).await?;
+                self.save(install, entity, local, &o.tag, updated.version)
+                    .await?;
+            }
+            (_, o) => {
+                let tag = o.as_ref().map(|o| o.tag.as_str());
+                let (_, new_tag) = install
+                    .outside
+                    .write(entity, Some(local), tag, record)
+                    .await?;
+                self.save(install, entity, local, &new_tag, version).await?;
+            }
+        }
+        Ok(counts)
+    }
+}
+
+/// The outside record's fields, with every mapped field it lacks set to
+/// `null` (so a value removed outside is removed in Connec! too).
+fn with_cleared(outside: &dyn Outside, entity: &str, fields: &Value) -> Value {
+    let mut out = fields.clone();
+    if let Value::Object(map) = &mut out {
+        for field in outside.mapped_fields(entity) {
+            map.entry(field).or_insert(Value::Null);
+        }
+    }
+    out
+}
+
+fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map(crate::store::time_text)
+        .unwrap_or_else(|| "an unknown time".into())
+}

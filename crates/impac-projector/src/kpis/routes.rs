@@ -1,0 +1,275 @@
+//! `POST/GET /impac/api/v2/kpis`, `DELETE /impac/api/v2/kpis/{id}`,
+//! `GET /impac/api/v2/alerts`.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use base64::Engine;
+use chrono::Utc;
+use mno_events::api_error::ApiJson;
+use mno_events::idm::Action;
+use mno_events::webhook::ssrf;
+use mno_events::ApiError;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::evaluate::{current_value, evaluate};
+use super::request::{self, NewKpi};
+use super::store::{all_kpis, decode, Kpi};
+use crate::api::{self, authorize_widget, orgs_param, parse_query};
+use crate::ImpacState;
+use mno_events::openapi::{
+    BadRequest, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable, Unprocessable,
+};
+
+/// A widget parameter's error names a query parameter; in a KPI it is a body field.
+fn point_into_params(error: ApiError) -> ApiError {
+    let parameter = error
+        .errors
+        .last()
+        .and_then(|e| e.source.as_ref())
+        .and_then(|s| s.parameter.clone());
+    match parameter {
+        Some(name) => error.at_pointer(format!("/params/{name}")),
+        None => error,
+    }
+}
+
+/// `POST /impac/api/v2/kpis` → 201 `{"kpi", "webhook_secret"?}`.
+#[utoipa::path(
+    post,
+    path = "/impac/api/v2/kpis",
+    tag = "impac",
+    request_body = crate::openapi::NewKpi,
+    responses((status = 201, description = "The KPI, evaluated once", body = crate::openapi::NewKpiAnswer), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
+pub async fn create(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<NewKpi>,
+) -> Result<impl IntoResponse, ApiError> {
+    let widget = request::widget(body.widget)?;
+    let mut query: HashMap<String, Vec<String>> = HashMap::new();
+    query.insert("org_ids".into(), body.org_ids.unwrap_or_default());
+    let orgs = orgs_param(&query).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_kpi",
+            "org_ids must name at least one organisation: [\"<org id>\"]",
+        )
+        .at_pointer("/org_ids")
+    })?;
+    authorize_widget(&state, &headers, &widget, &orgs).await?;
+
+    let element = request::element(body.element)?;
+    let (min, max) = request::bounds(body.target)?;
+    let webhook = request::alert_webhook(body.alert, |url| {
+        ssrf::check_registration(url, state.kpis.allow_private_webhooks)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })?;
+    let params = body
+        .params
+        .map(request::Params::into_query)
+        .unwrap_or_default();
+    api::widget_params(&params).map_err(point_into_params)?;
+    let currency = api::currency_for(&state, &params, &orgs)
+        .await
+        .map_err(point_into_params)?;
+    let secret = webhook.as_ref().map(|_| new_secret());
+    let kpi = Kpi {
+        id: uuid::Uuid::now_v7().to_string(),
+        org_ids: orgs,
+        widget,
+        element,
+        params,
+        currency,
+        min,
+        max,
+        webhook,
+        secret: secret.clone(),
+        breached: false,
+        last_value: None,
+    };
+    // The element must exist and be a number now: checked before anything is stored.
+    current_value(&state, &kpi).await?;
+
+    sqlx::query(
+        "INSERT INTO impac_kpis (id, org_ids, widget, element, params, currency, target_min, target_max, alert_webhook, webhook_secret, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&kpi.id)
+    .bind(json!(kpi.org_ids).to_string())
+    .bind(&kpi.widget)
+    .bind(&kpi.element)
+    .bind(json!(kpi.params).to_string())
+    .bind(&kpi.currency)
+    .bind(kpi.min.map(|d| d.to_string()))
+    .bind(kpi.max.map(|d| d.to_string()))
+    .bind(&kpi.webhook)
+    .bind(&kpi.secret)
+    .bind(caller(&headers))
+    .bind(Utc::now().to_rfc3339())
+    .execute(&state.db)
+    .await
+    .map_err(ApiError::internal)?;
+    let kpi = {
+        let _one_at_a_time = state.kpis.evaluating.lock().await;
+        evaluate(&state, kpi).await?
+    };
+    let mut answer = json!({"kpi": kpi.to_json()});
+    if let Some(secret) = secret {
+        // Shown once: the key to verify the alerts' webhook-signature.
+        answer["webhook_secret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Who created a KPI, for the record (never the secret part of a credential).
+fn caller(headers: &HeaderMap) -> String {
+    match mno_events::http_auth::credential(headers) {
+        Ok(mno_events::idm::Credential::App { key, .. }) => format!("app:{key}"),
+        Ok(_) => "user".into(),
+        Err(_) => String::new(),
+    }
+}
+
+/// A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes.
+fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// The orgs named by `org_ids[]`, each of which the caller may read.
+async fn readable_orgs(
+    state: &ImpacState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    let orgs = orgs_param(&parse_query(raw))?;
+    for org in &orgs {
+        mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read)
+            .await?;
+    }
+    Ok(orgs)
+}
+
+/// `GET /impac/api/v2/kpis?org_ids[]=` → the KPIs over any of those orgs.
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/kpis",
+    tag = "impac",
+    params(crate::openapi::OrgsQuery),
+    responses((status = 200, description = "The KPIs whose orgs are all among those named", body = crate::openapi::KpiList), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
+pub async fn list(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let orgs = readable_orgs(&state, &headers, raw.as_deref()).await?;
+    let kpis: Vec<Value> = all_kpis(&state.db)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        // Only KPIs wholly within the caller's orgs: no figure of another org leaks.
+        .filter(|k| k.org_ids.iter().all(|o| orgs.contains(o)))
+        .map(|k| k.to_json())
+        .collect();
+    Ok(Json(json!({ "kpis": kpis })))
+}
+
+/// `DELETE /impac/api/v2/kpis/{id}` → 204.
+#[utoipa::path(
+    delete,
+    path = "/impac/api/v2/kpis/{id}",
+    tag = "impac",
+    params(crate::openapi::KpiPath),
+    responses((status = 204, description = "Deleted"), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
+pub async fn delete(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let row = sqlx::query("SELECT * FROM impac_kpis WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no KPI {id:?} over organisations you may read; GET /impac/api/v2/kpis lists yours"
+        ))
+    };
+    let Some(kpi) = row.as_ref().map(decode) else {
+        return Err(unknown());
+    };
+    // Another org's KPI answers as an unknown one: a 403 would name that org
+    // (and confirm the KPI exists) to someone who may not see it.
+    authorize_widget(&state, &headers, &kpi.widget, &kpi.org_ids)
+        .await
+        .map_err(|e| {
+            if e.status == StatusCode::FORBIDDEN {
+                unknown()
+            } else {
+                e
+            }
+        })?;
+    sqlx::query("DELETE FROM impac_kpis WHERE id = $1")
+        .bind(&id)
+        .execute(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /impac/api/v2/alerts?org_ids[]=` → alerts of those orgs, newest first (at most 500).
+#[utoipa::path(
+    get,
+    path = "/impac/api/v2/alerts",
+    tag = "impac",
+    params(crate::openapi::OrgsQuery),
+    responses((status = 200, description = "Alerts of those orgs, newest first", body = crate::openapi::AlertList), BadRequest, Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
+    security(("user" = []), ("app" = []))
+)]
+pub async fn alerts(
+    State(state): State<ImpacState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let orgs = readable_orgs(&state, &headers, raw.as_deref()).await?;
+    let mut alerts = Vec::new();
+    for org in &orgs {
+        let rows = sqlx::query(
+            "SELECT id, kpi_id, org, widget, element, value, target, raised_at, webhook FROM impac_alerts WHERE org = $1 ORDER BY raised_at DESC, id DESC LIMIT 500",
+        )
+        .bind(org)
+        .fetch_all(&state.db)
+        .await
+        .map_err(ApiError::internal)?;
+        for row in rows {
+            alerts.push(json!({
+                "id": row.get::<String, _>("id"),
+                "kpi_id": row.get::<String, _>("kpi_id"),
+                "org": row.get::<String, _>("org"),
+                "widget": row.get::<String, _>("widget"),
+                "element": row.get::<String, _>("element"),
+                "value": row.get::<String, _>("value"),
+                "target": serde_json::from_str::<Value>(&row.get::<String, _>("target")).unwrap_or(Value::Null),
+                "raised_at": row.get::<String, _>("raised_at"),
+                "webhook": row.get::<Option<String>, _>("webhook"),
+            }));
+        }
+    }
+    alerts.sort_by(|a, b| b["raised_at"].as_str().cmp(&a["raised_at"].as_str()));
+    Ok(Json(json!({ "alerts": alerts })))
+}

@@ -1,0 +1,48 @@
+// A json-server middleware that lets a test feed the REST connector bad
+// answers. It reads the JSON file named by MNO_FAULT_FILE on every request:
+//   {"status": 500}                        every request answers 500
+//   {"status": 429, "retry_after": 2}      every request answers 429 with Retry-After
+//   {"garbage": true}                      every request answers 200 with text that is not JSON
+//   {"reject": {"field": "number", "equals": "BAD-1"}}
+//                                          a write whose body has that value answers 422
+// No file, or an empty object: the API answers as usual. With MNO_REQUIRED_AUTH
+// set, a request without that Authorization header answers 401.
+const fs = require('fs');
+const jsonServer = require('json-server');
+
+const [parseJson] = jsonServer.bodyParser;
+
+module.exports = (req, res, next) => {
+  const required = process.env.MNO_REQUIRED_AUTH;
+  if (required && req.headers.authorization !== required) {
+    return res.status(401).json({ error: 'missing or wrong Authorization header' });
+  }
+  let fault = {};
+  try {
+    fault = JSON.parse(fs.readFileSync(process.env.MNO_FAULT_FILE, 'utf8'));
+  } catch (e) {
+    fault = {};
+  }
+  if (fault.status === 429) {
+    res.set('Retry-After', String(fault.retry_after || 1));
+    return res.status(429).json({ error: 'slow down' });
+  }
+  if (fault.status) {
+    return res.status(fault.status).json({ error: 'the server failed' });
+  }
+  if (fault.garbage) {
+    return res.status(200).type('text/html').send('<html><body>maintenance</body></html>');
+  }
+  if (fault.reject && ['POST', 'PUT', 'PATCH'].includes(req.method)) {
+    return parseJson(req, res, () => {
+      const body = req.body || {};
+      if (body[fault.reject.field] === fault.reject.equals) {
+        return res.status(422).json({
+          error: `${fault.reject.field} ${fault.reject.equals} is refused by this API`,
+        });
+      }
+      return next();
+    });
+  }
+  return next();
+};
