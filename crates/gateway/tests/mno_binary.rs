@@ -603,6 +603,47 @@ fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
 }
 
 #[test]
+fn bench_mix_delivers_every_write_to_every_subscriber_at_a_separate_sink() {
+    let (lines, names) = bench_figures(&[
+        "mix",
+        "--clients",
+        "2",
+        "--apps",
+        "2",
+        "--seconds",
+        "1",
+        "--rate",
+        "20",
+        "--steady-seconds",
+        "1",
+    ]);
+    assert_eq!(
+        names,
+        ["mix.writes", "mix.deliveries", "mix.latency", "mix.memory"]
+    );
+    let (writes, deliveries, latency, memory) = (&lines[0], &lines[1], &lines[2], &lines[3]);
+    assert!(writes["value"].as_f64().unwrap() > 0.0, "{writes}");
+    assert!(writes["baseline"].as_f64().unwrap() > 0.0, "{writes}");
+    // The bench fails unless the sink received every write once per app.
+    let written = (writes["value"].as_f64().unwrap() * writes["seconds"].as_f64().unwrap()).round();
+    let delivered = deliveries["deliveries"].as_f64().unwrap();
+    assert!(
+        (delivered - 2.0 * written).abs() <= 2.0 * written * 0.05 + 2.0,
+        "{writes} {deliveries}"
+    );
+    assert!(
+        deliveries["records_per_post"].as_f64().unwrap() >= 1.0,
+        "{deliveries}"
+    );
+    assert!(
+        latency["deliveries"].as_u64().unwrap() >= 2 * latency["writes"].as_u64().unwrap(),
+        "{latency}"
+    );
+    assert!(latency["p99_ms"].as_f64().unwrap() >= latency["value"].as_f64().unwrap());
+    assert!(memory["value"].as_f64().unwrap() > 1.0, "{memory}");
+}
+
+#[test]
 fn bench_memory_measures_a_child_mno_up_holding_the_records_it_loaded() {
     let data = tempfile::tempdir().unwrap();
     let output = mno(data.path())

@@ -214,6 +214,63 @@ async fn subscribers_receive_in_their_view_the_author_and_uninstalled_apps_do_no
     assert_eq!(body["errors"][0]["source"]["parameter"], "status");
 }
 
+/// An app that gives its own id through the API (`PUT .../id_map`) sees it in
+/// every later delivery: of a record delivery saw created (known from the
+/// stream) and of one created before the app subscribed (read in the id map).
+#[tokio::test]
+async fn an_id_given_through_the_api_is_in_the_next_deliveries() {
+    let world = World::new().await;
+    let (ra, rb) = (Receiver::start().await, Receiver::start().await);
+    let a = world.app("A", &ra, &["invoices"], true).await;
+    world.write("inv-pre", 1, Some((&a.id, "A-pre"))).await;
+    let b = world.app("B", &rb, &["invoices"], true).await;
+    world.write("inv-new", 1, Some((&a.id, "A-new"))).await;
+    wait_received(&rb, &BTreeSet::from([("inv-new".to_owned(), 1)]), "v1 at B").await;
+    let first = rb
+        .received()
+        .into_iter()
+        .find(|r| r.id == "inv-new")
+        .unwrap();
+    assert_eq!(
+        provider_id(&first.record["id"], &b.id),
+        None,
+        "{}",
+        first.record
+    );
+
+    for record in ["inv-new", "inv-pre"] {
+        let (status, body) = world
+            .hub
+            .call(
+                Method::PUT,
+                &format!("/connec/api/v2/{}/invoices/{record}/id_map", world.org),
+                Some(&basic_auth(&b.key, &b.secret)),
+                Some(json!({"local_id": format!("B-{record}")})),
+            )
+            .await
+            .expect("PUT id_map");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    world.write("inv-new", 2, Some((&a.id, "A-new"))).await;
+    world.write("inv-pre", 2, Some((&a.id, "A-pre"))).await;
+    let expected = BTreeSet::from([("inv-new".to_owned(), 2), ("inv-pre".to_owned(), 2)]);
+    wait_received(&rb, &expected, "v2 of both at B").await;
+    for record in ["inv-new", "inv-pre"] {
+        let v2 = rb
+            .received()
+            .into_iter()
+            .find(|r| r.id == record && r.version == 2)
+            .unwrap();
+        assert_eq!(
+            provider_id(&v2.record["id"], &b.id),
+            Some(format!("B-{record}")),
+            "{}",
+            v2.record
+        );
+    }
+    assert!(ra.posts().is_empty(), "A got its own changes back");
+}
+
 #[tokio::test]
 async fn uninstalled_or_sharing_off_apps_stop_receiving_within_a_second() {
     let world = World::new().await;

@@ -26,6 +26,8 @@ pub struct DeliveryConfig {
     /// How long JetStream waits for an ack before it redelivers (held events are kept alive with progress acks).
     pub ack_wait: Duration,
     /// Unacknowledged events one app may hold at once (events waiting behind failing records count).
+    /// Each held event is in memory (a few kB, decoded), so this bounds a backlog's cost per app:
+    /// the rest of a backlog waits on the bus.
     pub max_ack_pending: i64,
     /// How long a cached install list is trusted before it is read again from the Hub.
     pub installs_ttl: Duration,
@@ -63,7 +65,7 @@ impl Default for DeliveryConfig {
             max_response_bytes: 64 * 1024,
             allow_private_webhooks: false,
             ack_wait: Duration::from_secs(30),
-            max_ack_pending: 10_000,
+            max_ack_pending: 1_000,
             installs_ttl: Duration::from_secs(1),
             sse_heartbeat: Duration::from_secs(15),
             sse_max_streams: 10,

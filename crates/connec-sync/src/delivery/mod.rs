@@ -4,6 +4,7 @@
 //! - [`worker`]: reads an app's consumer, filters, batches, POSTs, retries, dead-letters.
 //! - [`lanes`]: per-record order (a failing record holds back only its own later events).
 //! - [`view`]: a record in the receiving app's ids.
+//! - [`witness`]: an app's ids of the records its worker saw created, known without the id map.
 //! - [`payload`]: the body and webhook-id of a POST, and id_map answers.
 //! - [`sign`], [`send`], [`ssrf`]: the webhook client (signatures, the POST, where webhooks may go),
 //!   from `mno_events::webhook`, which Impac!'s alerts and the Hub's URL checks share.
@@ -26,6 +27,7 @@ pub mod payload;
 pub mod sse;
 pub mod supervisor;
 pub mod view;
+pub mod witness;
 pub mod worker;
 
 // The webhook client lives in `events` (Impac!'s alerts and the Hub use it too).

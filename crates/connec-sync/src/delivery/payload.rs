@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::lanes::Batch;
 use super::view::{self, LocalIds, ReferenceFields};
-use super::worker::Context;
 
 /// The webhook-id names the content: one event's id, or a digest of the ids
 /// of several, so the same POST always carries the same id.
@@ -27,9 +26,14 @@ pub fn webhook_id(batch: &Batch) -> String {
 }
 
 /// `{"<entity>": [records in the app's view]}`, in batch order within each entity.
-pub async fn body(ctx: &Context, app: &str, batch: &Batch) -> Bytes {
+pub async fn body(
+    batch: &Batch,
+    app: &str,
+    ids: &dyn LocalIds,
+    refs: &dyn ReferenceFields,
+) -> Bytes {
     let events: Vec<&RecordEvent> = batch.events().map(|p| &*p.event).collect();
-    Bytes::from(records_body(&events, app, &*ctx.ids, &*ctx.refs).await)
+    Bytes::from(records_body(&events, app, ids, refs).await)
 }
 
 /// `{"<entity>": [records in the app's view]}` of `events`, in their order
@@ -53,13 +57,14 @@ pub async fn records_body(
         }
         serde_json::to_writer(&mut body, entity).expect("a str always serialises");
         body.extend_from_slice(b":[");
+        let declared = refs.references(entity);
         let mut first = true;
         for event in events.iter().filter(|e| e.entity == *entity) {
             if !first {
                 body.push(b',');
             }
             first = false;
-            view::write_record_for_app(event, app, ids, refs, &mut body).await;
+            view::write_record_for_app(event, app, ids, &declared, &mut body).await;
         }
         body.push(b']');
     }
@@ -81,7 +86,7 @@ struct IdMapEntry {
 }
 
 /// A 2xx answer may carry `{"id_map": [{"entity","id","local_id"}]}`: record each mapping.
-pub async fn record_id_map(ctx: &Context, app: &str, org: &str, response: &str) {
+pub async fn record_id_map(ids: &dyn LocalIds, app: &str, org: &str, response: &str) {
     let Ok(answer) = serde_json::from_str::<IdMapAnswer>(response) else {
         return;
     };
@@ -93,17 +98,12 @@ pub async fn record_id_map(ctx: &Context, app: &str, org: &str, response: &str) 
         {
             continue;
         }
-        match ctx
-            .ids
+        // Every `LocalIds` remembers what it records (the learned ids, the witness).
+        if let Err(e) = ids
             .record_mapping(org, app, &entry.entity, &entry.id, &entry.local_id)
             .await
         {
-            Ok(()) => ctx
-                .learned
-                .insert(org, app, &entry.entity, &entry.id, &entry.local_id),
-            Err(e) => {
-                tracing::warn!(%app, %org, entity = %entry.entity, id = %entry.id, error = %e, "id_map answer not recorded")
-            }
+            tracing::warn!(%app, %org, entity = %entry.entity, id = %entry.id, error = %e, "id_map answer not recorded")
         }
     }
 }

@@ -214,17 +214,18 @@ fn slot<'a>(state: &'a mut Map<String, Value>, path: &[String]) -> Option<&'a mu
 ///
 /// This runs once per event for every subscribing app, so only the fields
 /// that may hold a reference are parsed; every other field is copied as the
-/// event stored it (canonical JSON: compact, keys sorted).
+/// event stored it (canonical JSON: compact, keys sorted). `declared` is the
+/// entity's reference fields ([`ReferenceFields::references`]), read once
+/// per batch by the caller: the catalogue builds them anew on every call.
 pub async fn write_record_for_app(
     event: &RecordEvent,
     app: &str,
     ids: &dyn LocalIds,
-    refs: &dyn ReferenceFields,
+    declared: &[(String, String)],
     out: &mut Vec<u8>,
 ) {
     let org = event.org.as_str();
     let op = event.op_kind();
-    let declared = refs.references(&event.entity);
     let fields = top_level_fields(&event.state);
     // The fields this view sets itself replace any the state has.
     let own = |key: &str| {
@@ -237,7 +238,7 @@ pub async fn write_record_for_app(
         if own(key) {
             continue;
         }
-        if may_hold_reference(key, raw.get(), &declared) {
+        if may_hold_reference(key, raw.get(), declared) {
             if let Ok(value) = serde_json::from_str::<Value>(raw.get()) {
                 translated.insert(key.to_string(), value);
                 continue;
@@ -245,7 +246,7 @@ pub async fn write_record_for_app(
         }
         copied.push((key, raw));
     }
-    translate_references(&mut translated, &declared, org, app, ids).await;
+    translate_references(&mut translated, declared, org, app, ids).await;
     let local = ids
         .local_for_global(org, app, &event.entity, &event.record_id)
         .await;
@@ -319,7 +320,7 @@ mod tests {
         refs: &dyn ReferenceFields,
     ) -> Value {
         let mut out = Vec::new();
-        write_record_for_app(event, app, ids, refs, &mut out).await;
+        write_record_for_app(event, app, ids, &refs.references(&event.entity), &mut out).await;
         serde_json::from_slice(&out).unwrap_or_else(|_| Value::Object(Map::new()))
     }
 
@@ -402,7 +403,8 @@ mod tests {
                     ..Default::default()
                 };
                 let mut rendered = Vec::new();
-                write_record_for_app(&event, "b", &ids, refs, &mut rendered).await;
+                let declared = refs.references(&event.entity);
+                write_record_for_app(&event, "b", &ids, &declared, &mut rendered).await;
                 let expected = record_for_app_parsed(&event, "b", &ids, refs).await;
                 assert_eq!(
                     String::from_utf8(rendered).unwrap(),

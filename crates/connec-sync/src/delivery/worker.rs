@@ -26,6 +26,7 @@ use super::log::{AttemptStatus, DeliveryLog, LogEntry};
 use super::payload;
 use super::send::{Attempt, Outcome, Sender};
 use super::view::{LearnedIds, LocalIds, ReferenceFields};
+use super::witness::{Witnessed, WitnessedIds};
 
 /// What every worker shares.
 pub struct Context {
@@ -56,8 +57,15 @@ pub struct WorkerHandle {
 
 pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> WorkerHandle {
     let (commands, inbox) = mpsc::unbounded_channel();
+    let witnessed = Arc::new(Witnessed::new(&profile.app_id, WITNESS_BOUND));
+    let ids = Arc::new(WitnessedIds {
+        witnessed: witnessed.clone(),
+        ids: ctx.ids.clone(),
+    });
     let worker = Worker {
         ctx,
+        witnessed,
+        ids,
         profile,
         consumer,
         installs: Installs::default(),
@@ -81,6 +89,10 @@ struct Installs {
 
 struct Worker {
     ctx: Arc<Context>,
+    /// The app's ids of the records this worker saw created.
+    witnessed: Arc<Witnessed>,
+    /// The app's local ids: the witness first, then the shared id sources.
+    ids: Arc<WitnessedIds>,
     profile: AppProfile,
     consumer: PullConsumer,
     installs: Installs,
@@ -108,6 +120,10 @@ type Messages = async_nats::jetstream::consumer::pull::Stream;
 
 /// Messages taken from the consumer's buffer in one go, without waiting.
 const READ_AHEAD: usize = 512;
+
+/// Records whose ids a worker keeps from what it read (per generation; two are kept).
+/// Above the events one app may hold unacknowledged, so a held event's record is known.
+const WITNESS_BOUND: usize = 10_000;
 
 impl Worker {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
@@ -195,11 +211,13 @@ impl Worker {
     }
 
     /// Decide what to do with one message from the consumer.
-    async fn admit(&mut self, message: Message) {
-        let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
+    async fn admit(&mut self, mut message: Message) {
+        let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
             return;
         };
         if self.lanes.is_held(seq) {
+            // Only the ack handle is kept; the held copy has the event.
+            message.message.payload = Default::default();
             self.lanes.push(pending(
                 seq,
                 Arc::new(RecordEvent::default()),
@@ -215,7 +233,10 @@ impl Worker {
                 return;
             }
         };
+        // Decoded, the bytes are not needed again: a held event costs memory once, not twice.
+        message.message.payload = Default::default();
         self.ctx.learned.learn(&event);
+        self.witnessed.read(&event, delivered == 1);
         if !self.wants(&event).await {
             let _ = message.ack().await;
             return;
@@ -335,15 +356,16 @@ impl Worker {
 
     fn send(&mut self, batch: Batch) {
         let ctx = self.ctx.clone();
+        let ids = self.ids.clone();
         let app = self.profile.app_id.clone();
         let url = self.profile.webhook_url.clone().unwrap_or_default();
         let secrets = self.profile.webhook_secrets.clone();
         self.in_flight.spawn(async move {
             let webhook_id = payload::webhook_id(&batch);
-            let body = payload::body(&ctx, &app, &batch).await;
+            let body = payload::body(&batch, &app, &*ids, &*ctx.refs).await;
             let attempt = ctx.sender.post(&url, &secrets, &webhook_id, body).await;
             if attempt.outcome == Outcome::Delivered {
-                payload::record_id_map(&ctx, &app, &batch.org, &attempt.response).await;
+                payload::record_id_map(&*ids, &app, &batch.org, &attempt.response).await;
             }
             Sent {
                 batch,

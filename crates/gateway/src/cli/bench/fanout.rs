@@ -281,7 +281,8 @@ async fn seed(hub: &Hub, urls: &[String]) -> Result<String> {
     Ok(org.id)
 }
 
-async fn wait_for_consumers(js: &async_nats::jetstream::Context, apps: usize) -> Result<()> {
+/// Wait until RECORDS has at least `apps` consumers.
+pub async fn wait_for_consumers(js: &async_nats::jetstream::Context, apps: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let mut stream = js.get_stream(RECORDS).await?;

@@ -8,9 +8,11 @@ pub mod http_floor;
 pub mod idm;
 pub mod ingest;
 pub mod memory;
+pub mod mix;
 pub mod replay;
 pub mod report;
 pub mod seed;
+pub mod sink;
 
 use anyhow::Result;
 
@@ -32,8 +34,13 @@ enum Scenario {
     Ingest(ingest::Args),
     /// Peak RSS of `mno up` (a child process) holding N records and serving M subscriber apps.
     Memory(memory::Args),
+    /// HTTP writes with app ids from N clients while M apps receive them at webhooks in another process.
+    Mix(mix::Args),
     /// Impac! rebuild of the records projection plus P&L and aged receivables, against raw ordered replay.
     Replay(replay::Args),
+    /// The webhook receivers of `bench mix`, run by it as a separate process.
+    #[command(hide = true)]
+    WebhookSink(sink::Args),
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -43,6 +50,8 @@ pub async fn run(args: Args) -> Result<()> {
         Scenario::Idm(args) => idm::run(args).await,
         Scenario::Ingest(args) => ingest::run(args).await,
         Scenario::Memory(args) => memory::run(args).await,
+        Scenario::Mix(args) => mix::run(args).await,
         Scenario::Replay(args) => replay::run(args).await,
+        Scenario::WebhookSink(args) => sink::run(args).await,
     }
 }

@@ -12,6 +12,13 @@ pub struct Owner {
     token: String,
 }
 
+/// An app installed by [`Owner::install_app_with_id`].
+pub struct InstalledApp {
+    pub id: String,
+    /// The app's Basic auth header.
+    pub auth: String,
+}
+
 /// What an app reads and writes: `(entity, read, write)`.
 pub type Shares<'a> = &'a [(&'a str, bool, bool)];
 
@@ -93,6 +100,40 @@ impl Owner {
         webhook_url: Option<&str>,
         shares: Shares<'_>,
     ) -> Result<String> {
+        Ok(self
+            .install_app_with_id(http, base, name, webhook_url, shares)
+            .await?
+            .auth)
+    }
+
+    /// The app shares no entity any more: its delivery stops and its consumer goes.
+    pub async fn unsubscribe(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        app_id: &str,
+    ) -> Result<()> {
+        call(
+            http,
+            base,
+            reqwest::Method::PATCH,
+            &format!("/hub/v1/apps/{app_id}"),
+            Some(&self.token),
+            json!({"shared_entities": []}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// An app installed in the org (data sharing on): its id and Basic auth header.
+    pub async fn install_app_with_id(
+        &self,
+        http: &reqwest::Client,
+        base: &str,
+        name: &str,
+        webhook_url: Option<&str>,
+        shares: Shares<'_>,
+    ) -> Result<InstalledApp> {
         let shared: Vec<Value> = shares
             .iter()
             .map(|(entity, read, write)| json!({"entity": entity, "read": read, "write": write}))
@@ -121,9 +162,12 @@ impl Owner {
             json!({"app_id": app_id}),
         )
         .await?;
-        Ok(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
-        ))
+        Ok(InstalledApp {
+            id: app_id.to_owned(),
+            auth: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+            ),
+        })
     }
 }
