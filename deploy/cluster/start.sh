@@ -58,13 +58,15 @@ serve() { # name roles http-port metrics-port
     "$mno" serve --role "$2" >"$dir/$1.log" 2>&1 &
   echo $! >"$dir/$1.pid"
 }
+ready() { for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 serve worker-1 workers 0 9471
-sleep 1 # the first process creates the streams and the database's tables
+# The first process creates the streams, buckets and tables; the others then find them.
+ready 9471 || { echo "worker-1 did not start: see $dir/worker-1.log" >&2; exit 1; }
 serve worker-2 workers 0 9472
 serve edge-1 edge 8081 9473
 serve edge-2 edge 8082 9474
-for port in 9471 9472 9473 9474; do
-  for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+for port in 9472 9473 9474; do
+  ready "$port" || { echo "a process on metrics port $port did not start: see the logs in $dir" >&2; exit 1; }
 done
 echo "mno cluster is up: edges http://127.0.0.1:8081 and http://127.0.0.1:8082 (bus $urls, database $database)"
 echo "logs and state: $dir; stop: bash deploy/cluster/stop.sh"

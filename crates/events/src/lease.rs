@@ -48,6 +48,23 @@ pub enum LeaseError {
     Sql(#[from] sqlx::Error),
 }
 
+/// Create or update a KV bucket, retried: processes of a cluster starting at
+/// once make the JetStream meta leader answer late. When the update keeps
+/// failing, an existing bucket is used as it is.
+pub async fn open_bucket(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, String> {
+    let mut last = String::new();
+    for attempt in 1..=5u32 {
+        match js.create_or_update_key_value(config.clone()).await {
+            Ok(kv) => return Ok(kv),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
+    }
+    js.get_key_value(&config.bucket)
+        .await
+        .map_err(|e| format!("{last}; and reading it: {e}"))
+}
+
 /// This process's handle on the lease bucket.
 #[derive(Clone)]
 pub struct Leases {
@@ -80,26 +97,23 @@ impl Leases {
         replicas: Option<usize>,
         holder: impl Into<String>,
     ) -> Result<Leases, LeaseError> {
-        let existing = match replicas {
-            Some(_) => None,
-            None => js.get_key_value(BUCKET).await.ok(),
+        let config = kv::Config {
+            bucket: BUCKET.into(),
+            description: "Which process does each job that runs in one process at a time".into(),
+            history: 1,
+            max_age: TTL,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas.unwrap_or(1).max(1),
+            ..Default::default()
         };
-        let kv = match existing {
-            Some(kv) => kv,
-            None => js
-                .create_or_update_key_value(kv::Config {
-                    bucket: BUCKET.into(),
-                    description: "Which process does each job that runs in one process at a time"
-                        .into(),
-                    history: 1,
-                    max_age: TTL,
-                    storage: jetstream::stream::StorageType::File,
-                    num_replicas: replicas.unwrap_or(1).max(1),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| LeaseError::Bucket(e.to_string()))?,
-        };
+        let kv = match replicas {
+            Some(_) => open_bucket(js, config).await,
+            None => match js.get_key_value(BUCKET).await {
+                Ok(kv) => Ok(kv),
+                Err(_) => open_bucket(js, config).await,
+            },
+        }
+        .map_err(LeaseError::Bucket)?;
         let mut stream = js
             .get_stream(format!("KV_{BUCKET}"))
             .await

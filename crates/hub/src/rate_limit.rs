@@ -30,17 +30,19 @@ pub async fn open_bucket(
     window: Duration,
     replicas: usize,
 ) -> Result<kv::Store, String> {
-    js.create_or_update_key_value(kv::Config {
-        bucket: BUCKET.into(),
-        description: "Failed sign-ins per email and per address, within the window".into(),
-        history: 1,
-        max_age: window.max(Duration::from_secs(1)),
-        storage: jetstream::stream::StorageType::File,
-        num_replicas: replicas.max(1),
-        ..Default::default()
-    })
+    mno_events::lease::open_bucket(
+        js,
+        kv::Config {
+            bucket: BUCKET.into(),
+            description: "Failed sign-ins per email and per address, within the window".into(),
+            history: 1,
+            max_age: window.max(Duration::from_secs(1)),
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            ..Default::default()
+        },
+    )
     .await
-    .map_err(|e| e.to_string())
 }
 
 pub struct FailureLimiter {
