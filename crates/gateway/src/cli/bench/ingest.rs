@@ -8,6 +8,10 @@
 //! - `ingest.batch`: records/s when the same records come in `POST /connec/batch`
 //!   requests of `--batch` independent creates (`"sequential": false`).
 //!
+//! `--edges N` serves HTTP from N `mno serve --role edge` processes (the
+//! clients spread over them) and runs the other roles in this process: the
+//! cost of the platform as several processes (`edge_processes` in the figures).
+//!
 //! Each phase also prints the CPU one record cost this process and the private
 //! nats-server (`cpu_us_per_record`), beside what a raw publish cost: rates
 //! move with the machine's other load, costs much less. `reference_publish`
@@ -30,6 +34,7 @@ use super::report::{
 };
 use crate::config::PlatformConfig;
 use crate::platform::Platform;
+use crate::roles::Roles;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,6 +52,11 @@ pub struct Args {
     /// Creates per `POST /connec/batch` request (`"sequential": false`) in the batch phase.
     #[arg(long, default_value_t = 100)]
     pub batch: u64,
+    /// Serve HTTP from this many `mno serve --role edge` processes (clients
+    /// spread over them), the other roles in this process; 0: every role in
+    /// this process. CPU per record counts every mno process.
+    #[arg(long, default_value_t = 0)]
+    pub edges: usize,
 }
 
 /// What the bench reads of a batch's answer.
@@ -85,20 +95,36 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let bench = BenchBus::open(&args.bus).await?;
     let dir = tempfile_dir::TempDir::new("mno-bench-ingest")?;
-    let platform = Platform::start(PlatformConfig::for_tests(
-        dir.path().to_owned(),
-        Some(bench.url.clone()),
-    ))
+    let roles = match args.edges {
+        0 => Roles::all(),
+        _ => Roles::parse("workers")?,
+    };
+    let platform = Platform::start_roles(
+        PlatformConfig::for_tests(dir.path().to_owned(), Some(bench.url.clone())),
+        roles,
+    )
     .await?;
-    let base = platform.base_url();
+    let edges = match args.edges {
+        0 => None,
+        n => Some(super::edges::start(n, &bench, &platform, dir.path())?),
+    };
+    let bases = match &edges {
+        Some(edges) => edges.bases.clone(),
+        None => vec![platform.base_url()],
+    };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()?;
-    let (org, auth) = seed(&http, &base).await?;
-    let url = format!("{base}/connec/api/v2/{org}/invoices");
+    let (org, auth) = seed(&http, &bases[0]).await?;
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|base| format!("{base}/connec/api/v2/{org}/invoices"))
+        .collect();
     eprintln!(
-        "ingest: {} records through {url} with {} clients",
-        args.records, args.clients
+        "ingest: {} records through {} with {} clients",
+        args.records,
+        urls.join(" and "),
+        args.clients
     );
 
     // Saturation: every client writes as fast as it is answered. The bodies are
@@ -110,10 +136,10 @@ pub async fn run(args: Args) -> Result<()> {
     let cpu_before = bench.cpu();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
+    for c in 0..args.clients {
         let (http, url, auth, next, latencies, bodies) = (
             http.clone(),
-            url.clone(),
+            urls[c % urls.len()].clone(),
             auth.clone(),
             next.clone(),
             latencies.clone(),
@@ -206,7 +232,7 @@ pub async fn run(args: Args) -> Result<()> {
     for c in 0..args.clients {
         let (http, url, auth, half, sent) = (
             http.clone(),
-            url.clone(),
+            urls[c % urls.len()].clone(),
             auth.clone(),
             half.clone(),
             sent.clone(),
@@ -250,7 +276,10 @@ pub async fn run(args: Args) -> Result<()> {
     let half = half.lock().await;
 
     // Bulk: the same records through `POST /connec/batch`, independent ops run concurrently.
-    let batch_url = format!("{base}/connec/batch");
+    let batch_urls: Vec<String> = bases
+        .iter()
+        .map(|base| format!("{base}/connec/batch"))
+        .collect();
     let batch = args.batch.clamp(1, 100);
     let requests = args.records.div_ceil(batch);
     let batch_bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -272,10 +301,10 @@ pub async fn run(args: Args) -> Result<()> {
     let cpu_before = bench.cpu();
     let batch_started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
+    for c in 0..args.clients {
         let (http, url, auth, next, batches, bodies) = (
             http.clone(),
-            batch_url.clone(),
+            batch_urls[c % batch_urls.len()].clone(),
             auth.clone(),
             next.clone(),
             batches.clone(),
@@ -328,6 +357,7 @@ pub async fn run(args: Args) -> Result<()> {
             with_baseline(
                 json!({"baseline_of": "raw pipelined publish of the same envelope bytes (median of the passes)",
                        "envelope_bytes": sample.len(), "clients": args.clients, "records": args.records,
+                       "edge_processes": args.edges,
                        "p50_ms": saturation.p50_ms(), "p99_ms": saturation.p99_ms(),
                        "cpu_us_per_record": saturation_cpu, "baseline_cpu_us_per_record": raw_cpu,
                        "reference_publish": as_creates}),
@@ -339,7 +369,8 @@ pub async fn run(args: Args) -> Result<()> {
             "records/s",
             half_rate,
             raw.median(),
-            json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds}),
+            json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds,
+                   "edge_processes": args.edges}),
         ),
         figure(
             "ingest.batch",
@@ -349,12 +380,13 @@ pub async fn run(args: Args) -> Result<()> {
             json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "clients": args.clients,
                    "records": requests * batch, "ops_per_request": batch,
                    "request_p50_ms": batches.p50_ms(), "request_p99_ms": batches.p99_ms(),
-                   "cpu_us_per_record": batch_cpu}),
+                   "cpu_us_per_record": batch_cpu, "edge_processes": args.edges}),
         ),
     ]);
     drop(saturation);
     drop(half);
     drop(batches);
+    drop(edges);
     platform.shutdown().await?;
     bench.close().await
 }
