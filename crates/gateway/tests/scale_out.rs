@@ -168,7 +168,21 @@ impl Client {
         auth: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value, Option<u64>) {
+        self.call_keyed(method, url, auth, body, None).await
+    }
+
+    async fn call_keyed(
+        &self,
+        method: Method,
+        url: &str,
+        auth: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value, Option<u64>) {
         let mut request = self.http.request(method, url).header("Authorization", auth);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -195,13 +209,32 @@ impl Client {
         auth: &str,
         body: Option<Value>,
     ) -> (Value, Option<u64>) {
+        self.must_keyed(expected, method, url, auth, body, None)
+            .await
+    }
+
+    /// As [`Client::must`], a write under an `Idempotency-Key`, so that a
+    /// retry of a write whose answer was lost is not a second write.
+    async fn must_keyed(
+        &self,
+        expected: StatusCode,
+        method: Method,
+        url: &str,
+        auth: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (Value, Option<u64>) {
         for _ in 0..150 {
-            let (status, answer, seq) = self.call(method.clone(), url, auth, body.clone()).await;
+            let (status, answer, seq) = self
+                .call_keyed(method.clone(), url, auth, body.clone(), key)
+                .await;
             if status == expected {
                 return (answer, seq);
             }
+            // The key still held by the attempt an outage cut short: retried too.
+            let in_use = answer["errors"][0]["code"] == "idempotency_key_in_use";
             assert!(
-                status.is_server_error(),
+                status.is_server_error() || in_use,
                 "{method} {url}: {status} {answer}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -233,14 +266,16 @@ async fn write_round(
     for i in 0..creates {
         let edge = edges[(i as usize) % edges.len()];
         let total = 100 * (round * 1000 + i + 1);
+        let key = format!("create-{round}-{i}");
         let (body, seq) = client
-            .must(
+            .must_keyed(
                 StatusCode::CREATED,
                 Method::POST,
                 &format!("{edge}/connec/api/v2/{org}/invoices"),
                 auth,
                 Some(json!({"invoices": {"type": "CUSTOMER", "status": "AUTHORISED", "currency": "USD",
                     "total_amount": total.to_string(), "balance": "0", "transaction_date": "2026-03-01"}})),
+                Some(&key),
             )
             .await;
         let id = body["invoices"]["id"].as_str().expect("an id").to_owned();
@@ -258,13 +293,15 @@ async fn write_round(
         let edge = edges[(i + 1) % edges.len()];
         let (total, version) = written.invoices[id];
         let total = total + 1;
+        let key = format!("update-{id}-{version}");
         let (_, seq) = client
-            .must(
+            .must_keyed(
                 StatusCode::OK,
                 Method::PUT,
                 &format!("{edge}/connec/api/v2/{org}/invoices/{id}"),
                 auth,
                 Some(json!({"invoices": {"total_amount": total.to_string()}})),
+                Some(&key),
             )
             .await;
         written.invoices.insert(id.clone(), (total, version + 1));
