@@ -29,12 +29,19 @@ use std::sync::Arc;
 use mno_events::bus::Bus;
 use mno_events::directory::Directory;
 use mno_events::idm::Idm;
+use mno_events::lease::Leases;
 
 #[derive(Debug, Clone, Default)]
 pub struct ConnecConfig {
     pub delivery: delivery::DeliveryConfig,
     /// Replicas of Connec!'s KV buckets (id map, idempotency); 0 means 1.
     pub kv_replicas: usize,
+    /// Fold RECORDS into the record store in this process (one process at
+    /// a time folds, under a lease); false: only read it.
+    pub fold_records: bool,
+    /// Deliver to apps' webhooks from this process (each app is owned by
+    /// one delivering process at a time, under a lease).
+    pub deliver: bool,
 }
 
 pub struct ConnecDeps {
@@ -42,6 +49,8 @@ pub struct ConnecDeps {
     pub db: sqlx::AnyPool,
     pub idm: Arc<dyn Idm>,
     pub directory: Arc<dyn Directory>,
+    /// The bus's leases, under which the record store folds and apps are delivered to.
+    pub leases: Leases,
     pub config: ConnecConfig,
 }
 
@@ -59,8 +68,12 @@ impl Connec {
         let idempotency = idempotency::Idempotency::open(&deps.bus.js, replicas)
             .await
             .map_err(|e| anyhow::anyhow!("open the idempotency bucket: {e}"))?;
-        let (record_store, store_task) =
-            store::RecordStore::start(&deps.bus.js, deps.db.clone()).await?;
+        let (record_store, store_task) = store::RecordStore::start(
+            &deps.bus.js,
+            deps.db.clone(),
+            deps.config.fold_records.then(|| deps.leases.clone()),
+        )
+        .await?;
         let api = api::ApiState {
             writer: writer.clone(),
             writer_js: deps.bus.js.clone(),
@@ -76,6 +89,7 @@ impl Connec {
             ids: Some(Arc::new(delivery_links::IdMapLinks { writer })),
             refs: Some(Arc::new(delivery_links::CatalogueReferences)),
             db: Some(deps.db.clone()),
+            ownership: deps.config.deliver.then(|| deps.leases.clone()),
         })
         .await?;
         Ok(Connec {

@@ -113,18 +113,7 @@ pub async fn durable_pull(
     stream: &str,
     spec: &DurableSpec,
 ) -> Result<PullConsumer, ConsumeError> {
-    let handle = js
-        .get_stream_no_info(stream)
-        .await
-        .map_err(|e| ConsumeError::NoStream {
-            stream: stream.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let err = |reason: String| ConsumeError::Consumer {
-        stream: stream.to_owned(),
-        consumer: spec.name.clone(),
-        reason,
-    };
+    let handle = stream_handle(js, stream).await?;
     let config = spec.config();
     match handle.create_consumer(config.clone()).await {
         Ok(consumer) => Ok(consumer),
@@ -141,8 +130,47 @@ pub async fn durable_pull(
             handle
                 .update_consumer(config)
                 .await
-                .map_err(|e| err(e.to_string()))
+                .map_err(|e| consumer_error(stream, spec, e))
         }
+    }
+}
+
+/// Delete the durable consumer if it is there and create it anew from
+/// `spec.start`: how a new holder of a projection's lease takes it over, so
+/// that what the previous holder pulled but never committed comes again at
+/// once and in order (not after its ack wait, behind later events).
+pub async fn recreate_durable(
+    js: &jetstream::Context,
+    stream: &str,
+    spec: &DurableSpec,
+) -> Result<PullConsumer, ConsumeError> {
+    let handle = stream_handle(js, stream).await?;
+    // Not there is fine: the first start, or a rebuild removed it.
+    let _ = handle.delete_consumer(&spec.name).await;
+    handle
+        .create_consumer(spec.config())
+        .await
+        .map_err(|e| consumer_error(stream, spec, e))
+}
+
+/// The stream's handle, or the error that says to provision it.
+async fn stream_handle(
+    js: &jetstream::Context,
+    stream: &str,
+) -> Result<jetstream::stream::Stream<()>, ConsumeError> {
+    js.get_stream_no_info(stream)
+        .await
+        .map_err(|e| ConsumeError::NoStream {
+            stream: stream.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn consumer_error(stream: &str, spec: &DurableSpec, e: impl std::fmt::Display) -> ConsumeError {
+    ConsumeError::Consumer {
+        stream: stream.to_owned(),
+        consumer: spec.name.clone(),
+        reason: e.to_string(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`money`]: amounts in minor units written in each currency's own decimals.
 //! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
+//! - [`lease`]: leases on the bus (one process at a time per job) and the fencing tokens commits check.
 //! - [`webhook`]: outbound webhooks: Standard Webhooks signing, the SSRF guard, one signed POST.
 
 pub mod api_error;
@@ -24,6 +25,7 @@ pub mod directory;
 pub mod envelope;
 pub mod http_auth;
 pub mod idm;
+pub mod lease;
 pub mod money;
 pub mod openapi;
 pub mod proto;

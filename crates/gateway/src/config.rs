@@ -108,6 +108,12 @@ pub struct PlatformConfig {
     #[arg(long, env = "MNO_BILLING_INTERVAL_SECS", default_value_t = 3600)]
     pub billing_interval_secs: u64,
 
+    /// This process's name in the bus's leases (which process folds, delivers,
+    /// runs the jobs); default: the host name and the data dir. A process
+    /// restarted under the same name takes its own leases back at once.
+    #[arg(long, env = "MNO_INSTANCE")]
+    pub instance: Option<String>,
+
     /// Emails of the platform's operators (comma-separated): the users who may
     /// read `GET /operator/v1/bus` (streams, consumers, lag) and the portal's operator page.
     #[arg(long, env = "MNO_OPERATORS", value_delimiter = ',')]
@@ -163,9 +169,23 @@ impl PlatformConfig {
             sso_code_ttl_secs: 60,
             // Tests run billing when they mean to.
             billing_interval_secs: 0,
+            instance: None,
             operators: Vec::new(),
             secret_key: None,
         }
+    }
+
+    /// This process's name in the bus's leases.
+    pub fn instance_name(&self) -> String {
+        if let Some(name) = self.instance.as_deref().filter(|n| !n.trim().is_empty()) {
+            return name.trim().to_owned();
+        }
+        // One process at a time per data dir (its lock), so the pair names one process.
+        let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into());
+        format!("{host}:{}", dir.display())
     }
 
     /// The edge's connection bounds in force.

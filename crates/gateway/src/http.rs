@@ -56,6 +56,9 @@ pub fn router(parts: Vec<Router>, state: EdgeState) -> Router {
 pub fn metrics_router(state: EdgeState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        // Every process answers these here, edge or not (a worker has no other listener).
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state)
         .fallback(not_found)
 }

@@ -5,7 +5,8 @@
 //! - [`data_dir_lock`]: one platform per data dir.
 //! - [`nats_child`]: finding a nats-server, or starting the installed one as a child.
 //! - [`proc_stat`]: a process's state, parent and CPU time from `/proc`.
-//! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`).
+//! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`), or some roles (`mno serve`).
+//! - [`roles`]: the parts a process runs (edge, projections, delivery, hub-jobs).
 //! - [`edge_server`]: serving connections with a cap and header-read and idle timeouts.
 //! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
 //! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
@@ -21,6 +22,7 @@ pub mod openapi;
 pub mod operator;
 pub mod platform;
 pub mod proc_stat;
+pub mod roles;
 
 pub use config::PlatformConfig;
 pub use platform::{Platform, RunningPlatform};

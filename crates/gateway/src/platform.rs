@@ -1,7 +1,8 @@
-//! The whole platform in one process: the bus, the streams, the database,
-//! the Hub, Connec! and Impac!, behind one HTTP edge.
+//! The platform in one process: the bus, the streams, the database, the Hub,
+//! Connec! and Impac!, behind one HTTP edge; or some of it (its [`Roles`]),
+//! one process of many on one bus and one database (`mno serve`).
 //!
-//! Used by `mno up` and by the end-to-end tests, which start it on port 0.
+//! Used by `mno up`, `mno serve` and by the end-to-end tests, which start it on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,12 +23,16 @@ use crate::config::PlatformConfig;
 use crate::data_dir_lock::DataDirLock;
 use crate::http::{self, EdgeState};
 use crate::nats_child::{self, ChildNats};
+use crate::roles::Roles;
+use mno_events::lease::Leases;
 
 pub struct Platform;
 
 /// A started platform; call [`RunningPlatform::shutdown`] to stop it cleanly.
 pub struct RunningPlatform {
-    pub http_addr: SocketAddr,
+    /// The HTTP edge's address (`None`: this process is not an edge).
+    pub http_addr: Option<SocketAddr>,
+    pub roles: Roles,
     /// The operator's metrics listener (`GET /metrics`).
     pub metrics_addr: SocketAddr,
     pub nats_url: String,
@@ -39,24 +44,34 @@ pub struct RunningPlatform {
     hub: Hub,
     connec: Connec,
     impac: Impac,
-    connectors: Connectors,
+    /// Only in the process with the connectors role.
+    connectors: Option<Connectors>,
     child: Option<ChildNats>,
     /// Released last, when the platform value is gone (after the child stopped).
     _data_dir: DataDirLock,
-    stop_http: oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    stop_http: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
     stop_metrics: oneshot::Sender<()>,
     metrics_server: JoinHandle<std::io::Result<()>>,
 }
 
 impl Platform {
+    /// Every role in one process (`mno up`).
     pub async fn start(config: PlatformConfig) -> Result<RunningPlatform> {
+        Self::start_roles(config, Roles::all()).await
+    }
+
+    /// The given roles (`mno serve --role ...`).
+    pub async fn start_roles(config: PlatformConfig, roles: Roles) -> Result<RunningPlatform> {
         config.validate()?;
         config.prepare_data_dir()?;
         let data_dir_lock = DataDirLock::acquire(&config.data_dir)?;
         // Bind first: a port in use should fail before anything else starts.
-        let listener = bind(config.http_socket_addr()?, "MNO_HTTP_ADDR").await?;
-        let http_addr = listener.local_addr()?;
+        let listener = match roles.edge {
+            true => Some(bind(config.http_socket_addr()?, "MNO_HTTP_ADDR").await?),
+            false => None,
+        };
+        let http_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let metrics_listener = bind(config.metrics_socket_addr()?, "MNO_METRICS_ADDR").await?;
         let metrics_addr = metrics_listener.local_addr()?;
 
@@ -87,6 +102,12 @@ impl Platform {
         {
             tracing::info!(%stream, ?outcome, "stream provisioned");
         }
+        let leases = Leases::open(
+            &bus.js,
+            Some(config.stream_replicas),
+            config.instance_name(),
+        )
+        .await?;
 
         // The portal passes its visitors' addresses to the Hub under this key.
         let frontend_key = format!(
@@ -94,7 +115,7 @@ impl Platform {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        let hub = Hub::start(HubDeps {
+        let mut hub = Hub::start(HubDeps {
             bus: bus.clone(),
             db: db.clone(),
             config: HubConfig {
@@ -108,8 +129,12 @@ impl Platform {
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
+                // One process at a time runs the jobs, under a lease (below).
+                run_jobs: false,
+                kv_replicas: config.stream_replicas,
+                serve_nats: roles.hub_jobs,
                 sso: mno_hub::sso::SsoConfig {
-                    issuer: config.issuer(http_addr),
+                    issuer: config.issuer(http_addr.unwrap_or(config.http_socket_addr()?)),
                     code_ttl: Duration::from_secs(config.sso_code_ttl_secs),
                     // Back-channel logouts are retried as webhooks are.
                     logout_retry_schedule: config.delivery_config().retry_schedule,
@@ -120,6 +145,9 @@ impl Platform {
         })
         .await
         .context("start the Hub")?;
+        if roles.hub_jobs {
+            hub.run_jobs_under_lease(leases.clone());
+        }
         // Connec! and Impac! ask through a cache that Hub events keep fresh; in
         // this process the Hub also tells it of each change before answering
         // the call that made it, so a revocation is in force once it returns.
@@ -137,16 +165,20 @@ impl Platform {
             db: db.clone(),
             idm: idm.clone(),
             directory: hub.directory(),
+            leases: leases.clone(),
             config: ConnecConfig {
                 delivery: config.delivery_config(),
                 // The id map and idempotency buckets follow the streams' replicas.
                 kv_replicas: config.stream_replicas,
+                fold_records: roles.projections,
+                deliver: roles.delivery,
             },
         })
         .await
         .context("start Connec!")?;
         let impac = Impac::start(ImpacDeps {
             bus: bus.clone(),
+            fold: roles.projections.then(|| leases.clone()),
             db: db.clone(),
             idm: idm.clone(),
             directory: hub.directory(),
@@ -156,19 +188,25 @@ impl Platform {
         })
         .await
         .context("start Impac!")?;
-        // The connectors runtime reaches the record API over loopback, as the connector apps.
-        let connectors = Connectors::start(ConnectorsDeps {
-            db: db.clone(),
-            idm: idm.clone(),
-            directory: hub.directory(),
-            config: ConnectorsConfig {
-                secret_key: config.secret_key.as_ref().map(|k| k.0.clone()),
-                allow_private_urls: config.allow_private_webhooks,
-                ..ConnectorsConfig::new(self_url(http_addr), config.data_dir.clone())
-            },
-        })
-        .await
-        .context("start the connectors runtime")?;
+        // The connectors runtime reaches the record API over loopback, as the
+        // connector apps: it runs beside an edge (the roles make sure of it).
+        let connectors = match http_addr {
+            Some(http_addr) if roles.connectors => Some(
+                Connectors::start(ConnectorsDeps {
+                    db: db.clone(),
+                    idm: idm.clone(),
+                    directory: hub.directory(),
+                    config: ConnectorsConfig {
+                        secret_key: config.secret_key.as_ref().map(|k| k.0.clone()),
+                        allow_private_urls: config.allow_private_webhooks,
+                        ..ConnectorsConfig::new(self_url(http_addr), config.data_dir.clone())
+                    },
+                })
+                .await
+                .context("start the connectors runtime")?,
+            ),
+            _ => None,
+        };
 
         let edge = EdgeState {
             bus: bus.clone(),
@@ -185,48 +223,28 @@ impl Platform {
                 .await
         });
         tracing::info!(%metrics_addr, "serving metrics");
-        // The portal is a client of the public API, reached over loopback like any frontend.
-        let portal = mno_portal::router(mno_portal::PortalConfig {
-            api_base: self_url(http_addr),
-            frontend_key: Some(frontend_key),
-        });
-        let operator = crate::operator::router(crate::operator::OperatorState {
-            js: bus.js.clone(),
-            hub: hub.router(),
-            operators: Arc::new(
-                config
-                    .operators
-                    .iter()
-                    .map(|e| e.trim().to_lowercase())
-                    .filter(|e| !e.is_empty())
-                    .collect(),
-            ),
-        });
-        let app = http::router(
-            vec![
-                hub.router(),
-                connec.router(),
-                impac.router(),
-                connectors.router(),
-                operator,
-                portal,
-            ],
-            edge,
-        );
-        let router = app.clone();
-        let (stop_http, stopped) = oneshot::channel::<()>();
-        let limits = config.edge_limits();
-        let server = tokio::spawn(async move {
-            crate::edge_server::serve(listener, app, limits, async {
-                let _ = stopped.await;
-            })
-            .await;
-            Ok(())
-        });
-        tracing::info!(%http_addr, max_connections = limits.max_connections, "serving HTTP");
+        let (router, stop_http, server) = match listener {
+            Some(listener) => {
+                let (router, stop_http, server) = serve_edge(
+                    &config,
+                    listener,
+                    &bus,
+                    &hub,
+                    &connec,
+                    &impac,
+                    connectors.as_ref(),
+                    frontend_key,
+                    edge,
+                )?;
+                (router, Some(stop_http), Some(server))
+            }
+            None => (axum::Router::new(), None, None),
+        };
+        tracing::info!(%roles, "platform roles running");
 
         Ok(RunningPlatform {
             http_addr,
+            roles,
             metrics_addr,
             nats_url,
             bus,
@@ -245,6 +263,65 @@ impl Platform {
             metrics_server,
         })
     }
+}
+
+/// The HTTP edge: every part's routes, the portal, the operator API.
+#[allow(clippy::too_many_arguments)]
+fn serve_edge(
+    config: &PlatformConfig,
+    listener: TcpListener,
+    bus: &Bus,
+    hub: &Hub,
+    connec: &Connec,
+    impac: &Impac,
+    connectors: Option<&Connectors>,
+    frontend_key: String,
+    edge: EdgeState,
+) -> Result<(
+    axum::Router,
+    oneshot::Sender<()>,
+    JoinHandle<std::io::Result<()>>,
+)> {
+    let http_addr = listener.local_addr()?;
+    // The portal is a client of the public API, reached over loopback like any frontend.
+    let portal = mno_portal::router(mno_portal::PortalConfig {
+        api_base: self_url(http_addr),
+        frontend_key: Some(frontend_key),
+    });
+    let operator = crate::operator::router(crate::operator::OperatorState {
+        js: bus.js.clone(),
+        hub: hub.router(),
+        operators: Arc::new(
+            config
+                .operators
+                .iter()
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect(),
+        ),
+    });
+    let mut routers = vec![
+        hub.router(),
+        connec.router(),
+        impac.router(),
+        operator,
+        portal,
+    ];
+    // The connectors' routes are served where the runtime runs.
+    routers.extend(connectors.map(Connectors::router));
+    let app = http::router(routers, edge);
+    let router = app.clone();
+    let (stop_http, stopped) = oneshot::channel::<()>();
+    let limits = config.edge_limits();
+    let server = tokio::spawn(async move {
+        crate::edge_server::serve(listener, app, limits, async {
+            let _ = stopped.await;
+        })
+        .await;
+        Ok(())
+    });
+    tracing::info!(%http_addr, max_connections = limits.max_connections, "serving HTTP");
+    Ok((router, stop_http, server))
 }
 
 /// Listen on `addr`, the address `setting` names; a port in use is one clear line.
@@ -288,8 +365,12 @@ fn self_url(addr: SocketAddr) -> String {
 }
 
 impl RunningPlatform {
+    /// The HTTP edge's URL; only a process with the `edge` role has one.
     pub fn base_url(&self) -> String {
-        self_url(self.http_addr)
+        self_url(
+            self.http_addr
+                .expect("this process runs no HTTP edge (role edge)"),
+        )
     }
 
     /// Where the operator's metrics are: `http://<MNO_METRICS_ADDR>/metrics`.
@@ -308,34 +389,39 @@ impl RunningPlatform {
         let deadline = tokio::time::Instant::now() + STOP_GRACE;
         // The inspection copy must not keep the parts' state alive past the server's.
         drop(self.router);
-        let _ = self.stop_http.send(());
+        if let Some(stop_http) = self.stop_http {
+            let _ = stop_http.send(());
+        }
         let _ = self.stop_metrics.send(());
-        let server = self.server;
-        within(
-            deadline,
-            STEP_GRACE,
-            "the HTTP server (requests in flight)",
-            async {
-                match server.await {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
-                    Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
-                    Ok(Ok(())) => {}
-                }
-            },
-        )
-        .await;
+        if let Some(server) = self.server {
+            within(
+                deadline,
+                STEP_GRACE,
+                "the HTTP server (requests in flight)",
+                async {
+                    match server.await {
+                        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+                        Err(e) => tracing::warn!(error = %e, "HTTP server task ended abnormally"),
+                        Ok(Ok(())) => {}
+                    }
+                },
+            )
+            .await;
+        }
         let metrics_server = self.metrics_server;
         within(deadline, STEP_GRACE, "the metrics listener", async {
             let _ = metrics_server.await;
         })
         .await;
-        within(
-            deadline,
-            STEP_GRACE,
-            "the connectors",
-            self.connectors.shutdown(),
-        )
-        .await;
+        if let Some(connectors) = self.connectors {
+            within(
+                deadline,
+                STEP_GRACE,
+                "the connectors",
+                connectors.shutdown(),
+            )
+            .await;
+        }
         within(deadline, STEP_GRACE, "Impac!", self.impac.shutdown()).await;
         within(deadline, STEP_GRACE, "Connec!", self.connec.shutdown()).await;
         within(deadline, STEP_GRACE, "the Hub", self.hub.shutdown()).await;

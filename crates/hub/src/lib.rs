@@ -13,7 +13,7 @@
 //! - [`idm`]: the IDM decision; [`responder`] answers it (and the directory) on NATS.
 //! - [`relay`]: publishes outbox rows to stream HUB.
 //! - [`directory`]: the [`mno_events::directory::Directory`] view for delivery and reports.
-//! - [`rate_limit`]: failed sign-in limits.
+//! - [`rate_limit`]: failed sign-in limits, shared on the bus.
 //! - [`sso`]: single sign-on, the Hub as an OpenID Connect provider.
 //! - [`billing`]: bills, recurring bills, the billing run and invoices.
 //! - [`notify`]: account webhooks to apps, from stream HUB.
@@ -42,6 +42,53 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use relay::RelayFailpoint;
+
+/// The lease under which one process at a time runs the Hub's background jobs.
+pub const JOBS_LEASE: &str = "jobs.hub";
+
+/// The background jobs: the outbox relay, back-channel logouts, account
+/// webhooks and scheduled billing, until `stopped`.
+async fn spawn_jobs(
+    store: &store::Store,
+    bus: &Bus,
+    config: &HubConfig,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = vec![
+        relay::Relay::new(store.clone(), bus.clone(), config.relay_failpoint)
+            .spawn(stopped.clone()),
+    ];
+    tasks.push(
+        sso::backchannel::LogoutSender::new(
+            store.clone(),
+            bus.clone(),
+            config.sso.clone(),
+            config.allow_private_webhooks,
+        )
+        .spawn(stopped.clone()),
+    );
+    if config.account_webhooks {
+        tasks.push(
+            notify::AccountWebhooks::new(
+                store.clone(),
+                bus.clone(),
+                config.allow_private_webhooks,
+                config.account_webhook_retry_schedule.clone(),
+            )
+            .start(stopped.clone())
+            .await?,
+        );
+    }
+    if let Some(every) = config.billing_interval {
+        tasks.push(billing::schedule::spawn(
+            store.clone(),
+            bus.clone(),
+            every,
+            stopped,
+        ));
+    }
+    Ok(tasks)
+}
 
 /// Settings of the Hub. The defaults are what `mno up` uses.
 #[derive(Debug, Clone)]
@@ -83,6 +130,12 @@ pub struct HubConfig {
     /// Run billing for the last complete month this often; `None`: never
     /// (then `mno billing run` does it).
     pub billing_interval: Option<Duration>,
+    /// Replicas of the Hub's KV bucket (sign-in limits); 0 means 1.
+    pub kv_replicas: usize,
+    /// Run the background jobs (outbox relay, account webhooks, back-channel
+    /// logouts, scheduled billing) in this process from the start; false:
+    /// not at all, or under a lease ([`Hub::run_jobs_under_lease`]).
+    pub run_jobs: bool,
 }
 
 impl Default for HubConfig {
@@ -105,6 +158,8 @@ impl Default for HubConfig {
                 .to_vec(),
             account_webhooks: true,
             billing_interval: None,
+            run_jobs: true,
+            kv_replicas: 1,
         }
     }
 }
@@ -118,6 +173,8 @@ pub struct HubDeps {
 
 /// A running Hub.
 pub struct Hub {
+    bus: Bus,
+    stopped: watch::Receiver<bool>,
     state: api::AppState,
     idm: Arc<dyn Idm>,
     directory: Arc<dyn Directory>,
@@ -134,39 +191,9 @@ impl Hub {
         let hub_directory = directory::HubDirectory::new(store.clone());
         let config = deps.config;
         let (stop, stopped) = watch::channel(false);
-        let mut tasks =
-            vec![
-                relay::Relay::new(store.clone(), deps.bus.clone(), config.relay_failpoint)
-                    .spawn(stopped.clone()),
-            ];
-        tasks.push(
-            sso::backchannel::LogoutSender::new(
-                store.clone(),
-                deps.bus.clone(),
-                config.sso.clone(),
-                config.allow_private_webhooks,
-            )
-            .spawn(stopped.clone()),
-        );
-        if config.account_webhooks {
-            tasks.push(
-                notify::AccountWebhooks::new(
-                    store.clone(),
-                    deps.bus.clone(),
-                    config.allow_private_webhooks,
-                    config.account_webhook_retry_schedule.clone(),
-                )
-                .start(stopped.clone())
-                .await?,
-            );
-        }
-        if let Some(every) = config.billing_interval {
-            tasks.push(billing::schedule::spawn(
-                store.clone(),
-                deps.bus.clone(),
-                every,
-                stopped.clone(),
-            ));
+        let mut tasks = Vec::new();
+        if config.run_jobs {
+            tasks.extend(spawn_jobs(&store, &deps.bus, &config, stopped.clone()).await?);
         }
         if config.serve_nats {
             let caching = mno_events::idm::CachingIdm::start(
@@ -182,13 +209,29 @@ impl Hub {
                     deps.bus.client.clone(),
                     cached,
                     hub_directory.clone(),
-                    stopped,
+                    stopped.clone(),
                 )
                 .await?,
             );
         }
-        let limits = Arc::new(api::LoginLimits::new(&config));
+        // Sign-in limits on the bus hold across every edge process.
+        let bucket = match rate_limit::open_bucket(
+            &deps.bus.js,
+            config.login_window,
+            config.kv_replicas,
+        )
+        .await
+        {
+            Ok(bucket) => Some(bucket),
+            Err(e) => {
+                tracing::warn!(error = %e, "sign-in limits cannot be kept on the bus; counting in this process only");
+                None
+            }
+        };
+        let limits = Arc::new(api::LoginLimits::new(&config, bucket));
         Ok(Hub {
+            bus: deps.bus,
+            stopped,
             state: api::AppState {
                 store,
                 idm: hub_idm.clone(),
@@ -200,6 +243,49 @@ impl Hub {
             stop,
             tasks,
         })
+    }
+
+    /// Run the background jobs in whichever one process holds the lease
+    /// [`JOBS_LEASE`] at a time: started when this process takes it, stopped
+    /// when it loses it (another process then runs them).
+    pub fn run_jobs_under_lease(&mut self, leases: mno_events::lease::Leases) {
+        let store = self.state.store.clone();
+        let bus = self.bus.clone();
+        let config = self.state.config.clone();
+        let mut stopped = self.stopped.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut kept = leases.keep(JOBS_LEASE);
+            loop {
+                let token = tokio::select! {
+                    token = kept.acquired() => token,
+                    _ = stopped.changed() => break,
+                };
+                let Some(token) = token else { break };
+                let (stop_jobs, jobs_stopped) = watch::channel(false);
+                let jobs = match spawn_jobs(&store, &bus, &config, jobs_stopped).await {
+                    Ok(jobs) => jobs,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the Hub's jobs did not start; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                };
+                tracing::info!(token, "running the Hub's background jobs");
+                let stopping = tokio::select! {
+                    _ = kept.lost(token) => false,
+                    _ = stopped.changed() => true,
+                };
+                let _ = stop_jobs.send(true);
+                for job in jobs {
+                    let _ = job.await;
+                }
+                if stopping {
+                    break;
+                }
+                tracing::warn!("the Hub's jobs lease was lost; another process runs them now");
+            }
+            kept.release().await;
+        }));
     }
 
     /// Routes under `/hub/v1` and `/idm/v1`, and the OpenID Connect provider's.

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use mno_events::db;
+use mno_events::lease::{self, Fence, LeaseError};
 use mno_events::proto::Op;
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -104,13 +105,16 @@ impl LatestBatch {
         self.rows.len()
     }
 
-    /// Write the rows, the dead letters and the checkpoint in one transaction.
+    /// Write the rows, the dead letters and the checkpoint in one transaction;
+    /// under a lease, only while `fence` is the newest holder's (else
+    /// [`LeaseError::Fenced`] and nothing is written).
     pub async fn commit(
         &self,
         pool: &AnyPool,
         projection: &str,
         version: i64,
-    ) -> Result<(), sqlx::Error> {
+        fence: Option<&Fence>,
+    ) -> Result<(), LeaseError> {
         let sqlite = db::is_sqlite(pool);
         let mut tx = pool.begin().await?;
         let rows: Vec<(&Key, &Latest)> = self.rows.iter().collect();
@@ -137,7 +141,10 @@ impl LatestBatch {
         .bind(self.last_seq as i64)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await
+        if let Some(fence) = fence {
+            lease::check_fence(&mut tx, fence, sqlite).await?;
+        }
+        Ok(tx.commit().await?)
     }
 }
 

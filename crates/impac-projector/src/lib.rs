@@ -29,12 +29,14 @@ pub mod runner;
 pub mod widgets;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use mno_events::bus::Bus;
 use mno_events::directory::Directory;
 use mno_events::idm::Idm;
+use mno_events::lease::Leases;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
@@ -46,6 +48,9 @@ pub struct ImpacConfig {
 
 pub struct ImpacDeps {
     pub bus: Bus,
+    /// Fold the projections in this process (one process at a time, under
+    /// leases); `None`: only read them (another process folds).
+    pub fold: Option<Leases>,
     pub db: sqlx::AnyPool,
     pub idm: Arc<dyn Idm>,
     pub directory: Arc<dyn Directory>,
@@ -61,6 +66,8 @@ pub struct ImpacState {
     pub directory: Arc<dyn Directory>,
     /// The highest sequence the version readers use has folded.
     applied: watch::Receiver<u64>,
+    /// Whether this process folds the version readers use (so evaluates KPIs).
+    folds_here: Arc<AtomicBool>,
     pub kpis: Arc<kpis::KpiRuntime>,
 }
 
@@ -68,6 +75,12 @@ impl ImpacState {
     /// The projection version readers use.
     pub async fn active_version(&self) -> Result<i64, sqlx::Error> {
         Ok(active_version(&self.db).await?.unwrap_or(records::VERSION))
+    }
+
+    /// Whether this process folds the version readers use now: KPI alerts
+    /// are raised there, once, not by every process.
+    pub fn folds_here(&self) -> bool {
+        self.folds_here.load(Ordering::Relaxed)
     }
 
     async fn runner_applied_at_least(&self, seq: u64, timeout: Duration) -> bool {
@@ -138,8 +151,14 @@ impl Impac {
         let mut runners = BTreeMap::new();
         runners.insert(
             active,
-            runner::Runner::start(&deps.bus.js, deps.db.clone(), records::PROJECTION, active)
-                .await?,
+            runner::Runner::start(
+                &deps.bus.js,
+                deps.db.clone(),
+                records::PROJECTION,
+                active,
+                deps.fold.clone(),
+            )
+            .await?,
         );
         if records::VERSION > active {
             // Blue/green: the old version stays current for readers until the new one catches up.
@@ -148,6 +167,7 @@ impl Impac {
                 deps.db.clone(),
                 records::PROJECTION,
                 records::VERSION,
+                deps.fold.clone(),
             )
             .await?;
             tokio::spawn(switch_when_caught_up(
@@ -161,11 +181,16 @@ impl Impac {
         let (applied_tx, applied) = watch::channel(*runners[&active].applied.borrow());
         let runners: Runners = Arc::new(Mutex::new(runners));
         let (stop, stopped) = watch::channel(false);
+        let folds_here = Arc::new(AtomicBool::new(false));
         let supervisor = tokio::spawn(follow_active_version(
-            deps.bus.js.clone(),
-            deps.db.clone(),
-            runners.clone(),
-            applied_tx,
+            Following {
+                js: deps.bus.js.clone(),
+                db: deps.db.clone(),
+                fold: deps.fold.clone(),
+                runners: runners.clone(),
+                applied_tx,
+                folds_here: folds_here.clone(),
+            },
             stopped.clone(),
         ));
         let state = ImpacState {
@@ -178,6 +203,7 @@ impl Impac {
             idm: deps.idm,
             directory: deps.directory,
             applied,
+            folds_here,
         };
         let kpi_evaluator = tokio::spawn(kpis::follow(state.clone(), stopped));
         Ok(Impac {
@@ -205,16 +231,28 @@ impl Impac {
     }
 }
 
+/// What [`follow_active_version`] works with.
+struct Following {
+    js: async_nats::jetstream::Context,
+    db: sqlx::AnyPool,
+    fold: Option<Leases>,
+    runners: Runners,
+    applied_tx: watch::Sender<u64>,
+    folds_here: Arc<AtomicBool>,
+}
+
 /// Keep a runner on the version readers use (a `mno impac rebuild` may switch
 /// them at any time), stop the runners of versions below it, and publish how
 /// far the active version has folded (for `min_seq`).
-async fn follow_active_version(
-    js: async_nats::jetstream::Context,
-    db: sqlx::AnyPool,
-    runners: Runners,
-    applied_tx: watch::Sender<u64>,
-    mut stopped: watch::Receiver<bool>,
-) {
+async fn follow_active_version(following: Following, mut stopped: watch::Receiver<bool>) {
+    let Following {
+        js,
+        db,
+        fold,
+        runners,
+        applied_tx,
+        folds_here,
+    } = following;
     let mut active = None;
     let mut watched: Option<watch::Receiver<u64>> = None;
     // An interval, not a sleep: busy runners must not delay the version check.
@@ -241,7 +279,9 @@ async fn follow_active_version(
         };
         let mut running = runners.lock().await;
         if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(version) {
-            match runner::Runner::start(&js, db.clone(), records::PROJECTION, version).await {
+            match runner::Runner::start(&js, db.clone(), records::PROJECTION, version, fold.clone())
+                .await
+            {
                 Ok(runner) => {
                     tracing::info!(
                         version,
@@ -255,6 +295,7 @@ async fn follow_active_version(
                 }
             }
         }
+        folds_here.store(running[&version].folds_here(), Ordering::Relaxed);
         if active != Some(version) {
             let mut applied = running[&version].applied.clone();
             applied_tx.send_replace(*applied.borrow_and_update());

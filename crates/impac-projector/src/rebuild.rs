@@ -84,7 +84,8 @@ pub async fn catch_up(
     state.total = consumer.cached_info().num_pending;
     let mut messages = consumer.messages().await?;
     let mut batch = LatestBatch::default();
-    let mut committing: Option<JoinHandle<Result<LatestBatch, sqlx::Error>>> = None;
+    let mut committing: Option<JoinHandle<Result<LatestBatch, mno_events::lease::LeaseError>>> =
+        None;
     let mut finished = state.total == 0;
     while !finished {
         let message = messages
@@ -111,7 +112,8 @@ pub async fn catch_up(
             let full = std::mem::take(&mut batch);
             let pool = pool.clone();
             committing = Some(tokio::spawn(async move {
-                full.commit(&pool, records::PROJECTION, version).await?;
+                full.commit(&pool, records::PROJECTION, version, None)
+                    .await?;
                 Ok(full)
             }));
         }
@@ -123,7 +125,9 @@ pub async fn catch_up(
         // Stopped on an event past the target, or nothing of ours in the stream:
         // everything up to the target is folded.
         batch.last_seq = target;
-        batch.commit(pool, records::PROJECTION, version).await?;
+        batch
+            .commit(pool, records::PROJECTION, version, None)
+            .await?;
         report(batch, &mut state, started, &mut progress);
     }
     Ok(state)

@@ -94,7 +94,9 @@ async fn writes_with_local_ids_and_idempotency_keys_go_on_when_a_node_is_lost() 
             "HUB",
             "KV_IDEMPOTENCY",
             "KV_IDMAP",
+            "KV_MNO_LEASES",
             "KV_MNO_PLATFORM",
+            "KV_MNO_SIGNIN_LIMITS",
             "RECORDS"
         ],
         "the platform's streams"

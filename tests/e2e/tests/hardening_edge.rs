@@ -424,7 +424,7 @@ async fn idle_and_slow_connections_are_closed_and_healthz_still_answers() {
         config.http_idle_timeout_secs = 1;
     })
     .await;
-    let addr = w.platform.running().http_addr;
+    let addr = w.platform.running().http_addr.expect("an edge");
     // Twice the cap in connections that send nothing, and one that sends its
     // headers a byte at a time, never finishing them.
     let mut idle = Vec::new();

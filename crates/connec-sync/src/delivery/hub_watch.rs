@@ -9,13 +9,10 @@ use mno_events::consume::{self, ReplayFrom};
 use mno_events::proto::HubEvent;
 use mno_events::streams::HUB;
 use mno_events::subject::{hub_kind, HubSubject};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::supervisor::Supervisor;
-use super::REDRIVE_SUBJECT;
 
 const RESYNC_EVERY: Duration = Duration::from_secs(30);
 
@@ -99,46 +96,6 @@ pub fn spawn_resync(
                     }
                 }
             }
-        }
-    })
-}
-
-#[derive(Deserialize)]
-struct RedriveRequest {
-    app: String,
-    seq: u64,
-}
-
-/// Answer redrive requests from `mno dlq redrive` on [`REDRIVE_SUBJECT`].
-pub fn spawn_redrive_responder(
-    supervisor: Arc<Supervisor>,
-    client: async_nats::Client,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut requests = match client.subscribe(REDRIVE_SUBJECT).await {
-            Ok(subscription) => subscription,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot answer redrive requests");
-                return;
-            }
-        };
-        loop {
-            let request = tokio::select! {
-                _ = stop.changed() => return,
-                next = requests.next() => match next { Some(r) => r, None => return },
-            };
-            let Some(reply) = request.reply.clone() else {
-                continue;
-            };
-            let answer = match serde_json::from_slice::<RedriveRequest>(&request.payload) {
-                Ok(ask) => match supervisor.redrive(&ask.app, ask.seq).await {
-                    Ok(outcome) => super::supervisor::Redriven::answer(&[outcome]),
-                    Err(e) => json!({"error": e.to_string()}),
-                },
-                Err(e) => json!({"error": format!("the request is not {{\"app\",\"seq\"}}: {e}")}),
-            };
-            let _ = client.publish(reply, answer.to_string().into()).await;
         }
     })
 }

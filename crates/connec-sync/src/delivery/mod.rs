@@ -13,6 +13,8 @@
 //!   [`http_state`]; [`open_streams`] counts each caller's streams; [`auth`] decides whose
 //!   deliveries a caller may see.
 //! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
+//! - [`ownership`]: which process delivers to each app (leases on the bus, a fair share each).
+//! - [`remote`]: redrives and recoveries asked of the app's owner over NATS.
 
 pub mod api;
 pub mod auth;
@@ -23,7 +25,9 @@ pub mod hub_watch;
 pub mod lanes;
 pub mod log;
 pub mod open_streams;
+pub mod ownership;
 pub mod payload;
+pub mod remote;
 pub mod sse;
 pub mod supervisor;
 pub mod view;
@@ -42,7 +46,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::DeliveryConfig;
-pub use supervisor::{consumer_name, Since, Supervisor, CONSUMER_PREFIX};
+pub use supervisor::{consumer_name, Placement, Since, Supervisor, CONSUMER_PREFIX};
 pub use view::{LocalIds, ReferenceFields};
 
 use view::{GuessedReferences, LearnedIds};
@@ -64,6 +68,9 @@ pub struct DeliveryDeps {
     pub refs: Option<Arc<dyn ReferenceFields>>,
     /// Where the delivery log is kept; `None`: in memory.
     pub db: Option<sqlx::AnyPool>,
+    /// Deliver from this process, to its share of the apps under these
+    /// leases; `None`: another process delivers (this one serves the API).
+    pub ownership: Option<mno_events::lease::Leases>,
 }
 
 /// Running delivery.
@@ -206,19 +213,30 @@ impl Delivery {
             learned,
             config,
         });
-        let supervisor = Arc::new(Supervisor::new(ctx));
+        let delivering = deps.ownership.is_some();
+        let placement = match deps.ownership {
+            Some(leases) => Placement::Here(Box::new(ownership::Ownership::new(leases))),
+            None => Placement::Elsewhere,
+        };
+        let supervisor = Arc::new(Supervisor::new(ctx, placement, deps.bus.client.clone()));
         let (stop, stopped) = watch::channel(false);
-        // Watch the Hub before the first sync, so no change falls between them.
-        let mut tasks = vec![hub_watch::spawn(supervisor.clone(), stopped.clone()).await];
-        if let Err(e) = supervisor.sync_all().await {
-            tracing::warn!(error = %e, "first delivery sync failed; retried shortly");
+        let mut tasks = Vec::new();
+        if delivering {
+            // Watch the Hub before the first sync, so no change falls between them.
+            tasks.push(hub_watch::spawn(supervisor.clone(), stopped.clone()).await);
+            // Membership first, so that the first sync knows the share.
+            supervisor.look().await;
+            if let Err(e) = supervisor.sync_all().await {
+                tracing::warn!(error = %e, "first delivery sync failed; retried shortly");
+            }
+            tasks.push(hub_watch::spawn_resync(supervisor.clone(), stopped.clone()));
+            tasks.push(spawn_looks(supervisor.clone(), stopped.clone()));
+            tasks.push(remote::spawn_responder(
+                supervisor.clone(),
+                deps.bus.client.clone(),
+                stopped,
+            ));
         }
-        tasks.push(hub_watch::spawn_resync(supervisor.clone(), stopped.clone()));
-        tasks.push(hub_watch::spawn_redrive_responder(
-            supervisor.clone(),
-            deps.bus.client.clone(),
-            stopped,
-        ));
         Ok(Delivery {
             supervisor,
             idm: deps.idm,
@@ -249,4 +267,19 @@ impl Delivery {
         }
         self.supervisor.stop_all().await;
     }
+}
+
+/// Every [`ownership::LOOK_EVERY`], renew the leases and take over apps without an owner.
+fn spawn_looks(supervisor: Arc<Supervisor>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(ownership::LOOK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = every.tick() => supervisor.look().await,
+            }
+        }
+    })
 }

@@ -3,7 +3,7 @@
 //! something, filters changed when its shared entities change, stopped when
 //! its webhook is disabled, removed when it no longer subscribes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::dlq::{self, DlqError, StoredLetter};
+use super::ownership::Ownership;
+use super::remote;
 use super::worker::{self, Command, Context, WorkerHandle};
 
 /// Name of an app's durable consumer on RECORDS.
@@ -33,13 +35,26 @@ const NEW_CONSUMER_LOOKBACK: Duration = Duration::from_secs(30);
 pub struct Supervisor {
     pub ctx: Arc<Context>,
     state: Mutex<State>,
+    placement: Placement,
+    /// To ask the app's owner when it is another process.
+    client: async_nats::Client,
+}
+
+/// Where the apps' webhooks are sent from.
+pub enum Placement {
+    /// From this process, to the apps whose leases it holds.
+    Here(Box<Ownership>),
+    /// From other processes: redrives and recoveries are asked of the app's owner over NATS.
+    Elsewhere,
 }
 
 #[derive(Default)]
 struct State {
     workers: HashMap<String, WorkerHandle>,
-    /// The filters each app's consumer was last set to.
+    /// The filters each app's consumer was last set to (by this process, while it owns the app).
     filters: HashMap<String, Vec<String>>,
+    /// The apps that receive webhooks, as of the last full sync.
+    subscribed: HashSet<String>,
 }
 
 /// From where a recovery re-sends.
@@ -49,7 +64,7 @@ pub enum Since {
     Time(DateTime<Utc>),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Recovered {
     pub app_id: String,
     /// The RECORDS sequence the app's consumer now starts from (`None`: from the time given).
@@ -118,10 +133,47 @@ fn unavailable(e: impl std::fmt::Display) -> SupervisorError {
 }
 
 impl Supervisor {
-    pub fn new(ctx: Arc<Context>) -> Self {
+    pub fn new(ctx: Arc<Context>, placement: Placement, client: async_nats::Client) -> Self {
         Self {
             ctx,
             state: Mutex::new(State::default()),
+            placement,
+            client,
+        }
+    }
+
+    /// Whether this process sends the app's webhooks now.
+    pub fn delivers_to(&self, app_id: &str) -> bool {
+        match &self.placement {
+            Placement::Here(ownership) => ownership.holds(app_id),
+            Placement::Elsewhere => false,
+        }
+    }
+
+    /// Renew this process's leases, stop what it lost or holds beyond its
+    /// share, and take apps that no process delivers to (see [`Ownership`]).
+    pub async fn look(&self) {
+        let Placement::Here(ownership) = &self.placement else {
+            return;
+        };
+        let subscribed = self.state.lock().await.subscribed.clone();
+        let look = ownership.look(&subscribed).await;
+        for app in look.lost {
+            let mut state = self.state.lock().await;
+            stop_worker(&mut state, &app).await;
+            state.filters.remove(&app);
+        }
+        for app in look.surplus {
+            let mut state = self.state.lock().await;
+            stop_worker(&mut state, &app).await;
+            state.filters.remove(&app);
+            ownership.release(&app).await;
+            tracing::info!(app = %app, "delivery: handed the app over to share the work");
+        }
+        for app in look.unowned {
+            if let Err(e) = self.sync_app(&app).await {
+                tracing::debug!(app = %app, error = %e, "delivery: app not taken over yet");
+            }
         }
     }
 
@@ -132,6 +184,15 @@ impl Supervisor {
             let state = self.state.lock().await;
             state.filters.keys().cloned().collect()
         };
+        let subscribed: HashSet<String> = apps
+            .iter()
+            .filter(|app| receives_webhooks(app))
+            .map(|app| app.app_id.clone())
+            .collect();
+        if let Placement::Here(ownership) = &self.placement {
+            ownership.reshare(subscribed.len());
+        }
+        self.state.lock().await.subscribed = subscribed;
         for app in &apps {
             if let Err(e) = self.apply(&app.app_id, Some(app.clone())).await {
                 tracing::warn!(app = %app.app_id, error = %e, "delivery setup failed; retried on the next sync");
@@ -164,20 +225,29 @@ impl Supervisor {
         app_id: &str,
         profile: Option<AppProfile>,
     ) -> Result<(), SupervisorError> {
-        let mut state = self.state.lock().await;
-        let Some(profile) = profile else {
-            stop_worker(&mut state, app_id).await;
-            self.delete_consumer(&mut state, app_id).await;
+        let Placement::Here(ownership) = &self.placement else {
             return Ok(());
         };
-        let filters = filters_of(&profile);
-        if profile.webhook_url.is_none()
-            || filters.is_empty()
-            || Token::parse("app", app_id).is_err()
-        {
+        let mut state = self.state.lock().await;
+        let Some(profile) = profile.filter(receives_webhooks) else {
             stop_worker(&mut state, app_id).await;
             self.delete_consumer(&mut state, app_id).await;
+            ownership.release(app_id).await;
+            state.subscribed.remove(app_id);
             return Ok(());
+        };
+        if state.subscribed.insert(app_id.to_owned()) {
+            ownership.reshare(state.subscribed.len());
+        }
+        let filters = filters_of(&profile);
+        // Only the app's owner touches its consumer and runs its worker.
+        if !ownership.holds(app_id) {
+            // Newly taken or not: what this process knew of the consumer is stale.
+            state.filters.remove(app_id);
+            if !ownership.try_take(app_id).await {
+                stop_worker(&mut state, app_id).await;
+                return Ok(());
+            }
         }
         let consumer = self
             .ensure_consumer(&mut state, app_id, &filters, None)
@@ -295,6 +365,14 @@ impl Supervisor {
     /// is removed instead: sending it would take the app back to an older
     /// version (each change carries the whole record, so nothing is lost).
     pub async fn redrive(&self, app_id: &str, seq: u64) -> Result<Redriven, SupervisorError> {
+        if !self.delivers_to(app_id) {
+            return remote::redrive(&self.client, app_id, seq).await;
+        }
+        self.redrive_here(app_id, seq).await
+    }
+
+    /// Redrive through this process's worker of the app.
+    pub async fn redrive_here(&self, app_id: &str, seq: u64) -> Result<Redriven, SupervisorError> {
         let stored = dlq::get(&self.ctx.js, seq).await?;
         if stored.letter.app_id != app_id {
             return Err(DlqError::NotFound(seq).into());
@@ -365,6 +443,15 @@ impl Supervisor {
     /// Re-send everything of the app's subscriptions since a sequence or a time:
     /// its consumer is recreated from there (never past an event not yet delivered).
     pub async fn recover(&self, app_id: &str, since: Since) -> Result<Recovered, SupervisorError> {
+        if !self.delivers_to(app_id) {
+            self.check_recoverable(app_id).await?;
+            return remote::recover(&self.client, app_id, since).await;
+        }
+        self.recover_here(app_id, since).await
+    }
+
+    /// The app exists, receives webhooks and they are enabled.
+    async fn check_recoverable(&self, app_id: &str) -> Result<AppProfile, SupervisorError> {
         let profile = self
             .ctx
             .directory
@@ -372,13 +459,23 @@ impl Supervisor {
             .await
             .map_err(unavailable)?
             .ok_or_else(|| SupervisorError::NoApp(app_id.to_owned()))?;
-        let filters = filters_of(&profile);
-        if profile.webhook_url.is_none() || filters.is_empty() {
+        if profile.webhook_url.is_none() || filters_of(&profile).is_empty() {
             return Err(SupervisorError::NotSubscribed(app_id.to_owned()));
         }
         if profile.webhook_disabled {
             return Err(SupervisorError::Disabled(app_id.to_owned()));
         }
+        Ok(profile)
+    }
+
+    /// Recover from this process, which owns the app.
+    pub async fn recover_here(
+        &self,
+        app_id: &str,
+        since: Since,
+    ) -> Result<Recovered, SupervisorError> {
+        let profile = self.check_recoverable(app_id).await?;
+        let filters = filters_of(&profile);
         let mut state = self.state.lock().await;
         stop_worker(&mut state, app_id).await;
         let stream = self
@@ -428,7 +525,17 @@ impl Supervisor {
         for app in apps {
             stop_worker(&mut state, &app).await;
         }
+        if let Placement::Here(ownership) = &self.placement {
+            ownership.release_all().await;
+        }
     }
+}
+
+/// The app has a webhook and reads at least one entity.
+fn receives_webhooks(profile: &AppProfile) -> bool {
+    profile.webhook_url.is_some()
+        && !filters_of(profile).is_empty()
+        && Token::parse("app", &profile.app_id).is_ok()
 }
 
 /// `rec.*.<entity>.*` for each entity the app reads.

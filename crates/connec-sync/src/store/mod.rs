@@ -5,14 +5,23 @@
 //! commit, so a crash or a redelivery never applies an event twice or skips
 //! one. It catches up from its checkpoint at start and can be rebuilt from
 //! sequence 1 by dropping its rows and its consumer.
+//!
+//! Several processes may run the store; one folds at a time, the holder of
+//! the lease [`LEASE`] on the bus. Each commit checks the holder's fencing
+//! token in its transaction, so a holder that lost the lease (paused, cut off)
+//! cannot commit after the next one took over. The others read the
+//! checkpoint from SQL to know how far the store is.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use mno_events::consume::{self, DurableSpec};
+use mno_events::consume::{self, DurableSpec, ReplayFrom};
 use mno_events::db;
+use mno_events::lease::{self, raise, Fence, LeaseError, Leases, Turn};
 use mno_events::proto::{Op, RecordEvent};
 use sqlx::AnyPool;
 use tokio::sync::watch;
@@ -38,21 +47,159 @@ pub struct RecordStore {
 /// The task that keeps the store current; stop it with [`StoreTask::stop`].
 pub struct StoreTask {
     stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
+    handles: Vec<JoinHandle<()>>,
 }
 
 impl StoreTask {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
-        let _ = self.handle.await;
+        for handle in self.handles {
+            let _ = handle.await;
+        }
     }
 }
 
+/// The store's lease on the bus: one process at a time folds RECORDS into it.
+pub const LEASE: &str = "fold.connec-record-store";
+
+/// How often a process that does not fold reads how far the store is.
+const FOLLOW_EVERY: Duration = Duration::from_millis(50);
+
+/// Folds RECORDS into the store while this process holds [`LEASE`].
+struct Folder {
+    js: jetstream::Context,
+    pool: AnyPool,
+    applied_tx: watch::Sender<u64>,
+    folding_here: Arc<AtomicBool>,
+}
+
+impl Folder {
+    async fn run(self, leases: Leases, stopped: watch::Receiver<bool>) {
+        let folding = self.folding_here.clone();
+        lease::run_under_lease(leases, LEASE.to_owned(), folding, stopped, &self).await;
+    }
+}
+
+impl lease::TurnWork for Folder {
+    fn turn<'a>(
+        &'a self,
+        fence: &'a Fence,
+        kept: &'a mut lease::Kept,
+        stopped: &'a mut watch::Receiver<bool>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Turn> + Send + 'a>> {
+        Box::pin(self.fold_while_held(fence, kept, stopped))
+    }
+}
+
+impl Folder {
+    /// Take over (claim the fence, then restart the consumer from the
+    /// checkpoint that no older holder can move any more) and fold.
+    async fn fold_while_held(
+        &self,
+        fence: &Fence,
+        kept: &mut lease::Kept,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Turn {
+        let mut attempt = 0u64;
+        let consumer = loop {
+            match self.take_over(fence).await {
+                Ok(consumer) => break consumer,
+                Err(e) if is_fenced(&e) => return Turn::LeaseLost,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "record store: cannot take over yet; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = kept.lost(fence.token) => return Turn::LeaseLost,
+                        _ = stopped.changed() => return Turn::Stopped,
+                    }
+                }
+            }
+        };
+        let (mut batches, checkpoint) = consumer;
+        tracing::info!(
+            from = checkpoint + 1,
+            token = fence.token,
+            "record store: folding"
+        );
+        raise(&self.applied_tx, checkpoint);
+        // Every RECORDS sequence is ours (the filter is rec.>, deletes are denied), so
+        // "applied up to N" advances only when every sequence up to N is committed.
+        let mut floor = checkpoint;
+        let mut above = std::collections::BTreeSet::new();
+        loop {
+            let next = tokio::select! {
+                next = batches.next(BATCH, Duration::from_millis(500)) => next,
+                _ = kept.lost(fence.token) => return Turn::LeaseLost,
+                _ = stopped.changed() => return Turn::Stopped,
+            };
+            let messages = match next {
+                Ok(Some(messages)) => messages,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "record store: read failed; taking over the consumer again");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return Turn::Retake;
+                }
+            };
+            // A failed batch is retried as it is, for as long as the lease is
+            // held, so that batches commit in order and the checkpoint is a floor.
+            let mut attempt = 0u64;
+            let seqs = loop {
+                match apply(&self.pool, &messages, fence).await {
+                    Ok(seqs) => break seqs,
+                    Err(e) if is_fenced(&e) => return Turn::LeaseLost,
+                    Err(e) => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "record store: a batch failed; retrying it");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))) => {}
+                            _ = kept.lost(fence.token) => return Turn::LeaseLost,
+                            _ = stopped.changed() => return Turn::Stopped,
+                        }
+                    }
+                }
+            };
+            for message in &messages {
+                let _ = message.ack().await;
+            }
+            above.extend(seqs.into_iter().filter(|s| *s > floor));
+            while above.remove(&(floor + 1)) {
+                floor += 1;
+            }
+            raise(&self.applied_tx, floor);
+        }
+    }
+
+    async fn take_over(&self, fence: &Fence) -> anyhow::Result<(consume::Batches, u64)> {
+        lease::claim_fence(&self.pool, fence).await?;
+        let checkpoint = checkpoint(&self.pool).await?;
+        let consumer = consume::recreate_durable(
+            &self.js,
+            mno_events::streams::RECORDS,
+            &DurableSpec {
+                description: Some("Connec! record store (list and filter queries)".into()),
+                start: ReplayFrom::Sequence(checkpoint + 1),
+                ..DurableSpec::new(CONSUMER, vec!["rec.>".into()])
+            },
+        )
+        .await?;
+        Ok((consume::Batches::open(&consumer, BATCH).await?, checkpoint))
+    }
+}
+
+fn is_fenced(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<LeaseError>(), Some(LeaseError::Fenced(_)))
+}
+
 impl RecordStore {
-    /// Run the migrations, then follow RECORDS from the checkpoint.
+    /// Run the migrations, then keep the store current: with `fold`, this
+    /// process folds RECORDS whenever it holds the store's lease; whenever it
+    /// does not (another process folds), it follows the checkpoint in SQL.
     pub async fn start(
         js: &jetstream::Context,
         pool: AnyPool,
+        fold: Option<Leases>,
     ) -> anyhow::Result<(RecordStore, StoreTask)> {
         let mut migrator = sqlx::migrate!("./migrations");
         // Other parts' migrations share the table; they are not ours to check.
@@ -61,6 +208,7 @@ impl RecordStore {
             .run(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("Connec! record store migrations failed: {e}"))?;
+        lease::ensure_fence_table(&pool).await?;
         let dialect = {
             let conn = pool.acquire().await?;
             if conn
@@ -75,77 +223,32 @@ impl RecordStore {
         };
         let checkpoint = checkpoint(&pool).await?;
         let (applied_tx, applied) = watch::channel(checkpoint);
-        let consumer = consume::durable_pull(
-            js,
-            mno_events::streams::RECORDS,
-            &DurableSpec {
-                description: Some("Connec! record store (list and filter queries)".into()),
-                ..DurableSpec::new(CONSUMER, vec!["rec.>".into()])
-            },
-        )
-        .await?;
-        let (stop, mut stopped) = watch::channel(false);
-        let task_pool = pool.clone();
-        let handle = tokio::spawn(async move {
-            let mut batches = match consume::Batches::open(&consumer, BATCH).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "record store: cannot read its consumer");
-                    return;
-                }
+        let (stop, stopped) = watch::channel(false);
+        let folding_here = Arc::new(AtomicBool::new(false));
+        let follow_pool = pool.clone();
+        let mut handles = vec![tokio::spawn(lease::follow_checkpoint(
+            FOLLOW_EVERY,
+            folding_here.clone(),
+            applied_tx.clone(),
+            stopped.clone(),
+            async move || self::checkpoint(&follow_pool).await.ok(),
+        ))];
+        if let Some(leases) = fold {
+            let folder = Folder {
+                js: js.clone(),
+                pool: pool.clone(),
+                applied_tx,
+                folding_here,
             };
-            // Every RECORDS sequence is ours (the filter is rec.>, deletes are denied), so
-            // "applied up to N" advances only when every sequence up to N is committed.
-            let mut floor = checkpoint;
-            let mut above = std::collections::BTreeSet::new();
-            loop {
-                let next = tokio::select! {
-                    next = batches.next(BATCH, Duration::from_millis(500)) => next,
-                    _ = stopped.changed() => break,
-                };
-                let messages = match next {
-                    Ok(Some(messages)) => messages,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "record store: read failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
-                };
-                // A failed batch is retried as it is, so that batches commit in order.
-                let mut attempt = 0;
-                let seqs = loop {
-                    match apply(&task_pool, &messages).await {
-                        Ok(seqs) => break Some(seqs),
-                        Err(e) if attempt < 50 => {
-                            attempt += 1;
-                            tracing::warn!(error = %e, attempt, "record store: a batch failed; retrying it");
-                            tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))).await;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "record store: a batch keeps failing; it will be redelivered");
-                            break None;
-                        }
-                    }
-                };
-                let Some(seqs) = seqs else { continue };
-                for message in &messages {
-                    let _ = message.ack().await;
-                }
-                above.extend(seqs.into_iter().filter(|s| *s > floor));
-                while above.remove(&(floor + 1)) {
-                    floor += 1;
-                }
-                let _ = applied_tx.send(floor);
-            }
-        });
+            handles.push(tokio::spawn(folder.run(leases, stopped)));
+        }
         Ok((
             RecordStore {
                 pool,
                 dialect,
                 applied,
             },
-            StoreTask { stop, handle },
+            StoreTask { stop, handles },
         ))
     }
 
@@ -182,7 +285,11 @@ const ROWS_PER_STATEMENT: usize = 64;
 /// applying an event twice changes nothing. A record changed several times in
 /// one batch is written once, with its last event (each event carries the
 /// whole state).
-async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Result<Vec<u64>> {
+async fn apply(
+    pool: &AnyPool,
+    messages: &[jetstream::Message],
+    fence: &Fence,
+) -> anyhow::Result<Vec<u64>> {
     let mut seqs = Vec::with_capacity(messages.len());
     let mut events = Vec::with_capacity(messages.len());
     for message in messages {
@@ -229,6 +336,8 @@ async fn apply(pool: &AnyPool, messages: &[jetstream::Message]) -> anyhow::Resul
     .bind(highest as i64)
     .execute(&mut *tx)
     .await?;
+    // Last, so that the fence row is locked for the shortest time.
+    lease::check_fence(&mut tx, fence, sqlite).await?;
     tx.commit().await?;
     Ok(seqs)
 }

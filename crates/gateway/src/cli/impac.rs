@@ -350,7 +350,16 @@ pub async fn rebuild(
     let caught_up = rebuild::catch_up(js, db, version, target, |p| report(p.to_string())).await?;
     // Then the version's own durable consumer (starting after the checkpoint)
     // folds what was written meanwhile; readers switch once it is current.
-    let runner = runner::Runner::start(js, db.clone(), records::PROJECTION, version).await?;
+    // Under the version's lease, as any process that folds it: once readers
+    // switch, the platform's process that folds takes it over from here.
+    let leases = mno_events::lease::Leases::open(
+        js,
+        None,
+        format!("mno-impac-rebuild-{}", std::process::id()),
+    )
+    .await?;
+    let runner =
+        runner::Runner::start(js, db.clone(), records::PROJECTION, version, Some(leases)).await?;
     let now = stream.info().await?.state.last_sequence;
     let mut applied = runner.applied.clone();
     while tokio::time::timeout(Duration::from_secs(1), applied.wait_for(|&seq| seq >= now))

@@ -6,6 +6,7 @@ pub mod connectors;
 pub mod consumers;
 pub mod dlq;
 pub mod impac;
+pub mod serve;
 pub mod sso;
 pub mod streams;
 pub mod up;
@@ -27,6 +28,8 @@ pub struct Cli {
 enum Command {
     /// Run the whole platform in one process (starts nats-server if none is given).
     Up(up::Args),
+    /// Run some roles of the platform, one process of many on one NATS cluster and one PostgreSQL.
+    Serve(serve::Args),
     /// Show every stream and consumer: messages, bytes, sequences, pending, redelivered.
     Streams(streams::Args),
     /// Measure the platform against the raw bus; prints one JSON line per figure.
@@ -49,6 +52,7 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Up(args) => up::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Streams(args) => streams::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Dlq(args) => dlq::run(args).await,

@@ -68,7 +68,7 @@ async fn start_demo(base_url: &str, every_seconds: u64) -> Result<tokio::task::J
     )))
 }
 
-fn init_tracing(json: bool) {
+pub(crate) fn init_tracing(json: bool) {
     let filter = EnvFilter::try_from_env("MNO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
@@ -84,13 +84,13 @@ fn init_tracing(json: bool) {
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, caught from the moment of `listen`.
-struct StopSignals {
+pub(crate) struct StopSignals {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl StopSignals {
-    fn listen() -> Result<StopSignals> {
+    pub(crate) fn listen() -> Result<StopSignals> {
         Ok(StopSignals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
@@ -98,7 +98,7 @@ impl StopSignals {
     }
 
     /// Returns once either signal has come (at once if one came already).
-    async fn received(&mut self) {
+    pub(crate) async fn received(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

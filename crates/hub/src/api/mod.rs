@@ -48,17 +48,23 @@ pub struct LoginLimits {
 }
 
 impl LoginLimits {
-    /// Sign-ins and sign-ups for taken emails counted apart, with the same limits.
-    pub fn new(config: &HubConfig) -> Self {
-        let per_email =
-            || FailureLimiter::new(config.login_failures_per_email, config.login_window);
-        let per_address =
-            || FailureLimiter::new(config.login_failures_per_address, config.login_window);
+    /// Sign-ins and sign-ups for taken emails counted apart, with the same
+    /// limits; on the bus when `bucket` is given (every process shares them).
+    pub fn new(config: &HubConfig, bucket: Option<async_nats::jetstream::kv::Store>) -> Self {
+        let (emails, addresses) = (
+            config.login_failures_per_email,
+            config.login_failures_per_address,
+        );
+        let window = config.login_window;
+        let limiter = |limit: usize, kind: &'static str| match &bucket {
+            Some(bucket) => FailureLimiter::shared(limit, window, bucket.clone(), kind),
+            None => FailureLimiter::new(limit, window),
+        };
         Self {
-            per_email: per_email(),
-            per_address: per_address(),
-            signup_per_email: per_email(),
-            signup_per_address: per_address(),
+            per_email: limiter(emails, "signin-email"),
+            per_address: limiter(addresses, "signin-address"),
+            signup_per_email: limiter(emails, "signup-email"),
+            signup_per_address: limiter(addresses, "signup-address"),
         }
     }
 }

@@ -57,11 +57,13 @@ pub async fn signup(
     limits
         .signup_per_email
         .check(&email)
+        .await
         .map_err(signups_limited)?;
     if let Some(address) = &address {
         limits
             .signup_per_address
             .check(address)
+            .await
             .map_err(signups_limited)?;
     }
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
@@ -71,9 +73,9 @@ pub async fn signup(
     match users::create(&state.store, &email, &name, &hash).await {
         Ok(user) => Ok((StatusCode::CREATED, Json(user.to_json()))),
         Err(users::CreateUserError::EmailTaken) => {
-            limits.signup_per_email.record_failure(&email);
+            limits.signup_per_email.record_failure(&email).await;
             if let Some(address) = &address {
-                limits.signup_per_address.record_failure(address);
+                limits.signup_per_address.record_failure(address).await;
             }
             Err(ApiError::conflict(
                 "email_taken",
@@ -230,9 +232,14 @@ pub async fn authenticate(
     password: String,
     address: Option<&str>,
 ) -> Result<users::UserRow, ApiError> {
-    state.limits.per_email.check(email).map_err(limited)?;
+    state.limits.per_email.check(email).await.map_err(limited)?;
     if let Some(address) = address {
-        state.limits.per_address.check(address).map_err(limited)?;
+        state
+            .limits
+            .per_address
+            .check(address)
+            .await
+            .map_err(limited)?;
     }
     let user = users::by_email(&state.store.pool, email)
         .await
@@ -246,13 +253,13 @@ pub async fn authenticate(
             .await
             .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| verified) else {
-        state.limits.per_email.record_failure(email);
+        state.limits.per_email.record_failure(email).await;
         if let Some(address) = address {
-            state.limits.per_address.record_failure(address);
+            state.limits.per_address.record_failure(address).await;
         }
         return Err(bad_credentials());
     };
-    state.limits.per_email.clear(email);
+    state.limits.per_email.clear(email).await;
     Ok(user)
 }
 

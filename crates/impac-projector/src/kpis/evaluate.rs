@@ -85,7 +85,10 @@ pub async fn follow(state: ImpacState, mut stopped: tokio::sync::watch::Receiver
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         applied.borrow_and_update();
-        evaluate_all(&state).await;
+        // One process raises the alerts: the one that folds.
+        if state.folds_here() {
+            evaluate_all(&state).await;
+        }
     }
 }
 

@@ -101,6 +101,13 @@ pub async fn run(args: Args) -> Result<()> {
         max_ack_pending: args.max_ack_pending.max(1),
         ..Default::default()
     };
+    // One delivering process: this one, holding every app's lease.
+    let leases = mno_events::lease::Leases::open(
+        &js,
+        Some(1),
+        format!("mno-bench-fanout-{}", std::process::id()),
+    )
+    .await?;
     let start_delivery = || {
         Delivery::start(DeliveryDeps {
             bus: bench.bus.clone(),
@@ -110,6 +117,7 @@ pub async fn run(args: Args) -> Result<()> {
             ids: None,
             refs: None,
             db: None,
+            ownership: Some(leases.clone()),
         })
     };
     let delivery = start_delivery().await?;

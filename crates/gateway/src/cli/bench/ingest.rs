@@ -8,6 +8,10 @@
 //! - `ingest.batch`: records/s when the same records come in `POST /connec/batch`
 //!   requests of `--batch` independent creates (`"sequential": false`).
 //!
+//! `--edges N` serves HTTP from N `mno serve --role edge` processes (the
+//! clients spread over them) and runs the other roles in this process: the
+//! cost of the platform as several processes (`edge_processes` in the figures).
+//!
 //! Each phase also prints the CPU one record cost this process and the private
 //! nats-server (`cpu_us_per_record`), beside what a raw publish cost: rates
 //! move with the machine's other load, costs much less. `reference_publish`
@@ -31,6 +35,7 @@ use super::report::{
 };
 use crate::config::PlatformConfig;
 use crate::platform::Platform;
+use crate::roles::Roles;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -48,6 +53,11 @@ pub struct Args {
     /// Creates per `POST /connec/batch` request (`"sequential": false`) in the batch phase.
     #[arg(long, default_value_t = 100)]
     pub batch: u64,
+    /// Serve HTTP from this many `mno serve --role edge` processes (clients
+    /// spread over them), the other roles in this process; 0: every role in
+    /// this process. CPU per record counts every mno process.
+    #[arg(long, default_value_t = 0)]
+    pub edges: usize,
 }
 
 /// What the bench reads of a batch's answer.
@@ -86,20 +96,36 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let bench = BenchBus::open(&args.bus).await?;
     let dir = tempfile_dir::TempDir::new("mno-bench-ingest")?;
-    let platform = Platform::start(PlatformConfig::for_tests(
-        dir.path().to_owned(),
-        Some(bench.url.clone()),
-    ))
+    let roles = match args.edges {
+        0 => Roles::all(),
+        _ => Roles::parse("workers")?,
+    };
+    let platform = Platform::start_roles(
+        PlatformConfig::for_tests(dir.path().to_owned(), Some(bench.url.clone())),
+        roles,
+    )
     .await?;
-    let base = platform.base_url();
+    let edges = match args.edges {
+        0 => None,
+        n => Some(super::edges::start(n, &bench, &platform, dir.path())?),
+    };
+    let bases = match &edges {
+        Some(edges) => edges.bases.clone(),
+        None => vec![platform.base_url()],
+    };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.clients)
         .build()?;
-    let (org, auth) = seed(&http, &base).await?;
-    let url = format!("{base}/connec/api/v2/{org}/invoices");
+    let (org, auth) = seed(&http, &bases[0]).await?;
+    let urls: Vec<String> = bases
+        .iter()
+        .map(|base| format!("{base}/connec/api/v2/{org}/invoices"))
+        .collect();
     eprintln!(
-        "ingest: {} records through {url} with {} clients",
-        args.records, args.clients
+        "ingest: {} records through {} with {} clients",
+        args.records,
+        urls.join(" and "),
+        args.clients
     );
 
     // Saturation: every client writes as fast as it is answered. The bodies are
@@ -107,7 +133,7 @@ pub async fn run(args: Args) -> Result<()> {
     let bodies: Arc<Vec<Bytes>> =
         Arc::new((0..args.records).map(|i| json_bytes(&invoice(i))).collect());
     let cpu_before = bench.cpu();
-    let (elapsed, saturation) = saturate(&http, &url, Some(&auth), &bodies, args.clients).await?;
+    let (elapsed, saturation) = saturate(&http, &urls, Some(&auth), &bodies, args.clients).await?;
     let saturated = rate(args.records, elapsed);
     let saturation_cpu = bench.cpu().per_item_since(&cpu_before, args.records);
 
@@ -137,7 +163,8 @@ pub async fn run(args: Args) -> Result<()> {
     let floor_rate = Baseline::measure("HTTP floor", || {
         let (http, url, bodies, latencies) = (&http, &floor_url, &bodies, floor_latencies.clone());
         async move {
-            let (elapsed, pass) = saturate(http, url, None, bodies, args.clients).await?;
+            let (elapsed, pass) =
+                saturate(http, std::slice::from_ref(url), None, bodies, args.clients).await?;
             latencies.lock().await.merge(&pass);
             Ok(rate(args.records, elapsed))
         }
@@ -182,7 +209,7 @@ pub async fn run(args: Args) -> Result<()> {
     for c in 0..args.clients {
         let (http, url, auth, half, sent) = (
             http.clone(),
-            url.clone(),
+            urls[c % urls.len()].clone(),
             auth.clone(),
             half.clone(),
             sent.clone(),
@@ -226,7 +253,10 @@ pub async fn run(args: Args) -> Result<()> {
     let half = half.lock().await;
 
     // Bulk: the same records through `POST /connec/batch`, independent ops run concurrently.
-    let batch_url = format!("{base}/connec/batch");
+    let batch_urls: Vec<String> = bases
+        .iter()
+        .map(|base| format!("{base}/connec/batch"))
+        .collect();
     let batch = args.batch.clamp(1, 100);
     let requests = args.records.div_ceil(batch);
     let batch_bodies: Arc<Vec<Bytes>> = Arc::new(
@@ -248,10 +278,10 @@ pub async fn run(args: Args) -> Result<()> {
     let cpu_before = bench.cpu();
     let batch_started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..args.clients {
+    for c in 0..args.clients {
         let (http, url, auth, next, batches, bodies) = (
             http.clone(),
-            batch_url.clone(),
+            batch_urls[c % batch_urls.len()].clone(),
             auth.clone(),
             next.clone(),
             batches.clone(),
@@ -304,6 +334,7 @@ pub async fn run(args: Args) -> Result<()> {
             with_baseline(
                 json!({"baseline_of": "raw pipelined publish of the same envelope bytes (median of the passes)",
                        "envelope_bytes": sample.len(), "clients": args.clients, "records": args.records,
+                       "edge_processes": args.edges,
                        "p50_ms": saturation.p50_ms(), "p99_ms": saturation.p99_ms(),
                        "cpu_us_per_record": saturation_cpu, "baseline_cpu_us_per_record": raw_cpu,
                        "reference_publish": as_creates}),
@@ -328,7 +359,8 @@ pub async fn run(args: Args) -> Result<()> {
             "records/s",
             half_rate,
             raw.median(),
-            json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds}),
+            json!({"target_rate": target.round(), "p50_ms": half.p50_ms(), "p99_ms": half.p99_ms(), "seconds": args.seconds,
+                   "edge_processes": args.edges}),
         ),
         figure(
             "ingest.batch",
@@ -338,21 +370,23 @@ pub async fn run(args: Args) -> Result<()> {
             json!({"baseline_of": "raw pipelined publish of the same envelope bytes", "clients": args.clients,
                    "records": requests * batch, "ops_per_request": batch,
                    "request_p50_ms": batches.p50_ms(), "request_p99_ms": batches.p99_ms(),
-                   "cpu_us_per_record": batch_cpu}),
+                   "cpu_us_per_record": batch_cpu, "edge_processes": args.edges}),
         ),
     ]);
     drop(floor_latencies);
     drop(half);
     drop(batches);
+    drop(edges);
     platform.shutdown().await?;
     bench.close().await
 }
 
 /// Every client posts the next of `bodies` as soon as its last one was
-/// answered 201, until all are written: how long it took, and each write's latency.
+/// answered 201, until all are written: how long it took, and each write's
+/// latency. Client `c` writes to `urls[c % urls.len()]` (one URL an edge).
 async fn saturate(
     http: &reqwest::Client,
-    url: &str,
+    urls: &[String],
     auth: Option<&str>,
     bodies: &Arc<Vec<Bytes>>,
     clients: usize,
@@ -362,10 +396,10 @@ async fn saturate(
     let total = bodies.len() as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
+    for c in 0..clients {
         let (http, url, auth, next, latencies, bodies) = (
             http.clone(),
-            url.to_owned(),
+            urls[c % urls.len()].clone(),
             auth.map(str::to_owned),
             next.clone(),
             latencies.clone(),

@@ -1,8 +1,10 @@
 //! `mno bench <scenario>`: figures measured against the raw bus in the same
 //! run (see shared BENCHMARKS.md). Each scenario prints one JSON line
-//! `{"scenario","value","baseline","ratio",...}` at the end.
+//! `{"scenario","value","baseline","ratio",...}` at the end. [`edges`] starts
+//! edge processes for the scenarios measured as several processes.
 
 pub mod bus;
+pub mod edges;
 pub mod fanout;
 pub mod http_floor;
 pub mod idm;

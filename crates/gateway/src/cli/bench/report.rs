@@ -16,6 +16,8 @@ pub struct BenchBus {
     pub bus: mno_events::bus::Bus,
     pub url: String,
     child: Option<ChildNats>,
+    /// Other mno processes of the platform measured (`mno serve` edges), counted with this one.
+    others: std::sync::Mutex<Vec<u32>>,
     _dir: Option<tempfile_dir::TempDir>,
 }
 
@@ -41,6 +43,7 @@ impl BenchBus {
                 bus,
                 url: url.clone(),
                 child: None,
+                others: Default::default(),
                 _dir: None,
             });
         }
@@ -52,14 +55,24 @@ impl BenchBus {
             bus,
             url: child.url.clone(),
             child: Some(child),
+            others: Default::default(),
             _dir: Some(dir),
         })
     }
 
-    /// CPU time used so far by this process and by the private server.
+    /// Count process `pid` (another mno process of the platform) with this one.
+    pub fn measure_also(&self, pid: u32) {
+        self.others.lock().expect("not poisoned").push(pid);
+    }
+
+    /// CPU time used so far by this process (and the other mno processes
+    /// measured) and by the private server.
     pub fn cpu(&self) -> CpuTimes {
+        let others = self.others.lock().expect("not poisoned").clone();
         CpuTimes {
-            mno: process_cpu("self"),
+            mno: others.iter().fold(process_cpu("self"), |sum, pid| {
+                Some(sum? + process_cpu(&pid.to_string())?)
+            }),
             nats_server: self
                 .child
                 .as_ref()
