@@ -562,7 +562,15 @@ fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
         "--batch",
         "50",
     ]);
-    assert_eq!(names, ["ingest", "ingest.half_load", "ingest.batch"]);
+    assert_eq!(
+        names,
+        [
+            "ingest",
+            "ingest.vs_http_floor",
+            "ingest.half_load",
+            "ingest.batch"
+        ]
+    );
     for line in &lines {
         let (value, baseline) = (
             line["value"].as_f64().unwrap(),
@@ -573,7 +581,19 @@ fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
         assert!((ratio - value / baseline).abs() < 0.001, "{line}");
     }
     // A write costs more CPU than a raw publish of its bytes, in our process and in nats-server.
-    let (single, batch) = (&lines[0], &lines[2]);
+    let (single, floor, batch) = (&lines[0], &lines[1], &lines[3]);
+    // The HTTP floor is measured in the same run, in passes, and costs less than a write.
+    assert_eq!(floor["value"], single["value"], "{floor}");
+    assert_eq!(
+        floor["baseline_runs"].as_array().unwrap().len(),
+        3,
+        "{floor}"
+    );
+    assert!(
+        floor["baseline_cpu_us_per_record"]["mno"].as_f64().unwrap()
+            < single["cpu_us_per_record"]["mno"].as_f64().unwrap(),
+        "{floor}"
+    );
     for process in ["mno", "nats_server"] {
         let raw = single["baseline_cpu_us_per_record"][process]
             .as_f64()

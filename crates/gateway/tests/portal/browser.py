@@ -347,6 +347,30 @@ def run(driver):
     shot(driver, "09-sync-after-redrive")
     server.shutdown()
 
+    step("a connector's status shows on the sync page: its address book is down, so its last error is named")
+    status, contacts = api("POST", "/hub/v1/apps", {"name": "Tess Contacts", "stack": "connector", "webhook_url": None,
+                           "shared_entities": [{"entity": "people", "read": True, "write": True}]}, token=token)
+    assert status == 201, contacts
+    status, installed = api("POST", f"/hub/v1/orgs/{org}/installs", {"app_id": contacts["id"]}, token=token)
+    assert status in (200, 201), installed
+    status, configured = api("PUT", f"/hub/v1/orgs/{org}/installs/{contacts['id']}/connector", {
+        "connector": "carddav", "settings": {"url": f"http://127.0.0.1:{hook_port}/dav/tess/"},
+        "credentials": {"username": "tess", "password": "dav secret"},
+        "app_credentials": {"key": contacts["credentials"]["key"], "secret": contacts["credentials"]["secret"]},
+        "interval_secs": 3600}, token=token)
+    assert status == 200, configured
+    status, failed = api("POST", f"/hub/v1/orgs/{org}/installs/{contacts['id']}/sync", token=token)
+    assert status == 502, (status, failed)
+    driver.get(f"{BASE}/o/{org}/sync")
+    box = wait(driver, "the connector's status", lambda d: d.find_elements(By.CSS_SELECTOR, "dl.connector"))[0]
+    assert "carddav" in box.text and "none yet" in box.find_element(By.CSS_SELECTOR, '[data-field="last-success"]').text, box.text
+    error = box.find_element(By.CSS_SELECTOR, '[data-field="last-error"]').text
+    assert error != "none" and "failed once" in error, error
+    entities = driver.find_element(By.CSS_SELECTOR, "table.connector-entities").text
+    assert "people" in entities and "both" in entities, entities
+    assert "dav secret" not in driver.page_source, "a connector's credentials were shown"
+    shot(driver, "09b-sync-connector")
+
     step("the operator page tells a customer it is for operators")
     driver.get(BASE + "/operator")
     notice = wait(driver, "the notice", lambda d: d.find_elements(By.CSS_SELECTOR, "p.notice"))[0]

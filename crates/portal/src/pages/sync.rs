@@ -1,6 +1,8 @@
 //! Each install's sync status, from the delivery API: the last delivery, the
 //! lag of the app's consumer, recent failures, and dead letters with a redrive
-//! button. The delivery API shows an org's deliveries to its admins.
+//! button. The delivery API shows an org's deliveries to its admins. A
+//! connector app's install also shows its connector's status: running, last
+//! success, last error, and counts per entity.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -50,7 +52,19 @@ async fn status_of(
             ),
         )
         .await;
+    let connector = api
+        .get(
+            auth,
+            &format!("/hub/v1/orgs/{}/installs/{app_q}/connector", enc(org)),
+        )
+        .await;
     html! {
+        @match &connector {
+            Ok(v) => (connector_status(&v["connector"])),
+            // Not a connector, or not configured as one: nothing to show.
+            Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {}
+            Err(e) => p.hint { "Connector: " (e.summary()) },
+        }
         dl {
             dt { "Last delivery" }
             dd {
@@ -108,6 +122,47 @@ async fn status_of(
                 }
             }
             Err(e) => p.hint { "Dead letters: " (e.summary()) },
+        }
+    }
+}
+
+/// A connector's sync with the outside app, as `GET .../connector` tells it.
+fn connector_status(c: &Value) -> Markup {
+    let text = |key: &str| c[key].as_str().unwrap_or_default().to_owned();
+    let entities = c["entities"].as_array().cloned().unwrap_or_default();
+    html! {
+        dl.connector data-connector=(text("connector")) {
+            dt { "Connector" }
+            dd { (text("connector")) @if c["running"].as_bool() == Some(true) { " · syncing now" } }
+            dt { "Last success" }
+            dd data-field="last-success" { @if c["last_success_at"].is_null() { "none yet" } @else { (text("last_success_at")) } }
+            dt { "Last error" }
+            dd data-field="last-error" {
+                @if c["last_error"].is_null() { "none" }
+                @else {
+                    (text("last_error")) " (" (text("last_error_at")) ")"
+                    @match c["failures"].as_i64().unwrap_or(0) {
+                        0 => {}
+                        1 => { "; failed once, next try " (text("next_attempt_at")) }
+                        n => { "; failed " (n) " times in a row, next try " (text("next_attempt_at")) }
+                    }
+                }
+            }
+        }
+        @if !entities.is_empty() {
+            table.connector-entities {
+                caption { "Synced with the outside app" }
+                thead { tr { th scope="col" { "Entity" } th scope="col" { "Direction" } th.num scope="col" { "Pulled" } th.num scope="col" { "Pushed" } th.num scope="col" { "Conflicts" } th.num scope="col" { "Refused" } } }
+                tbody {
+                    @for e in &entities {
+                        tr {
+                            td { (e["entity"].as_str().unwrap_or_default()) }
+                            td { (e["direction"].as_str().unwrap_or_default()) }
+                            td.num { (e["pulled"]) } td.num { (e["pushed"]) } td.num { (e["conflicts"]) } td.num { (e["rejected"]) }
+                        }
+                    }
+                }
+            }
         }
     }
 }
