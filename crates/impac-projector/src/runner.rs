@@ -168,21 +168,13 @@ impl Folder {
         stopped: &mut watch::Receiver<bool>,
     ) -> Turn {
         let projection = self.projection;
-        let mut attempt = 0u64;
-        let mut batches = loop {
-            match self.take_over(fence).await {
-                Ok(batches) => break batches,
-                Err(e) if is_fenced(&e) => return Turn::LeaseLost,
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, projection, attempt, "cannot take over the projection yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = kept.lost(fence.token) => return Turn::LeaseLost,
-                        _ = stopped.changed() => return Turn::Stopped,
-                    }
-                }
-            }
+        let what = format!("projection {projection}");
+        let taken =
+            lease::take_over_while_held(&what, fence, kept, stopped, || self.take_over(fence))
+                .await;
+        let mut batches = match taken {
+            Ok(batches) => batches,
+            Err(turn) => return turn,
         };
         let name = consumer_name(projection, self.version);
         loop {
@@ -227,7 +219,7 @@ impl Folder {
             let seq = loop {
                 match apply_batch(&self.pool, projection, self.version, &messages, fence).await {
                     Ok(seq) => break seq,
-                    Err(e) if is_fenced(&e) => return Turn::LeaseLost,
+                    Err(e) if lease::is_fenced(&e) => return Turn::LeaseLost,
                     Err(e) => {
                         attempt += 1;
                         tracing::warn!(error = %e, projection, attempt, "a batch failed; retrying it");
@@ -275,10 +267,6 @@ impl Folder {
         );
         Ok(consume::Batches::open(&consumer, BATCH).await?)
     }
-}
-
-fn is_fenced(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<LeaseError>(), Some(LeaseError::Fenced(_)))
 }
 
 /// The stream's last sequence, when this consumer has nothing pending or unacknowledged.

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use mno_events::consume::{self, DurableSpec, ReplayFrom};
 use mno_events::db;
-use mno_events::lease::{self, raise, Fence, LeaseError, Leases, Turn};
+use mno_events::lease::{self, raise, Fence, Leases, Turn};
 use mno_events::proto::{Op, RecordEvent};
 use sqlx::AnyPool;
 use tokio::sync::watch;
@@ -100,23 +100,14 @@ impl Folder {
         kept: &mut lease::Kept,
         stopped: &mut watch::Receiver<bool>,
     ) -> Turn {
-        let mut attempt = 0u64;
-        let consumer = loop {
-            match self.take_over(fence).await {
-                Ok(consumer) => break consumer,
-                Err(e) if is_fenced(&e) => return Turn::LeaseLost,
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "record store: cannot take over yet; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = kept.lost(fence.token) => return Turn::LeaseLost,
-                        _ = stopped.changed() => return Turn::Stopped,
-                    }
-                }
-            }
+        let consumer = lease::take_over_while_held("record store", fence, kept, stopped, || {
+            self.take_over(fence)
+        })
+        .await;
+        let (mut batches, checkpoint) = match consumer {
+            Ok(consumer) => consumer,
+            Err(turn) => return turn,
         };
-        let (mut batches, checkpoint) = consumer;
         tracing::info!(
             from = checkpoint + 1,
             token = fence.token,
@@ -148,7 +139,7 @@ impl Folder {
             let seqs = loop {
                 match apply(&self.pool, &messages, fence).await {
                     Ok(seqs) => break seqs,
-                    Err(e) if is_fenced(&e) => return Turn::LeaseLost,
+                    Err(e) if lease::is_fenced(&e) => return Turn::LeaseLost,
                     Err(e) => {
                         attempt += 1;
                         tracing::warn!(error = %e, attempt, "record store: a batch failed; retrying it");
@@ -186,10 +177,6 @@ impl Folder {
         .await?;
         Ok((consume::Batches::open(&consumer, BATCH).await?, checkpoint))
     }
-}
-
-fn is_fenced(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<LeaseError>(), Some(LeaseError::Fenced(_)))
 }
 
 impl RecordStore {
