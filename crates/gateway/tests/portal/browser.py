@@ -370,6 +370,7 @@ def run(driver):
     assert "people" in entities and "both" in entities, entities
     assert "dav secret" not in driver.page_source, "a connector's credentials were shown"
     shot(driver, "09b-sync-connector")
+    phone_shot(driver, "09b-sync-connector-phone")
 
     step("the operator page tells a customer it is for operators")
     driver.get(BASE + "/operator")
