@@ -72,6 +72,8 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
         lanes: Lanes::default(),
         in_flight: JoinSet::new(),
         linger_until: None,
+        undecided: Vec::new(),
+        recheck_at: None,
         stopping: false,
         redriving: HashSet::new(),
         redriven: HashSet::new(),
@@ -85,6 +87,19 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
 struct Installs {
     sharing: HashSet<String>,
     read_at: Option<Instant>,
+    /// When the last read began (Unix nanoseconds). An org missing from
+    /// `sharing` is final only for events published before then: one
+    /// published later may follow an install the read did not see yet.
+    read_began: i128,
+}
+
+/// What to do with an event just read from the consumer.
+enum Verdict {
+    Deliver,
+    Skip,
+    /// Its org did not share at the last read, but the event is newer than
+    /// that read: hold it until the installs are read again.
+    AskAgain,
 }
 
 struct Worker {
@@ -99,6 +114,10 @@ struct Worker {
     lanes: Lanes,
     in_flight: JoinSet<Sent>,
     linger_until: Option<Instant>,
+    /// Events waiting for the installs to be read again (see `Verdict::AskAgain`), in arrival order.
+    undecided: Vec<Pending>,
+    /// When to read the installs again for `undecided`.
+    recheck_at: Option<Instant>,
     stopping: bool,
     /// DLQ sequences being redriven, and those done (delivered, or
     /// dead-lettered anew under a new sequence): a second redrive of one
@@ -120,6 +139,10 @@ type Messages = async_nats::jetstream::consumer::pull::Stream;
 
 /// Messages taken from the consumer's buffer in one go, without waiting.
 const READ_AHEAD: usize = 512;
+
+/// The least time between two reads of the installs made for undecided
+/// events: it bounds the directory reads that other orgs' traffic can cause.
+const RECHECK_GAP: Duration = Duration::from_millis(200);
 
 /// Records whose ids a worker keeps from what it read (per generation; two are kept).
 /// Above the events one app may hold unacknowledged, so a held event's record is known.
@@ -143,7 +166,9 @@ impl Worker {
             }
             let next_due = self.lanes.next_due();
             let linger = self.linger_until;
-            let room = self.lanes.held() < self.ctx.config.max_ack_pending as usize;
+            let recheck = self.recheck_at;
+            let room =
+                self.lanes.held() + self.undecided.len() < self.ctx.config.max_ack_pending as usize;
             tokio::select! {
                 command = inbox.recv() => match command {
                     None | Some(Command::Stop) => self.stopping = true,
@@ -151,7 +176,12 @@ impl Worker {
                         self.profile = profile;
                         self.installs.read_at = None;
                     }
-                    Some(Command::InstallsChanged) => self.installs.read_at = None,
+                    Some(Command::InstallsChanged) => {
+                        self.installs.read_at = None;
+                        if self.recheck_at.is_some() {
+                            self.recheck_at = Some(Instant::now());
+                        }
+                    }
                     Some(Command::Redrive(letter)) => self.redrive(letter),
                 },
                 next = next_message(&mut messages), if !self.stopping && room => match next {
@@ -181,11 +211,13 @@ impl Worker {
                 }
                 _ = sleep_until(next_due), if next_due.is_some() => self.lanes.wake(Instant::now()),
                 _ = sleep_until(linger), if linger.is_some() => {}
+                _ = sleep_until(recheck), if recheck.is_some() => self.decide_undecided().await,
                 _ = keep_alive.tick() => self.keep_alive().await,
             }
         }
         // Hand what is still held back to JetStream at once, for the next worker to pick up.
-        for message in self.lanes.queued_messages() {
+        let undecided = self.undecided.iter().filter_map(|p| p.message.as_ref());
+        for message in self.lanes.queued_messages().chain(undecided) {
             let _ = message.ack_with(AckKind::Nak(None)).await;
         }
         tracing::info!(%app, held = self.lanes.held(), "delivery worker stopped");
@@ -237,31 +269,71 @@ impl Worker {
         message.message.payload = Default::default();
         self.ctx.learned.learn(&event);
         self.witnessed.read(&event, delivered == 1);
-        if !self.wants(&event).await {
-            let _ = message.ack().await;
-            return;
+        let published = message
+            .info()
+            .ok()
+            .and_then(|i| i.published.timestamp_nanos_opt())
+            .map_or(i128::MAX, i128::from);
+        match self.verdict(&event, published).await {
+            Verdict::Deliver => {
+                self.lanes
+                    .push(pending(seq, Arc::new(event), Some(message)));
+            }
+            Verdict::Skip => {
+                let _ = message.ack().await;
+            }
+            Verdict::AskAgain => {
+                self.undecided
+                    .push(pending(seq, Arc::new(event), Some(message)));
+                let earliest = self
+                    .installs
+                    .read_at
+                    .map_or_else(Instant::now, |at| at + RECHECK_GAP);
+                self.recheck_at.get_or_insert(earliest);
+            }
         }
-        self.lanes
-            .push(pending(seq, Arc::new(event), Some(message)));
     }
 
-    /// Whether the app should get this event.
-    async fn wants(&mut self, event: &RecordEvent) -> bool {
+    /// Whether the app should get this event, published at `published` (Unix nanoseconds).
+    async fn verdict(&mut self, event: &RecordEvent, published: i128) -> Verdict {
         let from_this_app = event
             .source
             .as_ref()
             .is_some_and(|s| s.app_id == self.profile.app_id);
         if from_this_app || event.op_kind() == Op::IdMapped {
-            return false;
+            return Verdict::Skip;
         }
         if !self
             .profile
             .subscribed_entities()
             .any(|e| e == event.entity)
         {
-            return false;
+            return Verdict::Skip;
         }
-        self.shares(&event.org).await
+        // Behind an undecided event of its org, so that a record's order holds.
+        if self.undecided.iter().any(|p| p.event.org == event.org) {
+            return Verdict::AskAgain;
+        }
+        if self.shares(&event.org).await {
+            Verdict::Deliver
+        } else if published >= self.installs.read_began {
+            Verdict::AskAgain
+        } else {
+            Verdict::Skip
+        }
+    }
+
+    /// Read the installs again and settle the events held for it, in order.
+    async fn decide_undecided(&mut self) {
+        self.recheck_at = None;
+        self.installs.read_at = None;
+        for event in std::mem::take(&mut self.undecided) {
+            if self.shares(&event.event.org).await {
+                self.lanes.push(event);
+            } else if let Some(message) = &event.message {
+                let _ = message.ack().await;
+            }
+        }
     }
 
     /// Whether `org` installed the app with data sharing on (cached for `installs_ttl`).
@@ -271,6 +343,7 @@ impl Worker {
             .read_at
             .is_none_or(|at| at.elapsed() >= self.ctx.config.installs_ttl);
         if stale {
+            let began = now_unix_nanos();
             match self
                 .ctx
                 .directory
@@ -284,6 +357,7 @@ impl Worker {
                         .map(|i| i.org)
                         .collect();
                     self.installs.read_at = Some(Instant::now());
+                    self.installs.read_began = began;
                 }
                 Err(e) => {
                     tracing::warn!(app = %self.profile.app_id, error = %e, "installs unknown; using what was read before")
@@ -609,6 +683,12 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// Spread a delay by ±`jitter` so that retries of many events do not arrive together.
+fn now_unix_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 fn jittered(delay: Duration, jitter: f64) -> Duration {
     if jitter <= 0.0 {
         return delay;
