@@ -237,13 +237,26 @@ impl Writer {
             app,
             entity: ctx.entity.name,
         };
-        if self.idmap.local_for_global(mapping, id).await?.as_deref() == Some(local) {
+        // Already mapped, and the record's last event says so: nothing to do.
+        // When the mapping was stored but its event never published (the bus
+        // failed between the two), the event is published now, so that a
+        // retried request completes what the first one began.
+        let announced = current.event.op_kind() == Op::IdMapped
+            && current
+                .event
+                .source
+                .as_ref()
+                .is_some_and(|s| s.app_id == app && s.local_id == local);
+        let stored = self.idmap.local_for_global(mapping, id).await?.as_deref() == Some(local);
+        if stored && announced {
             return Ok(Written {
                 record: current,
                 created: false,
             });
         }
-        self.idmap.record(mapping, id, local).await?;
+        if !stored {
+            self.idmap.record(mapping, id, local).await?;
+        }
         until_done(ctx.entity.name, id, || async move {
             let current = self.live(&ctx.org, ctx.entity.name, id).await?;
             let state = current.state().as_object().cloned().unwrap_or_default();
