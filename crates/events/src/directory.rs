@@ -68,6 +68,11 @@ pub struct InstallInfo {
     pub org: String,
     pub app_id: String,
     pub data_sharing: bool,
+    /// When the install was made or its data sharing last changed (Unix
+    /// milliseconds, the Hub's clock): changes published before it were made
+    /// under the previous setting.
+    #[serde(default)]
+    pub sharing_since_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

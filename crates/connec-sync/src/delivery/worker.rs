@@ -6,7 +6,7 @@
 //! of the process or of nats-server loses nothing: JetStream redelivers, and
 //! the same event goes out under the same webhook-id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,7 +85,9 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
 /// The orgs that installed the app with data sharing on, read lazily.
 #[derive(Default)]
 struct Installs {
-    sharing: HashSet<String>,
+    /// The orgs sharing with the app, each with when its sharing began
+    /// (Unix nanoseconds, see `InstallInfo::sharing_since_ms`).
+    sharing: HashMap<String, i128>,
     read_at: Option<Instant>,
     /// When the last read began (Unix nanoseconds). An org missing from
     /// `sharing` is final only for events published before then: one
@@ -114,8 +116,9 @@ struct Worker {
     lanes: Lanes,
     in_flight: JoinSet<Sent>,
     linger_until: Option<Instant>,
-    /// Events waiting for the installs to be read again (see `Verdict::AskAgain`), in arrival order.
-    undecided: Vec<Pending>,
+    /// Events waiting for the installs to be read again (see
+    /// `Verdict::AskAgain`), in arrival order, each with when it was published.
+    undecided: Vec<(Pending, i128)>,
     /// When to read the installs again for `undecided`.
     recheck_at: Option<Instant>,
     stopping: bool,
@@ -216,7 +219,10 @@ impl Worker {
             }
         }
         // Hand what is still held back to JetStream at once, for the next worker to pick up.
-        let undecided = self.undecided.iter().filter_map(|p| p.message.as_ref());
+        let undecided = self
+            .undecided
+            .iter()
+            .filter_map(|(p, _)| p.message.as_ref());
         for message in self.lanes.queued_messages().chain(undecided) {
             let _ = message.ack_with(AckKind::Nak(None)).await;
         }
@@ -284,7 +290,7 @@ impl Worker {
             }
             Verdict::AskAgain => {
                 self.undecided
-                    .push(pending(seq, Arc::new(event), Some(message)));
+                    .push((pending(seq, Arc::new(event), Some(message)), published));
                 let earliest = self
                     .installs
                     .read_at
@@ -311,7 +317,7 @@ impl Worker {
             return Verdict::Skip;
         }
         // Behind an undecided event of its org, so that a record's order holds.
-        if self.undecided.iter().any(|p| p.event.org == event.org) {
+        if self.undecided.iter().any(|(p, _)| p.event.org == event.org) {
             return Verdict::AskAgain;
         }
         if self.shares(&event.org).await {
@@ -323,12 +329,21 @@ impl Worker {
         }
     }
 
-    /// Read the installs again and settle the events held for it, in order.
+    /// Read the installs again and settle the events held for it, in order:
+    /// an event goes out if its org shares with the app now and already did
+    /// when the event was published (a change made while sharing was off
+    /// stays unsent, even when sharing came back on since).
     async fn decide_undecided(&mut self) {
         self.recheck_at = None;
         self.installs.read_at = None;
-        for event in std::mem::take(&mut self.undecided) {
-            if self.shares(&event.event.org).await {
+        for (event, published) in std::mem::take(&mut self.undecided) {
+            let shared_then = self.shares(&event.event.org).await
+                && self
+                    .installs
+                    .sharing
+                    .get(&event.event.org)
+                    .is_some_and(|since| published >= *since);
+            if shared_then {
                 self.lanes.push(event);
             } else if let Some(message) = &event.message {
                 let _ = message.ack().await;
@@ -354,7 +369,7 @@ impl Worker {
                     self.installs.sharing = installs
                         .into_iter()
                         .filter(|i| i.data_sharing)
-                        .map(|i| i.org)
+                        .map(|i| (i.org, i128::from(i.sharing_since_ms) * 1_000_000))
                         .collect();
                     self.installs.read_at = Some(Instant::now());
                     self.installs.read_began = began;
@@ -364,7 +379,7 @@ impl Worker {
                 }
             }
         }
-        self.installs.sharing.contains(org)
+        self.installs.sharing.contains_key(org)
     }
 
     fn redrive(&mut self, stored: StoredLetter) {
