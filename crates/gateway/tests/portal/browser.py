@@ -23,6 +23,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["BASE"]
@@ -139,10 +140,13 @@ def sign_out(driver):
 
 
 def invite(driver, email, role):
-    """Post the members page's invitation form."""
+    """Post the members page's invitation form, on a page done loading, and wait for the answer's page."""
+    wait(driver, "the members page loaded", lambda d: d.execute_script("return document.readyState") == "complete")
     fill(driver, "f-email", email)
     driver.find_element(By.CSS_SELECTOR, f'#f-role option[value="{role}"]').click()
+    before = driver.find_element(By.TAG_NAME, "html")
     click_button(driver, "Send invitation")
+    WebDriverWait(driver, WAIT).until(staleness_of(before), message="the invitation form's answer")
 
 
 def problems(driver):
@@ -205,6 +209,12 @@ def run(driver):
     wait(driver, "the headcount", lambda d: figure(d, "hr-workforce_summary", "headcount") == 12)
     shot(driver, "01-demo-dashboard")
     phone_shot(driver, "02-demo-dashboard-phone")
+
+    step("the demo app keeps writing: the demo's revenue rises without a reload")
+    driver.execute_script("window.__sameDocument = 'demo'")
+    before = figure(driver, "accounts-profit_and_loss", "totals.revenue")
+    wait(driver, "a new demo invoice counted", lambda d: (figure(d, "accounts-profit_and_loss", "totals.revenue") or 0) > before)
+    assert driver.execute_script("return window.__sameDocument") == "demo", "the page was reloaded"
 
     step("the operator page (the demo user is an operator) lists the streams and consumers")
     driver.get(BASE + "/operator")
