@@ -405,7 +405,11 @@ pub async fn run_under_lease(
                     lease = name,
                     "lease lost; another process does this work now"
                 );
-                kept.lost(token).await;
+                // Until the keeper knows it too; stopping does not wait for that.
+                tokio::select! {
+                    _ = kept.lost(token) => {}
+                    _ = stopped.changed() => break,
+                }
             }
         }
     }
