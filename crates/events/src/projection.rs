@@ -256,6 +256,7 @@ impl<P: Projection> Folder<P> {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(error = %e, "{what}: a delivery has no stream sequence; taking over the consumer again");
+                    tokio::time::sleep(REREAD_AFTER).await;
                     return Turn::Retake;
                 }
             };
