@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::consume::{self, DurableSpec, ReplayFrom};
-use crate::lease::{self, raise, Fence, Kept, Leases, Turn};
+use crate::lease::{self, Fence, Kept, Leases, Turn};
 
 /// One event of the stream, as a projection folds it.
 #[derive(Debug, Clone)]
@@ -102,6 +102,8 @@ const IDLE: Duration = Duration::from_millis(500);
 const FOLLOW_EVERY: Duration = Duration::from_millis(50);
 /// The pause after a read failed, before the consumer is taken over again.
 const REREAD_AFTER: Duration = Duration::from_millis(500);
+/// How often a take-over that failed (the bus or the database not answering) is tried again.
+const RETAKE_EVERY: Duration = Duration::from_millis(500);
 
 /// A running projection; stop it with [`Runner::stop`].
 pub struct Runner {
@@ -126,13 +128,11 @@ impl Runner {
         let (applied_tx, applied) = watch::channel(projection.checkpoint().await?);
         let (stop, stopped) = watch::channel(false);
         let folding = Arc::new(AtomicBool::new(false));
-        let follower = projection.clone();
-        let mut handles = vec![tokio::spawn(lease::follow_checkpoint(
-            FOLLOW_EVERY,
+        let mut handles = vec![tokio::spawn(follow_checkpoint(
+            projection.clone(),
             folding.clone(),
             applied_tx.clone(),
             stopped.clone(),
-            async move || follower.checkpoint().await.ok(),
         ))];
         if let Some(leases) = fold {
             let lease_name = spec.lease.clone();
@@ -219,8 +219,18 @@ impl<P: Projection> Folder<P> {
         stopped: &mut watch::Receiver<bool>,
     ) -> Turn {
         let what = self.spec.what.as_str();
-        let taken =
-            lease::take_over_while_held(what, fence, kept, stopped, || self.take_over(fence)).await;
+        // The turn's first step; retried while the bus or the database does not answer.
+        let cannot_take_over = format!("{what}: cannot take over yet; retrying");
+        let take_over = || self.take_over(fence);
+        let taken = retry_while_held(
+            &cannot_take_over,
+            fence,
+            kept,
+            stopped,
+            |_| RETAKE_EVERY,
+            take_over,
+        )
+        .await;
         let (mut batches, checkpoint) = match taken {
             Ok(taken) => taken,
             Err(turn) => return turn,
@@ -232,6 +242,7 @@ impl<P: Projection> Folder<P> {
         );
         raise(&self.applied_tx, checkpoint);
         let mut progress = Progress::new(self.spec.coverage, checkpoint);
+        let batch_failed = format!("{what}: a batch failed; retrying it");
         loop {
             let next = tokio::select! {
                 next = batches.next(self.spec.batch, IDLE) => next,
@@ -260,7 +271,12 @@ impl<P: Projection> Folder<P> {
                     return Turn::Retake;
                 }
             };
-            if let Err(turn) = self.apply_until_done(&events, fence, kept, stopped).await {
+            // A failed batch is retried as it is, so that batches commit in order.
+            let through = events.iter().map(|e| e.seq).max().unwrap_or(0);
+            let apply = || self.projection.apply(&events, through, fence);
+            if let Err(turn) =
+                retry_while_held(&batch_failed, fence, kept, stopped, retry_pause, apply).await
+            {
                 return turn;
             }
             for message in &messages {
@@ -287,34 +303,6 @@ impl<P: Projection> Folder<P> {
         .await?;
         let batches = consume::Batches::open(&consumer, self.spec.batch).await?;
         Ok((batches, checkpoint))
-    }
-
-    /// Apply one batch, retrying it as it is (so that batches commit in
-    /// order) until it commits; `Err` is how the turn ends instead.
-    async fn apply_until_done(
-        &self,
-        events: &[Event],
-        fence: &Fence,
-        kept: &mut Kept,
-        stopped: &mut watch::Receiver<bool>,
-    ) -> Result<(), Turn> {
-        let through = events.iter().map(|e| e.seq).max().unwrap_or(0);
-        let mut attempt = 0u64;
-        loop {
-            match self.projection.apply(events, through, fence).await {
-                Ok(()) => return Ok(()),
-                Err(e) if lease::is_fenced(&e) => return Err(Turn::LeaseLost),
-                Err(e) => {
-                    attempt += 1;
-                    tracing::warn!(error = %e, attempt, "{}: a batch failed; retrying it", self.spec.what);
-                    tokio::select! {
-                        _ = tokio::time::sleep(retry_pause(attempt)) => {}
-                        _ = kept.lost(fence.token) => return Err(Turn::LeaseLost),
-                        _ = stopped.changed() => return Err(Turn::Stopped),
-                    }
-                }
-            }
-        }
     }
 
     /// Idle, with [`Coverage::Part`]: if nothing is pending, everything in the
@@ -348,6 +336,72 @@ impl<P: Projection> Folder<P> {
         let info = stream.consumer_info(&self.spec.consumer.name).await.ok()?;
         (info.num_pending == 0 && info.num_ack_pending == 0).then_some(end)
     }
+}
+
+/// Run `step` until it succeeds, pausing `pause(attempt)` after each failure
+/// (logged as `failed`), for as long as the lease is held. `Err` is how the
+/// turn ends instead: the lease was lost (or a newer holder's fence refused
+/// the step), or the process is stopping.
+async fn retry_while_held<T, Fut>(
+    failed: &str,
+    fence: &Fence,
+    kept: &mut Kept,
+    stopped: &mut watch::Receiver<bool>,
+    pause: fn(u64) -> Duration,
+    mut step: impl FnMut() -> Fut,
+) -> Result<T, Turn>
+where
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match step().await {
+            Ok(done) => return Ok(done),
+            Err(e) if lease::is_fenced(&e) => return Err(Turn::LeaseLost),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "{failed}");
+                tokio::select! {
+                    _ = tokio::time::sleep(pause(attempt)) => {}
+                    _ = kept.lost(fence.token) => return Err(Turn::LeaseLost),
+                    _ = stopped.changed() => return Err(Turn::Stopped),
+                }
+            }
+        }
+    }
+}
+
+/// While no turn runs here (another process holds the lease), move `applied`
+/// with the projection's checkpoint, every [`FOLLOW_EVERY`].
+async fn follow_checkpoint<P: Projection>(
+    projection: Arc<P>,
+    folding: Arc<AtomicBool>,
+    applied: watch::Sender<u64>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(FOLLOW_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        if folding.load(Ordering::Relaxed) {
+            continue;
+        }
+        if let Ok(seq) = projection.checkpoint().await {
+            raise(&applied, seq);
+        }
+    }
+}
+
+/// Move `applied` up to `seq` (never down), telling its watchers only when it moved.
+fn raise(applied: &watch::Sender<u64>, seq: u64) {
+    applied.send_if_modified(|at| {
+        let moved = seq > *at;
+        *at = (*at).max(seq);
+        moved
+    });
 }
 
 /// The pause before the `attempt`th retry of a batch: 100 ms more each time, at most a second.
