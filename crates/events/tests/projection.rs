@@ -2,7 +2,8 @@
 //! batches commit in order and a restart resumes after the checkpoint, a
 //! failing batch is retried until it commits, a commit under a fence a newer
 //! holder claimed is refused (nothing written, nothing acked), and stopping
-//! ends a fold stuck retrying and releases the lease.
+//! ends a fold stuck retrying and releases the lease. A projection of part of
+//! the stream is current up to the stream's end once nothing is pending.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -300,4 +301,36 @@ async fn stopping_ends_a_fold_stuck_retrying_and_releases_the_lease() {
     );
     assert!(folded.committed_seqs().is_empty());
     assert_eq!(folded.checkpoint().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_projection_of_part_of_the_stream_is_current_up_to_its_end_once_idle() {
+    let s = setup().await;
+    let folded = Folded::new(s.pool.clone()).await;
+    // Ours, then one the filter leaves out: the last sequence is not ours.
+    publish(&s.js, 1, 2).await;
+    s.js.publish("pt.other", "not ours".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let part = Spec {
+        consumer: DurableSpec::new(CONSUMER, vec!["pt.1".into(), "pt.2".into()]),
+        coverage: Coverage::Part,
+        ..spec(10)
+    };
+    let runner = Runner::start(&s.js, part, folded.clone(), Some(leases(&s.js, "p1").await))
+        .await
+        .unwrap();
+    assert!(
+        runner.wait_for(3, WAIT).await,
+        "applied reaches the stream's end"
+    );
+    assert_eq!(folded.committed_seqs(), vec![1, 2]);
+    assert_eq!(
+        folded.checkpoint().await.unwrap(),
+        3,
+        "the checkpoint says so for the processes that do not fold"
+    );
+    stop_promptly(runner).await;
 }
