@@ -269,6 +269,72 @@ async fn the_crm_signs_in_through_the_hub_and_syncs_people_both_ways() -> Result
         page.contains("<span id=\"crm-opp-3\">Globex support: 120 USD, Won, with Globex</span>"),
         "{page}"
     );
+    // The CRM answered its id and wrote nothing back (no echo).
+    let books_deals = books_sdk
+        .connec()
+        .collection::<Value>(&org, "opportunities");
+    let support = mno_harness::wait_for(
+        "the CRM's id of the deal",
+        Duration::from_secs(20),
+        || async {
+            let record = books_deals.get("books-deal-1").await.ok()?;
+            record.id.local_id(&crm_app).is_some().then_some(record)
+        },
+    )
+    .await;
+    assert_eq!(
+        (support.id.local_id(&crm_app), support.version),
+        (Some("crm-opp-3"), 1),
+        "{support:?}"
+    );
+
+    // The renewal's stage edited on the CRM's page (the form sends the
+    // version and the values shown), then the support deal deleted there.
+    let edited = browser
+        .post_form(
+            &format!("{crm_url}/opportunities/crm-opp-1"),
+            &[
+                ("version".into(), "1".into()),
+                ("seen_name".into(), "Globex renewal".into()),
+                ("name".into(), "Globex renewal".into()),
+                ("seen_sales_stage".into(), "Proposal".into()),
+                ("sales_stage".into(), "Negotiation".into()),
+            ],
+        )
+        .await?;
+    assert_eq!(edited.location.as_deref(), Some("/"), "{}", edited.text);
+    let deal = as_crm
+        .connec()
+        .collection::<Value>(&org, "opportunities")
+        .get("crm-opp-1")
+        .await?;
+    assert_eq!(
+        (&deal.fields["sales_stage"], deal.version),
+        (&json!("Negotiation"), 2),
+        "{deal:?}"
+    );
+    let deleted = browser
+        .post_form(&format!("{crm_url}/opportunities/crm-opp-3/delete"), &[])
+        .await?;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.text);
+    let gone = books_deals.get("books-deal-1").await;
+    assert_eq!(
+        gone.as_ref().err().and_then(|e| e.api()).map(|a| a.status),
+        Some(404),
+        "{gone:?}"
+    );
+    let home = browser.get(&format!("{crm_url}/")).await?;
+    assert!(
+        home.text
+            .contains("Globex renewal: 900.00 USD, Negotiation, with Globex")
+            && !home.text.contains("Globex support"),
+        "{}",
+        home.text
+    );
+    let unknown = browser
+        .post_form(&format!("{crm_url}/invoices/crm-opp-1/delete"), &[])
+        .await?;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
 
     // Signing out of the Hub signs the user out of the CRM: the Hub's
     // back-channel logout ends the CRM's session (its re-check would at
