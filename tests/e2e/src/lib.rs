@@ -12,7 +12,7 @@ pub mod impac_client;
 pub mod org_fixture;
 
 use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
-use mno_harness::NatsServer;
+use mno_harness::{DatabaseFixture, NatsServer, Postgres};
 
 /// A running platform with its own nats-server and data dir.
 pub struct TestPlatform {
@@ -23,6 +23,8 @@ pub struct TestPlatform {
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
     pub base_url: String,
+    /// The PostgreSQL cluster it runs on, when not SQLite.
+    pub postgres: Option<Postgres>,
 }
 
 impl TestPlatform {
@@ -51,6 +53,7 @@ impl TestPlatform {
             data_dir,
             http: reqwest::Client::new(),
             base_url,
+            postgres: None,
         }
     }
 
@@ -78,5 +81,22 @@ impl TestPlatform {
             .expect("restart the platform");
         self.base_url = platform.base_url();
         self.platform = Some(platform);
+    }
+}
+
+impl DatabaseFixture for TestPlatform {
+    async fn sqlite() -> TestPlatform {
+        TestPlatform::spawn().await
+    }
+
+    /// The platform over a throwaway PostgreSQL cluster.
+    async fn postgres() -> TestPlatform {
+        let postgres = tokio::task::spawn_blocking(Postgres::start)
+            .await
+            .expect("start PostgreSQL");
+        let url = postgres.url();
+        let mut platform = TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
+        platform.postgres = Some(postgres);
+        platform
     }
 }

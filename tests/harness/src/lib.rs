@@ -6,13 +6,16 @@
 //! - [`NatsCluster`]: three JetStream nodes clustered on loopback ports.
 //! - [`Postgres`]: a throwaway PostgreSQL cluster (initdb + pg_ctl on a free
 //!   port, run as the `postgres` user when the tests run as root).
+//! - [`on_both_databases!`]: one test run over SQLite and over PostgreSQL.
 //!
 //! Everything is cleaned up on drop. No test depends on a server started by
 //! hand or on a fixed port.
 
+mod databases;
 mod nats;
 mod postgres;
 
+pub use databases::{DatabaseFixture, TestOutcome};
 pub use nats::{nats_server_binary, NatsCluster, NatsServer};
 pub use postgres::Postgres;
 

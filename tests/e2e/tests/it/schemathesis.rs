@@ -140,7 +140,7 @@ parameters = {{ "path.id" = "{recurring_bill}" }}
             "/hub/v1/sessions/current",
             // The OpenID Connect browser endpoints answer HTML forms and
             // redirects that carry a CSRF token and a browser cookie, which
-            // generated requests cannot hold; tests/e2e/tests/sso.rs drives
+            // generated requests cannot hold; tests/e2e/tests/it/sso.rs drives
             // them as a certified relying party and a browser would.
             "--exclude-path",
             "/sso/v1/authorize",

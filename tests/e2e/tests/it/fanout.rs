@@ -2,12 +2,10 @@
 //! happens when receivers, apps or the bus misbehave. Every receiver is a
 //! real HTTP server; the platform runs against its own nats-server.
 
-mod fanout_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use fanout_support::*;
+use crate::fanout_support::*;
 use mno_e2e::hub_client::{basic_auth, App, HubClient};
 use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};

@@ -5,7 +5,6 @@
 //! computes every widget on its own from what it wrote and compares exactly,
 //! live and replayed as of a captured sequence.
 
-#[path = "impac_widgets/expected/mod.rs"]
 mod expected;
 
 use std::str::FromStr;

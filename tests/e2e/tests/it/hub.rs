@@ -7,7 +7,8 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-mno_e2e::on_both_databases!(
+mno_harness::on_both_databases!(
+    TestPlatform;
     a_service_apart_sees_revocations_through_its_cache,
     concurrent_changes_all_land_with_one_event_each,
     a_user_signs_up_creates_an_org_and_an_app_and_the_idm_check_follows_installs,

@@ -22,7 +22,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-mno_e2e::on_both_databases!(
+mno_harness::on_both_databases!(
+    TestPlatform;
     openid_client_signs_in_and_the_specs_negative_cases_fail,
     no_org_gets_a_page_and_several_orgs_a_choice,
 );

@@ -12,7 +12,8 @@ use mno_gateway::cli::Cli;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-mno_e2e::on_both_databases!(
+mno_harness::on_both_databases!(
+    TestPlatform;
     bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app,
     the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebuilds_it_from_the_stream,
     recurring_bills_bill_each_cycle_once_with_the_initial_charge_once,

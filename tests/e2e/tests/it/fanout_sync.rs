@@ -2,13 +2,11 @@
 //! two apps syncing both ways without a loop, and signatures checked by the
 //! reference Standard Webhooks package (Python), across a secret rotation.
 
-mod fanout_support;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fanout_support::*;
+use crate::fanout_support::*;
 use futures::StreamExt;
 use mno_e2e::hub_client::{basic_auth, bearer, App, HubClient};
 use mno_e2e::TestPlatform;

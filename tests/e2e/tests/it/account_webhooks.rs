@@ -3,12 +3,10 @@
 //! org installs or uninstalls it and when members join, change role or leave;
 //! failed deliveries are retried; an app reads only the orgs that installed it.
 
-mod fanout_support;
-
 use std::time::Duration;
 
+use crate::fanout_support::{verify_with_python, Post, Receiver};
 use anyhow::Result;
-use fanout_support::{verify_with_python, Post, Receiver};
 use mno_e2e::hub_client::{basic_auth, bearer, HubClient, TEST_PASSWORD};
 use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};

@@ -110,7 +110,7 @@ fn query_and_body(
 /// (sign-in, `me`, the orgs and apps it creates or belongs to, an app's own
 /// bills and customers), the app catalogue (public to anyone signed in), the
 /// platform-wide rates, and single sign-on, whose endpoints answer about the
-/// caller's own code, token or session (tests/e2e/tests/sso.rs covers them).
+/// caller's own code, token or session (tests/e2e/tests/it/sso.rs covers them).
 /// Bills aimed at org A in the body (POST) are org-scoped.
 fn org_scoped(path: &str, method: &str, op: &Value) -> bool {
     let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());

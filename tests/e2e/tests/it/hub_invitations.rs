@@ -11,7 +11,7 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-mno_e2e::on_both_databases!(adding_by_email_invites_and_only_the_invitee_makes_a_member,);
+mno_harness::on_both_databases!(TestPlatform; adding_by_email_invites_and_only_the_invitee_makes_a_member,);
 
 /// `member_added` rows in the Hub's outbox (written with the change itself).
 async fn member_added_events(platform: &TestPlatform) -> i64 {

@@ -2,11 +2,9 @@
 //! in its own ids (record and references), the author never, and a change
 //! made by the receiving side comes back to the author only.
 
-mod fanout_support;
-
 use std::time::Duration;
 
-use fanout_support::*;
+use crate::fanout_support::*;
 use mno_e2e::hub_client::{basic_auth, App, HubClient};
 use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};

@@ -1,13 +1,11 @@
 //! The operator's view of delivery: `mno consumers` and `mno dlq list|show|redrive`,
 //! run through the CLI's own argument parsing against a running platform.
 
-mod fanout_support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::fanout_support::*;
 use clap::Parser;
-use fanout_support::*;
 use mno_connec_sync::delivery::dlq;
 use mno_e2e::hub_client::HubClient;
 use mno_e2e::TestPlatform;

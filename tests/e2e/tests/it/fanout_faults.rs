@@ -1,14 +1,12 @@
 //! Fan-out under faults: nats-server killed mid-delivery, a receiver that
 //! answers 410 Gone, a webhook URL that points inside the platform's network.
 
-mod fanout_support;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fanout_support::*;
+use crate::fanout_support::*;
 use mno_e2e::hub_client::{basic_auth, HubClient};
 use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};

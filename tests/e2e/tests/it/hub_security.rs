@@ -11,7 +11,8 @@ use mno_events::proto::HubEvent;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-mno_e2e::on_both_databases!(
+mno_harness::on_both_databases!(
+    TestPlatform;
     failed_sign_ins_are_limited_per_email_and_per_address,
     rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream,
 );

@@ -7,7 +7,8 @@ use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-mno_e2e::on_both_databases!(
+mno_harness::on_both_databases!(
+    TestPlatform;
     sign_up_and_sign_in_refuse_bad_input_and_change_nothing,
     org_member_and_install_rules_refuse_and_change_nothing,
     app_rules_refuse_and_change_nothing,

@@ -4,11 +4,9 @@
 //! on HUB as `kpi_alert`, and POSTed to a real receiver, signed so that the
 //! reference Standard Webhooks package verifies it. Bad KPIs store nothing.
 
-mod fanout_support;
-
 use std::time::Duration;
 
-use fanout_support::{verify_with_python, Receiver};
+use crate::fanout_support::{verify_with_python, Receiver};
 use mno_e2e::impac_client::ImpacWorld;
 use mno_e2e::TestPlatform;
 use mno_events::consume::{replay_until_caught_up, ReplayFrom};
