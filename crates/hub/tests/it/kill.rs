@@ -68,7 +68,7 @@ fn start_child(nats: &str, db: &str, failpoint: &str) -> Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "hub_child_process",
+            "kill::hub_child_process",
             "--include-ignored",
             "--nocapture",
             "--test-threads=1",

@@ -1,9 +1,8 @@
 //! The IDM check in process, over NATS request-reply, and through the cache
 //! that Hub events keep fresh; the directory over NATS.
 
-mod common;
-
-on_both_databases!(
+mno_harness::on_both_databases!(
+    World;
     cached_decisions_are_dropped_by_hub_events_not_by_age,
     a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache,
     the_check_over_nats_answers_as_in_process,
@@ -12,7 +11,7 @@ on_both_databases!(
 
 use std::time::{Duration, Instant};
 
-use common::World;
+use crate::common::World;
 
 use mno_events::directory::{AppStack, Directory, NatsDirectory, SharedEntity};
 use mno_events::idm::*;
@@ -86,7 +85,7 @@ async fn setup(hub: &mno_hub::Hub) -> Setup {
         .await
         .unwrap();
     // Every setup event is out before a cache starts: only later events can touch it.
-    common::wait_for_empty_outbox(hub).await;
+    crate::common::wait_for_empty_outbox(hub).await;
     Setup {
         owner: owner.id,
         bob: bob.id,
@@ -122,7 +121,7 @@ async fn until_denied(idm: &dyn Idm, request: &IdmRequest) -> Duration {
     started.elapsed()
 }
 
-async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: World) {
+async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: &World) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;
     let cache = CachingIdm::start(hub.idm(), world.bus.client.clone(), NO_TTL)
@@ -182,7 +181,7 @@ async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: World) {
     hub.shutdown().await;
 }
 
-async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache(world: World) {
+async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cache(world: &World) {
     let hub = world
         .hub(HubConfig {
             credential_overlap: Duration::ZERO,
@@ -232,7 +231,7 @@ async fn a_revoked_session_and_rotated_out_credentials_are_dropped_from_the_cach
     hub.shutdown().await;
 }
 
-async fn the_check_over_nats_answers_as_in_process(world: World) {
+async fn the_check_over_nats_answers_as_in_process(world: &World) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;
     let remote = NatsIdm::new(world.nats.client().await);
@@ -336,7 +335,7 @@ async fn the_check_over_nats_answers_as_in_process(world: World) {
 }
 
 async fn the_directory_over_nats_answers_as_in_process_and_disabling_a_webhook_emits_an_event(
-    world: World,
+    world: &World,
 ) {
     let hub = world.hub(HubConfig::default()).await;
     let s = setup(&hub).await;

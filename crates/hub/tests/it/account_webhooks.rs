@@ -2,16 +2,14 @@
 //! them (the sender stopped, the receiver down) are delivered, each once,
 //! when a Hub starts again; the durable consumer on HUB kept its place.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{wait_for_empty_outbox, World};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use common::{wait_for_empty_outbox, World};
 use mno_events::directory::AppStack;
 use mno_hub::access::Role;
 use mno_hub::store::{apps, installs, invitations, orgs, users};
@@ -52,9 +50,9 @@ fn config(account_webhooks: bool) -> HubConfig {
     }
 }
 
-on_both_databases!(events_while_no_sender_runs_are_delivered_once_when_one_starts);
+mno_harness::on_both_databases!(World; events_while_no_sender_runs_are_delivered_once_when_one_starts);
 
-async fn events_while_no_sender_runs_are_delivered_once_when_one_starts(world: World) {
+async fn events_while_no_sender_runs_are_delivered_once_when_one_starts(world: &World) {
     let (url, received) = receiver().await;
     // A first Hub creates the durable consumer, then stops.
     let first = world.hub(config(true)).await;

@@ -1,7 +1,7 @@
 //! `mno connectors status` and `mno connectors sync` against a running
 //! platform, for a connector whose outside API does not answer.
 
-mod support;
+use crate::support;
 
 use mno_e2e::hub_client::{bearer, HubClient};
 use mno_e2e::TestPlatform;

@@ -1,9 +1,8 @@
 //! The outbox relay: a crash between the SQL commit and the publish, or
 //! between the publish and marking the row, loses no event and doubles none.
 
-mod common;
-
-on_both_databases!(
+mno_harness::on_both_databases!(
+    World;
     a_crash_after_the_commit_and_before_the_publish_loses_nothing,
     a_crash_after_the_publish_and_before_marking_doubles_nothing,
     no_double_even_after_the_duplicate_window_has_passed,
@@ -13,7 +12,7 @@ on_both_databases!(
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{wait_for_empty_outbox, World};
+use crate::common::{wait_for_empty_outbox, World};
 use mno_events::subject::hub_kind;
 use mno_hub::store::{orgs, outbox, users};
 use mno_hub::{HubConfig, RelayFailpoint};
@@ -52,7 +51,7 @@ fn assert_each_outbox_id_once(events: &[mno_events::proto::HubEvent], expected: 
     assert_eq!(ids, sorted, "published out of outbox order");
 }
 
-async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing(world: World) {
+async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing(world: &World) {
     let hub = world
         .hub(with_failpoint(RelayFailpoint::NeverPublish))
         .await;
@@ -82,7 +81,7 @@ async fn a_crash_after_the_commit_and_before_the_publish_loses_nothing(world: Wo
     hub.shutdown().await;
 }
 
-async fn a_crash_after_the_publish_and_before_marking_doubles_nothing(world: World) {
+async fn a_crash_after_the_publish_and_before_marking_doubles_nothing(world: &World) {
     let hub = world
         .hub(with_failpoint(RelayFailpoint::PublishWithoutMarking))
         .await;
@@ -105,7 +104,7 @@ async fn a_crash_after_the_publish_and_before_marking_doubles_nothing(world: Wor
 
 /// Beyond JetStream's duplicate window, the relay still does not double: on
 /// start it checks the stream itself for rows published but not marked.
-async fn no_double_even_after_the_duplicate_window_has_passed(world: World) {
+async fn no_double_even_after_the_duplicate_window_has_passed(world: &World) {
     // A HUB stream whose duplicate window is short enough to outwait.
     world.bus.js.delete_stream("HUB").await.unwrap();
     let mut config = mno_events::streams::hub(1);
@@ -130,7 +129,7 @@ async fn no_double_even_after_the_duplicate_window_has_passed(world: World) {
     hub.shutdown().await;
 }
 
-async fn events_carry_the_envelope_and_the_msg_id(world: World) {
+async fn events_carry_the_envelope_and_the_msg_id(world: &World) {
     let hub = world.hub(HubConfig::default()).await;
     let user = users::create(hub.store(), "ann@example.com", "Ann", "x")
         .await

@@ -7,31 +7,8 @@ use std::time::Duration;
 use mno_events::bus::{self, Bus};
 use mno_events::consume::{replay_until_caught_up, ReplayFrom};
 use mno_events::proto::HubEvent;
-use mno_harness::NatsServer;
+use mno_harness::{DatabaseFixture, NatsServer};
 use mno_hub::{Hub, HubConfig, HubDeps};
-
-/// Run each named `async fn(World)` twice: on SQLite and on PostgreSQL.
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::World::sqlite().await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name($crate::common::World::postgres().await).await
-                }
-            )*
-        }
-    };
-}
 
 pub struct World {
     pub nats: NatsServer,
@@ -42,24 +19,6 @@ pub struct World {
 }
 
 impl World {
-    /// nats-server with the platform's streams, and an SQLite database in a temp dir.
-    pub async fn sqlite() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let url = mno_events::db::sqlite_url(dir.path());
-        Self::with_database(url, dir).await
-    }
-
-    /// The same, with a throwaway PostgreSQL cluster instead of SQLite.
-    pub async fn postgres() -> World {
-        let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start)
-            .await
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut world = Self::with_database(postgres.url(), dir).await;
-        world._postgres = Some(postgres);
-        world
-    }
-
     pub async fn with_database(database_url: String, dir: tempfile::TempDir) -> World {
         let nats = NatsServer::start().await;
         let bus = bus::connect(&nats.url()).await.unwrap();
@@ -148,4 +107,24 @@ pub async fn wait_for_empty_outbox(hub: &Hub) {
         }
     })
     .await
+}
+
+impl DatabaseFixture for World {
+    /// nats-server with the platform's streams, and an SQLite database in a temp dir.
+    async fn sqlite() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let url = mno_events::db::sqlite_url(dir.path());
+        Self::with_database(url, dir).await
+    }
+
+    /// The same, with a throwaway PostgreSQL cluster instead of SQLite.
+    async fn postgres() -> World {
+        let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut world = Self::with_database(postgres.url(), dir).await;
+        world._postgres = Some(postgres);
+        world
+    }
 }

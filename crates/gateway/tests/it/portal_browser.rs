@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mno_harness::{free_port, wait_for, NatsServer};
 
-mod support;
+use crate::support;
 
 /// Stops `mno up` however the test ends.
 struct Up(Child);

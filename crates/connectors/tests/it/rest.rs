@@ -3,7 +3,7 @@
 //! connector finds changes by hash. Then the faults: the API down, 500,
 //! garbage, 429 with Retry-After, and a record it refuses.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

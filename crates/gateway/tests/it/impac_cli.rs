@@ -17,7 +17,7 @@ use mno_harness::{wait_for, NatsServer};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-mod support;
+use crate::support;
 
 fn mno(data_dir: &Path, nats_url: Option<&str>, args: &[&str]) -> Output {
     let mut command = support::mno_command(data_dir);

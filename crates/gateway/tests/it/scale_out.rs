@@ -6,7 +6,7 @@
 //! projection equals an independent recomputation from the stream and every
 //! subscriber received every change, first in order per record.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mno_harness::{free_port, nats_server_binary, wait_for, NatsServer};
 
-mod support;
+use crate::support;
 
 /// Held by each test whose `mno up` starts its own nats-server child. Such an
 /// `mno up` first adopts any server answering on the default port 4222, where

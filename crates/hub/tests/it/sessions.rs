@@ -1,14 +1,12 @@
 //! Sessions expire: the Hub's router alone (no gateway), on SQLite and PostgreSQL.
 
-mod common;
-
-on_both_databases!(an_expired_session_is_refused_everywhere);
+mno_harness::on_both_databases!(World; an_expired_session_is_refused_everywhere);
 
 use std::time::Duration;
 
+use crate::common::World;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use common::World;
 use mno_events::idm::{Action, Credential, IdmRequest};
 use mno_hub::HubConfig;
 use serde_json::{json, Value};
@@ -45,7 +43,7 @@ async fn call(
     (status, value)
 }
 
-async fn an_expired_session_is_refused_everywhere(world: World) {
+async fn an_expired_session_is_refused_everywhere(world: &World) {
     let hub = world
         .hub(HubConfig {
             session_ttl: Duration::from_secs(1),

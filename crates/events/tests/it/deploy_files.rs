@@ -32,7 +32,7 @@ fn stream_definition_files_equal_what_the_code_provisions() {
         assert_eq!(
             from_file,
             from_code,
-            "{} differs from streams::{}; regenerate with MNO_WRITE_STREAM_DEFINITIONS=1 cargo test -p mno-events --test deploy_files",
+            "{} differs from streams::{}; regenerate with MNO_WRITE_STREAM_DEFINITIONS=1 cargo test -p mno-events --test it deploy_files::",
             path.display(),
             config.name.to_lowercase()
         );

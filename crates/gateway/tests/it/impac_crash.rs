@@ -16,7 +16,7 @@ use mno_harness::{free_port, wait_for, NatsServer};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-mod support;
+use crate::support;
 
 /// Invoices in the backlog (about 1.5 events each): enough that folding takes a while.
 const RECORDS: u64 = 12_000;

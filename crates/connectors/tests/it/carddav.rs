@@ -2,7 +2,7 @@
 //! organizations flow both ways, edits on both sides are settled by the
 //! rule, credentials never come back out.
 
-mod support;
+use crate::support;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

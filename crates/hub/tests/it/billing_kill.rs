@@ -6,12 +6,10 @@
 //! The crashed process is this test binary run again as a child: its
 //! `billing_child_process` entry (ignored in normal runs) runs the billing.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use common::{wait_for_empty_outbox, World};
+use crate::common::{wait_for_empty_outbox, World};
 use mno_events::bus;
 use mno_events::directory::AppStack;
 use mno_events::subject::hub_kind;
@@ -59,9 +57,9 @@ fn bill(org: &str, cents: i64) -> NewBill {
     }
 }
 
-on_both_databases!(a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once);
+mno_harness::on_both_databases!(World; a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once);
 
-async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once(world: World) {
+async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once(world: &World) {
     let hub = world
         .hub(HubConfig {
             account_webhooks: false,
@@ -108,7 +106,7 @@ async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once(wor
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "billing_child_process",
+            "billing_kill::billing_child_process",
             "--include-ignored",
             "--nocapture",
             "--test-threads=1",
