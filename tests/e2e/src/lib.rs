@@ -23,8 +23,6 @@ pub struct TestPlatform {
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
     pub base_url: String,
-    /// The PostgreSQL cluster it runs on, when not SQLite.
-    pub postgres: Option<Postgres>,
 }
 
 impl TestPlatform {
@@ -53,7 +51,6 @@ impl TestPlatform {
             data_dir,
             http: reqwest::Client::new(),
             base_url,
-            postgres: None,
         }
     }
 
@@ -89,14 +86,11 @@ impl DatabaseFixture for TestPlatform {
         TestPlatform::spawn().await
     }
 
-    /// The platform over a throwaway PostgreSQL cluster.
+    /// The platform over a fresh database of the binary's shared PostgreSQL.
     async fn postgres() -> TestPlatform {
-        let postgres = tokio::task::spawn_blocking(Postgres::start)
+        let url = tokio::task::spawn_blocking(Postgres::shared_database)
             .await
-            .expect("start PostgreSQL");
-        let url = postgres.url();
-        let mut platform = TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
-        platform.postgres = Some(postgres);
-        platform
+            .expect("a database of the shared PostgreSQL");
+        TestPlatform::spawn_with(|c| c.database_url = Some(url)).await
     }
 }

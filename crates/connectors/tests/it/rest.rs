@@ -183,10 +183,10 @@ async fn invoices_and_items_flow_both_ways() {
 /// The same on PostgreSQL: the runtime's tables and queries work on both databases.
 #[tokio::test]
 async fn invoices_and_items_flow_both_ways_on_postgresql() {
-    let pg = tokio::task::spawn_blocking(mno_harness::Postgres::start)
+    let url = tokio::task::spawn_blocking(mno_harness::Postgres::shared_database)
         .await
         .unwrap();
-    let platform = mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await;
+    let platform = mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
     let server = JsonServer::start(seed()).await;
     let world = configured_on(
         &server,

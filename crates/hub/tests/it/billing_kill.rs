@@ -9,10 +9,10 @@
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use crate::common::{wait_for_empty_outbox, World};
-use mno_events::bus;
+use crate::common::{bus_of, wait_for_empty_outbox, World};
 use mno_events::directory::AppStack;
 use mno_events::subject::hub_kind;
+use mno_harness::NatsAccount;
 use mno_hub::billing::ledger::Invoice;
 use mno_hub::billing::money::Period;
 use mno_hub::billing::store::{self as bills, NewBill};
@@ -21,19 +21,24 @@ use mno_hub::store::{apps, installs, orgs, users, Store};
 use mno_hub::HubConfig;
 
 const ENV_NATS: &str = "MNO_TEST_CHILD_NATS_URL";
+const ENV_NATS_USER: &str = "MNO_TEST_CHILD_NATS_USER";
 const ENV_DB: &str = "MNO_TEST_CHILD_DATABASE_URL";
 
 /// The child: run only when the parent test starts this binary with the env set.
 #[test]
 #[ignore = "run as a child process by the billing crash test"]
 fn billing_child_process() {
-    let (Ok(nats), Ok(db)) = (std::env::var(ENV_NATS), std::env::var(ENV_DB)) else {
+    let (Ok(nats), Ok(user), Ok(db)) = (
+        std::env::var(ENV_NATS),
+        std::env::var(ENV_NATS_USER),
+        std::env::var(ENV_DB),
+    ) else {
         panic!("billing_child_process runs only as the child of the crash test");
     };
     tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async move {
-            let bus = bus::connect(&nats).await.unwrap();
+            let bus = bus_of(&NatsAccount::new(nats, user)).await;
             let store = Store::open(mno_events::db::open(&db).await.unwrap())
                 .await
                 .unwrap();
@@ -112,6 +117,7 @@ async fn a_run_that_crashes_mid_run_then_runs_again_issues_each_invoice_once(wor
             "--test-threads=1",
         ])
         .env(ENV_NATS, world.nats.url())
+        .env(ENV_NATS_USER, world.nats.user())
         .env(ENV_DB, &world.database_url)
         .env(billing::run::CRASH_AFTER_ENV, "1")
         .stdout(Stdio::null())

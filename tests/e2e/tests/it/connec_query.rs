@@ -511,8 +511,8 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
 
 #[tokio::test]
 async fn the_record_store_answers_the_same_on_postgresql() {
-    let pg = mno_harness::Postgres::start();
-    let platform = TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await;
+    let url = mno_harness::Postgres::shared_database();
+    let platform = TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
     let hub = HubClient::new(&platform.base_url);
     let (_, org, app) = hub
         .org_with_app("pg@example.com", None, &[("items", true, true)])

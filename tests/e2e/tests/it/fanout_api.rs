@@ -228,9 +228,8 @@ async fn the_delivery_log_is_kept_across_a_restart() {
 
 #[tokio::test]
 async fn the_delivery_log_is_kept_across_a_restart_on_postgresql() {
-    let pg = mno_harness::Postgres::start();
-    log_survives_a_restart(TestPlatform::spawn_with(|c| c.database_url = Some(pg.url())).await)
-        .await;
+    let url = mno_harness::Postgres::shared_database();
+    log_survives_a_restart(TestPlatform::spawn_with(|c| c.database_url = Some(url)).await).await;
 }
 
 async fn log_survives_a_restart(mut platform: TestPlatform) {

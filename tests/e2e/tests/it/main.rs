@@ -2,6 +2,10 @@
 //! linked once instead of once a file, and `cargo test` runs them together.
 //! Run a subject alone with a filter: `cargo test -p mno-e2e --test it fanout::`.
 //!
+//! Each test's platform has a nats-server of its own (one bus serves one
+//! platform: a second one is refused); on PostgreSQL it takes a fresh
+//! database of the binary's shared cluster.
+//!
 //! `hub_logs` stays a binary of its own: it installs the process-wide logger
 //! at TRACE level, which would capture every other test's logs here.
 

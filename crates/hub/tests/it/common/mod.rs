@@ -1,27 +1,30 @@
 //! A Hub against a real nats-server and a real database, without the gateway.
+//! Each world has a JetStream account of its own on the binary's shared
+//! nats-server (its streams are its own) and a database of its own.
 
 #![allow(dead_code)]
 
 use std::time::Duration;
 
-use mno_events::bus::{self, Bus};
+use mno_events::bus::Bus;
 use mno_events::consume::{replay_until_caught_up, ReplayFrom};
 use mno_events::proto::HubEvent;
-use mno_harness::{DatabaseFixture, NatsServer};
+use mno_harness::{DatabaseFixture, NatsAccount};
 use mno_hub::{Hub, HubConfig, HubDeps};
 
 pub struct World {
-    pub nats: NatsServer,
+    pub nats: NatsAccount,
     pub bus: Bus,
     pub database_url: String,
     pub _dir: tempfile::TempDir,
-    pub _postgres: Option<mno_harness::Postgres>,
 }
 
 impl World {
     pub async fn with_database(database_url: String, dir: tempfile::TempDir) -> World {
-        let nats = NatsServer::start().await;
-        let bus = bus::connect(&nats.url()).await.unwrap();
+        let nats = tokio::task::spawn_blocking(NatsAccount::take)
+            .await
+            .unwrap();
+        let bus = bus_of(&nats).await;
         mno_events::streams::provision_all(&bus.js, 1)
             .await
             .unwrap();
@@ -30,7 +33,6 @@ impl World {
             bus,
             database_url,
             _dir: dir,
-            _postgres: None,
         }
     }
 
@@ -117,14 +119,22 @@ impl DatabaseFixture for World {
         Self::with_database(url, dir).await
     }
 
-    /// The same, with a throwaway PostgreSQL cluster instead of SQLite.
+    /// The same, with a fresh database of the binary's shared PostgreSQL instead of SQLite.
     async fn postgres() -> World {
-        let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start)
+        let url = tokio::task::spawn_blocking(mno_harness::Postgres::shared_database)
             .await
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let mut world = Self::with_database(postgres.url(), dir).await;
-        world._postgres = Some(postgres);
-        world
+        Self::with_database(url, tempfile::tempdir().unwrap()).await
+    }
+}
+
+/// The platform's bus over an account's connection (the product's own
+/// `bus::connect` takes a URL without credentials).
+pub async fn bus_of(account: &NatsAccount) -> Bus {
+    let client = account.client().await;
+    Bus {
+        js: async_nats::jetstream::new(client.clone()),
+        server_version: client.server_info().version,
+        client,
     }
 }
