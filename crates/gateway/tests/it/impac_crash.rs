@@ -140,6 +140,7 @@ async fn profit_and_loss(base: &str, owner: &Owner) -> Value {
 
 #[tokio::test]
 async fn a_projection_killed_mid_batch_gives_the_same_numbers_after_restart() {
+    let _heavy = support::HEAVY.lock().await;
     let server = NatsServer::start().await;
     let data = tempfile::tempdir().unwrap();
     let port = free_port();

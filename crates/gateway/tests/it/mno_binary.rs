@@ -533,6 +533,7 @@ async fn a_report_piped_into_a_reader_that_stopped_reading_ends_quietly() {
 
 #[test]
 fn bench_bus_prints_each_baseline_as_a_json_line() {
+    let _heavy = support::HEAVY.blocking_lock();
     let (lines, names) = bench_figures(&["bus", "--messages", "2000", "--sync-messages", "200"]);
     assert_eq!(
         names,
@@ -551,6 +552,7 @@ fn bench_bus_prints_each_baseline_as_a_json_line() {
 
 #[test]
 fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
+    let _heavy = support::HEAVY.blocking_lock();
     let (lines, names) = bench_figures(&[
         "ingest",
         "--records",
@@ -624,6 +626,7 @@ fn bench_ingest_prints_each_figure_with_what_a_record_cost_in_cpu() {
 
 #[test]
 fn bench_mix_delivers_every_write_to_every_subscriber_at_a_separate_sink() {
+    let _heavy = support::HEAVY.blocking_lock();
     let (lines, names) = bench_figures(&[
         "mix",
         "--clients",
@@ -665,6 +668,7 @@ fn bench_mix_delivers_every_write_to_every_subscriber_at_a_separate_sink() {
 
 #[test]
 fn bench_memory_measures_a_child_mno_up_holding_the_records_it_loaded() {
+    let _heavy = support::HEAVY.blocking_lock();
     let data = tempfile::tempdir().unwrap();
     let output = mno(data.path())
         .args([

@@ -26,6 +26,7 @@ impl Drop for Up {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_works_in_a_browser_against_mno_up_demo() {
+    let _heavy = support::HEAVY.lock().await;
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
         assert!(
             std::path::Path::new(tool).exists(),

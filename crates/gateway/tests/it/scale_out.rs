@@ -418,6 +418,7 @@ async fn recompute(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edges_and_workers_act_as_one_platform_through_a_worker_and_a_node_lost() {
+    let _heavy = support::HEAVY.lock().await;
     let mut cluster = NatsCluster::start().await;
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();

@@ -20,3 +20,9 @@ pub fn mno_command(data_dir: &Path) -> Command {
         .stdin(Stdio::null());
     command
 }
+
+/// Held for its whole run by each test that loads the machine most (the
+/// benches, scale-out, the projection crash, the browser): side by side, two
+/// of them starve each other past their waits, so each runs beside light
+/// tests only. A tokio mutex: a failed test does not poison it for the next.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
