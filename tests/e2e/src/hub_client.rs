@@ -18,41 +18,6 @@ use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Run each named `async fn(&TestPlatform) -> anyhow::Result<()>` twice: on a
-/// platform over SQLite (module `sqlite`) and over a throwaway PostgreSQL
-/// cluster (module `postgres`). Use it at the top level of a test file:
-///
-/// ```ignore
-/// mno_e2e::on_both_databases!(my_test, my_other_test);
-/// async fn my_test(platform: &TestPlatform) -> anyhow::Result<()> { ... }
-/// ```
-#[macro_export]
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() -> anyhow::Result<()> {
-                    let platform = $crate::TestPlatform::spawn().await;
-                    super::$name(&platform).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() -> anyhow::Result<()> {
-                    let postgres = tokio::task::spawn_blocking(mno_harness::Postgres::start).await?;
-                    let url = postgres.url();
-                    let platform =
-                        $crate::TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
-                    super::$name(&platform).await
-                }
-            )*
-        }
-    };
-}
-
 /// A password that passes the Hub's rules, for tests.
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 

@@ -12,7 +12,7 @@ pub mod impac_client;
 pub mod org_fixture;
 
 use mno_gateway::{Platform, PlatformConfig, RunningPlatform};
-use mno_harness::NatsServer;
+use mno_harness::{DatabaseFixture, NatsServer, Postgres};
 
 /// A running platform with its own nats-server and data dir.
 pub struct TestPlatform {
@@ -78,5 +78,19 @@ impl TestPlatform {
             .expect("restart the platform");
         self.base_url = platform.base_url();
         self.platform = Some(platform);
+    }
+}
+
+impl DatabaseFixture for TestPlatform {
+    async fn sqlite() -> TestPlatform {
+        TestPlatform::spawn().await
+    }
+
+    /// The platform over a fresh database of the binary's shared PostgreSQL.
+    async fn postgres() -> TestPlatform {
+        let url = tokio::task::spawn_blocking(Postgres::shared_database)
+            .await
+            .expect("a database of the shared PostgreSQL");
+        TestPlatform::spawn_with(|c| c.database_url = Some(url)).await
     }
 }

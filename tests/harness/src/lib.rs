@@ -5,19 +5,27 @@
 //!   and store, which is how fault tests prove nothing acknowledged is lost.
 //! - [`NatsCluster`]: three JetStream nodes clustered on loopback ports.
 //! - [`Postgres`]: a throwaway PostgreSQL cluster (initdb + pg_ctl on a free
-//!   port, run as the `postgres` user when the tests run as root).
+//!   port, run as the `postgres` user when the tests run as root), or a fresh
+//!   database of the test binary's shared cluster ([`Postgres::shared_database`]).
+//! - [`NatsAccount`]: a JetStream account of its own on the test binary's
+//!   shared nats-server, for tests that connect to the bus themselves (see
+//!   there why a whole platform keeps a server of its own).
+//! - [`on_both_databases!`]: one test run over SQLite and over PostgreSQL.
 //!
-//! Everything is cleaned up on drop. No test depends on a server started by
-//! hand or on a fixed port.
+//! Everything is cleaned up on drop, shared servers when the binary exits.
+//! No test depends on a server started by hand or on a fixed port.
 
+mod databases;
 mod nats;
 mod postgres;
 
-pub use nats::{nats_server_binary, NatsCluster, NatsServer};
+pub use databases::{DatabaseFixture, TestOutcome};
+pub use nats::{nats_server_binary, NatsAccount, NatsCluster, NatsServer};
 pub use postgres::Postgres;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -25,6 +33,24 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0 to find a free port")
+}
+
+/// Run a shell `script` once this process has exited, however it exits (a
+/// panic, SIGKILL): the shell waits for end of file on its stdin, whose only
+/// writer is the returned handle. Keep the handle for as long as the process
+/// lives. This is how servers shared by a test binary, held in statics that
+/// are never dropped, are stopped.
+pub(crate) fn run_after_exit(script: &str) -> ChildStdin {
+    // The shell outlives this process by design: nobody is left to wait for it.
+    #[allow(clippy::zombie_processes)]
+    let mut janitor = Command::new("sh")
+        .args(["-c", &format!("read _; {script}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the shell that cleans up after this process");
+    janitor.stdin.take().expect("the shell's stdin is piped")
 }
 
 /// The root of the workspace (where `.tools/` and `deploy/` live).

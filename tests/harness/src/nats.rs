@@ -1,7 +1,9 @@
 //! nats-server processes for tests.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +11,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tempfile::TempDir;
 
-use crate::{free_port, workspace_root};
+use crate::{free_port, run_after_exit, workspace_root};
 
 /// The nats-server to run: `$MNO_NATS_SERVER_BIN`, else the one
 /// `deploy/nats/install.sh` put in `.tools/nats/bin`.
@@ -34,22 +36,35 @@ pub struct NatsServer {
     store: TempDir,
     child: Option<Child>,
     log: PathBuf,
+    /// A configuration file (the shared server's accounts), if any.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
     /// Start a server and wait until JetStream answers.
     pub async fn start() -> NatsServer {
+        Self::start_configured(None).await
+    }
+
+    /// As [`NatsServer::start`], with this configuration file's text.
+    async fn start_configured(config: Option<String>) -> NatsServer {
         let store = tempfile::Builder::new()
             .prefix("mno-nats-")
             .tempdir()
             .expect("create a temp store dir");
         let log = store.path().join("server.log");
+        let config = config.map(|text| {
+            let path = store.path().join("server.conf");
+            std::fs::write(&path, text).expect("write the server's configuration");
+            path
+        });
         let mut server = NatsServer {
             port: free_port(),
             monitor_port: free_port(),
             store,
             child: None,
             log,
+            config,
         };
         // Ports picked free can be taken by another test before the server
         // binds them: then it exits, and it starts again on other ports.
@@ -130,7 +145,11 @@ impl NatsServer {
             .append(true)
             .open(&self.log)
             .expect("open the server log");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-js"])
             .args(["-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string()])
@@ -167,6 +186,115 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.signal_and_wait(Signal::SIGKILL);
+    }
+}
+
+/// How many accounts the shared server holds: more than the tests of any one
+/// binary take.
+const SHARED_ACCOUNTS: usize = 200;
+
+/// The nats-server the tests of this binary share, and what stops it.
+struct SharedServer {
+    server: NatsServer,
+    /// Held open for as long as this process lives: see [`run_after_exit`].
+    _janitor: ChildStdin,
+}
+
+static SHARED_SERVER: OnceLock<SharedServer> = OnceLock::new();
+static SHARED_ACCOUNTS_TAKEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A JetStream account of its own on this test binary's shared nats-server:
+/// its streams, consumers and KV buckets are seen by no other account, so a
+/// test may count a stream's messages or list its consumers as on a server of
+/// its own. The server starts on first use and is stopped when the binary exits.
+///
+/// A test that stops, kills or restarts the server, or reads its monitoring
+/// port (which spans all accounts), needs a [`NatsServer`] of its own. So does
+/// a whole platform (or an `mno` process): the product connects with a URL and
+/// no credentials, which lands in no account of a test's own, and one bus
+/// serves one platform by design (the second one is refused).
+pub struct NatsAccount {
+    url: String,
+    user: String,
+}
+
+impl NatsAccount {
+    /// The next unused account, starting the shared server on the first call.
+    /// Blocking the caller's thread while the server starts.
+    pub fn take() -> NatsAccount {
+        let shared = SHARED_SERVER.get_or_init(start_shared_server);
+        // Account 0 is the one connections without credentials land in (the harness's readiness check).
+        let n = SHARED_ACCOUNTS_TAKEN.fetch_add(1, Ordering::Relaxed) + 1;
+        assert!(
+            n < SHARED_ACCOUNTS,
+            "the shared nats-server has {SHARED_ACCOUNTS} accounts, all taken: raise SHARED_ACCOUNTS"
+        );
+        NatsAccount {
+            url: shared.server.url(),
+            user: format!("a{n}"),
+        }
+    }
+
+    /// The account another process was handed (its URL and user), as in a
+    /// test's child process.
+    pub fn new(url: String, user: String) -> NatsAccount {
+        NatsAccount { url, user }
+    }
+
+    /// The server's URL; connecting to this account takes [`NatsAccount::connect_options`].
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The account's user name, which is also its password.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Options that connect as this account's user.
+    pub fn connect_options(&self) -> async_nats::ConnectOptions {
+        async_nats::ConnectOptions::with_user_and_password(self.user.clone(), self.user.clone())
+    }
+
+    /// A plain client of this account.
+    pub async fn client(&self) -> async_nats::Client {
+        self.connect_options()
+            .connect(&self.url)
+            .await
+            .expect("connect to the shared nats-server")
+    }
+}
+
+/// Start the shared server on a thread of its own (the caller may be inside a
+/// test's runtime, which cannot block on another one).
+fn start_shared_server() -> SharedServer {
+    let accounts: String = (0..SHARED_ACCOUNTS)
+        .map(|n| {
+            format!("  a{n}: {{ jetstream: enabled, users: [{{user: a{n}, password: a{n}}}] }}\n")
+        })
+        .collect();
+    let config = format!("accounts {{\n{accounts}}}\nno_auth_user: a0\n");
+    let server = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime to start the shared nats-server")
+            .block_on(NatsServer::start_configured(Some(config)))
+    })
+    .join()
+    .expect("start the shared nats-server");
+    let pid = server
+        .child
+        .as_ref()
+        .expect("the shared nats-server runs")
+        .id();
+    let janitor = run_after_exit(&format!(
+        "kill -9 {pid}; rm -rf '{}'",
+        server.store_dir().display()
+    ));
+    SharedServer {
+        server,
+        _janitor: janitor,
     }
 }
 

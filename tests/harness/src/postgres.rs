@@ -3,15 +3,22 @@
 //! PostgreSQL refuses to run as root, so when the tests run as root the
 //! cluster is created and started as the `postgres` user (runuser). Trust
 //! authentication on 127.0.0.1 only; the data dir is a temp dir.
+//!
+//! A cluster costs an initdb (a second or more); a database in a running
+//! cluster costs a `createdb`. So a test that does not stop or kill PostgreSQL
+//! takes a fresh database of its binary's shared cluster
+//! ([`Postgres::shared_database`]), started on first use.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
 use nix::unistd::{Uid, User};
 use tempfile::TempDir;
 
-use crate::free_port;
+use crate::{free_port, run_after_exit};
 
 pub struct Postgres {
     pub port: u16,
@@ -20,7 +27,46 @@ pub struct Postgres {
     run_as: Option<String>,
 }
 
+/// The cluster the tests of this binary share, and what stops it.
+struct Shared {
+    postgres: Postgres,
+    /// Held open for as long as this process lives: see [`run_after_exit`].
+    _janitor: ChildStdin,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+static SHARED_DATABASES: AtomicUsize = AtomicUsize::new(0);
+
 impl Postgres {
+    /// The URL of a new, empty database in this test binary's shared cluster,
+    /// started on the first call. Blocking (it runs `createdb`).
+    pub fn shared_database() -> String {
+        let shared = SHARED.get_or_init(|| {
+            let postgres = Postgres::start();
+            let janitor = postgres.stop_after_exit();
+            Shared {
+                postgres,
+                _janitor: janitor,
+            }
+        });
+        let n = SHARED_DATABASES.fetch_add(1, Ordering::Relaxed);
+        shared.postgres.new_database(&format!("test_{n}"))
+    }
+
+    /// Stop this cluster and remove its files once this process has exited.
+    fn stop_after_exit(&self) -> ChildStdin {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let stop = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
+            None => format!("'{}'", pg_ctl.display()),
+        };
+        run_after_exit(&format!(
+            "{stop} -D '{}' -m immediate stop; rm -rf '{}'",
+            self.data_dir(),
+            self.dir.path().display()
+        ))
+    }
+
     /// Start a fresh cluster and create database `mno`; panics with how to fix it if it cannot.
     pub fn start() -> Postgres {
         Self::try_start().unwrap_or_else(|e| panic!("cannot start a test PostgreSQL: {e:#}"))

@@ -1,6 +1,6 @@
 """The portal in headless Chromium against a running `mno up --demo`.
 
-Run by crates/gateway/tests/portal_browser.rs, which starts the platform and
+Run by crates/gateway/tests/it/portal_browser.rs, which starts the platform and
 passes BASE (its URL) and SHOTS (where screenshots go). Every step waits for a
 condition in the page, never for a fixed time. Prints one line per step; any
 failed check raises, and the exit status is non-zero.

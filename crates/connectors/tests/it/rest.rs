@@ -1,0 +1,459 @@
+//! Connector 2 (a JSON REST API by a mapping file) against a real
+//! json-server 0.17 (tests/json-server), which keeps no change times: the
+//! connector finds changes by hash. Then the faults: the API down, 500,
+//! garbage, 429 with Retry-After, and a record it refuses.
+
+use crate::support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{eventually, World};
+
+const TOKEN: &str = "json-server-token-0042";
+
+const MAPPING: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "invoices"
+path = "/invoices"
+pagination = { style = "page", page_param = "_page", size_param = "_limit", size = 2 }
+
+[collections.fields]
+transaction_number = "number"
+total_amount = { path = "amount", convert = "decimal" }
+transaction_date = { path = "date", convert = "date" }
+status = { path = "status", convert = "upper" }
+
+[[collections]]
+entity = "items"
+path = "/items"
+
+[collections.fields]
+code = "code"
+name = "name"
+sale_price = { path = "price", convert = "decimal" }
+"#;
+
+/// json-server on a free port over its own db.json, with the fault middleware.
+struct JsonServer {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    http: reqwest::Client,
+}
+
+impl JsonServer {
+    async fn start(db: Value) -> JsonServer {
+        let dir = tempfile::Builder::new()
+            .prefix("mno-json-server-")
+            .tempdir()
+            .unwrap();
+        std::fs::write(dir.path().join("db.json"), db.to_string()).unwrap();
+        let mut server = JsonServer {
+            port: mno_harness::free_port(),
+            dir,
+            child: None,
+            http: reqwest::Client::new(),
+        };
+        server.run().await;
+        server
+    }
+
+    async fn run(&mut self) {
+        let tools: PathBuf = mno_harness::workspace_root().join("tests/json-server");
+        let bin = tools.join("node_modules/json-server/lib/cli/bin.js");
+        assert!(
+            bin.exists(),
+            "json-server is missing: npm ci --prefix tests/json-server"
+        );
+        // The source comes first: --middlewares takes every argument after it.
+        let child = Command::new("node")
+            .arg(bin)
+            .arg(self.dir.path().join("db.json"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--quiet",
+            ])
+            .arg("--middlewares")
+            .arg(tools.join("faults.js"))
+            .env("MNO_FAULT_FILE", self.dir.path().join("fault.json"))
+            .env("MNO_REQUIRED_AUTH", format!("Bearer {TOKEN}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start json-server (node)");
+        self.child = Some(child);
+        let url = self.url("/items");
+        let http = self.http.clone();
+        mno_harness::wait_for("json-server to listen", Duration::from_secs(30), || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(&url).send().await.ok().map(|_| ()) }
+        })
+        .await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// What the API answers next: `{}` for normal answers.
+    fn fault(&self, fault: Value) {
+        std::fs::write(self.dir.path().join("fault.json"), fault.to_string()).unwrap();
+    }
+
+    /// Call the API as an outside app would.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The records of a collection whose `field` equals `value`.
+    async fn find(&self, collection: &str, field: &str, value: &str) -> Vec<Value> {
+        let (_, found) = self
+            .call(Method::GET, &format!("/{collection}?{field}={value}"), None)
+            .await;
+        found.as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for JsonServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn configured(server: &JsonServer) -> World {
+    configured_on(server, World::start(&["invoices", "items"]).await).await
+}
+
+async fn configured_on(server: &JsonServer, world: World) -> World {
+    let (status, body) = world
+        .configure(json!({
+            "connector": "rest",
+            "settings": {"url": server.url(""), "mapping": MAPPING},
+            "credentials": {"token": TOKEN},
+            "app_credentials": world.app_credentials(),
+            "interval_secs": 3600
+        }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    world
+}
+
+fn seed() -> Value {
+    json!({
+        "invoices": [
+            {"id": 1, "number": "INV-1", "amount": 100.5, "date": "2026-11-02T09:00:00Z", "status": "draft"},
+            {"id": 2, "number": "INV-2", "amount": 20, "date": "2026-11-03", "status": "paid"},
+            {"id": 3, "number": "INV-3", "amount": 7.25, "date": "2026-11-04", "status": "draft"}
+        ],
+        "items": [{"id": 1, "code": "W-1", "name": "Widget", "price": 12.5}]
+    })
+}
+
+#[tokio::test]
+async fn invoices_and_items_flow_both_ways() {
+    let server = JsonServer::start(seed()).await;
+    let world = configured(&server).await;
+    both_ways(&server, &world).await;
+}
+
+/// The same on PostgreSQL: the runtime's tables and queries work on both databases.
+#[tokio::test]
+async fn invoices_and_items_flow_both_ways_on_postgresql() {
+    let url = tokio::task::spawn_blocking(mno_harness::Postgres::shared_database)
+        .await
+        .unwrap();
+    let platform = mno_e2e::TestPlatform::spawn_with(|c| c.database_url = Some(url)).await;
+    let server = JsonServer::start(seed()).await;
+    let world = configured_on(
+        &server,
+        World::start_on(platform, &["invoices", "items"]).await,
+    )
+    .await;
+    both_ways(&server, &world).await;
+}
+
+async fn both_ways(server: &JsonServer, world: &World) {
+    // The first sync reads every page (three invoices, two a page).
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let inv1 = world
+        .connec_by_outside_id("invoices", "1")
+        .await
+        .expect("INV-1 synced");
+    assert_eq!(inv1["transaction_number"], "INV-1");
+    assert_eq!(inv1["total_amount"], "100.5");
+    assert_eq!(inv1["transaction_date"], "2026-11-02");
+    assert_eq!(inv1["status"], "DRAFT");
+    assert!(world.connec_by_outside_id("invoices", "3").await.is_some());
+    let item = world
+        .connec_by_outside_id("items", "1")
+        .await
+        .expect("the item synced");
+    assert_eq!(
+        (item["name"].as_str(), item["sale_price"].as_str()),
+        (Some("Widget"), Some("12.5"))
+    );
+
+    // An edit outside: json-server keeps no change time, the hash tells.
+    server
+        .call(Method::PATCH, "/invoices/2", Some(json!({"amount": 25})))
+        .await;
+    let (code, _) = world.sync().await;
+    assert_eq!(code, StatusCode::OK);
+    let inv2 = world.connec_by_outside_id("invoices", "2").await.unwrap();
+    assert_eq!(inv2["total_amount"], "25");
+    // Unchanged records are not written again.
+    let again = world.connec_by_outside_id("invoices", "1").await.unwrap();
+    assert_eq!(again["version"], inv1["version"]);
+
+    // Created in Connec! by another app: POSTed to the API, mapped to its new id.
+    let (code, created) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(
+                json!({"invoices": {"id": "crm-9", "transaction_number": "INV-9",
+            "total_amount": "99.90", "status": "AUTHORISED", "transaction_date": "2026-11-20"}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let global = created["invoices"]["id"].as_str().unwrap().to_owned();
+    let outside_id = eventually("INV-9 to reach the API", || async {
+        world.outside_id_of("invoices", &global).await
+    })
+    .await;
+    let (_, inv9) = server
+        .call(Method::GET, &format!("/invoices/{outside_id}"), None)
+        .await;
+    assert_eq!(inv9["number"], "INV-9");
+    assert_eq!(inv9["amount"], 99.9);
+    assert_eq!(inv9["status"], "authorised");
+
+    // Edited, then deleted, in Connec!.
+    world
+        .crm(
+            Method::PUT,
+            &format!("invoices/{global}"),
+            Some(json!({"invoices": {"total_amount": "120"}})),
+        )
+        .await;
+    eventually("the edit to reach the API", || async {
+        let (_, inv) = server
+            .call(Method::GET, &format!("/invoices/{outside_id}"), None)
+            .await;
+        (inv["amount"] == 120.0).then_some(())
+    })
+    .await;
+    world
+        .crm(Method::DELETE, &format!("invoices/{global}"), None)
+        .await;
+    eventually("the delete to reach the API", || async {
+        let (status, _) = server
+            .call(Method::GET, &format!("/invoices/{outside_id}"), None)
+            .await;
+        (status == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+
+    // Deleted outside: its absence from the listing deletes it in Connec!.
+    let (status, _) = server.call(Method::DELETE, "/items/1", None).await;
+    assert!(status.is_success());
+    let (code, _) = world.sync().await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(world.connec_by_outside_id("items", "1").await.is_none());
+    // And the delete made from Connec! is not mistaken for one made outside.
+    assert!(world.connec_by_outside_id("invoices", "1").await.is_some());
+}
+
+#[tokio::test]
+async fn faults_back_off_record_the_error_and_lose_nothing() {
+    let mut server = JsonServer::start(seed()).await;
+    let world = configured(&server).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    // While the API is down, an outside change waits; nothing in Connec! changes.
+    server
+        .call(Method::PATCH, "/invoices/1", Some(json!({"amount": 150})))
+        .await;
+    // json-server writes its file after answering: stop it once the change is on disk.
+    eventually("json-server to save the change", || async {
+        let saved = std::fs::read_to_string(server.dir.path().join("db.json")).ok()?;
+        let db: Value = serde_json::from_str(&saved).ok()?;
+        (db["invoices"][0]["amount"] == 150).then_some(())
+    })
+    .await;
+    server.stop();
+    let status = failing_sync(&world, "unavailable").await;
+    assert_eq!(status["failures"], 1);
+    assert!(
+        status["next_attempt_at"].is_string(),
+        "a failure schedules a later attempt: {status}"
+    );
+
+    // Up again but answering 500, then garbage: each failure is recorded.
+    server.fault(json!({"status": 500}));
+    server.run().await;
+    failing_sync(&world, "HTTP 500").await;
+    server.fault(json!({"garbage": true}));
+    let status = failing_sync(&world, "unreadable").await;
+    assert_eq!(status["failures"], 3);
+
+    // 429 with Retry-After: the runtime waits that long before calling again.
+    server.fault(json!({"status": 429, "retry_after": 2}));
+    failing_sync(&world, "429").await;
+    server.fault(json!({}));
+    let (code, body) = world.sync().await;
+    assert_eq!(
+        code,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the Retry-After is honoured: {body}"
+    );
+    assert_eq!(body["errors"][0]["code"], "rate_limited");
+
+    // Once the wait is over, the sync resumes and the change made meanwhile arrives.
+    eventually("a sync after the Retry-After", || async {
+        (world.sync().await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    let inv1 = world.connec_by_outside_id("invoices", "1").await.unwrap();
+    assert_eq!(inv1["total_amount"], "150");
+    let status = world.status().await;
+    assert_eq!(status["failures"], 0, "{status}");
+    assert!(status["last_success_at"].is_string());
+
+    // A record the API refuses is reported with its error; the others go on.
+    server.fault(json!({"reject": {"field": "number", "equals": "BAD-1"}}));
+    for (id, number) in [("crm-bad", "BAD-1"), ("crm-good", "GOOD-2")] {
+        let (code, body) = world
+            .crm(
+                Method::POST,
+                "invoices",
+                Some(json!({"invoices": {"id": id, "transaction_number": number}})),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{body}");
+    }
+    eventually("GOOD-2 to reach the API", || async {
+        (!server.find("invoices", "number", "GOOD-2").await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(server.find("invoices", "number", "BAD-1").await.is_empty());
+    let status = world.status().await;
+    let rejected: Vec<&Value> = status["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rejected")
+        .collect();
+    assert_eq!(rejected.len(), 1, "{status}");
+    assert!(
+        rejected[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("BAD-1 is refused by this API"),
+        "{status}"
+    );
+
+    // An outside record Connec! refuses (a status it does not know) is reported the same way.
+    server.fault(json!({}));
+    server
+        .call(
+            Method::POST,
+            "/invoices",
+            Some(json!({"id": 40, "number": "ODD-40", "status": "haunted"})),
+        )
+        .await;
+    server
+        .call(
+            Method::POST,
+            "/invoices",
+            Some(json!({"id": 41, "number": "OK-41", "status": "draft"})),
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(world.connec_by_outside_id("invoices", "41").await.is_some());
+    assert!(world.connec_by_outside_id("invoices", "40").await.is_none());
+    let status = world.status().await;
+    let refused = status["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["record"] == "40")
+        .unwrap_or_else(|| panic!("invoice 40 is reported: {status}"));
+    assert_eq!(refused["kind"], "rejected");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("HAUNTED"),
+        "{refused}"
+    );
+}
+
+/// A sync that fails: 502, and the status names the failure.
+async fn failing_sync(world: &World, names: &str) -> Value {
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::BAD_GATEWAY, "{body}");
+    let status = world.status().await;
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains(names), "{status}");
+    status
+}
+
+#[tokio::test]
+async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
+    let server = JsonServer::start(seed()).await;
+    let world = World::start(&["invoices", "items"]).await;
+    let broken = MAPPING.replace("convert = \"date\"", "convert = \"dat\"");
+    let (status, body) = world
+        .configure(json!({
+            "connector": "rest",
+            "settings": {"url": server.url(""), "mapping": broken},
+            "credentials": {"token": TOKEN},
+            "app_credentials": world.app_credentials()
+        }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let error = &body["errors"][0];
+    assert_eq!(error["source"]["pointer"], "/settings/mapping");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("mapping line 14:") && detail.contains("dat"),
+        "{detail}"
+    );
+    // The auth header's placeholder needs its credential.
+    let (status, body) = world
+        .configure(json!({
+            "connector": "rest",
+            "settings": {"url": server.url(""), "mapping": MAPPING},
+            "credentials": {},
+            "app_credentials": world.app_credentials()
+        }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["errors"][0]["source"]["pointer"], "/credentials");
+}
