@@ -5,3 +5,4 @@
 mod bus;
 mod deploy_files;
 mod lease;
+mod projection;
