@@ -68,6 +68,22 @@ pub struct InstallInfo {
     pub org: String,
     pub app_id: String,
     pub data_sharing: bool,
+    /// The entities the org shares with the app; `None`: all the app's shared
+    /// entities (absent on the wire from a Hub that predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Vec<String>>,
+}
+
+impl InstallInfo {
+    /// Whether the org shares `entity` with the app (data sharing on, and
+    /// the entity not narrowed out).
+    pub fn shares(&self, entity: &str) -> bool {
+        self.data_sharing
+            && self
+                .entities
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|e| e == entity))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +105,7 @@ pub enum DirectoryError {
 pub trait Directory: Send + Sync + 'static {
     async fn apps(&self) -> Result<Vec<AppProfile>, DirectoryError>;
     async fn app(&self, app_id: &str) -> Result<Option<AppProfile>, DirectoryError>;
-    /// Every org that installed the app, with its data-sharing flag.
+    /// Every org that installed the app, with its data-sharing flag and the entities it shares.
     async fn installs_of_app(&self, app_id: &str) -> Result<Vec<InstallInfo>, DirectoryError>;
     async fn org(&self, org: &str) -> Result<Option<OrgProfile>, DirectoryError>;
     /// Record that the app's receiver answered 410 Gone; emits a `webhook_disabled` Hub event.
