@@ -143,6 +143,19 @@ async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
         world.install_of(&reader).await["entities"],
         json!(["people"])
     );
+    // The app sees what its customer shares with it.
+    let customer = world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/hub/v1/app/orgs/{}", world.org),
+            Some(&basic_auth(&reader.key, &reader.secret)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(customer["entities"], json!(["people"]), "{customer}");
     for method in [Method::GET, Method::POST] {
         let (status, body) = world.record_call(&reader, method.clone(), "invoices").await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} invoices: {body}");
