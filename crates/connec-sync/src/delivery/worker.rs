@@ -425,22 +425,22 @@ impl Worker {
         let mut kept = Vec::with_capacity(batch.lanes.len());
         for (key, events) in std::mem::take(&mut batch.lanes) {
             // A lane is one record, so one entity.
-            let entity = events
-                .first()
-                .map(|p| p.event.entity.clone())
-                .unwrap_or_default();
-            if self.shares(&batch.org, &entity).await {
+            let Some(event) = events.first().map(|p| p.event.clone()) else {
+                kept.push((key, events));
+                continue;
+            };
+            if self.shares(&batch.org, &event.entity).await {
                 kept.push((key, events));
                 continue;
             }
-            for event in &events {
-                if let Some(message) = &event.message {
+            for pending in &events {
+                if let Some(message) = &pending.message {
                     let _ = message.ack().await;
                 }
             }
             self.lanes.finish(&key, &events);
-            if !unshared.contains(&entity) {
-                unshared.push(entity);
+            if !unshared.contains(&event.entity) {
+                unshared.push(event.entity.clone());
             }
         }
         for entity in unshared {
