@@ -184,10 +184,12 @@ async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: World) {
 
     // The org narrows sharing to people: the app's invoices decision goes,
     // with the reason; all entities again: allowed again.
-    let narrowed = InstallChange::entities(Some(vec!["people".into()]));
-    installs::update(hub.store(), &s.owner, &s.org, &s.app, narrowed)
+    // Repeats are dropped.
+    let narrowed = InstallChange::entities(Some(vec!["people".into(), "people".into()]));
+    let row = installs::update(hub.store(), &s.owner, &s.org, &s.app, narrowed)
         .await
         .unwrap();
+    assert_eq!(row.entities, Some(vec!["people".to_owned()]));
     let took = until_denied(&cache, &app).await;
     eprintln!("narrowed sharing reached the cache in {took:?}");
     let denied = cache.check(&app).await.unwrap();
