@@ -14,6 +14,30 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 impl World {
+    /// A writer app, and a reader whose webhook is `receiver`; both share
+    /// invoices and people, both installed.
+    async fn writer_and_reader(&self, receiver: &Receiver) -> (App, App) {
+        let shares = [("invoices", true, true), ("people", true, true)];
+        let writer = self
+            .hub
+            .create_app(&self.token, "Writer", None, &shares)
+            .await
+            .unwrap();
+        let reader = self
+            .hub
+            .create_app(&self.token, "Reader", Some(&receiver.url()), &shares)
+            .await
+            .unwrap();
+        for app in [&writer, &reader] {
+            self.hub
+                .install(&self.token, &self.org, &app.id)
+                .await
+                .unwrap();
+        }
+        wait_consumer(&self.js(), &reader.id).await;
+        (writer, reader)
+    }
+
     /// Publish a change of `entity` made by `writer`; its stream sequence.
     async fn write(&self, writer: &App, entity: &str, record: &str) -> u64 {
         let state = match entity {
@@ -78,6 +102,23 @@ impl World {
     }
 }
 
+/// Wait until the reader got the person `ann` and its consumer is past
+/// `last`; not one invoice may have reached it.
+async fn people_only_through(world: &World, receiver: &Receiver, reader: &App, last: u64) {
+    wait_received(
+        receiver,
+        &BTreeSet::from([("ann".to_owned(), 1)]),
+        "the reader gets the person",
+    )
+    .await;
+    wait_caught_up(&world.js(), &reader.id, last).await;
+    assert!(
+        receiver.received().iter().all(|r| r.entity != "invoices"),
+        "an invoice reached the reader after the org stopped sharing invoices: {:?}",
+        receiver.distinct()
+    );
+}
+
 fn detail(body: &Value) -> String {
     body["errors"][0]["detail"]
         .as_str()
@@ -88,26 +129,8 @@ fn detail(body: &Value) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
     let world = World::new().await;
-    let shares = [("invoices", true, true), ("people", true, true)];
-    let writer = world
-        .hub
-        .create_app(&world.token, "Writer", None, &shares)
-        .await
-        .unwrap();
     let receiver = Receiver::start().await;
-    let reader = world
-        .hub
-        .create_app(&world.token, "Reader", Some(&receiver.url()), &shares)
-        .await
-        .unwrap();
-    for app in [&writer, &reader] {
-        world
-            .hub
-            .install(&world.token, &world.org, &app.id)
-            .await
-            .unwrap();
-    }
-    wait_consumer(&world.js(), &reader.id).await;
+    let (writer, reader) = world.writer_and_reader(&receiver).await;
     assert_eq!(world.install_of(&reader).await["entities"], Value::Null);
     // Allowed before, so the edge's IDM cache holds an allow to be dropped.
     let (status, body) = world.record_call(&reader, Method::GET, "invoices").await;
@@ -176,18 +199,7 @@ async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
     tokio::time::sleep(mno_connec_sync::delivery::DeliveryConfig::default().installs_ttl).await;
     world.write(&writer, "invoices", "inv-hidden").await;
     let last = world.write(&writer, "people", "ann").await;
-    wait_received(
-        &receiver,
-        &BTreeSet::from([("ann".to_owned(), 1)]),
-        "the reader gets the person",
-    )
-    .await;
-    wait_caught_up(&world.js(), &reader.id, last).await;
-    assert!(
-        receiver.received().iter().all(|r| r.entity != "invoices"),
-        "an invoice reached the reader while the org did not share invoices: {:?}",
-        receiver.distinct()
-    );
+    people_only_through(&world, &receiver, &reader, last).await;
 
     // An entity the app does not share: 422 naming it and the valid ones; nothing changes.
     let before = world.install_of(&reader).await;
@@ -248,4 +260,40 @@ async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
         "the reader gets invoices and people again",
     )
     .await;
+}
+
+/// Changes already waiting for a receiver that is down when the org narrows
+/// sharing: those of the entity no longer shared are dropped, the others go
+/// out when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_changes_of_an_entity_no_longer_shared_are_dropped() {
+    let world = World::with(|c| {
+        c.webhook_retry_schedule =
+            Some("200ms,400ms,400ms,400ms,400ms,400ms,400ms,400ms,400ms,400ms".into())
+    })
+    .await;
+    let mut receiver = Receiver::start().await;
+    let (writer, reader) = world.writer_and_reader(&receiver).await;
+    receiver.stop().await;
+    world.write(&writer, "invoices", "inv-waiting").await;
+    let last = world.write(&writer, "people", "ann").await;
+    // Both were read and tried: they wait in the reader's lanes for a retry.
+    mno_harness::wait_for(
+        "the reader's consumer to hold both changes",
+        std::time::Duration::from_secs(15),
+        || async {
+            let lag = lag(&world.js(), &reader.id).await?;
+            (lag.delivered_seq >= last && lag.ack_pending == 2).then_some(())
+        },
+    )
+    .await;
+
+    let (status, body) = world
+        .patch_install(&world.token, &reader, json!({"entities": ["people"]}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Past the installs cache age, every retry reads the narrowing.
+    tokio::time::sleep(mno_connec_sync::delivery::DeliveryConfig::default().installs_ttl).await;
+    receiver.restart().await;
+    people_only_through(&world, &receiver, &reader, last).await;
 }
