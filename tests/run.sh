@@ -40,4 +40,5 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 
 export RUST_BACKTRACE=1
-exec cargo test --workspace "$@"
+# Every test binary runs even after one fails, so that a run reports every failure.
+exec cargo test --workspace --no-fail-fast "$@"

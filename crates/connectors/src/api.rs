@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::catalogue;
+use crate::http_clients::check_outside_url;
 use crate::record_api::{AppCredentials, RecordApi};
 use crate::runtime::{Runtime, SealedCredentials, SyncError};
 use crate::store::{Direction, InstallRow, Prefer};
@@ -184,7 +185,7 @@ pub async fn configure(
     let outside = match catalogue::build(
         &body.connector,
         &app,
-        runtime.http().clone(),
+        runtime.outside_http().clone(),
         &body.settings,
         &body.credentials,
     ) {
@@ -195,8 +196,8 @@ pub async fn configure(
         }
     };
     if let Some(url) = catalogue::target_url(&body.settings) {
-        if !state.allow_private_urls && is_private(url) {
-            problem("/settings/url", format!("{url:?} is on a loopback or private network; only public addresses are allowed (operators may set MNO_ALLOW_PRIVATE_WEBHOOKS)"));
+        if let Err(refused) = check_outside_url(url, state.allow_private_urls) {
+            problem("/settings/url", refused);
         }
     }
     let prefer = match body.prefer.as_deref() {
@@ -320,7 +321,7 @@ pub async fn configure(
         Some(row) => row.push_cursor,
         None => {
             let api = RecordApi::new(
-                runtime.http().clone(),
+                runtime.platform_http().clone(),
                 runtime.api_base(),
                 &org,
                 credentials.clone(),
@@ -469,25 +470,6 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
         "entities": entities,
         "recent": recent,
     }}))
-}
-
-/// Whether a URL's host is loopback, private, link-local or `localhost`.
-fn is_private(url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else {
-        return false;
-    };
-    match parsed.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
-        }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
-        }
-        None => false,
-    }
 }
 
 /// The connectors' part of `/openapi.json`.

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod carddav;
 pub mod catalogue;
+pub mod http_clients;
 pub mod outside;
 pub mod record_api;
 pub mod rest;
@@ -78,10 +79,7 @@ impl Connectors {
         let config = deps.config;
         let sealer = sealed::Sealer::load(config.secret_key.as_deref(), &config.data_dir)?;
         let store = store::Store::open(deps.db).await?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()?;
+        let http = http_clients::HttpClients::new(config.allow_private_urls)?;
         let runtime = Arc::new(runtime::Runtime::new(
             store,
             sealer,

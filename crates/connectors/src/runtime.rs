@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::catalogue;
+use crate::http_clients::HttpClients;
 use crate::outside::{Outside, OutsideError, OutsideRecord};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
 use crate::sealed::Sealer;
@@ -132,7 +133,7 @@ type Key = (String, String);
 pub struct Runtime {
     store: Store,
     sealer: Sealer,
-    http: reqwest::Client,
+    http: HttpClients,
     config: RuntimeConfig,
     handles: Mutex<HashMap<Key, Arc<Handle>>>,
 }
@@ -192,7 +193,7 @@ fn pulled() -> Counts {
 }
 
 impl Runtime {
-    pub fn new(store: Store, sealer: Sealer, http: reqwest::Client, config: RuntimeConfig) -> Self {
+    pub fn new(store: Store, sealer: Sealer, http: HttpClients, config: RuntimeConfig) -> Self {
         Runtime {
             store,
             sealer,
@@ -210,8 +211,14 @@ impl Runtime {
         &self.sealer
     }
 
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The client to outside APIs (checked against the platform's own network).
+    pub fn outside_http(&self) -> &reqwest::Client {
+        &self.http.outside
+    }
+
+    /// The client to this platform's record API.
+    pub fn platform_http(&self) -> &reqwest::Client {
+        &self.http.platform
     }
 
     pub fn api_base(&self) -> &str {
@@ -332,7 +339,7 @@ impl Runtime {
         let outside = catalogue::build(
             &row.kind,
             &row.app_id,
-            self.http.clone(),
+            self.http.outside.clone(),
             &row.settings,
             &sealed.outside,
         )
@@ -344,7 +351,7 @@ impl Runtime {
             outside,
             pulling: Vec::new(),
             api: RecordApi::new(
-                self.http.clone(),
+                self.http.platform.clone(),
                 &self.config.api_base,
                 &row.org,
                 sealed.app,

@@ -4,6 +4,7 @@
 
 mod support;
 
+use mno_e2e::TestPlatform;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{eventually, Radicale, World, PASSWORD};
@@ -622,4 +623,58 @@ fn entity_counts(status: &Value) -> Value {
         );
     }
     Value::Object(out)
+}
+
+/// An outside API's URL takes the platform's one URL check (the one webhook
+/// URLs take): every address form that reaches the platform's own network is
+/// refused when the connector is configured, and nothing is stored.
+#[tokio::test]
+async fn outside_urls_on_the_platforms_own_network_are_refused() {
+    let platform = TestPlatform::spawn_with(|config| config.allow_private_webhooks = false).await;
+    let world = World::start_on(platform, &["people"]).await;
+    let refused = [
+        "http://localhost:5232/ann/book/",
+        "http://127.0.0.1:5232/ann/book/",
+        "http://10.1.2.3/book/",
+        "http://169.254.169.254/latest/",
+        "http://100.64.0.1/book/",
+        "http://198.18.0.1/book/",
+        "http://240.0.0.1/book/",
+        "http://192.0.0.8/book/",
+        "http://[::1]/book/",
+        "http://[::127.0.0.1]/book/",
+        "http://[::ffff:10.0.0.1]/book/",
+        "http://[64:ff9b::a00:1]/book/",
+        "http://[2002:c0a8:101::]/book/",
+        "http://[fe80::1]/book/",
+        "http://[fd00::1]/book/",
+        "http://user:pw@example.com/book/",
+    ];
+    for url in refused {
+        let (status, body) = world
+            .configure(json!({
+                "connector": "carddav",
+                "settings": {"url": url},
+                "credentials": {"username": support::USER, "password": PASSWORD},
+                "app_credentials": world.app_credentials(),
+            }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {body}");
+        assert!(pointers(&body).contains(&"/settings/url"), "{url}: {body}");
+        assert!(
+            body.to_string().contains("outside API's URL"),
+            "{url}: the error names what was wrong: {body}"
+        );
+    }
+    let (code, _) = world
+        .hub
+        .call(
+            Method::GET,
+            &world.install_path("connector"),
+            Some(&mno_e2e::hub_client::bearer(&world.token)),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(code, StatusCode::NOT_FOUND, "nothing was stored");
 }

@@ -68,6 +68,11 @@ pub struct InstallInfo {
     pub org: String,
     pub app_id: String,
     pub data_sharing: bool,
+    /// When the install was made or its data sharing (or the entities it
+    /// shares) last changed (Unix milliseconds, the Hub's clock): changes
+    /// published before it were made under the previous setting.
+    #[serde(default)]
+    pub sharing_since_ms: i64,
     /// The entities the org shares with the app; `None`: all the app's shared
     /// entities (absent on the wire from a Hub that predates the field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +88,11 @@ impl InstallInfo {
                 .entities
                 .as_ref()
                 .is_none_or(|list| list.iter().any(|e| e == entity))
+    }
+
+    /// [`InstallInfo::sharing_since_ms`] in Unix nanoseconds.
+    pub fn sharing_since_nanos(&self) -> i128 {
+        i128::from(self.sharing_since_ms) * 1_000_000
     }
 }
 

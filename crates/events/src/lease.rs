@@ -331,39 +331,6 @@ pub fn is_fenced(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<LeaseError>(), Some(LeaseError::Fenced(_)))
 }
 
-/// A turn's first step: `take_over` (claim the fence, restart the consumer from
-/// the checkpoint) retried every 500 ms until it succeeds. `Err` is how the turn
-/// ends instead: the lease was lost (or the fence refused the claim), or the
-/// process is stopping.
-pub async fn take_over_while_held<T, F, Fut>(
-    what: &str,
-    fence: &Fence,
-    kept: &mut Kept,
-    stopped: &mut watch::Receiver<bool>,
-    mut take_over: F,
-) -> Result<T, Turn>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let mut attempt = 0u64;
-    loop {
-        match take_over().await {
-            Ok(taken) => return Ok(taken),
-            Err(e) if is_fenced(&e) => return Err(Turn::LeaseLost),
-            Err(e) => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "{what}: cannot take over yet; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = kept.lost(fence.token) => return Err(Turn::LeaseLost),
-                    _ = stopped.changed() => return Err(Turn::Stopped),
-                }
-            }
-        }
-    }
-}
-
 /// Work done in turns, each while this process holds a lease.
 pub trait TurnWork: Send + Sync {
     /// Work under `fence` until the lease is lost (`kept` says when), the
@@ -405,45 +372,15 @@ pub async fn run_under_lease(
                     lease = name,
                     "lease lost; another process does this work now"
                 );
-                kept.lost(token).await;
+                // Until the keeper knows it too; stopping does not wait for that.
+                tokio::select! {
+                    _ = kept.lost(token) => {}
+                    _ = stopped.changed() => break,
+                }
             }
         }
     }
     kept.release().await;
-}
-
-/// While no turn runs here (another process holds the lease), move `applied`
-/// with the checkpoint `read` returns, every `every`.
-pub async fn follow_checkpoint(
-    every: Duration,
-    folding: Arc<AtomicBool>,
-    applied: watch::Sender<u64>,
-    mut stopped: watch::Receiver<bool>,
-    read: impl AsyncFn() -> Option<u64>,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopped.changed() => return,
-        }
-        if folding.load(Ordering::Relaxed) {
-            continue;
-        }
-        if let Some(seq) = read().await {
-            raise(&applied, seq);
-        }
-    }
-}
-
-/// Move `applied` up to `seq` (never down), telling its watchers only when it moved.
-pub fn raise(applied: &watch::Sender<u64>, seq: u64) {
-    applied.send_if_modified(|at| {
-        let moved = seq > *at;
-        *at = (*at).max(seq);
-        moved
-    });
 }
 
 /// Create the fences table if it is not there (every part that folds calls this).

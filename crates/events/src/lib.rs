@@ -15,6 +15,8 @@
 //! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
 //! - [`lease`]: leases on the bus (one process at a time per job) and the fencing tokens commits check.
+//! - [`projection`]: the checkpointed runner every projection folds a stream with (consumer, batches,
+//!   lease and fence, retry, ack, stop, the "applied" watch).
 //! - [`webhook`]: outbound webhooks: Standard Webhooks signing, the SSRF guard, one signed POST.
 
 pub mod api_error;
@@ -28,6 +30,7 @@ pub mod idm;
 pub mod lease;
 pub mod money;
 pub mod openapi;
+pub mod projection;
 pub mod proto;
 pub mod publish;
 pub mod streams;

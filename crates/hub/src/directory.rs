@@ -63,6 +63,7 @@ impl Directory for HubDirectory {
                 org: i.org_id,
                 app_id: i.app_id,
                 data_sharing: i.data_sharing,
+                sharing_since_ms: i.updated_at,
                 entities: i.entities,
             })
             .collect())

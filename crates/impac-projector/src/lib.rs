@@ -84,10 +84,7 @@ impl ImpacState {
     }
 
     async fn runner_applied_at_least(&self, seq: u64, timeout: Duration) -> bool {
-        let mut applied = self.applied.clone();
-        tokio::time::timeout(timeout, applied.wait_for(|&s| s >= seq))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        mno_events::projection::wait_until_applied(&self.applied, seq, timeout).await
     }
 }
 
@@ -151,7 +148,7 @@ impl Impac {
         let mut runners = BTreeMap::new();
         runners.insert(
             active,
-            runner::Runner::start(
+            runner::start(
                 &deps.bus.js,
                 deps.db.clone(),
                 records::PROJECTION,
@@ -162,7 +159,7 @@ impl Impac {
         );
         if records::VERSION > active {
             // Blue/green: the old version stays current for readers until the new one catches up.
-            let current = runner::Runner::start(
+            let current = runner::start(
                 &deps.bus.js,
                 deps.db.clone(),
                 records::PROJECTION,
@@ -279,9 +276,7 @@ async fn follow_active_version(following: Following, mut stopped: watch::Receive
         };
         let mut running = runners.lock().await;
         if let std::collections::btree_map::Entry::Vacant(slot) = running.entry(version) {
-            match runner::Runner::start(&js, db.clone(), records::PROJECTION, version, fold.clone())
-                .await
-            {
+            match runner::start(&js, db.clone(), records::PROJECTION, version, fold.clone()).await {
                 Ok(runner) => {
                     tracing::info!(
                         version,

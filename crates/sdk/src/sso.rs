@@ -1,6 +1,7 @@
 //! Single sign-on with the Hub (OpenID Connect, authorization code with PKCE):
 //! the authorization URL, the callback (code exchange and ID-token validation
-//! against a cached JWKS), the periodic session check, and logout.
+//! against a cached JWKS), the periodic session check (made only when due by
+//! [`SessionChecks`]), and logout.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,9 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::transport::{Call, Transport};
 use crate::Org;
+
+mod recheck;
+pub use recheck::SessionChecks;
 
 /// The JWKS is refetched after this long (the Hub lets it be cached five minutes).
 const JWKS_TTL: Duration = Duration::from_secs(300);
@@ -323,7 +327,8 @@ impl Sso {
     }
 
     /// Asks whether the user's Hub session is still live; sign the user out of
-    /// the app when `valid` is false, and ask again at `recheck_at`.
+    /// the app when `valid` is false, and ask again at `recheck_at`
+    /// ([`SessionChecks`] asks only then, answering the cached result before).
     pub async fn session_check(&self, session_id: &str) -> Result<SessionStatus> {
         let call = Call::new(Method::POST, "/sso/v1/session_check")
             .json(&serde_json::json!({ "sid": session_id }))?;

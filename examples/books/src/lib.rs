@@ -1,7 +1,7 @@
 //! An example Books app built only on `mno-sdk`: its customers (Connec!
 //! people), invoices and payments live in its own SQLite database under its
 //! own ids; customers sync both ways with every other app of the org, its
-//! invoices are shared through Connec! (so Impac!'s reports count them), it
+//! invoices and payments are shared through Connec! (so Impac!'s reports count them), it
 //! bills each org monthly through the platform, and its users sign in only
 //! through the Hub.
 //!

@@ -1,13 +1,13 @@
 //! Books' routes: pages, sign-in and the webhook endpoint.
 
-use axum::extract::{FromRef, Path, Query, RawQuery, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, Utc};
 use mno_example_web::{
-    after_edit, escape, name_row, page, resolved_notice, NameEdit, PageError, SignIn,
+    after_edit, escape, name_row, page, resolved_notice, PageError, RecordEdit, SignIn,
 };
 use mno_sdk::billing::NewBill;
 use mno_sdk::connec::{Collection, Record, WriteOptions};
@@ -35,6 +35,12 @@ impl FromRef<AppState> for Receiver {
     }
 }
 
+impl FromRef<AppState> for SignIn {
+    fn from_ref(state: &AppState) -> SignIn {
+        state.sign_in.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home))
@@ -45,9 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/invoices/{id}/payments", post(add_payment))
         .route("/monthly-bill", post(monthly_bill))
         .route("/catch-up", post(catch_up))
-        .route("/login", get(login))
-        .route("/auth/callback", get(callback))
-        .route("/logout", get(logout))
+        .merge(SignIn::routes())
         .route("/mno", post(webhook))
         .with_state(state)
 }
@@ -184,12 +188,12 @@ async fn save_customer(
     Ok(())
 }
 
-/// Saves an edit (see `NameEdit::save`).
+/// Saves an edit (see `RecordEdit::save`).
 async fn edit_customer(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(edit): Form<NameEdit>,
+    Form(edit): Form<RecordEdit>,
 ) -> Result<Response, PageError> {
     let Some(session) = state.sign_in.user(&headers).await? else {
         return Ok(Redirect::to("/login").into_response());
@@ -287,7 +291,8 @@ struct NewPayment {
     amount: String,
 }
 
-/// Records a payment of an invoice and shares its new balance.
+/// Records a payment of an invoice: shared through Connec! as a payment
+/// received (`payments`, its line naming the invoice), then the invoice's new balance.
 async fn add_payment(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -304,6 +309,20 @@ async fn add_payment(
         let body = "<p>No such invoice. <a href=\"/\">Back</a></p>";
         return Ok((StatusCode::NOT_FOUND, Html(page("Books", body))).into_response());
     };
+    // Shared under Books' own id; its line points at the invoice by Books' id too.
+    let payment = state.store.next_id().await?;
+    let fields = json!({
+        "type": "CUSTOMER", "status": "AUTHORISED",
+        "transaction_date": Utc::now().date_naive().to_string(),
+        "currency": invoice.currency, "amount": decimal(cents), "person_id": invoice.customer_id,
+        "lines": [{"amount": decimal(cents), "invoice_id": invoice_id}],
+    });
+    state
+        .mno
+        .connec()
+        .collection::<Value>(&session.org, "payments")
+        .create(&payment, &fields)
+        .await?;
     let balance = invoice.balance_cents - cents;
     let status = if balance <= 0 { "PAID" } else { "AUTHORISED" };
     state
@@ -316,7 +335,6 @@ async fn add_payment(
             &WriteOptions::default(),
         )
         .await?;
-    let payment = state.store.next_id().await?;
     state
         .store
         .add_payment(&payment, &invoice_id, cents)
@@ -370,22 +388,6 @@ async fn catch_up(
     };
     let applied = sync::catch_up(&state.mno, &state.store, &session.org).await?;
     Ok(Redirect::to(&format!("/?caught_up={applied}")).into_response())
-}
-
-async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
-    Ok(state.sign_in.login().await?)
-}
-
-async fn callback(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Result<Response, PageError> {
-    Ok(state.sign_in.callback(&headers, query.as_deref()).await?)
-}
-
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    Ok(state.sign_in.logout(&headers).await?)
 }
 
 /// People created, changed or deleted by other apps: applied under Books'

@@ -1,16 +1,24 @@
-//! An example CRM built only on `mno-sdk`: its people live in its own SQLite
-//! database under its own ids and sync both ways with every other app of the
-//! org through Connec!; its users sign in only through the Hub.
+//! An example CRM built only on `mno-sdk`: its people, organizations and
+//! opportunities live in its own SQLite database under its own ids and sync
+//! both ways with every other app of the org through Connec! (`people`,
+//! `organizations`, `opportunities`: an opportunity's amount and sales stage
+//! feed Impac!'s sales pipeline); its users sign in only through the Hub.
 //!
-//! - `GET /`: the people of the signed-in user's org (edit: a 409 is resolved by
-//!   re-reading; delete), and a form to add one
-//!   (sent to Connec! under the CRM's id). The Hub session is checked on every page.
-//! - `GET /login`, `GET /auth/callback`, `GET /logout`: single sign-on.
-//! - `POST /mno`: webhooks: people created or changed by other apps are stored
-//!   under a new CRM id, which the answer tells the platform.
+//! - `GET /`: the people, organizations and opportunities of the signed-in
+//!   user's org (edit: a 409 is resolved by re-reading; delete), and a form to
+//!   add each (sent to Connec! under the CRM's id). The Hub session is
+//!   re-checked when the Hub's `recheck_at` has passed.
+//! - `POST /people`, `/organizations`, `/opportunities`: add one;
+//!   `POST /{collection}/{id}`: edit it; `POST /{collection}/{id}/delete`: delete it.
+//! - `GET /login`, `GET /auth/callback`, `GET /logout`: single sign-on;
+//!   `POST /backchannel-logout`: the Hub ends a session at once.
+//! - `POST /mno`: webhooks: records created or changed by other apps are
+//!   stored under a new CRM id, which the answer tells the platform.
 
 mod pages;
+mod records;
 mod store;
+mod sync;
 
 use anyhow::{Context, Result};
 use mno_example_web::SignIn;

@@ -1,19 +1,23 @@
 //! The CRM's routes: pages, sign-in and the webhook endpoint.
 
-use axum::extract::{FromRef, Path, Query, RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use mno_example_web::{
-    after_edit, escape, name_row, page, resolved_notice, NameEdit, PageError, SignIn,
+    after_edit, escape, name_row, page, record_row, resolved_notice, PageError, RecordEdit,
+    Session, SignIn,
 };
-use mno_sdk::connec::{Collection, Record, WriteOptions};
+use mno_sdk::connec::{Collection, Ids, Record, WriteOptions};
 use mno_sdk::webhooks::{IdMapAnswer, Payload, Receiver, Webhook};
 use mno_sdk::Mno;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::store::{Person, Store};
+use crate::records::{OpportunityFields, OrganizationFields, PersonFields, Stored};
+use crate::store::{Kind, Store};
+use crate::sync;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -30,26 +34,24 @@ impl FromRef<AppState> for Receiver {
     }
 }
 
+impl FromRef<AppState> for SignIn {
+    fn from_ref(state: &AppState) -> SignIn {
+        state.sign_in.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/people", post(add_person))
-        .route("/people/{id}", post(edit_person))
-        .route("/people/{id}/delete", post(delete_person))
-        .route("/login", get(login))
-        .route("/auth/callback", get(callback))
-        .route("/logout", get(logout))
+        .route("/organizations", post(add_organization))
+        .route("/opportunities", post(add_opportunity))
+        // `{entity}` is one of the three above.
+        .route("/{entity}/{id}", post(edit))
+        .route("/{entity}/{id}/delete", post(delete))
+        .merge(SignIn::routes())
         .route("/mno", post(webhook))
         .with_state(state)
-}
-
-/// A person's fields as Connec! shares them.
-#[derive(Debug, Serialize, Deserialize)]
-struct PersonFields {
-    #[serde(default)]
-    first_name: String,
-    #[serde(default)]
-    last_name: String,
 }
 
 #[derive(Deserialize)]
@@ -69,10 +71,10 @@ async fn home(
     let notice = notice
         .resolved
         .map_or_else(String::new, |id| resolved_notice(&id));
-    let mut rows = String::new();
+    let mut people = String::new();
     for p in state.store.people(&session.org).await? {
         let action = format!("/people/{}", p.id);
-        rows.push_str(&name_row(
+        people.push_str(&name_row(
             &action,
             &p.id,
             p.version,
@@ -80,150 +82,213 @@ async fn home(
             &p.last_name,
         ));
     }
+    let organizations = state.store.organizations(&session.org).await?;
+    let mut companies = String::new();
+    let mut choices = String::from("<option value=\"\">No organization</option>");
+    for o in &organizations {
+        let action = format!("/organizations/{}", o.id);
+        companies.push_str(&record_row(
+            &action,
+            &o.id,
+            o.version,
+            &o.name,
+            &[("name", o.name.as_str())],
+        ));
+        choices.push_str(&format!(
+            "<option value=\"{}\">{}</option>",
+            escape(&o.id),
+            escape(&o.name)
+        ));
+    }
+    let mut deals = String::new();
+    for d in state.store.opportunities(&session.org).await? {
+        let with = d
+            .organization_id
+            .as_deref()
+            .and_then(|id| organizations.iter().find(|o| o.id == id))
+            .map_or_else(String::new, |o| format!(", with {}", o.name));
+        let label = format!(
+            "{}: {} {}, {}{with}",
+            d.name, d.amount, d.currency, d.sales_stage
+        );
+        let action = format!("/opportunities/{}", d.id);
+        deals.push_str(&record_row(
+            &action,
+            &d.id,
+            d.version,
+            &label,
+            &[
+                ("name", d.name.as_str()),
+                ("amount", d.amount.as_str()),
+                ("sales_stage", d.sales_stage.as_str()),
+            ],
+        ));
+    }
     let body = format!(
-        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p>{notice}<h2>People</h2><ul>{rows}</ul>\
+        "<p>Signed in as {} ({}). <a href=\"/logout\">Sign out</a></p>{notice}\
+         <h2>People</h2><ul>{people}</ul>\
          <form method=\"post\" action=\"/people\"><input name=\"first_name\" placeholder=\"First name\">\
-         <input name=\"last_name\" placeholder=\"Last name\"><button>Add</button></form>",
+         <input name=\"last_name\" placeholder=\"Last name\"><button>Add</button></form>\
+         <h2>Organizations</h2><ul>{companies}</ul>\
+         <form method=\"post\" action=\"/organizations\"><input name=\"name\" placeholder=\"Name\">\
+         <button>Add</button></form>\
+         <h2>Opportunities</h2><ul>{deals}</ul>\
+         <form method=\"post\" action=\"/opportunities\"><input name=\"name\" placeholder=\"Name\">\
+         <input name=\"amount\" placeholder=\"Amount ({currency})\"><input name=\"sales_stage\" placeholder=\"Sales stage\">\
+         <select name=\"organization_id\">{choices}</select><button>Add</button></form>",
         escape(&session.user_name),
-        escape(&session.org_name)
+        escape(&session.org_name),
+        currency = escape(&session.org_currency),
     );
     Ok(Html(page("CRM", &body)).into_response())
 }
 
-#[derive(Deserialize)]
-struct NewPerson {
-    first_name: String,
-    last_name: String,
+/// A record of the CRM's in Connec!, in the org the user signed in with.
+fn collection(state: &AppState, org: &str, kind: Kind) -> Collection<Value> {
+    state.mno.connec().collection(org, kind.entity())
 }
 
-/// Adds a person: shared through Connec! under the CRM's id, then kept locally.
-async fn add_person(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<NewPerson>,
-) -> Result<Response, PageError> {
-    let Some(session) = state.sign_in.user(&headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let id = state.store.next_id().await?;
-    let fields = PersonFields {
-        first_name: form.first_name,
-        last_name: form.last_name,
-    };
-    let record = people(&state, &session.org).create(&id, &fields).await?;
-    save_person(&state, &session.org, &id, record).await?;
-    Ok(Redirect::to("/").into_response())
-}
-
-fn people(state: &AppState, org: &str) -> Collection<PersonFields> {
-    state.mno.connec().collection(org, "people")
-}
-
-async fn save_person(
+/// Keeps `record`, as Connec! answered a write of it, under the CRM's `id`.
+async fn keep(
     state: &AppState,
-    org: &str,
+    kind: Kind,
     id: &str,
-    record: Record<PersonFields>,
+    record: Record<Value>,
 ) -> Result<(), PageError> {
-    state
-        .store
-        .upsert_person(&Person {
-            id: id.to_owned(),
-            org: org.to_owned(),
-            first_name: record.fields.first_name,
-            last_name: record.fields.last_name,
-            version: record.version as i64,
-        })
-        .await?;
+    let stored = Stored {
+        id,
+        org: &record.group_id,
+        version: record.version,
+    };
+    sync::keep(&state.store, &state.app_id, kind, &stored, record.fields).await?;
     Ok(())
 }
 
-/// Saves an edit (see `NameEdit::save`).
-async fn edit_person(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(edit): Form<NameEdit>,
+/// Adds a record: shared through Connec! under a new CRM id, then kept here.
+async fn add(
+    state: &AppState,
+    session: &Session,
+    kind: Kind,
+    fields: impl Serialize,
 ) -> Result<Response, PageError> {
-    let Some(session) = state.sign_in.user(&headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let Some((record, resolved)) = edit.save(&people(&state, &session.org), &id).await? else {
-        return Ok(Redirect::to("/").into_response());
-    };
-    save_person(&state, &session.org, &id, record).await?;
-    Ok(after_edit(&id, resolved).into_response())
-}
-
-/// Deletes a person everywhere: in Connec!, then here.
-async fn delete_person(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    let Some(session) = state.sign_in.user(&headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    people(&state, &session.org)
-        .delete(&id, &WriteOptions::default())
+    let id = state.store.next_id(kind).await?;
+    let fields = serde_json::to_value(fields)?;
+    let record = collection(state, &session.org, kind)
+        .create(&id, &fields)
         .await?;
-    state.store.delete_person(&id).await?;
+    keep(state, kind, &id, record).await?;
     Ok(Redirect::to("/").into_response())
 }
 
-async fn login(State(state): State<AppState>) -> Result<Response, PageError> {
-    Ok(state.sign_in.login().await?)
-}
-
-async fn callback(
+async fn add_person(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    Form(form): Form<PersonFields>,
 ) -> Result<Response, PageError> {
-    Ok(state.sign_in.callback(&headers, query.as_deref()).await?)
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    add(&state, &session, Kind::People, form).await
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    Ok(state.sign_in.logout(&headers).await?)
+async fn add_organization(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<OrganizationFields>,
+) -> Result<Response, PageError> {
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    add(&state, &session, Kind::Organizations, form).await
 }
 
-/// Changes of people made by other apps: stored under the CRM's id (a new
-/// one for a record it has not seen), and the new ids told in the answer.
+/// The add-opportunity form: blanks mean "not given".
+#[derive(Deserialize)]
+struct NewOpportunity {
+    name: String,
+    #[serde(default)]
+    amount: String,
+    #[serde(default)]
+    sales_stage: String,
+    #[serde(default)]
+    organization_id: String,
+}
+
+/// Adds an opportunity in the org's currency; its amount and stage feed
+/// Impac!'s sales pipeline.
+async fn add_opportunity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewOpportunity>,
+) -> Result<Response, PageError> {
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let given = |text: String| (!text.trim().is_empty()).then(|| text.trim().to_owned());
+    let fields = OpportunityFields {
+        name: form.name,
+        amount: given(form.amount),
+        currency: Some(session.org_currency.clone()),
+        sales_stage: given(form.sales_stage),
+        organization_id: given(form.organization_id).map(|id| Ids::local(&id)),
+    };
+    add(&state, &session, Kind::Opportunities, fields).await
+}
+
+fn not_found() -> Response {
+    let body = "<p>No such page. <a href=\"/\">Back</a></p>";
+    (StatusCode::NOT_FOUND, Html(page("CRM", body))).into_response()
+}
+
+/// Saves an edit of a person, organization or opportunity (see `RecordEdit::save`).
+async fn edit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((entity, id)): Path<(String, String)>,
+    Form(edit): Form<RecordEdit>,
+) -> Result<Response, PageError> {
+    let Some(kind) = Kind::of_entity(&entity) else {
+        return Ok(not_found());
+    };
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let records = collection(&state, &session.org, kind);
+    let Some((record, resolved)) = edit.save(&records, &id).await? else {
+        return Ok(Redirect::to("/").into_response());
+    };
+    keep(&state, kind, &id, record).await?;
+    Ok(after_edit(&id, resolved).into_response())
+}
+
+/// Deletes a record everywhere: in Connec!, then here.
+async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((entity, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let Some(kind) = Kind::of_entity(&entity) else {
+        return Ok(not_found());
+    };
+    let Some(session) = state.sign_in.user(&headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    collection(&state, &session.org, kind)
+        .delete(&id, &WriteOptions::default())
+        .await?;
+    state.store.delete(kind, &id).await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+/// Records created or changed by other apps (see `sync::apply`).
 async fn webhook(
     State(state): State<AppState>,
     webhook: Webhook,
 ) -> Result<IdMapAnswer, PageError> {
     let mut answer = IdMapAnswer::new();
     if let Payload::Records(delivery) = webhook.payload() {
-        for (entity, record) in delivery.records().filter(|(e, _)| *e == "people") {
-            let known = record.id.local_id(&state.app_id).map(str::to_owned);
-            if record.is_delete() {
-                if let Some(id) = known {
-                    state.store.delete_person(&id).await?;
-                }
-                continue;
-            }
-            let id = match known {
-                Some(id) => id,
-                None => {
-                    let id = state.store.next_id().await?;
-                    if let Some(global) = record.id.connec_id() {
-                        answer = answer.map(entity, global, &id);
-                    }
-                    id
-                }
-            };
-            let fields: PersonFields = record.parse()?;
-            state
-                .store
-                .upsert_person(&Person {
-                    id,
-                    org: record.group_id.clone(),
-                    first_name: fields.first_name,
-                    last_name: fields.last_name,
-                    version: record.version as i64,
-                })
-                .await?;
+        for (entity, record) in delivery.records() {
+            answer = sync::apply(&state.store, &state.app_id, entity, record, answer).await?;
         }
     }
     webhook.done().await;

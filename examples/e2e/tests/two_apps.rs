@@ -1,11 +1,12 @@
 //! The CRM and Books example apps as real processes (their binaries) beside a
 //! real platform, driven only through their HTTP pages (a browser with
 //! cookies) and the platform's public API: people synced both ways under each
-//! app's own ids without echoes, a stale edit resolved by re-reading, deletes,
-//! Books' monthly bill on the org's invoice after the billing run, Impac!'s
-//! P&L counting Books' invoice, data sharing switched off and on and an
-//! uninstall and reinstall caught up from the change feed, and signing out
-//! of Mno signing the user out of both apps.
+//! app's own ids without echoes, a stale edit resolved by re-reading, deletes
+//! both ways, Books' monthly bill on the org's invoice after the billing run,
+//! Impac!'s reports reflecting both apps (Books' invoice in the P&L, the CRM's
+//! opportunity in the sales pipeline), data sharing switched off and on and an
+//! uninstall (no deliveries) and reinstall caught up from the change feed, and
+//! signing out of Mno signing the user out of both apps.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -63,7 +64,8 @@ async fn start_app(
                 json!({"name": name, "stack": "cloud", "shared_entities": shared,
                 "webhook_url": format!("{url}/mno"),
                 "redirect_uris": [format!("{url}/auth/callback")],
-                "post_logout_redirect_uris": [format!("{url}/")]}),
+                "post_logout_redirect_uris": [format!("{url}/")],
+                "backchannel_logout_uri": format!("{url}/backchannel-logout")}),
             ),
         )
         .await?;
@@ -253,7 +255,7 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         "CRM",
         env!("CARGO_BIN_EXE_example-crm"),
         "CRM",
-        &["people"],
+        &["people", "organizations", "opportunities"],
     )
     .await?;
     let books = start_app(
@@ -263,7 +265,7 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         "Books",
         env!("CARGO_BIN_EXE_example-books"),
         "BOOKS",
-        &["people", "invoices"],
+        &["people", "invoices", "payments"],
     )
     .await?;
     hub.install(&token, &org, &crm.id).await?;
@@ -445,17 +447,42 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         .get(&invoice_id)
         .await?;
     assert_eq!(invoice.fields["balance"], json!("100.00"), "{invoice:?}");
+    let payments = books
+        .sdk
+        .connec()
+        .collection::<Value>(&org, "payments")
+        .page(&Default::default())
+        .await?;
+    let [payment] = &payments.records[..] else {
+        panic!("one payment in Connec!: {payments:?}");
+    };
+    assert_eq!(
+        (
+            &payment.fields["amount"],
+            &payment.fields["lines"][0]["amount"]
+        ),
+        (&json!("50.00"), &json!("50.00")),
+        "{payment:?}"
+    );
+    let paid: mno_sdk::connec::Ids =
+        serde_json::from_value(payment.fields["lines"][0]["invoice_id"].clone())?;
+    assert_eq!(
+        paid.local_id(&books.id),
+        Some(invoice_id.as_str()),
+        "{payment:?}"
+    );
     // Issued today, due in 30 days: today's P&L counts its total, the aged
     // receivables its open balance as current.
     let today = chrono::Utc::now().date_naive().to_string();
     let http = reqwest::Client::new();
-    let widget = |name: &'static str| {
+    // A widget as `app` reads it (Impac! lets an app read what it may read in Connec!).
+    let widget = |app: &RunningApp, name: &'static str| {
         let url = platform.url(&format!(
             "/impac/api/v2/widgets/{name}?org_ids[]={org}&currency=USD&to={today}"
         ));
         let request = http
             .get(url)
-            .header("Authorization", basic_auth(&books.key, &books.secret));
+            .header("Authorization", basic_auth(&app.key, &app.secret));
         async move { request.send().await.ok()?.json::<Value>().await.ok() }
     };
     let number = |value: &Value| {
@@ -466,14 +493,53 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
     };
     let (revenue, receivable) =
         mno_harness::wait_for("Books' invoice and payment in Impac!", WAIT, || async {
-            let pnl = widget("accounts/profit_and_loss").await?;
-            let aged = widget("invoices/aged_payables_receivables").await?;
+            let pnl = widget(&books, "accounts/profit_and_loss").await?;
+            let aged = widget(&books, "invoices/aged_payables_receivables").await?;
             let revenue = number(&pnl["content"]["totals"]["revenue"])?;
             let receivable = number(&aged["content"]["receivables"]["current"])?;
             (revenue > 0.0 && receivable < 150.0).then_some((revenue, receivable))
         })
         .await;
     assert_eq!((revenue, receivable), (150.0, 100.0));
+
+    // An opportunity added in the CRM, with an organization added there too,
+    // reaches Impac!'s sales pipeline: its amount under its stage.
+    post(
+        &mut browser,
+        &format!("{}/organizations", crm.url),
+        &form(&[("name", "Globex")]),
+    )
+    .await?;
+    post(
+        &mut browser,
+        &format!("{}/opportunities", crm.url),
+        &form(&[
+            ("name", "Globex renewal"),
+            ("amount", "900.00"),
+            ("sales_stage", "Proposal"),
+            ("organization_id", "crm-org-1"),
+        ]),
+    )
+    .await?;
+    let page = home(&browser, &crm).await?;
+    assert!(
+        page.contains(&shown(
+            "crm-opp-1",
+            "Globex renewal: 900.00 USD, Proposal, with Globex"
+        )),
+        "{page}"
+    );
+    let stage = mno_harness::wait_for("the CRM's opportunity in Impac!", WAIT, || async {
+        let funnel = widget(&crm, "sales/opportunities_funnel").await?;
+        let stages = funnel["content"]["stages"].as_array()?.clone();
+        stages.into_iter().find(|s| s["sales_stage"] == "Proposal")
+    })
+    .await;
+    assert_eq!(
+        (&stage["count"], number(&stage["amount"])),
+        (&json!(1), Some(900.0)),
+        "{stage}"
+    );
 
     // Books' monthly bill (submitted twice, billed once) is on the org's
     // invoice after the billing run of this month.
@@ -555,7 +621,9 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         .to_owned();
     assert!(page.contains(&shown(&cy_in_books, "Cy Dee")), "{page}");
 
-    // Uninstalled, Books misses a delete; reinstalled, the change feed brings it.
+    // Uninstalled, Books is sent nothing: the CRM's delete of Cy made then
+    // is not delivered, not even after the reinstall (a change made after it
+    // arrives, and Cy is still in Books); the change feed brings the delete.
     hub.uninstall(&token, &org, &books.id).await?;
     post(
         &mut browser,
@@ -565,6 +633,17 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
     .await?;
     hub.install(&token, &org, &books.id).await?;
     sign_in(&mut browser, &platform, &books).await?;
+    post(
+        &mut browser,
+        &format!("{}/people", crm.url),
+        &form(&[("first_name", "Fay"), ("last_name", "Gus")]),
+    )
+    .await?;
+    let page = page_until(&browser, &books, "Fay in Books", |p| p.contains("Fay Gus")).await;
+    assert!(
+        page.contains("Cy Dee"),
+        "the delete made while uninstalled was not sent: {page}"
+    );
     post(&mut browser, &format!("{}/catch-up", books.url), &[]).await?;
     let page = home(&browser, &books).await?;
     assert!(
@@ -577,7 +656,32 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
     }
     assert!(!crm_page.contains("Cy Dee"), "{crm_page}");
 
-    // Signing out of Mno signs the user out of both apps at their next check.
+    // A customer deleted in Books through its page leaves the CRM.
+    let dot = crm_people.get("crm-4").await?;
+    let dot_in_books = dot
+        .id
+        .local_id(&books.id)
+        .context("Books told its id of Dot")?
+        .to_owned();
+    assert!(page.contains(&shown(&dot_in_books, "Dot Eve")), "{page}");
+    post(
+        &mut browser,
+        &format!("{}/customers/{dot_in_books}/delete", books.url),
+        &[],
+    )
+    .await?;
+    page_until(&browser, &crm, "Dot gone from the CRM", |p| {
+        p.contains("Fay Gus") && !p.contains("Dot Eve")
+    })
+    .await;
+    assert!(
+        crm_people.get("crm-4").await.is_err(),
+        "Dot deleted in Connec!"
+    );
+
+    // Signing out of Mno signs the user out of both apps: the Hub's
+    // back-channel logout ends their sessions (each app's re-check would at
+    // the session's `recheck_at`).
     let hub_session = browser
         .cookies
         .get("mno_session")
@@ -585,8 +689,7 @@ async fn the_crm_and_books_sync_sign_in_and_bill_through_the_platform() -> Resul
         .clone();
     hub.logout(&hub_session).await?;
     for app in [&crm, &books] {
-        let page = home(&browser, app).await?;
-        assert!(page.contains("Signed out"), "{}: {page}", app.url);
+        page_until(&browser, app, "signed out", |p| p.contains("Signed out")).await;
     }
     Ok(())
 }

@@ -17,7 +17,8 @@ pub fn page(title: &str, body: &str) -> String {
     format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>")
 }
 
-/// Any failure of a page: a 500 naming it (these are examples, not products).
+/// Any failure of a page, shown naming it: a 400 when the platform refused
+/// what the user sent (its 4xx says what to send instead), else a 500.
 #[derive(Debug)]
 pub struct PageError(pub anyhow::Error);
 
@@ -33,11 +34,15 @@ impl IntoResponse for PageError {
             "<p>Something went wrong: {}</p>",
             escape(&self.0.to_string())
         );
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Html(page("Error", &body)),
-        )
-            .into_response()
+        let refused = self
+            .0
+            .downcast_ref::<mno_sdk::Error>()
+            .and_then(|e| e.api());
+        let status = match refused {
+            Some(api) if (400..500).contains(&api.status) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Html(page("Error", &body))).into_response()
     }
 }
 

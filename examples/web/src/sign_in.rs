@@ -1,15 +1,21 @@
 //! Signing users in through the Hub: the PKCE sign-in kept under a cookie
 //! until the callback, the app's session under another, and the Hub session
-//! checked on every page so that signing out of Mno signs out of the app.
+//! re-checked when due (its `recheck_at`) so that signing out of Mno signs
+//! out of the app; a back-channel logout from the Hub ends it at once.
+
+use std::collections::HashMap;
 
 use anyhow::Result;
+use axum::extract::{FromRef, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use mno_sdk::sso::{PendingSignIn, Sso};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use mno_sdk::sso::{PendingSignIn, SessionChecks, Sso};
 use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
-use crate::html::page;
+use crate::html::{page, PageError};
 
 /// A signed-in user's session in the app.
 #[derive(Debug, Clone)]
@@ -19,7 +25,7 @@ pub struct Session {
     pub org_name: String,
     /// The org's ISO 4217 currency.
     pub org_currency: String,
-    /// The Hub session, checked on every page.
+    /// The Hub session, re-checked when due.
     pub hub_session: String,
     pub id_token: String,
 }
@@ -28,6 +34,7 @@ pub struct Session {
 #[derive(Clone)]
 pub struct SignIn {
     sso: Sso,
+    checks: SessionChecks,
     pool: SqlitePool,
     title: &'static str,
     session_cookie: String,
@@ -54,6 +61,7 @@ impl SignIn {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(SignIn {
+            checks: SessionChecks::new(sso.clone()),
             sso,
             pool,
             title,
@@ -72,7 +80,7 @@ impl SignIn {
             return Ok(None);
         };
         // Signed out of the Hub: signed out here too.
-        if !self.sso.session_check(&session.hub_session).await?.valid {
+        if !self.checks.is_live(&session.hub_session).await? {
             self.end_session(token).await?;
             return Ok(None);
         }
@@ -152,6 +160,32 @@ impl SignIn {
         }
     }
 
+    /// `POST /backchannel-logout` (the Hub's form with a `logout_token`): the
+    /// app's sessions made with the Hub session it names end now. A token
+    /// that does not validate is refused with 400 and ends nothing.
+    pub async fn backchannel_logout(&self, logout_token: Option<&str>) -> Result<Response> {
+        let refused = |why: String| -> Result<Response> {
+            let error = serde_json::json!({
+                "error": "invalid_request",
+                "error_description": format!("{why}: send the logout token the Hub signed for this app as the form field logout_token"),
+            });
+            Ok((StatusCode::BAD_REQUEST, axum::Json(error)).into_response())
+        };
+        let Some(token) = logout_token else {
+            return refused("no logout_token".into());
+        };
+        let logout = match self.sso.validate_logout_token(token).await {
+            Ok(logout) => logout,
+            Err(e) => return refused(format!("logout_token refused ({e})")),
+        };
+        sqlx::query("DELETE FROM sessions WHERE hub_session = ?")
+            .bind(&logout.sid)
+            .execute(&self.pool)
+            .await?;
+        self.checks.forget(&logout.sid);
+        Ok(StatusCode::OK.into_response())
+    }
+
     async fn session(&self, token: &str) -> Result<Option<Session>> {
         let row = sqlx::query(
             "SELECT user_name, org, org_name, org_currency, hub_session, id_token FROM sessions
@@ -177,6 +211,46 @@ impl SignIn {
             .await?;
         Ok(())
     }
+}
+
+impl SignIn {
+    /// The routes of signing in, for an app whose state holds its `SignIn`:
+    /// `GET /login`, `GET /auth/callback`, `GET /logout` and `POST /backchannel-logout`.
+    pub fn routes<S>() -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+        SignIn: FromRef<S>,
+    {
+        Router::new()
+            .route("/login", get(login))
+            .route("/auth/callback", get(callback))
+            .route("/logout", get(logout))
+            .route("/backchannel-logout", post(backchannel_logout))
+    }
+}
+
+async fn login(State(sign_in): State<SignIn>) -> Result<Response, PageError> {
+    Ok(sign_in.login().await?)
+}
+
+async fn callback(
+    State(sign_in): State<SignIn>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, PageError> {
+    Ok(sign_in.callback(&headers, query.as_deref()).await?)
+}
+
+async fn logout(State(sign_in): State<SignIn>, headers: HeaderMap) -> Result<Response, PageError> {
+    Ok(sign_in.logout(&headers).await?)
+}
+
+async fn backchannel_logout(
+    State(sign_in): State<SignIn>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Result<Response, PageError> {
+    let token = form.get("logout_token").map(String::as_str);
+    Ok(sign_in.backchannel_logout(token).await?)
 }
 
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

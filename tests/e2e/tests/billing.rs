@@ -340,6 +340,39 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     assert_eq!(sorted, vec![1250, 4000]);
     assert!(invoice["cut_at_seq"].as_u64().unwrap() > 0);
 
+    // The app sees which of its bills went on an invoice, and which did not.
+    let books_bills = hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/hub/v1/bills?org={org}"),
+            Some(&basic_auth(&books.key, &books.secret)),
+            None,
+        )
+        .await?;
+    let mut statuses: Vec<(i64, String)> = books_bills["bills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["price_cents"].as_i64().unwrap_or(-1),
+                b["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![
+            (5, "submitted".to_owned()),
+            (77, "cancelled".to_owned()),
+            (250, "invoiced".to_owned()),
+            (1000, "invoiced".to_owned()),
+        ],
+        "{books_bills}"
+    );
+
     // Twice: nothing new.
     let events_before = count(
         platform,
@@ -616,6 +649,18 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
     assert_eq!(shown["status"], "expired");
     assert_eq!(shown["cycles_billed"], 3);
     assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 4);
+    // Each step of the schedule is a HUB event: made once (the retried
+    // request too), active after the first run, expired after the last; the
+    // run that billed nothing new told nothing.
+    let events = |kind: &'static str, status: &'static str| {
+        let sql = format!(
+            "SELECT COUNT(*) FROM hub_outbox WHERE kind = '{kind}' AND payload LIKE '%\"status\":\"{status}\"%'"
+        );
+        async move { count(platform, &sql).await }
+    };
+    assert_eq!(events("recurring_bill_created", "submitted").await, 1);
+    assert_eq!(events("recurring_bill_updated", "active").await, 1);
+    assert_eq!(events("recurring_bill_updated", "expired").await, 1);
     // An expired schedule cannot be cancelled; another app cannot see it.
     let (status, _) = hub
         .call(

@@ -87,6 +87,8 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
 /// each shares with it, read lazily.
 #[derive(Default)]
 struct Installs {
+    /// The orgs sharing with the app, each with when its sharing (or the
+    /// entities it shares) last changed (see `InstallInfo::sharing_since_ms`).
     sharing: HashMap<String, InstallInfo>,
     read_at: Option<Instant>,
     /// When the last read began (Unix nanoseconds). An (org, entity) not
@@ -117,8 +119,9 @@ struct Worker {
     lanes: Lanes,
     in_flight: JoinSet<Sent>,
     linger_until: Option<Instant>,
-    /// Events waiting for the installs to be read again (see `Verdict::AskAgain`), in arrival order.
-    undecided: Vec<Pending>,
+    /// Events waiting for the installs to be read again (see
+    /// `Verdict::AskAgain`), in arrival order, each with when it was published.
+    undecided: Vec<(Pending, i128)>,
     /// When to read the installs again for `undecided`.
     recheck_at: Option<Instant>,
     stopping: bool,
@@ -219,7 +222,10 @@ impl Worker {
             }
         }
         // Hand what is still held back to JetStream at once, for the next worker to pick up.
-        let undecided = self.undecided.iter().filter_map(|p| p.message.as_ref());
+        let undecided = self
+            .undecided
+            .iter()
+            .filter_map(|(p, _)| p.message.as_ref());
         for message in self.lanes.queued_messages().chain(undecided) {
             let _ = message.ack_with(AckKind::Nak(None)).await;
         }
@@ -287,7 +293,7 @@ impl Worker {
             }
             Verdict::AskAgain => {
                 self.undecided
-                    .push(pending(seq, Arc::new(event), Some(message)));
+                    .push((pending(seq, Arc::new(event), Some(message)), published));
                 let earliest = self
                     .installs
                     .read_at
@@ -314,7 +320,7 @@ impl Worker {
             return Verdict::Skip;
         }
         // Behind an undecided event of its org, so that a record's order holds.
-        if self.undecided.iter().any(|p| p.event.org == event.org) {
+        if self.undecided.iter().any(|(p, _)| p.event.org == event.org) {
             return Verdict::AskAgain;
         }
         if self.shares(&event.org, &event.entity).await {
@@ -326,12 +332,21 @@ impl Worker {
         }
     }
 
-    /// Read the installs again and settle the events held for it, in order.
+    /// Read the installs again and settle the events held for it, in order:
+    /// an event goes out if its org shares with the app now and already did
+    /// when the event was published (a change made while sharing was off
+    /// stays unsent, even when sharing came back on since).
     async fn decide_undecided(&mut self) {
         self.recheck_at = None;
         self.installs.read_at = None;
-        for event in std::mem::take(&mut self.undecided) {
-            if self.shares(&event.event.org, &event.event.entity).await {
+        for (event, published) in std::mem::take(&mut self.undecided) {
+            let shared_then = self.shares(&event.event.org, &event.event.entity).await
+                && self
+                    .installs
+                    .sharing
+                    .get(&event.event.org)
+                    .is_some_and(|install| published >= install.sharing_since_nanos());
+            if shared_then {
                 self.lanes.push(event);
             } else if let Some(message) = &event.message {
                 let _ = message.ack().await;

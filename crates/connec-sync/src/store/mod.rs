@@ -1,10 +1,10 @@
 //! The record store: current state of every record in SQL, for list and
-//! filter queries. A projection of stream RECORDS, kept by one durable
-//! consumer; each batch of rows is committed in one transaction with the
-//! checkpoint (the last stream sequence applied), and acknowledged after the
-//! commit, so a crash or a redelivery never applies an event twice or skips
-//! one. It catches up from its checkpoint at start and can be rebuilt from
-//! sequence 1 by dropping its rows and its consumer.
+//! filter queries. A projection of stream RECORDS, run by
+//! [`mno_events::projection`]: each batch of rows is committed in one
+//! transaction with the checkpoint (the last stream sequence applied), and
+//! acknowledged after the commit, so a crash or a redelivery never applies an
+//! event twice or skips one. It catches up from its checkpoint at start and
+//! can be rebuilt from sequence 1 by dropping its rows and its consumer.
 //!
 //! Several processes may run the store; one folds at a time, the holder of
 //! the lease [`LEASE`] on the bus. Each commit checks the holder's fencing
@@ -14,18 +14,16 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use mno_events::consume::{self, DurableSpec, ReplayFrom};
+use mno_events::consume::DurableSpec;
 use mno_events::db;
-use mno_events::lease::{self, raise, Fence, Leases, Turn};
+use mno_events::lease::{self, Fence, Leases};
+use mno_events::projection::{self, Coverage, Event, Projection, Runner};
 use mno_events::proto::{Op, RecordEvent};
 use sqlx::AnyPool;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 pub const CONSUMER: &str = "connec-record-store";
 const BATCH: usize = 500;
@@ -46,136 +44,50 @@ pub struct RecordStore {
 
 /// The task that keeps the store current; stop it with [`StoreTask::stop`].
 pub struct StoreTask {
-    stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<()>>,
+    runner: Runner,
 }
 
 impl StoreTask {
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        for handle in self.handles {
-            let _ = handle.await;
-        }
+        self.runner.stop().await;
     }
 }
 
 /// The store's lease on the bus: one process at a time folds RECORDS into it.
 pub const LEASE: &str = "fold.connec-record-store";
 
-/// How often a process that does not fold reads how far the store is.
-const FOLLOW_EVERY: Duration = Duration::from_millis(50);
+/// How the store is run: every RECORDS sequence is its (the filter is
+/// `rec.>`, deletes are denied), so "applied" counts only gap-free runs.
+fn spec() -> projection::Spec {
+    projection::Spec {
+        what: "record store".into(),
+        lease: LEASE.into(),
+        stream: mno_events::streams::RECORDS.into(),
+        consumer: DurableSpec {
+            description: Some("Connec! record store (list and filter queries)".into()),
+            ..DurableSpec::new(CONSUMER, vec!["rec.>".into()])
+        },
+        batch: BATCH,
+        coverage: Coverage::EverySequence,
+    }
+}
 
-/// Folds RECORDS into the store while this process holds [`LEASE`].
-struct Folder {
-    js: jetstream::Context,
+/// The store's rows, as the projection runner folds into them.
+struct StoreRows {
     pool: AnyPool,
-    applied_tx: watch::Sender<u64>,
-    folding_here: Arc<AtomicBool>,
 }
 
-impl Folder {
-    async fn run(self, leases: Leases, stopped: watch::Receiver<bool>) {
-        let folding = self.folding_here.clone();
-        lease::run_under_lease(leases, LEASE.to_owned(), folding, stopped, &self).await;
-    }
-}
-
-impl lease::TurnWork for Folder {
-    fn turn<'a>(
-        &'a self,
-        fence: &'a Fence,
-        kept: &'a mut lease::Kept,
-        stopped: &'a mut watch::Receiver<bool>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Turn> + Send + 'a>> {
-        Box::pin(self.fold_while_held(fence, kept, stopped))
-    }
-}
-
-impl Folder {
-    /// Take over (claim the fence, then restart the consumer from the
-    /// checkpoint that no older holder can move any more) and fold.
-    async fn fold_while_held(
-        &self,
-        fence: &Fence,
-        kept: &mut lease::Kept,
-        stopped: &mut watch::Receiver<bool>,
-    ) -> Turn {
-        let consumer = lease::take_over_while_held("record store", fence, kept, stopped, || {
-            self.take_over(fence)
-        })
-        .await;
-        let (mut batches, checkpoint) = match consumer {
-            Ok(consumer) => consumer,
-            Err(turn) => return turn,
-        };
-        tracing::info!(
-            from = checkpoint + 1,
-            token = fence.token,
-            "record store: folding"
-        );
-        raise(&self.applied_tx, checkpoint);
-        // Every RECORDS sequence is ours (the filter is rec.>, deletes are denied), so
-        // "applied up to N" advances only when every sequence up to N is committed.
-        let mut floor = checkpoint;
-        let mut above = std::collections::BTreeSet::new();
-        loop {
-            let next = tokio::select! {
-                next = batches.next(BATCH, Duration::from_millis(500)) => next,
-                _ = kept.lost(fence.token) => return Turn::LeaseLost,
-                _ = stopped.changed() => return Turn::Stopped,
-            };
-            let messages = match next {
-                Ok(Some(messages)) => messages,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "record store: read failed; taking over the consumer again");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    return Turn::Retake;
-                }
-            };
-            // A failed batch is retried as it is, for as long as the lease is
-            // held, so that batches commit in order and the checkpoint is a floor.
-            let mut attempt = 0u64;
-            let seqs = loop {
-                match apply(&self.pool, &messages, fence).await {
-                    Ok(seqs) => break seqs,
-                    Err(e) if lease::is_fenced(&e) => return Turn::LeaseLost,
-                    Err(e) => {
-                        attempt += 1;
-                        tracing::warn!(error = %e, attempt, "record store: a batch failed; retrying it");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(100 * attempt.min(10))) => {}
-                            _ = kept.lost(fence.token) => return Turn::LeaseLost,
-                            _ = stopped.changed() => return Turn::Stopped,
-                        }
-                    }
-                }
-            };
-            for message in &messages {
-                let _ = message.ack().await;
-            }
-            above.extend(seqs.into_iter().filter(|s| *s > floor));
-            while above.remove(&(floor + 1)) {
-                floor += 1;
-            }
-            raise(&self.applied_tx, floor);
-        }
+impl Projection for StoreRows {
+    async fn checkpoint(&self) -> anyhow::Result<u64> {
+        Ok(checkpoint(&self.pool).await?)
     }
 
-    async fn take_over(&self, fence: &Fence) -> anyhow::Result<(consume::Batches, u64)> {
-        lease::claim_fence(&self.pool, fence).await?;
-        let checkpoint = checkpoint(&self.pool).await?;
-        let consumer = consume::recreate_durable(
-            &self.js,
-            mno_events::streams::RECORDS,
-            &DurableSpec {
-                description: Some("Connec! record store (list and filter queries)".into()),
-                start: ReplayFrom::Sequence(checkpoint + 1),
-                ..DurableSpec::new(CONSUMER, vec!["rec.>".into()])
-            },
-        )
-        .await?;
-        Ok((consume::Batches::open(&consumer, BATCH).await?, checkpoint))
+    async fn claim(&self, fence: &Fence) -> anyhow::Result<()> {
+        Ok(lease::claim_fence(&self.pool, fence).await?)
+    }
+
+    async fn apply(&self, events: &[Event], through: u64, fence: &Fence) -> anyhow::Result<()> {
+        apply(&self.pool, events, through, fence).await
     }
 }
 
@@ -208,34 +120,15 @@ impl RecordStore {
                 Dialect::Sqlite
             }
         };
-        let checkpoint = checkpoint(&pool).await?;
-        let (applied_tx, applied) = watch::channel(checkpoint);
-        let (stop, stopped) = watch::channel(false);
-        let folding_here = Arc::new(AtomicBool::new(false));
-        let follow_pool = pool.clone();
-        let mut handles = vec![tokio::spawn(lease::follow_checkpoint(
-            FOLLOW_EVERY,
-            folding_here.clone(),
-            applied_tx.clone(),
-            stopped.clone(),
-            async move || self::checkpoint(&follow_pool).await.ok(),
-        ))];
-        if let Some(leases) = fold {
-            let folder = Folder {
-                js: js.clone(),
-                pool: pool.clone(),
-                applied_tx,
-                folding_here,
-            };
-            handles.push(tokio::spawn(folder.run(leases, stopped)));
-        }
+        let rows = StoreRows { pool: pool.clone() };
+        let runner = Runner::start(js, spec(), rows, fold).await?;
         Ok((
             RecordStore {
                 pool,
                 dialect,
-                applied,
+                applied: runner.applied.clone(),
             },
-            StoreTask { stop, handles },
+            StoreTask { runner },
         ))
     }
 
@@ -246,10 +139,7 @@ impl RecordStore {
 
     /// Wait until the store has applied `seq`, at most `timeout`; whether it did.
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
-        let mut applied = self.applied.clone();
-        tokio::time::timeout(timeout, applied.wait_for(|&s| s >= seq))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        projection::wait_until_applied(&self.applied, seq, timeout).await
     }
 }
 
@@ -265,32 +155,22 @@ async fn checkpoint(pool: &AnyPool) -> Result<u64, sqlx::Error> {
 /// PostgreSQL's limits); a power of two, see [`db::power_of_two_chunks`].
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// Apply one batch in one transaction with the checkpoint; the sequences applied.
+/// Apply one batch in one transaction with the checkpoint (`through`).
 ///
 /// No skipping by checkpoint: a delivery can come back out of order. Each row
 /// keeps the sequence of the event it holds and takes only newer ones, so
 /// applying an event twice changes nothing. A record changed several times in
 /// one batch is written once, with its last event (each event carries the
 /// whole state).
-async fn apply(
-    pool: &AnyPool,
-    messages: &[jetstream::Message],
-    fence: &Fence,
-) -> anyhow::Result<Vec<u64>> {
-    let mut seqs = Vec::with_capacity(messages.len());
-    let mut events = Vec::with_capacity(messages.len());
-    for message in messages {
-        let seq = message
-            .info()
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .stream_sequence;
-        match RecordEvent::from_bytes(&message.payload) {
-            Ok(event) => events.push((seq, event)),
+async fn apply(pool: &AnyPool, batch: &[Event], through: u64, fence: &Fence) -> anyhow::Result<()> {
+    let mut events = Vec::with_capacity(batch.len());
+    for Event { seq, payload } in batch {
+        match RecordEvent::from_bytes(payload) {
+            Ok(event) => events.push((*seq, event)),
             Err(e) => {
                 tracing::warn!(seq, error = %e, "record store: skipping a message that is not a record event")
             }
         }
-        seqs.push(seq);
     }
     let mut last: HashMap<(&str, &str, &str), &(u64, RecordEvent)> =
         HashMap::with_capacity(events.len());
@@ -313,20 +193,19 @@ async fn apply(
     for chunk in db::power_of_two_chunks(&rows, ROWS_PER_STATEMENT) {
         upsert_rows(&mut tx, chunk, sqlite).await?;
     }
-    let highest = seqs.iter().copied().max().unwrap_or(0);
     sqlx::query(&db::positional(
         "INSERT INTO connec_checkpoints (name, seq) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET seq = excluded.seq WHERE connec_checkpoints.seq < excluded.seq",
         sqlite,
     ))
     .bind(CONSUMER)
-    .bind(highest as i64)
+    .bind(through as i64)
     .execute(&mut *tx)
     .await?;
     // Last, so that the fence row is locked for the shortest time.
     lease::check_fence(&mut tx, fence, sqlite).await?;
     tx.commit().await?;
-    Ok(seqs)
+    Ok(())
 }
 
 /// The two times the store keeps in columns, read without parsing the rest of the state.

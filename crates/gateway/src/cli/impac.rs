@@ -358,8 +358,7 @@ pub async fn rebuild(
         format!("mno-impac-rebuild-{}", std::process::id()),
     )
     .await?;
-    let runner =
-        runner::Runner::start(js, db.clone(), records::PROJECTION, version, Some(leases)).await?;
+    let runner = runner::start(js, db.clone(), records::PROJECTION, version, Some(leases)).await?;
     let now = stream.info().await?.state.last_sequence;
     let mut applied = runner.applied.clone();
     while tokio::time::timeout(Duration::from_secs(1), applied.wait_for(|&seq| seq >= now))

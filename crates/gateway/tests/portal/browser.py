@@ -22,6 +22,8 @@ from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 BASE = os.environ["BASE"]
@@ -138,10 +140,13 @@ def sign_out(driver):
 
 
 def invite(driver, email, role):
-    """Post the members page's invitation form."""
+    """Post the members page's invitation form, on a page done loading, and wait for the answer's page."""
+    wait(driver, "the members page loaded", lambda d: d.execute_script("return document.readyState") == "complete")
     fill(driver, "f-email", email)
     driver.find_element(By.CSS_SELECTOR, f'#f-role option[value="{role}"]').click()
+    before = driver.find_element(By.TAG_NAME, "html")
     click_button(driver, "Send invitation")
+    WebDriverWait(driver, WAIT).until(staleness_of(before), message="the invitation form's answer")
 
 
 def problems(driver):
@@ -204,6 +209,12 @@ def run(driver):
     wait(driver, "the headcount", lambda d: figure(d, "hr-workforce_summary", "headcount") == 12)
     shot(driver, "01-demo-dashboard")
     phone_shot(driver, "02-demo-dashboard-phone")
+
+    step("the demo app keeps writing: the demo's revenue rises without a reload")
+    driver.execute_script("window.__sameDocument = 'demo'")
+    before = figure(driver, "accounts-profit_and_loss", "totals.revenue")
+    wait(driver, "a new demo invoice counted", lambda d: (figure(d, "accounts-profit_and_loss", "totals.revenue") or 0) > before)
+    assert driver.execute_script("return window.__sameDocument") == "demo", "the page was reloaded"
 
     step("the operator page (the demo user is an operator) lists the streams and consumers")
     driver.get(BASE + "/operator")
@@ -391,6 +402,8 @@ def run(driver):
 
     invitations(driver, org, evil)
     invoices(driver, org, key, secret)
+    report_controls(driver, org, expected)
+    people_and_apps(driver, org, token)
 
     errors = console_errors(driver)
     assert not errors, errors
@@ -607,6 +620,90 @@ def invoices(driver, org, key, secret):
     phone_shot(driver, "17-invoice-phone")
     driver.back()
     wait(driver, "the invoices page", lambda d: d.find_elements(By.ID, "invoices"))
+
+
+def report_controls(driver, org, revenue):
+    """The dashboard's period picker, CSV export and dashboards, as an admin uses them."""
+    step("the period picker redraws the widgets for the period chosen; the total stays")
+    driver.get(f"{BASE}/o/{org}/dashboard")
+    wait(driver, f"revenue {revenue}", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == revenue)
+    driver.find_element(By.CSS_SELECTOR, '#f-period option[value="YEARLY"]').click()
+    click_button(driver, "Apply")
+    wait(driver, "the yearly view", lambda d: "period=YEARLY" in d.current_url)
+    wait(driver, f"revenue {revenue} by year", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == revenue)
+    selected = driver.find_element(By.CSS_SELECTOR, "#f-period option:checked").get_attribute("value")
+    assert selected == "YEARLY", selected
+
+    step("a widget's CSV export carries the figures the widget shows")
+    link = driver.find_element(By.CSS_SELECTOR, "#widget-accounts-profit_and_loss a[download]").get_attribute("href")
+    assert "period=YEARLY" in link, link
+    fetched = driver.execute_script("""
+        const res = await fetch(arguments[0]);
+        return [res.status, res.headers.get('content-type'), await res.text()];""", link)
+    assert fetched[0] == 200 and fetched[1].startswith("text/csv"), fetched[:2]
+    assert "totals.revenue" in fetched[2] and str(revenue) in fetched[2], fetched[2][:500]
+
+    step("a second dashboard is made, shown as a tab, and deleted")
+    first = driver.current_url.split("/dashboards/")[1].split("?")[0]
+    fill(driver, "new-dashboard", "Second <i>board</i>")
+    click_button(driver, "Create")
+    wait(driver, "the new dashboard", lambda d: "/dashboards/" in d.current_url
+         and d.current_url.split("/dashboards/")[1].split("?")[0] != first)
+    tabs = [a.text for a in driver.find_elements(By.CSS_SELECTOR, ".tabs a")]
+    assert "Second <i>board</i>" in tabs, tabs
+    current = driver.find_element(By.CSS_SELECTOR, '.tabs a[aria-current="page"]').text
+    assert current == "Second <i>board</i>", current
+    shot(driver, "18-second-dashboard")
+    click_button(driver, "Delete this dashboard")
+    wait(driver, "the dashboard gone", lambda d: d.find_elements(By.CSS_SELECTOR, ".tabs a") and
+         "Second <i>board</i>" not in [a.text for a in d.find_elements(By.CSS_SELECTOR, ".tabs a")])
+
+
+def people_and_apps(driver, org, token):
+    """An admin switches organisation, changes a member's role, removes them, uninstalls an app; all by keyboard too."""
+    step("the organisation picker switches to another org and back")
+    picker = driver.find_element(By.ID, "org-picker")
+    picker.find_element(By.XPATH, "./option[normalize-space()='Tess Two']").click()
+    click_button(driver, "Switch")
+    wait(driver, "Tess Two", lambda d: d.find_element(By.CSS_SELECTOR, "#org-picker option:checked").text == "Tess Two")
+    assert f"/o/{org}/" not in driver.current_url, driver.current_url
+    driver.get(f"{BASE}/o/{org}/members")
+
+    step("an admin lowers a member's role, then removes the member")
+    _, listed = api("GET", f"/hub/v1/orgs/{org}/members", token=token)
+    bob = next(m for m in listed["members"] if m["email"] == "bob@example.com")
+    bob_id = bob.get("user_id") or bob.get("id")
+    role = wait(driver, "bob's role", lambda d: d.find_elements(By.ID, f"role-{bob_id}"))[0]
+    role.find_element(By.CSS_SELECTOR, 'option[value="power_user"]').click()
+    role.find_element(By.XPATH, "./ancestor::form//button").click()
+    def role_of_bob():
+        _, now = api("GET", f"/hub/v1/orgs/{org}/members", token=token)
+        return next((m["role"] for m in now["members"] if m["email"] == "bob@example.com"), None)
+    wait(driver, "bob a power user", lambda d: role_of_bob() == "power_user")
+    wait(driver, "the page shows it", lambda d: d.find_element(
+        By.CSS_SELECTOR, f"#role-{bob_id} option:checked").get_attribute("value") == "power_user")
+    remove = driver.find_element(By.ID, f"role-{bob_id}").find_element(
+        By.XPATH, "./ancestor::tr//button[normalize-space()='Remove']")
+    remove.click()
+    wait(driver, "bob removed", lambda d: role_of_bob() is None and not d.find_elements(By.ID, f"role-{bob_id}"))
+    shot(driver, "19-members-bob-removed")
+
+    step("uninstalling an app from the marketplace")
+    driver.get(f"{BASE}/o/{org}/marketplace")
+    click_button(driver, "Uninstall Tess Archive")
+    wait(driver, "Tess Archive uninstalled", lambda d: d.find_elements(By.XPATH, "//button[normalize-space()='Install Tess Archive']"))
+    _, installs = api("GET", f"/hub/v1/orgs/{org}/installs", token=token)
+    assert "Tess Archive" not in json.dumps(installs), installs
+
+    step("signing in by keyboard alone: Tab moves to the password, Enter submits")
+    sign_out(driver)
+    email = wait(driver, "the sign-in form", lambda d: d.find_elements(By.ID, "f-email"))[0]
+    email.click()
+    email.send_keys("tess@example.com", Keys.TAB)
+    focused = driver.switch_to.active_element.get_attribute("id")
+    assert focused == "f-password", focused
+    driver.switch_to.active_element.send_keys("correct horse battery", Keys.ENTER)
+    wait(driver, "signed in by keyboard", lambda d: "/signin" not in d.current_url)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use base64::Engine;
 use mno_e2e::browser::Browser;
 use mno_e2e::hub_client::{bearer, TEST_PASSWORD};
-use mno_sdk::sso::Role;
+use mno_sdk::sso::{Role, SessionChecks};
 use mno_sdk::Error;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -162,6 +162,8 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
     let status = sso.session_check(&user.session_id).await?;
     assert!(status.valid);
     assert!(status.recheck_at.is_some());
+    let checks = SessionChecks::new(sso.clone());
+    assert!(checks.is_live(&user.session_id).await?);
     let logout = sso.logout_url(
         &signed_in.id_token,
         Some("http://127.0.0.1:9/"),
@@ -177,6 +179,15 @@ async fn a_user_signs_in_through_the_form_and_is_checked_until_signed_out() -> R
     let status = sso.session_check(&user.session_id).await?;
     assert!(!status.valid);
     assert_eq!(status.recheck_at, None);
+    // The cached answer stands until its recheck time (five minutes away);
+    // forgotten, as after a back-channel logout, the Hub is asked again.
+    assert!(checks.is_live(&user.session_id).await?);
+    checks.forget(&user.session_id);
+    assert!(!checks.is_live(&user.session_id).await?);
+    assert!(
+        !checks.is_live(&user.session_id).await?,
+        "an ended session stays ended"
+    );
 
     // The Hub tells the app at its back-channel endpoint; the token validates
     // and names the session that ended.
