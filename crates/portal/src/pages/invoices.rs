@@ -66,12 +66,13 @@ pub async fn page(
             }
         }
         h2 { "Bills" }
+        p.hint { "What each app billed the organisation: a bill goes on the invoice of its period once the run has passed; each cycle of a recurring bill becomes a bill." }
         @if one_off.is_empty() && recurring.is_empty() {
             p.notice #no-bills { "No app has billed the organisation yet." }
         }
         @if !one_off.is_empty() {
             table #bills {
-                caption { "Bills, newest first: each goes on the invoice of its period once the run has passed" }
+                caption { "Bills, newest first" }
                 thead { tr {
                     th scope="col" { "App" } th scope="col" { "Description" } th.num scope="col" { "Amount" }
                     th scope="col" { "Currency" } th scope="col" { "Status" } th scope="col" { "Period" }
@@ -81,7 +82,7 @@ pub async fn page(
         }
         @if !recurring.is_empty() {
             table #recurring-bills {
-                caption { "Recurring bills: each cycle becomes a bill" }
+                caption { "Recurring bills" }
                 thead { tr {
                     th scope="col" { "App" } th scope="col" { "Description" } th.num scope="col" { "Amount per cycle" }
                     th scope="col" { "Currency" } th scope="col" { "Status" } th scope="col" { "Period" }
