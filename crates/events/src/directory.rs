@@ -68,11 +68,32 @@ pub struct InstallInfo {
     pub org: String,
     pub app_id: String,
     pub data_sharing: bool,
-    /// When the install was made or its data sharing last changed (Unix
-    /// milliseconds, the Hub's clock): changes published before it were made
-    /// under the previous setting.
+    /// When the install was made or its data sharing (or the entities it
+    /// shares) last changed (Unix milliseconds, the Hub's clock): changes
+    /// published before it were made under the previous setting.
     #[serde(default)]
     pub sharing_since_ms: i64,
+    /// The entities the org shares with the app; `None`: all the app's shared
+    /// entities (absent on the wire from a Hub that predates the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Vec<String>>,
+}
+
+impl InstallInfo {
+    /// Whether the org shares `entity` with the app (data sharing on, and
+    /// the entity not narrowed out).
+    pub fn shares(&self, entity: &str) -> bool {
+        self.data_sharing
+            && self
+                .entities
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|e| e == entity))
+    }
+
+    /// [`InstallInfo::sharing_since_ms`] in Unix nanoseconds.
+    pub fn sharing_since_nanos(&self) -> i128 {
+        i128::from(self.sharing_since_ms) * 1_000_000
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +115,7 @@ pub enum DirectoryError {
 pub trait Directory: Send + Sync + 'static {
     async fn apps(&self) -> Result<Vec<AppProfile>, DirectoryError>;
     async fn app(&self, app_id: &str) -> Result<Option<AppProfile>, DirectoryError>;
-    /// Every org that installed the app, with its data-sharing flag.
+    /// Every org that installed the app, with its data-sharing flag and the entities it shares.
     async fn installs_of_app(&self, app_id: &str) -> Result<Vec<InstallInfo>, DirectoryError>;
     async fn org(&self, org: &str) -> Result<Option<OrgProfile>, DirectoryError>;
     /// Record that the app's receiver answered 410 Gone; emits a `webhook_disabled` Hub event.

@@ -64,6 +64,7 @@ impl Directory for HubDirectory {
                 app_id: i.app_id,
                 data_sharing: i.data_sharing,
                 sharing_since_ms: i.updated_at,
+                entities: i.entities,
             })
             .collect())
     }

@@ -3,7 +3,8 @@
 //! - A session: the user may read an org's records when a member, and write
 //!   when the role allows it (see [`crate::access`]).
 //! - An app: only inside orgs that installed it, only while data sharing is on,
-//!   and per entity as its `shared_entities` read/write flags say.
+//!   per entity as its `shared_entities` read/write flags say, and only the
+//!   entities the org shares with it (all of them unless the org narrowed them).
 //!
 //! A credential that is not valid gets `principal: None` (answer 401); a valid
 //! one that may not do this gets `allow: false` with the principal (403).
@@ -176,17 +177,29 @@ impl HubIdm {
             Action::Read => (flags.is_some_and(|f| f.read), "read"),
             Action::Write => (flags.is_some_and(|f| f.write), "write"),
         };
-        Ok(if allowed {
-            allow(
-                principal,
-                &format!("installed with data sharing on; {entity} {verb} is shared"),
-            )
-        } else {
-            deny(
+        if !allowed {
+            return Ok(deny(
                 Some(principal),
                 &format!("the app's shared_entities do not grant {verb} on {entity}; its owner can change them (PATCH /hub/v1/apps/{{app}})"),
-            )
-        })
+            ));
+        }
+        if install
+            .entities
+            .as_ref()
+            .is_some_and(|shared| !shared.contains(entity))
+        {
+            return Ok(deny(
+                Some(principal),
+                &format!(
+                    "organisation {} does not share {entity} with this app; an admin of the org can share it (PATCH /hub/v1/orgs/{}/installs/{} with entities)",
+                    request.org, request.org, app.id
+                ),
+            ));
+        }
+        Ok(allow(
+            principal,
+            &format!("installed with data sharing on; {entity} {verb} is shared"),
+        ))
     }
 }
 

@@ -92,6 +92,10 @@ pub fn router(config: PortalConfig) -> Router {
             "/o/{org}/installs/{app}/sharing",
             post(marketplace::sharing),
         )
+        .route(
+            "/o/{org}/installs/{app}/entities",
+            post(marketplace::save_entities),
+        )
         .route("/o/{org}/members", get(members::page).post(members::add))
         .route("/o/{org}/members/{user}/role", post(members::change_role))
         .route("/o/{org}/members/{user}/remove", post(members::remove))

@@ -329,13 +329,17 @@ impl Lanes {
         }
     }
 
-    /// Drop every queued (not in-flight) event of `org`, returning them so their messages can be acked.
-    pub fn drop_org(&mut self, org: &str) -> Vec<Pending> {
+    /// Drop every queued (not in-flight) event of `entity` in `org`, returning them so their messages can be acked.
+    pub fn drop_entity(&mut self, org: &str, entity: &str) -> Vec<Pending> {
         let keys: Vec<LaneKey> = self
             .lanes
             .iter()
             .filter(|(_, lane)| {
-                !lane.in_flight && lane.queue.front().is_some_and(|p| p.event.org == org)
+                !lane.in_flight
+                    && lane
+                        .queue
+                        .front()
+                        .is_some_and(|p| p.event.org == org && p.event.entity == entity)
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -454,14 +458,23 @@ mod tests {
     }
 
     #[test]
-    fn dropping_an_org_returns_its_queued_events() {
+    fn dropping_an_entity_of_an_org_returns_its_queued_events_only() {
         let mut lanes = Lanes::default();
         lanes.push(pending(1, "o1", "a"));
         lanes.push(pending(2, "o2", "b"));
-        let dropped = lanes.drop_org("o1");
-        assert_eq!(dropped.len(), 1);
-        assert_eq!(lanes.orgs(), vec!["o2".to_owned()]);
-        assert_eq!(seqs(&lanes.take_batch(10).unwrap()), vec![2]);
+        let mut person = pending(3, "o1", "c");
+        person.event = Arc::new(RecordEvent {
+            entity: "people".into(),
+            ..(*person.event).clone()
+        });
+        lanes.push(person);
+        let dropped = lanes.drop_entity("o1", "invoices");
+        assert_eq!(dropped.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(lanes.orgs(), vec!["o1".to_owned(), "o2".to_owned()]);
+        let mut left = seqs(&lanes.take_batch(10).unwrap());
+        left.extend(seqs(&lanes.take_batch(10).unwrap()));
+        left.sort();
+        assert_eq!(left, vec![2, 3]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One app's delivery worker: reads the app's durable consumer, drops what
-//! the app must not get (its own changes, orgs without sharing), keeps the
+//! the app must not get (its own changes, entities an org does not share
+//! with it), keeps the
 //! rest in per-record lanes, and POSTs batches to the app's webhook.
 //!
 //! Events stay unacknowledged until delivered or dead-lettered, so a crash
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind, Message};
 use futures::{FutureExt, StreamExt};
-use mno_events::directory::{AppProfile, Directory};
+use mno_events::directory::{AppProfile, Directory, InstallInfo};
 use mno_events::proto::{Op, RecordEvent};
 use rand::Rng;
 use tokio::sync::mpsc;
@@ -82,16 +83,18 @@ pub fn spawn(ctx: Arc<Context>, profile: AppProfile, consumer: PullConsumer) -> 
     WorkerHandle { commands, task }
 }
 
-/// The orgs that installed the app with data sharing on, read lazily.
+/// The orgs that installed the app with data sharing on, and the entities
+/// each shares with it, read lazily.
 #[derive(Default)]
 struct Installs {
-    /// The orgs sharing with the app, each with when its sharing began
-    /// (Unix nanoseconds, see `InstallInfo::sharing_since_ms`).
-    sharing: HashMap<String, i128>,
+    /// The orgs sharing with the app, each with when its sharing (or the
+    /// entities it shares) last changed (see `InstallInfo::sharing_since_ms`).
+    sharing: HashMap<String, InstallInfo>,
     read_at: Option<Instant>,
-    /// When the last read began (Unix nanoseconds). An org missing from
-    /// `sharing` is final only for events published before then: one
-    /// published later may follow an install the read did not see yet.
+    /// When the last read began (Unix nanoseconds). An (org, entity) not
+    /// shared at that read is final only for events published before then:
+    /// one published later may follow an install (or a widening) the read
+    /// did not see yet.
     read_began: i128,
 }
 
@@ -99,7 +102,7 @@ struct Installs {
 enum Verdict {
     Deliver,
     Skip,
-    /// Its org did not share at the last read, but the event is newer than
+    /// Its org did not share its entity at the last read, but the event is newer than
     /// that read: hold it until the installs are read again.
     AskAgain,
 }
@@ -320,7 +323,7 @@ impl Worker {
         if self.undecided.iter().any(|(p, _)| p.event.org == event.org) {
             return Verdict::AskAgain;
         }
-        if self.shares(&event.org).await {
+        if self.shares(&event.org, &event.entity).await {
             Verdict::Deliver
         } else if published >= self.installs.read_began {
             Verdict::AskAgain
@@ -337,12 +340,12 @@ impl Worker {
         self.recheck_at = None;
         self.installs.read_at = None;
         for (event, published) in std::mem::take(&mut self.undecided) {
-            let shared_then = self.shares(&event.event.org).await
+            let shared_then = self.shares(&event.event.org, &event.event.entity).await
                 && self
                     .installs
                     .sharing
                     .get(&event.event.org)
-                    .is_some_and(|since| published >= *since);
+                    .is_some_and(|install| published >= install.sharing_since_nanos());
             if shared_then {
                 self.lanes.push(event);
             } else if let Some(message) = &event.message {
@@ -351,8 +354,9 @@ impl Worker {
         }
     }
 
-    /// Whether `org` installed the app with data sharing on (cached for `installs_ttl`).
-    async fn shares(&mut self, org: &str) -> bool {
+    /// Whether `org` installed the app with data sharing on and shares
+    /// `entity` with it (cached for `installs_ttl`).
+    async fn shares(&mut self, org: &str, entity: &str) -> bool {
         let stale = self
             .installs
             .read_at
@@ -369,7 +373,7 @@ impl Worker {
                     self.installs.sharing = installs
                         .into_iter()
                         .filter(|i| i.data_sharing)
-                        .map(|i| (i.org, i128::from(i.sharing_since_ms) * 1_000_000))
+                        .map(|i| (i.org.clone(), i))
                         .collect();
                     self.installs.read_at = Some(Instant::now());
                     self.installs.read_began = began;
@@ -379,7 +383,10 @@ impl Worker {
                 }
             }
         }
-        self.installs.sharing.contains_key(org)
+        self.installs
+            .sharing
+            .get(org)
+            .is_some_and(|install| install.shares(entity))
     }
 
     fn redrive(&mut self, stored: StoredLetter) {
@@ -418,29 +425,48 @@ impl Worker {
             let Some(batch) = self.lanes.take_batch(config.batch_max.max(1)) else {
                 return;
             };
-            if !self.shares(&batch.org).await {
-                self.skip(batch).await;
-                continue;
+            let batch = self.skip_unshared(batch).await;
+            if !batch.is_empty() {
+                self.send(batch);
             }
-            self.send(batch);
         }
     }
 
-    /// The org stopped sharing with the app: acknowledge its events without sending them.
-    async fn skip(&mut self, batch: Batch) {
-        for (key, events) in &batch.lanes {
-            for event in events {
-                if let Some(message) = &event.message {
+    /// The org stopped sharing some entities with the app (or all of them):
+    /// acknowledge their events without sending them, and keep the rest of
+    /// the batch.
+    async fn skip_unshared(&mut self, mut batch: Batch) -> Batch {
+        let mut unshared = Vec::new();
+        let mut kept = Vec::with_capacity(batch.lanes.len());
+        for (key, events) in std::mem::take(&mut batch.lanes) {
+            // A lane is one record, so one entity.
+            let Some(event) = events.first().map(|p| p.event.clone()) else {
+                kept.push((key, events));
+                continue;
+            };
+            if self.shares(&batch.org, &event.entity).await {
+                kept.push((key, events));
+                continue;
+            }
+            for pending in &events {
+                if let Some(message) = &pending.message {
                     let _ = message.ack().await;
                 }
             }
-            self.lanes.finish(key, events);
-        }
-        for dropped in self.lanes.drop_org(&batch.org) {
-            if let Some(message) = &dropped.message {
-                let _ = message.ack().await;
+            self.lanes.finish(&key, &events);
+            if !unshared.contains(&event.entity) {
+                unshared.push(event.entity.clone());
             }
         }
+        for entity in unshared {
+            for dropped in self.lanes.drop_entity(&batch.org, &entity) {
+                if let Some(message) = &dropped.message {
+                    let _ = message.ack().await;
+                }
+            }
+        }
+        batch.lanes = kept;
+        batch
     }
 
     fn send(&mut self, batch: Batch) {

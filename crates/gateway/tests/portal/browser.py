@@ -272,6 +272,7 @@ def run(driver):
     click_button(driver, "Install Tess Archive")
     wait(driver, "Tess Archive installed", lambda d: d.find_elements(By.XPATH, "//button[normalize-space()='Uninstall Tess Archive']"))
     shot(driver, "05-marketplace")
+    sharing_per_entity(driver, org, token)
 
     step("the dashboard shows the revenue of the invoices the app wrote")
     key, secret = books["credentials"]["key"], books["credentials"]["secret"]
@@ -504,6 +505,53 @@ def invitations(driver, org, org_name):
     shot(driver, "15-members-bob-joined")
 
 
+def sharing_per_entity(driver, org, token):
+    """An admin narrows what the org shares with an app, entity by entity, in the marketplace."""
+    step("an app sharing two entities: untick one and save; the install keeps only the other")
+    status, contacts = api("POST", "/hub/v1/apps", {"name": "Tess Contacts", "stack": "cloud", "webhook_url": None,
+                           "shared_entities": [{"entity": "invoices", "read": True},
+                                               {"entity": "people", "read": True}]}, token=token)
+    assert status == 201, contacts
+    app = contacts["id"]
+    driver.get(f"{BASE}/o/{org}/marketplace")
+    click_button(driver, "Install Tess Contacts")
+    box = lambda d, entity: d.find_element(By.ID, f"share-{app}-{entity}")
+    wait(driver, "the entities of Tess Contacts", lambda d: d.find_elements(By.ID, f"share-{app}-people"))
+    assert box(driver, "invoices").is_selected() and box(driver, "people").is_selected()
+    label = driver.find_element(By.CSS_SELECTOR, f"label[for='share-{app}-invoices']")
+    assert label.text == "invoices", label.text
+    box(driver, "invoices").click()
+    click_button(driver, "Save the entities shared with Tess Contacts")
+    wait(driver, "invoices unticked after saving",
+         lambda d: d.find_elements(By.ID, f"share-{app}-invoices") and not box(d, "invoices").is_selected())
+    assert box(driver, "people").is_selected()
+    assert "Shares only: people." in driver.find_element(By.ID, f"app-{app}").text
+    status, install = api("GET", f"/hub/v1/orgs/{org}/installs/{app}", token=token)
+    assert status == 200 and install["entities"] == ["people"], install
+    shot(driver, "05b-marketplace-entities")
+    phone_shot(driver, "05b-marketplace-entities-phone")
+
+    step("untick every entity: the Hub's error shows beside the checkboxes and nothing changes")
+    box(driver, "people").click()
+    click_button(driver, "Save the entities shared with Tess Contacts")
+    error = wait(driver, "the error beside the entities",
+                 lambda d: d.find_elements(By.ID, f"entities-{app}-error"))[0]
+    assert "may not be empty" in error.text, error.text
+    status, install = api("GET", f"/hub/v1/orgs/{org}/installs/{app}", token=token)
+    assert install["entities"] == ["people"], install
+    shot(driver, "05c-marketplace-entities-error")
+
+    step("tick both again: the org shares all the app's entities")
+    driver.get(f"{BASE}/o/{org}/marketplace")
+    wait(driver, "the marketplace", lambda d: d.find_elements(By.ID, f"share-{app}-invoices"))
+    box(driver, "invoices").click()
+    click_button(driver, "Save the entities shared with Tess Contacts")
+    wait(driver, "invoices ticked after saving",
+         lambda d: d.find_elements(By.ID, f"share-{app}-invoices") and box(d, "invoices").is_selected())
+    status, install = api("GET", f"/hub/v1/orgs/{org}/installs/{app}", token=token)
+    assert install["entities"] is None, install
+
+
 def invoices(driver, org, key, secret):
     """An app bills the org; after the billing run its admin reads the invoices."""
     step("the invoices page before any billing run")
@@ -520,6 +568,12 @@ def invoices(driver, org, key, secret):
                            "description": what, "period_started_at": start,
                            "period_ended_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}, basic=(key, secret))
         assert status == 201, bill
+    # A recurring bill from next month: listed, not on this month's invoice.
+    next_month = (now.replace(day=28) + datetime.timedelta(days=4)).strftime("%Y-%m-01")
+    status, recurring = api("POST", "/hub/v1/recurring_bills", {"org": org, "price_cents": 990, "currency": "USD",
+                            "description": "Hosting <i>plus</i>", "period": "month", "start_date": next_month},
+                            basic=(key, secret))
+    assert status == 201, recurring
     env = {k: v for k, v in os.environ.items() if not k.startswith("MNO_")}
     env["MNO_LOG"] = "warn"
     run = subprocess.run([os.environ["MNO_BIN"], "billing", "run", "--period", period,
@@ -535,6 +589,17 @@ def invoices(driver, org, key, secret):
     assert sorted(cells) == ["JPY", "USD"], cells
     assert cells["USD"][0] == period and cells["USD"][2] == "13.00 USD" and cells["USD"][3].startswith("Issued"), cells
     assert cells["JPY"][2] == "1500 JPY", cells
+    step("the same page lists the bills: app, description as typed, amount, currency, status, period")
+    bills = driver.find_elements(By.CSS_SELECTOR, "#bills tr.bill")
+    listed = sorted([c.text for c in r.find_elements(By.TAG_NAME, "td")][:5] for r in bills)
+    assert listed == [["Tess Books", "3 seats <b>pro</b>", "10.50 USD", "USD", "invoiced"],
+                      ["Tess Books", "storage", "2.50 USD", "USD", "invoiced"],
+                      ["Tess Books", "support", "1500 JPY", "JPY", "invoiced"]], listed
+    assert all(r.find_elements(By.TAG_NAME, "td")[5].text.startswith(start[:10]) for r in bills)
+    recurring = driver.find_elements(By.CSS_SELECTOR, "#recurring-bills tr.recurring-bill")
+    cells = [c.text for c in recurring[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[:5] == ["Tess Books", "Hosting <i>plus</i>", "9.90 USD", "USD", "submitted"], cells
+    assert cells[5].startswith(f"every month, from {next_month}"), cells
     shot(driver, "16-invoices")
     phone_shot(driver, "16-invoices-phone")
 

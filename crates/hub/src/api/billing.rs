@@ -1,5 +1,6 @@
 //! Single billing over HTTP (docs/api/billing.md): apps submit and cancel
-//! bills and recurring bills (HTTP Basic); an org's admins read its invoices.
+//! bills and recurring bills (HTTP Basic); an org's admins read its bills
+//! and invoices.
 
 use std::collections::HashMap;
 
@@ -425,6 +426,48 @@ pub async fn cancel_recurring(
         .await
         .map_err(|e| billing_error(e, "", "recurring_bill", &id))?;
     Ok(Json(row.to_json()))
+}
+
+/// `GET /hub/v1/orgs/{org}/bills` (admin and above): what every app billed
+/// the org, one-off bills and recurring ones, oldest first, each with its
+/// app's name.
+#[utoipa::path(
+    get,
+    path = "/hub/v1/orgs/{org}/bills",
+    tag = "billing",
+    params(super::openapi::OrgPath),
+    responses((status = 200, description = "The org's bills and recurring bills", body = super::openapi::OrgBills), Unauthorized, Forbidden, NotFound),
+    security(("user" = []))
+)]
+pub async fn org_bills(
+    State(state): State<AppState>,
+    _caller: OrgRole<ReadInvoices>,
+    Path(org): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = &state.store.pool;
+    let names = store::billing_app_names(pool, &org)
+        .await
+        .map_err(db_error)?;
+    let named = |mut value: Value| {
+        let app = value["app_id"].as_str().unwrap_or_default();
+        value["app_name"] = json!(names.get(app));
+        value
+    };
+    let bills: Vec<Value> = store::bills_of_org(pool, &org)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| named(row.to_json()))
+        .collect();
+    let recurring: Vec<Value> = store::recurring_of_org(pool, &org)
+        .await
+        .map_err(db_error)?
+        .iter()
+        .map(|row| named(row.to_json()))
+        .collect();
+    Ok(Json(
+        json!({ "bills": bills, "recurring_bills": recurring }),
+    ))
 }
 
 /// `GET /hub/v1/orgs/{org}/invoices` (admin and above): newest period last.

@@ -17,6 +17,7 @@ use mno_events::openapi::{NotFound, Unauthorized};
 fn customer_json(org: &orgs::OrgRow, install: &InstallRow) -> Value {
     let mut value = org.to_json();
     value["data_sharing"] = json!(install.data_sharing);
+    value["entities"] = json!(install.entities);
     value["installed_at"] = install.to_json()["installed_at"].clone();
     value
 }

@@ -52,6 +52,7 @@ use crate::sso::openapi::AccessTokenScheme;
         billing::list_recurring,
         billing::show_recurring,
         billing::cancel_recurring,
+        billing::org_bills,
         billing::invoices,
         billing::invoice,
         billing::invoice_html,

@@ -1,4 +1,5 @@
-//! Installs: which apps an org lets in, and whether data sharing is on.
+//! Installs: which apps an org lets in, whether data sharing is on, and which
+//! of the app's shared entities the org shares with it.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,8 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{ManageInstalls, OrgRole, ReadOrg};
-use super::{db_error, AppState};
-use crate::store::installs::{self, InstallError};
+use super::{db_error, not_null, present, AppState};
+use crate::store::installs::{self, InstallChange, InstallError};
+use crate::validate::Problems;
 use mno_events::openapi::{Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
@@ -29,6 +31,21 @@ fn install_error(e: InstallError, org: &str, app: &str) -> ApiError {
             "app {app} is not installed in organisation {org}"
         ))
         .at_parameter("app"),
+        InstallError::UnsharedEntities { bad, valid } => {
+            let mut problems = Problems::default();
+            for (i, entity) in bad {
+                problems.add(
+                    &format!("/entities/{i}"),
+                    format!(
+                        "app {app} does not share {entity:?}; the entities it shares are: {}",
+                        valid.join(", ")
+                    ),
+                );
+            }
+            problems
+                .into_result()
+                .expect_err("an UnsharedEntities error names at least one entity")
+        }
         InstallError::Db(e) => db_error(e),
     }
 }
@@ -122,10 +139,16 @@ pub async fn show(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallPatch {
+    #[serde(default, deserialize_with = "not_null")]
     data_sharing: Option<bool>,
+    /// The entities the org shares with the app, each one of the app's
+    /// `shared_entities`; `null` shares all of them (the default).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    entities: Option<Option<Vec<String>>>,
 }
 
-/// `PATCH /hub/v1/orgs/{org}/installs/{app}` {data_sharing} (admin and above).
+/// `PATCH /hub/v1/orgs/{org}/installs/{app}` {data_sharing?, entities?} (admin and above).
 #[utoipa::path(
     patch,
     path = "/hub/v1/orgs/{org}/installs/{app}",
@@ -141,14 +164,29 @@ pub async fn update(
     Path((org, app)): Path<(String, String)>,
     ApiJson(body): ApiJson<InstallPatch>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Some(sharing) = body.data_sharing else {
+    if body.data_sharing.is_none() && body.entities.is_none() {
         return Err(ApiError::unprocessable(
             "invalid_field",
-            "data_sharing is required: true or false",
+            "give data_sharing (true or false), entities (a list of the app's shared entities, or null for all of them), or both",
         )
         .at_pointer("/data_sharing"));
+    }
+    if body
+        .entities
+        .as_ref()
+        .is_some_and(|e| e.as_ref().is_some_and(Vec::is_empty))
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "entities may not be empty: list at least one entity to share, or set data_sharing to false to share none",
+        )
+        .at_pointer("/entities"));
+    }
+    let change = InstallChange {
+        data_sharing: body.data_sharing,
+        entities: body.entities,
     };
-    let row = installs::set_data_sharing(&state.store, &caller.me.user.id, &org, &app, sharing)
+    let row = installs::update(&state.store, &caller.me.user.id, &org, &app, change)
         .await
         .map_err(|e| install_error(e, &org, &app))?;
     Ok(Json(row.to_json()))

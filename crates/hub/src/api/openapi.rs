@@ -164,6 +164,9 @@ pub struct Install {
     app_id: String,
     app_name: String,
     data_sharing: bool,
+    /// The entities the org shares with the app, each one of the app's
+    /// `shared_entities`; `null`: all of them.
+    entities: Option<Vec<String>>,
     /// The user who installed it.
     installed_by: String,
     #[schema(format = DateTime)]
@@ -434,6 +437,31 @@ pub struct RecurringBillList {
     recurring_bills: Vec<RecurringBill>,
 }
 
+/// A bill as its org's admins see it: the bill and the name of the app.
+#[derive(ToSchema)]
+pub struct OrgBill {
+    #[schema(inline)]
+    #[serde(flatten)]
+    bill: Bill,
+    app_name: String,
+}
+
+/// A recurring bill as its org's admins see it.
+#[derive(ToSchema)]
+pub struct OrgRecurringBill {
+    #[schema(inline)]
+    #[serde(flatten)]
+    recurring_bill: RecurringBill,
+    app_name: String,
+}
+
+/// `GET /hub/v1/orgs/{org}/bills`: every app's bills to the org, oldest first.
+#[derive(ToSchema)]
+pub struct OrgBills {
+    bills: Vec<OrgBill>,
+    recurring_bills: Vec<OrgRecurringBill>,
+}
+
 /// An issued invoice in an org's list.
 #[derive(ToSchema)]
 pub struct InvoiceSummary {
@@ -500,6 +528,8 @@ pub struct Customer {
     org: OrgFacts,
     /// Whether the org shares its records with the app.
     data_sharing: bool,
+    /// The entities the org shares with the app; `null`: all it asks for.
+    entities: Option<Vec<String>>,
     #[schema(format = DateTime)]
     installed_at: String,
 }

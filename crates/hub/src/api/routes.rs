@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router {
             "/hub/v1/recurring_bills/{id}",
             get(billing::show_recurring).delete(billing::cancel_recurring),
         )
+        .route("/hub/v1/orgs/{org}/bills", get(billing::org_bills))
         .route("/hub/v1/orgs/{org}/invoices", get(billing::invoices))
         .route(
             "/hub/v1/orgs/{org}/invoices/{invoice}",

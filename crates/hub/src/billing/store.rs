@@ -266,6 +266,32 @@ pub async fn bills_of_app(
     .await
 }
 
+/// The org's bills from every app, oldest first.
+pub async fn bills_of_org(pool: &AnyPool, org: &str) -> Result<Vec<BillRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {BILL_COLUMNS} FROM hub_bills WHERE org_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(org)
+    .fetch_all(pool)
+    .await
+}
+
+/// The names of the apps that billed the org (one-off or recurring), by app id.
+pub async fn billing_app_names(
+    pool: &AnyPool,
+    org: &str,
+) -> Result<std::collections::HashMap<String, String>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, name FROM hub_apps WHERE id IN
+           (SELECT app_id FROM hub_bills WHERE org_id = $1
+            UNION SELECT app_id FROM hub_recurring_bills WHERE org_id = $1)",
+    )
+    .bind(org)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Cancel a bill not yet invoiced (cancelling twice answers the same).
 pub async fn cancel(store: &Store, app: &str, id: &str) -> Result<BillRow, BillingError> {
     let mut w = store.begin_write().await?;
@@ -445,6 +471,16 @@ pub async fn recurring_of_app(
     ))
     .bind(app)
     .bind(id.unwrap_or(""))
+    .fetch_all(pool)
+    .await
+}
+
+/// The org's recurring bills from every app, oldest first.
+pub async fn recurring_of_org(pool: &AnyPool, org: &str) -> Result<Vec<RecurringRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {RECURRING_COLUMNS} FROM hub_recurring_bills WHERE org_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(org)
     .fetch_all(pool)
     .await
 }

@@ -1,9 +1,11 @@
-//! Which org installed which app, and whether data sharing is on.
+//! Which org installed which app, whether data sharing is on, and which of
+//! the app's shared entities the org shares with it.
 
 use serde_json::json;
 use sqlx::AnyPool;
 
-use super::{now_ms, rfc3339, NewEvent, Store};
+use super::{now_ms, rfc3339, NewEvent, Store, WriteTx};
+use mno_events::directory::SharedEntity;
 use mno_events::subject::hub_kind;
 
 #[derive(Debug, Clone)]
@@ -12,6 +14,8 @@ pub struct InstallRow {
     pub app_id: String,
     pub app_name: String,
     pub data_sharing: bool,
+    /// The entities the org shares with the app; `None`: all the app's shared entities.
+    pub entities: Option<Vec<String>>,
     pub installed_by: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -24,6 +28,7 @@ impl InstallRow {
             "app_id": self.app_id,
             "app_name": self.app_name,
             "data_sharing": self.data_sharing,
+            "entities": self.entities,
             "installed_by": self.installed_by,
             "installed_at": rfc3339(self.created_at),
             "updated_at": rfc3339(self.updated_at),
@@ -31,19 +36,30 @@ impl InstallRow {
     }
 }
 
-type InstallTuple = (String, String, String, i64, String, i64, i64);
+type InstallTuple = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    i64,
+    i64,
+);
 
 const INSTALL_SELECT: &str =
-    "SELECT i.org_id, i.app_id, a.name, i.data_sharing, i.installed_by, i.created_at, i.updated_at
+    "SELECT i.org_id, i.app_id, a.name, i.data_sharing, i.entities, i.installed_by, i.created_at, i.updated_at
      FROM hub_installs i JOIN hub_apps a ON a.id = i.app_id";
 
 fn install_from(row: InstallTuple) -> InstallRow {
-    let (org_id, app_id, app_name, sharing, installed_by, created_at, updated_at) = row;
+    let (org_id, app_id, app_name, sharing, entities, installed_by, created_at, updated_at) = row;
     InstallRow {
         org_id,
         app_id,
         app_name,
         data_sharing: sharing != 0,
+        // Written by `update` only, always a JSON list.
+        entities: entities.and_then(|list| serde_json::from_str(&list).ok()),
         installed_by,
         created_at,
         updated_at,
@@ -58,6 +74,13 @@ pub enum InstallError {
     AlreadyInstalled,
     #[error("not installed")]
     NotInstalled,
+    /// Entities (with their index in the request) the app does not share,
+    /// and the ones it does.
+    #[error("the app does not share these entities")]
+    UnsharedEntities {
+        bad: Vec<(usize, String)>,
+        valid: Vec<String>,
+    },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -102,6 +125,7 @@ pub async fn install(
         app_id: app.to_owned(),
         app_name: name,
         data_sharing,
+        entities: None,
         installed_by: actor.to_owned(),
         created_at: now,
         updated_at: now,
@@ -147,12 +171,38 @@ pub async fn get(pool: &AnyPool, org: &str, app: &str) -> Result<Option<InstallR
     Ok(row.map(install_from))
 }
 
-pub async fn set_data_sharing(
+/// What a PATCH of an install changes; `None` keeps the value.
+#[derive(Debug, Default, Clone)]
+pub struct InstallChange {
+    pub data_sharing: Option<bool>,
+    /// `Some(None)`: share all the app's entities again.
+    pub entities: Option<Option<Vec<String>>>,
+}
+
+impl InstallChange {
+    pub fn sharing(on: bool) -> Self {
+        Self {
+            data_sharing: Some(on),
+            ..Self::default()
+        }
+    }
+
+    pub fn entities(entities: Option<Vec<String>>) -> Self {
+        Self {
+            entities: Some(entities),
+            ..Self::default()
+        }
+    }
+}
+
+/// Change data sharing and the entities shared; each entity must be one the
+/// app shares, else nothing changes. The `install_updated` event carries both.
+pub async fn update(
     store: &Store,
     actor: &str,
     org: &str,
     app: &str,
-    data_sharing: bool,
+    change: InstallChange,
 ) -> Result<InstallRow, InstallError> {
     let mut w = store.begin_write().await?;
     let row: Option<InstallTuple> = sqlx::query_as(&format!(
@@ -163,26 +213,68 @@ pub async fn set_data_sharing(
     .fetch_optional(&mut *w.tx)
     .await?;
     let mut row = row.map(install_from).ok_or(InstallError::NotInstalled)?;
-    if row.data_sharing == data_sharing {
+    let entities = match change.entities {
+        Some(Some(list)) => Some(Some(shared_subset(&mut w, app, list).await?)),
+        other => other,
+    };
+    let sharing = change.data_sharing.unwrap_or(row.data_sharing);
+    let entities = entities.unwrap_or_else(|| row.entities.clone());
+    if row.data_sharing == sharing && row.entities == entities {
         return Ok(row);
     }
-    row.data_sharing = data_sharing;
+    row.data_sharing = sharing;
+    row.entities = entities;
     row.updated_at = now_ms();
-    sqlx::query("UPDATE hub_installs SET data_sharing = $1, updated_at = $2 WHERE org_id = $3 AND app_id = $4")
-        .bind(data_sharing as i64)
-        .bind(row.updated_at)
-        .bind(org)
-        .bind(app)
-        .execute(&mut *w.tx)
-        .await?;
+    let stored = row
+        .entities
+        .as_ref()
+        .map(|list| serde_json::to_string(list).expect("a list of strings serialises"));
+    sqlx::query(
+        "UPDATE hub_installs SET data_sharing = $1, entities = $2, updated_at = $3 WHERE org_id = $4 AND app_id = $5",
+    )
+    .bind(sharing as i64)
+    .bind(stored)
+    .bind(row.updated_at)
+    .bind(org)
+    .bind(app)
+    .execute(&mut *w.tx)
+    .await?;
     w.emit(
         NewEvent::new(org, hub_kind::INSTALL_UPDATED, ("user", actor.to_owned()))
             .app(app)
-            .payload(json!({"org": org, "app_id": app, "data_sharing": data_sharing})),
+            .payload(json!({"org": org, "app_id": app, "data_sharing": sharing, "entities": row.entities})),
     )
     .await?;
     w.commit().await?;
     Ok(row)
+}
+
+/// `wanted` without repeats, in the order the app lists its shared entities;
+/// refused, naming each one, when the app does not share them all.
+async fn shared_subset(
+    w: &mut WriteTx,
+    app: &str,
+    wanted: Vec<String>,
+) -> Result<Vec<String>, InstallError> {
+    let shared: String = sqlx::query_scalar("SELECT shared_entities FROM hub_apps WHERE id = $1")
+        .bind(app)
+        .fetch_one(&mut *w.tx)
+        .await?;
+    let valid: Vec<String> = serde_json::from_str::<Vec<SharedEntity>>(&shared)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.entity)
+        .collect();
+    let bad: Vec<(usize, String)> = wanted
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !valid.contains(e))
+        .map(|(i, e)| (i, e.clone()))
+        .collect();
+    if !bad.is_empty() {
+        return Err(InstallError::UnsharedEntities { bad, valid });
+    }
+    Ok(valid.into_iter().filter(|e| wanted.contains(e)).collect())
 }
 
 pub async fn uninstall(

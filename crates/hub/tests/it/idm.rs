@@ -15,6 +15,7 @@ use crate::common::World;
 
 use mno_events::directory::{AppStack, Directory, NatsDirectory, SharedEntity};
 use mno_events::idm::*;
+use mno_hub::store::installs::InstallChange;
 use mno_hub::store::{apps, installs, invitations, orgs, users};
 use mno_hub::{secrets, HubConfig};
 
@@ -72,11 +73,18 @@ async fn setup(hub: &mno_hub::Hub) -> Setup {
         AppStack::Cloud,
         Some("http://127.0.0.1:9/hook".into()),
         None,
-        vec![SharedEntity {
-            entity: "invoices".into(),
-            read: true,
-            write: true,
-        }],
+        vec![
+            SharedEntity {
+                entity: "invoices".into(),
+                read: true,
+                write: true,
+            },
+            SharedEntity {
+                entity: "people".into(),
+                read: true,
+                write: true,
+            },
+        ],
         Default::default(),
     )
     .await
@@ -148,15 +156,58 @@ async fn cached_decisions_are_dropped_by_hub_events_not_by_age(world: &World) {
     assert_eq!(cache.cached(), 2);
 
     // Data sharing off: the app's decision goes, and the app is denied.
-    installs::set_data_sharing(hub.store(), &s.owner, &s.org, &s.app, false)
-        .await
-        .unwrap();
+    installs::update(
+        hub.store(),
+        &s.owner,
+        &s.org,
+        &s.app,
+        InstallChange::sharing(false),
+    )
+    .await
+    .unwrap();
     let took = until_denied(&cache, &app).await;
     eprintln!("data sharing off reached the cache in {took:?}");
-    installs::set_data_sharing(hub.store(), &s.owner, &s.org, &s.app, true)
+    installs::update(
+        hub.store(),
+        &s.owner,
+        &s.org,
+        &s.app,
+        InstallChange::sharing(true),
+    )
+    .await
+    .unwrap();
+    mno_harness::wait_for("sharing back on", Duration::from_secs(10), || async {
+        cache.check(&app).await.unwrap().allow.then_some(())
+    })
+    .await;
+
+    // The org narrows sharing to people: the app's invoices decision goes,
+    // with the reason; all entities again: allowed again.
+    // Repeats are dropped.
+    let narrowed = InstallChange::entities(Some(vec!["people".into(), "people".into()]));
+    let row = installs::update(hub.store(), &s.owner, &s.org, &s.app, narrowed)
         .await
         .unwrap();
-    mno_harness::wait_for("sharing back on", Duration::from_secs(10), || async {
+    assert_eq!(row.entities, Some(vec!["people".to_owned()]));
+    let took = until_denied(&cache, &app).await;
+    eprintln!("narrowed sharing reached the cache in {took:?}");
+    let denied = cache.check(&app).await.unwrap();
+    assert!(
+        denied
+            .reason
+            .contains(&format!("organisation {} does not share invoices", s.org)),
+        "{denied:?}"
+    );
+    installs::update(
+        hub.store(),
+        &s.owner,
+        &s.org,
+        &s.app,
+        InstallChange::entities(None),
+    )
+    .await
+    .unwrap();
+    mno_harness::wait_for("invoices shared again", Duration::from_secs(10), || async {
         cache.check(&app).await.unwrap().allow.then_some(())
     })
     .await;

@@ -1,6 +1,7 @@
-//! The organisation's invoices from single billing (docs/api/billing.md):
-//! one per period and currency, issued by the billing run. Only admins may
-//! read them; the others are told so.
+//! The organisation's bills and invoices from single billing
+//! (docs/api/billing.md): what each app billed (one-off and recurring), and
+//! the invoices the billing run issued, one per period and currency. Only
+//! admins may read them; the others are told so.
 
 use axum::extract::{Path, State};
 use axum::http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
@@ -38,10 +39,17 @@ pub async fn page(
         .await
         .map_err(|e| PageError::from_api(e, &session.here))?;
     let invoices = invoices["invoices"].as_array().cloned().unwrap_or_default();
+    let bills = state
+        .api
+        .get(session.auth(), &format!("/hub/v1/orgs/{}/bills", enc(&org)))
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let list = |key: &str| bills[key].as_array().cloned().unwrap_or_default();
+    let (one_off, recurring) = (list("bills"), list("recurring_bills"));
     let body = html! {
         p.hint {
             "The apps you installed bill the organisation through the platform; each month's billing run "
-            "makes one invoice per currency, with a line per app."
+            "makes one invoice per currency, with a line per app. Their bills, invoiced or not yet, are listed below."
         }
         @if invoices.is_empty() {
             p.notice #no-invoices { "No invoice yet: the first comes with the billing run after an app bills the organisation." }
@@ -55,6 +63,31 @@ pub async fn page(
                 tbody {
                     @for invoice in invoices.iter().rev() { (row(&org, invoice)) }
                 }
+            }
+        }
+        h2 { "Bills" }
+        p.hint { "What each app billed the organisation: a bill goes on the invoice of its period once the run has passed; each cycle of a recurring bill becomes a bill." }
+        @if one_off.is_empty() && recurring.is_empty() {
+            p.notice #no-bills { "No app has billed the organisation yet." }
+        }
+        @if !one_off.is_empty() {
+            table #bills {
+                caption { "Bills, newest first" }
+                thead { tr {
+                    th scope="col" { "App" } th scope="col" { "Description" } th.num scope="col" { "Amount" }
+                    th scope="col" { "Currency" } th scope="col" { "Status" } th scope="col" { "Period" }
+                } }
+                tbody { @for bill in one_off.iter().rev() { (bill_row(bill)) } }
+            }
+        }
+        @if !recurring.is_empty() {
+            table #recurring-bills {
+                caption { "Recurring bills" }
+                thead { tr {
+                    th scope="col" { "App" } th scope="col" { "Description" } th.num scope="col" { "Amount per cycle" }
+                    th scope="col" { "Currency" } th scope="col" { "Status" } th scope="col" { "Period" }
+                } }
+                tbody { @for bill in recurring.iter().rev() { (recurring_row(bill)) } }
             }
         }
     };
@@ -78,6 +111,64 @@ fn row(org: &str, invoice: &Value) -> maud::Markup {
             // An invoice the run issued is final: it is never changed afterwards.
             td { "Issued " time datetime=(issued) { (issued.get(..10).unwrap_or(issued)) } }
             td { a href={ "/o/" (enc(org)) "/invoices/" (enc(id)) } { "View " (id) } }
+        }
+    }
+}
+
+/// The amount of a bill in its currency's decimals.
+fn amount(bill: &Value) -> String {
+    let currency = bill["currency"].as_str().unwrap_or_default();
+    bill["price_cents"]
+        .as_i64()
+        .map(|cents| mno_events::money::amount(cents, currency))
+        .unwrap_or_default()
+}
+
+/// The date part of an RFC 3339 time.
+fn day(time: &Value) -> &str {
+    let time = time.as_str().unwrap_or_default();
+    time.get(..10).unwrap_or(time)
+}
+
+/// One bill: the app and description are the app's words, shown as text.
+fn bill_row(bill: &Value) -> maud::Markup {
+    let period = match (
+        day(&bill["period_started_at"]),
+        day(&bill["period_ended_at"]),
+    ) {
+        ("", "") => bill["due_period"].as_str().unwrap_or_default().to_owned(),
+        (from, to) => format!("{from} to {to}"),
+    };
+    html! {
+        tr.bill {
+            td { (bill["app_name"].as_str().unwrap_or_default()) }
+            td { (bill["description"].as_str().unwrap_or_default()) }
+            td.num { (amount(bill)) }
+            td { (bill["currency"].as_str().unwrap_or_default()) }
+            td { (bill["status"].as_str().unwrap_or_default()) }
+            td { (period) }
+        }
+    }
+}
+
+/// One recurring bill: its schedule, from its start, and the cycles billed so far.
+fn recurring_row(bill: &Value) -> maud::Markup {
+    let every = match bill["frequency"].as_i64().unwrap_or(1) {
+        1 => format!("every {}", bill["period"].as_str().unwrap_or_default()),
+        n => format!("every {n} {}s", bill["period"].as_str().unwrap_or_default()),
+    };
+    let cycles = match bill["cycles"].as_i64() {
+        Some(total) => format!("{} of {total} cycles billed", bill["cycles_billed"]),
+        None => format!("{} cycles billed", bill["cycles_billed"]),
+    };
+    html! {
+        tr.recurring-bill {
+            td { (bill["app_name"].as_str().unwrap_or_default()) }
+            td { (bill["description"].as_str().unwrap_or_default()) }
+            td.num { (amount(bill)) }
+            td { (bill["currency"].as_str().unwrap_or_default()) }
+            td { (bill["status"].as_str().unwrap_or_default()) }
+            td { (every) ", from " (bill["start_date"].as_str().unwrap_or_default()) "; " (cycles) }
         }
     }
 }
@@ -131,6 +222,28 @@ mod tests {
         assert!(
             row.contains("href=\"/o/org-1/invoices/inv-org-1-2026-11-JPY\""),
             "{row}"
+        );
+    }
+
+    #[test]
+    fn a_bill_shows_its_app_amount_status_and_period_as_text() {
+        let row = bill_row(&serde_json::json!({"app_name": "Books <b>", "description": "<script>alert(1)</script>",
+            "price_cents": 1050, "currency": "USD", "status": "submitted",
+            "period_started_at": "2026-11-01T00:00:00.000Z", "period_ended_at": "2026-11-30T23:59:59.000Z"}))
+        .into_string();
+        assert!(!row.contains("<script>") && !row.contains("<b>"), "{row}");
+        assert!(row.contains("Books &lt;b&gt;"), "{row}");
+        assert!(row.contains(">10.50 USD</td>"), "{row}");
+        assert!(row.contains("<td>submitted</td>"), "{row}");
+        assert!(row.contains("<td>2026-11-01 to 2026-11-30</td>"), "{row}");
+        let recurring = recurring_row(&serde_json::json!({"app_name": "CRM", "description": "Seats",
+            "price_cents": 900, "currency": "EUR", "status": "active", "period": "month", "frequency": 3,
+            "cycles": 4, "cycles_billed": 1, "start_date": "2026-11-01"}))
+        .into_string();
+        assert!(recurring.contains(">9.00 EUR</td>"), "{recurring}");
+        assert!(
+            recurring.contains("every 3 months, from 2026-11-01; 1 of 4 cycles billed"),
+            "{recurring}"
         );
     }
 

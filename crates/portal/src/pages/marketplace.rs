@@ -1,10 +1,11 @@
 //! The marketplace: the app catalogue, installing and uninstalling apps in the
-//! organisation, and switching each install's data sharing.
+//! organisation, switching each install's data sharing, and choosing which of
+//! the app's entities the organisation shares with it.
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
-use maud::html;
+use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::api::{enc, ApiFailure};
@@ -31,11 +32,78 @@ fn entities(app: &Value) -> String {
         .join(", ")
 }
 
+/// The names of the entities the app shares, in its order.
+fn entity_names(app: &Value) -> Vec<&str> {
+    app["shared_entities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["entity"].as_str())
+        .collect()
+}
+
+/// The form field of one entity's checkbox (a form keeps one value per name).
+const ENTITY_FIELD: &str = "entity.";
+
+/// Whether an API error is about the `entities` field (`/entities` or `/entities/N`).
+fn about_entities(pointer: Option<&str>) -> bool {
+    pointer.is_some_and(|p| p == "/entities" || p.starts_with("/entities/"))
+}
+
+/// A checkbox per entity the app shares, ticked when the org shares it, and
+/// the API's errors about the list beside it.
+fn entities_form(
+    org: &str,
+    app_id: &str,
+    app: &Value,
+    install: &Value,
+    session: &Session,
+    errors: &[&str],
+) -> Markup {
+    let shared = install["entities"].as_array();
+    let ticked = |entity: &str| shared.is_none_or(|list| list.iter().any(|e| e == entity));
+    let names = entity_names(app);
+    let error_id = format!("entities-{app_id}-error");
+    html! {
+        form.entities method="post" action={ "/o/" (enc(org)) "/installs/" (enc(app_id)) "/entities" } {
+            (forms::csrf(&session.csrf))
+            input type="hidden" name="offered" value=(names.join(","));
+            fieldset.field.invalid[!errors.is_empty()]
+                aria-describedby=[(!errors.is_empty()).then_some(&error_id)] {
+                legend { "Entities shared with " (app["name"].as_str().unwrap_or_default()) }
+                @for entity in &names {
+                    @let id = format!("share-{app_id}-{entity}");
+                    span.choice {
+                        input type="checkbox" id=(id) name={ (ENTITY_FIELD) (entity) } value="on" checked[ticked(entity)];
+                        label for=(id) { (entity) }
+                    }
+                }
+                @if !errors.is_empty() {
+                    p.field-error id=(error_id) { @for e in errors { (e) " " } }
+                }
+            }
+            button.secondary type="submit" { "Save the entities shared with " (app["name"].as_str().unwrap_or_default()) }
+        }
+    }
+}
+
 async fn render(
     state: &PortalState,
     session: &Session,
     org: &str,
     failure: Option<&ApiFailure>,
+) -> Result<Response, PageError> {
+    render_for(state, session, org, failure, None).await
+}
+
+/// The page; `failure` came from changing the entities of `failed_app` when given,
+/// and its errors about them are shown beside that app's checkboxes.
+async fn render_for(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    failure: Option<&ApiFailure>,
+    failed_app: Option<&str>,
 ) -> Result<Response, PageError> {
     let chrome = Chrome::load(state, session, Some(org), "marketplace").await?;
     let fail = |e| PageError::from_api(e, &session.here);
@@ -55,8 +123,28 @@ async fn render(
     let installs = installs["installs"].as_array().cloned().unwrap_or_default();
     let install_of = |app: &Value| installs.iter().find(|i| i["app_id"] == app["id"]).cloned();
     let admin = chrome.is_admin();
+    let field_errors = |app_id: &str| -> Vec<&str> {
+        match failure {
+            Some(f) if failed_app == Some(app_id) => f
+                .errors
+                .iter()
+                .filter(|e| about_entities(e.pointer.as_deref()))
+                .map(|e| e.detail.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let general = failure.map(|f| ApiFailure {
+        status: f.status,
+        errors: f
+            .errors
+            .iter()
+            .filter(|e| failed_app.is_none() || !about_entities(e.pointer.as_deref()))
+            .cloned()
+            .collect(),
+    });
     let body = html! {
-        @if let Some(f) = failure { (layout::failed(f)) }
+        @if let Some(f) = general.as_ref().filter(|f| !f.errors.is_empty()) { (layout::failed(f)) }
         @if !admin { p.notice { "Only admins of the organisation install apps and switch data sharing; you see what is installed." } }
         table {
             caption { "Apps" }
@@ -73,6 +161,9 @@ async fn render(
                                 Some(install) => {
                                     @let sharing = install["data_sharing"].as_bool() == Some(true);
                                     p { "Installed; data sharing " strong { @if sharing { "on" } @else { "off" } } "." }
+                                    @if let Some(list) = install["entities"].as_array() {
+                                        p.hint { "Shares only: " (list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) "." }
+                                    }
                                     @if admin {
                                         form.inline method="post" action={ "/o/" (org) "/installs/" (id.trim_matches('"')) "/sharing" } {
                                             (forms::csrf(&session.csrf))
@@ -82,6 +173,9 @@ async fn render(
                                         form.inline method="post" action={ "/o/" (org) "/installs/" (id.trim_matches('"')) "/uninstall" } {
                                             (forms::csrf(&session.csrf))
                                             button.danger type="submit" { "Uninstall " (name) }
+                                        }
+                                        @if !entity_names(app).is_empty() {
+                                            (entities_form(org, id.trim_matches('"'), app, &install, session, &field_errors(id.trim_matches('"'))))
                                         }
                                     }
                                 }
@@ -100,7 +194,7 @@ async fn render(
                 }
             }
         }
-        p.hint { "An app shares only the collections listed beside it, and only while data sharing is on." }
+        p.hint { "An app shares only the collections listed beside it, only while data sharing is on, and only those the organisation ticks." }
     };
     Ok(layout::page("Marketplace", &chrome, body).into_response())
 }
@@ -124,6 +218,24 @@ async fn then_back(
         Ok(done) => Ok(done),
         Err(failure) => render(state, session, org, Some(&failure)).await,
     }
+}
+
+/// PATCH the install of `app` in `org` with `body`.
+async fn patch_install(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    app: &str,
+    body: Value,
+) -> Result<Value, ApiFailure> {
+    state
+        .api
+        .patch(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/installs/{}", enc(org), enc(app)),
+            &body,
+        )
+        .await
 }
 
 pub async fn install(
@@ -173,13 +285,60 @@ pub async fn sharing(
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
     let on = forms::value(&form, "data_sharing") == "true";
-    let call = state
-        .api
-        .patch(
-            session.auth(),
-            &format!("/hub/v1/orgs/{}/installs/{}", enc(&org), enc(&app)),
-            &json!({ "data_sharing": on }),
-        )
-        .await;
+    let call = patch_install(&state, &session, &org, &app, json!({ "data_sharing": on })).await;
     then_back(&state, &session, &org, call).await
+}
+
+/// Save the entities the org shares with the app: the ticked ones, or all of
+/// them (`null`, which also covers entities the app adds later) when every
+/// one offered is ticked.
+pub async fn save_entities(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, app)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Result<Response, PageError> {
+    session.check(&state, &form)?;
+    let mut ticked: Vec<&str> = form
+        .keys()
+        .filter_map(|k| k.strip_prefix(ENTITY_FIELD))
+        .collect();
+    ticked.sort_unstable();
+    let mut offered: Vec<&str> = forms::value(&form, "offered")
+        .split(',')
+        .filter(|e| !e.is_empty())
+        .collect();
+    offered.sort_unstable();
+    let entities = if !ticked.is_empty() && ticked == offered {
+        Value::Null
+    } else {
+        json!(ticked)
+    };
+    let call = patch_install(
+        &state,
+        &session,
+        &org,
+        &app,
+        json!({ "entities": entities }),
+    )
+    .await;
+    // Errors about the list go beside that app's checkboxes.
+    match super::settle(call, &session, &format!("/o/{org}/marketplace"))? {
+        Ok(done) => Ok(done),
+        Err(failure) => render_for(&state, &session, &org, Some(&failure), Some(&app)).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_errors_about_the_entities_list_go_beside_it() {
+        assert!(about_entities(Some("/entities")));
+        assert!(about_entities(Some("/entities/2")));
+        assert!(!about_entities(Some("/entities_x")));
+        assert!(!about_entities(Some("/data_sharing")));
+        assert!(!about_entities(None));
+    }
 }

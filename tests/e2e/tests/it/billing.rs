@@ -473,7 +473,47 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     assert!(html.contains("Seats &lt;b&gt;&amp; more&lt;/b&gt;"));
     assert!(html.contains("52.50 USD"));
 
-    // Who reads invoices: the org's admins; not a plain member, not another org's owner.
+    // The org's bills, every app's and whatever their status; org B's bill
+    // is not among them. (Bills made in one millisecond may list either way.)
+    let bills = hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &format!("/hub/v1/orgs/{org}/bills"),
+            Some(&auth),
+            None,
+        )
+        .await?;
+    let mut listed: Vec<(&str, i64, &str, &str)> = bills["bills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["app_name"].as_str().unwrap(),
+                b["price_cents"].as_i64().unwrap(),
+                b["currency"].as_str().unwrap(),
+                b["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("CRM <script>", 700, "EUR", "invoiced"),
+            ("CRM <script>", 4000, "USD", "invoiced"),
+            ("Test App", 5, "USD", "invoiced"),
+            ("Test App", 33, "USD", "invoiced"),
+            ("Test App", 77, "USD", "cancelled"),
+            ("Test App", 250, "USD", "invoiced"),
+            ("Test App", 1000, "USD", "invoiced"),
+        ],
+        "{bills}"
+    );
+    assert_eq!(bills["recurring_bills"], serde_json::json!([]));
+
+    // Who reads bills and invoices: the org's admins; not a plain member, not another org's owner.
     let (_, member_token) = hub.signup_and_login("member@example.com").await?;
     hub.add_member(&token, &org, "member@example.com", "member", &member_token)
         .await?;
@@ -482,6 +522,7 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
         (&token_b, StatusCode::FORBIDDEN),
     ] {
         for path in [
+            format!("/hub/v1/orgs/{org}/bills"),
             format!("/hub/v1/orgs/{org}/invoices"),
             format!("/hub/v1/orgs/{org}/invoices/{usd_id}"),
         ] {

@@ -6,44 +6,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::fanout_support::*;
-use mno_e2e::hub_client::{basic_auth, App, HubClient};
-use mno_e2e::TestPlatform;
+use mno_e2e::hub_client::{basic_auth, App};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// A platform, a signed-in owner and one org.
-struct World {
-    platform: TestPlatform,
-    hub: HubClient,
-    token: String,
-    org: String,
-}
-
 impl World {
-    async fn new() -> World {
-        Self::with(|_| {}).await
-    }
-
-    async fn with(adjust: impl FnOnce(&mut mno_gateway::PlatformConfig)) -> World {
-        let platform = TestPlatform::spawn_with(adjust).await;
-        let hub = HubClient::new(&platform.base_url);
-        let (_, token) = hub
-            .signup_and_login("owner@example.com")
-            .await
-            .expect("owner");
-        let org = hub.create_org(&token, "Acme", "USD").await.expect("org");
-        World {
-            platform,
-            hub,
-            token,
-            org,
-        }
-    }
-
-    fn js(&self) -> async_nats::jetstream::Context {
-        self.platform.running().bus.js.clone()
-    }
-
     /// An app with a webhook to `receiver`, reading and writing `entities`; installed when `install`.
     async fn app(&self, name: &str, receiver: &Receiver, entities: &[&str], install: bool) -> App {
         let shared: Vec<(&str, bool, bool)> = entities.iter().map(|e| (*e, true, true)).collect();

@@ -436,6 +436,24 @@ async fn org_member_and_install_rules_refuse_and_change_nothing(
             Some("/data_sharing"),
         )
         .await?;
+    // Entities: a list of the app's shared entities, never empty, never a string.
+    for (body, pointer) in [
+        (json!({"entities": []}), "/entities"),
+        (json!({"entities": "people"}), "/entities"),
+        (json!({"entities": ["invoices", "nope"]}), "/entities/1"),
+    ] {
+        reject
+            .check(
+                Method::PATCH,
+                &format!("{installs}/{}", app.id),
+                Some(&owner_auth),
+                Some(body),
+                unprocessable,
+                "invalid_field",
+                Some(pointer),
+            )
+            .await?;
+    }
     // null for a field that cannot be cleared is refused, not read as "absent".
     reject
         .check(

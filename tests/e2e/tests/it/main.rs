@@ -37,5 +37,6 @@ mod portal_signin_limits;
 mod portal_sso;
 mod revocation;
 mod schemathesis;
+mod sharing;
 mod sso;
 mod tenant_matrix;

@@ -22,6 +22,41 @@ use mno_events::streams::RECORDS;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+/// A platform, a signed-in owner and one org; each test file adds the
+/// helpers it needs in its own `impl World`.
+pub struct World {
+    pub platform: mno_e2e::TestPlatform,
+    pub hub: mno_e2e::hub_client::HubClient,
+    pub token: String,
+    pub org: String,
+}
+
+impl World {
+    pub async fn new() -> World {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(adjust: impl FnOnce(&mut mno_gateway::PlatformConfig)) -> World {
+        let platform = mno_e2e::TestPlatform::spawn_with(adjust).await;
+        let hub = mno_e2e::hub_client::HubClient::new(&platform.base_url);
+        let (_, token) = hub
+            .signup_and_login("owner@example.com")
+            .await
+            .expect("owner");
+        let org = hub.create_org(&token, "Acme", "USD").await.expect("org");
+        World {
+            platform,
+            hub,
+            token,
+            org,
+        }
+    }
+
+    pub fn js(&self) -> async_nats::jetstream::Context {
+        self.platform.running().bus.js.clone()
+    }
+}
+
 /// One POST a receiver got.
 #[derive(Debug, Clone)]
 pub struct Post {
