@@ -139,7 +139,9 @@ pub async fn show(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallPatch {
+    /// Whether the org shares its records with the app (`null` is refused).
     #[serde(default, deserialize_with = "not_null")]
+    #[schema(nullable = false)]
     data_sharing: Option<bool>,
     /// The entities the org shares with the app, each one of the app's
     /// `shared_entities`; `null` shares all of them (the default).
