@@ -37,7 +37,7 @@ impl World {
     }
 
     /// Publish a change of `entity` made by `writer`; its stream sequence.
-    async fn write(&self, writer: &App, entity: &str, record: &str) -> u64 {
+    async fn write_as(&self, writer: &App, entity: &str, record: &str) -> u64 {
         let state = match entity {
             "people" => json!({"first_name": record}),
             _ => json!({"title": record, "amount": "10.00"}),
@@ -195,8 +195,8 @@ async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
     // Delivery re-reads an app's installs at most this old: past it, the
     // narrowing is what every delivery decision reads.
     tokio::time::sleep(mno_connec_sync::delivery::DeliveryConfig::default().installs_ttl).await;
-    world.write(&writer, "invoices", "inv-hidden").await;
-    let last = world.write(&writer, "people", "ann").await;
+    world.write_as(&writer, "invoices", "inv-hidden").await;
+    let last = world.write_as(&writer, "people", "ann").await;
     people_only_through(&world, &receiver, &reader, last).await;
 
     // An entity the app does not share: 422 naming it and the valid ones; nothing changes.
@@ -250,8 +250,8 @@ async fn an_org_narrows_sharing_to_some_entities_and_widens_it_again() {
     assert_eq!(status, StatusCode::OK, "GET invoices: {body}");
     let (status, body) = world.record_call(&reader, Method::POST, "invoices").await;
     assert!(status.is_success(), "POST invoices: {status} {body}");
-    world.write(&writer, "invoices", "inv-shared").await;
-    world.write(&writer, "people", "bob").await;
+    world.write_as(&writer, "invoices", "inv-shared").await;
+    world.write_as(&writer, "people", "bob").await;
     wait_received(
         &receiver,
         &BTreeSet::from([("inv-shared".to_owned(), 1), ("bob".to_owned(), 1)]),
@@ -273,8 +273,8 @@ async fn waiting_changes_of_an_entity_no_longer_shared_are_dropped() {
     let mut receiver = Receiver::start().await;
     let (writer, reader) = world.writer_and_reader(&receiver).await;
     receiver.stop().await;
-    world.write(&writer, "invoices", "inv-waiting").await;
-    let last = world.write(&writer, "people", "ann").await;
+    world.write_as(&writer, "invoices", "inv-waiting").await;
+    let last = world.write_as(&writer, "people", "ann").await;
     // Both were read and tried: they wait in the reader's lanes for a retry.
     mno_harness::wait_for(
         "the reader's consumer to hold both changes",
