@@ -7,5 +7,6 @@ mod impac_cli;
 mod impac_crash;
 mod mno_binary;
 mod portal_browser;
+mod readme_tour;
 mod scale_out;
 mod support;
