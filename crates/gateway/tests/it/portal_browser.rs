@@ -4,25 +4,12 @@
 //! Screenshots land in `target/portal-screenshots/` (look at them).
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mno_harness::{free_port, wait_for, NatsServer};
+use mno_harness::{free_port, NatsServer};
 
 use crate::support;
-
-/// Stops `mno up` however the test ends.
-struct Up(Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_works_in_a_browser_against_mno_up_demo() {
@@ -49,7 +36,7 @@ async fn the_portal_works_in_a_browser_against_mno_up_demo() {
         .spawn()
         .expect("run mno up --demo");
     let stdout = child.stdout.take().unwrap();
-    let up = Up(child);
+    let up = support::Up(child);
     // `mno up --demo` prints its URL and the demo login once the demo is seeded.
     let lines = tokio::task::spawn_blocking(move || {
         BufReader::new(stdout)
@@ -68,11 +55,7 @@ async fn the_portal_works_in_a_browser_against_mno_up_demo() {
         lines[1].contains("demo@mno.example") && lines[1].contains("mno demo password"),
         "{lines:?}"
     );
-    wait_for("readyz", Duration::from_secs(30), || async {
-        let ok = reqwest::get(format!("{base}/readyz")).await.ok()?;
-        ok.status().is_success().then_some(())
-    })
-    .await;
+    support::wait_ready(&base).await;
 
     let shots = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -6,24 +6,10 @@
 //! they run for a fixed time and have tests of their own.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use mno_harness::{free_port, wait_for, NatsServer};
+use mno_harness::{free_port, NatsServer};
 
 use crate::support;
-
-/// Stops `mno up` however the test ends.
-struct Up(std::process::Child);
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
 
 /// The shell blocks of the README's section "A tour", in order.
 fn tour_blocks(readme: &str) -> Vec<String> {
@@ -56,13 +42,9 @@ async fn the_readme_tour_works_as_written() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run mno up");
-    let _up = Up(child);
+    let _up = support::Up(child);
     let base = format!("http://127.0.0.1:{port}");
-    wait_for("readyz", Duration::from_secs(60), || async {
-        let ok = reqwest::get(format!("{base}/readyz")).await.ok()?;
-        ok.status().is_success().then_some(())
-    })
-    .await;
+    support::wait_ready(&base).await;
 
     let script: String = blocks
         .iter()

@@ -26,3 +26,25 @@ pub fn mno_command(data_dir: &Path) -> Command {
 /// of them starve each other past their waits, so each runs beside light
 /// tests only. A tokio mutex: a failed test does not poison it for the next.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A running `mno up`, stopped (SIGTERM, then reaped) however the test ends.
+pub struct Up(pub std::process::Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait until the platform at `base` answers `/readyz` with success.
+pub async fn wait_ready(base: &str) {
+    mno_harness::wait_for("readyz", std::time::Duration::from_secs(60), || async {
+        let ok = reqwest::get(format!("{base}/readyz")).await.ok()?;
+        ok.status().is_success().then_some(())
+    })
+    .await;
+}
