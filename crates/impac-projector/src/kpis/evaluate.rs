@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::announce::{announce, RaisedAlert};
 use super::store::{all_kpis, Kpi};
-use crate::api;
 use crate::ImpacState;
+use crate::{api, query};
 
 /// Why a KPI's element names no number of the widget's content.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ pub fn element_value(content: &Value, element: &str) -> Result<Decimal, ElementE
 
 /// The KPI's current value, from the live projection.
 pub async fn current_value(state: &ImpacState, kpi: &Kpi) -> Result<Decimal, ApiError> {
-    let params = api::widget_params(&kpi.params)?;
+    let params = query::widget_params(&kpi.params)?;
     let snapshot = api::live_snapshot(state, &kpi.org_ids).await?;
     let (content, _) = api::compute(state, &kpi.widget, &snapshot, &params, &kpi.currency).await?;
     element_value(&content, &kpi.element).map_err(|e| {
@@ -75,38 +75,59 @@ pub async fn current_value(state: &ImpacState, kpi: &Kpi) -> Result<Decimal, Api
     })
 }
 
+/// How often the evaluator looks again without being woken: a fold seen while
+/// another process held the lease, or an evaluation that failed, is taken up then.
+const LOOK_AGAIN: Duration = Duration::from_secs(1);
+
 /// Evaluate the KPIs whenever the projection has folded more (at most every 250 ms).
+///
+/// Level-triggered, not edge-triggered: it remembers how far the KPIs were last
+/// evaluated and catches up whenever this process folds and the projection is
+/// further, so a wake-up that came while the lease was changing hands, or an
+/// evaluation that failed (the database busy), is not lost until the next write.
 pub async fn follow(state: ImpacState, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let mut applied = state.applied.clone();
+    let mut evaluated_through: Option<u64> = None;
     loop {
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(LOOK_AGAIN) => {}
             _ = stopped.changed() => return,
         }
+        // Let a burst of batches land before reading every KPI's widget.
         tokio::time::sleep(Duration::from_millis(250)).await;
-        applied.borrow_and_update();
+        let through = *applied.borrow_and_update();
         // One process raises the alerts: the one that folds.
-        if state.folds_here() {
-            evaluate_all(&state).await;
+        if evaluated_through >= Some(through) || !state.folds_here() {
+            continue;
+        }
+        if evaluate_all(&state).await {
+            evaluated_through = Some(through);
         }
     }
 }
 
-/// Evaluate every KPI (after the projection folded new events).
-pub async fn evaluate_all(state: &ImpacState) {
+/// Evaluate every KPI (after the projection folded new events); whether each
+/// was evaluated or refused for good (a failure worth retrying returns false).
+pub async fn evaluate_all(state: &ImpacState) -> bool {
     let _one_at_a_time = state.kpis.evaluating.lock().await;
     let kpis = match all_kpis(&state.db).await {
         Ok(kpis) => kpis,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read KPIs; evaluating later");
-            return;
+            return false;
         }
     };
+    let mut all_done = true;
     for kpi in kpis {
         if let Err(e) = evaluate(state, kpi).await {
-            tracing::debug!(error = ?e.errors, "a KPI could not be evaluated");
+            // A 4xx stays a 4xx (the KPI's widget or element no longer fits); a 5xx may pass.
+            let retry = e.status.is_server_error();
+            all_done &= !retry;
+            tracing::debug!(error = ?e.errors, retry, "a KPI could not be evaluated");
         }
     }
+    all_done
 }
 
 /// Evaluate one KPI; raise an alert when it has just left its target.
