@@ -80,9 +80,13 @@ async fn the_portal_works_in_a_browser_against_mno_up_demo() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}");
+    eprintln!("{stderr}");
+    // The message leads with the step and the error: a CI summary may show only its start.
+    let last_step = stdout.lines().rev().find(|l| l.starts_with("step:"));
+    let error = stderr.lines().rev().find(|l| !l.trim().is_empty());
     assert!(
         output.status.success() && stdout.trim_end().ends_with("ok"),
-        "the browser test failed:\n{stdout}\n{stderr}"
+        "the browser test failed at {last_step:?}: {error:?} (its whole output is printed above)"
     );
     drop(up);
 }
