@@ -2,7 +2,7 @@
 //! the widgets on them in order, as the original platform kept them in Impac!.
 //! Only users have dashboards (an app gets 403); a user sees only their own.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use mno_events::api_error::ApiJson;
@@ -14,7 +14,7 @@ use mno_events::ApiError;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::api::{orgs_param, parse_query};
+use crate::access::OrgsReader;
 use crate::widgets::WIDGETS;
 use crate::ImpacState;
 
@@ -159,13 +159,11 @@ fn one_org(body: &Value) -> Result<String, ApiError> {
 )]
 pub async fn list(
     State(state): State<ImpacState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    OrgsReader { orgs, principal }: OrgsReader,
 ) -> Result<Json<Value>, ApiError> {
-    let orgs = orgs_param(&parse_query(raw.as_deref()))?;
+    let user = users_only(principal)?;
     let mut out = Vec::new();
     for org in &orgs {
-        let user = user_of(&state, &headers, org).await?;
         let rows = sqlx::query(
             "SELECT * FROM impac_dashboards WHERE owner = $1 AND org = $2 ORDER BY created_at, id",
         )

@@ -13,6 +13,7 @@
 //! old from sequence 1; readers switch (one row, `impac_active`) once it has
 //! caught up with the stream.
 
+pub mod access;
 pub mod api;
 pub mod batch;
 pub mod dashboards;
@@ -20,6 +21,7 @@ pub mod document;
 pub mod kpis;
 pub mod openapi;
 pub mod prune;
+pub mod query;
 pub mod rates;
 pub mod rebuild;
 pub mod records;

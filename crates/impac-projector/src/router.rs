@@ -28,7 +28,7 @@ pub fn router(state: ImpacState) -> Router {
         )
         .route(
             "/impac/api/v2/rates",
-            get(rates::list_handler).post(rates::load_handler),
+            get(rates::routes::list_handler).post(rates::routes::load_handler),
         )
         .with_state(state)
 }

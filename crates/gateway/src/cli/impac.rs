@@ -17,7 +17,7 @@ use mno_events::directory::Directory;
 use mno_impac_projector::replay::{self, AsOf};
 use mno_impac_projector::widgets::money::Converter;
 use mno_impac_projector::widgets::WIDGETS;
-use mno_impac_projector::{api, rates, rebuild, records, runner};
+use mno_impac_projector::{api, query, rates, rebuild, records, runner};
 
 use super::BusArgs;
 
@@ -198,7 +198,7 @@ fn query_of(args: &ReplayArgs) -> HashMap<String, Vec<String>> {
             query.append_pair(name, value);
         }
     }
-    api::parse_query(Some(&query.finish()))
+    query::parse_query(Some(&query.finish()))
 }
 
 fn first_detail(error: mno_events::ApiError) -> anyhow::Error {
@@ -227,8 +227,8 @@ async fn run_replay(mut args: ReplayArgs) -> Result<()> {
     }
     let point = AsOf::parse(&args.as_of).map_err(|why| anyhow::anyhow!("--{why}"))?;
     let query = query_of(&args);
-    let params = api::widget_params(&query).map_err(first_detail)?;
-    let asked_currency = api::currency_param(&query).map_err(first_detail)?;
+    let params = query::widget_params(&query).map_err(first_detail)?;
+    let asked_currency = query::currency_param(&query).map_err(first_detail)?;
     let bus = args.at.bus.connect().await?;
     let db = args.at.database().await?;
     let currency = match asked_currency {

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use base64::Engine;
 use chrono::Utc;
 use mno_events::api_error::ApiJson;
-use mno_events::idm::Action;
 use mno_events::webhook::ssrf;
 use mno_events::ApiError;
 use serde_json::{json, Value};
@@ -19,7 +18,9 @@ use sqlx::Row;
 use super::evaluate::{current_value, evaluate};
 use super::request::{self, NewKpi};
 use super::store::{all_kpis, decode, Kpi};
-use crate::api::{self, authorize_widget, orgs_param, parse_query};
+use crate::access::{authorize_widget, OrgsReader};
+use crate::api;
+use crate::query::{self, orgs_param};
 use crate::ImpacState;
 use mno_events::openapi::{
     BadRequest, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable, Unprocessable,
@@ -75,7 +76,7 @@ pub async fn create(
         .params
         .map(request::Params::into_query)
         .unwrap_or_default();
-    api::widget_params(&params).map_err(point_into_params)?;
+    query::widget_params(&params).map_err(point_into_params)?;
     let currency = api::currency_for(&state, &params, &orgs)
         .await
         .map_err(point_into_params)?;
@@ -146,20 +147,6 @@ fn new_secret() -> String {
     )
 }
 
-/// The orgs named by `org_ids[]`, each of which the caller may read.
-async fn readable_orgs(
-    state: &ImpacState,
-    headers: &HeaderMap,
-    raw: Option<&str>,
-) -> Result<Vec<String>, ApiError> {
-    let orgs = orgs_param(&parse_query(raw))?;
-    for org in &orgs {
-        mno_events::http_auth::authorize(state.idm.as_ref(), headers, org, None, Action::Read)
-            .await?;
-    }
-    Ok(orgs)
-}
-
 /// `GET /impac/api/v2/kpis?org_ids[]=` → the KPIs over any of those orgs.
 #[utoipa::path(
     get,
@@ -171,10 +158,8 @@ async fn readable_orgs(
 )]
 pub async fn list(
     State(state): State<ImpacState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    OrgsReader { orgs, .. }: OrgsReader,
 ) -> Result<Json<Value>, ApiError> {
-    let orgs = readable_orgs(&state, &headers, raw.as_deref()).await?;
     let kpis: Vec<Value> = all_kpis(&state.db)
         .await
         .map_err(ApiError::internal)?
@@ -243,10 +228,8 @@ pub async fn delete(
 )]
 pub async fn alerts(
     State(state): State<ImpacState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
+    OrgsReader { orgs, .. }: OrgsReader,
 ) -> Result<Json<Value>, ApiError> {
-    let orgs = readable_orgs(&state, &headers, raw.as_deref()).await?;
     let mut alerts = Vec::new();
     for org in &orgs {
         let rows = sqlx::query(

@@ -11,27 +11,22 @@
 //!   tenant's reports convert with.
 //!
 //! A load is all or nothing: every row is checked first, then all are stored
-//! in one transaction (the same pair and date again replaces the rate).
+//! in one transaction (the same pair and date again replaces the rate). The
+//! routes are in [`routes`].
+
+pub mod routes;
 
 use std::collections::HashMap;
 use std::str::FromStr;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
-use axum::Json;
 use chrono::NaiveDate;
-use mno_events::api_error::ApiJson;
-use mno_events::idm::{Action, IdmRequest, Principal, PrincipalKind};
 use mno_events::ApiError;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{AnyPool, Row};
 
 use crate::widgets::money::Rate;
-use crate::ImpacState;
-use mno_events::openapi::{Forbidden, JsonBodyErrors, Unauthorized, Unavailable};
 
 /// One rate: 1 `base` = `rate` `quote`, as published by `source` on `as_of`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -321,45 +316,6 @@ pub async fn loader_orgs(db: &AnyPool) -> Result<Vec<String>, sqlx::Error> {
         .await
 }
 
-/// The caller must be a user with role admin or super_admin in a rate-loader org.
-async fn authorize_loader(state: &ImpacState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let credential = mno_events::http_auth::credential(headers)?;
-    let orgs = loader_orgs(&state.db).await.map_err(ApiError::internal)?;
-    if orgs.is_empty() {
-        return Err(ApiError::forbidden(
-            "no organisation may load exchange rates through the API yet; the operator allows one with `mno impac rates allow-org <org>`, or loads rates with `mno impac rates load <csv>`",
-        ));
-    }
-    let mut known = None;
-    for org in orgs {
-        let decision = state
-            .idm
-            .check(&IdmRequest {
-                credential: credential.clone(),
-                org,
-                entity: None,
-                action: Action::Write,
-            })
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        let Some(principal) = decision.principal else {
-            return Err(ApiError::unauthorized(format!(
-                "the credentials were not accepted: {}",
-                decision.reason
-            )));
-        };
-        let admin = matches!(principal.role.as_deref(), Some("admin" | "super_admin"));
-        if decision.allow && principal.kind == PrincipalKind::User && admin {
-            return Ok(principal);
-        }
-        known = Some(principal);
-    }
-    let who = known.map(|p| p.name).unwrap_or_default();
-    Err(ApiError::forbidden(format!(
-        "{who} may not load exchange rates: that needs a user with role admin or super_admin in an organisation the operator allowed (`mno impac rates allow-org <org>`)"
-    )))
-}
-
 #[derive(Debug, Deserialize)]
 pub struct RatesIn {
     pub rates: Vec<Value>,
@@ -426,44 +382,6 @@ pub fn validate_body(body: &RatesIn) -> Result<Vec<RateRow>, ApiError> {
         Some(e) => Err(e),
         None => Ok(rows),
     }
-}
-
-/// `POST /impac/api/v2/rates` → 201 `{"rates": [...stored]}`; all or nothing.
-#[utoipa::path(
-    post,
-    path = "/impac/api/v2/rates",
-    tag = "impac",
-    request_body = crate::openapi::Rates,
-    responses((status = 201, description = "Stored, all of them", body = crate::openapi::Rates), JsonBodyErrors, Unauthorized, Forbidden, Unavailable),
-    security(("user" = []))
-)]
-pub async fn load_handler(
-    State(state): State<ImpacState>,
-    headers: HeaderMap,
-    ApiJson(body): ApiJson<RatesIn>,
-) -> Result<impl IntoResponse, ApiError> {
-    let principal = authorize_loader(&state, &headers).await?;
-    let rows = validate_body(&body)?;
-    store(&state.db, &rows).await.map_err(ApiError::internal)?;
-    tracing::info!(loaded = rows.len(), by = %principal.id, "exchange rates loaded");
-    Ok((StatusCode::CREATED, Json(json!({"rates": rows}))))
-}
-
-/// `GET /impac/api/v2/rates` → `{"rates": [...]}` (same callers as loading).
-#[utoipa::path(
-    get,
-    path = "/impac/api/v2/rates",
-    tag = "impac",
-    responses((status = 200, description = "The loaded rates", body = crate::openapi::Rates), Unauthorized, Forbidden, Unavailable),
-    security(("user" = []))
-)]
-pub async fn list_handler(
-    State(state): State<ImpacState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorize_loader(&state, &headers).await?;
-    let rows = list(&state.db).await.map_err(ApiError::internal)?;
-    Ok(Json(json!({"rates": rows})))
 }
 
 #[cfg(test)]

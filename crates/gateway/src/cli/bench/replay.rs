@@ -61,9 +61,9 @@ pub async fn run(args: Args) -> Result<()> {
     let orgs: Vec<String> = (0..args.orgs).map(InvoiceTraffic::org_name).collect();
     let snapshot = records::load(&db, records::VERSION, &orgs).await?;
     // The parameters as the widget route parses them.
-    let params = mno_impac_projector::api::widget_params(&mno_impac_projector::api::parse_query(
-        Some("to=2026-12-31&period=MONTHLY"),
-    ))
+    let params = mno_impac_projector::query::widget_params(
+        &mno_impac_projector::query::parse_query(Some("to=2026-12-31&period=MONTHLY")),
+    )
     .map_err(|e| anyhow::anyhow!("{:?}", e.errors))?;
     let converter = Converter::new("USD", bench_rates());
     let pnl = widgets::compute("accounts/profit_and_loss", &snapshot, &params, &converter)?;
