@@ -8,7 +8,8 @@
 //! - [`platform`]: wiring Hub, Connec! and Impac! together in one process (`mno up`), or some roles (`mno serve`).
 //! - [`roles`]: the parts a process runs (edge, projections, delivery, hub-jobs).
 //! - [`edge_server`]: serving connections with a cap and header-read and idle timeouts.
-//! - [`http`]: the edge router: the parts' routes, health, readiness, metrics, JSON 404s.
+//! - [`http`]: the edge router (the parts' routes, JSON 404s) and the operator's metrics listener.
+//! - [`health`]: what the edge says of itself: health, readiness, metrics.
 //! - [`cli`]: the operator subcommands (`mno up`, `mno streams`, `mno bench`, ...).
 
 pub mod bus_owner;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir_lock;
 pub mod edge_server;
+pub mod health;
 pub mod http;
 pub mod nats_child;
 pub mod openapi;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use mno_events::openapi::SecuritySchemes;
 use utoipa::OpenApi;
 
-use crate::{http, operator};
+use crate::{health, operator};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +22,7 @@ view of the bus (/operator/v1) and the edge's health routes. The portal's HTML p
 users with Authorization: Bearer <session token>. docs/api/ describes each part in prose.",
         license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
-    paths(http::healthz, http::readyz, document, operator::bus),
+    paths(health::healthz, health::readyz, document, operator::bus),
     modifiers(&SecuritySchemes),
     tags(
         (name = "edge", description = "Health, readiness and this document (docs/operations.md)"),
