@@ -18,8 +18,9 @@ use super::auth;
 use super::dlq::{self, DlqError};
 use super::http_state::ApiState;
 use super::log::AttemptStatus;
+use super::outcomes::{Redriven, Since, SupervisorError};
 use super::sse;
-use super::supervisor::{consumer_name, Redriven, Since, SupervisorError};
+use super::supervisor::consumer_name;
 use mno_events::openapi::{
     BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, Unauthorized, Unavailable,
 };

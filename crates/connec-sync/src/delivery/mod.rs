@@ -14,7 +14,8 @@
 //!   deliveries a caller may see.
 //! - [`hub_watch`]: reacting to Hub events (installs, app changes, rotations).
 //! - [`ownership`]: which process delivers to each app (leases on the bus, a fair share each).
-//! - [`remote`]: redrives and recoveries asked of the app's owner over NATS.
+//! - [`remote`]: redrives and recoveries asked of the app's owner over NATS; [`responder`]: the owner's answers.
+//! - [`outcomes`]: what a redrive or a recovery comes to, and why one is refused.
 
 pub mod api;
 pub mod auth;
@@ -25,9 +26,11 @@ pub mod hub_watch;
 pub mod lanes;
 pub mod log;
 pub mod open_streams;
+pub mod outcomes;
 pub mod ownership;
 pub mod payload;
 pub mod remote;
+pub mod responder;
 pub mod sse;
 pub mod supervisor;
 pub mod view;
@@ -46,7 +49,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::DeliveryConfig;
-pub use supervisor::{consumer_name, Placement, Since, Supervisor, CONSUMER_PREFIX};
+pub use outcomes::Since;
+pub use supervisor::{consumer_name, Placement, Supervisor, CONSUMER_PREFIX};
 pub use view::{LocalIds, ReferenceFields};
 
 use view::{GuessedReferences, LearnedIds};
@@ -231,7 +235,7 @@ impl Delivery {
             }
             tasks.push(hub_watch::spawn_resync(supervisor.clone(), stopped.clone()));
             tasks.push(spawn_looks(supervisor.clone(), stopped.clone()));
-            tasks.push(remote::spawn_responder(
+            tasks.push(responder::spawn_responder(
                 supervisor.clone(),
                 deps.bus.client.clone(),
                 stopped,

@@ -3,19 +3,15 @@
 //! With several processes, an app's worker runs in one of them (see
 //! [`super::ownership`]); a request that reaches another (an edge process,
 //! `mno dlq redrive`) is asked over NATS request-reply. Every delivering
-//! process listens, and only the app's owner answers.
+//! process listens, and only the app's owner answers ([`super::responder`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::supervisor::{Recovered, Redriven, Since, Supervisor, SupervisorError};
+use super::outcomes::{Recovered, Redriven, Since, SupervisorError};
 use super::REDRIVE_SUBJECT;
 
 /// NATS request-reply subject for recoveries asked of the app's owner.
@@ -28,18 +24,18 @@ pub const RECOVER_SUBJECT: &str = "mno.delivery.v1.recover";
 const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
-struct RedriveRequest {
-    app: String,
-    seq: u64,
+pub(super) struct RedriveRequest {
+    pub app: String,
+    pub seq: u64,
 }
 
 #[derive(Serialize, Deserialize)]
-struct RecoverRequest {
-    app: String,
+pub(super) struct RecoverRequest {
+    pub app: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    since_seq: Option<u64>,
+    pub since_seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    since_time: Option<DateTime<Utc>>,
+    pub since_time: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -136,66 +132,5 @@ pub async fn recover(
         SupervisorError::Unavailable(format!(
             "the owner's recovery answer is not understood: {e}"
         ))
-    })
-}
-
-/// Answer redrives and recoveries of the apps this process delivers to
-/// (the others stay silent: their owner answers).
-pub fn spawn_responder(
-    supervisor: Arc<Supervisor>,
-    client: async_nats::Client,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let subscribed = async {
-            let redrives = client.subscribe(REDRIVE_SUBJECT).await?;
-            let recoveries = client.subscribe(RECOVER_SUBJECT).await?;
-            Ok::<_, async_nats::SubscribeError>(futures::stream::select(redrives, recoveries))
-        };
-        let mut requests = match subscribed.await {
-            Ok(requests) => requests,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot answer redrive and recovery requests");
-                return;
-            }
-        };
-        loop {
-            let request = tokio::select! {
-                _ = stop.changed() => return,
-                next = requests.next() => match next { Some(r) => r, None => return },
-            };
-            let Some(reply) = request.reply.clone() else {
-                continue;
-            };
-            let answer = if request.subject.as_str() == REDRIVE_SUBJECT {
-                match serde_json::from_slice::<RedriveRequest>(&request.payload) {
-                    Ok(ask) if !supervisor.delivers_to(&ask.app) => continue,
-                    Ok(ask) => match supervisor.redrive_here(&ask.app, ask.seq).await {
-                        Ok(outcome) => Redriven::answer(&[outcome]),
-                        Err(e) => json!({"error": e.to_string()}),
-                    },
-                    Err(e) => {
-                        json!({"error": format!("the request is not {{\"app\",\"seq\"}}: {e}")})
-                    }
-                }
-            } else {
-                match serde_json::from_slice::<RecoverRequest>(&request.payload) {
-                    Ok(ask) if !supervisor.delivers_to(&ask.app) => continue,
-                    Ok(ask) => {
-                        let since = match (ask.since_seq, ask.since_time) {
-                            (Some(seq), _) => Since::Sequence(seq),
-                            (None, Some(at)) => Since::Time(at),
-                            (None, None) => Since::Sequence(1),
-                        };
-                        match supervisor.recover_here(&ask.app, since).await {
-                            Ok(recovered) => serde_json::to_value(recovered).expect("plain fields"),
-                            Err(e) => json!({"error": e.to_string()}),
-                        }
-                    }
-                    Err(e) => json!({"error": format!("the request is not a recovery: {e}")}),
-                }
-            };
-            let _ = client.publish(reply, answer.to_string().into()).await;
-        }
     })
 }
