@@ -13,7 +13,7 @@ pub enum Auth<'a> {
     Anonymous,
     /// Anonymous, for a visitor whose sign-in or sign-up the Hub limits per
     /// client address: their connection is passed on under the front's key.
-    Visitor(&'a crate::session::VisitorOrigin),
+    Visitor(&'a VisitorOrigin),
     /// A user's Hub session token (`mst_...`).
     Session(&'a str),
     /// An app's API key and secret.
@@ -21,6 +21,16 @@ pub enum Auth<'a> {
         key: &'a str,
         secret: &'a str,
     },
+}
+
+/// The visitor's connection as the edge saw it: its peer, and the
+/// `X-Forwarded-For` it came with. The portal passes both on with the calls
+/// that sign-in limits count ([`Auth::Visitor`]), so that the Hub
+/// counts each visitor at their own address, not the portal's loopback one.
+#[derive(Debug, Clone, Default)]
+pub struct VisitorOrigin {
+    pub peer: Option<std::net::IpAddr>,
+    pub forwarded_for: Option<String>,
 }
 
 #[derive(Clone)]

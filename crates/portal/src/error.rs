@@ -35,7 +35,7 @@ impl PageError {
 
 /// Where sign-in sends the user afterwards: only a path of this site.
 pub fn signin_url(next: &str) -> String {
-    let next = crate::session::safe_next(next);
+    let next = safe_next(next);
     format!(
         "/signin?next={}",
         url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
@@ -48,14 +48,47 @@ impl IntoResponse for PageError {
             PageError::SignInNeeded { next } => Redirect::to(&signin_url(&next)).into_response(),
             PageError::Forged => (
                 StatusCode::FORBIDDEN,
-                crate::layout::bare("Form refused", &self.to_string()),
+                crate::bare::bare("Form refused", &self.to_string()),
             )
                 .into_response(),
             PageError::Api(failure) => (
                 failure.status,
-                crate::layout::bare("Something went wrong", &failure.summary()),
+                crate::bare::bare("Something went wrong", &failure.summary()),
             )
                 .into_response(),
+        }
+    }
+}
+
+/// `next` when it is a path of this site, else `/` (never a redirect elsewhere).
+/// Browsers drop tabs and newlines from a URL and read `\` as `/`, so a path
+/// with either (or any other control or space) could turn into `//elsewhere`.
+pub fn safe_next(next: &str) -> &str {
+    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
+        next
+    } else {
+        "/"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_ever_a_path_of_this_site() {
+        assert_eq!(safe_next("/o/abc/members?x=1"), "/o/abc/members?x=1");
+        for elsewhere in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil",
+            "evil",
+            "",
+        ] {
+            assert_eq!(safe_next(elsewhere), "/", "{elsewhere:?}");
         }
     }
 }

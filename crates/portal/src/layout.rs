@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value;
 
 use crate::api::ApiFailure;
+use crate::bare;
 use crate::error::PageError;
 use crate::session::Session;
 use crate::PortalState;
@@ -75,30 +76,12 @@ impl Chrome {
     }
 }
 
-fn head(title: &str) -> Markup {
-    html! {
-        head {
-            meta charset="utf-8";
-            meta name="viewport" content="width=device-width, initial-scale=1";
-            title { (title) " · Mno" }
-            // No favicon request (its 404 would be a console error).
-            link rel="icon" href="data:,";
-            link rel="stylesheet" href="/assets/uPlot-1.6.32.min.css";
-            link rel="stylesheet" href="/assets/portal.css";
-            script defer src="/assets/htmx-2.0.11.min.js" {}
-            script defer src="/assets/htmx-ext-sse-2.2.4.min.js" {}
-            script defer src="/assets/uPlot-1.6.32.iife.min.js" {}
-            script defer src="/assets/portal.js" {}
-        }
-    }
-}
-
 /// A page for a signed-in user.
 pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (bare::head(title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -155,27 +138,6 @@ fn invitation_banner(chrome: &Chrome) -> Markup {
                     "You have " (invitations.len()) " invitations to join organisations. "
                 }
                 a href="/orgs#invitations" { "Accept or decline" }
-            }
-        }
-    }
-}
-
-/// A page without the top bar: sign-in, sign-up, errors.
-pub fn bare(title: &str, message: &str) -> Markup {
-    bare_with(
-        title,
-        html! { p.notice { (message) } p { a href="/" { "Back to the portal" } } },
-    )
-}
-
-pub fn bare_with(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            (head(title))
-            body.narrow {
-                header.top { a.brand href="/" { "Mno" } }
-                main #main { h1 { (title) } (body) }
             }
         }
     }

@@ -5,13 +5,15 @@
 //! only through their public HTTP APIs ([`api::Api`], reqwest to the
 //! platform's own base URL), with the signed-in user's Hub session token.
 //!
-//! One module per concern: [`session`] (cookie, CSRF, sign-in redirects),
-//! [`layout`] and [`forms`] (the page shell and form fields with the API's
-//! errors beside them), and one module per page under [`pages`], so that
-//! later pages (SSO sign-in) slot in beside them.
+//! One module per concern: [`api`] (the calls), [`session`] (cookie, CSRF),
+//! [`error`] (what goes wrong, sign-in redirects), [`layout`], [`bare`] and
+//! [`forms`] (the page shell, the bare page for sign-in and errors, and form
+//! fields with the API's errors beside them), and one module per page under
+//! [`pages`], so that later pages (SSO sign-in) slot in beside them.
 
 pub mod api;
 pub mod assets;
+pub mod bare;
 pub mod demo;
 pub mod error;
 pub mod forms;

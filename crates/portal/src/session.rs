@@ -16,6 +16,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::api::VisitorOrigin;
 use crate::error::PageError;
 use crate::PortalState;
 
@@ -41,18 +42,6 @@ pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue 
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}"
     ))
     .expect("cookie values are tokens of ASCII letters, digits and _")
-}
-
-/// `next` when it is a path of this site, else `/` (never a redirect elsewhere).
-/// Browsers drop tabs and newlines from a URL and read `\` as `/`, so a path
-/// with either (or any other control or space) could turn into `//elsewhere`.
-pub fn safe_next(next: &str) -> &str {
-    let plain = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
-    if plain && next.starts_with('/') && !next.starts_with("//") {
-        next
-    } else {
-        "/"
-    }
 }
 
 /// The CSRF token of a session (or of an anonymous visitor's cookie).
@@ -178,34 +167,21 @@ pub struct Visitor {
     pub origin: VisitorOrigin,
 }
 
-/// The visitor's connection as the edge saw it: its peer, and the
-/// `X-Forwarded-For` it came with. The portal passes both on with the calls
-/// that sign-in limits count (`crate::api::Auth::Visitor`), so that the Hub
-/// counts each visitor at their own address, not the portal's loopback one.
-#[derive(Debug, Clone, Default)]
-pub struct VisitorOrigin {
-    pub peer: Option<std::net::IpAddr>,
-    pub forwarded_for: Option<String>,
-}
-
-impl VisitorOrigin {
-    fn of(parts: &Parts) -> VisitorOrigin {
-        use axum::extract::ConnectInfo;
-        VisitorOrigin {
-            peer: parts
-                .extensions
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
-            forwarded_for: {
-                let hops: Vec<&str> = parts
-                    .headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                (!hops.is_empty()).then(|| hops.join(", "))
-            },
-        }
+/// The visitor's origin, as the edge saw the request.
+fn origin_of(parts: &Parts) -> VisitorOrigin {
+    use axum::extract::ConnectInfo;
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    VisitorOrigin {
+        peer: parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        forwarded_for: (!hops.is_empty()).then(|| hops.join(", ")),
     }
 }
 
@@ -235,32 +211,11 @@ where
                 .collect()
         });
         Ok(Visitor {
-            origin: VisitorOrigin::of(parts),
+            origin: origin_of(parts),
             csrf: csrf_token(&state, &anon),
             signed_in: cookie(&parts.headers, SESSION_COOKIE).is_some(),
             anon,
             fresh,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_only_ever_a_path_of_this_site() {
-        assert_eq!(safe_next("/o/abc/members?x=1"), "/o/abc/members?x=1");
-        for elsewhere in [
-            "//evil.example",
-            "https://evil.example",
-            "/\\evil.example",
-            "/\t/evil.example",
-            "/\n/evil",
-            "evil",
-            "",
-        ] {
-            assert_eq!(safe_next(elsewhere), "/", "{elsewhere:?}");
-        }
     }
 }

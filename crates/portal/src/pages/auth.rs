@@ -10,7 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{ApiFailure, Auth};
-use crate::error::PageError;
+use crate::bare;
+use crate::error::{safe_next, PageError};
 use crate::forms::{self, Field, FormData};
 use crate::layout;
 use crate::session::{self, check_csrf, Visitor, SESSION_COOKIE};
@@ -22,7 +23,7 @@ pub struct Next {
 }
 
 fn next_of(next: Option<&str>) -> String {
-    session::safe_next(next.unwrap_or("/")).to_owned()
+    safe_next(next.unwrap_or("/")).to_owned()
 }
 
 fn with_anon_cookie(visitor: &Visitor, page: Markup) -> Response {
@@ -33,7 +34,7 @@ fn with_anon_cookie(visitor: &Visitor, page: Markup) -> Response {
 }
 
 fn signin_form(visitor: &Visitor, next: &str, email: &str, failure: Option<&ApiFailure>) -> Markup {
-    layout::bare_with(
+    bare::bare_with(
         "Sign in",
         html! {
             @if let Some(f) = failure { (layout::problems(f.others(&["email", "password"]))) }
@@ -91,7 +92,7 @@ pub async fn signin(
 }
 
 fn signup_form(visitor: &Visitor, form: &FormData, failure: Option<&ApiFailure>) -> Markup {
-    layout::bare_with(
+    bare::bare_with(
         "Create an account",
         html! {
             @if let Some(f) = failure { (layout::problems(f.others(&["name", "email", "password"]))) }

@@ -1,64 +1,17 @@
-//! The invitations addressed to the signed-in user: listed on the
-//! organisations page with **Accept** and **Decline**; accepting lands in the
-//! organisation. (An org's admins invite from its members page.)
+//! The answers to the invitations addressed to the signed-in user, which the
+//! organisations page lists with **Accept** and **Decline**: accepting lands
+//! in the organisation. (An org's admins invite from its members page.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use maud::{html, Markup};
 
 use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
-use crate::forms::{self, FormData};
-use crate::layout::{self, Chrome};
+use crate::forms::FormData;
 use crate::session::Session;
 use crate::PortalState;
-
-/// The section of the organisations page: each pending invitation with its
-/// buttons, and why the last answer failed (`failure`, e.g. one already spent).
-pub fn received(chrome: &Chrome, failure: Option<&ApiFailure>) -> Markup {
-    html! {
-        @if let Some(f) = failure { (layout::failed(f)) }
-        @match &chrome.invitations {
-            Err(f) => { (layout::failed(f)) }
-            Ok(invitations) if !invitations.is_empty() => {
-                table #invitations {
-                    caption { "Invitations for you" }
-                    thead { tr {
-                        th scope="col" { "Organisation" } th scope="col" { "Role" }
-                        th scope="col" { "Invited by" } th scope="col" { "Sent" }
-                        th scope="col" { span.skip { "Answer" } }
-                    } }
-                    tbody {
-                        @for invitation in invitations {
-                            @let id = invitation["id"].as_str().unwrap_or_default();
-                            @let org_name = invitation["org_name"].as_str().unwrap_or_default();
-                            tr.invitation {
-                                td { (org_name) }
-                                td { (invitation["role"].as_str().unwrap_or_default().replace('_', " ")) }
-                                td { (invitation["invited_by"]["name"].as_str().unwrap_or_default()) }
-                                td { (invitation["created_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default()) }
-                                td {
-                                    form.inline method="post" action={ "/invitations/" (id) "/accept" } {
-                                        (forms::csrf(&chrome.csrf))
-                                        button type="submit" aria-label={ "Accept the invitation to " (org_name) } { "Accept" }
-                                    }
-                                    " "
-                                    form.inline method="post" action={ "/invitations/" (id) "/decline" } {
-                                        (forms::csrf(&chrome.csrf))
-                                        button.danger type="submit" aria-label={ "Decline the invitation to " (org_name) } { "Decline" }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            Ok(_) => {}
-        }
-    }
-}
 
 /// An answer the Hub refused (spent, revoked, not for this user): the
 /// organisations page again with the reason; a lost session: sign in.

@@ -4,7 +4,7 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,7 +27,7 @@ pub(super) async fn render(
     let chrome = Chrome::load(state, session, None, "orgs").await?;
     let fields = ["name", "currency", "timezone", "country"];
     let body = html! {
-        (super::invitations::received(&chrome, answer_failure))
+        (invitations_received(&chrome, answer_failure))
         @if chrome.orgs.is_empty() {
             p.notice { "You are not in any organisation yet: accept an invitation, or create one to install apps and see its dashboard." }
         } @else {
@@ -112,4 +112,49 @@ pub async fn switch(Query(q): Query<Switch>) -> Response {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     Redirect::to(&format!("/o/{org}/{section}")).into_response()
+}
+
+/// The section of the organisations page: each pending invitation with its
+/// buttons, and why the last answer failed (`failure`, e.g. one already spent).
+fn invitations_received(chrome: &Chrome, failure: Option<&ApiFailure>) -> Markup {
+    html! {
+        @if let Some(f) = failure { (layout::failed(f)) }
+        @match &chrome.invitations {
+            Err(f) => { (layout::failed(f)) }
+            Ok(invitations) if !invitations.is_empty() => {
+                table #invitations {
+                    caption { "Invitations for you" }
+                    thead { tr {
+                        th scope="col" { "Organisation" } th scope="col" { "Role" }
+                        th scope="col" { "Invited by" } th scope="col" { "Sent" }
+                        th scope="col" { span.skip { "Answer" } }
+                    } }
+                    tbody {
+                        @for invitation in invitations {
+                            @let id = invitation["id"].as_str().unwrap_or_default();
+                            @let org_name = invitation["org_name"].as_str().unwrap_or_default();
+                            tr.invitation {
+                                td { (org_name) }
+                                td { (invitation["role"].as_str().unwrap_or_default().replace('_', " ")) }
+                                td { (invitation["invited_by"]["name"].as_str().unwrap_or_default()) }
+                                td { (invitation["created_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default()) }
+                                td {
+                                    form.inline method="post" action={ "/invitations/" (id) "/accept" } {
+                                        (forms::csrf(&chrome.csrf))
+                                        button type="submit" aria-label={ "Accept the invitation to " (org_name) } { "Accept" }
+                                    }
+                                    " "
+                                    form.inline method="post" action={ "/invitations/" (id) "/decline" } {
+                                        (forms::csrf(&chrome.csrf))
+                                        button.danger type="submit" aria-label={ "Decline the invitation to " (org_name) } { "Decline" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+    }
 }
