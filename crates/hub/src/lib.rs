@@ -103,6 +103,9 @@ pub struct HubConfig {
     /// Failed sign-ins allowed per client address within `login_window` before 429
     /// (and, counted apart, sign-ups refused because the email is taken).
     pub login_failures_per_address: usize,
+    /// Accounts made per client address within `login_window` before 429:
+    /// a script cannot fill the Hub with accounts from one address.
+    pub signups_per_address: usize,
     pub login_window: Duration,
     /// Proxies whose `X-Forwarded-For` names the client; from others it is ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -145,6 +148,7 @@ impl Default for HubConfig {
             credential_overlap: Duration::from_secs(24 * 3600),
             login_failures_per_email: 5,
             login_failures_per_address: 20,
+            signups_per_address: 20,
             login_window: Duration::from_secs(300),
             trusted_proxies: Vec::new(),
             frontend_key: None,

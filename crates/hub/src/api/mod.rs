@@ -45,6 +45,8 @@ pub struct LoginLimits {
     /// account), counted apart from sign-ins so probing cannot lock a user out.
     pub signup_per_email: FailureLimiter,
     pub signup_per_address: FailureLimiter,
+    /// Accounts made, per client address (each one counted, as a failure is elsewhere).
+    pub accounts_per_address: FailureLimiter,
 }
 
 impl LoginLimits {
@@ -65,6 +67,7 @@ impl LoginLimits {
             per_address: limiter(addresses, "signin-address"),
             signup_per_email: limiter(emails, "signup-email"),
             signup_per_address: limiter(addresses, "signup-address"),
+            accounts_per_address: limiter(config.signups_per_address, "accounts-address"),
         }
     }
 }

@@ -32,7 +32,8 @@ pub struct SignUp {
 
 /// `POST /hub/v1/users` → 201 the user. A sign-up refused because the email
 /// is taken tells that the email has an account: such refusals are limited
-/// per email and per client address as failed sign-ins are.
+/// per email and per client address as failed sign-ins are. The accounts
+/// made from one client address are limited too (`signups_per_address`).
 #[utoipa::path(
     post,
     path = "/hub/v1/users",
@@ -65,13 +66,23 @@ pub async fn signup(
             .check(address)
             .await
             .map_err(signups_limited)?;
+        limits
+            .accounts_per_address
+            .check(address)
+            .await
+            .map_err(accounts_limited)?;
     }
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
     match users::create(&state.store, &email, &name, &hash).await {
-        Ok(user) => Ok((StatusCode::CREATED, Json(user.to_json()))),
+        Ok(user) => {
+            if let Some(address) = &address {
+                limits.accounts_per_address.record_failure(address).await;
+            }
+            Ok((StatusCode::CREATED, Json(user.to_json())))
+        }
         Err(users::CreateUserError::EmailTaken) => {
             limits.signup_per_email.record_failure(&email).await;
             if let Some(address) = &address {
@@ -180,6 +191,13 @@ fn limited(seconds: u64) -> ApiError {
 fn signups_limited(seconds: u64) -> ApiError {
     ApiError::too_many_requests(
         format!("too many sign-ups for taken emails; wait {seconds} s (Retry-After) before trying again"),
+        seconds,
+    )
+}
+
+fn accounts_limited(seconds: u64) -> ApiError {
+    ApiError::too_many_requests(
+        format!("too many accounts made from this address; wait {seconds} s (Retry-After) before making another"),
         seconds,
     )
 }

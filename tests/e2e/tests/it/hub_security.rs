@@ -1,4 +1,4 @@
-//! Sign-in limits, credential rotation with its overlap, and PATCH routes
+//! Sign-in and sign-up limits, credential rotation with its overlap, and PATCH routes
 //! whose changes reach the IDM check and the HUB stream.
 
 use std::time::Duration;
@@ -14,6 +14,7 @@ use serde_json::json;
 mno_harness::on_both_databases!(
     TestPlatform;
     failed_sign_ins_are_limited_per_email_and_per_address,
+    accounts_made_from_one_address_are_limited,
     rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream,
 );
 
@@ -75,6 +76,60 @@ async fn failed_sign_ins_are_limited_per_email_and_per_address(
     let from_elsewhere =
         login_from(platform, "bob@example.com", TEST_PASSWORD, "192.0.2.44").await?;
     assert_eq!(from_elsewhere.status(), StatusCode::CREATED);
+    Ok(())
+}
+
+async fn signup_from(
+    platform: &TestPlatform,
+    email: &str,
+    address: &str,
+) -> Result<reqwest::Response> {
+    Ok(platform
+        .http
+        .post(platform.url("/hub/v1/users"))
+        .header("x-forwarded-for", address)
+        .json(&json!({"email": email, "password": TEST_PASSWORD, "name": "Made"}))
+        .send()
+        .await?)
+}
+
+async fn accounts_made_from_one_address_are_limited(platform: &TestPlatform) -> Result<()> {
+    // Twenty accounts from one address are made; the next waits, and is not made.
+    for i in 0..20 {
+        let made = signup_from(platform, &format!("made{i}@example.com"), "203.0.113.50").await?;
+        assert_eq!(made.status(), StatusCode::CREATED, "account {i}");
+    }
+    let refused = signup_from(platform, "one-too-many@example.com", "203.0.113.50").await?;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
+    let body: serde_json::Value = refused.json().await?;
+    assert_eq!(body["errors"][0]["code"], "rate_limited", "{body}");
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("accounts made from this address"),
+        "{body}"
+    );
+    let not_made = login_from(
+        platform,
+        "one-too-many@example.com",
+        TEST_PASSWORD,
+        "192.0.2.60",
+    )
+    .await?;
+    assert_eq!(
+        not_made.status(),
+        StatusCode::UNAUTHORIZED,
+        "no account was made"
+    );
+
+    // Another address is not affected, and the accounts made sign in.
+    let elsewhere = signup_from(platform, "one-too-many@example.com", "192.0.2.61").await?;
+    assert_eq!(elsewhere.status(), StatusCode::CREATED);
+    let signed_in = login_from(platform, "made0@example.com", TEST_PASSWORD, "192.0.2.62").await?;
+    assert_eq!(signed_in.status(), StatusCode::CREATED);
     Ok(())
 }
 
