@@ -45,3 +45,34 @@
     if (window.htmx) { htmx.onLoad(function (el) { drawAll(el); }); }
   });
 })();
+
+// The live connection's state, said beside the widgets: a tab past the user's
+// cap of open change streams (or one that lost the platform) is told so, keeps
+// retrying (htmx's SSE extension backs off by itself), and once connected again
+// reloads every figure, so changes made meanwhile are not missed.
+(function () {
+  "use strict";
+  var LIVE = "Live: figures refresh by themselves when records change.";
+  var PAUSED = "Live updates paused: this tab could not open its live connection " +
+    "(too many dashboards open for your account, or the platform restarting). " +
+    "It keeps trying; closing another dashboard tab frees a place.";
+  var failed = false;
+  function status(text, paused) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.textContent = text;
+    el.classList.toggle("paused", paused);
+  }
+  document.addEventListener("htmx:sseError", function () {
+    failed = true;
+    status(PAUSED, true);
+  });
+  document.addEventListener("htmx:sseOpen", function () {
+    status(LIVE, false);
+    if (!failed) return;
+    failed = false;
+    document.querySelectorAll(".figures[hx-get]").forEach(function (el) {
+      htmx.trigger(el, "sse:change");
+    });
+  });
+})();

@@ -7,6 +7,7 @@ failed check raises, and the exit status is non-zero.
 """
 
 import datetime
+import http.client
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -358,6 +360,7 @@ def run(driver):
     wait(driver, "one dead letter fewer", lambda d: len(letters(d)) < before)
     shot(driver, "09-sync-after-redrive")
     server.shutdown()
+    server.server_close()  # closed, not just idle: the connector below must be refused at once, not time out
 
     step("a connector's status shows on the sync page: its address book is down, so its last error is named")
     status, contacts = api("POST", "/hub/v1/apps", {"name": "Tess Contacts", "stack": "connector", "webhook_url": None,
@@ -400,6 +403,7 @@ def run(driver):
     wait(driver, "back on members", lambda d: d.current_url.endswith(f"/o/{org}/members"))
     shot(driver, "10-members")
 
+    expected = live_cap(driver, org, token, key, secret, expected)
     invitations(driver, org, evil)
     invoices(driver, org, key, secret)
     report_controls(driver, org, expected)
@@ -409,6 +413,54 @@ def run(driver):
     assert not errors, errors
     print("ok", flush=True)
 
+
+def live_cap(driver, org, token, key, secret, revenue):
+    """A user's open change streams are capped (10): a dashboard past the cap says its live updates are paused,
+    and once a place frees it is live again, and shows a change made then. Returns the revenue after it."""
+    step("an eleventh live connection is refused: the dashboard says so, and is live again once one closes")
+    driver.get(f"{BASE}/o/{org}/members")  # no live connection in this tab meanwhile
+    # Ten change streams held open by the same user elsewhere (a browser holds at most 6 connections to a host).
+    # The streams of dashboards closed before are freed by the next heartbeats: until then, one more is refused.
+    address = urllib.parse.urlparse(BASE)
+    held = []
+
+    def hold_one_more(_):
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=60)
+        connection.request("GET", f"/connec/api/v2/{org}/stream", headers={"Authorization": "Bearer " + token})
+        response = connection.getresponse()
+        if response.status == 200:
+            held.append(connection)
+        else:
+            assert response.status == 429, (response.status, response.read(300))
+            connection.close()
+        return len(held) == 10
+    wait(driver, "ten change streams held", hold_one_more)
+    driver.get(f"{BASE}/o/{org}/dashboard")
+    wait(driver, "the paused notice", lambda d: "paused" in d.find_element(By.ID, "live-status").text)
+    assert "closing another dashboard tab" in driver.find_element(By.ID, "live-status").text
+    shot(driver, "10b-live-paused")
+    for connection in held:
+        connection.sock.shutdown(socket.SHUT_RDWR)
+        connection.close()
+    wait(driver, "live again", lambda d: d.find_element(By.ID, "live-status").text.startswith("Live: figures"))
+    driver.execute_script("window.__sameDocument = 'cap'")
+    today = driver.execute_script("return new Date().toISOString().slice(0, 10)")
+    status, answer = api("POST", f"/connec/api/v2/{org}/invoices", {"invoices": {
+        "id": "T-after-cap", "type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": today,
+        "due_date": today, "currency": "USD", "total_amount": "10.00", "tax_amount": "0", "balance": "10.00"}},
+        basic=(key, secret))
+    assert status == 201, answer
+    revenue += Decimal("10.00")
+    wait(driver, f"revenue {revenue} live after the pause",
+         lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == revenue)
+    assert driver.execute_script("return window.__sameDocument") == "cap", "the page was reloaded"
+    # The only console errors: the refused live route (429), and htmx reporting that its connection failed.
+    errors = console_errors(driver)
+    assert any("/live" in e["message"] and "429" in e["message"] for e in errors), errors
+    assert all("/live" in e["message"] or ("htmx" in e["message"] and "[object Event]" in e["message"])
+               for e in errors), errors
+    driver.get(f"{BASE}/o/{org}/members")  # where the invitations' steps begin
+    return revenue
 
 def invitations(driver, org, org_name):
     """The admin invites by email; the invitee signs up, sees it, accepts and lands in the org."""

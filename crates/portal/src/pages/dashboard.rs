@@ -233,7 +233,8 @@ async fn render(
                 button.danger type="submit" { "Delete this dashboard" }
             }
         }
-        p.live #live-status { "Live: figures refresh by themselves when records change." }
+        // portal.js says here when the live connection is refused or lost, and when it is back.
+        p.live #live-status role="status" { "Live: figures refresh by themselves when records change." }
         div.widgets hx-ext="sse" sse-connect={ "/o/" (org) "/live" } {
             @for (i, widget) in on_board.iter().enumerate() {
                 (widget_frame(org, &base, &session.csrf, &view, i, on_board.len(), widget))
@@ -485,10 +486,16 @@ async fn relay_changes(
 ) {
     let mut bytes = upstream.bytes_stream();
     let mut pending = String::new();
-    while let Some(Ok(chunk)) = bytes.next().await {
-        if tx.is_closed() {
-            return;
-        }
+    loop {
+        // A closed tab ends the relay at once, not at the upstream's next
+        // heartbeat: the upstream stream counts against the user's cap.
+        let chunk = tokio::select! {
+            next = bytes.next() => match next {
+                Some(Ok(chunk)) => chunk,
+                _ => return,
+            },
+            _ = tx.closed() => return,
+        };
         pending.push_str(&String::from_utf8_lossy(&chunk));
         let mut latest = None;
         while let Some(end) = pending.find("\n\n") {
