@@ -84,6 +84,7 @@ impl Connectors {
             store,
             sealer,
             http,
+            deps.directory.clone(),
             runtime::RuntimeConfig {
                 api_base: config.api_base.clone(),
                 tick: config.tick,

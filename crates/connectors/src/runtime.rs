@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use mno_events::directory::Directory;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
@@ -134,6 +135,8 @@ pub struct Runtime {
     store: Store,
     sealer: Sealer,
     http: HttpClients,
+    /// Which entities each org shares with the app now (it may narrow them).
+    directory: Arc<dyn Directory>,
     config: RuntimeConfig,
     handles: Mutex<HashMap<Key, Arc<Handle>>>,
 }
@@ -193,11 +196,18 @@ fn pulled() -> Counts {
 }
 
 impl Runtime {
-    pub fn new(store: Store, sealer: Sealer, http: HttpClients, config: RuntimeConfig) -> Self {
+    pub fn new(
+        store: Store,
+        sealer: Sealer,
+        http: HttpClients,
+        directory: Arc<dyn Directory>,
+        config: RuntimeConfig,
+    ) -> Self {
         Runtime {
             store,
             sealer,
             http,
+            directory,
             config,
             handles: Mutex::new(HashMap::new()),
         }
@@ -390,6 +400,10 @@ impl Runtime {
                 .entities(org, app)
                 .await
                 .map_err(|e| SyncError::Failed(e.to_string()))?;
+            let entities = self
+                .shared_now(org, app, entities)
+                .await
+                .map_err(SyncError::Failed)?;
             match self.pull_all(&install, &entities).await {
                 Ok(()) => {
                     let _ = self.store.mark_success(org, app).await;
@@ -409,6 +423,29 @@ impl Runtime {
         .await;
         handle.pulling.store(false, Ordering::SeqCst);
         result
+    }
+
+    /// The install's entities that the org shares with the app now: an org
+    /// may narrow its sharing to some entities (or turn it off), and the
+    /// record API would refuse the others; they wait until shared again.
+    async fn shared_now(
+        &self,
+        org: &str,
+        app: &str,
+        rows: Vec<EntityRow>,
+    ) -> Result<Vec<EntityRow>, String> {
+        let installs = self
+            .directory
+            .installs_of_app(app)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(install) = installs.iter().find(|i| i.org == org) else {
+            return Ok(Vec::new());
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|row| install.shares(&row.entity))
+            .collect())
     }
 
     /// Record a failure and answer how long to wait before the next attempt.
@@ -708,6 +745,17 @@ impl Runtime {
                 }
             };
             let rows = self.store.entities(&org, &app).await.unwrap_or_default();
+            if !rows.iter().any(|e| e.direction.pushes()) {
+                return;
+            }
+            let rows = match self.shared_now(&org, &app, rows).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read what the org shares with the connector app");
+                    tokio::time::sleep(self.config.backoff_base).await;
+                    continue;
+                }
+            };
             let named = |flows: fn(Direction) -> bool| -> Vec<String> {
                 rows.iter()
                     .filter(|e| flows(e.direction))
@@ -716,7 +764,9 @@ impl Runtime {
             };
             let entities = named(Direction::pushes);
             if entities.is_empty() {
-                return;
+                // Every entity it pushes is narrowed out, for now: look again later.
+                tokio::time::sleep(self.config.tick).await;
+                continue;
             }
             let outcome = match self.install(&row) {
                 Ok(mut install) => {

@@ -290,6 +290,102 @@ async fn both_ways(server: &JsonServer, world: &World) {
     assert!(world.connec_by_outside_id("invoices", "1").await.is_some());
 }
 
+/// An org that narrows what it shares with the connector app (PATCH install
+/// `entities`) narrows the sync: the entity left out is neither pulled nor
+/// pushed, and the others go on as before; shared again, it syncs.
+#[tokio::test]
+async fn an_entity_the_org_stops_sharing_is_left_out_and_the_rest_syncs() {
+    let mut without_items = seed();
+    without_items["items"] = json!([]);
+    let server = JsonServer::start(without_items).await;
+    let world = configured(&server).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let install = format!("/hub/v1/orgs/{}/installs/{}", world.org, world.connector.id);
+    let share = |entities: Value| {
+        let (hub, token, install) = (&world.hub, &world.token, &install);
+        async move {
+            hub.expect(
+                StatusCode::OK,
+                Method::PATCH,
+                install,
+                Some(&mno_e2e::hub_client::bearer(token)),
+                Some(json!({ "entities": entities })),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    // Narrowed to invoices; then an item is made outside.
+    share(json!(["invoices"])).await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/items",
+            Some(json!({"id": 1, "code": "W-1", "name": "Widget", "price": 12.5})),
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+
+    // The sync succeeds: invoices come in, the item is left outside.
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(world.connec_by_outside_id("invoices", "1").await.is_some());
+    let (code, items) = world.crm(Method::GET, "items", None).await;
+    assert_eq!(code, StatusCode::OK, "{items}");
+    assert_eq!(items["items"], json!([]), "nothing of items was written");
+    // Left out, not tried and refused record by record.
+    let status = world.status().await;
+    let items_row = status["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "items")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (items_row["pulled"].as_i64(), items_row["rejected"].as_i64()),
+        (Some(0), Some(0)),
+        "{status}"
+    );
+    assert!(
+        status["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["kind"] != "rejected"),
+        "{status}"
+    );
+
+    // Pushing goes on for the entity still shared.
+    let (code, created) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(
+                json!({"invoices": {"transaction_number": "INV-70", "total_amount": "70",
+                                     "status": "AUTHORISED", "transaction_date": "2026-11-21"}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let global = created["invoices"]["id"].as_str().unwrap().to_owned();
+    eventually("INV-70 to reach the API", || async {
+        world.outside_id_of("invoices", &global).await
+    })
+    .await;
+
+    // Shared again: the item comes in with the next sync.
+    share(Value::Null).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let item = world
+        .connec_by_outside_id("items", "1")
+        .await
+        .expect("the item synced once shared again");
+    assert_eq!(item["name"], "Widget");
+}
+
 #[tokio::test]
 async fn faults_back_off_record_the_error_and_lose_nothing() {
     let mut server = JsonServer::start(seed()).await;
