@@ -73,6 +73,21 @@ pub struct PlatformConfig {
     #[arg(long, env = "MNO_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpAddr>,
 
+    /// Failed sign-ins one email may have within 5 minutes before every
+    /// attempt for it waits (429 with Retry-After).
+    #[arg(long, env = "MNO_SIGNIN_FAILURES_PER_EMAIL", default_value_t = 5)]
+    pub signin_failures_per_email: usize,
+
+    /// Failed sign-ins one client address may have within 5 minutes before
+    /// every attempt from it waits. Raise it for many users behind one NAT.
+    #[arg(long, env = "MNO_SIGNIN_FAILURES_PER_ADDRESS", default_value_t = 20)]
+    pub signin_failures_per_address: usize,
+
+    /// Accounts one client address may make within 5 minutes before a
+    /// sign-up from it waits. Raise it for many users behind one NAT.
+    #[arg(long, env = "MNO_SIGNUPS_PER_ADDRESS", default_value_t = 20)]
+    pub signups_per_address: usize,
+
     /// Most HTTP connections open at once; past it new ones wait for a free
     /// slot. Default: half the process's open-file limit, at most 10 000.
     #[arg(long, env = "MNO_HTTP_MAX_CONNECTIONS")]
@@ -160,6 +175,9 @@ impl PlatformConfig {
             webhook_linger_ms: 0,
             // Tests act as the proxy to name client addresses.
             trusted_proxies: vec![IpAddr::from([127, 0, 0, 1])],
+            signin_failures_per_email: 5,
+            signin_failures_per_address: 20,
+            signups_per_address: 20,
             http_max_connections: None,
             http_header_timeout_secs: 10,
             http_idle_timeout_secs: 60,
@@ -288,6 +306,12 @@ impl PlatformConfig {
         }
         if self.sse_max_streams == 0 || self.sse_slow_consumer_secs == 0 {
             bail!("MNO_SSE_MAX_STREAMS and MNO_SSE_SLOW_CONSUMER_SECS must be 1 or more (10 and 30 by default)");
+        }
+        if self.signin_failures_per_email == 0
+            || self.signin_failures_per_address == 0
+            || self.signups_per_address == 0
+        {
+            bail!("MNO_SIGNIN_FAILURES_PER_EMAIL, MNO_SIGNIN_FAILURES_PER_ADDRESS and MNO_SIGNUPS_PER_ADDRESS must be 1 or more (5, 20 and 20 by default)");
         }
         if self.http_max_connections == Some(0) {
             bail!("MNO_HTTP_MAX_CONNECTIONS is 0; use 1 or more, or unset it for half the open-file limit");

@@ -121,6 +121,9 @@ impl Platform {
             db: db.clone(),
             config: HubConfig {
                 trusted_proxies: config.trusted_proxies.clone(),
+                login_failures_per_email: config.signin_failures_per_email,
+                login_failures_per_address: config.signin_failures_per_address,
+                signups_per_address: config.signups_per_address,
                 frontend_key: Some(frontend_key.clone()),
                 allow_private_webhooks: config.allow_private_webhooks,
                 account_webhook_retry_schedule: config.delivery_config().retry_schedule,

@@ -418,6 +418,16 @@ fn a_malformed_nats_url_is_one_clear_line() {
 }
 
 #[test]
+fn a_zero_sign_up_limit_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let line = failing_up(mno(data.path()).env("MNO_SIGNUPS_PER_ADDRESS", "0"));
+    assert!(
+        line.contains("MNO_SIGNUPS_PER_ADDRESS") && line.contains("1 or more"),
+        "{line}"
+    );
+}
+
+#[test]
 fn an_unreachable_server_is_one_clear_line() {
     let data = tempfile::tempdir().unwrap();
     let url = format!("nats://127.0.0.1:{}", free_port());

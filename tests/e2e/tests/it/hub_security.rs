@@ -133,6 +133,36 @@ async fn accounts_made_from_one_address_are_limited(platform: &TestPlatform) -> 
     Ok(())
 }
 
+/// The operator sets the limits (`MNO_SIGNUPS_PER_ADDRESS` and the sign-in
+/// ones): a platform allowing two accounts per address refuses the third.
+#[tokio::test]
+async fn the_operator_sets_the_limits() -> Result<()> {
+    let platform = TestPlatform::spawn_with(|c| {
+        c.signups_per_address = 2;
+        c.signin_failures_per_email = 1;
+    })
+    .await;
+    for i in 0..2 {
+        let made = signup_from(&platform, &format!("set{i}@example.com"), "203.0.113.70").await?;
+        assert_eq!(made.status(), StatusCode::CREATED, "account {i}");
+    }
+    let third = signup_from(&platform, "set2@example.com", "203.0.113.70").await?;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // One wrong password, then even the right one waits.
+    let wrong = login_from(
+        &platform,
+        "set0@example.com",
+        "wrong password!",
+        "192.0.2.70",
+    )
+    .await?;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let right = login_from(&platform, "set0@example.com", TEST_PASSWORD, "192.0.2.71").await?;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+    Ok(())
+}
+
 async fn rotated_credentials_overlap_and_patches_reach_the_check_and_the_stream(
     platform: &TestPlatform,
 ) -> Result<()> {
