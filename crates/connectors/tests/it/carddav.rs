@@ -527,17 +527,7 @@ async fn a_bad_configuration_is_refused_naming_each_field() {
     assert!(named.contains(&"/credentials"), "{body}");
     assert!(named.contains(&"/prefer"), "{body}");
     // Nothing was stored: the install has no connector.
-    let (code, _) = world
-        .hub
-        .call(
-            Method::GET,
-            &world.install_path("connector"),
-            Some(&mno_e2e::hub_client::bearer(&world.token)),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(world.connector_code().await, StatusCode::NOT_FOUND);
 
     // Another app's key is refused; so is an unknown entity and direction.
     let (status, body) = world
@@ -666,15 +656,9 @@ async fn outside_urls_on_the_platforms_own_network_are_refused() {
             "{url}: the error names what was wrong: {body}"
         );
     }
-    let (code, _) = world
-        .hub
-        .call(
-            Method::GET,
-            &world.install_path("connector"),
-            Some(&mno_e2e::hub_client::bearer(&world.token)),
-            None,
-        )
-        .await
-        .unwrap();
-    assert_eq!(code, StatusCode::NOT_FOUND, "nothing was stored");
+    assert_eq!(
+        world.connector_code().await,
+        StatusCode::NOT_FOUND,
+        "nothing was stored"
+    );
 }

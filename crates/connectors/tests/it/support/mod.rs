@@ -254,6 +254,21 @@ impl World {
             .unwrap()
     }
 
+    /// The status code of `GET .../connector` as the org's owner: 404 while
+    /// the install has no connector.
+    pub async fn connector_code(&self) -> StatusCode {
+        self.hub
+            .call(
+                Method::GET,
+                &self.install_path("connector"),
+                Some(&bearer(&self.token)),
+                None,
+            )
+            .await
+            .unwrap()
+            .0
+    }
+
     pub async fn status(&self) -> Value {
         self.hub
             .expect(
