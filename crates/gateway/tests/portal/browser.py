@@ -439,6 +439,7 @@ def live_cap(driver, org, token, key, secret, revenue):
     wait(driver, "the paused notice", lambda d: "paused" in d.find_element(By.ID, "live-status").text)
     assert "closing another dashboard tab" in driver.find_element(By.ID, "live-status").text
     shot(driver, "10b-live-paused")
+    phone_shot(driver, "10b-live-paused-phone")
     for connection in held:
         connection.sock.shutdown(socket.SHUT_RDWR)
         connection.close()
