@@ -680,6 +680,42 @@ fn bench_mix_delivers_every_write_to_every_subscriber_at_a_separate_sink() {
 }
 
 #[test]
+fn bench_fanout_gives_latency_and_drain_figures_each_with_its_cpu_per_delivery() {
+    let _heavy = support::HEAVY.blocking_lock();
+    let (lines, names) = bench_figures(&[
+        "fanout",
+        "--apps",
+        "2",
+        "--rate",
+        "100",
+        "--seconds",
+        "1",
+        "--backlog",
+        "300",
+    ]);
+    assert_eq!(names, ["fanout.latency", "fanout.deliveries"]);
+    let (latency, drain) = (&lines[0], &lines[1]);
+    // The bench fails unless every app received every event; the figures say how many.
+    assert_eq!(latency["events"], 100, "{latency}");
+    assert_eq!(latency["deliveries"], 200, "{latency}");
+    assert!(latency["p99_ms"].as_f64().unwrap() >= latency["value"].as_f64().unwrap());
+    assert!(drain["value"].as_f64().unwrap() > 0.0, "{drain}");
+    assert_eq!(
+        drain["baseline_runs"].as_array().unwrap().len(),
+        3,
+        "{drain}"
+    );
+    for figure in [latency, drain] {
+        for process in ["mno", "nats_server"] {
+            assert!(
+                figure["cpu_us_per_delivery"][process].as_f64().unwrap() > 0.0,
+                "{process}: {figure}"
+            );
+        }
+    }
+}
+
+#[test]
 fn bench_memory_measures_a_child_mno_up_holding_the_records_it_loaded() {
     let _heavy = support::HEAVY.blocking_lock();
     let data = tempfile::tempdir().unwrap();

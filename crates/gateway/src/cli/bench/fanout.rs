@@ -9,6 +9,10 @@
 //!   same run. The drain is timed from the start of delivery (the apps'
 //!   consumers being set up included) to the last delivery received.
 //!
+//! Both print the CPU one delivery cost (`cpu_us_per_delivery`: this process,
+//! its receivers and publisher included, and the private nats-server): a
+//! steady trickle and a backlog cost differently, and `bench mix` is a trickle.
+//!
 //! A real Hub (SQLite in a temp dir) holds the org, the apps and the installs;
 //! delivery reads them through the Hub's directory, as in `mno up`.
 
@@ -129,6 +133,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     // Phase 1: a steady rate; latency from publish to receipt.
     let publisher = Publisher::new(js.clone(), RECORDS);
+    let cpu = bench.cpu();
     let steady = args.rate * args.seconds;
     let tick = Duration::from_millis(10);
     let per_tick = (args.rate as f64 * tick.as_secs_f64()).max(1.0) as u64;
@@ -146,6 +151,9 @@ pub async fn run(args: Args) -> Result<()> {
         sent += n;
     }
     wait_deliveries(&seen, steady * args.apps as u64, Duration::from_secs(60)).await?;
+    // Publishing the events and receiving them are in this process too: a
+    // delivery's cost here includes its share of both.
+    let steady_cpu = bench.cpu().per_item_since(&cpu, steady * args.apps as u64);
     let latency = std::mem::take(&mut *seen.latencies.lock().expect("latencies"));
 
     // Phase 2: a backlog written while delivery is stopped, then drained.
@@ -157,11 +165,13 @@ pub async fn run(args: Args) -> Result<()> {
         result.context("publish the backlog")?;
     }
     let before = seen.deliveries.load(Ordering::Relaxed);
+    let cpu = bench.cpu();
     let started = Instant::now();
     let delivery = start_delivery().await?;
     let expected = args.backlog * args.apps as u64;
     wait_deliveries(&seen, before + expected, Duration::from_secs(120)).await?;
     let drained = started.elapsed();
+    let drain_cpu = bench.cpu().per_item_since(&cpu, expected);
     delivery.shutdown().await;
     hub.shutdown().await;
 
@@ -184,7 +194,7 @@ pub async fn run(args: Args) -> Result<()> {
             ack.p50_ms(),
             json!({"p99_ms": latency.p99_ms(), "baseline_is": "raw publish-ack p50 (ms)",
                    "apps": args.apps, "rate": args.rate, "events": steady,
-                   "deliveries": latency.count()}),
+                   "deliveries": latency.count(), "cpu_us_per_delivery": steady_cpu}),
         ),
         figure(
             "fanout.deliveries",
@@ -193,7 +203,8 @@ pub async fn run(args: Args) -> Result<()> {
             consume.median(),
             with_baseline(
                 json!({"baseline_is": "raw durable consume (msg/s), median of the passes", "baseline_messages": baseline_count,
-                       "apps": args.apps, "backlog": args.backlog, "batch": args.batch, "records": args.records}),
+                       "apps": args.apps, "backlog": args.backlog, "batch": args.batch, "records": args.records,
+                       "cpu_us_per_delivery": drain_cpu}),
                 &consume,
             ),
         ),
