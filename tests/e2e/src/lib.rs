@@ -58,6 +58,21 @@ impl TestPlatform {
         format!("{}{path}", self.base_url)
     }
 
+    /// `POST /hub/v1/users` with [`hub_client::TEST_PASSWORD`] from a client
+    /// at `address` (named in X-Forwarded-For; tests act as the trusted
+    /// proxy): the sign-up limits count per address.
+    pub async fn signup_from(&self, email: &str, address: &str) -> reqwest::Response {
+        self.http
+            .post(self.url("/hub/v1/users"))
+            .header("x-forwarded-for", address)
+            .json(&serde_json::json!({
+                "email": email, "password": hub_client::TEST_PASSWORD, "name": "Made"
+            }))
+            .send()
+            .await
+            .expect("the platform answers")
+    }
+
     pub fn running(&self) -> &RunningPlatform {
         self.platform.as_ref().expect("the platform is running")
     }

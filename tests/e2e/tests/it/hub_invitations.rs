@@ -224,24 +224,18 @@ async fn adding_by_email_invites_and_only_the_invitee_makes_a_member(
 #[tokio::test]
 async fn sign_ups_for_taken_emails_are_limited_per_email_and_per_address() -> Result<()> {
     let platform = TestPlatform::spawn().await;
-    let signup_from = |email: String, address: &str| {
-        let request = platform
-            .http
-            .post(platform.url("/hub/v1/users"))
-            .header("x-forwarded-for", address)
-            .json(&json!({"email": email, "password": TEST_PASSWORD, "name": "Probe"}));
-        async move { request.send().await.unwrap() }
-    };
     let hub = HubClient::new(&platform.base_url);
     hub.signup("ann@example.com", TEST_PASSWORD, "Ann").await?;
 
     // Five probes of one taken email (from anywhere), then it answers 429.
     for i in 0..5 {
         let address = ["198.51.100.1", "198.51.100.2"][i % 2];
-        let r = signup_from("ann@example.com".into(), address).await;
+        let r = platform.signup_from("ann@example.com", address).await;
         assert_eq!(r.status(), StatusCode::CONFLICT, "probe {i}");
     }
-    let limited = signup_from("ann@example.com".into(), "198.51.100.3").await;
+    let limited = platform
+        .signup_from("ann@example.com", "198.51.100.3")
+        .await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers().contains_key("retry-after"));
     let body: Value = limited.json().await?;
@@ -253,18 +247,21 @@ async fn sign_ups_for_taken_emails_are_limited_per_email_and_per_address() -> Re
     // (Their accounts are made from addresses of their own: the accounts made
     // from one address are limited too.)
     for i in 0..20 {
-        let made = signup_from(
-            format!("user{i}@example.com"),
-            &format!("192.0.2.{}", 100 + i),
-        )
-        .await;
+        let made = platform
+            .signup_from(
+                &format!("user{i}@example.com"),
+                &format!("192.0.2.{}", 100 + i),
+            )
+            .await;
         assert_eq!(made.status(), StatusCode::CREATED, "account {i}");
-        let r = signup_from(format!("user{i}@example.com"), "203.0.113.9").await;
+        let r = platform
+            .signup_from(&format!("user{i}@example.com"), "203.0.113.9")
+            .await;
         assert_eq!(r.status(), StatusCode::CONFLICT, "probe {i}");
     }
-    let from_prober = signup_from("new@example.com".into(), "203.0.113.9").await;
+    let from_prober = platform.signup_from("new@example.com", "203.0.113.9").await;
     assert_eq!(from_prober.status(), StatusCode::TOO_MANY_REQUESTS);
-    let from_elsewhere = signup_from("new@example.com".into(), "192.0.2.44").await;
+    let from_elsewhere = platform.signup_from("new@example.com", "192.0.2.44").await;
     assert_eq!(from_elsewhere.status(), StatusCode::CREATED);
     Ok(())
 }

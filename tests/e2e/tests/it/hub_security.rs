@@ -79,27 +79,17 @@ async fn failed_sign_ins_are_limited_per_email_and_per_address(
     Ok(())
 }
 
-async fn signup_from(
-    platform: &TestPlatform,
-    email: &str,
-    address: &str,
-) -> Result<reqwest::Response> {
-    Ok(platform
-        .http
-        .post(platform.url("/hub/v1/users"))
-        .header("x-forwarded-for", address)
-        .json(&json!({"email": email, "password": TEST_PASSWORD, "name": "Made"}))
-        .send()
-        .await?)
-}
-
 async fn accounts_made_from_one_address_are_limited(platform: &TestPlatform) -> Result<()> {
     // Twenty accounts from one address are made; the next waits, and is not made.
     for i in 0..20 {
-        let made = signup_from(platform, &format!("made{i}@example.com"), "203.0.113.50").await?;
+        let made = platform
+            .signup_from(&format!("made{i}@example.com"), "203.0.113.50")
+            .await;
         assert_eq!(made.status(), StatusCode::CREATED, "account {i}");
     }
-    let refused = signup_from(platform, "one-too-many@example.com", "203.0.113.50").await?;
+    let refused = platform
+        .signup_from("one-too-many@example.com", "203.0.113.50")
+        .await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
     assert!((1..=300).contains(&retry_after), "{retry_after}");
@@ -126,7 +116,9 @@ async fn accounts_made_from_one_address_are_limited(platform: &TestPlatform) -> 
     );
 
     // Another address is not affected, and the accounts made sign in.
-    let elsewhere = signup_from(platform, "one-too-many@example.com", "192.0.2.61").await?;
+    let elsewhere = platform
+        .signup_from("one-too-many@example.com", "192.0.2.61")
+        .await;
     assert_eq!(elsewhere.status(), StatusCode::CREATED);
     let signed_in = login_from(platform, "made0@example.com", TEST_PASSWORD, "192.0.2.62").await?;
     assert_eq!(signed_in.status(), StatusCode::CREATED);
@@ -143,10 +135,14 @@ async fn the_operator_sets_the_limits() -> Result<()> {
     })
     .await;
     for i in 0..2 {
-        let made = signup_from(&platform, &format!("set{i}@example.com"), "203.0.113.70").await?;
+        let made = platform
+            .signup_from(&format!("set{i}@example.com"), "203.0.113.70")
+            .await;
         assert_eq!(made.status(), StatusCode::CREATED, "account {i}");
     }
-    let third = signup_from(&platform, "set2@example.com", "203.0.113.70").await?;
+    let third = platform
+        .signup_from("set2@example.com", "203.0.113.70")
+        .await;
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // One wrong password, then even the right one waits.
