@@ -420,7 +420,7 @@ def live_cap(driver, org, token, key, secret, revenue):
     step("an eleventh live connection is refused: the dashboard says so, and is live again once one closes")
     driver.get(f"{BASE}/o/{org}/members")  # no live connection in this tab meanwhile
     # Ten change streams held open by the same user elsewhere (a browser holds at most 6 connections to a host).
-    # The streams of dashboards closed before are freed by the next heartbeats: until then, one more is refused.
+    # The streams of dashboards left before are freed as the server sees them close: until then, one more is refused.
     address = urllib.parse.urlparse(BASE)
     held = []
 
