@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_nats::jetstream::{
     self,
     consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer},
+    stream::ConsumerErrorKind,
     Message,
 };
 use chrono::{DateTime, Utc};
@@ -281,6 +282,54 @@ pub async fn replay_ordered_bounded(
         .1)
 }
 
+/// How long a replay's requests to the bus are sent again while they time out,
+/// and how long each waits for its answer.
+const REPLAY_REQUESTS_RETRIED_FOR: Duration = Duration::from_secs(20);
+const REPLAY_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A JetStream context whose requests give up after [`REPLAY_REQUEST_TIMEOUT`],
+/// so that a request sent to a dead node is sent again soon.
+fn replay_context(js: &jetstream::Context) -> jetstream::Context {
+    let mut js = js.clone();
+    js.set_timeout(REPLAY_REQUEST_TIMEOUT);
+    js
+}
+
+/// `request()`, sent again while it times out, for up to
+/// [`REPLAY_REQUESTS_RETRIED_FOR`].
+///
+/// In a cluster, right after a node is lost, a replay's requests can go
+/// unanswered for a while: the stream's info waits for a new stream leader
+/// (seconds), and a replay consumer, which has one replica on a random peer of
+/// the stream, lands on the dead node one time in three until the others miss
+/// its heartbeats (a minute or more). Each attempt draws its peer again. A
+/// timed-out create that did land leaves only an ephemeral consumer, which the
+/// server removes once it sits idle.
+async fn again_while_timing_out<T, E, Fut>(
+    stream: &str,
+    what: &str,
+    timed_out: impl Fn(&E) -> bool,
+    mut request: impl FnMut() -> Fut,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let give_up = tokio::time::Instant::now() + REPLAY_REQUESTS_RETRIED_FOR;
+    loop {
+        match request().await {
+            Err(e) if timed_out(&e) && tokio::time::Instant::now() < give_up => {
+                tracing::warn!(
+                    stream,
+                    what,
+                    "a replay's request to the bus timed out; sending it again"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The ordered consumer's messages, and how many match at the start.
 async fn ordered_with_pending(
     js: &jetstream::Context,
@@ -290,7 +339,7 @@ async fn ordered_with_pending(
     // 0: the client library's default.
     max_batch: i64,
 ) -> Result<(u64, pull::Ordered), ConsumeError> {
-    let handle = js
+    let handle = replay_context(js)
         .get_stream_no_info(stream)
         .await
         .map_err(|e| ConsumeError::NoStream {
@@ -298,20 +347,25 @@ async fn ordered_with_pending(
             reason: e.to_string(),
         })?;
     let (filter_subject, filter_subjects) = split_filters(filters);
-    let consumer = handle
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: from.deliver_policy(),
-            filter_subject,
-            filter_subjects,
-            max_batch,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| ConsumeError::Consumer {
-            stream: stream.to_owned(),
-            consumer: "ordered".into(),
-            reason: e.to_string(),
-        })?;
+    let config = pull::OrderedConfig {
+        deliver_policy: from.deliver_policy(),
+        filter_subject,
+        filter_subjects,
+        max_batch,
+        ..Default::default()
+    };
+    let consumer = again_while_timing_out(
+        stream,
+        "create a replay consumer",
+        |e: &jetstream::stream::ConsumerError| e.kind() == ConsumerErrorKind::TimedOut,
+        || handle.create_consumer(config.clone()),
+    )
+    .await
+    .map_err(|e| ConsumeError::Consumer {
+        stream: stream.to_owned(),
+        consumer: "ordered".into(),
+        reason: e.to_string(),
+    })?;
     let pending = consumer.cached_info().num_pending;
     let messages = consumer.messages().await.map_err(|e| ConsumeError::Read {
         stream: stream.to_owned(),
@@ -347,19 +401,23 @@ where
         stream: stream.to_owned(),
         reason,
     };
-    let mut handle = js
-        .get_stream(stream)
-        .await
-        .map_err(|e| ConsumeError::NoStream {
-            stream: stream.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let last = handle
-        .info()
-        .await
-        .map_err(|e| read(e.to_string()))?
-        .state
-        .last_sequence;
+    let replay_js = replay_context(js);
+    let handle = again_while_timing_out(
+        stream,
+        "read the stream's info",
+        // A request that failed on the way (timed out), not the server's answer.
+        |e: &jetstream::context::GetStreamError| {
+            matches!(e.kind(), jetstream::context::GetStreamErrorKind::Request)
+        },
+        || replay_js.get_stream(stream),
+    )
+    .await
+    .map_err(|e| ConsumeError::NoStream {
+        stream: stream.to_owned(),
+        reason: e.to_string(),
+    })?;
+    // Fresh: `get_stream` has just asked for it.
+    let last = handle.cached_info().state.last_sequence;
     let end = until_seq.map_or(last, |u| u.min(last));
     if end == 0 {
         return Ok(0);

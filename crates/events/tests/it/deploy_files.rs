@@ -125,3 +125,52 @@ async fn a_three_node_cluster_takes_replicated_streams_and_survives_losing_a_nod
     assert_eq!(second.seq, first.seq + 1);
     cluster.restart(down).await;
 }
+
+/// Right after a node is killed, the stream may have no leader for seconds, and
+/// a replay's consumer (one replica, on a random peer) lands on the dead node
+/// one time in three until the others miss its heartbeats: each replay made in
+/// that time must still read the whole stream (a request that times out is sent
+/// again).
+#[tokio::test]
+async fn replays_read_everything_right_after_a_cluster_node_is_killed() {
+    let mut cluster = NatsCluster::start().await;
+    let bus = mno_events::bus::connect(&cluster.urls()).await.unwrap();
+    streams::provision_all(&bus.js, 3).await.unwrap();
+    let publisher = mno_events::publish::Publisher::new(bus.js.clone(), streams::RECORDS);
+    for i in 0..20 {
+        publisher
+            .publish(mno_events::publish::Outgoing::new(
+                format!("rec.o.items.r{i}"),
+                format!("c{i}"),
+                "x".into(),
+            ))
+            .await
+            .unwrap();
+    }
+    let down = cluster
+        .nodes
+        .iter()
+        .position(|n| !bus.client.server_info().port.eq(&n.port))
+        .unwrap();
+    cluster.nodes[down].kill9();
+    for replay in 0..6 {
+        let mut subjects = Vec::new();
+        let applied = mno_events::consume::replay_until_caught_up(
+            &bus.js,
+            streams::RECORDS,
+            &["rec.>".to_owned()],
+            mno_events::consume::ReplayFrom::Beginning,
+            None,
+            |m| {
+                subjects.push(m.subject);
+                true
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("replay {replay} after the node was lost: {e}"));
+        assert_eq!(applied, 20, "replay {replay}");
+        assert_eq!(subjects.first().map(String::as_str), Some("rec.o.items.r0"));
+        assert_eq!(subjects.last().map(String::as_str), Some("rec.o.items.r19"));
+    }
+    cluster.restart(down).await;
+}
