@@ -330,6 +330,16 @@ where
     }
 }
 
+/// As [`replay_ordered`], with how many messages match at the start.
+pub async fn replay_ordered_counted(
+    js: &jetstream::Context,
+    stream: &str,
+    filters: &[String],
+    from: ReplayFrom,
+) -> Result<(u64, pull::Ordered), ConsumeError> {
+    ordered_with_pending(js, stream, filters, from, 0).await
+}
+
 /// The ordered consumer's messages, and how many match at the start.
 async fn ordered_with_pending(
     js: &jetstream::Context,

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull, consumer::DeliverPolicy};
+use async_nats::jetstream;
 use futures::StreamExt;
 use sqlx::AnyPool;
 use tokio::task::JoinHandle;
@@ -71,18 +71,14 @@ pub async fn catch_up(
     if from > target {
         return Ok(state);
     }
-    let stream = js.get_stream_no_info(mno_events::streams::RECORDS).await?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            filter_subjects: records::filters(),
-            ..Default::default()
-        })
-        .await?;
-    state.total = consumer.cached_info().num_pending;
-    let mut messages = consumer.messages().await?;
+    let (total, mut messages) = mno_events::consume::replay_ordered_counted(
+        js,
+        mno_events::streams::RECORDS,
+        &records::filters(),
+        mno_events::consume::ReplayFrom::Sequence(from),
+    )
+    .await?;
+    state.total = total;
     let mut batch = LatestBatch::default();
     let mut committing: Option<JoinHandle<Result<LatestBatch, mno_events::lease::LeaseError>>> =
         None;
