@@ -16,8 +16,9 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlatformConfig {
-    /// A nats-server to use; when unset, `mno up` uses one answering at
-    /// nats://127.0.0.1:4222 or starts the installed nats-server as a child.
+    /// A nats-server to use (several URLs, comma-separated, for a cluster);
+    /// when unset, `mno up` starts the installed nats-server as its child (on
+    /// 4222 when free), never joining a server it did not start.
     #[arg(long, env = "MNO_NATS_URL")]
     pub nats_url: Option<String>,
 

@@ -119,9 +119,11 @@ fn collection_named(entity: Option<String>, path: &str) -> String {
     entity.unwrap_or_else(|| path.rsplit('/').next().unwrap_or_default().to_owned())
 }
 
-/// An app allowed to write the path's collection: only an app has ids of its
-/// own to map (403 for a user).
-pub struct AppAccess(pub RecordAccess<Write>);
+/// An app allowed to read the path's collection: only an app has ids of its
+/// own to map (403 for a user). Reading suffices: mapping its id of a record
+/// changes only the app's own ids, not the record, as an `id_map` answer to a
+/// webhook does for a subscriber that only reads.
+pub struct AppAccess(pub RecordAccess<Read>);
 
 impl FromRequestParts<Arc<ApiState>> for AppAccess {
     type Rejection = ApiError;
@@ -130,7 +132,7 @@ impl FromRequestParts<Arc<ApiState>> for AppAccess {
         parts: &mut Parts,
         state: &Arc<ApiState>,
     ) -> Result<Self, ApiError> {
-        let access = RecordAccess::<Write>::from_request_parts(parts, state).await?;
+        let access = RecordAccess::<Read>::from_request_parts(parts, state).await?;
         if access.principal.kind != PrincipalKind::App {
             return Err(ApiError::forbidden(
                 "only an app maps its own ids; call with the app's API key",

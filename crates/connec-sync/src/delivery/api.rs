@@ -276,10 +276,24 @@ async fn visible_letter(
 async fn show_dead_letter(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path((app, seq)): Path<(String, u64)>,
+    Path((app, seq)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    let seq = letter_seq(&seq)?;
     let stored = visible_letter(&state, &headers, &app, seq).await?;
     Ok(Json(json!({"dead_letter": stored})))
+}
+
+/// The path's `{seq}`: a dead letter's sequence number, as the DLQ list gives it.
+fn letter_seq(seq: &str) -> Result<u64, ApiError> {
+    seq.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "{seq:?} is not a dead letter's sequence number; send the whole number `seq` of a letter from GET /connec/api/v2/deliveries/{{app}}/dlq"
+            ),
+        )
+        .at_parameter("seq")
+    })
 }
 
 /// `POST /connec/api/v2/deliveries/{app}/dlq/{seq}/redrive`: 202; it leaves the DLQ once delivered.
@@ -294,8 +308,9 @@ async fn show_dead_letter(
 async fn redrive_one(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    Path((app, seq)): Path<(String, u64)>,
+    Path((app, seq)): Path<(String, String)>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let seq = letter_seq(&seq)?;
     visible_letter(&state, &headers, &app, seq).await?;
     let outcome = state.supervisor.redrive(&app, seq).await?;
     Ok((

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::{EntityDef, Field, FieldType, ENTITIES};
 use crate::exact_json::NumberTexts;
+use crate::idmap::MAX_LOCAL_ID_LEN;
 
 /// The id of a record in the array form of `CONNEC-EXTERNAL-IDS`.
 fn external_id_schema() -> Value {
@@ -18,7 +19,7 @@ fn external_id_schema() -> Value {
             "properties": {
                 "realm": {"type": "string"},
                 "provider": {"type": "string"},
-                "id": {"type": "string", "minLength": 1, "maxLength": 128}
+                "id": {"type": "string", "minLength": 1, "maxLength": MAX_LOCAL_ID_LEN}
             },
             "required": ["provider", "id"]
         }
@@ -63,7 +64,8 @@ fn field_schema(field: &Field) -> Value {
             "description": format!("the id of a record of {target} in the same organisation"),
             "x-references": target,
             "anyOf": [
-                {"type": "string", "minLength": 1, "maxLength": 128},
+                // A Connec! id or the app's own id: as long as a record's own id may be.
+                {"type": "string", "minLength": 1, "maxLength": MAX_LOCAL_ID_LEN},
                 external_id_schema(),
                 {"type": "null"}
             ]

@@ -113,6 +113,22 @@ enum Kind {
 }
 
 const COLUMNS: &[&str] = &["id", "version", "created_at", "updated_at"];
+/// A tombstone's mark (`"deleted": true` in answers), kept as a 0/1 column.
+const DELETED: &str = "deleted";
+
+/// `deleted eq true` and the like: the column holds 0 or 1, in both dialects.
+fn deleted_compare(op: CompareOp, value: &Literal) -> Result<String, QueryError> {
+    match (op, value) {
+        (CompareOp::Eq | CompareOp::Ne, Literal::Bool(b)) => {
+            let sql_op = if op == CompareOp::Eq { "=" } else { "<>" };
+            Ok(format!("deleted {sql_op} {}", i64::from(*b)))
+        }
+        _ => Err(invalid(
+            "$filter",
+            "deleted compares only with eq or ne and true or false (deleted records are listed with include_deleted=true)",
+        )),
+    }
+}
 
 impl Compiler<'_> {
     fn placeholder(&mut self, bind: Bind) -> String {
@@ -139,7 +155,7 @@ impl Compiler<'_> {
 
     /// The SQL expression of a field: a column, or the field in the JSON state.
     fn expression(&self, field: &str) -> String {
-        if COLUMNS.contains(&field) {
+        if COLUMNS.contains(&field) || field == DELETED {
             return field.to_owned();
         }
         // `field` is a checked identifier, so it cannot end the quoted path.
@@ -185,6 +201,9 @@ impl Compiler<'_> {
             CompareOp::Lt => "<",
             CompareOp::Le => "<=",
         };
+        if field == DELETED {
+            return deleted_compare(op, value);
+        }
         let kind = self.kind(field);
         Ok(match value {
             Literal::Null => match op {

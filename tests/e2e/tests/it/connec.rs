@@ -282,6 +282,48 @@ async fn an_apps_own_ids_map_to_one_record_and_show_in_the_array_form() {
     assert_eq!(body["invoices"]["person_id"], global.as_str());
 }
 
+/// An app's own id may be up to 255 bytes, as a record's id and as a
+/// reference to it alike (references were once held to 128).
+#[tokio::test]
+async fn the_longest_own_id_names_a_record_and_references_it() {
+    let w = world().await;
+    let longest = "L".repeat(255);
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/people",
+            Some(json!({"people": {"id": longest, "first_name": "Long"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let global = body["people"]["id"].as_str().unwrap().to_owned();
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/invoices",
+            Some(json!({"invoices": {"id": "INV-L", "person_id": longest, "type": "CUSTOMER"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["invoices"]["person_id"], global.as_str(), "{body}");
+
+    // One byte more is refused as a reference, naming the field, and writes nothing.
+    let before = w.records_in_stream().await;
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/invoices",
+            Some(json!({"invoices": {"id": "INV-M", "person_id": "L".repeat(256)}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        body["errors"][0]["source"]["pointer"], "/invoices/person_id",
+        "{body}"
+    );
+    assert_eq!(w.records_in_stream().await, before);
+}
+
 #[tokio::test]
 async fn fifty_concurrent_creates_of_one_local_id_make_one_record() {
     let w = world().await;
@@ -641,6 +683,53 @@ async fn company_is_singular_and_id_map_records_an_apps_id() {
     let (status, body, _) = w.send(reqwest::Method::GET, "/items/W-9", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["items"]["id"], item.as_str());
+
+    // An app that only reads items maps its own id too (as it may by answering
+    // a webhook), and may then address the record by it; it still cannot write.
+    let reader = w
+        .hub
+        .create_app(&w.token, "Reader", None, &[("items", true, false)])
+        .await
+        .unwrap();
+    w.hub.install(&w.token, &w.org, &reader.id).await.unwrap();
+    let reader_auth = basic_auth(&reader.key, &reader.secret);
+    let (status, body, _) = finish(
+        w.platform
+            .http
+            .put(w.url(&format!("/items/{item}/id_map")))
+            .header("Authorization", &reader_auth)
+            .json(&json!({"local_id": "R-1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"]["version"], 1, "{body}");
+    let (status, body, _) = finish(
+        w.platform
+            .http
+            .get(w.url("/items/R-1"))
+            .header("Authorization", &reader_auth)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["items"]["id"], item.as_str());
+    let (status, _, _) = finish(
+        w.platform
+            .http
+            .put(w.url("/items/R-1"))
+            .header("Authorization", &reader_auth)
+            .json(&json!({"items": {"name": "Renamed"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -183,6 +183,26 @@ async fn lists_filter_order_and_page_with_read_your_writes() {
         ))
         .await;
     assert_eq!(body["items"][0]["deleted"], true);
+    // The tombstone's mark filters like a field.
+    let (_, body) = w
+        .get(&format!(
+            "/items?min_seq={seq}&include_deleted=true&$filter=deleted eq true"
+        ))
+        .await;
+    assert_eq!(body["pagination"]["total"], 1, "{body}");
+    assert_eq!(body["items"][0]["id"], apple.as_str(), "{body}");
+    let (_, body) = w
+        .get(&format!(
+            "/items?min_seq={seq}&include_deleted=true&$filter=deleted ne true"
+        ))
+        .await;
+    assert_eq!(body["pagination"]["total"], 3, "{body}");
+    let (status, body) = w.get("/items?$filter=deleted gt 0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["errors"][0]["source"]["parameter"], "$filter",
+        "{body}"
+    );
 }
 
 #[tokio::test]

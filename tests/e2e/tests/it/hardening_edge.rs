@@ -275,6 +275,9 @@ async fn bad_path_and_query_values_answer_the_json_error_shape() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(body["errors"][0]["status"], "400", "{path}: {body}");
         assert_eq!(body["errors"][0]["code"], "invalid_parameter", "{path}");
+        if path.contains("/dlq/") {
+            assert_eq!(body["errors"][0]["source"]["parameter"], "seq", "{body}");
+        }
     }
     let response = w
         .platform
