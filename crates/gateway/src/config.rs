@@ -98,6 +98,16 @@ pub struct PlatformConfig {
     #[arg(long, env = "MNO_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub http_header_timeout_secs: u64,
 
+    /// Most HTTP connections one client address may hold open at once; past
+    /// it a new one gets a 429. Trusted proxies (MNO_TRUSTED_PROXIES) are not held to it.
+    #[arg(long, env = "MNO_HTTP_MAX_CONNECTIONS_PER_CLIENT", default_value_t = crate::edge_server::EdgeLimits::DEFAULT_MAX_CONNECTIONS_PER_CLIENT)]
+    pub http_max_connections_per_client: usize,
+
+    /// Seconds a client may take to send a request's body, from its headers;
+    /// past it the request gets a 400 and the connection is closed.
+    #[arg(long, env = "MNO_HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_body_timeout_secs: u64,
+
     /// Seconds a connection may stay open without moving a byte before it is closed.
     #[arg(long, env = "MNO_HTTP_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub http_idle_timeout_secs: u64,
@@ -180,7 +190,9 @@ impl PlatformConfig {
             signin_failures_per_address: 20,
             signups_per_address: 20,
             http_max_connections: None,
+            http_max_connections_per_client: 256,
             http_header_timeout_secs: 10,
+            http_body_timeout_secs: 30,
             http_idle_timeout_secs: 60,
             sse_max_streams: 10,
             sse_slow_consumer_secs: 30,
@@ -213,7 +225,10 @@ impl PlatformConfig {
             max_connections: self
                 .http_max_connections
                 .unwrap_or_else(crate::edge_server::EdgeLimits::default_max_connections),
+            max_connections_per_client: self.http_max_connections_per_client,
+            uncapped_clients: self.trusted_proxies.clone(),
             header_read_timeout: std::time::Duration::from_secs(self.http_header_timeout_secs),
+            body_read_timeout: std::time::Duration::from_secs(self.http_body_timeout_secs),
             idle_timeout: std::time::Duration::from_secs(self.http_idle_timeout_secs),
         }
     }
@@ -317,8 +332,14 @@ impl PlatformConfig {
         if self.http_max_connections == Some(0) {
             bail!("MNO_HTTP_MAX_CONNECTIONS is 0; use 1 or more, or unset it for half the open-file limit");
         }
-        if self.http_header_timeout_secs == 0 || self.http_idle_timeout_secs == 0 {
-            bail!("MNO_HTTP_HEADER_TIMEOUT_SECS and MNO_HTTP_IDLE_TIMEOUT_SECS must be 1 or more (10 and 60 by default)");
+        if self.http_header_timeout_secs == 0
+            || self.http_body_timeout_secs == 0
+            || self.http_idle_timeout_secs == 0
+        {
+            bail!("MNO_HTTP_HEADER_TIMEOUT_SECS, MNO_HTTP_BODY_TIMEOUT_SECS and MNO_HTTP_IDLE_TIMEOUT_SECS must be 1 or more (10, 30 and 60 by default)");
+        }
+        if self.http_max_connections_per_client == 0 {
+            bail!("MNO_HTTP_MAX_CONNECTIONS_PER_CLIENT is 0; use 1 or more (256 by default)");
         }
         if let Some(url) = &self.public_url {
             let parsed = url::Url::parse(url).ok();

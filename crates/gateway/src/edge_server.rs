@@ -8,7 +8,11 @@
 //!   in time is closed (HTTP/1.1, hyper's own timer);
 //! - an idle timeout: a connection that moved no byte either way for that
 //!   long is closed gracefully (a request in flight is finished first, so a
-//!   quiet SSE stream is not cut; an HTTP/2 connection gets a GOAWAY).
+//!   quiet SSE stream is not cut; an HTTP/2 connection gets a GOAWAY);
+//! - a deadline for a request's body ([`body_deadline`]): one byte now and
+//!   then does not keep a connection for ever;
+//! - a cap per client address ([`client_slots`]): past it, a new connection
+//!   from that address gets a 429 and is closed.
 //!
 //! Requests carry the peer's address as `ConnectInfo<SocketAddr>`, as
 //! `axum::serve` did.
@@ -32,19 +36,33 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::Service;
 
+mod body_deadline;
+mod client_slots;
+
+use body_deadline::DeadlineBody;
+use client_slots::ClientSlots;
+
 /// The edge's connection bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EdgeLimits {
     /// Most connections open at once.
     pub max_connections: usize,
+    /// Most connections one client address may hold open at once.
+    pub max_connections_per_client: usize,
+    /// Addresses not held to `max_connections_per_client` (the trusted proxies).
+    pub uncapped_clients: Vec<std::net::IpAddr>,
     /// Longest a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body, from its headers.
+    pub body_read_timeout: Duration,
     /// Longest a connection may stay open moving no byte.
     pub idle_timeout: Duration,
 }
 
 impl EdgeLimits {
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 256;
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     /// The cap when none is configured: half the process's open-file limit
     /// (the rest is for the bus, the database and webhooks), at most this.
@@ -70,6 +88,10 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let client_slots = ClientSlots::new(
+        limits.max_connections_per_client,
+        limits.uncapped_clients.clone(),
+    );
     let (stopping, stop_seen) = watch::channel(false);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -96,6 +118,11 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client_slot) = client_slots.take(peer.ip()) else {
+            tracing::debug!(%peer, "refusing a connection over the client's share");
+            client_slots::refuse(stream, client_slots.per_client());
+            continue;
+        };
         // Answers go out as soon as they are written, not held back by Nagle's
         // algorithm waiting for the client's ack of an earlier segment.
         if let Err(e) = stream.set_nodelay(true) {
@@ -104,8 +131,10 @@ pub async fn serve(
         let app = app.clone();
         let builder = builder.clone();
         let stop_seen = stop_seen.clone();
+        let timeouts = (limits.idle_timeout, limits.body_read_timeout);
         tokio::spawn(async move {
-            serve_connection(&builder, stream, peer, app, limits.idle_timeout, stop_seen).await;
+            serve_connection(&builder, stream, peer, app, timeouts, stop_seen).await;
+            drop(client_slot);
             drop(slot);
         });
     }
@@ -120,7 +149,7 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: Router,
-    idle_timeout: Duration,
+    (idle_timeout, body_read_timeout): (Duration, Duration),
     mut stopping: watch::Receiver<bool>,
 ) {
     let activity = Activity::new();
@@ -130,6 +159,7 @@ async fn serve_connection(
     });
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        let request = request.map(|body| DeadlineBody::new(body, body_read_timeout));
         app.clone().call(request)
     });
     let connection = builder.serve_connection_with_upgrades(io, service);

@@ -317,6 +317,12 @@ fn serve_edge(
     let router = app.clone();
     let (stop_http, stopped) = oneshot::channel::<()>();
     let limits = config.edge_limits();
+    tracing::info!(
+        %http_addr,
+        max_connections = limits.max_connections,
+        max_connections_per_client = limits.max_connections_per_client,
+        "serving HTTP"
+    );
     let server = tokio::spawn(async move {
         crate::edge_server::serve(listener, app, limits, async {
             let _ = stopped.await;
@@ -324,7 +330,6 @@ fn serve_edge(
         .await;
         Ok(())
     });
-    tracing::info!(%http_addr, max_connections = limits.max_connections, "serving HTTP");
     Ok((router, stop_http, server))
 }
 

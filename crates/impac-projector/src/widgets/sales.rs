@@ -68,9 +68,29 @@ pub(super) fn growth(
         *amounts.entry(params.period.start(day)).or_default() += total;
     }
     let mut rows = Vec::new();
-    let mut previous: Option<Decimal> = None;
-    // From the period of the first sale (sales are never dated before `from`).
-    let mut next = amounts.keys().next().copied();
+    // From the period of the first sale (sales are never dated before `from`),
+    // but never more than MAX_GROWTH_PERIODS rows: a far `to` or a sale dated
+    // centuries ago would otherwise make millions of empty daily rows.
+    let Some(first) = amounts.keys().next().copied() else {
+        return Ok(json!({"periods": rows}));
+    };
+    let last = params.period.start(params.to);
+    let mut earliest_shown = last;
+    for _ in 1..MAX_GROWTH_PERIODS {
+        if earliest_shown <= first {
+            break;
+        }
+        earliest_shown = params
+            .period
+            .start(earliest_shown.pred_opt().unwrap_or(earliest_shown));
+    }
+    let left_out = earliest_shown > first;
+    let start_at = first.max(earliest_shown);
+    let mut previous: Option<Decimal> = left_out.then(|| {
+        let before = params.period.start(start_at.pred_opt().unwrap_or(start_at));
+        amounts.get(&before).copied().unwrap_or_default()
+    });
+    let mut next = Some(start_at);
     while let Some(start) = next.filter(|start| *start <= params.to) {
         let amount = amounts.get(&start).copied().unwrap_or_default();
         let change = match previous {
@@ -83,8 +103,15 @@ pub(super) fn growth(
         previous = Some(amount);
         next = Some(params.period.next(start));
     }
-    Ok(json!({"periods": rows}))
+    let mut content = json!({"periods": rows});
+    if left_out {
+        content["earlier_periods_left_out"] = json!(true);
+    }
+    Ok(content)
 }
+
+/// The most rows `sales/growth` answers: ten years of days.
+pub const MAX_GROWTH_PERIODS: usize = 3660;
 
 /// The `limit` customers (organisation, else person) with the highest
 /// invoiced amount between `from` and `to`; ties by id.
@@ -156,6 +183,38 @@ mod tests {
     use super::super::Period;
     use super::*;
 
+    /// A far `to` (or a sale dated long ago) answers the latest
+    /// MAX_GROWTH_PERIODS periods and says earlier ones were left out, instead
+    /// of millions of empty daily rows.
+    #[test]
+    fn growth_answers_at_most_its_cap_of_periods_the_latest_ones() {
+        let mut snapshot = Snapshot::default();
+        snapshot.by_entity.insert(
+            "invoices".into(),
+            [("2026-01-10", "100"), ("9999-12-30", "50"), ("9999-12-31", "75")]
+                .iter()
+                .map(|(day, total)| json!({"type": "CUSTOMER", "status": "AUTHORISED", "transaction_date": day, "total_amount": total}))
+                .collect(),
+        );
+        let params = Params {
+            from: None,
+            to: NaiveDate::from_ymd_opt(9999, 12, 31).unwrap(),
+            period: Period::Daily,
+            limit: None,
+            offset: 0,
+        };
+        let money = Converter::new("USD", Default::default());
+        let content = growth(&snapshot, &params, &money).unwrap();
+        let rows = content["periods"].as_array().unwrap();
+        assert_eq!(rows.len(), MAX_GROWTH_PERIODS);
+        assert_eq!(content["earlier_periods_left_out"], true);
+        assert_eq!(rows.last().unwrap()["period_start"], "9999-12-31");
+        assert_eq!(rows.last().unwrap()["change"], "0.50");
+        // The first row shown still compares with the period before it (empty: null).
+        assert_eq!(rows[0]["change"], Value::Null);
+        assert_eq!(rows[0]["amount"], "0");
+    }
+
     #[test]
     fn growth_is_the_change_from_the_previous_period_and_null_after_nothing() {
         let mut snapshot = Snapshot::default();
@@ -175,6 +234,7 @@ mod tests {
         };
         let money = Converter::new("USD", Default::default());
         let content = growth(&snapshot, &params, &money).unwrap();
+        assert_eq!(content.get("earlier_periods_left_out"), None);
         let changes: Vec<&Value> = content["periods"]
             .as_array()
             .unwrap()

@@ -477,6 +477,117 @@ async fn idle_and_slow_connections_are_closed_and_healthz_still_answers() {
         .unwrap();
 }
 
+/// Everything a raw connection gets until the server closes it.
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    tokio::time::timeout(GUARD, stream.read_to_end(&mut answer))
+        .await
+        .expect("the server answers and closes")
+        .ok();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_off_at_its_deadline() {
+    let w = world_with(|config| {
+        config.http_body_timeout_secs = 1;
+    })
+    .await;
+    let addr = w.platform.running().http_addr.expect("an edge");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let path = format!("/connec/api/v2/{}/invoices", w.org);
+    let auth = basic_auth(&w.app.key, &w.app.secret);
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // A byte every 100 ms keeps the connection from ever being idle.
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let mut answer = [0u8; 512];
+    let read = tokio::select! {
+        read = tokio::time::timeout(GUARD, reader.read(&mut answer)) => read,
+        _ = trickle => panic!("the server stopped reading before answering"),
+    };
+    let n = read.expect("an answer within the guard").unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(head.contains("did not arrive within"), "{head}");
+    // Nothing was written.
+    let (status, body) = w
+        .call(
+            &w.app,
+            reqwest::Method::GET,
+            &w.url("/invoices"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["pagination"]["total"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn one_client_address_holds_at_most_its_share_of_connections() {
+    let w = world_with(|config| {
+        config.http_max_connections_per_client = 3;
+        // The tests' own address is capped like any client's.
+        config.trusted_proxies.clear();
+    })
+    .await;
+    let addr = w.platform.running().http_addr.expect("an edge");
+    // The test's HTTP client may hold a pooled connection: the refusal comes
+    // at the fourth connection at the latest.
+    let mut held = Vec::new();
+    let refused = loop {
+        assert!(held.len() <= 3, "no refusal past the share");
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut first = [0u8; 12];
+        tokio::time::timeout(GUARD, stream.read_exact(&mut first))
+            .await
+            .expect("an answer")
+            .unwrap();
+        if first.starts_with(b"HTTP/1.1 429") {
+            let rest = read_to_close(&mut stream).await;
+            break rest;
+        }
+        assert!(first.starts_with(b"HTTP/1.1 200"), "{first:?}");
+        held.push(stream);
+    };
+    assert!(refused.contains("too_many_connections"), "{refused}");
+    assert!(refused.contains("3 open connections"), "{refused}");
+    // Closing the held ones frees the share.
+    drop(held);
+    mno_harness::wait_for("a connection once the others closed", GUARD, || async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        read_to_close(&mut stream)
+            .await
+            .starts_with("HTTP/1.1 200")
+            .then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn change_streams_are_capped_per_caller() {
     let w = world_with(|config| config.sse_max_streams = 2).await;
