@@ -118,6 +118,9 @@ pub trait Directory: Send + Sync + 'static {
     /// Every org that installed the app, with its data-sharing flag and the entities it shares.
     async fn installs_of_app(&self, app_id: &str) -> Result<Vec<InstallInfo>, DirectoryError>;
     async fn org(&self, org: &str) -> Result<Option<OrgProfile>, DirectoryError>;
+    /// The role of `user_id` in `org` (`member`, `admin`...), `None` if not a member.
+    async fn member_role(&self, org: &str, user_id: &str)
+        -> Result<Option<String>, DirectoryError>;
     /// Record that the app's receiver answered 410 Gone; emits a `webhook_disabled` Hub event.
     async fn disable_webhook(&self, app_id: &str, reason: &str) -> Result<(), DirectoryError>;
 }
@@ -132,6 +135,7 @@ pub mod call {
     pub const APP: &str = "app";
     pub const INSTALLS_OF_APP: &str = "installs_of_app";
     pub const ORG: &str = "org";
+    pub const MEMBER_ROLE: &str = "member_role";
     pub const DISABLE_WEBHOOK: &str = "disable_webhook";
 }
 
@@ -149,6 +153,8 @@ pub struct DirectoryRequest {
     pub org: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// The body of a reply: `{"ok": <value>}` or `{"error": "..."}`.
@@ -228,6 +234,19 @@ impl Directory for NatsDirectory {
             ..Default::default()
         };
         self.ask(call::ORG, request).await
+    }
+
+    async fn member_role(
+        &self,
+        org: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        let request = DirectoryRequest {
+            org: Some(org.to_owned()),
+            user_id: Some(user_id.to_owned()),
+            ..Default::default()
+        };
+        self.ask(call::MEMBER_ROLE, request).await
     }
 
     async fn disable_webhook(&self, app_id: &str, reason: &str) -> Result<(), DirectoryError> {

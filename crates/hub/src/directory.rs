@@ -82,6 +82,17 @@ impl Directory for HubDirectory {
             }))
     }
 
+    async fn member_role(
+        &self,
+        org: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, DirectoryError> {
+        Ok(orgs::role_of(&self.store.pool, org, user_id)
+            .await
+            .map_err(unavailable)?
+            .map(|role| role.as_str().to_owned()))
+    }
+
     async fn disable_webhook(&self, app_id: &str, reason: &str) -> Result<(), DirectoryError> {
         let found = apps::disable_webhook(&self.store, app_id, reason)
             .await

@@ -157,6 +157,10 @@ async fn answer_lookup(directory: &HubDirectory, subject: &str, payload: &[u8]) 
             Ok(org) => reply(directory.org(&org).await),
             Err(e) => error(e),
         },
+        call::MEMBER_ROLE => match (need(request.org, "org"), need(request.user_id, "user_id")) {
+            (Ok(org), Ok(user)) => reply(directory.member_role(&org, &user).await),
+            (Err(e), _) | (_, Err(e)) => error(e),
+        },
         call::DISABLE_WEBHOOK => match need(request.app_id, "app_id") {
             Ok(app) => {
                 let reason = request.reason.unwrap_or_else(|| "disabled".into());
@@ -165,7 +169,7 @@ async fn answer_lookup(directory: &HubDirectory, subject: &str, payload: &[u8]) 
             Err(e) => error(e),
         },
         other => error(format!(
-            "unknown directory call {other:?}; use apps, app, installs_of_app, org or disable_webhook"
+            "unknown directory call {other:?}; use apps, app, installs_of_app, org, member_role or disable_webhook"
         )),
     }
 }

@@ -48,6 +48,11 @@ impl ImpacWorld {
         }
     }
 
+    /// The org owner's session token (to invite members, install apps).
+    pub fn owner_token(&self) -> &str {
+        &self.owner_token
+    }
+
     /// Another org of the same owner, with the same app installed.
     pub async fn add_org(&self, name: &str, currency: &str) -> String {
         let hub = HubClient::new(&self.platform.base_url);

@@ -404,6 +404,16 @@ async fn the_directory_over_nats_answers_as_in_process_and_disabling_a_webhook_e
     assert_eq!(installs[0].org, s.org);
     let org = remote.org(&s.org).await.unwrap().unwrap();
     assert_eq!(org.currency, "USD");
+    // A member's role, and none for someone who is not one.
+    assert_eq!(
+        remote.member_role(&s.org, &s.bob).await.unwrap().as_deref(),
+        Some("power_user")
+    );
+    assert_eq!(
+        remote.member_role(&s.org, &s.bob).await.unwrap(),
+        local.member_role(&s.org, &s.bob).await.unwrap()
+    );
+    assert_eq!(remote.member_role(&s.org, "nobody").await.unwrap(), None);
 
     remote
         .disable_webhook(&s.app, "receiver answered 410 Gone")

@@ -11,6 +11,7 @@ use mno_events::subject::{hub_kind, HubSubject};
 use mno_events::webhook::send::Outcome;
 use serde_json::{json, Value};
 
+use super::creator;
 use super::store::Kpi;
 use crate::ImpacState;
 
@@ -56,9 +57,39 @@ pub async fn announce(state: &ImpacState, kpi: &Kpi, raised: RaisedAlert) {
 
     if let (Some(url), Some(secret)) = (kpi.webhook.clone(), kpi.secret.clone()) {
         let state = state.clone();
+        let kpi = kpi.clone();
         let body = json!({"type": "kpi.alert", "alert": alert}).to_string();
-        tokio::spawn(async move { send_alert(&state, &id, &url, &secret, body).await });
+        tokio::spawn(async move {
+            // An org's figures leave the platform only while the KPI's creator
+            // may still read them (a member removed, an app uninstalled: not).
+            let refused = match creator::still_reads(&state, &kpi).await {
+                Ok(true) => None,
+                Ok(false) => Some(
+                    "not sent: the KPI's creator no longer reads every organisation it watches; an org member may delete it or create it again"
+                        .to_owned(),
+                ),
+                Err(e) => Some(format!(
+                    "not sent: could not check that the KPI's creator still reads its organisations ({e})"
+                )),
+            };
+            match refused {
+                None => send_alert(&state, &id, &url, &secret, body).await,
+                Some(reason) => {
+                    tracing::warn!(kpi = %kpi.id, alert = %id, %reason, "KPI alert webhook");
+                    record_webhook(&state, &id, &reason).await;
+                }
+            }
+        });
     }
+}
+
+/// What became of an alert's webhook, in its row.
+async fn record_webhook(state: &ImpacState, id: &str, result: &str) {
+    let _ = sqlx::query("UPDATE impac_alerts SET webhook = $1 WHERE id = $2")
+        .bind(result)
+        .bind(id)
+        .execute(&state.db)
+        .await;
 }
 
 /// POST the alert, signed, retrying a few times; the alert row records how it went.
@@ -85,9 +116,5 @@ async fn send_alert(state: &ImpacState, id: &str, url: &str, secret: &str, body:
         }
         tokio::time::sleep(Duration::from_secs(*delay)).await;
     }
-    let _ = sqlx::query("UPDATE impac_alerts SET webhook = $1 WHERE id = $2")
-        .bind(&result)
-        .bind(id)
-        .execute(&state.db)
-        .await;
+    record_webhook(state, id, &result).await;
 }

@@ -13,9 +13,11 @@
 //! - [`store`]: KPIs as stored.
 //! - [`evaluate`]: a KPI's value from the live widget, and the crossing that raises an alert.
 //! - [`announce`]: an alert published on HUB and POSTed to the KPI's webhook.
+//! - [`creator`]: who created a KPI, and whether they still read what it watches.
 //! - [`routes`]: the HTTP handlers.
 
 mod announce;
+mod creator;
 mod evaluate;
 mod request;
 pub mod routes;

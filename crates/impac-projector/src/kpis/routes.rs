@@ -15,6 +15,7 @@ use mno_events::ApiError;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::creator;
 use super::evaluate::{current_value, evaluate};
 use super::request::{self, NewKpi};
 use super::store::{all_kpis, decode, Kpi};
@@ -63,7 +64,7 @@ pub async fn create(
         )
         .at_pointer("/org_ids")
     })?;
-    authorize_widget(&state, &headers, &widget, &orgs).await?;
+    let principal = authorize_widget(&state, &headers, &widget, &orgs).await?;
 
     let element = request::element(body.element)?;
     let (min, max) = request::bounds(body.target)?;
@@ -94,6 +95,7 @@ pub async fn create(
         secret: secret.clone(),
         breached: false,
         last_value: None,
+        created_by: creator::recorded(&principal),
     };
     // The element must exist and be a number now: checked before anything is stored.
     current_value(&state, &kpi).await?;
@@ -112,7 +114,7 @@ pub async fn create(
     .bind(kpi.max.map(|d| d.to_string()))
     .bind(&kpi.webhook)
     .bind(&kpi.secret)
-    .bind(caller(&headers))
+    .bind(&kpi.created_by)
     .bind(Utc::now().to_rfc3339())
     .execute(&state.db)
     .await
@@ -127,15 +129,6 @@ pub async fn create(
         answer["webhook_secret"] = json!(secret);
     }
     Ok((StatusCode::CREATED, Json(answer)))
-}
-
-/// Who created a KPI, for the record (never the secret part of a credential).
-fn caller(headers: &HeaderMap) -> String {
-    match mno_events::http_auth::credential(headers) {
-        Ok(mno_events::idm::Credential::App { key, .. }) => format!("app:{key}"),
-        Ok(_) => "user".into(),
-        Err(_) => String::new(),
-    }
 }
 
 /// A Standard Webhooks signing secret: `whsec_` + base64 of 32 random bytes.

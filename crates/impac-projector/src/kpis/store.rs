@@ -22,6 +22,8 @@ pub struct Kpi {
     pub secret: Option<String>,
     pub breached: bool,
     pub last_value: Option<String>,
+    /// `user_id:<id>` or `app_id:<id>` ([`super::creator::recorded`]).
+    pub created_by: String,
 }
 
 impl Kpi {
@@ -76,6 +78,9 @@ pub fn decode(row: &sqlx::any::AnyRow) -> Kpi {
         secret: row.get("webhook_secret"),
         breached: row.get::<i32, _>("breached") != 0,
         last_value: row.get("last_value"),
+        created_by: row
+            .get::<Option<String>, _>("created_by")
+            .unwrap_or_default(),
     }
 }
 

@@ -329,3 +329,107 @@ async fn kpi_alert_webhooks_take_the_platforms_one_url_check() {
     let (status, answer) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
     assert_eq!(status, StatusCode::CREATED, "{answer}");
 }
+
+/// A webhook KPI sends an org's figures out of the platform: once its creator
+/// no longer reads the org (a member removed, an app uninstalled), its alerts
+/// are still raised and listed, but the webhook is not sent, and says why.
+#[tokio::test]
+async fn a_webhook_kpi_whose_creator_lost_access_sends_nothing() {
+    let world = ImpacWorld::start("kpi-owner@example.com", READS).await;
+    let receiver = Receiver::start().await;
+    let hub = mno_e2e::hub_client::HubClient::new(&world.platform.base_url);
+    let org = world.org.clone();
+    let owner = world.owner_token().to_owned();
+    let kpi = |max: &str| {
+        json!({"org_ids": [org], "widget": "accounts/profit_and_loss", "element": "totals.revenue",
+               "target": {"max": max}, "alert": {"webhook": receiver.url()},
+               "params": {"currency": "USD", "from": "2026-01-01", "to": "2026-12-31"}})
+    };
+    let create = |auth: String, body: Value| {
+        let world = &world;
+        async move {
+            let response = world
+                .platform
+                .http
+                .post(world.platform.url("/impac/api/v2/kpis"))
+                .header("Authorization", auth)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+        }
+    };
+
+    // A member's KPI, then the member is removed.
+    let (member, member_token) = hub
+        .signup_and_login("kpi-member@example.com")
+        .await
+        .unwrap();
+    hub.add_member(
+        &owner,
+        &org,
+        "kpi-member@example.com",
+        "member",
+        &member_token,
+    )
+    .await
+    .unwrap();
+    create(mno_e2e::hub_client::bearer(&member_token), kpi("100")).await;
+    // An app's KPI, then the app is uninstalled.
+    let watcher = hub
+        .create_app(&owner, "Watcher", None, &[("invoices", true, false)])
+        .await
+        .unwrap();
+    hub.install(&owner, &org, &watcher.id).await.unwrap();
+    create(
+        mno_e2e::hub_client::basic_auth(&watcher.key, &watcher.secret),
+        kpi("200"),
+    )
+    .await;
+    hub.remove_member(&owner, &org, &member.id).await.unwrap();
+    hub.uninstall(&owner, &org, &watcher.id).await.unwrap();
+
+    // Both cross their targets: two alerts, neither sent.
+    world
+        .write(Method::POST, "/invoices", Some(invoice("500")))
+        .await;
+    let listed = mno_harness::wait_for(
+        "both alerts with what became of their webhooks",
+        Duration::from_secs(30),
+        || async {
+            let listed = alerts(&world).await;
+            (listed.len() == 2
+                && listed
+                    .iter()
+                    .all(|a| a["webhook"].as_str() != Some("pending")))
+            .then_some(listed)
+        },
+    )
+    .await;
+    for alert in &listed {
+        let webhook = alert["webhook"].as_str().unwrap_or_default();
+        assert!(
+            webhook.starts_with("not sent: the KPI's creator no longer reads"),
+            "{alert}"
+        );
+    }
+    assert!(receiver.posts().is_empty(), "{:?}", receiver.posts());
+
+    // A KPI of a creator who still reads is sent as before.
+    create(world.auth.clone(), kpi("300")).await;
+    world
+        .write(Method::POST, "/invoices", Some(invoice("1")))
+        .await;
+    let posts = mno_harness::wait_for(
+        "the still-allowed KPI's alert",
+        Duration::from_secs(30),
+        || async {
+            let posts = receiver.posts();
+            (!posts.is_empty()).then_some(posts)
+        },
+    )
+    .await;
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].body["alert"]["target"], json!({"max": "300"}));
+}
