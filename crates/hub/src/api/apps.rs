@@ -2,7 +2,9 @@
 //! owner; only the owner sees its settings, changes it or rotates its
 //! credentials. The app itself (HTTP Basic) may read its own settings and installs.
 
-use axum::extract::{FromRequestParts, Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -20,7 +22,7 @@ use crate::sso::store::{self as sso_store, ClientChange};
 use crate::store::apps::{self as store, AppFields, AppRow, NewCredentials};
 use crate::store::{installs, rfc3339};
 use crate::validate::{self, Problems};
-use mno_events::openapi::{Forbidden, JsonBodyErrors, NotFound, Unauthorized};
+use mno_events::openapi::{BadRequest, Forbidden, JsonBodyErrors, NotFound, Unauthorized};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -342,23 +344,53 @@ pub async fn update(
     Ok(Json(owner_view(&state, &row).await?))
 }
 
+/// How long the previous credentials keep working after a rotation:
+/// `?previous_valid_secs=N`, from 0 (revoked at once: a leaked secret) up to
+/// the configured overlap, which is also the default.
+fn previous_valid_ms(
+    query: &HashMap<String, String>,
+    overlap: std::time::Duration,
+) -> Result<i64, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| *k != "previous_valid_secs") {
+        return Err(ApiError::bad_request(
+            "unknown_parameter",
+            format!("{unknown:?} is not a parameter of a rotation; the one there is: previous_valid_secs"),
+        )
+        .at_parameter(unknown.clone()));
+    }
+    let most = overlap.as_secs();
+    let secs = match query.get("previous_valid_secs") {
+        None => most,
+        Some(text) => text.parse::<u64>().ok().filter(|s| *s <= most).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_parameter",
+                format!("previous_valid_secs must be a whole number from 0 (revoke the previous credentials now) to {most}, not {text:?}"),
+            )
+            .at_parameter("previous_valid_secs")
+        })?,
+    };
+    Ok(i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX))
+}
+
 /// `POST /hub/v1/apps/{app}/credentials/rotate` (owner) → 201 new credentials
-/// and webhook secret; the previous ones keep working for the overlap.
+/// and webhook secret; the previous ones keep working for the overlap
+/// (`?previous_valid_secs=0`: not at all).
 #[utoipa::path(
     post,
     path = "/hub/v1/apps/{app}/credentials/rotate",
     tag = "hub",
-    params(super::openapi::AppPath),
-    responses((status = 201, description = "New credentials and webhook secret", body = super::openapi::RotatedCredentials), Unauthorized, Forbidden, NotFound),
+    params(super::openapi::AppPath, ("previous_valid_secs" = Option<u64>, Query, description = "Seconds the previous credentials keep working, 0 (revoked now) up to the overlap (the default, 24 h)")),
+    responses((status = 201, description = "New credentials and webhook secret", body = super::openapi::RotatedCredentials), BadRequest, Unauthorized, Forbidden, NotFound),
     security(("user" = []))
 )]
 pub async fn rotate(
     State(state): State<AppState>,
     me: SignedIn,
     Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<impl IntoResponse, ApiError> {
     owned_app(&state, &app, &me.user.id).await?;
-    let overlap = state.config.credential_overlap.as_millis() as i64;
+    let overlap = previous_valid_ms(&query, state.config.credential_overlap)?;
     let (creds, until) = store::rotate(&state.store, &me.user.id, &app, overlap)
         .await
         .map_err(db_error)?;

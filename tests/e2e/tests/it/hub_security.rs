@@ -127,6 +127,95 @@ async fn accounts_made_from_one_address_are_limited(platform: &TestPlatform) -> 
 
 /// The operator sets the limits (`MNO_SIGNUPS_PER_ADDRESS` and the sign-in
 /// ones): a platform allowing two accounts per address refuses the third.
+/// A leaked secret: rotating with `previous_valid_secs=0` ends the previous
+/// credentials at once (the check and every route), not after the overlap.
+#[tokio::test]
+async fn a_rotation_may_revoke_the_previous_credentials_at_once() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (token, org, app) = hub
+        .org_with_app("owner@example.com", None, &[("invoices", true, false)])
+        .await?;
+    let auth = bearer(&token);
+    let rotate = format!("/hub/v1/apps/{}/credentials/rotate", app.id);
+    // A value past the overlap, or not a number, or a misspelled name: 400, nothing rotated.
+    for query in [
+        "?previous_valid_secs=86401",
+        "?previous_valid_secs=soon",
+        "?previous_valid=0",
+    ] {
+        let refused = hub
+            .expect(
+                StatusCode::BAD_REQUEST,
+                Method::POST,
+                &format!("{rotate}{query}"),
+                Some(&auth),
+                None,
+            )
+            .await?;
+        assert!(
+            refused["errors"][0]["source"]["parameter"].is_string(),
+            "{refused}"
+        );
+    }
+    let old = basic_auth(&app.key, &app.secret);
+    hub.expect(
+        StatusCode::OK,
+        Method::GET,
+        &format!("/hub/v1/apps/{}", app.id),
+        Some(&old),
+        None,
+    )
+    .await?;
+
+    let rotated = hub
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            &format!("{rotate}?previous_valid_secs=0"),
+            Some(&auth),
+            None,
+        )
+        .await?;
+    let new = basic_auth(
+        rotated["credentials"]["key"].as_str().unwrap(),
+        rotated["credentials"]["secret"].as_str().unwrap(),
+    );
+    // The old pair is refused by the next call, whatever a cache held.
+    hub.expect(
+        StatusCode::UNAUTHORIZED,
+        Method::GET,
+        &format!("/hub/v1/apps/{}", app.id),
+        Some(&old),
+        None,
+    )
+    .await?;
+    let decision = hub
+        .check(
+            json!({"type": "app", "key": app.key, "secret": app.secret}),
+            &org,
+            Some("invoices"),
+            "read",
+        )
+        .await?;
+    assert_eq!(decision["allow"], false, "{decision}");
+    let read = platform
+        .http
+        .get(platform.url(&format!("/connec/api/v2/{org}/invoices")))
+        .header("Authorization", &old)
+        .send()
+        .await?;
+    assert_eq!(read.status(), StatusCode::UNAUTHORIZED);
+    let read = platform
+        .http
+        .get(platform.url(&format!("/connec/api/v2/{org}/invoices")))
+        .header("Authorization", &new)
+        .send()
+        .await?;
+    assert_eq!(read.status(), StatusCode::OK);
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_operator_sets_the_limits() -> Result<()> {
     let platform = TestPlatform::spawn_with(|c| {
