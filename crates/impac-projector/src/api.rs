@@ -173,7 +173,69 @@ pub fn flatten(prefix: &str, value: &Value, rows: &mut Vec<String>) {
                 flatten(&format!("{prefix}[{i}]"), inner, rows);
             }
         }
-        Value::String(s) => rows.push(format!("{prefix},\"{}\"", s.replace('"', "\"\""))),
-        other => rows.push(format!("{prefix},{other}")),
+        Value::String(s) => rows.push(format!("{},{}", csv_path(prefix), csv_text(s))),
+        other => rows.push(format!("{},{other}", csv_path(prefix))),
+    }
+}
+
+/// A text cell, quoted. Text a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return, as a record's name may)
+/// gets a leading `'`, so it shows as typed; a number such as `-12.50` stays
+/// as it is.
+fn csv_text(text: &str) -> String {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r'])
+        && text.parse::<rust_decimal::Decimal>().is_err();
+    let text = if formula {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A path cell: as it is unless a key in it needs quoting or neutralising.
+fn csv_path(path: &str) -> String {
+    let plain =
+        !path.contains([',', '"', '\n', '\r']) && !path.starts_with(['=', '+', '-', '@', '\t']);
+    if plain {
+        path.to_owned()
+    } else {
+        csv_text(path)
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn formulas_are_neutralised_and_numbers_kept() {
+        let mut rows = Vec::new();
+        let content = json!({"top": [{"name": "=HYPERLINK(\"http://evil.example\",\"Click\")", "total": "-12.50"}],
+                             "count": 3, "note": "@SUM(A1)", "plain": "Acme, Ltd"});
+        flatten("", &content, &mut rows);
+        assert!(rows.contains(&"count,3".to_owned()), "{rows:?}");
+        assert!(
+            rows.contains(
+                &"top[0].name,\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"Click\"\")\""
+                    .to_owned()
+            ),
+            "{rows:?}"
+        );
+        assert!(
+            rows.contains(&"top[0].total,\"-12.50\"".to_owned()),
+            "{rows:?}"
+        );
+        assert!(rows.contains(&"note,\"'@SUM(A1)\"".to_owned()), "{rows:?}");
+        assert!(rows.contains(&"plain,\"Acme, Ltd\"".to_owned()), "{rows:?}");
+    }
+
+    #[test]
+    fn a_key_that_needs_it_is_quoted_too() {
+        let mut rows = Vec::new();
+        flatten("", &json!({"a,b": 1, "=x": 2}), &mut rows);
+        assert!(rows.contains(&"\"a,b\",1".to_owned()), "{rows:?}");
+        assert!(rows.contains(&"\"'=x\",2".to_owned()), "{rows:?}");
     }
 }
