@@ -8,7 +8,8 @@
 //! One module per concern: [`api`] (the calls), [`session`] (cookie, CSRF),
 //! [`error`] (what goes wrong, sign-in redirects), [`layout`], [`bare`] and
 //! [`forms`] (the page shell, the bare page for sign-in and errors, and form
-//! fields with the API's errors beside them), and one module per page under
+//! fields with the API's errors beside them), [`page_headers`] (framing,
+//! caching), and one module per page under
 //! [`pages`], so that later pages (SSO sign-in) slot in beside them.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod demo;
 pub mod error;
 pub mod forms;
 pub mod layout;
+pub mod page_headers;
 pub mod pages;
 pub mod session;
 
@@ -109,5 +111,6 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/invoices/{id}", get(invoices::invoice))
         .route("/o/{org}/sync", get(sync::page))
         .route("/o/{org}/sync/{app}/dlq/{seq}/redrive", post(sync::redrive))
+        .layer(axum::middleware::from_fn(page_headers::add))
         .with_state(state)
 }

@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 pub struct Page {
     pub status: StatusCode,
     pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
 
@@ -71,6 +72,7 @@ impl Browser {
         Ok(Page {
             status: response.status(),
             location,
+            headers: response.headers().clone(),
             text: response.text().await?,
         })
     }

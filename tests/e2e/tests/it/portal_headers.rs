@@ -1,0 +1,55 @@
+//! What every portal answer tells the browser: no framing by another site (a
+//! signed-in person's forms cannot be clickjacked), no stored copy of a page,
+//! while the static assets stay cacheable.
+
+use anyhow::Result;
+use mno_e2e::browser::{hidden_fields, Browser};
+use mno_e2e::hub_client::{HubClient, TEST_PASSWORD};
+use mno_e2e::TestPlatform;
+use reqwest::StatusCode;
+
+fn header<'a>(page: &'a mno_e2e::browser::Page, name: &str) -> &'a str {
+    page.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn portal_pages_refuse_framing_and_caching_and_assets_stay_cacheable() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    hub.signup("frame@example.com", TEST_PASSWORD, "Fran")
+        .await?;
+    let mut browser = Browser::new();
+    let form = browser.get(&platform.url("/signin")).await?;
+    let mut fields = hidden_fields(&form.text);
+    fields.push(("email".into(), "frame@example.com".into()));
+    fields.push(("password".into(), TEST_PASSWORD.into()));
+    let signed_in = browser.post_form(&platform.url("/signin"), &fields).await?;
+    assert_eq!(
+        signed_in.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed_in.text
+    );
+
+    let signin = browser.get(&platform.url("/signin")).await?;
+    let orgs = browser.get(&platform.url("/orgs")).await?;
+    assert_eq!(orgs.status, StatusCode::OK, "{}", orgs.text);
+    for page in [&form, &signin, &orgs] {
+        assert_eq!(header(page, "x-frame-options"), "DENY");
+        assert_eq!(
+            header(page, "content-security-policy"),
+            "frame-ancestors 'none'"
+        );
+        assert_eq!(header(page, "cache-control"), "no-store");
+        assert_eq!(header(page, "x-content-type-options"), "nosniff");
+    }
+    let asset = browser
+        .get(&platform.url("/assets/htmx-2.0.11.min.js"))
+        .await?;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(header(&asset, "cache-control"), "public, max-age=86400");
+    Ok(())
+}
