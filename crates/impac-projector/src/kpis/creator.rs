@@ -17,6 +17,11 @@ pub fn recorded(principal: &Principal) -> String {
     }
 }
 
+/// A KPI made before creators were recorded by id (`user`, `app:<key>`).
+pub fn unrecorded(kpi: &Kpi) -> bool {
+    !kpi.created_by.starts_with("user_id:") && !kpi.created_by.starts_with("app_id:")
+}
+
 /// Whether the KPI's creator may still read its widget in each of its orgs;
 /// `Err` when the Hub could not say. KPIs made before creators were recorded
 /// this way (`user`, `app:<key>`) are not checked.

@@ -193,15 +193,30 @@ pub async fn delete(
     };
     // Another org's KPI answers as an unknown one: a 403 would name that org
     // (and confirm the KPI exists) to someone who may not see it.
-    authorize_widget(&state, &headers, &kpi.widget, &kpi.org_ids)
-        .await
-        .map_err(|e| {
-            if e.status == StatusCode::FORBIDDEN {
-                unknown()
-            } else {
-                e
-            }
-        })?;
+    let hide_forbidden = |e: ApiError| {
+        if e.status == StatusCode::FORBIDDEN {
+            unknown()
+        } else {
+            e
+        }
+    };
+    let mut admin_everywhere = true;
+    let mut caller = None;
+    for org in &kpi.org_ids {
+        let principal = authorize_widget(&state, &headers, &kpi.widget, std::slice::from_ref(org))
+            .await
+            .map_err(hide_forbidden)?;
+        admin_everywhere &= matches!(principal.role.as_deref(), Some("admin" | "super_admin"));
+        caller = Some(principal);
+    }
+    // Its creator deletes it, or an admin of every org it watches; someone
+    // who only reads may not remove another's alerts.
+    let is_creator = caller.is_some_and(|c| creator::recorded(&c) == kpi.created_by);
+    if !(is_creator || admin_everywhere || creator::unrecorded(&kpi)) {
+        return Err(ApiError::forbidden(
+            "only the KPI's creator or an admin of its organisations may delete it",
+        ));
+    }
     sqlx::query("DELETE FROM impac_kpis WHERE id = $1")
         .bind(&id)
         .execute(&state.db)

@@ -433,3 +433,78 @@ async fn a_webhook_kpi_whose_creator_lost_access_sends_nothing() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].body["alert"]["target"], json!({"max": "300"}));
 }
+
+/// A KPI is deleted by its creator or by an admin of its orgs; a member who
+/// only reads may not remove another's KPI (its alerts).
+#[tokio::test]
+async fn only_a_kpis_creator_or_an_admin_deletes_it() {
+    let world = ImpacWorld::start("kpi-owner@example.com", READS).await;
+    let hub = mno_e2e::hub_client::HubClient::new(&world.platform.base_url);
+    let org = world.org.clone();
+    let owner = world.owner_token().to_owned();
+    let mut members = Vec::new();
+    for email in ["kpi-a@example.com", "kpi-b@example.com"] {
+        let (_, token) = hub.signup_and_login(email).await.unwrap();
+        hub.add_member(&owner, &org, email, "member", &token)
+            .await
+            .unwrap();
+        members.push(mno_e2e::hub_client::bearer(&token));
+    }
+    let send = |method: Method, path: String, auth: String, body: Option<Value>| {
+        let world = &world;
+        async move {
+            let mut request = world
+                .platform
+                .http
+                .request(method, world.platform.url(&path))
+                .header("Authorization", auth);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let body = json!({"org_ids": [org], "widget": "accounts/profit_and_loss", "element": "totals.revenue",
+                      "target": {"max": "1000"}, "alert": {"inapp": true}});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (status, created) = send(
+            Method::POST,
+            "/impac/api/v2/kpis".into(),
+            members[0].clone(),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        ids.push(created["kpi"]["id"].as_str().unwrap().to_owned());
+    }
+    let delete = |id: &str| format!("/impac/api/v2/kpis/{id}");
+    // Another member: refused, and the KPI stays.
+    let (status, refused) = send(Method::DELETE, delete(&ids[0]), members[1].clone(), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("creator or an admin"),
+        "{refused}"
+    );
+    assert_eq!(kpis(&world).await.as_array().unwrap().len(), 2);
+    // The creator, and the owner (an admin): deleted.
+    let (status, _) = send(Method::DELETE, delete(&ids[0]), members[0].clone(), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(
+        Method::DELETE,
+        delete(&ids[1]),
+        mno_e2e::hub_client::bearer(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(kpis(&world).await, json!([]));
+}
