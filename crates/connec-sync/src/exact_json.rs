@@ -5,7 +5,7 @@
 //! fraction or an exponent is kept beside it, by JSON pointer, so that
 //! decimal fields can be read from the text (see `entities::schema`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, StatusCode};
@@ -15,23 +15,38 @@ use serde_json::Value;
 /// Exact number texts by JSON pointer (from the root of the parsed document).
 pub type NumberTexts = HashMap<String, String>;
 
+/// Why a body is not the JSON a record route takes.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// serde_json's message ends "at line L column C".
+    #[error("the body is not valid JSON: {0}; fix it there and send it again")]
+    Syntax(#[from] serde_json::Error),
+    /// Parsers disagree on which of two equal names wins (a proxy or a
+    /// signature check may read the first where the platform would keep the
+    /// last), so the body is refused rather than guessed at.
+    #[error("the member name {name:?} appears twice in the object at {at:?}; send each name once")]
+    DuplicateName { name: String, at: String },
+}
+
 /// Parse `text`, returning the value and the exact text of its non-integer numbers.
-pub fn parse(text: &str) -> Result<(Value, NumberTexts), serde_json::Error> {
+pub fn parse(text: &str) -> Result<(Value, NumberTexts), BodyError> {
     let value: Value = serde_json::from_str(text)?;
     let mut numbers = NumberTexts::new();
-    scan_numbers(text.as_bytes(), &mut numbers);
+    scan_numbers(text.as_bytes(), &mut numbers)?;
     Ok((value, numbers))
 }
 
-/// Where the scan is: inside an object (at this member) or an array (at this item).
+/// Where the scan is: inside an object (at this member, with the names seen
+/// so far, kept from the second on) or an array (at this item).
 enum Frame {
-    Object(String),
+    Object(String, Option<HashSet<String>>),
     Array(usize),
 }
 
 /// One pass over text serde_json has already accepted, noting the text of
-/// every number with a fraction or an exponent by its JSON pointer.
-fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
+/// every number with a fraction or an exponent by its JSON pointer, and
+/// refusing an object that names a member twice.
+fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) -> Result<(), BodyError> {
     let mut stack: Vec<Frame> = Vec::new();
     // The next string of an object is a member name (after `{` or `,`).
     let mut expect_key = false;
@@ -39,7 +54,7 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
     while i < bytes.len() {
         match bytes[i] {
             b'{' => {
-                stack.push(Frame::Object(String::new()));
+                stack.push(Frame::Object(String::new(), None));
                 expect_key = true;
                 i += 1;
             }
@@ -55,7 +70,7 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
             b',' => {
                 match stack.last_mut() {
                     Some(Frame::Array(index)) => *index += 1,
-                    Some(Frame::Object(_)) => expect_key = true,
+                    Some(Frame::Object(..)) => expect_key = true,
                     None => {}
                 }
                 i += 1;
@@ -67,7 +82,14 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
             b'"' => {
                 let end = string_end(bytes, i);
                 if expect_key {
-                    if let Some(Frame::Object(key)) = stack.last_mut() {
+                    let mut duplicate = None;
+                    if let Some(Frame::Object(key, seen)) = stack.last_mut() {
+                        let first = seen.is_none() && key.is_empty();
+                        // The previous name goes into the set once a second one comes.
+                        let set = seen.get_or_insert_with(HashSet::new);
+                        if !first {
+                            set.insert(std::mem::take(key));
+                        }
                         let quoted = &bytes[i..end];
                         let plain = &quoted[1..quoted.len().saturating_sub(1).max(1)];
                         key.clear();
@@ -76,6 +98,16 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
                             Ok(text) if !plain.contains(&b'\\') => key.push_str(text),
                             _ => *key = serde_json::from_slice(quoted).unwrap_or_default(),
                         }
+                        if set.contains(key.as_str()) {
+                            duplicate = Some(key.clone());
+                        }
+                    }
+                    if let Some(name) = duplicate {
+                        stack.pop();
+                        return Err(BodyError::DuplicateName {
+                            name,
+                            at: pointer(&stack),
+                        });
                     }
                 }
                 i = end;
@@ -98,6 +130,7 @@ fn scan_numbers(bytes: &[u8], numbers: &mut NumberTexts) {
             _ => i += 1,
         }
     }
+    Ok(())
 }
 
 /// The index just past the string starting with the quote at `start`.
@@ -118,7 +151,7 @@ fn pointer(stack: &[Frame]) -> String {
     for frame in stack {
         pointer.push('/');
         match frame {
-            Frame::Object(key) => pointer.push_str(&escape(key)),
+            Frame::Object(key, _) => pointer.push_str(&escape(key)),
             Frame::Array(index) => pointer.push_str(&index.to_string()),
         }
     }
@@ -177,12 +210,11 @@ impl<S: Send + Sync> FromRequest<S> for ExactJson {
         let text = std::str::from_utf8(&bytes).map_err(|e| {
             ApiError::bad_request("malformed_json", format!("the body is not UTF-8: {e}"))
         })?;
-        let (value, numbers) = parse(text).map_err(|e| {
-            ApiError::bad_request(
-                "malformed_json",
-                // serde_json's message already ends "at line L column C".
-                format!("the body is not valid JSON: {e}; fix it there and send it again"),
-            )
+        let (value, numbers) = parse(text).map_err(|e| match &e {
+            BodyError::Syntax(_) => ApiError::bad_request("malformed_json", e.to_string()),
+            BodyError::DuplicateName { at, .. } => {
+                ApiError::bad_request("duplicate_name", e.to_string()).at_pointer(at.clone())
+            }
         })?;
         Ok(ExactJson { value, numbers })
     }
@@ -218,17 +250,48 @@ mod tests {
 
     #[test]
     fn empty_and_unicode_escaped_member_names_are_read_like_any_other() {
-        let (_, numbers) = parse(r#"{"": 1.5, "\u00e9t\u00e9": {"": 2.5}, "été": 3.5}"#).unwrap();
+        let (_, numbers) = parse(r#"{"": 1.5, "\u00e9t\u00e9": {"": 2.5}, "hiver": 3.5}"#).unwrap();
         assert_eq!(numbers["/"], "1.5");
         assert_eq!(numbers["/été/"], "2.5");
-        assert_eq!(numbers["/été"], "3.5");
+        assert_eq!(numbers["/hiver"], "3.5");
         assert_eq!(numbers.len(), 3, "{numbers:?}");
     }
 
     #[test]
+    fn a_name_given_twice_in_one_object_is_refused_wherever_it_is() {
+        for (text, name, at) in [
+            (
+                r#"{"invoices": {"title": "x"}, "invoices": {"title": "y"}}"#,
+                "invoices",
+                "",
+            ),
+            (
+                r#"{"invoices": {"title": "x", "total": 1, "title": "y"}}"#,
+                "title",
+                "/invoices",
+            ),
+            // Equal once unescaped.
+            (r#"{"a": [{"\u00e9": 1, "é": 2}]}"#, "é", "/a/0"),
+        ] {
+            match parse(text) {
+                Err(BodyError::DuplicateName { name: n, at: a }) => {
+                    assert_eq!((n.as_str(), a.as_str()), (name, at), "{text}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // The same name in sibling objects is no duplicate.
+        parse(r#"{"lines": [{"q": 1}, {"q": 2}], "q": {"q": 3}}"#).unwrap();
+    }
+
+    #[test]
     fn reports_syntax_errors_with_a_position() {
-        let err = parse("{\"a\": [1, 2,, 3]}").unwrap_err();
-        assert_eq!(err.line(), 1);
-        assert!(err.column() > 0);
+        match parse("{\"a\": [1, 2,, 3]}").unwrap_err() {
+            BodyError::Syntax(err) => {
+                assert_eq!(err.line(), 1);
+                assert!(err.column() > 0);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

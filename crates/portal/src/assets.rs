@@ -52,3 +52,14 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
     }
 }
+
+/// `/favicon.ico`: none (pages say `rel="icon" href="data:,"`), answered with
+/// an empty 204 a browser may keep, so that one asked for anyway (by a page
+/// of another part, or the browser itself) is no 404 in its console.
+pub async fn no_favicon() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::CACHE_CONTROL, "public, max-age=86400")],
+    )
+        .into_response()
+}

@@ -58,6 +58,7 @@ pub fn router(config: PortalConfig) -> Router {
     Router::new()
         .route("/", get(home::home))
         .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::no_favicon))
         .route("/signin", get(auth::signin_page).post(auth::signin))
         .route("/signup", get(auth::signup_page).post(auth::signup))
         .route("/signout", post(auth::signout))

@@ -408,6 +408,23 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             .body(body)
             .send()
     };
+    // A name given twice: which one counts is not guessed.
+    let (status, body, _) = finish(
+        raw(
+            "/organizations",
+            "application/json",
+            br#"{"organizations": {"name": "First", "name": "Second"}}"#.to_vec(),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["code"], "duplicate_name", "{body}");
+    assert_eq!(
+        body["errors"][0]["source"]["pointer"], "/organizations",
+        "{body}"
+    );
     let (status, body, _) = finish(
         raw(
             "/organizations",
