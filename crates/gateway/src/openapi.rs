@@ -1,6 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 document of every route the gateway
 //! serves, merged from each part's annotations (kept beside the handlers) and
-//! the edge's own.
+//! the edge's own, and the webhooks the platform sends ([`webhooks`]).
+
+mod webhooks;
 
 use std::sync::OnceLock;
 
@@ -45,9 +47,10 @@ pub fn document_value() -> utoipa::openapi::OpenApi {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        document_value()
-            .to_pretty_json()
-            .expect("the OpenAPI document serialises")
+        let mut doc =
+            serde_json::to_value(document_value()).expect("the OpenAPI document serialises");
+        doc["webhooks"] = webhooks::all();
+        serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")
     })
 }
 

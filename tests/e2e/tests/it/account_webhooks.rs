@@ -172,6 +172,11 @@ async fn apps_are_told_of_installs_and_members_signed_and_retried() -> Result<()
         .collect();
     // The member event came first in the stream and went to no app.
     assert_eq!(late, vec!["app.installed"]);
+    // Each is what the document's `account` webhook says.
+    for post in &after {
+        crate::fanout_support::assert_matches_webhook_schema(&platform, "account", &post.body)
+            .await;
+    }
     Ok(())
 }
 

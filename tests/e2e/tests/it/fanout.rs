@@ -234,6 +234,10 @@ async fn an_id_given_through_the_api_is_in_the_next_deliveries() {
         );
     }
     assert!(ra.posts().is_empty(), "A got its own changes back");
+    // Each POST is what the document's `records` webhook says.
+    for post in rb.posts() {
+        assert_matches_webhook_schema(&world.platform, "records", &post.body).await;
+    }
 }
 
 #[tokio::test]

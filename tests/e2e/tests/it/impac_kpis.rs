@@ -210,6 +210,14 @@ async fn crossings(world: ImpacWorld) {
     assert_eq!(posts[0].body["type"], "kpi.alert");
     assert_eq!(posts[0].body["alert"]["value"], "1100");
     assert_eq!(verify_with_python(&[secret], &posts), 2);
+    for post in &posts {
+        crate::fanout_support::assert_matches_webhook_schema(
+            &world.platform,
+            "kpi_alert",
+            &post.body,
+        )
+        .await;
+    }
 
     // Published on HUB as kpi_alert for the org.
     let js = world.platform.running().bus.js.clone();

@@ -428,3 +428,34 @@ pub fn verify_with_python(secrets: &[String], posts: &[Post]) -> u64 {
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
     report["verified"].as_u64().unwrap()
 }
+
+/// `body` must match the schema `/openapi.json` gives webhook `name`
+/// (`records`, `account`, `kpi_alert`): what the document tells a receiver
+/// is what it gets.
+pub async fn assert_matches_webhook_schema(
+    platform: &mno_e2e::TestPlatform,
+    name: &str,
+    body: &Value,
+) {
+    let doc: Value = platform
+        .http
+        .get(platform.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schema =
+        &doc["webhooks"][name]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "no webhook {name:?} in the document");
+    let validator = jsonschema::validator_for(schema).expect("the document's schema compiles");
+    let problems: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "the {name} webhook {body} does not match the document: {problems:?}"
+    );
+}
