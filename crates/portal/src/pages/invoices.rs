@@ -21,7 +21,9 @@ pub async fn page(
     Path(org): Path<String>,
 ) -> Result<Response, PageError> {
     let chrome = Chrome::load(&state, &session, Some(&org), "invoices").await?;
-    if !chrome.is_admin() {
+    // A member who is not an admin is told why; someone who is not a member
+    // at all gets the Hub's refusal below, not a word about a role.
+    if chrome.current().is_some() && !chrome.is_admin() {
         let body = html! {
             p.notice {
                 "Invoices show what the organisation spends on every app: only its admins and super admins see them. "

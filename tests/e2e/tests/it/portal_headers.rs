@@ -1,6 +1,7 @@
 //! What every portal answer tells the browser: no framing by another site (a
 //! signed-in person's forms cannot be clickjacked), no stored copy of a page,
-//! while the static assets stay cacheable.
+//! while the static assets stay cacheable; and a page of an organisation the
+//! person is not in answers the Hub's refusal.
 
 use anyhow::Result;
 use mno_e2e::browser::{hidden_fields, Browser};
@@ -46,6 +47,24 @@ async fn portal_pages_refuse_framing_and_caching_and_assets_stay_cacheable() -> 
         assert_eq!(header(page, "cache-control"), "no-store");
         assert_eq!(header(page, "x-content-type-options"), "nosniff");
     }
+    // Another's organisation: the Hub's refusal, not a word about a role there.
+    let (_, other_token) = hub.signup_and_login("other@example.com").await?;
+    let other_org = hub.create_org(&other_token, "Elsewhere", "USD").await?;
+    let invoices = browser
+        .get(&platform.url(&format!("/o/{other_org}/invoices")))
+        .await?;
+    assert!(
+        invoices.status == StatusCode::FORBIDDEN || invoices.status == StatusCode::NOT_FOUND,
+        "{}: {}",
+        invoices.status,
+        invoices.text
+    );
+    assert!(
+        !invoices.text.contains("Your role here"),
+        "{}",
+        invoices.text
+    );
+
     let asset = browser
         .get(&platform.url("/assets/htmx-2.0.11.min.js"))
         .await?;
