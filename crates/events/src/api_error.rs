@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::unique_json::{UniqueNames, DUPLICATE_NAME};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ErrorSource {
     /// JSON pointer (RFC 6901) to the offending field of the request body.
@@ -207,8 +209,18 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         // Syntax, content type and size are axum's to judge; the shape is ours,
-        // so that the error can name the field.
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // so that the error can name the field. An object naming a member
+        // twice is refused (`unique_json`), as Connec!'s record bodies are.
+        let axum::Json(UniqueNames(value)) = axum::Json::<UniqueNames>::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                JsonRejection::JsonDataError(e) if e.body_text().contains(DUPLICATE_NAME) => {
+                    let text = e.body_text();
+                    let from = text.find(DUPLICATE_NAME).unwrap_or(0);
+                    ApiError::bad_request("duplicate_name", &text[from..])
+                }
+                other => other.into(),
+            })?;
         // Every body of the platform is an object; serde would take `[]` for a
         // struct whose fields are all optional, and change nothing with a 200.
         if !value.is_object() {

@@ -11,6 +11,7 @@
 //! - [`idm`]: the IDM check contract that every part asks before serving data.
 //! - [`directory`]: what delivery needs to know about apps and installs, asked of the Hub.
 //! - [`api_error`]: the JSON error shape every HTTP answer uses.
+//! - [`unique_json`]: JSON bodies whose objects name each member once.
 //! - [`money`]: amounts in minor units written in each currency's own decimals.
 //! - [`http_auth`]: credentials from HTTP requests, decided by the IDM check.
 //! - [`db`]: opening the SQL database (SQLite by default, PostgreSQL by URL).
@@ -35,6 +36,7 @@ pub mod proto;
 pub mod publish;
 pub mod streams;
 pub mod subject;
+pub mod unique_json;
 pub mod webhook;
 
 pub use api_error::ApiError;

@@ -314,6 +314,21 @@ async fn bad_path_and_query_values_answer_the_json_error_shape() {
         let (status, body) = json_answer(response).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {body}");
         assert!(detail(&body).contains("must be a JSON object"), "{body}");
+        // A name given twice: refused, not the last one kept.
+        let response = w
+            .platform
+            .http
+            .patch(w.platform.url(&path))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(r#"{"name": "First", "name": "Second"}"#)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_answer(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["errors"][0]["code"], "duplicate_name", "{body}");
+        assert!(detail(&body).contains("\"name\" appears twice"), "{body}");
         let after = w
             .hub
             .call(reqwest::Method::GET, &path, Some(&auth), None)
