@@ -97,6 +97,22 @@ impl Browser {
         fields.push(("password".into(), password.into()));
         self.post_form(authorize_url, &fields).await
     }
+
+    /// At the portal's sign-in form (`page`, from `GET /signin`): fills it in
+    /// and posts it to `signin_url`; returns the portal's answer (a 303 when
+    /// signed in).
+    pub async fn sign_in_at_portal(
+        &mut self,
+        page: &Page,
+        signin_url: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<Page> {
+        let mut fields = hidden_fields(&page.text);
+        fields.push(("email".into(), email.into()));
+        fields.push(("password".into(), password.into()));
+        self.post_form(signin_url, &fields).await
+    }
 }
 
 /// The hidden inputs of a page, unescaped.

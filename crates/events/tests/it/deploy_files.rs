@@ -96,12 +96,7 @@ async fn a_three_node_cluster_takes_replicated_streams_and_survives_losing_a_nod
     );
 
     // Lose one node: two of three still form a quorum and accept writes.
-    let down = cluster
-        .nodes
-        .iter()
-        .position(|n| !bus.client.server_info().port.eq(&n.port))
-        .unwrap();
-    cluster.nodes[down].kill9();
+    let down = kill_a_node_the_client_is_not_on(&mut cluster, &bus);
     // If it led the stream, a new leader is elected first; until then publishes find no responder.
     let mut attempts = 0;
     let second = loop {
@@ -147,12 +142,7 @@ async fn replays_read_everything_right_after_a_cluster_node_is_killed() {
             .await
             .unwrap();
     }
-    let down = cluster
-        .nodes
-        .iter()
-        .position(|n| !bus.client.server_info().port.eq(&n.port))
-        .unwrap();
-    cluster.nodes[down].kill9();
+    let down = kill_a_node_the_client_is_not_on(&mut cluster, &bus);
     for replay in 0..6 {
         let mut subjects = Vec::new();
         let applied = mno_events::consume::replay_until_caught_up(
@@ -173,4 +163,20 @@ async fn replays_read_everything_right_after_a_cluster_node_is_killed() {
         assert_eq!(subjects.last().map(String::as_str), Some("rec.o.items.r19"));
     }
     cluster.restart(down).await;
+}
+
+/// Kill -9 a node other than the one `bus` is connected to (so the client
+/// keeps its connection); its index, to restart it.
+fn kill_a_node_the_client_is_not_on(
+    cluster: &mut NatsCluster,
+    bus: &mno_events::bus::Bus,
+) -> usize {
+    let connected = bus.client.server_info().port;
+    let down = cluster
+        .nodes
+        .iter()
+        .position(|n| n.port != connected)
+        .unwrap();
+    cluster.nodes[down].kill9();
+    down
 }

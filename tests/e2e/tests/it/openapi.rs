@@ -28,7 +28,8 @@ fn router_paths(router: &axum::Router) -> BTreeSet<String> {
     paths
 }
 
-async fn document(platform: &TestPlatform) -> Value {
+/// `GET /openapi.json`, checked to be served as JSON.
+pub(crate) async fn document(platform: &TestPlatform) -> Value {
     let response = platform
         .http
         .get(platform.url("/openapi.json"))

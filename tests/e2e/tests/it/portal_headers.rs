@@ -4,7 +4,7 @@
 //! person is not in answers the Hub's refusal.
 
 use anyhow::Result;
-use mno_e2e::browser::{hidden_fields, Browser};
+use mno_e2e::browser::Browser;
 use mno_e2e::hub_client::{HubClient, TEST_PASSWORD};
 use mno_e2e::TestPlatform;
 use reqwest::StatusCode;
@@ -24,10 +24,14 @@ async fn portal_pages_refuse_framing_and_caching_and_assets_stay_cacheable() -> 
         .await?;
     let mut browser = Browser::new();
     let form = browser.get(&platform.url("/signin")).await?;
-    let mut fields = hidden_fields(&form.text);
-    fields.push(("email".into(), "frame@example.com".into()));
-    fields.push(("password".into(), TEST_PASSWORD.into()));
-    let signed_in = browser.post_form(&platform.url("/signin"), &fields).await?;
+    let signed_in = browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "frame@example.com",
+            TEST_PASSWORD,
+        )
+        .await?;
     assert_eq!(
         signed_in.status,
         StatusCode::SEE_OTHER,

@@ -84,10 +84,14 @@ async fn signed_in_at_the_portal_an_app_does_not_ask_again_and_sign_out_ends_bot
 
     // Ann signs in at the portal's own form.
     let form = browser.get(&platform.url("/signin")).await?;
-    let mut fields = hidden_fields(&form.text);
-    fields.push(("email".into(), "ann@example.com".into()));
-    fields.push(("password".into(), TEST_PASSWORD.into()));
-    let signed_in = browser.post_form(&platform.url("/signin"), &fields).await?;
+    let signed_in = browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "ann@example.com",
+            TEST_PASSWORD,
+        )
+        .await?;
     assert_eq!(
         signed_in.status,
         StatusCode::SEE_OTHER,

@@ -437,15 +437,7 @@ pub async fn assert_matches_webhook_schema(
     name: &str,
     body: &Value,
 ) {
-    let doc: Value = platform
-        .http
-        .get(platform.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = crate::openapi::document(platform).await;
     let schema =
         &doc["webhooks"][name]["post"]["requestBody"]["content"]["application/json"]["schema"];
     assert!(schema.is_object(), "no webhook {name:?} in the document");
