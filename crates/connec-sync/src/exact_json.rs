@@ -159,7 +159,7 @@ fn pointer(stack: &[Frame]) -> String {
 }
 
 /// JSON pointer escaping (RFC 6901).
-fn escape(key: &str) -> String {
+pub(crate) fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

@@ -67,6 +67,18 @@ fn encode_local(local: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(local.as_bytes())
 }
 
+/// What is wrong with an app's own id sent in a record or as a `local_id`, if
+/// anything: empty, too long for a key, or holding U+0000, which no record holds.
+pub fn local_id_problem(local: &str) -> Option<String> {
+    if local.is_empty() || local.len() > MAX_LOCAL_ID_LEN {
+        Some(format!("must be 1 to {MAX_LOCAL_ID_LEN} bytes"))
+    } else if local.contains('\0') {
+        Some("may not hold the character U+0000 (NUL): remove it".into())
+    } else {
+        None
+    }
+}
+
 /// Refuse a local id that cannot be mapped (empty, or too long for a key).
 pub fn check_local(local: &str) -> Result<(), IdMapError> {
     if local.is_empty() || local.len() > MAX_LOCAL_ID_LEN {
@@ -323,6 +335,17 @@ mod tests {
 
     fn ids<'a>(org: &'a str, app: &'a str, entity: &'a str) -> AppIds<'a> {
         AppIds { org, app, entity }
+    }
+
+    #[test]
+    fn an_own_id_is_one_to_255_bytes_without_nul() {
+        assert_eq!(local_id_problem("INV-1"), None);
+        assert_eq!(local_id_problem(&"é".repeat(127)), None, "254 bytes");
+        assert!(local_id_problem("").unwrap().contains("1 to 255 bytes"));
+        assert!(local_id_problem(&"a".repeat(256))
+            .unwrap()
+            .contains("1 to 255 bytes"));
+        assert!(local_id_problem("a\u{0}b").unwrap().contains("U+0000"));
     }
 
     #[test]

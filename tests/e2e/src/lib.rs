@@ -77,6 +77,39 @@ impl TestPlatform {
         self.platform.as_ref().expect("the platform is running")
     }
 
+    /// Publish `state` as an event of `entity`'s record `record_id` straight
+    /// onto RECORDS, past the write API's checks: what an earlier version of
+    /// the platform may have stored. Answers its stream sequence.
+    pub async fn publish_record_event(
+        &self,
+        org: &str,
+        entity: &str,
+        record_id: &str,
+        op: mno_events::proto::Op,
+        version: u64,
+        state: &serde_json::Value,
+    ) -> u64 {
+        let event = mno_events::proto::RecordEvent {
+            event_id: mno_events::envelope::new_event_id(),
+            org: org.to_owned(),
+            entity: entity.to_owned(),
+            record_id: record_id.to_owned(),
+            op: op as i32,
+            version,
+            state: mno_events::envelope::canonical_json(state),
+            ..Default::default()
+        };
+        mno_events::publish::Publisher::new(self.running().bus.js.clone(), "RECORDS")
+            .publish(mno_events::publish::Outgoing::new(
+                format!("rec.{org}.{entity}.{record_id}"),
+                event.event_id.clone(),
+                event.to_bytes().into(),
+            ))
+            .await
+            .expect("RECORDS takes the event")
+            .seq
+    }
+
     /// Stop the platform cleanly (the nats-server keeps running).
     pub async fn stop(&mut self) {
         if let Some(platform) = self.platform.take() {

@@ -237,6 +237,7 @@ fn check(
         &Exact { numbers, root },
         &mut meaning,
     );
+    nul_characters(record, "", &mut meaning);
     for violation in meaning {
         if !violations.iter().any(|v| v.pointer == violation.pointer) {
             violations.push(violation);
@@ -319,6 +320,53 @@ fn normalise(
     }
 }
 
+/// Text anywhere in a record, names included, may not hold U+0000: PostgreSQL
+/// cannot store it in text or query it in JSON, so one such record would make
+/// every filtered list of its collection fail there.
+fn nul_characters(value: &Value, pointer: &str, out: &mut Vec<Violation>) {
+    // Pointers are built only for a record that has one: most have none.
+    if !holds_nul(value) {
+        return;
+    }
+    const WHY: &str = "holds the character U+0000 (NUL), which records may not contain: remove it";
+    match value {
+        Value::String(_) => out.push(Violation {
+            pointer: pointer.to_owned(),
+            message: format!("the text {WHY}"),
+        }),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nul_characters(item, &format!("{pointer}/{i}"), out);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                let here = format!("{pointer}/{}", crate::exact_json::escape(name));
+                if name.contains('\0') {
+                    out.push(Violation {
+                        pointer: here,
+                        message: format!("the member's name {WHY}"),
+                    });
+                } else {
+                    nul_characters(member, &here, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(members) => members
+            .iter()
+            .any(|(name, member)| name.contains('\0') || holds_nul(member)),
+        _ => false,
+    }
+}
+
 fn is_real_date(text: &str) -> bool {
     if text.len() == 10 {
         chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
@@ -379,6 +427,31 @@ mod tests {
         assert!(message("/type").contains("one of CUSTOMER, SUPPLIER"));
         // A real-date check comes in the same answer as the shape errors.
         assert!(message("/transaction_date").contains("not a real date"));
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_is_refused_with_its_pointer() {
+        let def = lookup("invoices").unwrap();
+        let none = NumberTexts::new();
+        let mut record = json!({
+            "type": "CUSTOMER",
+            "title": "a\u{0}b",
+            "lines": [{"description": "ok"}, {"description": "x\u{0}"}],
+            "extra": {"na\u{0}me/~": 1}
+        });
+        let violations = validate(def, &mut record, &none, "").unwrap_err();
+        let pointers: Vec<&str> = violations.iter().map(|v| v.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/extra/na\u{0}me~1~0", "/lines/1/description", "/title"],
+            "{violations:?}"
+        );
+        assert!(
+            violations[1].message.contains("U+0000 (NUL)"),
+            "{violations:?}"
+        );
+        let mut clean = json!({"type": "CUSTOMER", "title": "a b"});
+        assert!(validate(def, &mut clean, &none, "").is_ok());
     }
 
     #[test]

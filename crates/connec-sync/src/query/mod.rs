@@ -159,9 +159,15 @@ impl Compiler<'_> {
             return field.to_owned();
         }
         // `field` is a checked identifier, so it cannot end the quoted path.
+        // PostgreSQL cannot read a U+0000 escape in JSON: one in any row would
+        // fail the whole query. Writes refuse it, but an older event may hold
+        // one, so it is read as U+FFFD (the same six characters, so the JSON
+        // stays valid whatever precedes it).
         match self.dialect {
             Dialect::Sqlite => format!("json_extract(state, '$.{field}')"),
-            Dialect::Postgres => format!("(state::jsonb ->> '{field}')"),
+            Dialect::Postgres => {
+                format!("(replace(state, '\\u0000', '\\ufffd')::jsonb ->> '{field}')")
+            }
         }
     }
 

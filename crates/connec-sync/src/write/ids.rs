@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{invalid, WriteContext, WriteError, Writer, CONNEC_PROVIDER};
 use crate::entities::{self, schema};
-use crate::idmap::MAX_LOCAL_ID_LEN;
+use crate::idmap::{local_id_problem, MAX_LOCAL_ID_LEN};
 
 impl Writer {
     /// The app's own id sent in the body's `id` (a string, or the array form).
@@ -53,13 +53,8 @@ impl Writer {
                 None => return Err(invalid("/id", "only apps send their own ids; leave id out")),
             }
         }
-        if let Some(l) = &local {
-            if l.is_empty() || l.len() > MAX_LOCAL_ID_LEN {
-                return Err(invalid(
-                    "/id",
-                    format!("your id must be 1 to {MAX_LOCAL_ID_LEN} bytes"),
-                ));
-            }
+        if let Some(problem) = local.as_deref().and_then(local_id_problem) {
+            return Err(invalid("/id", format!("your id {problem}")));
         }
         Ok(local)
     }

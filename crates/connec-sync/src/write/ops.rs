@@ -13,7 +13,7 @@ use super::{
 };
 use crate::entities::schema;
 use crate::exact_json::NumberTexts;
-use crate::idmap::{AppIds, MAX_LOCAL_ID_LEN};
+use crate::idmap::{local_id_problem, AppIds};
 
 impl Writer {
     /// Create a record from `fields` (the body without its collection wrapper).
@@ -225,11 +225,8 @@ impl Writer {
         id: &str,
         local: &str,
     ) -> Result<Written, WriteError> {
-        if local.is_empty() || local.len() > MAX_LOCAL_ID_LEN {
-            return Err(invalid(
-                "/local_id",
-                format!("local_id must be 1 to {MAX_LOCAL_ID_LEN} bytes"),
-            ));
+        if let Some(problem) = local_id_problem(local) {
+            return Err(invalid("/local_id", format!("local_id {problem}")));
         }
         let current = self.live(&ctx.org, ctx.entity.name, id).await?;
         let mapping = AppIds {

@@ -885,24 +885,16 @@ async fn the_company_record_cannot_be_deleted_and_a_tombstone_of_old_does_not_bl
 
     // An earlier version let the company record be deleted: its tombstone
     // must not make every later PUT fail.
-    let tombstone = mno_events::proto::RecordEvent {
-        event_id: mno_events::envelope::new_event_id(),
-        org: w.org.clone(),
-        entity: "company".into(),
-        record_id: "current".into(),
-        op: mno_events::proto::Op::Deleted as i32,
-        version: 2,
-        state: mno_events::envelope::canonical_json(&json!({"name": "Acme Ltd"})),
-        ..Default::default()
-    };
-    mno_events::publish::Publisher::new(w.platform.running().bus.js.clone(), "RECORDS")
-        .publish(mno_events::publish::Outgoing::new(
-            format!("rec.{}.company.current", w.org),
-            tombstone.event_id.clone(),
-            tombstone.to_bytes().into(),
-        ))
-        .await
-        .unwrap();
+    w.platform
+        .publish_record_event(
+            &w.org,
+            "company",
+            "current",
+            mno_events::proto::Op::Deleted,
+            2,
+            &json!({"name": "Acme Ltd"}),
+        )
+        .await;
     let (status, body, _) = w.send(reqwest::Method::GET, "/company", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body, _) = w

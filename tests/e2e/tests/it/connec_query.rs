@@ -568,6 +568,76 @@ async fn the_record_store_answers_the_same_on_postgresql() {
         .await;
     assert_eq!(names(&body, "items"), ["Cherry"]);
     assert_eq!(body["pagination"]["total"], 2);
+
+    // PostgreSQL cannot hold U+0000 in text: a record holding one is refused,
+    // naming where, and nothing is written.
+    let before = w.records_in_stream().await;
+    let response = w
+        .platform
+        .http
+        .post(w.platform.url(&format!("/connec/api/v2/{}/items", w.org)))
+        .header("Authorization", &w.auth)
+        .json(&json!({"items": {"name": "Nul\u{0}l", "code": "N-1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["source"]["pointer"], "/items/name",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("U+0000"),
+        "{body}"
+    );
+    assert_eq!(w.records_in_stream().await, before, "nothing written");
+    for (record, pointer) in [
+        (json!({"id": "own\u{0}id", "name": "Own"}), "/items/id"),
+        (
+            json!({"name": "Ref", "parent_item_id": "p\u{0}"}),
+            "/items/parent_item_id",
+        ),
+    ] {
+        let response = w
+            .platform
+            .http
+            .post(w.platform.url(&format!("/connec/api/v2/{}/items", w.org)))
+            .header("Authorization", &w.auth)
+            .json(&json!({ "items": record }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["errors"][0]["source"]["pointer"], pointer, "{body}");
+    }
+    assert_eq!(w.records_in_stream().await, before, "nothing written");
+
+    // An event that holds one anyway (from before writes refused it) does not
+    // make filtered lists of its collection fail.
+    let seq = w
+        .platform
+        .publish_record_event(
+            &w.org,
+            "items",
+            "old-nul",
+            mno_events::proto::Op::Created,
+            1,
+            &json!({"name": "Damson", "description": "a\u{0}b", "sale_price": "3"}),
+        )
+        .await;
+    let (status, body) = w
+        .get(&format!(
+            "/items?min_seq={seq}&$filter=sale_price ge 2.5 and name ne 'Apple'&$orderby=name"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(names(&body, "items"), ["Cherry", "Damson"]);
 }
 
 #[tokio::test]
