@@ -145,11 +145,22 @@ pub async fn compute(
         currency,
         rates::latest(&state.db).await.map_err(ApiError::internal)?,
     );
-    let content = widgets::compute(widget, snapshot, params, &converter).map_err(|e| {
-        ApiError::unprocessable("missing_rate", e.to_string()).at_parameter("currency")
-    })?;
+    let content =
+        widgets::compute(widget, snapshot, params, &converter).map_err(compute_refusal)?;
     let rates = converter.used.borrow().clone();
     Ok((content, rates))
+}
+
+/// A widget with no answer, as the API says it.
+pub fn compute_refusal(error: widgets::ComputeError) -> ApiError {
+    match error {
+        widgets::ComputeError::MissingRate(e) => {
+            ApiError::unprocessable("missing_rate", e.to_string()).at_parameter("currency")
+        }
+        e @ widgets::ComputeError::OutOfRange { .. } => {
+            ApiError::unprocessable("amount_out_of_range", e.to_string())
+        }
+    }
 }
 
 /// A widget's content as CSV rows `path,value` (the `.csv` export).

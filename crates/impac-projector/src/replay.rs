@@ -9,7 +9,8 @@ use mno_events::proto::RecordEvent;
 use serde_json::{json, Value};
 
 use crate::records::{MemoryFold, Snapshot};
-use crate::widgets::money::{Converter, MissingRate};
+use crate::widgets::money::Converter;
+use crate::widgets::ComputeError;
 use crate::widgets::{self, Params};
 
 /// A point of the stream: a sequence, or a time (everything published until then).
@@ -90,7 +91,7 @@ pub fn answer(
     snapshot: &Snapshot,
     params: &Params,
     converter: &Converter,
-) -> Result<Value, MissingRate> {
+) -> Result<Value, ComputeError> {
     let content = widgets::compute(widget, snapshot, params, converter)?;
     let rates = converter.used.borrow().clone();
     Ok(json!({

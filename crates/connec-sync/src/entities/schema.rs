@@ -287,6 +287,13 @@ fn normalise(
                 match rust_decimal::Decimal::from_str(&text)
                     .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
                 {
+                    Ok(decimal) if rounded(&text, &decimal) => out.push(Violation {
+                        pointer: here(),
+                        message: format!(
+                            "{text} has more digits than are kept exactly (28 significant digits): \
+                             round it yourself to the digits you mean"
+                        ),
+                    }),
                     Ok(decimal) => *inner = Value::String(decimal.to_string()),
                     Err(_) => out.push(Violation {
                         pointer: here(),
@@ -318,6 +325,18 @@ fn normalise(
             _ => {}
         }
     }
+}
+
+/// Whether parsing `text` (plain decimal notation) dropped fractional digits:
+/// rust_decimal rounds what does not fit in 28 digits instead of refusing it.
+fn rounded(text: &str, decimal: &rust_decimal::Decimal) -> bool {
+    if text.contains(['e', 'E']) {
+        return false;
+    }
+    let fraction = text
+        .split_once('.')
+        .map_or("", |(_, f)| f.trim_end_matches('0'));
+    fraction.len() > decimal.normalize().scale() as usize
 }
 
 /// Text anywhere in a record, names included, may not hold U+0000: PostgreSQL
@@ -427,6 +446,39 @@ mod tests {
         assert!(message("/type").contains("one of CUSTOMER, SUPPLIER"));
         // A real-date check comes in the same answer as the shape errors.
         assert!(message("/transaction_date").contains("not a real date"));
+    }
+
+    #[test]
+    fn a_decimal_with_more_digits_than_are_kept_is_refused_not_rounded() {
+        let def = lookup("invoices").unwrap();
+        let none = NumberTexts::new();
+        for text in [
+            "123456789012345678901234567.891",
+            "0.00000000000000000000000000000001",
+        ] {
+            let mut record = json!({"type": "CUSTOMER", "total_amount": text});
+            let violations = validate(def, &mut record, &none, "").unwrap_err();
+            assert_eq!(violations[0].pointer, "/total_amount", "{violations:?}");
+            assert!(
+                violations[0].message.contains("28 significant digits"),
+                "{violations:?}"
+            );
+        }
+        for (text, kept) in [
+            (
+                "1234567890123456789012345.678",
+                "1234567890123456789012345.678",
+            ),
+            ("1.500", "1.500"),
+            (
+                "-0.0000000000000000000000000001",
+                "-0.0000000000000000000000000001",
+            ),
+        ] {
+            let mut record = json!({"type": "CUSTOMER", "total_amount": text});
+            validate(def, &mut record, &none, "").unwrap();
+            assert_eq!(record["total_amount"], kept);
+        }
     }
 
     #[test]

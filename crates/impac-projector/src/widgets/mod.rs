@@ -147,7 +147,52 @@ impl Params {
     }
 }
 
+/// Why a widget has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    #[error(transparent)]
+    MissingRate(#[from] MissingRate),
+    #[error(
+        "a figure of {widget} is beyond what a decimal holds exactly (28 digits, about 7.9e28): \
+         the records it sums hold amounts that large; narrow the orgs or dates, or correct those records"
+    )]
+    OutOfRange { widget: String },
+}
+
+/// A widget's content.
 pub fn compute(
+    name: &str,
+    snapshot: &Snapshot,
+    params: &Params,
+    money: &Converter,
+) -> Result<Value, ComputeError> {
+    // The widgets sum with rust_decimal's operators, which panic when a result
+    // leaves the decimal range. Only records written to overflow get there
+    // (each amount alone is in range): that is the request's error, answered
+    // as such rather than by dropping its connection. Any other panic is a bug
+    // and goes on.
+    let computed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compute_in_range(name, snapshot, params, money)
+    }));
+    match computed {
+        Ok(answer) => Ok(answer?),
+        Err(panic) if is_decimal_overflow(panic.as_ref()) => Err(ComputeError::OutOfRange {
+            widget: name.to_owned(),
+        }),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// rust_decimal's panics on overflow: "Addition overflowed", "Multiplication overflowed", ...
+fn is_decimal_overflow(panic: &(dyn std::any::Any + Send)) -> bool {
+    let text = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+    text.is_some_and(|t| t.ends_with(" overflowed"))
+}
+
+fn compute_in_range(
     name: &str,
     snapshot: &Snapshot,
     params: &Params,

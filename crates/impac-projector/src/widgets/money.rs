@@ -53,17 +53,22 @@ impl Converter {
             return Ok(amount);
         }
         let direct = self.rates.get(&(currency.to_owned(), self.target.clone()));
-        let (rate, inverse) = match direct {
-            Some(rate) => (rate, false),
-            None => match self.rates.get(&(self.target.clone(), currency.to_owned())) {
-                Some(rate) if !rate.rate.is_zero() => (rate, true),
-                _ => {
-                    return Err(MissingRate {
-                        from: currency.to_owned(),
-                        to: self.target.clone(),
-                    })
-                }
-            },
+        let reverse = self
+            .rates
+            .get(&(self.target.clone(), currency.to_owned()))
+            .filter(|rate| !rate.rate.is_zero());
+        // The pair's latest loaded rate, in either direction (the direct one on a tie):
+        // converting there and back uses one rate, not two.
+        let (rate, inverse) = match (direct, reverse) {
+            (Some(direct), Some(reverse)) if reverse.as_of > direct.as_of => (reverse, true),
+            (Some(direct), _) => (direct, false),
+            (None, Some(reverse)) => (reverse, true),
+            (None, None) => {
+                return Err(MissingRate {
+                    from: currency.to_owned(),
+                    to: self.target.clone(),
+                })
+            }
         };
         // The note gives the multiplier applied; a loaded rate of the other
         // direction is named beside it, so that the figure can be checked.
@@ -125,6 +130,38 @@ mod tests {
             used[0]["inverse_of"],
             json!({"from": "EUR", "to": "USD", "rate": "1.0825"})
         );
+    }
+
+    #[test]
+    fn the_latest_rate_of_the_pair_counts_whichever_direction_it_was_loaded_in() {
+        let mut rates = eur_to_usd();
+        let usd_to_eur = |rate: &str, as_of: &str| Rate {
+            rate: Decimal::from_str(rate).unwrap(),
+            as_of: as_of.into(),
+            source: "bank".into(),
+        };
+        rates.insert(
+            ("USD".to_owned(), "EUR".to_owned()),
+            usd_to_eur("0.8", "2026-11-15"),
+        );
+        let to_usd = Converter::new("USD", rates.clone());
+        let usd = to_usd.convert(Decimal::from(1000), "EUR").unwrap();
+        assert_eq!(
+            usd,
+            Decimal::from(1250),
+            "1 / 0.8, loaded later than 1.0825"
+        );
+        let to_eur = Converter::new("EUR", rates.clone());
+        assert_eq!(to_eur.convert(usd, "USD").unwrap(), Decimal::from(1000));
+
+        // On the same day, the rate loaded in the asked direction counts.
+        rates.insert(
+            ("USD".to_owned(), "EUR".to_owned()),
+            usd_to_eur("0.8", "2026-11-01"),
+        );
+        let to_usd = Converter::new("USD", rates);
+        let usd = to_usd.convert(Decimal::from(1000), "EUR").unwrap();
+        assert_eq!(usd, Decimal::from_str("1082.5").unwrap());
     }
 
     #[test]

@@ -313,4 +313,48 @@ async fn bad_widget_requests_name_what_is_wrong() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // Each amount fits a decimal, their sum does not: the report says so, and
+    // the process answers on (it once dropped the connection).
+    let mut last = 0;
+    for _ in 0..2 {
+        let (_, seq) = w
+            .write(
+                reqwest::Method::POST,
+                "/invoices",
+                Some(json!({"invoices": {"type": "CUSTOMER", "status": "AUTHORISED", "currency": "GBP",
+                    "total_amount": "50000000000000000000000000000", "transaction_date": "2026-03-01"}})),
+            )
+            .await;
+        last = seq;
+    }
+    for widget in [
+        "accounts/profit_and_loss",
+        "invoices/summary",
+        "sales/summary",
+    ] {
+        let (status, body) = w
+            .widget(
+                widget,
+                &format!("currency=GBP&to=2026-12-31&min_seq={last}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{widget}: {body}");
+        assert_eq!(body["errors"][0]["code"], "amount_out_of_range", "{body}");
+        assert!(
+            body["errors"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains(widget),
+            "{body}"
+        );
+    }
+    // Dates without those records still answer.
+    let (status, body) = w
+        .widget(
+            "accounts/profit_and_loss",
+            "currency=GBP&from=2026-06-01&to=2026-12-31",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
