@@ -173,6 +173,8 @@ if (cfg.scenario === 'flow') {
   out.location = r.response.location;
   out.text = r.response.text;
   out.session_cookie = browser.cookies.get('mno_session');
+  // The PKCE verifier, for a Rust test that exchanges the code itself.
+  out.verifier = r.verifier;
   if (r.response.status === 303 && cfg.exchange) {
     const result = await attempt(() => exchange(config, r));
     out.exchange = result.ok ? { claims: result.ok.claims(), id_token: result.ok.id_token } : result;

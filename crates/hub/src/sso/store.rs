@@ -169,8 +169,14 @@ pub async fn insert_code(
 pub enum CodeRefused {
     Unknown,
     Expired,
-    /// Redeemed before: the tokens issued with it have been revoked.
-    Replayed,
+    /// Issued to another client: left unused, so that a client that saw it
+    /// cannot spoil the sign-in of the one it was issued to.
+    OtherClient,
+    /// Presented before by its client (a refused exchange uses it too);
+    /// `revoked`: tokens had been issued with it, and are revoked now.
+    Replayed {
+        revoked: bool,
+    },
 }
 
 /// A stored code: its grant and its life.
@@ -183,9 +189,11 @@ struct CodeRow {
 
 /// Redeem a code once: mark it used and return its grant. A second redemption
 /// revokes the access tokens the first one got (RFC 6749 §4.1.2).
+/// Redeem `code` for the client `app_id` (authenticated): only its own client uses it up.
 pub async fn redeem_code(
     pool: &AnyPool,
     code: &str,
+    app_id: &str,
 ) -> Result<Result<Grant, CodeRefused>, sqlx::Error> {
     let hash = sha256_hex(code);
     let now = now_ms();
@@ -194,10 +202,11 @@ pub async fn redeem_code(
     // redemption, and the transaction takes the write lock at once (SQLite
     // refuses to upgrade a read transaction that another writer overtook).
     let marked = sqlx::query(
-        "UPDATE hub_sso_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1",
+        "UPDATE hub_sso_codes SET used_at = $1 WHERE code_hash = $2 AND app_id = $3 AND used_at IS NULL AND expires_at > $1",
     )
     .bind(now)
     .bind(&hash)
+    .bind(app_id)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -213,13 +222,18 @@ pub async fn redeem_code(
     };
     let refused = if marked == 1 {
         None
+    } else if grant.app_id != app_id {
+        Some(CodeRefused::OtherClient)
     } else if used_at.is_some() {
-        sqlx::query("UPDATE hub_sso_access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL")
+        let revoked = sqlx::query("UPDATE hub_sso_access_tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(&hash)
             .execute(&mut *tx)
-            .await?;
-        Some(CodeRefused::Replayed)
+            .await?
+            .rows_affected();
+        Some(CodeRefused::Replayed {
+            revoked: revoked > 0,
+        })
     } else {
         Some(CodeRefused::Expired)
     };

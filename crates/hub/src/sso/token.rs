@@ -184,7 +184,7 @@ async fn tokens(
         ));
     }
     let pool = &state.store.pool;
-    let grant = match sso_store::redeem_code(pool, code)
+    let grant = match sso_store::redeem_code(pool, code, &app.id)
         .await
         .map_err(OAuthError::server)?
     {
@@ -195,17 +195,22 @@ async fn tokens(
                 "the code has expired; start the sign-in again",
             ))
         }
-        Err(CodeRefused::Replayed) => {
+        Err(CodeRefused::OtherClient) => {
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ))
+        }
+        Err(CodeRefused::Replayed { revoked: true }) => {
             return Err(OAuthError::invalid_grant(
                 "the code was already used; the tokens issued with it are revoked",
             ))
         }
+        Err(CodeRefused::Replayed { revoked: false }) => {
+            return Err(OAuthError::invalid_grant(
+                "the code was already presented (a refused exchange uses it up too); start the sign-in again",
+            ))
+        }
     };
-    if grant.app_id != app.id {
-        return Err(OAuthError::invalid_grant(
-            "the code was issued to another client",
-        ));
-    }
     if grant.redirect_uri != redirect_uri {
         return Err(OAuthError::invalid_grant(
             "redirect_uri differs from the one of the authorization request",

@@ -450,6 +450,72 @@ async fn an_expired_code_is_refused() -> Result<()> {
     Ok(())
 }
 
+/// A code another client presents is not used up: its own client still
+/// exchanges it. A refused exchange by its own client uses it up, and the
+/// answer to the next one says so without claiming tokens were revoked.
+#[tokio::test]
+async fn only_its_own_client_uses_a_code_up() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let other = world
+        .hub
+        .create_app(&world.owner_token, "Other", None, &[])
+        .await?;
+    let http = no_redirects();
+    let exchange = |client: (&str, &str), code: &str, verifier: &str, redirect: &str| {
+        http.post(platform.url("/sso/v1/token"))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("code_verifier", verifier),
+                ("redirect_uri", redirect),
+            ])
+            .send()
+    };
+    let sign_in = || async {
+        let out = relying_party(world.rp(&platform, "sign_in_only", "ann@example.com")).await?;
+        let location = out["location"].as_str().context("a redirect")?;
+        let code = reqwest::Url::parse(location)?
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .context("a code")?;
+        let verifier = out["verifier"].as_str().context("the verifier")?.to_owned();
+        anyhow::Ok((code, verifier))
+    };
+    let ours = (world.app.key.as_str(), world.app.secret.as_str());
+    let callback = format!("{RP}/callback");
+
+    let (code, verifier) = sign_in().await?;
+    let r = exchange((&other.key, &other.secret), &code, &verifier, &callback).await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await?;
+    assert_eq!(body["error"], "invalid_grant");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another client"),
+        "{body}"
+    );
+    let r = exchange(ours, &code, &verifier, &callback).await?;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await?);
+
+    let (code, verifier) = sign_in().await?;
+    let r = exchange(ours, &code, &verifier, &format!("{callback}/elsewhere")).await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = exchange(ours, &code, &verifier, &callback).await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await?;
+    let why = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("already presented") && !why.contains("revoked"),
+        "{body}"
+    );
+    Ok(())
+}
+
 /// Sign Ann in and exchange the code; the ID token.
 async fn sign_in_and_exchange(platform: &TestPlatform, world: &World) -> Result<String> {
     let mut config = world.rp(platform, "sign_in_only", "ann@example.com");
