@@ -99,6 +99,17 @@ pub enum ProvisionError {
         existing: String,
         wanted: String,
     },
+    #[error(
+        "stream {stream} keeps {existing} copies on the bus, but this process is set to {wanted} \
+         (MNO_STREAM_REPLICAS): starting would lower the streams and buckets to {wanted}, and losing \
+         a node could then lose acknowledged writes; set MNO_STREAM_REPLICAS={existing}, as the \
+         deployment's other processes have it"
+    )]
+    FewerReplicas {
+        stream: String,
+        existing: usize,
+        wanted: usize,
+    },
     #[error("could not {action} stream {stream}: {reason}")]
     Bus {
         stream: String,
@@ -140,6 +151,7 @@ pub async fn provision(
         },
     };
     check_compatible(&existing, wanted)?;
+    refuse_fewer_replicas(&existing, wanted)?;
     if differs(&existing, wanted) {
         js.update_stream(wanted.clone())
             .await
@@ -159,6 +171,44 @@ pub async fn last_sequence(js: &jetstream::Context, stream: &str) -> Result<u64,
         .cached_info()
         .state
         .last_sequence)
+}
+
+/// Refuse a process set to fewer replicas than the platform's streams keep,
+/// before it opens anything: every stream and bucket is created or updated to
+/// the process's count, so one mis-set process would quietly lower them all.
+/// Raising the count is allowed (each stream then follows).
+pub async fn check_replicas(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), ProvisionError> {
+    for wanted in all(replicas) {
+        match js.get_stream(&wanted.name).await {
+            Ok(stream) => refuse_fewer_replicas(&stream.cached_info().config, &wanted)?,
+            Err(e) => match e.kind() {
+                jetstream::context::GetStreamErrorKind::JetStream(api)
+                    if api.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND => {}
+                _ => {
+                    return Err(ProvisionError::Bus {
+                        stream: wanted.name.clone(),
+                        action: "read",
+                        reason: e.to_string(),
+                    })
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+fn refuse_fewer_replicas(existing: &Config, wanted: &Config) -> Result<(), ProvisionError> {
+    if existing.num_replicas > wanted.num_replicas.max(1) {
+        return Err(ProvisionError::FewerReplicas {
+            stream: wanted.name.clone(),
+            existing: existing.num_replicas,
+            wanted: wanted.num_replicas.max(1),
+        });
+    }
+    Ok(())
 }
 
 /// Provision every stream of the platform.

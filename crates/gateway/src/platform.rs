@@ -87,6 +87,9 @@ impl Platform {
         let database_url = config.database_url();
         let db = mno_events::db::open(&database_url).await?;
         tracing::info!(database = %mno_events::db::redact(&database_url), "database open");
+        // Before anything is created or updated on the bus: a process set to fewer
+        // replicas than the streams keep would lower them all.
+        mno_events::streams::check_replicas(&bus.js, config.stream_replicas).await?;
         // Before anything consumes: a bus that belongs to another platform is refused.
         let identity = bus_owner::database_identity(&db).await?;
         bus_owner::claim_bus(

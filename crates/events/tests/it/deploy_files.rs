@@ -94,6 +94,20 @@ async fn a_three_node_cluster_takes_replicated_streams_and_survives_losing_a_nod
         Some(2),
         "two followers"
     );
+    // A process set to one replica is refused before it lowers anything.
+    for refused in [
+        streams::check_replicas(&bus.js, 1).await,
+        streams::provision_all(&bus.js, 1).await.map(|_| ()),
+    ] {
+        let error = refused.expect_err("fewer replicas than the streams keep");
+        assert!(
+            error.to_string().contains("set MNO_STREAM_REPLICAS=3"),
+            "{error}"
+        );
+    }
+    streams::check_replicas(&bus.js, 3).await.unwrap();
+    let mut records = bus.js.get_stream(streams::RECORDS).await.unwrap();
+    assert_eq!(records.info().await.unwrap().config.num_replicas, 3);
 
     // Lose one node: two of three still form a quorum and accept writes.
     let down = kill_a_node_the_client_is_not_on(&mut cluster, &bus);
