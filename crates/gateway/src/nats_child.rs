@@ -9,12 +9,16 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use crate::proc_stat;
 
@@ -45,15 +49,66 @@ pub enum NatsSync {
 /// store's sync policy); the rest is given on its command line.
 const CONFIG_FILE: &str = "server.conf";
 
-/// A nats-server started by `mno up`.
+/// A nats-server started by `mno up`, started again on its port and store
+/// whenever it exits until [`ChildNats::stop`]: the platform's clients
+/// reconnect to it, and nothing acknowledged is lost (its store is on disk).
 pub struct ChildNats {
-    child: Child,
     pub url: String,
     pub monitor_url: String,
     pub log: PathBuf,
-    /// Where its pid is recorded, removed once it stopped.
-    pid_file: Option<PathBuf>,
+    /// The running server's pid; 0 while it is being started again.
+    pid: Arc<AtomicU32>,
+    stop: Option<oneshot::Sender<()>>,
+    /// Owns the server's process: dropping this value (without a stop) kills it.
+    supervisor: Option<JoinHandle<Result<()>>>,
 }
+
+/// How to start the server, the first time and after it exited.
+struct Launch {
+    binary: PathBuf,
+    config: PathBuf,
+    store: PathBuf,
+    port: u16,
+    monitor_port: u16,
+    log: PathBuf,
+    /// Where its pid is recorded, removed once it stopped.
+    pid_file: PathBuf,
+}
+
+impl Launch {
+    fn spawn(&self) -> Result<Child> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("open {}", self.log.display()))?;
+        let child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config)
+            .args(["-a", "127.0.0.1", "-js", "--server_name", "mno-up"])
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", &self.monitor_port.to_string()])
+            .arg("-sd")
+            .arg(&self.store)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", self.binary.display()))?;
+        if let Some(pid) = child.id() {
+            std::fs::write(&self.pid_file, pid.to_string())
+                .with_context(|| format!("write {}", self.pid_file.display()))?;
+        }
+        Ok(child)
+    }
+}
+
+/// A server that ran at least this long before exiting is started again at
+/// once; one that exits sooner waits longer each time (up to [`MAX_RESTART_DELAY`]).
+const STEADY_RUN: Duration = Duration::from_secs(30);
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(200);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(10);
 
 /// The nats-server binary: the configured one, else `.tools/nats/bin/nats-server`
 /// under the current directory or any parent of it or of the `mno` binary.
@@ -124,90 +179,138 @@ impl ChildNats {
         } else {
             (pick_port(0)?, pick_port(0)?)
         };
-        let log = dir.join("server.log");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("open {}", log.display()))?;
-        let child = Command::new(binary)
-            .arg("-c")
-            .arg(&config)
-            .args(["-a", "127.0.0.1", "-js", "--server_name", "mno-up"])
-            .args(["-p", &port.to_string(), "-m", &monitor_port.to_string()])
-            .arg("-sd")
-            .arg(dir.join("jetstream"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-        let mut started = ChildNats {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            monitor_url: format!("http://127.0.0.1:{monitor_port}"),
-            log,
-            pid_file: None,
+        let launch = Launch {
+            binary: binary.to_owned(),
+            config,
+            store: dir.join("jetstream"),
+            port,
+            monitor_port,
+            log: dir.join("server.log"),
+            pid_file: data_dir.join(PID_FILE),
         };
-        if let Some(pid) = started.child.id() {
-            started.pid_file = Some(data_dir.join(PID_FILE));
-            std::fs::write(data_dir.join(PID_FILE), pid.to_string())
-                .with_context(|| format!("write {}", data_dir.join(PID_FILE).display()))?;
-        }
-        started.wait_until_ready().await?;
-        std::fs::write(data_dir.join(URL_FILE), &started.url)
+        let mut child = launch.spawn()?;
+        let url = format!("nats://127.0.0.1:{port}");
+        wait_until_ready(&mut child, &url, &launch.log).await?;
+        std::fs::write(data_dir.join(URL_FILE), &url)
             .with_context(|| format!("write {}", data_dir.join(URL_FILE).display()))?;
-        Ok(started)
-    }
-
-    async fn wait_until_ready(&mut self) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the nats-server child exited ({status}) before answering; see {}: {}",
-                    self.log.display(),
-                    last_line(&self.log)
-                );
-            }
-            if async_nats::connect(&self.url).await.is_ok() {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "the nats-server child did not answer within 20 s; see {}",
-                    self.log.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
+        let (stop, stopped) = oneshot::channel();
+        Ok(ChildNats {
+            url,
+            monitor_url: format!("http://127.0.0.1:{monitor_port}"),
+            log: launch.log.clone(),
+            pid: pid.clone(),
+            stop: Some(stop),
+            supervisor: Some(tokio::spawn(supervise(launch, child, pid, stopped))),
+        })
     }
 
     /// The server's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+        Some(self.pid.load(Ordering::Relaxed)).filter(|pid| *pid != 0)
     }
 
     /// Stop gracefully (SIGTERM lets JetStream flush its store), then wait.
     pub async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self.child.id() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
-            Ok(status) => {
-                status?;
-            }
-            Err(_) => {
-                tracing::warn!("nats-server did not stop within 15 s of SIGTERM; killing it");
-                self.child.kill().await?;
-            }
+        match self.supervisor.take() {
+            Some(supervisor) => supervisor.await?,
+            None => Ok(()),
         }
-        if let Some(pid_file) = &self.pid_file {
-            let _ = std::fs::remove_file(pid_file);
-        }
-        Ok(())
     }
+}
+
+impl Drop for ChildNats {
+    fn drop(&mut self) {
+        // Not stopped (a start that failed later on): the child goes with the
+        // supervisor's task, as a `kill_on_drop` child goes with its handle.
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.abort();
+        }
+    }
+}
+
+async fn wait_until_ready(child: &mut Child, url: &str, log: &Path) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the nats-server child exited ({status}) before answering; see {}: {}",
+                log.display(),
+                last_line(log)
+            );
+        }
+        if async_nats::connect(url).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!(
+                "the nats-server child did not answer within 20 s; see {}",
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Keep the server running until told to stop: one that exits (killed, out
+/// of memory) is started again on the same port and store. Then stop it.
+async fn supervise(
+    launch: Launch,
+    mut child: Child,
+    pid: Arc<AtomicU32>,
+    mut stopped: oneshot::Receiver<()>,
+) -> Result<()> {
+    let mut started_at = tokio::time::Instant::now();
+    let mut delay = FIRST_RESTART_DELAY;
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                pid.store(0, Ordering::Relaxed);
+                let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
+                delay = if started_at.elapsed() >= STEADY_RUN {
+                    FIRST_RESTART_DELAY
+                } else {
+                    (delay * 2).min(MAX_RESTART_DELAY)
+                };
+                tracing::error!(
+                    %status, log = %launch.log.display(), last_line = %last_line(&launch.log),
+                    "the nats-server child exited; starting it again on its port and store in {delay:?}"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = &mut stopped => return Ok(()),
+                }
+                match launch.spawn() {
+                    Ok(next) => {
+                        child = next;
+                        started_at = tokio::time::Instant::now();
+                        pid.store(child.id().unwrap_or(0), Ordering::Relaxed);
+                        tracing::warn!(pid = child.id(), "nats-server child started again");
+                    }
+                    // Tried again after the next delay: wait on a child that has exited.
+                    Err(e) => tracing::error!(error = %e, "could not start the nats-server child again"),
+                }
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    if let Some(pid) = child.id() {
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+    }
+    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+        Ok(status) => {
+            status?;
+        }
+        Err(_) => {
+            tracing::warn!("nats-server did not stop within 15 s of SIGTERM; killing it");
+            child.kill().await?;
+        }
+    }
+    let _ = std::fs::remove_file(&launch.pid_file);
+    Ok(())
 }
 
 /// Stop a nats-server that an earlier `mno up` on `data_dir` started and did
@@ -334,6 +437,52 @@ mod tests {
             .await
             .unwrap();
         varz["jetstream"]["config"]["sync_always"] == true
+    }
+
+    #[tokio::test]
+    async fn a_child_that_dies_is_started_again_on_its_port_with_its_store() {
+        let binary = find_binary(None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let child = ChildNats::start(&binary, dir.path(), false, NatsSync::Default)
+            .await
+            .unwrap();
+        let client = async_nats::connect(&child.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        js.create_stream(async_nats::jetstream::stream::Config {
+            name: "KEPT".into(),
+            subjects: vec!["kept".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        js.publish("kept", "acknowledged".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+
+        let first = child.pid().unwrap();
+        kill(Pid::from_raw(first as i32), Signal::SIGKILL).unwrap();
+        // The same client finds the server again on its port, with what it held.
+        let mut stream = 'found: {
+            for _ in 0..300 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Ok(stream) = js.get_stream("KEPT").await {
+                    break 'found stream;
+                }
+            }
+            panic!("the server did not come back within 30 s");
+        };
+        assert_eq!(stream.info().await.unwrap().state.messages, 1);
+        let again = child.pid().unwrap();
+        assert_ne!(again, first);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(PID_FILE)).unwrap(),
+            again.to_string()
+        );
+        child.stop().await.unwrap();
+        assert!(!dir.path().join(PID_FILE).exists());
+        assert!(!serves_store(again, &dir.path().join("nats")));
     }
 
     #[tokio::test]

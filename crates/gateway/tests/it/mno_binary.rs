@@ -307,6 +307,34 @@ async fn wait_ready(port: u16) {
 }
 
 #[tokio::test]
+async fn mno_up_starts_its_nats_server_again_when_it_dies() {
+    let _turn = OWN_BUS.lock().await;
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut up = quiet_up(&mut mno(data.path()), port);
+    wait_ready(port).await;
+    let first = child_pid(data.path());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // Ready again, on a new server over the same store.
+    wait_for("a new child", Duration::from_secs(30), || {
+        let pid = std::fs::read_to_string(data.path().join("nats.pid")).ok();
+        async move {
+            pid.and_then(|p| p.trim().parse::<u32>().ok())
+                .filter(|p| *p != first && running(*p))
+        }
+    })
+    .await;
+    wait_ready(port).await;
+    sigterm(&up);
+    assert!(wait_exit(&mut up).await.success());
+    assert!(!data.path().join("nats.pid").exists());
+}
+
+#[tokio::test]
 async fn a_nats_server_left_by_a_killed_mno_up_is_stopped_by_the_next_one_losing_nothing() {
     let _turn = OWN_BUS.lock().await;
     let data = tempfile::tempdir().unwrap();
