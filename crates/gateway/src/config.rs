@@ -18,7 +18,8 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub struct PlatformConfig {
     /// A nats-server to use (several URLs, comma-separated, for a cluster);
     /// when unset, `mno up` starts the installed nats-server as its child (on
-    /// 4222 when free), never joining a server it did not start.
+    /// 4222 when free), never joining a server it did not start; `mno serve`
+    /// requires it.
     #[arg(long, env = "MNO_NATS_URL")]
     pub nats_url: Option<String>,
 
@@ -313,6 +314,14 @@ impl PlatformConfig {
         if !(self.stream_replicas == 1 || self.stream_replicas == 3) {
             bail!(
                 "MNO_STREAM_REPLICAS is {}; use 1 (single node) or 3 (the cluster configuration)",
+                self.stream_replicas
+            );
+        }
+        if self.stream_replicas > 1 && self.nats_url.is_none() {
+            bail!(
+                "MNO_STREAM_REPLICAS is {}, but without MNO_NATS_URL mno starts a single nats-server of its own, \
+                 which keeps one copy; point MNO_NATS_URL at the three nodes of a cluster (see docs/operations.md), \
+                 or leave MNO_STREAM_REPLICAS at 1",
                 self.stream_replicas
             );
         }

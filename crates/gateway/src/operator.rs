@@ -26,7 +26,7 @@ use mno_events::openapi::{Forbidden, Unauthorized, Unavailable};
 pub struct BusReport {
     streams: Vec<streams::StreamRow>,
     consumers: Vec<streams::ConsumerRow>,
-    /// Each app's delivery consumer and its lag.
+    /// Each app's delivery consumer and each projection's consumer, with their lag.
     apps: Vec<consumers::AppLag>,
     /// Each projection's consumer and its lag.
     projections: Vec<consumers::ProjectionLag>,

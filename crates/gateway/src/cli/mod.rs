@@ -36,7 +36,7 @@ enum Command {
     Bench(bench::Args),
     /// Dead letters of delivery: list, show, redrive.
     Dlq(dlq::Args),
-    /// Each app's delivery consumer and its lag.
+    /// Each app's delivery consumer and each projection's consumer, with their lag.
     Consumers(consumers::Args),
     /// Impac! reports: exchange rates, replay as of a time or sequence, rebuild.
     Impac(impac::Args),
@@ -103,6 +103,22 @@ pub struct BusArgs {
 impl BusArgs {
     pub async fn connect(&self) -> anyhow::Result<mno_events::bus::Bus> {
         let url = crate::nats_child::operator_url(self.nats_url.as_deref(), &self.data_dir);
+        // Said on stderr (the report stays clean on stdout): a command that fell
+        // back to the default port may be reading another platform's bus.
+        let from = if self.nats_url.is_some() {
+            "MNO_NATS_URL".to_owned()
+        } else if url != crate::nats_child::DEFAULT_NATS_URL {
+            format!(
+                "{}",
+                self.data_dir.join(crate::nats_child::URL_FILE).display()
+            )
+        } else {
+            format!(
+                "the default: no MNO_NATS_URL, and no {} from an mno up",
+                self.data_dir.join(crate::nats_child::URL_FILE).display()
+            )
+        };
+        eprintln!("bus: {url} ({from})");
         Ok(mno_events::bus::connect_named(&url, "mno-cli").await?)
     }
 }

@@ -10,7 +10,9 @@ use crate::roles::Roles;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The roles of this process, comma-separated: edge, projections,
-    /// delivery, hub-jobs; or all; or workers (all but edge).
+    /// delivery, hub-jobs, connectors (with edge); or all; or workers
+    /// (projections, delivery, hub-jobs). MNO_NATS_URL and PostgreSQL
+    /// (MNO_DATABASE_URL) are required: `mno serve` never starts a bus.
     #[arg(long, env = "MNO_ROLES", default_value = "all")]
     pub role: String,
     #[command(flatten)]

@@ -167,6 +167,12 @@ async fn mno_up_starts_its_own_bus_serves_readyz_and_stops_cleanly_losing_nothin
         .output()
         .unwrap();
     assert!(streams.status.success(), "{streams:?}");
+    // It says which bus it read, and why that one (stderr: stdout stays the report).
+    let said = String::from_utf8_lossy(&streams.stderr);
+    assert!(
+        said.contains(&format!("bus: {}", nats_url.trim())) && said.contains("nats.url"),
+        "{said}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&streams.stdout).unwrap();
     let records = report["streams"]
         .as_array()
@@ -441,6 +447,16 @@ fn a_malformed_nats_url_is_one_clear_line() {
     let line = failing_up(mno(data.path()).env("MNO_NATS_URL", "nats://host:notaport"));
     assert!(
         line.contains("MNO_NATS_URL") && line.contains("nats://host:port"),
+        "{line}"
+    );
+}
+
+#[test]
+fn three_replicas_on_mno_ups_own_single_server_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let line = failing_up(mno(data.path()).env("MNO_STREAM_REPLICAS", "3"));
+    assert!(
+        line.contains("MNO_STREAM_REPLICAS is 3") && line.contains("point MNO_NATS_URL at"),
         "{line}"
     );
 }
