@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures::TryStreamExt;
+use sha2::Digest;
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -33,6 +34,8 @@ pub const BUCKET: &str = "MNO_LEASES";
 pub const TTL: Duration = Duration::from_secs(6);
 /// How often a holder renews (three chances within [`TTL`]).
 pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// The leases naming running processes ([`Leases::claim_name`]).
+pub const NAME_PREFIX: &str = "name.";
 /// How often a process that wants a lease held by another tries again.
 pub const RETRY_EVERY: Duration = Duration::from_secs(1);
 
@@ -42,6 +45,11 @@ pub enum LeaseError {
     Bucket(String),
     #[error("lease {name}: the bus did not answer ({reason})")]
     Bus { name: String, reason: String },
+    #[error(
+        "another running process is named {0:?} (MNO_INSTANCE, else host and data dir): two of one \
+         name would take each other's work back and forth; give each process its own MNO_INSTANCE"
+    )]
+    NameInUse(String),
     #[error("lease {0}: a newer holder has taken over; this process stops that work")]
     Fenced(String),
     #[error("lease fences in SQL: {0}")]
@@ -222,6 +230,28 @@ impl Leases {
             token,
             stop,
             task,
+        }
+    }
+
+    /// Hold this process's name for as long as it runs, and refuse a second
+    /// live process of the same name: leases taken under a name are taken
+    /// back by a process of that name (a restart), so two live ones would
+    /// flap every lease between them. A name whose process died (killed, no
+    /// release) is free once its entry expires, within [`TTL`].
+    pub async fn claim_name(&self) -> Result<Kept, LeaseError> {
+        let digest = sha2::Sha256::digest(self.holder.as_bytes());
+        let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let this_run = Leases {
+            holder: format!("{}#{}", self.holder, uuid::Uuid::new_v4().simple()).into(),
+            ..self.clone()
+        };
+        let mut kept = this_run.keep(format!("{NAME_PREFIX}{key}"));
+        match tokio::time::timeout(TTL + RENEW_EVERY, kept.acquired()).await {
+            Ok(Some(_)) => Ok(kept),
+            _ => {
+                kept.release().await;
+                Err(LeaseError::NameInUse(self.holder.to_string()))
+            }
         }
     }
 

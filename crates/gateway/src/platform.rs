@@ -25,7 +25,7 @@ use crate::health::EdgeState;
 use crate::http;
 use crate::nats_child::{self, ChildNats};
 use crate::roles::Roles;
-use mno_events::lease::Leases;
+use mno_events::lease::{Kept, Leases};
 
 pub struct Platform;
 
@@ -48,6 +48,8 @@ pub struct RunningPlatform {
     /// Only in the process with the connectors role.
     connectors: Option<Connectors>,
     child: Option<ChildNats>,
+    /// This process's name, held while it runs (see `Leases::claim_name`).
+    name: Kept,
     /// Released last, when the platform value is gone (after the child stopped).
     _data_dir: DataDirLock,
     stop_http: Option<oneshot::Sender<()>>,
@@ -112,6 +114,8 @@ impl Platform {
             config.instance_name(),
         )
         .await?;
+        // Before any part takes a lease under this name.
+        let name = leases.claim_name().await?;
 
         // The portal passes its visitors' addresses to the Hub under this key.
         let frontend_key = format!(
@@ -263,6 +267,7 @@ impl Platform {
             impac,
             connectors,
             child,
+            name,
             _data_dir: data_dir_lock,
             stop_http,
             server,
@@ -444,6 +449,14 @@ impl RunningPlatform {
         })
         .await;
         self.db.close().await;
+        // Free for a restart under the same name at once.
+        within(
+            deadline,
+            STEP_GRACE,
+            "the process's name",
+            self.name.release(),
+        )
+        .await;
         if let Some(child) = self.child {
             child.stop().await?;
         }

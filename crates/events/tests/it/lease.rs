@@ -79,3 +79,30 @@ async fn a_kept_lease_is_held_by_one_keeper_and_passes_on_release() {
         .unwrap();
     assert!(token_b > token_a);
 }
+
+#[tokio::test]
+async fn a_second_live_process_of_one_name_is_refused_and_a_stopped_ones_name_is_free_at_once() {
+    let server = NatsServer::start().await;
+    let bus = bus::connect(&server.url()).await.unwrap();
+    let first = Leases::open(&bus.js, Some(1), "worker-1").await.unwrap();
+    let held = first.claim_name().await.expect("a free name");
+    // Another process under the same name, while the first runs.
+    let second = Leases::open(&bus.js, Some(1), "worker-1").await.unwrap();
+    let Err(refused) = second.claim_name().await else {
+        panic!("the name is in use");
+    };
+    assert!(
+        refused.to_string().contains("\"worker-1\"")
+            && refused.to_string().contains("its own MNO_INSTANCE"),
+        "{refused}"
+    );
+    // Other names are not held back.
+    let other = Leases::open(&bus.js, Some(1), "worker-2").await.unwrap();
+    other.claim_name().await.expect("another name");
+    // Stopped cleanly, the name is free for its restart at once.
+    held.release().await;
+    let restarted = tokio::time::timeout(Duration::from_secs(2), second.claim_name())
+        .await
+        .expect("at once, not after the TTL");
+    assert!(restarted.is_ok(), "the name is free again");
+}
