@@ -176,7 +176,10 @@ impl From<JsonRejection> for ApiError {
             ),
             JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
                 "malformed_json",
-                format!("the body is not valid JSON: {}", e.body_text()),
+                format!(
+                    "the body is not valid JSON: {}; fix it there and send it again",
+                    innermost(&e)
+                ),
             ),
             JsonRejection::JsonDataError(e) => ApiError::unprocessable(
                 "invalid_body",
@@ -192,6 +195,15 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::bad_request("unreadable_body", other.body_text()),
         }
     }
+}
+
+/// The parser's own words (line and column), without the framework's wrapping.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = error;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
 }
 
 /// `axum::Json`, with rejections in the platform's error shape. A body of the

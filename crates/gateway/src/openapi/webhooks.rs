@@ -71,7 +71,7 @@ pub fn all() -> Value {
         "required": ["id", "name"],
         "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "currency": {"type": "string"},
-            "timezone": {"type": "string"}, "country": {"type": "string"},
+            "timezone": {"type": "string"}, "country": {"type": ["string", "null"]},
             "created_at": {"type": "string"}, "updated_at": {"type": "string"}
         }
     });

@@ -34,7 +34,8 @@ fn billing_error(e: BillingError, org: &str, what: &str, id: &str) -> ApiError {
         BillingError::NotInstalled => ApiError::forbidden(format!(
             "your app is not installed in organisation {org}; an app bills only the orgs that installed it (GET /hub/v1/app/orgs lists them)"
         )),
-        BillingError::KeyReused => ApiError::conflict(
+        // 422 as in Connec! (and the IETF Idempotency-Key draft): the body, not the state, is at fault.
+        BillingError::KeyReused => ApiError::unprocessable(
             "idempotency_key_reused",
             "this Idempotency-Key was used before with another body; send a new key for a new request, or the same body to get the first answer",
         ),
@@ -169,7 +170,7 @@ fn validate_bill(body: &BillIn) -> Result<NewBill, ApiError> {
     tag = "billing",
     params(super::openapi::IdempotencyHeader),
     request_body = super::openapi::NewBill,
-    responses((status = 201, description = "The bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::Bill), JsonBodyErrors, Unauthorized, Forbidden, Conflict),
+    responses((status = 201, description = "The bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::Bill), JsonBodyErrors, Unauthorized, Forbidden),
     security(("app" = []))
 )]
 pub async fn create(
@@ -343,7 +344,7 @@ fn validate_recurring(body: &RecurringIn) -> Result<NewRecurring, ApiError> {
     tag = "billing",
     params(super::openapi::IdempotencyHeader),
     request_body = super::openapi::NewRecurringBill,
-    responses((status = 201, description = "The recurring bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::RecurringBill), JsonBodyErrors, Unauthorized, Forbidden, Conflict),
+    responses((status = 201, description = "The recurring bill (with a reused Idempotency-Key and the same body: the first one again)", body = super::openapi::RecurringBill), JsonBodyErrors, Unauthorized, Forbidden),
     security(("app" = []))
 )]
 pub async fn create_recurring(

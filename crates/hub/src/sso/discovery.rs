@@ -32,7 +32,7 @@ pub async fn configuration(State(state): State<AppState>) -> Json<Value> {
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "profile", "email"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email", "name", "org"],
-        "prompt_values_supported": ["none", "login"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": false,

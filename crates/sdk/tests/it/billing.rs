@@ -37,7 +37,7 @@ async fn bills_are_submitted_once_per_key_and_refusals_are_typed() -> Result<()>
         .unwrap_err();
     assert_eq!(
         reused.api().map(|a| (a.status, a.code())),
-        Some((409, "idempotency_key_reused"))
+        Some((422, "idempotency_key_reused"))
     );
 
     // A bad field names itself; nothing is made.

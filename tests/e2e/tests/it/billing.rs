@@ -109,7 +109,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(again, first);
     assert_eq!(count(platform, "SELECT COUNT(*) FROM hub_bills").await, 1);
-    // The same key, another body: 409.
+    // The same key, another body: 422, as in Connec!.
     let (status, conflict) = app_post(
         platform,
         &app,
@@ -118,7 +118,7 @@ async fn bills_are_idempotent_checked_and_only_for_orgs_that_installed_the_app(
         bill(&org, 999, "USD", "2026-11-30T23:59:59Z"),
     )
     .await?;
-    assert_eq!(status, StatusCode::CONFLICT, "{conflict}");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{conflict}");
     assert_eq!(conflict["errors"][0]["code"], "idempotency_key_reused");
 
     // Bad input: 422 naming each field, and nothing changes.

@@ -67,6 +67,20 @@ impl World {
         finish(response).await
     }
 
+    /// GET `path` with `CONNEC-EXTERNAL-IDS: true`: ids as arrays of every app's ids.
+    async fn get_with_external_ids(&self, path: &str) -> Value {
+        let response = self
+            .platform
+            .http
+            .get(self.url(path))
+            .header("Authorization", self.auth())
+            .header("CONNEC-EXTERNAL-IDS", "true")
+            .send()
+            .await
+            .unwrap();
+        finish(response).await.1
+    }
+
     async fn records_in_stream(&self) -> u64 {
         let js = &self.platform.running().bus.js;
         let mut stream = js.get_stream("RECORDS").await.unwrap();
@@ -250,16 +264,7 @@ async fn an_apps_own_ids_map_to_one_record_and_show_in_the_array_form() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    let response = w
-        .platform
-        .http
-        .get(w.url(&format!("/people/{global}")))
-        .header("Authorization", w.auth())
-        .header("CONNEC-EXTERNAL-IDS", "true")
-        .send()
-        .await
-        .unwrap();
-    let (_, body, _) = finish(response).await;
+    let body = w.get_with_external_ids(&format!("/people/{global}")).await;
     let ids = body["people"]["id"].as_array().unwrap();
     assert!(
         ids.contains(&json!({"realm": w.org, "provider": "connec", "id": global})),
@@ -700,6 +705,36 @@ async fn company_is_singular_and_id_map_records_an_apps_id() {
     let (status, body, _) = w.send(reqwest::Method::GET, "/items/W-9", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["items"]["id"], item.as_str());
+
+    // Mapped again under another id: that one is the app's id from now on,
+    // and the first stays an alias of the same record (docs/api/connec.md).
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::PUT,
+            &format!("/items/{item}/id_map"),
+            Some(json!({"local_id": "W-10"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for local in ["W-9", "W-10"] {
+        let (status, body, _) = w
+            .send(reqwest::Method::GET, &format!("/items/{local}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{local}: {body}");
+        assert_eq!(body["items"]["id"], item.as_str());
+    }
+    let body = w.get_with_external_ids(&format!("/items/{item}")).await;
+    let ids = body["items"]["id"].to_string();
+    assert!(ids.contains("W-10") && !ids.contains("W-9"), "{body}");
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/items",
+            Some(json!({"items": {"id": "W-9", "name": "Another"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["errors"][0]["code"], "already_exists", "{body}");
 
     // An app that only reads items maps its own id too (as it may by answering
     // a webhook), and may then address the record by it; it still cannot write.

@@ -121,6 +121,14 @@ async fn sign_up_and_sign_in_refuse_bad_input_and_change_nothing(
     };
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["code"], "malformed_json");
+    // The parser's words and what to do, not the framework's.
+    let detail = body["errors"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("line 1 column 2")
+            && detail.ends_with("fix it there and send it again")
+            && !detail.contains("Failed to parse"),
+        "{detail}"
+    );
     reject
         .check(
             Method::POST,
