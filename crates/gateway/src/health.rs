@@ -109,8 +109,11 @@ pub(crate) async fn metrics(State(state): State<EdgeState>) -> Response {
             for s in &report.streams {
                 let _ = writeln!(out, "mno_stream_bytes{{stream=\"{}\"}} {}", s.name, s.bytes);
             }
+            // Durable consumers only: short-lived ones (KV watchers, replays) have
+            // random names, and a series for each would grow without bound.
+            let durable: Vec<_> = report.consumers.iter().filter(|k| k.durable).collect();
             let _ = writeln!(out, "# TYPE mno_consumer_pending gauge");
-            for k in &report.consumers {
+            for k in &durable {
                 let _ = writeln!(
                     out,
                     "mno_consumer_pending{{stream=\"{}\",consumer=\"{}\"}} {}",
@@ -118,7 +121,7 @@ pub(crate) async fn metrics(State(state): State<EdgeState>) -> Response {
                 );
             }
             let _ = writeln!(out, "# TYPE mno_consumer_ack_pending gauge");
-            for k in &report.consumers {
+            for k in &durable {
                 let _ = writeln!(
                     out,
                     "mno_consumer_ack_pending{{stream=\"{}\",consumer=\"{}\"}} {}",

@@ -40,6 +40,9 @@ pub struct ConsumerRow {
     pub redelivered: usize,
     /// Stream sequence of the last message delivered.
     pub delivered_seq: u64,
+    /// Durable (a part's or an app's, kept across restarts); the others are
+    /// short-lived (KV watchers, replays) and come and go under random names.
+    pub durable: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,6 +84,7 @@ pub async fn collect(js: &jetstream::Context) -> Result<Report> {
                 ack_pending: c.num_ack_pending,
                 redelivered: c.num_redelivered,
                 delivered_seq: c.delivered.stream_sequence,
+                durable: c.config.durable_name.is_some(),
             });
         }
     }
@@ -134,7 +138,7 @@ pub fn render_tables(report: &Report) -> String {
         "DELIVERED SEQ".into(),
         "FILTERS".into(),
     ]];
-    for c in &report.consumers {
+    for c in report.consumers.iter().filter(|c| c.durable) {
         rows.push(vec![
             c.stream.clone(),
             c.name.clone(),
@@ -145,10 +149,16 @@ pub fn render_tables(report: &Report) -> String {
             c.filters.join(","),
         ]);
     }
-    if report.consumers.is_empty() {
-        rows.push(vec!["(no consumers)".into()]);
+    if !report.consumers.iter().any(|c| c.durable) {
+        rows.push(vec!["(no durable consumers)".into()]);
     }
     out.push_str(&table(&rows));
+    let short_lived = report.consumers.iter().filter(|c| !c.durable).count();
+    if short_lived > 0 {
+        out.push_str(&format!(
+            "and {short_lived} short-lived consumers (KV watchers, replays; listed by --json)\n"
+        ));
+    }
     out
 }
 
@@ -174,4 +184,38 @@ fn table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(name: &str, durable: bool) -> ConsumerRow {
+        ConsumerRow {
+            stream: "RECORDS".into(),
+            name: name.into(),
+            filters: vec![],
+            pending: 3,
+            ack_pending: 0,
+            redelivered: 0,
+            delivered_seq: 7,
+            durable,
+        }
+    }
+
+    #[test]
+    fn the_table_lists_durable_consumers_and_counts_the_short_lived_ones() {
+        let report = Report {
+            streams: vec![],
+            consumers: vec![
+                consumer("delivery-app1", true),
+                consumer("Xq3kZ1", false),
+                consumer("Hh8Pp0", false),
+            ],
+        };
+        let text = render_tables(&report);
+        assert!(text.contains("delivery-app1"), "{text}");
+        assert!(!text.contains("Xq3kZ1"), "{text}");
+        assert!(text.contains("and 2 short-lived consumers"), "{text}");
+    }
 }
