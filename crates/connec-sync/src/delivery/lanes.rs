@@ -25,6 +25,9 @@ pub struct Pending {
     pub dlq_seq: Option<u64>,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// The bus delivered it before, to a worker that stopped or died (the app
+    /// was disabled, the process restarted): it may have been sent already.
+    pub delivered_before: bool,
     /// When the platform received it from the bus (for latency figures).
     pub received: Instant,
 }
@@ -33,6 +36,12 @@ impl Pending {
     /// The lane of the record: `org/entity/record_id`.
     pub fn lane_key(&self) -> LaneKey {
         lane_key(&self.event)
+    }
+
+    /// A retry, or what may have been sent before, goes alone in its POST,
+    /// under its own event id (docs/api/delivery.md).
+    pub fn goes_alone(&self) -> bool {
+        self.attempts > 0 || self.delivered_before
     }
 }
 
@@ -223,7 +232,7 @@ impl Lanes {
         let (_, first_key) = self.ready.first().cloned()?;
         let first = self.lanes.get(&first_key)?;
         let org = first.queue.front()?.event.org.clone();
-        if first.queue.front()?.attempts > 0 {
+        if first.queue.front()?.goes_alone() {
             self.ready.pop_first();
             let lane = self.lanes.get_mut(&first_key).expect("ready lane exists");
             lane.in_flight = true;
@@ -246,7 +255,7 @@ impl Lanes {
                 self.lanes[key]
                     .queue
                     .front()
-                    .is_some_and(|head| head.event.org == org && head.attempts == 0)
+                    .is_some_and(|head| head.event.org == org && !head.goes_alone())
             })
             .take(max)
             .cloned()
@@ -261,7 +270,7 @@ impl Lanes {
             let mut events = Vec::with_capacity(1);
             while taken < max {
                 match lane.queue.front() {
-                    Some(next) if next.attempts == 0 => {
+                    Some(next) if !next.goes_alone() => {
                         events.push(lane.queue.pop_front().expect("front exists"));
                         taken += 1;
                     }
@@ -398,6 +407,7 @@ mod tests {
             message: None,
             dlq_seq: None,
             attempts: 0,
+            delivered_before: false,
             received: Instant::now(),
         }
     }
@@ -423,6 +433,20 @@ mod tests {
         let next = lanes.take_batch(10).unwrap();
         assert_eq!(seqs(&next), vec![3]);
         assert!(lanes.take_batch(10).is_none());
+    }
+
+    #[test]
+    fn what_the_bus_delivered_before_goes_alone_like_a_retry() {
+        let mut lanes = Lanes::default();
+        let mut again = pending(1, "o", "r1");
+        again.delivered_before = true;
+        lanes.push(again);
+        lanes.push(pending(2, "o", "r2"));
+        lanes.push(pending(3, "o", "r3"));
+        let first = lanes.take_batch(10).unwrap();
+        assert_eq!(seqs(&first), [1]);
+        assert!(first.is_retry);
+        assert_eq!(seqs(&lanes.take_batch(10).unwrap()), [2, 3]);
     }
 
     #[test]

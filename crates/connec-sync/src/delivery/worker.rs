@@ -285,15 +285,17 @@ impl Worker {
             .map_or(i128::MAX, i128::from);
         match self.verdict(&event, published).await {
             Verdict::Deliver => {
-                self.lanes
-                    .push(pending(seq, Arc::new(event), Some(message)));
+                let mut pending = pending(seq, Arc::new(event), Some(message));
+                pending.delivered_before = delivered > 1;
+                self.lanes.push(pending);
             }
             Verdict::Skip => {
                 let _ = message.ack().await;
             }
             Verdict::AskAgain => {
-                self.undecided
-                    .push((pending(seq, Arc::new(event), Some(message)), published));
+                let mut pending = pending(seq, Arc::new(event), Some(message));
+                pending.delivered_before = delivered > 1;
+                self.undecided.push((pending, published));
                 let earliest = self
                     .installs
                     .read_at
@@ -703,6 +705,7 @@ fn pending(seq: u64, event: Arc<RecordEvent>, message: Option<Message>) -> Pendi
         message,
         dlq_seq: None,
         attempts: 0,
+        delivered_before: false,
         received: Instant::now(),
     }
 }

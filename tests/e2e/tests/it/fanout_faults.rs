@@ -192,6 +192,20 @@ async fn a_410_disables_the_webhook_until_the_app_is_updated() {
     assert_eq!(body["webhook_disabled"], false, "{body}");
     let expected = BTreeSet::from([("g1".to_owned(), 1), ("g2".to_owned(), 1)]);
     wait_received(&rb, &expected, "held events after re-enabling").await;
+    // g1 was sent before (answered 410): it goes again alone, under its own
+    // event id, as every retry does; it is not folded into a batch with g2.
+    let posts = rb.posts();
+    let accepted: Vec<&Post> = posts.iter().filter(|p| p.status == 200).collect();
+    let first_again = accepted
+        .iter()
+        .find(|p| p.raw.contains("\"g1\""))
+        .expect("g1 delivered");
+    assert_eq!(
+        first_again.webhook_id, posts[0].webhook_id,
+        "{}",
+        first_again.raw
+    );
+    assert!(!first_again.raw.contains("\"g2\""), "{}", first_again.raw);
 }
 
 #[tokio::test]
