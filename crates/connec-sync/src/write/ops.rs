@@ -31,8 +31,8 @@ impl Writer {
         }
         let local_id = self.sent_local_id(ctx, &fields).await?;
         strip_platform_fields(&mut fields);
-        schema::validate(ctx.entity, &mut fields, numbers, root).map_err(WriteError::Invalid)?;
-        self.translate_references(ctx, &mut fields).await?;
+        let shape = schema::validate(ctx.entity, &mut fields, numbers, root);
+        self.every_bad_field(ctx, &mut fields, shape).await?;
 
         let candidate = uuid::Uuid::now_v7().to_string();
         let global = match (&local_id, ctx.app_ids(ctx.entity.name)) {
@@ -97,6 +97,29 @@ impl Writer {
         }
     }
 
+    /// The references of `fields` translated, or every bad field in one
+    /// answer: `shape`'s violations and the references that name no record.
+    async fn every_bad_field(
+        &self,
+        ctx: &WriteContext,
+        fields: &mut Value,
+        shape: Result<(), Vec<schema::Violation>>,
+    ) -> Result<(), WriteError> {
+        let references = self.translate_references(ctx, fields).await;
+        match (shape, references) {
+            (Ok(()), references) => references,
+            (Err(mut violations), Err(WriteError::Invalid(unknown))) => {
+                for violation in unknown {
+                    if !violations.iter().any(|v| v.pointer == violation.pointer) {
+                        violations.push(violation);
+                    }
+                }
+                Err(WriteError::Invalid(violations))
+            }
+            (Err(violations), _) => Err(WriteError::Invalid(violations)),
+        }
+    }
+
     /// Update the fields present in `patch` (each replaces the stored value).
     pub async fn update(
         &self,
@@ -112,9 +135,8 @@ impl Writer {
             return Err(invalid("", "the record must be a JSON object"));
         }
         // Check the patch's own fields first: a bad value is named where the client sent it.
-        schema::validate_patch(ctx.entity, &mut patch, numbers, root)
-            .map_err(WriteError::Invalid)?;
-        self.translate_references(ctx, &mut patch).await?;
+        let shape = schema::validate_patch(ctx.entity, &mut patch, numbers, root);
+        self.every_bad_field(ctx, &mut patch, shape).await?;
         let Value::Object(checked) = patch else {
             return Err(invalid("", "the record must be a JSON object"));
         };

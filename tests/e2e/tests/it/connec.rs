@@ -899,6 +899,68 @@ async fn matching_fields_merge_into_the_record_that_matches() {
     assert_eq!(body["errors"][0]["source"]["pointer"], "/items/code");
 }
 
+/// One answer names every bad field: a value of the wrong shape and a
+/// reference to no record alike, on a create and on an update.
+#[tokio::test]
+async fn a_bad_value_and_an_unknown_reference_are_named_in_one_answer() {
+    let w = world().await;
+    let before = w.records_in_stream().await;
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/invoices",
+            Some(json!({"invoices": {"id": "INV-2", "person_id": "NOPE", "total_amount": "abc"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let pointers = |body: &Value| -> Vec<String> {
+        let mut all: Vec<String> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["source"]["pointer"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(
+        pointers(&body),
+        ["/invoices/person_id", "/invoices/total_amount"],
+        "{body}"
+    );
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::POST,
+            "/invoices",
+            Some(json!({"invoices": {"id": "INV-3", "type": "CUSTOMER"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body, _) = w
+        .send(
+            reqwest::Method::PUT,
+            "/invoices/INV-3",
+            Some(json!({"invoices": {"person_id": "NOPE", "due_date": "soon"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        pointers(&body),
+        ["/invoices/due_date", "/invoices/person_id"],
+        "{body}"
+    );
+    assert_eq!(
+        w.records_in_stream().await,
+        before + 1,
+        "only INV-3 written"
+    );
+}
+
 #[tokio::test]
 async fn the_company_record_cannot_be_deleted_and_a_tombstone_of_old_does_not_block_it() {
     let w = world().await;
