@@ -400,7 +400,7 @@ pub async fn run_under_lease(
             Turn::LeaseLost => {
                 tracing::warn!(
                     lease = name,
-                    "lease lost; another process does this work now"
+                    "lease lost (taken by another process, or not renewed in time while the bus did not answer); this work stops here until the lease is held again"
                 );
                 // Until the keeper knows it too; stopping does not wait for that.
                 tokio::select! {

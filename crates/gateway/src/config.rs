@@ -235,21 +235,11 @@ impl PlatformConfig {
     }
 
     pub fn http_socket_addr(&self) -> Result<SocketAddr> {
-        self.http_addr.parse().with_context(|| {
-            format!(
-                "MNO_HTTP_ADDR {:?} is not an address of the form host:port, e.g. {DEFAULT_HTTP_ADDR}",
-                self.http_addr
-            )
-        })
+        listen_address("MNO_HTTP_ADDR", &self.http_addr, DEFAULT_HTTP_ADDR)
     }
 
     pub fn metrics_socket_addr(&self) -> Result<SocketAddr> {
-        self.metrics_addr.parse().with_context(|| {
-            format!(
-                "MNO_METRICS_ADDR {:?} is not an address of the form host:port, e.g. {DEFAULT_METRICS_ADDR}",
-                self.metrics_addr
-            )
-        })
+        listen_address("MNO_METRICS_ADDR", &self.metrics_addr, DEFAULT_METRICS_ADDR)
     }
 
     /// The database URL in force.
@@ -379,5 +369,52 @@ impl PlatformConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// `host:port` to listen on: an IP address, or a name such as `localhost`
+/// (its first address, IPv4 preferred).
+fn listen_address(setting: &str, text: &str, example: &str) -> Result<SocketAddr> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let shape =
+        || format!("{setting} {text:?} is not an address of the form host:port, e.g. {example}");
+    let (host, port) = text.rsplit_once(':').with_context(shape)?;
+    port.parse::<u16>().with_context(shape)?;
+    let addresses: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .with_context(|| format!("{setting} {text:?}: the name {host:?} does not resolve; give an IP address, e.g. {example}"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addresses.first())
+        .copied()
+        .with_context(|| {
+            format!(
+                "{setting} {text:?}: {host:?} has no address; give an IP address, e.g. {example}"
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listen_address_may_name_its_host() {
+        let ip = listen_address("MNO_HTTP_ADDR", "127.0.0.1:8080", DEFAULT_HTTP_ADDR).unwrap();
+        assert_eq!(ip.to_string(), "127.0.0.1:8080");
+        let named = listen_address("MNO_HTTP_ADDR", "localhost:8080", DEFAULT_HTTP_ADDR).unwrap();
+        assert!(named.ip().is_loopback() && named.port() == 8080, "{named}");
+        for bad in ["localhost", "localhost:http", "localhost:99999"] {
+            let error = listen_address("MNO_HTTP_ADDR", bad, DEFAULT_HTTP_ADDR)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.starts_with(&format!("MNO_HTTP_ADDR \"{bad}\"")),
+                "{error}"
+            );
+        }
     }
 }

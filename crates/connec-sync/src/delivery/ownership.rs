@@ -171,7 +171,7 @@ impl Ownership {
                     apps.insert(app, kept);
                 }
                 None => {
-                    tracing::warn!(app = %app, "delivery: app lease lost; another process delivers to it");
+                    tracing::warn!(app = %app, "delivery: app lease lost (taken by another process, or not renewed in time while the bus did not answer); delivery to it stops here until the lease is held again");
                     apps.remove(&app);
                     look.lost.push(app);
                 }
