@@ -23,6 +23,15 @@ else
   mno=$root/target/release/mno
 fi
 
+# The ports are those of deploy/nats/cluster/*.conf and of this script: a
+# server already on one of them (another platform's) must not be joined.
+for port in 4222 4223 4224 6222 6223 6224 8222 8223 8224 55432 8081 8082 9471 9472 9473 9474; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use on 127.0.0.1 (another nats-server, PostgreSQL or mno?); stop what holds it first" >&2
+    exit 1
+  fi
+done
+
 # 1. The JetStream cluster: deploy/nats/cluster/n{1,2,3}.conf, stores under $dir.
 for n in 1 2 3; do
   mkdir -p "$dir/nats/n$n"
@@ -31,12 +40,17 @@ for n in 1 2 3; do
   echo $! >"$dir/nats-n$n.pid"
 done
 urls=nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224
+cluster_up=
 for _ in $(seq 1 100); do
-  curl -fs http://127.0.0.1:8222/healthz?js-enabled-only=true >/dev/null 2>&1 &&
+  if curl -fs http://127.0.0.1:8222/healthz?js-enabled-only=true >/dev/null 2>&1 &&
     curl -fs http://127.0.0.1:8223/healthz?js-enabled-only=true >/dev/null 2>&1 &&
-    curl -fs http://127.0.0.1:8224/healthz?js-enabled-only=true >/dev/null 2>&1 && break
+    curl -fs http://127.0.0.1:8224/healthz?js-enabled-only=true >/dev/null 2>&1; then
+    cluster_up=1
+    break
+  fi
   sleep 0.2
 done
+[ -n "$cluster_up" ] || { echo "the nats cluster did not come up within 20 s: see $dir/nats/n*.log" >&2; exit 1; }
 
 # 2. PostgreSQL: a throwaway cluster.
 pgbin=${MNO_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
