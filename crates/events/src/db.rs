@@ -36,7 +36,7 @@ pub async fn open(url: &str) -> Result<AnyPool, DbError> {
     })?;
     let options = options.disable_statement_logging();
     let sqlite = url.starts_with("sqlite:");
-    AnyPoolOptions::new()
+    let opened = AnyPoolOptions::new()
         .max_connections(if sqlite { 8 } else { 16 })
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
@@ -48,12 +48,28 @@ pub async fn open(url: &str) -> Result<AnyPool, DbError> {
                 Ok(())
             })
         })
-        .connect_with(options)
-        .await
-        .map_err(|e| DbError::Open {
+        .connect_with(options.clone())
+        .await;
+    match opened {
+        Ok(pool) => Ok(pool),
+        // The pool retried until its timeout and kept only that: one more
+        // connection says why (refused, unknown host, authentication).
+        Err(sqlx::Error::PoolTimedOut) => {
+            let why = match <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await
+            {
+                Err(e) => e.to_string(),
+                Ok(_) => "it answered only now, after 10 s".to_owned(),
+            };
+            Err(DbError::Open {
+                url: redact(url),
+                reason: format!("no connection within 10 s ({why}); is the server running, at that host and port?"),
+            })
+        }
+        Err(e) => Err(DbError::Open {
             url: redact(url),
             reason: e.to_string(),
-        })
+        }),
+    }
 }
 
 /// Whether `pool` is a SQLite database.
@@ -147,8 +163,13 @@ pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+            match userinfo.split_once(':') {
+                // Only a password is hidden; a URL without one is shown as it is.
+                Some((user, _password)) => {
+                    format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+                }
+                None => url.to_owned(),
+            }
         }
         _ => url.to_owned(),
     }
@@ -197,6 +218,11 @@ mod tests {
             "postgres://mno:***@127.0.0.1:5432/mno"
         );
         assert_eq!(redact("sqlite://data/mno.db"), "sqlite://data/mno.db");
+        assert_eq!(
+            redact("postgres://mno@127.0.0.1:5432/mno"),
+            "postgres://mno@127.0.0.1:5432/mno",
+            "no password, nothing to hide"
+        );
     }
 
     #[tokio::test]

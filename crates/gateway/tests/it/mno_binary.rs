@@ -462,6 +462,17 @@ fn three_replicas_on_mno_ups_own_single_server_is_one_clear_line() {
 }
 
 #[test]
+fn a_postgresql_that_does_not_answer_is_named_with_its_cause() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("postgres://mno@127.0.0.1:{}/mno", free_port());
+    let line = failing_up(mno(data.path()).env("MNO_DATABASE_URL", &url));
+    assert!(
+        line.contains(&url) && line.contains("refused") && line.contains("is the server running"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_zero_sign_up_limit_is_one_clear_line() {
     let data = tempfile::tempdir().unwrap();
     let line = failing_up(mno(data.path()).env("MNO_SIGNUPS_PER_ADDRESS", "0"));
