@@ -94,9 +94,13 @@ pub(super) fn growth(
     while let Some(start) = next.filter(|start| *start <= params.to) {
         let amount = amounts.get(&start).copied().unwrap_or_default();
         let change = match previous {
-            Some(before) if !before.is_zero() => json!(((amount - before) / before)
-                .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
-                .to_string()),
+            Some(before) if !before.is_zero() => {
+                let mut ratio = ((amount - before) / before)
+                    .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+                // Always four decimals (`0.5000`, `39.0000`): one shape for every row.
+                ratio.rescale(4);
+                json!(ratio.to_string())
+            }
             _ => Value::Null,
         };
         rows.push(json!({"period_start": start.to_string(), "amount": amount.to_string(), "change": change}));
@@ -209,7 +213,7 @@ mod tests {
         assert_eq!(rows.len(), MAX_GROWTH_PERIODS);
         assert_eq!(content["earlier_periods_left_out"], true);
         assert_eq!(rows.last().unwrap()["period_start"], "9999-12-31");
-        assert_eq!(rows.last().unwrap()["change"], "0.50");
+        assert_eq!(rows.last().unwrap()["change"], "0.5000");
         // The first row shown still compares with the period before it (empty: null).
         assert_eq!(rows[0]["change"], Value::Null);
         assert_eq!(rows[0]["amount"], "0");
@@ -247,10 +251,10 @@ mod tests {
             changes,
             [
                 &Value::Null,
-                &json!("-1"),
+                &json!("-1.0000"),
                 &Value::Null,
                 &json!("0.6001"),
-                &json!("-1")
+                &json!("-1.0000")
             ]
         );
         assert_eq!(content["periods"][3]["amount"], "80.005");

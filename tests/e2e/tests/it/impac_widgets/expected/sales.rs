@@ -55,10 +55,12 @@ pub(super) fn growth(m: &Model, q: &Query) -> Value {
         .map(|p| {
             let amount = amounts.get(&p).copied().unwrap_or(Decimal::ZERO);
             let change = match previous {
-                Some(before) if before != Decimal::ZERO => text(
-                    ((amount - before) / before)
-                        .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero),
-                ),
+                Some(before) if before != Decimal::ZERO => {
+                    let mut ratio = ((amount - before) / before)
+                        .round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero);
+                    ratio.rescale(4);
+                    text(ratio)
+                }
                 _ => Value::Null,
             };
             previous = Some(amount);
