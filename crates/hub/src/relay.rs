@@ -52,6 +52,30 @@ pub fn msg_id(outbox_id: i64) -> String {
 }
 
 /// The Hub event of an outbox row.
+/// The largest payload an event carries. The bus refuses a message above
+/// its `max_payload` (1 MiB by default) for good, and a row that can never be
+/// published would hold back every row after it, for every tenant.
+pub const MAX_EVENT_PAYLOAD: usize = 512 * 1024;
+
+/// A payload within [`MAX_EVENT_PAYLOAD`]: a larger one (an invoice of tens of
+/// thousands of bills) is replaced by a note of its size, and the event still
+/// names its org, app and kind.
+fn bounded_payload(row: &OutboxRow) -> Vec<u8> {
+    if row.payload.len() <= MAX_EVENT_PAYLOAD {
+        return row.payload.clone().into_bytes();
+    }
+    tracing::warn!(
+        outbox_id = row.id, kind = %row.kind, bytes = row.payload.len(),
+        "a Hub event's payload is too large for the bus; it is published without it"
+    );
+    serde_json::json!({"payload_omitted": {
+        "bytes": row.payload.len(),
+        "why": format!("the payload is above {MAX_EVENT_PAYLOAD} bytes, more than the bus carries; read what the event names through the API"),
+    }})
+    .to_string()
+    .into_bytes()
+}
+
 pub fn event_of(row: &OutboxRow) -> HubEvent {
     HubEvent {
         event_id: row.event_id.clone(),
@@ -65,7 +89,7 @@ pub fn event_of(row: &OutboxRow) -> HubEvent {
         occurred_at: chrono::DateTime::from_timestamp_millis(row.occurred_at).map(to_timestamp),
         user_id: row.user_id.clone(),
         app_id: row.app_id.clone(),
-        payload: row.payload.clone().into_bytes(),
+        payload: bounded_payload(row),
     }
 }
 
@@ -217,4 +241,40 @@ impl Relay {
 enum Round {
     Published,
     Idle,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(payload: String) -> OutboxRow {
+        OutboxRow {
+            id: 7,
+            event_id: "e7".into(),
+            org: "o".into(),
+            kind: "invoice_issued".into(),
+            actor_kind: "system".into(),
+            actor_id: String::new(),
+            user_id: String::new(),
+            app_id: String::new(),
+            payload,
+            occurred_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_payload_too_large_for_the_bus_is_replaced_by_a_note_of_its_size() {
+        let small = row(r#"{"total_cents":5}"#.into());
+        assert_eq!(event_of(&small).payload, br#"{"total_cents":5}"#.to_vec());
+        let huge = row(format!(
+            r#"{{"bills":"{}"}}"#,
+            "x".repeat(MAX_EVENT_PAYLOAD)
+        ));
+        let event = event_of(&huge);
+        assert!(event.payload.len() < 1024);
+        let note: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+        assert_eq!(note["payload_omitted"]["bytes"], huge.payload.len());
+        assert_eq!(event.kind, "invoice_issued");
+        assert_eq!(event.outbox_id, 7);
+    }
 }

@@ -27,6 +27,9 @@ use mno_events::openapi::{
 };
 
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// How far back a recurring bill may start (ten years): its first run bills
+/// every cycle since, at most 3 660 for a daily schedule.
+const MAX_START_DAYS_BACK: u64 = 3660;
 const MAX_KEY_LEN: usize = 255;
 
 fn billing_error(e: BillingError, org: &str, what: &str, id: &str) -> ApiError {
@@ -305,10 +308,20 @@ fn validate_recurring(body: &RecurringIn) -> Result<NewRecurring, ApiError> {
             )
             .map(Some),
     };
+    let today = chrono::Utc::now().date_naive();
     let start_date = match body.start_date.as_deref() {
-        None => Some(chrono::Utc::now().date_naive()),
+        None => Some(today),
         Some(value) => problems.check("/start_date", money::date("start_date", value)),
     };
+    // A schedule started long ago would bill every cycle since at its first run.
+    if let Some(start) = start_date {
+        if start < today - chrono::Days::new(MAX_START_DAYS_BACK) {
+            problems.add(
+                "/start_date",
+                format!("start_date may be at most {MAX_START_DAYS_BACK} days (ten years) before today; bill earlier periods as one-off bills"),
+            );
+        }
+    }
     if let (Some(Every::Semimonth), Some(start)) = (every, start_date) {
         use chrono::Datelike;
         if start.day() != 1 && start.day() != 16 {

@@ -580,6 +580,11 @@ async fn recurring_bills_bill_each_cycle_once_with_the_initial_charge_once(
         (json!({"frequency": 0}), "/frequency"),
         (json!({"cycles": 1.5}), "/cycles"),
         (json!({"start_date": "2026-02-30"}), "/start_date"),
+        // Its first run would bill every day since 1970.
+        (
+            json!({"start_date": "1970-01-01", "period": "day"}),
+            "/start_date",
+        ),
         (json!({"initial_cents": -1}), "/initial_cents"),
         (
             json!({"period": "semimonth", "start_date": "2026-10-05"}),
