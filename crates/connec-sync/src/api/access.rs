@@ -93,9 +93,19 @@ impl<A: RequiredAction> FromRequestParts<Arc<ApiState>> for RecordAccess<A> {
         parts: &mut Parts,
         state: &Arc<ApiState>,
     ) -> Result<Self, ApiError> {
+        // The one way this fails on a route with parameters: a value that is
+        // not UTF-8 once percent-decoded (`%ff`), the caller's to fix.
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(|e| {
+                ApiError::bad_request(
+                    "invalid_parameter",
+                    format!(
+                        "{}; path values are UTF-8 text, percent-encoded",
+                        e.body_text()
+                    ),
+                )
+            })?;
         let param = |name: &str| {
             params
                 .iter()

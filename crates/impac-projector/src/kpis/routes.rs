@@ -151,17 +151,61 @@ fn new_secret() -> String {
 )]
 pub async fn list(
     State(state): State<ImpacState>,
+    headers: HeaderMap,
     OrgsReader { orgs, .. }: OrgsReader,
 ) -> Result<Json<Value>, ApiError> {
-    let kpis: Vec<Value> = all_kpis(&state.db)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        // Only KPIs wholly within the caller's orgs: no figure of another org leaks.
-        .filter(|k| k.org_ids.iter().all(|o| orgs.contains(o)))
-        .map(|k| k.to_json())
-        .collect();
+    let mut readable = Readable::default();
+    let mut kpis = Vec::new();
+    for kpi in all_kpis(&state.db).await.map_err(ApiError::internal)? {
+        // Only KPIs wholly within the caller's orgs, over a widget the caller
+        // may read in each: no figure of another org, or of a collection the
+        // caller is not shared, leaks through a KPI's value.
+        if kpi.org_ids.iter().all(|o| orgs.contains(o))
+            && readable
+                .all(&state, &headers, &kpi.widget, &kpi.org_ids)
+                .await?
+        {
+            kpis.push(kpi.to_json());
+        }
+    }
     Ok(Json(json!({ "kpis": kpis })))
+}
+
+/// Whether the caller may read a widget in some orgs, asked once per widget and org.
+#[derive(Default)]
+struct Readable(HashMap<(String, String), bool>);
+
+impl Readable {
+    async fn all(
+        &mut self,
+        state: &ImpacState,
+        headers: &HeaderMap,
+        widget: &str,
+        orgs: &[String],
+    ) -> Result<bool, ApiError> {
+        for org in orgs {
+            let key = (widget.to_owned(), org.clone());
+            let may = match self.0.get(&key) {
+                Some(may) => *may,
+                None => {
+                    let may =
+                        match authorize_widget(state, headers, widget, std::slice::from_ref(org))
+                            .await
+                        {
+                            Ok(_) => true,
+                            Err(e) if e.status == StatusCode::FORBIDDEN => false,
+                            Err(e) => return Err(e),
+                        };
+                    self.0.insert(key, may);
+                    may
+                }
+            };
+            if !may {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// `DELETE /impac/api/v2/kpis/{id}` → 204.
@@ -236,8 +280,10 @@ pub async fn delete(
 )]
 pub async fn alerts(
     State(state): State<ImpacState>,
+    headers: HeaderMap,
     OrgsReader { orgs, .. }: OrgsReader,
 ) -> Result<Json<Value>, ApiError> {
+    let mut readable = Readable::default();
     let mut alerts = Vec::new();
     for org in &orgs {
         let rows = sqlx::query(
@@ -248,6 +294,14 @@ pub async fn alerts(
         .await
         .map_err(ApiError::internal)?;
         for row in rows {
+            // As for KPIs: an alert's value is its widget's figure.
+            let widget = row.get::<String, _>("widget");
+            if !readable
+                .all(&state, &headers, &widget, std::slice::from_ref(org))
+                .await?
+            {
+                continue;
+            }
             alerts.push(json!({
                 "id": row.get::<String, _>("id"),
                 "kpi_id": row.get::<String, _>("kpi_id"),

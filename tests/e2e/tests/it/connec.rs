@@ -899,6 +899,26 @@ async fn matching_fields_merge_into_the_record_that_matches() {
     assert_eq!(body["errors"][0]["source"]["pointer"], "/items/code");
 }
 
+/// A path value that is not UTF-8 once decoded is the caller's error (400), not the platform's.
+#[tokio::test]
+async fn a_path_value_that_is_not_utf8_is_a_bad_request() {
+    let w = world().await;
+    for path in ["/people/%ff%fe", "/people/%ff%fe/history"] {
+        let (status, body, _) = w.send(reqwest::Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["errors"][0]["code"], "invalid_parameter", "{body}");
+    }
+    let response = w
+        .platform
+        .http
+        .get(w.platform.url("/connec/api/v2/%ff/people"))
+        .header("Authorization", w.auth())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
 /// One answer names every bad field: a value of the wrong shape and a
 /// reference to no record alike, on a create and on an update.
 #[tokio::test]

@@ -516,3 +516,63 @@ async fn only_a_kpis_creator_or_an_admin_deletes_it() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(kpis(&world).await, json!([]));
 }
+
+/// A KPI's value, and its alerts', is its widget's figure: an app of the org
+/// that is not shared the widget's collections does not see them listed.
+#[tokio::test]
+async fn kpis_and_alerts_are_listed_only_to_who_may_read_their_widget() {
+    let world = ImpacWorld::start("kpi-reader@example.com", READS).await;
+    let hub = mno_e2e::hub_client::HubClient::new(&world.platform.base_url);
+    let owner = world.owner_token().to_owned();
+    let body = json!({"org_ids": [world.org], "widget": "accounts/profit_and_loss", "element": "totals.revenue",
+                      "target": {"max": "100"}, "alert": {"inapp": true}});
+    let (status, created) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, _) = call(
+        &world,
+        Method::POST,
+        &format!("/connec/api/v2/{}/invoices", world.org),
+        Some(invoice("777")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    kpi_at(&world, "777").await;
+    mno_harness::wait_for("the alert", Duration::from_secs(20), || async {
+        (!alerts(&world).await.is_empty()).then_some(())
+    })
+    .await;
+
+    let items_only = hub
+        .create_app(&owner, "ItemsOnly", None, &[("items", true, false)])
+        .await
+        .unwrap();
+    hub.install(&owner, &world.org, &items_only.id)
+        .await
+        .unwrap();
+    let auth = mno_e2e::hub_client::basic_auth(&items_only.key, &items_only.secret);
+    for (path, list) in [
+        (
+            format!("/impac/api/v2/kpis?org_ids[]={}", world.org),
+            "kpis",
+        ),
+        (
+            format!("/impac/api/v2/alerts?org_ids[]={}", world.org),
+            "alerts",
+        ),
+    ] {
+        let response = world
+            .platform
+            .http
+            .get(world.platform.url(&path))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body[list], json!([]), "{list}: {body}");
+    }
+    // Who may read the widget still sees both.
+    assert_eq!(kpis(&world).await.as_array().unwrap().len(), 1);
+    assert_eq!(alerts(&world).await.len(), 1);
+}
