@@ -129,11 +129,12 @@ impl Supervisor {
             let state = self.state.lock().await;
             state.filters.keys().cloned().collect()
         };
-        let subscribed: HashSet<String> = apps
-            .iter()
-            .filter(|app| receives_webhooks(app))
-            .map(|app| app.app_id.clone())
-            .collect();
+        let mut subscribed = HashSet::new();
+        for app in apps.iter().filter(|app| receives_webhooks(app)) {
+            if self.installed(&app.app_id).await? {
+                subscribed.insert(app.app_id.clone());
+            }
+        }
         if let Placement::Here(ownership) = &self.placement {
             ownership.reshare(subscribed.len());
         }
@@ -173,8 +174,16 @@ impl Supervisor {
         let Placement::Here(ownership) = &self.placement else {
             return Ok(());
         };
+        // An app that no org installed with data sharing gets no consumer:
+        // every consumer costs the bus on each write of every org, and apps
+        // cost nothing to create. An install (a Hub event) brings it in; its
+        // new consumer looks back far enough for the writes made meanwhile.
+        let profile = match profile.filter(receives_webhooks) {
+            Some(profile) if self.installed(app_id).await? => Some(profile),
+            _ => None,
+        };
         let mut state = self.state.lock().await;
-        let Some(profile) = profile.filter(receives_webhooks) else {
+        let Some(profile) = profile else {
             stop_worker(&mut state, app_id).await;
             self.delete_consumer(&mut state, app_id).await;
             ownership.release(app_id).await;
@@ -217,6 +226,17 @@ impl Supervisor {
         let handle = worker::spawn(self.ctx.clone(), profile, consumer);
         state.workers.insert(app_id.to_owned(), handle);
         Ok(())
+    }
+
+    /// Whether an org installed the app with data sharing on.
+    async fn installed(&self, app_id: &str) -> Result<bool, SupervisorError> {
+        let installs = self
+            .ctx
+            .directory
+            .installs_of_app(app_id)
+            .await
+            .map_err(unavailable)?;
+        Ok(installs.iter().any(|install| install.data_sharing))
     }
 
     async fn ensure_consumer(

@@ -344,6 +344,17 @@ pub async fn wait_caught_up(js: &async_nats::jetstream::Context, app: &str, seq:
     .await
 }
 
+/// Wait until the app has no delivery consumer: no org installed it with
+/// data sharing, so it costs the bus nothing and receives nothing.
+pub async fn wait_no_consumer(js: &async_nats::jetstream::Context, app: &str) {
+    mno_harness::wait_for(
+        &format!("app {app} to have no delivery consumer"),
+        Duration::from_secs(15),
+        || async { lag(js, app).await.is_none().then_some(()) },
+    )
+    .await
+}
+
 /// Wait until the app has a delivery consumer (its Hub setup reached delivery).
 pub async fn wait_consumer(js: &async_nats::jetstream::Context, app: &str) {
     mno_harness::wait_for(
