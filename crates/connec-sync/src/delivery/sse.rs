@@ -87,11 +87,23 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or(query.last_event_id);
+    let ctx = state.supervisor.ctx.clone();
     let from = match last_event_id {
-        Some(seq) => ReplayFrom::Sequence(seq + 1),
+        Some(seq) => {
+            // An id past the stream's end names no event (and u64::MAX + 1 would
+            // wrap round to the beginning): refused, as a cursor past the end is.
+            let last = mno_events::streams::last_sequence(&ctx.js, RECORDS).await?;
+            if seq > last {
+                return Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("last_event_id {seq} is past the end of the stream (its last sequence is {last}); resume from an id this stream sent, or leave it out for new changes"),
+                )
+                .at_parameter("last_event_id"));
+            }
+            ReplayFrom::Sequence(seq + 1)
+        }
         None => ReplayFrom::New,
     };
-    let ctx = state.supervisor.ctx.clone();
     let slot = state
         .sse_streams
         .take(&principal, ctx.config.sse_max_streams)?;

@@ -197,6 +197,25 @@ async fn sse_resumes_after_a_disconnect_without_missing_anything() {
         })
         .collect();
     assert_eq!(seen, written, "every change of A once, none of B's own");
+
+    // An id past the stream's end (the largest of all wrapped round to the
+    // beginning once) names no event: refused at once.
+    for id in [u64::MAX, last_id + 1_000_000] {
+        let response = platform
+            .http
+            .get(&url)
+            .header("Authorization", &auth)
+            .header("Last-Event-ID", id.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{id}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["errors"][0]["source"]["parameter"], "last_event_id",
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
