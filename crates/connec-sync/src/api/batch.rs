@@ -217,16 +217,25 @@ struct BatchAnswer {
     /// An op failed for a reason a retry may cure (503): the answer is not
     /// kept, so that a retry runs again.
     retryable: bool,
+    /// The latest stream sequence among the records answered: the batch's
+    /// consistency token (`min_seq` reads see all its writes).
+    seq: Option<u64>,
 }
 
 impl BatchAnswer {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
             self.body,
         )
-            .into_response()
+            .into_response();
+        if let Some(seq) = self.seq {
+            response
+                .headers_mut()
+                .insert(super::CONSISTENCY_HEADER, seq.into());
+        }
+        response
     }
 }
 
@@ -241,6 +250,7 @@ fn results_answer(
 ) -> BatchAnswer {
     let mut out = Vec::with_capacity(256 + outcomes.len() * 768);
     let mut retryable = false;
+    let mut seq = None;
     out.extend_from_slice(b"{");
     if atomic {
         out.extend_from_slice(b"\"atomic\":true,");
@@ -252,6 +262,7 @@ fn results_answer(
         }
         match outcome {
             Outcome::Done(status, written) => {
+                seq = seq.max(Some(written.record.seq));
                 out.extend_from_slice(
                     format!("{{\"status\":{},\"body\":{{", status.as_u16()).as_bytes(),
                 );
@@ -271,6 +282,7 @@ fn results_answer(
         status,
         body: out,
         retryable,
+        seq,
     }
 }
 
@@ -300,6 +312,11 @@ fn replayed(answer: Answer) -> Response {
         "idempotent-replayed",
         "true".parse().expect("a valid header value"),
     );
+    if answer.seq > 0 {
+        response
+            .headers_mut()
+            .insert(super::CONSISTENCY_HEADER, answer.seq.into());
+    }
     response
 }
 
@@ -369,7 +386,7 @@ pub async fn batch(
             let kept = Answer {
                 status: answer.status.as_u16(),
                 body,
-                seq: 0,
+                seq: answer.seq.unwrap_or(0),
             };
             state
                 .idempotency

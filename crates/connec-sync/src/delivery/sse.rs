@@ -82,11 +82,25 @@ pub async fn stream(
             .map(|e| RecordSubject::entity_filter(&org_token, e))
             .collect()
     };
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .or(query.last_event_id);
+    // A resume id that is not one of this stream's ids would quietly become a
+    // gap (new changes only): refused, as a cursor that is no number is.
+    let header_id = match headers.get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_parameter",
+                        "Last-Event-ID must be the id (a whole number) of an event this stream sent; leave it out for new changes only",
+                    )
+                    .at_parameter("last_event_id")
+                })?,
+        ),
+    };
+    let last_event_id = header_id.or(query.last_event_id);
     let ctx = state.supervisor.ctx.clone();
     let from = match last_event_id {
         Some(seq) => {

@@ -415,9 +415,21 @@ async fn batches_run_each_op_and_atomic_batches_store_all_or_nothing() {
     .await
     .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // A batch answers the consistency token of its latest write: a list
+    // read with it as `min_seq` sees every write of the batch.
+    let token: u64 = response.headers()["mno-consistency-token"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let body: Value = response.json().await.unwrap();
     let statuses = result_statuses(&body);
     assert_eq!(statuses, [201, 422, 200, 200], "{body}");
+    let (status, listed) = w
+        .get(&format!("/items?min_seq={token}&$filter=code eq 'E-1'"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(names(&listed, "items"), ["Existing"], "{listed}");
     assert_eq!(
         body["results"][1]["body"]["errors"][0]["source"]["pointer"],
         "/ops/1/params/invoices/due_date"
