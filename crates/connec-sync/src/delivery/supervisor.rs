@@ -230,13 +230,23 @@ impl Supervisor {
 
     /// Whether an org installed the app with data sharing on.
     async fn installed(&self, app_id: &str) -> Result<bool, SupervisorError> {
+        Ok(self.sharing_since(app_id).await?.is_some())
+    }
+
+    /// When the app's earliest install with data sharing began sharing (Unix
+    /// milliseconds); `None` when no org shares with it.
+    async fn sharing_since(&self, app_id: &str) -> Result<Option<i64>, SupervisorError> {
         let installs = self
             .ctx
             .directory
             .installs_of_app(app_id)
             .await
             .map_err(unavailable)?;
-        Ok(installs.iter().any(|install| install.data_sharing))
+        Ok(installs
+            .iter()
+            .filter(|install| install.data_sharing)
+            .map(|install| install.sharing_since_ms)
+            .min())
     }
 
     async fn ensure_consumer(
@@ -270,10 +280,17 @@ impl Supervisor {
             }
         }
         let lookback = chrono::Duration::from_std(NEW_CONSUMER_LOOKBACK).expect("small duration");
+        // A new consumer looks back, but never to before the app was shared
+        // with: changes made while it was installed nowhere are not its.
+        let shared_from = match self.sharing_since(app_id).await? {
+            Some(ms) => chrono::DateTime::from_timestamp_millis(ms),
+            None => None,
+        };
+        let fresh_from = (Utc::now() - lookback).max(shared_from.unwrap_or_default());
         let spec = DurableSpec {
             name,
             filters: filters.to_vec(),
-            start: start.unwrap_or(ReplayFrom::Time(Utc::now() - lookback)),
+            start: start.unwrap_or(ReplayFrom::Time(fresh_from)),
             ack_wait: self.ctx.config.ack_wait,
             max_ack_pending: self.ctx.config.max_ack_pending,
             description: Some(format!("webhook delivery to app {app_id}")),
