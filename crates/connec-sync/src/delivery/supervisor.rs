@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use mno_events::consume::{self, DurableSpec, ReplayFrom};
 use mno_events::directory::AppProfile;
 use mno_events::streams::RECORDS;
@@ -249,6 +249,19 @@ impl Supervisor {
             .min())
     }
 
+    /// Where a brand-new consumer starts: [`NEW_CONSUMER_LOOKBACK`] back, but
+    /// never before the app was shared with (changes made while it was
+    /// installed nowhere are not its).
+    async fn fresh_start(&self, app_id: &str) -> Result<DateTime<Utc>, SupervisorError> {
+        let lookback = chrono::Duration::from_std(NEW_CONSUMER_LOOKBACK).expect("small duration");
+        let shared_from = self
+            .sharing_since(app_id)
+            .await?
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or_default();
+        Ok((Utc::now() - lookback).max(shared_from))
+    }
+
     async fn ensure_consumer(
         &self,
         state: &mut State,
@@ -279,18 +292,14 @@ impl Supervisor {
                 return Ok(consumer);
             }
         }
-        let lookback = chrono::Duration::from_std(NEW_CONSUMER_LOOKBACK).expect("small duration");
-        // A new consumer looks back, but never to before the app was shared
-        // with: changes made while it was installed nowhere are not its.
-        let shared_from = match self.sharing_since(app_id).await? {
-            Some(ms) => chrono::DateTime::from_timestamp_millis(ms),
-            None => None,
+        let start = match start {
+            Some(start) => start,
+            None => ReplayFrom::Time(self.fresh_start(app_id).await?),
         };
-        let fresh_from = (Utc::now() - lookback).max(shared_from.unwrap_or_default());
         let spec = DurableSpec {
             name,
             filters: filters.to_vec(),
-            start: start.unwrap_or(ReplayFrom::Time(fresh_from)),
+            start,
             ack_wait: self.ctx.config.ack_wait,
             max_ack_pending: self.ctx.config.max_ack_pending,
             description: Some(format!("webhook delivery to app {app_id}")),
