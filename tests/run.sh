@@ -6,7 +6,7 @@
 # (tests/json-server), each from its package-lock.json, PostgreSQL's
 # binaries (Debian package; the tests start their own throwaway clusters), and
 # Chromium with its driver (Debian packages) for the portal's browser tests.
-# Extra arguments go to cargo test.
+# Extra arguments go to cargo test (which then runs the binaries one at a time).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -40,5 +40,11 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
 fi
 
 export RUST_BACKTRACE=1
-# Every test binary runs even after one fails, so that a run reports every failure.
-exec cargo test --workspace --no-fail-fast "$@"
+if [ "$#" -gt 0 ]; then
+  # Arguments given (a filter, `-p crate`): cargo runs what they select. Every
+  # test binary runs even after one fails, so that a run reports every failure.
+  exec cargo test --workspace --no-fail-fast "$@"
+fi
+# The whole suite: built once, then two test binaries at a time (their tests
+# mostly wait on servers); every binary runs even after one fails.
+exec python3 tests/run_binaries.py
