@@ -195,11 +195,12 @@ async fn store_alert(
         "raised_at": raised_at.to_rfc3339(),
     });
     sqlx::query(
-        "INSERT INTO impac_alerts (id, kpi_id, org, widget, element, value, target, raised_at, webhook) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO impac_alerts (id, kpi_id, org, org_ids, widget, element, value, target, raised_at, webhook) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&id)
     .bind(&kpi.id)
     .bind(&org)
+    .bind(json!(kpi.org_ids).to_string())
     .bind(&kpi.widget)
     .bind(&kpi.element)
     .bind(value.to_string())

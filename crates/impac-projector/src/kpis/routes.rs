@@ -287,18 +287,21 @@ pub async fn alerts(
     let mut alerts = Vec::new();
     for org in &orgs {
         let rows = sqlx::query(
-            "SELECT id, kpi_id, org, widget, element, value, target, raised_at, webhook FROM impac_alerts WHERE org = $1 ORDER BY raised_at DESC, id DESC LIMIT 500",
+            "SELECT id, kpi_id, org, org_ids, widget, element, value, target, raised_at, webhook FROM impac_alerts WHERE org = $1 ORDER BY raised_at DESC, id DESC LIMIT 500",
         )
         .bind(org)
         .fetch_all(&state.db)
         .await
         .map_err(ApiError::internal)?;
         for row in rows {
-            // As for KPIs: an alert's value is its widget's figure.
+            // As for KPIs: an alert's value is its widget's figure over every
+            // org its KPI watches, so each must be named and readable.
             let widget = row.get::<String, _>("widget");
-            if !readable
-                .all(&state, &headers, &widget, std::slice::from_ref(org))
-                .await?
+            let Some(watched) = alert_orgs(row.get::<Option<String>, _>("org_ids"), org) else {
+                continue;
+            };
+            if !(watched.iter().all(|o| orgs.contains(o))
+                && readable.all(&state, &headers, &widget, &watched).await?)
             {
                 continue;
             }
@@ -317,4 +320,16 @@ pub async fn alerts(
     }
     alerts.sort_by(|a, b| b["raised_at"].as_str().cmp(&a["raised_at"].as_str()));
     Ok(Json(json!({ "alerts": alerts })))
+}
+
+/// The orgs an alert's KPI watched (a JSON list of ids, or none for an alert
+/// filed before they were kept: then only the org it was filed under). A
+/// column that does not read as such a list hides the alert: `None`.
+fn alert_orgs(stored: Option<String>, filed_under: &str) -> Option<Vec<String>> {
+    match stored {
+        None => Some(vec![filed_under.to_owned()]),
+        Some(text) => serde_json::from_str::<Vec<String>>(&text)
+            .ok()
+            .filter(|orgs| !orgs.is_empty()),
+    }
 }

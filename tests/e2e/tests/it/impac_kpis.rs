@@ -576,3 +576,85 @@ async fn kpis_and_alerts_are_listed_only_to_who_may_read_their_widget() {
     assert_eq!(kpis(&world).await.as_array().unwrap().len(), 1);
     assert_eq!(alerts(&world).await.len(), 1);
 }
+
+/// An alert's value is a figure over every org its KPI watches: a KPI over
+/// orgs A and B files its alerts under A, but they are listed only to who
+/// names and may read both, like the KPI itself (from an outside audit: A's
+/// members and apps saw B's revenue through them).
+#[tokio::test]
+async fn an_alert_over_two_orgs_is_listed_only_to_who_may_read_both() {
+    let world = ImpacWorld::start("kpi-two-orgs@example.com", READS).await;
+    let hub = mno_e2e::hub_client::HubClient::new(&world.platform.base_url);
+    let owner = world.owner_token().to_owned();
+    let other = world.add_org("Second", "USD").await;
+    world
+        .write_in(&other, Method::POST, "/invoices", Some(invoice("424242")))
+        .await;
+    let body = json!({"org_ids": [world.org, other], "widget": "accounts/profit_and_loss",
+                      "element": "totals.revenue", "target": {"max": "100"}, "alert": {"inapp": true}});
+    let (status, created) = call(&world, Method::POST, "/impac/api/v2/kpis", Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    // The owner reads both: naming both lists the alert; naming A alone does not.
+    let as_owner = |orgs: String| {
+        let world = &world;
+        let owner = owner.clone();
+        async move {
+            let response = world
+                .platform
+                .http
+                .get(world.platform.url(&format!("/impac/api/v2/alerts?{orgs}")))
+                .bearer_auth(&owner)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.unwrap()["alerts"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let both = format!("org_ids[]={}&org_ids[]={}", world.org, other);
+    let listed = mno_harness::wait_for("the alert", Duration::from_secs(20), || async {
+        let listed = as_owner(both.clone()).await;
+        (!listed.is_empty()).then_some(listed)
+    })
+    .await;
+    assert_eq!(listed[0]["value"], "424242", "{listed:?}");
+    assert_eq!(as_owner(format!("org_ids[]={}", world.org)).await, Vec::<Value>::new());
+
+    // A member of A only, and an app installed in A only, never see it.
+    let (member, member_token) = hub
+        .signup_and_login("kpi-a-only@example.com")
+        .await
+        .unwrap();
+    hub.add_member(&owner, &world.org, &member.email, "member", &member_token)
+        .await
+        .unwrap();
+    let a_only = hub
+        .create_app(&owner, "A only", None, &[("invoices", true, false)])
+        .await
+        .unwrap();
+    hub.install(&owner, &world.org, &a_only.id).await.unwrap();
+    for auth in [
+        format!("Bearer {member_token}"),
+        mno_e2e::hub_client::basic_auth(&a_only.key, &a_only.secret),
+    ] {
+        let response = world
+            .platform
+            .http
+            .get(world.platform.url(&format!(
+                "/impac/api/v2/alerts?org_ids[]={}",
+                world.org
+            )))
+            .header("Authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["alerts"], json!([]), "{auth}: {body}");
+        assert!(!body.to_string().contains("424242"), "{body}");
+    }
+}
