@@ -24,6 +24,7 @@ use crate::data_dir_lock::DataDirLock;
 use crate::health::EdgeState;
 use crate::http;
 use crate::nats_child::{self, ChildNats};
+use crate::operator::OperatorList;
 use crate::roles::Roles;
 use mno_events::lease::{Kept, Leases};
 
@@ -47,6 +48,8 @@ pub struct RunningPlatform {
     impac: Impac,
     /// Only in the process with the connectors role.
     connectors: Option<Connectors>,
+    /// `MNO_OPERATORS`, bound by [`RunningPlatform::bind_operators`].
+    operators: Arc<OperatorList>,
     child: Option<ChildNats>,
     /// This process's name, held while it runs (see `Leases::claim_name`).
     name: Kept,
@@ -234,6 +237,7 @@ impl Platform {
                 .await
         });
         tracing::info!(%metrics_addr, "serving metrics");
+        let operators = Arc::new(OperatorList::new(&config.operators));
         let (router, stop_http, server) = match listener {
             Some(listener) => {
                 let (router, stop_http, server) = serve_edge(
@@ -246,6 +250,7 @@ impl Platform {
                     connectors.as_ref(),
                     frontend_key,
                     edge,
+                    &operators,
                 )?;
                 (router, Some(stop_http), Some(server))
             }
@@ -266,6 +271,7 @@ impl Platform {
             connec,
             impac,
             connectors,
+            operators,
             child,
             name,
             _data_dir: data_dir_lock,
@@ -289,6 +295,7 @@ fn serve_edge(
     connectors: Option<&Connectors>,
     frontend_key: String,
     edge: EdgeState,
+    operators: &Arc<OperatorList>,
 ) -> Result<(
     axum::Router,
     oneshot::Sender<()>,
@@ -303,14 +310,7 @@ fn serve_edge(
     let operator = crate::operator::router(crate::operator::OperatorState {
         js: bus.js.clone(),
         hub: hub.router(),
-        operators: Arc::new(
-            config
-                .operators
-                .iter()
-                .map(|e| e.trim().to_lowercase())
-                .filter(|e| !e.is_empty())
-                .collect(),
-        ),
+        operators: operators.clone(),
     });
     let mut routers = vec![
         hub.router(),
@@ -388,6 +388,13 @@ impl RunningPlatform {
             self.http_addr
                 .expect("this process runs no HTTP edge (role edge)"),
         )
+    }
+
+    /// Binds `MNO_OPERATORS` to the accounts holding its emails, once the
+    /// platform is up (and `mno up --demo` has signed its demo user up): an
+    /// error when a listed email has no account (see [`OperatorList::bind`]).
+    pub async fn bind_operators(&self) -> Result<()> {
+        self.operators.bind(&self.db).await
     }
 
     /// Where the operator's metrics are: `http://<MNO_METRICS_ADDR>/metrics`.

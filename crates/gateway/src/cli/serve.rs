@@ -28,6 +28,10 @@ pub async fn run(args: Args) -> Result<()> {
     check(&args.config)?;
     let mut stop = super::up::StopSignals::listen()?;
     let platform = Platform::start_roles(args.config, roles).await?;
+    if let Err(e) = platform.bind_operators().await {
+        platform.shutdown().await?;
+        return Err(e);
+    }
     match platform.http_addr {
         Some(_) => println!(
             "mno is serving {roles}: {}  (bus {}, metrics {})",

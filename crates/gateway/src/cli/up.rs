@@ -35,6 +35,14 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         None
     };
+    // After the demo signed its user up: the demo user may be listed.
+    if let Err(e) = platform.bind_operators().await {
+        if let Some(writer) = demo_writer {
+            writer.abort();
+        }
+        platform.shutdown().await?;
+        return Err(e);
+    }
     println!(
         "mno is up: {}  (bus {}, metrics {})",
         platform.base_url(),

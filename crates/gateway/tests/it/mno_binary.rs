@@ -482,6 +482,24 @@ fn a_zero_sign_up_limit_is_one_clear_line() {
     );
 }
 
+/// The platform does not verify emails: an operator address nobody holds yet
+/// could be claimed by anyone who signs up with it, so it stops the start.
+#[test]
+fn an_operator_email_no_account_holds_is_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let line = failing_up(
+        mno(data.path())
+            .env("MNO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("MNO_OPERATORS", "ops@example.com"),
+    );
+    assert!(
+        line.contains("MNO_OPERATORS")
+            && line.contains("ops@example.com")
+            && line.contains("sign its operator up"),
+        "{line}"
+    );
+}
+
 #[test]
 fn an_unreachable_server_is_one_clear_line() {
     let data = tempfile::tempdir().unwrap();

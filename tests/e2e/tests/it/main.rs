@@ -33,6 +33,7 @@ mod impac_kpis;
 mod impac_rates;
 mod impac_widgets;
 mod openapi;
+mod operator_api;
 mod portal_headers;
 mod portal_signin_limits;
 mod portal_sso;
