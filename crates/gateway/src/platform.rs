@@ -306,6 +306,10 @@ fn serve_edge(
     let portal = mno_portal::router(mno_portal::PortalConfig {
         api_base: self_url(http_addr),
         frontend_key: Some(frontend_key),
+        secure_cookies: config
+            .public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://")),
     });
     let operator = crate::operator::router(crate::operator::OperatorState {
         js: bus.js.clone(),

@@ -36,6 +36,9 @@ pub struct PortalConfig {
     /// The Hub's key for this front (`HubConfig::frontend_key`): with it,
     /// sign-ins are counted at each visitor's address. `None`: at the portal's.
     pub frontend_key: Option<String>,
+    /// Whether the platform is reached over https (`MNO_PUBLIC_URL`): its
+    /// cookies are then `Secure`, never sent over plain http.
+    pub secure_cookies: bool,
 }
 
 #[derive(Clone)]
@@ -44,6 +47,8 @@ pub struct PortalState {
     /// Keys the CSRF tokens (HMAC of the session); new at each start, so a
     /// form rendered before a restart is refused and simply shown again.
     pub csrf_key: Arc<[u8; 32]>,
+    /// See [`PortalConfig::secure_cookies`].
+    pub secure_cookies: bool,
 }
 
 /// The portal's routes: pages, their form posts, the live stream and the assets.
@@ -51,6 +56,7 @@ pub fn router(config: PortalConfig) -> Router {
     let state = PortalState {
         api: api::Api::new(&config.api_base, config.frontend_key),
         csrf_key: Arc::new(rand::random()),
+        secure_cookies: config.secure_cookies,
     };
     use pages::{
         auth, dashboard, home, invitations, invoices, marketplace, members, operator, orgs, sync,

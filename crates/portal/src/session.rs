@@ -36,10 +36,13 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a cookie only this site's pages send back, never script.
-pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
+/// `Set-Cookie` for a cookie only this site's pages send back, never script;
+/// `Secure` when the platform is reached over https, so that a plain-http
+/// request an attacker provokes never carries it.
+pub fn set_cookie(secure: bool, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
     ))
     .expect("cookie values are tokens of ASCII letters, digits and _")
 }
@@ -165,6 +168,8 @@ pub struct Visitor {
     pub signed_in: bool,
     /// Where the visitor connects from, passed on with sign-in and sign-up.
     pub origin: VisitorOrigin,
+    /// See [`crate::PortalConfig::secure_cookies`].
+    secure_cookies: bool,
 }
 
 /// The visitor's origin, as the edge saw the request.
@@ -187,8 +192,10 @@ fn origin_of(parts: &Parts) -> VisitorOrigin {
 
 impl Visitor {
     pub fn set_cookie(&self) -> Option<(axum::http::HeaderName, HeaderValue)> {
-        self.fresh
-            .then(|| (SET_COOKIE, set_cookie(ANON_COOKIE, &self.anon, 86_400)))
+        self.fresh.then(|| {
+            let cookie = set_cookie(self.secure_cookies, ANON_COOKIE, &self.anon, 86_400);
+            (SET_COOKIE, cookie)
+        })
     }
 }
 
@@ -214,6 +221,7 @@ where
             origin: origin_of(parts),
             csrf: csrf_token(&state, &anon),
             signed_in: cookie(&parts.headers, SESSION_COOKIE).is_some(),
+            secure_cookies: state.secure_cookies,
             anon,
             fresh,
         })

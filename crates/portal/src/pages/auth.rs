@@ -3,6 +3,7 @@
 
 use axum::extract::{Query, State};
 use axum::http::header::SET_COOKIE;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
@@ -56,12 +57,20 @@ pub async fn signin_page(visitor: Visitor, Query(q): Query<Next>) -> Response {
     with_anon_cookie(&visitor, signin_form(&visitor, &next, "", None))
 }
 
-/// The session cookie, and on to `next`.
-fn signed_in(token: &str, next: &str) -> Response {
+/// The session cookie, and on to `next`. A session this browser held before
+/// (someone else signed in here, or the same person again) is ended first:
+/// replacing the cookie alone would leave its token working for a day.
+async fn signed_in(state: &PortalState, headers: &HeaderMap, token: &str, next: &str) -> Response {
+    if let Some(previous) = session::cookie(headers, SESSION_COOKIE) {
+        let _ = state
+            .api
+            .delete(Auth::Session(&previous), "/hub/v1/sessions/current")
+            .await;
+    }
     (
         [(
             SET_COOKIE,
-            session::set_cookie(SESSION_COOKIE, token, 86_400),
+            session::set_cookie(state.secure_cookies, SESSION_COOKIE, token, 86_400),
         )],
         Redirect::to(next),
     )
@@ -70,6 +79,7 @@ fn signed_in(token: &str, next: &str) -> Response {
 
 pub async fn signin(
     State(state): State<PortalState>,
+    headers: HeaderMap,
     visitor: Visitor,
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
@@ -83,10 +93,10 @@ pub async fn signin(
         .post(Auth::Visitor(&visitor.origin), "/hub/v1/sessions", &body)
         .await
     {
-        Ok(answer) => Ok(signed_in(
-            answer["token"].as_str().unwrap_or_default(),
-            &next,
-        )),
+        Ok(answer) => {
+            let token = answer["token"].as_str().unwrap_or_default();
+            Ok(signed_in(&state, &headers, token, &next).await)
+        }
         Err(failure) => Ok(signin_form(&visitor, &next, email, Some(&failure)).into_response()),
     }
 }
@@ -115,6 +125,7 @@ pub async fn signup_page(visitor: Visitor) -> Response {
 /// Create the user, then sign them in at once.
 pub async fn signup(
     State(state): State<PortalState>,
+    headers: HeaderMap,
     visitor: Visitor,
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
@@ -138,10 +149,10 @@ pub async fn signup(
         )
         .await
     {
-        Ok(answer) => Ok(signed_in(
-            answer["token"].as_str().unwrap_or_default(),
-            "/orgs",
-        )),
+        Ok(answer) => {
+            let token = answer["token"].as_str().unwrap_or_default();
+            Ok(signed_in(&state, &headers, token, "/orgs").await)
+        }
         Err(failure) => Ok(signup_form(&visitor, &form, Some(&failure)).into_response()),
     }
 }
@@ -159,7 +170,10 @@ pub async fn signout(
         .delete(session.auth(), "/hub/v1/sessions/current")
         .await;
     Ok((
-        [(SET_COOKIE, session::set_cookie(SESSION_COOKIE, "", 0))],
+        [(
+            SET_COOKIE,
+            session::set_cookie(state.secure_cookies, SESSION_COOKIE, "", 0),
+        )],
         Redirect::to("/signin"),
     )
         .into_response())

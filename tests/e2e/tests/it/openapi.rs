@@ -93,6 +93,7 @@ async fn every_route_is_in_the_document_with_its_methods() {
     // The portal's HTML pages are web pages, not API: exactly the paths its
     // own router serves are left out, so any other new route must be documented.
     let portal = router_paths(&mno_portal::router(mno_portal::PortalConfig {
+        secure_cookies: false,
         api_base: platform.base_url.clone(),
         frontend_key: None,
     }));

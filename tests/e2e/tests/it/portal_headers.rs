@@ -76,3 +76,73 @@ async fn portal_pages_refuse_framing_and_caching_and_assets_stay_cacheable() -> 
     assert_eq!(header(&asset, "cache-control"), "public, max-age=86400");
     Ok(())
 }
+
+/// Under an https public URL the portal's cookies are `Secure` (as the SSO
+/// page's are), so a plain-http request an attacker provokes never carries the
+/// session; and signing in again in a browser ends the session it held, which
+/// replacing the cookie alone left working for a day (from an outside audit).
+#[tokio::test]
+async fn cookies_are_secure_under_https_and_a_new_sign_in_ends_the_browsers_last_session(
+) -> Result<()> {
+    let platform = TestPlatform::spawn_with(|config| {
+        config.public_url = Some("https://mno.example.test".into());
+    })
+    .await;
+    let hub = HubClient::new(&platform.base_url);
+    hub.signup("secure@example.com", TEST_PASSWORD, "Sec")
+        .await?;
+    let mut browser = Browser::new();
+    let form = browser.get(&platform.url("/signin")).await?;
+    let anon = header(&form, "set-cookie").to_owned();
+    assert!(
+        anon.starts_with("mno_anon=") && anon.ends_with("; Secure"),
+        "{anon}"
+    );
+
+    let signed_in = browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "secure@example.com",
+            TEST_PASSWORD,
+        )
+        .await?;
+    let cookie = header(&signed_in, "set-cookie").to_owned();
+    assert!(
+        cookie.starts_with("mno_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    let first = browser.cookies["mno_session"].clone();
+    let me = |token: String| {
+        let platform = &platform;
+        async move {
+            platform
+                .http
+                .get(platform.url("/hub/v1/users/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(first.clone()).await, StatusCode::OK);
+
+    // Signing in again here (another person, or the same) ends the first session.
+    let form = browser.get(&platform.url("/signin")).await?;
+    browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "secure@example.com",
+            TEST_PASSWORD,
+        )
+        .await?;
+    let second = browser.cookies["mno_session"].clone();
+    assert_ne!(first, second);
+    assert_eq!(me(first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(second).await, StatusCode::OK);
+    Ok(())
+}
