@@ -352,7 +352,7 @@ pub async fn submit(
                 Err(e) => return server_error(e),
             };
             let org = params.org.clone().unwrap_or_default();
-            match claims::org_claim(&state.store.pool, &session.user.id, &request.app.id, &org).await {
+            match claims::org_claim(&state.store.pool, &session.user.id, &request.app.id, &org, None).await {
                 Ok(Some(org)) => issue_code(&state, &request, &session, &org).await,
                 Ok(None) => pages::problem(
                     StatusCode::FORBIDDEN,

@@ -53,19 +53,26 @@ pub async fn eligible_orgs(
     Ok(rows.into_iter().map(org_from).collect())
 }
 
-/// The org claim, if the user is still a member and the app still installed.
+/// The org claim, if the user is still a member and the app still installed;
+/// with `issued_at` (unix ms), only when both were so when a token was issued:
+/// leaving and joining again, or an uninstall and a new install, does not
+/// bring a token issued before back.
 pub async fn org_claim(
     pool: &AnyPool,
     user: &str,
     app: &str,
     org: &str,
+    issued_at: Option<i64>,
 ) -> Result<Option<OrgClaim>, sqlx::Error> {
-    let row: Option<OrgTuple> = sqlx::query_as(&format!("{ELIGIBLE} AND o.id = $3"))
-        .bind(user)
-        .bind(app)
-        .bind(org)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<OrgTuple> = sqlx::query_as(&format!(
+        "{ELIGIBLE} AND o.id = $3 AND m.created_at <= $4 AND i.created_at <= $4"
+    ))
+    .bind(user)
+    .bind(app)
+    .bind(org)
+    .bind(issued_at.unwrap_or(i64::MAX))
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(org_from))
 }
 

@@ -253,8 +253,8 @@ pub async fn insert_access_token(
     expires_at: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO hub_sso_access_tokens (token_hash, code_hash, app_id, user_id, session_id, org_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO hub_sso_access_tokens (token_hash, code_hash, app_id, user_id, session_id, org_id, expires_at, issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(sha256_hex(token))
     .bind(sha256_hex(code))
@@ -263,19 +263,20 @@ pub async fn insert_access_token(
     .bind(&grant.session_id)
     .bind(&grant.org_id)
     .bind(expires_at)
+    .bind(now_ms())
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// The (app, user, org) of a live access token whose Hub session is live too.
+/// The (app, user, org, issued_at) of a live access token whose Hub session is live too.
 pub async fn access_token(
     pool: &AnyPool,
     token: &str,
-) -> Result<Option<(String, String, String)>, sqlx::Error> {
+) -> Result<Option<(String, String, String, Option<i64>)>, sqlx::Error> {
     let now = now_ms();
     sqlx::query_as(
-        "SELECT t.app_id, t.user_id, t.org_id FROM hub_sso_access_tokens t JOIN hub_sessions s ON s.id = t.session_id
+        "SELECT t.app_id, t.user_id, t.org_id, t.issued_at FROM hub_sso_access_tokens t JOIN hub_sessions s ON s.id = t.session_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > $2
            AND s.revoked_at IS NULL AND s.expires_at > $2",
     )

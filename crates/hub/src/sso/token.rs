@@ -225,7 +225,7 @@ async fn tokens(
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    let org = claims::org_claim(pool, &user.id, &app.id, &grant.org_id)
+    let org = claims::org_claim(pool, &user.id, &app.id, &grant.org_id, None)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(|| {

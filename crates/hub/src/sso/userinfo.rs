@@ -39,7 +39,7 @@ async fn claims_of(state: &AppState, headers: &HeaderMap) -> Result<UserClaims, 
             "the access token is unknown, expired or revoked, or the user signed out",
         )
     };
-    let (app, user_id, org_id) = sso_store::access_token(pool, &token)
+    let (app, user_id, org_id, issued_at) = sso_store::access_token(pool, &token)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(gone)?;
@@ -47,7 +47,7 @@ async fn claims_of(state: &AppState, headers: &HeaderMap) -> Result<UserClaims, 
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(gone)?;
-    let org = claims::org_claim(pool, &user.id, &app, &org_id)
+    let org = claims::org_claim(pool, &user.id, &app, &org_id, issued_at)
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(|| {

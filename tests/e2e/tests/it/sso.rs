@@ -947,3 +947,52 @@ async fn a_back_channel_logout_survives_a_restart_of_the_platform() -> Result<()
     );
     Ok(())
 }
+
+/// An access token checks the user's membership and the app's install as they
+/// were when it was issued: uninstalling the app ends it, and installing the
+/// app again does not bring it back (from an outside audit: the same token
+/// answered 200 again after a reinstall, or after a removed member rejoined).
+#[tokio::test]
+async fn an_access_token_stays_ended_after_the_app_is_installed_again() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let out = relying_party(world.rp(&platform, "flow", "ann@example.com")).await?;
+    let token = out["access_token"]
+        .as_str()
+        .with_context(|| format!("no access token: {out}"))?
+        .to_owned();
+    let userinfo = || async {
+        let response = platform
+            .http
+            .get(platform.url("/sso/v1/userinfo"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    };
+    let (status, claims) = userinfo().await;
+    assert_eq!(status, StatusCode::OK, "{claims}");
+    assert_eq!(claims["org"]["id"], json!(world.org));
+
+    world
+        .hub
+        .uninstall(&world.owner_token, &world.org, &world.app.id)
+        .await?;
+    assert_eq!(userinfo().await.0, StatusCode::UNAUTHORIZED);
+    world
+        .hub
+        .install(&world.owner_token, &world.org, &world.app.id)
+        .await?;
+    let (status, body) = userinfo().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // A new sign-in, after the new install, is served.
+    let out = relying_party(world.rp(&platform, "flow", "ann@example.com")).await?;
+    assert_eq!(out["userinfo"]["org"]["id"], json!(world.org), "{out}");
+    Ok(())
+}
