@@ -48,6 +48,8 @@ pub struct Params {
     code_challenge_method: Option<String>,
     /// `none`, `login`, `consent` or `select_account`.
     prompt: Option<String>,
+    /// Seconds: a sign-in older than this is asked again (0: always).
+    max_age: Option<String>,
     // The Hub's forms (not parameters an app sends).
     /// The CSRF token of the page the form came from.
     #[param(ignore)]
@@ -74,6 +76,10 @@ struct Request {
     nonce: Option<String>,
     code_challenge: String,
     prompt: Option<String>,
+    /// `max_age` (OpenID Connect Core §3.1.2.1): seconds.
+    max_age: Option<i64>,
+    /// The same, as the form carries it back.
+    max_age_text: Option<String>,
 }
 
 impl Request {
@@ -93,7 +99,17 @@ impl Request {
         if let Some(nonce) = &self.nonce {
             fields.push(("nonce", nonce));
         }
+        if let Some(max_age) = &self.max_age_text {
+            fields.push(("max_age", max_age));
+        }
         fields
+    }
+
+    /// Whether the session's sign-in is older than `max_age` allows: the
+    /// user is then asked for their password again.
+    fn too_old(&self, session: &SessionUser) -> bool {
+        self.max_age
+            .is_some_and(|max_age| now_ms() / 1000 - session_auth_time(session) > max_age)
     }
 
     /// Back to the app with `params` (and `state`, and `iss` per RFC 9207).
@@ -165,6 +181,14 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
             "The redirect_uri {redirect_uri:?} is not one the app registered (they must match exactly)."
         )));
     }
+    // OpenID Connect's max_age: seconds, 0 or more.
+    let max_age: Result<Option<i64>, ()> = match params.max_age.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse::<u32>()
+            .map(|s| Some(i64::from(s)))
+            .map_err(drop),
+    };
     let request = Request {
         app,
         client_id: client_id.to_owned(),
@@ -174,6 +198,8 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
         nonce: params.nonce.clone(),
         code_challenge: params.code_challenge.clone().unwrap_or_default(),
         prompt: params.prompt.clone(),
+        max_age: max_age.unwrap_or(None),
+        max_age_text: params.max_age.clone(),
     };
     let issuer = &state.config.sso.issuer;
     let refuse = |code: &str, description: &str| Err(request.error(issuer, code, description));
@@ -211,6 +237,12 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
         return refuse(
             "invalid_request",
             "code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)",
+        );
+    }
+    if max_age.is_err() {
+        return refuse(
+            "invalid_request",
+            "max_age must be a whole number of seconds (0 or more)",
         );
     }
     match request.prompt.as_deref() {
@@ -264,8 +296,14 @@ pub async fn start(
     let issuer = &state.config.sso.issuer;
     let prompt = request.prompt.as_deref();
     match session {
-        // prompt=login asks for the password even of a signed-in user.
-        Some(session) if prompt != Some("login") => {
+        Some(session) if request.too_old(&session) && prompt == Some("none") => request.error(
+            issuer,
+            "login_required",
+            "the user signed in to the Hub longer ago than max_age allows",
+        ),
+        // prompt=login, or a sign-in older than max_age, asks for the
+        // password even of a signed-in user.
+        Some(session) if prompt != Some("login") && !request.too_old(&session) => {
             go_on(&state, &headers, &request, session, None).await
         }
         None if prompt == Some("none") => request.error(

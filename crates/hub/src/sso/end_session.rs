@@ -188,7 +188,8 @@ pub async fn start(
     browser::with_cookie(pages::page(StatusCode::OK, "Sign out", &body), set)
 }
 
-/// POST: the confirmation form; ends the browser's Hub session.
+/// POST: the confirmation form, which ends the browser's Hub session; or an
+/// app's POST with `id_token_hint`, which ends the hinted session as the GET does.
 #[utoipa::path(
     post,
     path = "/sso/v1/end_session",
@@ -206,13 +207,25 @@ pub async fn confirm(
     headers: HeaderMap,
     PageForm(params): PageForm<Params>,
 ) -> Response {
-    if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
+    let from_our_form = browser::csrf_ok(&headers, params.csrf.as_deref());
+    if !from_our_form && params.id_token_hint.is_none() {
         return pages::form_expired("Nothing was changed.");
     }
     let (hint, after) = match check(&state, &params).await {
         Ok(checked) => checked,
         Err(response) => return response,
     };
+    if !from_our_form {
+        // An app's POST (RP-Initiated Logout allows POST as well as GET): as
+        // the GET, the hint's own session ends, never the browser's other one.
+        let Some(hint) = hint else {
+            return pages::form_expired("Nothing was changed.");
+        };
+        if let Err(e) = revoke(&state, &hint.sid).await {
+            return server_error(e);
+        }
+        return signed_out(&state, after);
+    }
     let session = match browser::session(&state, &headers).await {
         Ok(session) => session,
         Err(e) => return server_error(e),
