@@ -101,6 +101,16 @@ pub fn password(value: Option<&str>) -> Result<String, String> {
             "password is {chars} characters long; use at least {MIN_PASSWORD_LEN}"
         ));
     }
+    // Ten spaces or ten NULs are no secret; control characters cannot be typed.
+    if raw.chars().all(char::is_whitespace) {
+        return Err("password is only spaces; use letters, digits or symbols too".into());
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(
+            "password contains control characters (such as NUL or a line break); use letters, digits, spaces and symbols"
+                .into(),
+        );
+    }
     if raw.len() > MAX_PASSWORD_LEN {
         return Err(format!("password is longer than {MAX_PASSWORD_LEN} bytes"));
     }
@@ -119,7 +129,19 @@ pub fn name(field: &str, value: Option<&str>) -> Result<String, String> {
     if raw.chars().any(|c| c.is_control()) {
         return Err(format!("{field} contains control characters"));
     }
+    if raw.chars().any(is_bidi_control) {
+        return Err(format!(
+            "{field} contains a bidirectional control character (U+202A-U+202E, U+2066-U+2069), which makes text display in another order than it reads"
+        ));
+    }
     Ok(raw.to_owned())
+}
+
+/// The Unicode characters that reorder the text around them (embeddings,
+/// overrides, isolates): in a name or an invoice line they spoof what a
+/// reader sees.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An ISO 4217 code: three letters, returned upper-case.
@@ -200,9 +222,22 @@ pub const MAX_REDIRECT_URIS: usize = 20;
 /// (loopback, for local development) unless `allow_http`. Kept exactly as
 /// given, since requests must match it exactly.
 pub fn redirect_uri(field: &str, value: &str, allow_http: bool) -> Result<String, String> {
-    if value.trim() != value || value.is_empty() || value.len() > 2000 {
+    if value.is_empty()
+        || value.len() > 2000
+        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(format!(
-            "{field} {value:?} must be a URL of 1 to 2000 characters without surrounding spaces"
+            "{field} {value:?} must be a URL of 1 to 2000 characters without spaces"
+        ));
+    }
+    // Kept as given and matched exactly, so it must be written as a browser
+    // reads it: `https:///cb` parses (host "cb") but is not how anyone writes it.
+    let authority_given = value
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    if !authority_given {
+        return Err(format!(
+            "{field} {value:?} must name its host right after the scheme: https://host/callback"
         ));
     }
     let parsed = url::Url::parse(value)
@@ -351,6 +386,33 @@ mod tests {
         assert!(ok(" https://books.example/cb").is_err());
         assert!(ok("javascript:alert(1)").is_err());
         assert!(ok("books.example/cb").is_err());
+        // Written otherwise than a browser reads them (from an outside audit).
+        assert!(ok("https:///cb").unwrap_err().contains("host right after"));
+        assert!(ok("https://a.com/ cb")
+            .unwrap_err()
+            .contains("without spaces"));
+        assert!(ok("https://a.com/\tcb").is_err());
+    }
+
+    #[test]
+    fn passwords_of_spaces_or_control_characters_and_bidi_names_are_refused() {
+        assert!(password(Some("          "))
+            .unwrap_err()
+            .contains("only spaces"));
+        assert!(password(Some(&"\0".repeat(10)))
+            .unwrap_err()
+            .contains("control characters"));
+        assert!(password(Some("correct horse battery")).is_ok());
+        assert!(name("name", Some("Ann\u{202E}gpj.exe"))
+            .unwrap_err()
+            .contains("bidirectional"));
+        assert!(name("name", Some("\u{2067}Acme")).is_err());
+        assert!(name("name", Some("Zoë \u{05D0} Acme")).is_ok());
+        assert!(
+            crate::billing::money::description(Some("Seats \u{202E}0001"))
+                .unwrap_err()
+                .contains("bidirectional")
+        );
     }
 
     #[test]

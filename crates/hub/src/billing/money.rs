@@ -96,6 +96,9 @@ pub fn description(value: Option<&str>) -> Result<String, String> {
     if raw.chars().any(|c| c.is_control()) {
         return Err("description contains control characters".into());
     }
+    if raw.chars().any(crate::validate::is_bidi_control) {
+        return Err("description contains a bidirectional control character (U+202A-U+202E, U+2066-U+2069), which makes an invoice line display in another order than it reads".into());
+    }
     Ok(raw.to_owned())
 }
 

@@ -359,7 +359,16 @@ pub async fn submit(
                         .first()
                         .map(|e| e.detail.clone())
                         .unwrap_or_default();
-                    return sign_in_form(&state, &headers, &request, Some(&detail));
+                    let mut page = sign_in_form(&state, &headers, &request, Some(&detail));
+                    // Too many attempts: 429 with its Retry-After, as the API answers it.
+                    if e.status == StatusCode::TOO_MANY_REQUESTS {
+                        *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                        if let Some(retry_after) = e.retry_after {
+                            page.headers_mut()
+                                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                        }
+                    }
+                    return page;
                 }
             };
             let (token, session_id, expires_at) = match start_session(&state, &user).await {

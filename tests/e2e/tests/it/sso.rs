@@ -1095,3 +1095,61 @@ async fn end_session_by_post_with_a_hint_signs_out() -> Result<()> {
     assert_eq!(world.session_check(sid).await?["valid"], false);
     Ok(())
 }
+
+/// Too many failed sign-ins at the Hub's sign-in page answer 429 with
+/// Retry-After, as the API does (they answered 401 like a wrong password).
+#[tokio::test]
+async fn a_locked_sign_in_at_the_sso_page_answers_429_with_retry_after() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let http = no_redirects();
+    let query = [
+        ("client_id", world.app.key.as_str()),
+        ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ];
+    let form = http
+        .get(platform.url("/sso/v1/authorize"))
+        .query(&query)
+        .send()
+        .await?;
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("the form sets its CSRF cookie")?
+        .to_owned();
+    let page = form.text().await?;
+    let fields = mno_e2e::browser::hidden_fields(&page);
+    let mut last = None;
+    for _ in 0..12 {
+        let mut body = fields.clone();
+        body.push(("email".into(), "ann@example.com".into()));
+        body.push(("password".into(), "not the password".into()));
+        let r = http
+            .post(platform.url("/sso/v1/authorize"))
+            .header("cookie", &cookie)
+            .form(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let retry_after = r.headers().get("retry-after").cloned();
+        last = Some((status, retry_after));
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, retry_after) = last.unwrap();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let seconds: u64 = retry_after.context("a Retry-After")?.to_str()?.parse()?;
+    assert!(seconds > 0);
+    Ok(())
+}
