@@ -73,6 +73,13 @@ pub async fn run(args: Args) -> Result<()> {
             for id in &report.issued {
                 reportln!("  {id}");
             }
+            for held in &report.held {
+                reportln!(
+                    "  held out of {}: the bills of app(s) {} (with them the total would not fit 64-bit minor units; they stay open until the app cancels some)",
+                    held.invoice,
+                    held.apps.join(", ")
+                );
+            }
             Ok(())
         }
         Command::Rebuild(args) => {

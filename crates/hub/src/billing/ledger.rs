@@ -47,8 +47,6 @@ pub enum LedgerError {
         seq: u64,
         reason: String,
     },
-    #[error("the total of invoice {0} is beyond what 64-bit minor units hold")]
-    Overflow(String),
 }
 
 /// The subjects the ledger folds, for all orgs or one.
@@ -126,6 +124,11 @@ impl Ledger {
 
     /// The invoice of (org, period, currency) as of `cut_seq`: every open
     /// bill of that org and currency due by `period`, one line per app.
+    ///
+    /// An invoice's total must fit 64-bit minor units. When the lines would
+    /// not, the apps with the largest lines are held out (their bills stay
+    /// open, named in [`Invoice::held_apps`]) so that one app's bills cannot
+    /// keep every other app's off the org's invoice.
     pub fn invoice(
         &self,
         org: &str,
@@ -140,22 +143,36 @@ impl Ledger {
                 by_app.entry(&bill.app_id).or_default().push(bill);
             }
         }
-        let overflow = || LedgerError::Overflow(id.clone());
-        let mut lines = Vec::new();
-        let mut total: i64 = 0;
-        for (app_id, mut bills) in by_app {
-            bills.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
-            let mut line_total: i64 = 0;
-            for bill in &bills {
-                line_total = line_total
-                    .checked_add(bill.price_cents)
-                    .ok_or_else(overflow)?;
+        // Each app's line total, exact (bills are at most 10^15 each).
+        let line_totals: BTreeMap<&str, i128> = by_app
+            .iter()
+            .map(|(app, bills)| (*app, bills.iter().map(|b| i128::from(b.price_cents)).sum()))
+            .collect();
+        let mut smallest_first: Vec<(&str, i128)> = line_totals
+            .iter()
+            .map(|(app, total)| (*app, *total))
+            .collect();
+        smallest_first.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        let mut kept: BTreeSet<&str> = BTreeSet::new();
+        let mut sum: i128 = 0;
+        for (app, line) in smallest_first {
+            if sum + line <= i128::from(i64::MAX) {
+                sum += line;
+                kept.insert(app);
             }
-            total = total.checked_add(line_total).ok_or_else(overflow)?;
+        }
+        let mut lines = Vec::new();
+        let mut held_apps = Vec::new();
+        for (app_id, mut bills) in by_app {
+            if !kept.contains(app_id) {
+                held_apps.push(app_id.to_owned());
+                continue;
+            }
+            bills.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
             lines.push(InvoiceLine {
                 app_id: app_id.to_owned(),
                 app_name: bills[0].app_name.clone(),
-                total_cents: line_total,
+                total_cents: line_totals[app_id] as i64,
                 bills: bills.into_iter().cloned().collect(),
             });
         }
@@ -165,8 +182,9 @@ impl Ledger {
             period: period.to_string(),
             currency: currency.to_owned(),
             cut_at_seq: cut_seq,
-            total_cents: total,
+            total_cents: sum as i64,
             lines,
+            held_apps,
         })
     }
 }
@@ -181,6 +199,10 @@ pub struct Invoice {
     pub cut_at_seq: u64,
     pub total_cents: i64,
     pub lines: Vec<InvoiceLine>,
+    /// Apps whose bills were held out because the total would not fit; not
+    /// part of the invoice's bytes (their bills stay open).
+    #[serde(skip)]
+    pub held_apps: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,5 +297,37 @@ mod tests {
             ledger.invoice("org1", dec, "USD", 6).unwrap().bill_ids(),
             vec!["b4"]
         );
+    }
+
+    /// One app's bills whose sum would not fit the invoice's 64-bit total are
+    /// held out; every other app's are invoiced (from an outside audit: one
+    /// app blocked an org's invoice in a currency for good).
+    #[test]
+    fn an_app_whose_bills_would_overflow_the_total_is_held_out_not_the_others() {
+        let nov = Period::parse("2026-11").unwrap();
+        let mut ledger = Ledger::default();
+        let huge = 5_000_000_000_000_000_000;
+        ledger
+            .apply(1, &bill("b1", "big", "EUR", huge, "2026-11"))
+            .unwrap();
+        ledger
+            .apply(2, &bill("b22", "big", "EUR", huge, "2026-11"))
+            .unwrap();
+        ledger
+            .apply(3, &bill("b333", "fair", "EUR", 1050, "2026-11"))
+            .unwrap();
+        let invoice = ledger.invoice("org1", nov, "EUR", 3).unwrap();
+        assert_eq!(invoice.bill_ids(), vec!["b333"]);
+        assert_eq!(invoice.total_cents, 1050);
+        assert_eq!(invoice.held_apps, vec!["big".to_owned()]);
+        let bytes = String::from_utf8(invoice.to_bytes()).unwrap();
+        assert!(!bytes.contains("held"), "{bytes}");
+        // Nothing overflows: every line, as before.
+        ledger
+            .apply(4, &bill("b4444", "other", "USD", 7, "2026-11"))
+            .unwrap();
+        let usd = ledger.invoice("org1", nov, "USD", 4).unwrap();
+        assert!(usd.held_apps.is_empty());
+        assert_eq!(usd.total_cents, 7);
     }
 }

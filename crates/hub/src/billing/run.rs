@@ -59,6 +59,15 @@ pub struct RunReport {
     pub issued: Vec<String>,
     /// The stream sequence of the last cut.
     pub cut_seq: u64,
+    /// Invoices some apps' bills were held out of (see `Ledger::invoice`).
+    pub held: Vec<HeldBills>,
+}
+
+/// The apps whose bills an invoice could not take.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HeldBills {
+    pub invoice: String,
+    pub apps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -144,6 +153,20 @@ pub async fn run(
         let mut stale = false;
         for (org, currency) in ledger.invoices_due(period) {
             let invoice = ledger.invoice(&org, period, &currency, cut_seq)?;
+            if !invoice.held_apps.is_empty() {
+                tracing::warn!(
+                    invoice = %invoice.id,
+                    apps = ?invoice.held_apps,
+                    "these apps' bills are held out of the invoice: with them its total would not fit 64-bit minor units; they stay open until the apps cancel some"
+                );
+                report.held.push(HeldBills {
+                    invoice: invoice.id.clone(),
+                    apps: invoice.held_apps.clone(),
+                });
+            }
+            if invoice.lines.is_empty() {
+                continue;
+            }
             match store::issue(store, &invoice).await? {
                 Issued::New => {
                     tracing::info!(invoice = %invoice.id, total_cents = invoice.total_cents, cut_seq, "invoice issued");
