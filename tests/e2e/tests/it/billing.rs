@@ -472,6 +472,27 @@ async fn the_billing_run_issues_one_invoice_per_org_period_and_currency_and_rebu
     );
     assert!(html.contains("Seats &lt;b&gt;&amp; more&lt;/b&gt;"));
     assert!(html.contains("52.50 USD"));
+    // The portal's copy keeps the page's own policy (no script at all) and
+    // adds that no other site may frame it (from an outside audit: the
+    // portal's headers replaced the policy).
+    let mut browser = mno_e2e::browser::Browser::new();
+    let form = browser.get(&platform.url("/signin")).await?;
+    browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "owner@example.com",
+            mno_e2e::hub_client::TEST_PASSWORD,
+        )
+        .await?;
+    let printable = browser
+        .get(&platform.url(&format!("/o/{org}/invoices/{usd_id}")))
+        .await?;
+    assert_eq!(printable.status, StatusCode::OK, "{}", printable.text);
+    assert_eq!(
+        printable.headers["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    );
 
     // The org's bills, every app's and whatever their status; org B's bill
     // is not among them. (Bills made in one millisecond may list either way.)

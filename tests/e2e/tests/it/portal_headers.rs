@@ -46,7 +46,7 @@ async fn portal_pages_refuse_framing_and_caching_and_assets_stay_cacheable() -> 
         assert_eq!(header(page, "x-frame-options"), "DENY");
         assert_eq!(
             header(page, "content-security-policy"),
-            "frame-ancestors 'none'"
+            mno_portal::page_headers::PAGE_POLICY
         );
         assert_eq!(header(page, "cache-control"), "no-store");
         assert_eq!(header(page, "x-content-type-options"), "nosniff");
