@@ -622,7 +622,10 @@ async fn an_alert_over_two_orgs_is_listed_only_to_who_may_read_both() {
     })
     .await;
     assert_eq!(listed[0]["value"], "424242", "{listed:?}");
-    assert_eq!(as_owner(format!("org_ids[]={}", world.org)).await, Vec::<Value>::new());
+    assert_eq!(
+        as_owner(format!("org_ids[]={}", world.org)).await,
+        Vec::<Value>::new()
+    );
 
     // A member of A only, and an app installed in A only, never see it.
     let (member, member_token) = hub
@@ -644,10 +647,11 @@ async fn an_alert_over_two_orgs_is_listed_only_to_who_may_read_both() {
         let response = world
             .platform
             .http
-            .get(world.platform.url(&format!(
-                "/impac/api/v2/alerts?org_ids[]={}",
-                world.org
-            )))
+            .get(
+                world
+                    .platform
+                    .url(&format!("/impac/api/v2/alerts?org_ids[]={}", world.org)),
+            )
             .header("Authorization", &auth)
             .send()
             .await
