@@ -5,6 +5,10 @@
 //   {"garbage": true}                      every request answers 200 with text that is not JSON
 //   {"reject": {"field": "number", "equals": "BAD-1"}}
 //                                          a write whose body has that value answers 422
+//   {"max_page_size": 1}                   a listing answers at most that many records a page
+//                                          (as APIs that cap the size asked for)
+//   {"empty_list": true}                   a listing answers [] (a glitch)
+//   {"strip_id": true}                     a listing answers its records without their id
 // No file, or an empty object: the API answers as usual. With MNO_REQUIRED_AUTH
 // set, a request without that Authorization header answers 401.
 const fs = require('fs');
@@ -32,6 +36,18 @@ module.exports = (req, res, next) => {
   }
   if (fault.garbage) {
     return res.status(200).type('text/html').send('<html><body>maintenance</body></html>');
+  }
+  const listing = req.method === 'GET' && /^\/[^/]+\/?$/.test(req.path);
+  if (listing && fault.empty_list) {
+    return res.status(200).json([]);
+  }
+  if (listing && fault.max_page_size && req.query._limit) {
+    req.query._limit = String(Math.min(Number(req.query._limit), fault.max_page_size));
+  }
+  if (listing && fault.strip_id) {
+    const jsonp = res.jsonp.bind(res);
+    res.jsonp = (data) =>
+      jsonp(Array.isArray(data) ? data.map(({ id, ...rest }) => rest) : data);
   }
   if (fault.reject && ['POST', 'PUT', 'PATCH'].includes(req.method)) {
     return parseJson(req, res, () => {

@@ -8,16 +8,22 @@
 //! - `catalogue`: the connectors by name, built from an install's settings.
 //! - `record_api`: Connec!'s record API and change stream, as the connector app.
 //! - `runtime`: pulls, pushes, conflicts, one sync per install, backoff.
+//! - `pull_order`: which entity a sync pulls first (the referenced ones).
+//! - `absences`: which deletions a full listing may imply, and when it is not trusted.
+//! - `references`: references of pushed records that the outside API cannot name yet.
 //! - `store`: the runtime's SQL tables (installs, cursors, per-record sync state, log).
 //! - `sealed`: credentials sealed at rest under the platform key.
 //! - `api`: the HTTP routes (configure, status, sync) beside the Hub's installs.
 
+pub mod absences;
 pub mod api;
 pub mod carddav;
 pub mod catalogue;
 pub mod http_clients;
 pub mod outside;
+pub mod pull_order;
 pub mod record_api;
+pub mod references;
 pub mod rest;
 pub mod runtime;
 pub mod sealed;

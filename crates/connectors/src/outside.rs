@@ -33,6 +33,9 @@ pub struct Pulled {
     /// `changed` lists every record that exists (an API without change
     /// times): a record synced before and missing now was deleted.
     pub complete: bool,
+    /// Why some listed records could not be read (no usable id): such a
+    /// listing is never `complete`, so nothing is inferred deleted from it.
+    pub skipped: Vec<String>,
 }
 
 /// Why a call to the outside API failed. The runtime backs off on
@@ -79,6 +82,12 @@ pub trait Outside: Send + Sync + 'static {
     /// The Connec! fields this connector maps for `entity`: a mapped field the
     /// outside record no longer has is cleared in Connec! (`null`).
     fn mapped_fields(&self, entity: &str) -> Vec<String>;
+
+    /// The Connec! reference fields among [`Outside::mapped_fields`]: the
+    /// outside API holds its own id of the referenced record there.
+    fn reference_fields(&self, _entity: &str) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Changes of `entity` since `cursor` (`None`: everything, the first sync).
     async fn pull(&self, entity: &str, cursor: Option<&str>) -> Result<Pulled, OutsideError>;

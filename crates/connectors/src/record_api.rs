@@ -45,7 +45,13 @@ pub struct ConnecRecord {
 pub enum ApiFailure {
     /// The record was refused (4xx): it concerns this record only.
     #[error("Connec! refused the record ({status}): {detail}")]
-    Refused { status: u16, detail: String },
+    Refused {
+        status: u16,
+        detail: String,
+        /// Every error is a reference naming no record (yet): the
+        /// referenced record may arrive later in the same sync.
+        missing_reference: bool,
+    },
     /// The platform could not serve the call: try the whole sync again later.
     #[error("Connec! is unavailable: {0}")]
     Unavailable(String),
@@ -94,13 +100,16 @@ impl RecordApi {
             .basic_auth(&self.credentials.key, Some(&self.credentials.secret))
     }
 
-    /// The record the connector app knows as `local_id`, `None` when there is none (or it was deleted).
-    pub async fn get(
-        &self,
-        entity: &str,
-        local_id: &str,
-    ) -> Result<Option<ConnecRecord>, ApiFailure> {
-        let response = send(self.request(Method::GET, self.url(&[entity, local_id]))).await?;
+    /// The record the connector app knows as `id` (its own id, or the
+    /// global one), `None` when there is none (or it was deleted). Its `id`
+    /// and references are external-ids arrays, as in the change stream, so a
+    /// reference tells whether the connector app has an id for it.
+    pub async fn get(&self, entity: &str, id: &str) -> Result<Option<ConnecRecord>, ApiFailure> {
+        let response = send(
+            self.request(Method::GET, self.url(&[entity, id]))
+                .header("CONNEC-EXTERNAL-IDS", "true"),
+        )
+        .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -274,6 +283,15 @@ async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Api
 async fn failure(response: reqwest::Response) -> ApiFailure {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
+    // The record API's words for a reference to no record of the org.
+    let missing_reference = body["errors"].as_array().is_some_and(|errors| {
+        !errors.is_empty()
+            && errors.iter().all(|e| {
+                e["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(" does not name a "))
+            })
+    });
     let detail = body["errors"]
         .as_array()
         .map(|errors| {
@@ -291,6 +309,7 @@ async fn failure(response: reqwest::Response) -> ApiFailure {
         ApiFailure::Refused {
             status: status.as_u16(),
             detail,
+            missing_reference,
         }
     } else {
         ApiFailure::Unavailable(format!("{status}: {detail}"))
@@ -310,7 +329,7 @@ async fn record_answer(
         .map_err(|e| ApiFailure::Unavailable(format!("the record API answered: {e}")))?;
     let record = body[entity].clone();
     Ok(ConnecRecord {
-        global_id: record["id"].as_str().unwrap_or_default().to_owned(),
+        global_id: global_id(&record).unwrap_or_default(),
         version: record["version"].as_i64().unwrap_or(0),
         updated_at: record["updated_at"]
             .as_str()

@@ -8,7 +8,7 @@
 //! the runtime wrote is its own echo and is skipped; a record changed on both
 //! sides since the last sync is a conflict, settled by [`winner`] and logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,6 +22,7 @@ use crate::catalogue;
 use crate::http_clients::HttpClients;
 use crate::outside::{Outside, OutsideError, OutsideRecord};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
+use crate::references;
 use crate::sealed::Sealer;
 use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
 
@@ -66,6 +67,9 @@ enum Failure {
     Connec(String),
     /// This record only: report it, go on with the others.
     Record(String),
+    /// This record only, refused by Connec! for a reference that names no
+    /// record yet: tried again once the sync pulled every entity.
+    MissingReference(String),
     Store(sqlx::Error),
 }
 
@@ -74,7 +78,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Outside(e) => write!(f, "{e}"),
             Failure::Connec(e) => write!(f, "{e}"),
-            Failure::Record(e) => write!(f, "{e}"),
+            Failure::Record(e) | Failure::MissingReference(e) => write!(f, "{e}"),
             Failure::Store(e) => write!(f, "the connectors' database failed: {e}"),
         }
     }
@@ -89,6 +93,10 @@ impl From<sqlx::Error> for Failure {
 impl From<ApiFailure> for Failure {
     fn from(e: ApiFailure) -> Self {
         match e {
+            ApiFailure::Refused {
+                missing_reference: true,
+                ..
+            } => Failure::MissingReference(e.to_string()),
             ApiFailure::Refused { .. } => Failure::Record(e.to_string()),
             ApiFailure::Unavailable(_) => Failure::Connec(e.to_string()),
         }
@@ -115,6 +123,9 @@ struct Install {
     /// The entities whose outside changes flow into Connec! (a conflict's
     /// outside side may win only there).
     pulling: Vec<String>,
+    /// The entities whose Connec! changes flow out (a reference to one of
+    /// them gets an outside id once its record is pushed).
+    pushing: Vec<String>,
 }
 
 /// What the runtime holds in memory per install.
@@ -185,6 +196,7 @@ impl std::ops::AddAssign for Counts {
         self.pushed += other.pushed;
         self.conflicts += other.conflicts;
         self.rejected += other.rejected;
+        self.deleted += other.deleted;
     }
 }
 
@@ -360,6 +372,7 @@ impl Runtime {
             prefer: row.prefer,
             outside,
             pulling: Vec::new(),
+            pushing: Vec::new(),
             api: RecordApi::new(
                 self.http.platform.clone(),
                 &self.config.api_base,
@@ -388,7 +401,7 @@ impl Runtime {
                 .await
                 .map_err(|e| SyncError::Failed(e.to_string()))?
                 .ok_or(SyncError::NotConfigured)?;
-            let install = match self.install(&row) {
+            let mut install = match self.install(&row) {
                 Ok(install) => install,
                 Err(e) => {
                     self.fail(&row, &handle, &e, None).await;
@@ -404,9 +417,23 @@ impl Runtime {
                 .shared_now(org, app, entities)
                 .await
                 .map_err(SyncError::Failed)?;
-            match self.pull_all(&install, &entities).await {
-                Ok(()) => {
+            install.pushing = entities
+                .iter()
+                .filter(|e| e.direction.pushes())
+                .map(|e| e.entity.clone())
+                .collect();
+            let pulled = self.pull_all(&install, &entities).await;
+            // A pull may have mapped what held records were waiting for.
+            let pulled = match pulled {
+                Ok(problems) => self.push_held(&install).await.map(|()| problems),
+                Err(failure) => Err(failure),
+            };
+            match pulled {
+                Ok(problems) => {
                     let _ = self.store.mark_success(org, app).await;
+                    if !problems.is_empty() {
+                        let _ = self.store.note_error(org, app, &problems.join("; ")).await;
+                    }
                     Ok(())
                 }
                 Err(failure) => {
@@ -478,58 +505,113 @@ impl Runtime {
         delay
     }
 
-    async fn pull_all(&self, install: &Install, entities: &[EntityRow]) -> Result<(), Failure> {
-        for entity in entities.iter().filter(|e| e.direction.pulls()) {
+    /// Pull every entity that pulls, those others reference first. A record
+    /// Connec! refuses for a reference to no record (yet) is tried again
+    /// once every entity was pulled; its entity's cursor stays before it
+    /// while it is still refused. Answers the problems of a sync that
+    /// otherwise succeeded (shown as its last error).
+    async fn pull_all(
+        &self,
+        install: &Install,
+        entities: &[EntityRow],
+    ) -> Result<Vec<String>, Failure> {
+        let (org, app) = (install.org.as_str(), install.app.as_str());
+        let mut problems = Vec::new();
+        let names: Vec<String> = entities
+            .iter()
+            .filter(|e| e.direction.pulls())
+            .map(|e| e.entity.clone())
+            .collect();
+        let mut waiting: Vec<(&EntityRow, OutsideRecord)> = Vec::new();
+        let mut cursors: Vec<(&str, String)> = Vec::new();
+        for name in crate::pull_order::referenced_first(names) {
+            let Some(entity) = entities.iter().find(|e| e.entity == name) else {
+                continue;
+            };
             let name = entity.entity.as_str();
             let pulled = install
                 .outside
                 .pull(name, entity.cursor.as_deref())
                 .await
                 .map_err(Failure::Outside)?;
-            let cutoff = entity
-                .cutoff
-                .as_deref()
-                .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
-                .map(|c| c.with_timezone(&Utc));
+            for note in &pulled.skipped {
+                tracing::warn!(org, app, entity = name, %note, "outside records skipped");
+                self.store.log(org, app, name, "skipped", "", note).await?;
+                problems.push(format!("{name}: {note}"));
+            }
             // Progress is recorded per batch, so a long first sync shows its counts as it goes.
             for batch in pulled.changed.chunks(self.config.batch.max(1)) {
                 let mut counts = Counts::default();
                 for record in batch {
                     let outcome = self
-                        .apply_outside(install, entity.direction, record, name, cutoff)
+                        .apply_outside(install, entity.direction, record, name, cutoff(entity))
                         .await;
+                    if let Err(Failure::MissingReference(_)) = outcome {
+                        waiting.push((entity, record.clone()));
+                        continue;
+                    }
                     self.tally(install, name, &record.id, outcome, &mut counts)
                         .await?;
                 }
-                self.store
-                    .add_counts(&install.org, &install.app, name, counts)
-                    .await?;
+                self.store.add_counts(org, app, name, counts).await?;
             }
             let mut deleted = pulled.deleted.clone();
             if pulled.complete {
-                let listed: std::collections::HashSet<&str> =
-                    pulled.changed.iter().map(|r| r.id.as_str()).collect();
-                let known = self
-                    .store
-                    .known_ids(&install.org, &install.app, name)
-                    .await?;
-                deleted.extend(known.into_iter().filter(|id| !listed.contains(id.as_str())));
+                let listed: HashSet<&str> = pulled.changed.iter().map(|r| r.id.as_str()).collect();
+                let known = self.store.known_ids(org, app, name).await?;
+                let judged = crate::absences::judge(name, known, &listed);
+                if let Some(why) = judged.withheld {
+                    tracing::warn!(org, app, entity = name, %why, "deletions withheld");
+                    self.store.log(org, app, name, "withheld", "", &why).await?;
+                    problems.push(why);
+                }
+                deleted.extend(judged.apply);
             }
             let mut counts = Counts::default();
             for id in &deleted {
                 let outcome = self.apply_outside_delete(install, name, id).await;
                 self.tally(install, name, id, outcome, &mut counts).await?;
             }
-            self.store
-                .add_counts(&install.org, &install.app, name, counts)
-                .await?;
-            if let Some(cursor) = &pulled.cursor {
-                self.store
-                    .set_cursor(&install.org, &install.app, name, Some(cursor))
-                    .await?;
+            self.store.add_counts(org, app, name, counts).await?;
+            if let Some(cursor) = pulled.cursor {
+                if waiting.iter().any(|(e, _)| e.entity == name) {
+                    cursors.push((name, cursor));
+                } else {
+                    self.store.set_cursor(org, app, name, Some(&cursor)).await?;
+                }
             }
         }
-        Ok(())
+        // Every entity is in: a reference may name a record pulled after its own.
+        let mut still_waiting: HashSet<&str> = HashSet::new();
+        for (entity, record) in &waiting {
+            let name = entity.entity.as_str();
+            let outcome = match self
+                .apply_outside(install, entity.direction, record, name, cutoff(entity))
+                .await
+            {
+                Err(Failure::MissingReference(detail)) => {
+                    still_waiting.insert(name);
+                    Err(Failure::Record(format!(
+                        "{detail}; tried again after every entity was pulled, and at each sync until it names a record"
+                    )))
+                }
+                other => other,
+            };
+            let mut counts = Counts::default();
+            self.tally(install, name, &record.id, outcome, &mut counts)
+                .await?;
+            self.store.add_counts(org, app, name, counts).await?;
+        }
+        for (name, cursor) in cursors {
+            if still_waiting.contains(name) {
+                problems.push(format!(
+                    "{name}: records whose reference names no record of this organisation are tried again at the next sync (the cursor stays before them)"
+                ));
+            } else {
+                self.store.set_cursor(org, app, name, Some(&cursor)).await?;
+            }
+        }
+        Ok(problems)
     }
 
     /// Add one record's outcome to `counts`; a refused record is logged and
@@ -544,7 +626,7 @@ impl Runtime {
     ) -> Result<(), Failure> {
         match outcome {
             Ok(c) => *counts += c,
-            Err(Failure::Record(detail)) => {
+            Err(Failure::Record(detail) | Failure::MissingReference(detail)) => {
                 tracing::info!(org = %install.org, app = %install.app, entity, record, %detail, "record refused");
                 self.store
                     .log(
@@ -674,7 +756,13 @@ impl Runtime {
                         return Ok(counts);
                     }
                 }
-                let fields = with_cleared(install.outside.as_ref(), entity, &record.fields);
+                let mut fields = with_cleared(install.outside.as_ref(), entity, &record.fields);
+                references::keep_unsent(
+                    &mut fields,
+                    &install.outside.reference_fields(entity),
+                    &current.fields,
+                    app,
+                );
                 let updated = install
                     .api
                     .update(entity, &record.id, current.version, &fields)
@@ -699,13 +787,25 @@ impl Runtime {
         let Some(state) = self.store.record_state(org, app, entity, id).await? else {
             return Ok(Counts::default());
         };
-        let mut counts = pulled();
+        let mut counts = Counts::default();
         if let Some(current) = install.api.get(entity, id).await? {
             if current.version > state.connec_version && install.prefer == Prefer::Connec {
                 counts.conflicts += 1;
                 self.conflict(install, entity, id, "deleted outside and edited in Connec!; the install prefers Connec!: kept in Connec!".into()).await?;
             } else {
                 install.api.delete(entity, id).await?;
+                counts.deleted += 1;
+                tracing::info!(org = %org, app = %app, entity, record = id, "deleted in Connec!: gone outside");
+                self.store
+                    .log(
+                        org,
+                        app,
+                        entity,
+                        "deleted",
+                        id,
+                        "gone from the outside API: deleted in Connec!",
+                    )
+                    .await?;
             }
         }
         self.store.forget_state(org, app, entity, id).await?;
@@ -771,6 +871,7 @@ impl Runtime {
             let outcome = match self.install(&row) {
                 Ok(mut install) => {
                     install.pulling = named(Direction::pulls);
+                    install.pushing = entities.clone();
                     self.push_from(&handle, &install, &entities, row.push_cursor)
                         .await
                 }
@@ -831,6 +932,13 @@ impl Runtime {
             self.store
                 .set_push_cursor(&install.org, &install.app, change.seq as i64)
                 .await?;
+            // A record pushed may be the one a held record references.
+            if counts.pushed > 0 {
+                if let Err(failure) = self.push_held(install).await {
+                    outcome = Err(failure);
+                    break;
+                }
+            }
         }
         if outcome.is_err() {
             // The reader may be waiting for the stream's next event: stop it now.
@@ -893,6 +1001,10 @@ impl Runtime {
                 Ok(pushed)
             }
             "created" | "updated" | "merged" => {
+                let Some(record) = self.ready_to_push(install, change).await? else {
+                    return Ok(Counts::default());
+                };
+                let record = &record;
                 let Some(local) = local else {
                     let global = record_api::global_id(record)
                         .ok_or_else(|| Failure::Record("a change without an id".into()))?;
@@ -924,6 +1036,92 @@ impl Runtime {
             }
             _ => Ok(Counts::default()),
         }
+    }
+
+    /// The record to push for a change, or `None` when it is held: a reference
+    /// of it names a record of a pushed entity that the outside API has no
+    /// id for yet (created just before, its push not mapped when the stream
+    /// rendered this change). Sent without it, the outside record would lose
+    /// the reference, and a later pull would clear it in Connec!.
+    async fn ready_to_push(
+        &self,
+        install: &Install,
+        change: &StreamedChange,
+    ) -> Result<Option<Value>, Failure> {
+        let entity = change.entity.as_str();
+        let fields = install.outside.reference_fields(entity);
+        let blocking = |record: &Value| -> Vec<(String, String)> {
+            references::unnamed(entity, &fields, record, &install.app)
+                .into_iter()
+                .filter(|(_, target)| install.pushing.contains(target))
+                .collect()
+        };
+        if blocking(&change.record).is_empty() {
+            return Ok(Some(change.record.clone()));
+        }
+        // Read it again: the referenced record may have been mapped since.
+        let global = record_api::global_id(&change.record)
+            .ok_or_else(|| Failure::Record("a change without an id".into()))?;
+        let Some(fresh) = install.api.get(entity, &global).await? else {
+            return Ok(None); // Deleted since: its delete comes later in the stream.
+        };
+        let waiting_for = blocking(&fresh.fields);
+        if waiting_for.is_empty() {
+            let mut record = fresh.fields;
+            record["op"] = change.record["op"].clone();
+            return Ok(Some(record));
+        }
+        let names: Vec<String> = waiting_for
+            .iter()
+            .map(|(field, target)| format!("{field} ({target})"))
+            .collect();
+        let detail = format!(
+            "held back from the outside API: {} names a record it has no id for yet; pushed once that record is",
+            names.join(", ")
+        );
+        tracing::info!(org = %install.org, app = %install.app, entity, record = %global, %detail, "record held");
+        self.store
+            .hold(&install.org, &install.app, entity, &global)
+            .await?;
+        self.store
+            .log(&install.org, &install.app, entity, "held", &global, &detail)
+            .await?;
+        Ok(None)
+    }
+
+    /// Push the held records whose references the outside API can now name.
+    async fn push_held(&self, install: &Install) -> Result<(), Failure> {
+        let (org, app) = (install.org.as_str(), install.app.as_str());
+        for (entity, global) in self.store.held(org, app).await? {
+            if !install.pushing.contains(&entity) {
+                continue;
+            }
+            let Some(current) = install.api.get(&entity, &global).await? else {
+                self.store.release(org, app, &entity, &global).await?;
+                continue;
+            };
+            let fields = install.outside.reference_fields(&entity);
+            let ready = references::unnamed(&entity, &fields, &current.fields, app)
+                .iter()
+                .all(|(_, target)| !install.pushing.contains(target));
+            if !ready {
+                continue;
+            }
+            let mut record = current.fields;
+            record["op"] = Value::String("updated".into());
+            let change = StreamedChange {
+                seq: 0,
+                entity: entity.clone(),
+                record,
+            };
+            let result = self.push_change(install, &change).await;
+            let mut counts = Counts::default();
+            self.tally(install, &entity, &global, result, &mut counts)
+                .await?;
+            self.store.add_counts(org, app, &entity, counts).await?;
+            self.store.release(org, app, &entity, &global).await?;
+        }
+        Ok(())
     }
 
     /// A Connec! change whose outside record changed too since the last sync.
@@ -966,7 +1164,13 @@ impl Runtime {
         };
         match (side, outside) {
             (Side::Outside, Some(o)) => {
-                let fields = with_cleared(install.outside.as_ref(), entity, &o.fields);
+                let mut fields = with_cleared(install.outside.as_ref(), entity, &o.fields);
+                references::keep_unsent(
+                    &mut fields,
+                    &install.outside.reference_fields(entity),
+                    record,
+                    &install.app,
+                );
                 let updated = install.api.update(entity, local, version, &fields).await?;
                 self.save(install, entity, local, &o.tag, updated.version)
                     .await?;
@@ -994,6 +1198,15 @@ fn with_cleared(outside: &dyn Outside, entity: &str, fields: &Value) -> Value {
         }
     }
     out
+}
+
+/// An entity's cut-off: outside records last changed before it are not imported.
+fn cutoff(entity: &EntityRow) -> Option<DateTime<Utc>> {
+    entity
+        .cutoff
+        .as_deref()
+        .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+        .map(|c| c.with_timezone(&Utc))
 }
 
 fn when(at: Option<DateTime<Utc>>) -> String {

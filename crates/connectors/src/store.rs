@@ -86,6 +86,8 @@ pub struct EntityRow {
     pub pushed: i64,
     pub conflicts: i64,
     pub rejected: i64,
+    /// Records deleted in Connec! because the outside API no longer has them.
+    pub deleted: i64,
 }
 
 /// What one record looked like on both sides at its last sync.
@@ -112,6 +114,7 @@ pub struct Counts {
     pub pushed: i64,
     pub conflicts: i64,
     pub rejected: i64,
+    pub deleted: i64,
 }
 
 pub fn now_text() -> String {
@@ -232,6 +235,7 @@ impl Store {
             "connector_entities",
             "connector_records",
             "connector_events",
+            "connector_held",
         ] {
             let done = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE org = $1 AND app_id = $2"
@@ -250,7 +254,7 @@ impl Store {
 
     pub async fn entities(&self, org: &str, app: &str) -> Result<Vec<EntityRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT entity, direction, cursor, cutoff, pulled, pushed, conflicts, rejected
+            "SELECT entity, direction, cursor, cutoff, pulled, pushed, conflicts, rejected, deleted
              FROM connector_entities WHERE org = $1 AND app_id = $2 ORDER BY entity",
         )
         .bind(org)
@@ -268,6 +272,7 @@ impl Store {
                 pushed: r.get(5),
                 conflicts: r.get(6),
                 rejected: r.get(7),
+                deleted: r.get(8),
             })
             .collect())
     }
@@ -300,7 +305,7 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE connector_entities SET pulled = pulled + $1, pushed = pushed + $2,
-                conflicts = conflicts + $3, rejected = rejected + $4
+                conflicts = conflicts + $3, rejected = rejected + $4, deleted = deleted + $8
              WHERE org = $5 AND app_id = $6 AND entity = $7",
         )
         .bind(counts.pulled)
@@ -310,6 +315,7 @@ impl Store {
         .bind(org)
         .bind(app)
         .bind(entity)
+        .bind(counts.deleted)
         .execute(&self.db)
         .await?;
         Ok(())
@@ -399,7 +405,8 @@ impl Store {
         Ok(())
     }
 
-    /// Note a conflict settled (`kind` "conflict") or a record refused ("rejected").
+    /// Note a conflict settled (`kind` "conflict"), a record refused ("rejected"),
+    /// deleted ("deleted"), held ("held"), or a problem of a listing ("withheld", "skipped").
     pub async fn log(
         &self,
         org: &str,
@@ -467,6 +474,59 @@ impl Store {
         Ok(entries)
     }
 
+    /// Hold a Connec! record back from the outside API (see `references`).
+    pub async fn hold(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO connector_held (org, app_id, entity, global_id, since) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (org, app_id, entity, global_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The records held back, oldest first: `(entity, global id)`.
+    pub async fn held(&self, org: &str, app: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT entity, global_id FROM connector_held WHERE org = $1 AND app_id = $2 ORDER BY since",
+        )
+        .bind(org)
+        .bind(app)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn release(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM connector_held WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_push_cursor(&self, org: &str, app: &str, seq: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE connector_installs SET push_cursor = $1 WHERE org = $2 AND app_id = $3 AND push_cursor < $1",
@@ -484,6 +544,21 @@ impl Store {
             "UPDATE connector_installs SET last_success_at = $1, failures = 0, next_attempt_at = NULL
              WHERE org = $2 AND app_id = $3",
         )
+        .bind(now_text())
+        .bind(org)
+        .bind(app)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Show a problem of a sync that otherwise succeeded (deletions withheld,
+    /// records without an id) as the install's last error, without backing off.
+    pub async fn note_error(&self, org: &str, app: &str, error: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE connector_installs SET last_error = $1, last_error_at = $2 WHERE org = $3 AND app_id = $4",
+        )
+        .bind(error)
         .bind(now_text())
         .bind(org)
         .bind(app)

@@ -77,20 +77,31 @@ pub enum Pagination {
     /// One answer holds the whole list.
     #[default]
     None,
-    /// `?<page_param>=1,2,...&<size_param>=<size>` until a short page.
+    /// `?<page_param>=1,2,...&<size_param>=<size>` until an empty page.
     Page {
         page_param: String,
         size_param: String,
         #[serde(default = "default_size")]
         size: u32,
     },
-    /// `?<offset_param>=0,size,...&<limit_param>=<size>` until a short page.
+    /// `?<offset_param>=0,n,...&<limit_param>=<size>` (n: the records received
+    /// so far) until an empty page.
     Offset {
         offset_param: String,
         limit_param: String,
         #[serde(default = "default_size")]
         size: u32,
     },
+}
+
+impl Pagination {
+    /// The records asked for per page (`None`: not paged).
+    pub fn size(&self) -> Option<u32> {
+        match self {
+            Pagination::None => None,
+            Pagination::Page { size, .. } | Pagination::Offset { size, .. } => Some(*size),
+        }
+    }
 }
 
 fn default_size() -> u32 {
@@ -172,6 +183,14 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
         {
             return Err(format!("{at}: entity {:?} is mapped twice", c.entity));
         }
+        if c.pagination.size() == Some(0) {
+            let line = line_after(text, line, "pagination").unwrap_or(line);
+            return Err(format!(
+                "mapping line {line} (collections[{i}], entity {:?}): pagination size must be at least 1 \
+                 (the records asked for per page; 100 when left out)",
+                c.entity
+            ));
+        }
         for (field, map) in &c.fields {
             if field == "id" || map.path().is_empty() {
                 return Err(format!("{at}: field {field:?}: the id is id_field's; map other fields to non-empty paths"));
@@ -179,6 +198,18 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
         }
     }
     Ok(mapping)
+}
+
+/// The line of the first `needle` at or after line `from` (1-based).
+fn line_after(text: &str, from: usize, needle: &str) -> Option<usize> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(from.saturating_sub(1))
+        .map(str::len)
+        .sum();
+    text[start..]
+        .find(needle)
+        .map(|at| text[..start + at].matches('\n').count() + 1)
 }
 
 fn line_of(text: &str, needle: &str) -> Option<usize> {
@@ -316,6 +347,12 @@ person_id = { path = "customerId", convert = "reference" }
         let error = parse(&relative).unwrap_err();
         assert!(
             error.contains("line 7") && error.contains("must start with /"),
+            "{error}"
+        );
+        let zero = GOOD.replace("size = 2", "size = 0");
+        let error = parse(&zero).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 9 ") && error.contains("size must be at least 1"),
             "{error}"
         );
         assert!(parse("collections = []")

@@ -111,36 +111,34 @@ impl Rest {
         })
     }
 
-    /// Every record of a collection, page by page.
+    /// Every record of a collection, page by page until an empty page: an
+    /// API may cap its pages below the size asked, so a short page is not
+    /// the last one (taking it so deleted the rest of the collection).
     async fn list(&self, c: &Collection) -> Result<Vec<Value>, OutsideError> {
         let url = format!("{}{}", self.base, c.path);
         let mut all = Vec::new();
-        let mut page = 0u32;
+        let mut page = 1u64;
+        let mut previous: Option<Vec<Value>> = None;
         loop {
-            let (query, size) = match &c.pagination {
-                Pagination::None => (Vec::new(), None),
+            let query = match &c.pagination {
+                Pagination::None => Vec::new(),
                 Pagination::Page {
                     page_param,
                     size_param,
                     size,
-                } => (
-                    vec![
-                        (page_param.clone(), (page + 1).to_string()),
-                        (size_param.clone(), size.to_string()),
-                    ],
-                    Some(*size),
-                ),
+                } => vec![
+                    (page_param.clone(), page.to_string()),
+                    (size_param.clone(), size.to_string()),
+                ],
+                // The offset moves by what was received, not by what was asked.
                 Pagination::Offset {
                     offset_param,
                     limit_param,
                     size,
-                } => (
-                    vec![
-                        (offset_param.clone(), (page * size).to_string()),
-                        (limit_param.clone(), size.to_string()),
-                    ],
-                    Some(*size),
-                ),
+                } => vec![
+                    (offset_param.clone(), all.len().to_string()),
+                    (limit_param.clone(), size.to_string()),
+                ],
             };
             let answer = self
                 .call(self.request(Method::GET, url.clone()).query(&query))
@@ -154,12 +152,20 @@ impl Rest {
                     "{url} answered something else than a JSON array"
                 )));
             };
-            let count = items.len() as u32;
-            all.extend(items);
-            match size {
-                Some(size) if count >= size && count > 0 => page += 1,
-                _ => return Ok(all),
+            if items.is_empty() || matches!(c.pagination, Pagination::None) {
+                all.extend(items);
+                return Ok(all);
             }
+            // An API that ignores the paging parameters answers the same page forever.
+            if previous.as_ref() == Some(&items) {
+                return Err(OutsideError::Garbage(format!(
+                    "{url} answered page {page} with the same records as the page before: \
+                     check the mapping's pagination parameters against the API"
+                )));
+            }
+            all.extend(items.iter().cloned());
+            previous = Some(items);
+            page += 1;
         }
     }
 
@@ -230,6 +236,18 @@ impl Outside for Rest {
             .unwrap_or_default()
     }
 
+    fn reference_fields(&self, entity: &str) -> Vec<String> {
+        self.collection(entity)
+            .map(|c| {
+                c.fields
+                    .iter()
+                    .filter(|(_, map)| map.convert() == mapping::Convert::Reference)
+                    .map(|(field, _)| field.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     async fn pull(&self, entity: &str, cursor: Option<&str>) -> Result<Pulled, OutsideError> {
         let c = self.collection(entity)?;
         let since = cursor
@@ -237,9 +255,10 @@ impl Outside for Rest {
             .map(|t| t.with_timezone(&Utc));
         let mut pulled = Pulled::default();
         let mut latest = since;
+        let mut without_id = 0usize;
         for item in self.list(c).await? {
             let Some(record) = self.record(c, &item) else {
-                tracing::warn!(entity, "skipping an outside record without a usable id");
+                without_id += 1;
                 continue;
             };
             if let (Some(at), Some(since)) = (record.updated_at, since) {
@@ -250,8 +269,16 @@ impl Outside for Rest {
             latest = latest.max(record.updated_at);
             pulled.changed.push(record);
         }
-        // Without a change time every pull lists everything: deletions show as absences.
-        pulled.complete = c.updated_at_field.is_none();
+        if without_id > 0 {
+            pulled.skipped.push(format!(
+                "{without_id} record(s) of {} have no usable {:?} (a string or a number): \
+                 they were not synced, and no deletion was inferred from this listing",
+                c.path, c.id_field
+            ));
+        }
+        // Without a change time every pull lists everything: deletions show as
+        // absences, but only from a listing whose every record was read.
+        pulled.complete = c.updated_at_field.is_none() && without_id == 0;
         pulled.cursor = latest.map(crate::store::time_text);
         Ok(pulled)
     }

@@ -169,7 +169,8 @@ fn seed() -> Value {
             {"id": 2, "number": "INV-2", "amount": 20, "date": "2026-11-03", "status": "paid"},
             {"id": 3, "number": "INV-3", "amount": 7.25, "date": "2026-11-04", "status": "draft"}
         ],
-        "items": [{"id": 1, "code": "W-1", "name": "Widget", "price": 12.5}]
+        "items": [{"id": 1, "code": "W-1", "name": "Widget", "price": 12.5},
+                  {"id": 2, "code": "W-2", "name": "Gadget", "price": 3}]
     })
 }
 
@@ -524,6 +525,22 @@ async fn failing_sync(world: &World, names: &str) -> Value {
 async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
     let server = JsonServer::start(seed()).await;
     let world = World::start(&["invoices", "items"]).await;
+    // A page size of 0 would page forever (or read nothing): refused at its line.
+    let zero = MAPPING.replace("size = 2", "size = 0");
+    let (status, body) = world
+        .configure(json!({
+            "connector": "rest",
+            "settings": {"url": server.url(""), "mapping": zero},
+            "credentials": {"token": TOKEN},
+            "app_credentials": world.app_credentials()
+        }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let detail = body["errors"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("mapping line 9 ") && detail.contains("size must be at least 1"),
+        "{detail}"
+    );
     let broken = MAPPING.replace("convert = \"date\"", "convert = \"dat\"");
     let (status, body) = world
         .configure(json!({
@@ -552,4 +569,401 @@ async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["errors"][0]["source"]["pointer"], "/credentials");
+}
+
+/// Invoices paged by page number, items by offset, both two a page.
+const PAGED: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "invoices"
+path = "/invoices"
+pagination = { style = "page", page_param = "_page", size_param = "_limit", size = 2 }
+
+[collections.fields]
+transaction_number = "number"
+
+[[collections]]
+entity = "items"
+path = "/items"
+pagination = { style = "offset", offset_param = "_start", limit_param = "_limit", size = 2 }
+
+[collections.fields]
+code = "code"
+name = "name"
+"#;
+
+async fn configure_mapping(server: &JsonServer, world: &World, mapping: &str, entities: Value) {
+    let (status, body) = world
+        .configure(json!({
+            "connector": "rest",
+            "settings": {"url": server.url(""), "mapping": mapping},
+            "credentials": {"token": TOKEN},
+            "app_credentials": world.app_credentials(),
+            "entities": entities,
+            "interval_secs": 3600
+        }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The outside ids of `entity` the connector app has in Connec!.
+async fn in_connec(world: &World, entity: &str, ids: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for id in ids {
+        if world.connec_by_outside_id(entity, id).await.is_some() {
+            found.push(id.to_string());
+        }
+    }
+    found
+}
+
+fn entity_row(status: &Value, entity: &str) -> Value {
+    status["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == entity)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {entity} in {status}"))
+}
+
+fn recent_of(status: &Value, kind: &str) -> Vec<Value> {
+    status["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+/// A listing that comes back short (an API capping its pages below the size
+/// asked, an empty answer, records without their id) deletes nothing in
+/// Connec!; a real deletion outside still does, and is counted and logged.
+#[tokio::test]
+async fn a_short_or_broken_listing_deletes_nothing() {
+    let server = JsonServer::start(json!({
+        "invoices": [{"id": 1, "number": "INV-1"}, {"id": 2, "number": "INV-2"}, {"id": 3, "number": "INV-3"}],
+        "items": [{"id": 1, "code": "W-1", "name": "Widget"}, {"id": 2, "code": "W-2", "name": "Gadget"},
+                  {"id": 3, "code": "W-3", "name": "Sprocket"}]
+    }))
+    .await;
+    let world = World::start(&["invoices", "items"]).await;
+    configure_mapping(&server, &world, PAGED, Value::Null).await;
+    let all = ["1", "2", "3"];
+
+    // The API answers one record a page where two were asked: every page is read.
+    server.fault(json!({"max_page_size": 1}));
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(in_connec(&world, "invoices", &all).await, all);
+    assert_eq!(in_connec(&world, "items", &all).await, all);
+    // Again with records known: the short pages delete nothing.
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(in_connec(&world, "invoices", &all).await, all);
+    assert_eq!(in_connec(&world, "items", &all).await, all);
+
+    // A glitch: the listing answers empty. Nothing is deleted; the status says why.
+    server.fault(json!({"empty_list": true}));
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(in_connec(&world, "invoices", &all).await, all);
+    assert_eq!(in_connec(&world, "items", &all).await, all);
+    let status = world.status().await;
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("lacks 3 of the 3") && error.contains("none was applied"),
+        "{status}"
+    );
+    assert_eq!(recent_of(&status, "withheld").len(), 2, "{status}");
+
+    // Records listed without their id: skipped, reported, and nothing inferred deleted.
+    server.fault(json!({"strip_id": true}));
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(in_connec(&world, "items", &all).await, all);
+    let status = world.status().await;
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("no usable \"id\""), "{status}");
+    assert!(
+        recent_of(&status, "skipped").iter().any(
+            |e| e["entity"] == "items" && e["detail"].as_str().unwrap().contains("3 record(s)")
+        ),
+        "{status}"
+    );
+    assert_eq!(entity_row(&status, "items")["deleted"], 0, "{status}");
+
+    // A real deletion outside: applied, counted and logged.
+    server.fault(json!({}));
+    let (code, _) = server.call(Method::DELETE, "/items/3", None).await;
+    assert!(code.is_success());
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(in_connec(&world, "items", &all).await, ["1", "2"]);
+    assert_eq!(in_connec(&world, "invoices", &all).await, all);
+    let status = world.status().await;
+    assert_eq!(entity_row(&status, "items")["deleted"], 1, "{status}");
+    assert!(
+        recent_of(&status, "deleted")
+            .iter()
+            .any(|e| e["entity"] == "items" && e["record"] == "3"),
+        "{status}"
+    );
+}
+
+/// People and the invoices naming them (by the outside id of the person).
+const WITH_REFERENCES: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "invoices"
+path = "/invoices"
+updated_at_field = "updatedAt"
+
+[collections.fields]
+transaction_number = "number"
+person_id = { path = "customerId", convert = "reference" }
+
+[[collections]]
+entity = "people"
+path = "/people"
+
+[collections.fields]
+first_name = "first"
+last_name = "last"
+"#;
+
+/// The first sync pulls people before the invoices naming them (not
+/// alphabetically), and an invoice naming a person not there yet is kept
+/// for the next sync instead of being passed by the cursor for good.
+#[tokio::test]
+async fn invoices_are_pulled_after_the_people_they_name() {
+    let server = JsonServer::start(json!({
+        "people": [{"id": "p1", "first": "Ann", "last": "Lee"}],
+        "invoices": [
+            {"id": "i1", "number": "INV-1", "customerId": "p1", "updatedAt": "2026-11-01T10:00:00Z"},
+            {"id": "i2", "number": "INV-2", "customerId": "p9", "updatedAt": "2026-11-01T09:00:00Z"},
+            {"id": "i3", "number": "INV-3", "updatedAt": "2026-11-02T10:00:00Z"}
+        ]
+    }))
+    .await;
+    let world = World::start(&["invoices", "people"]).await;
+    configure_mapping(&server, &world, WITH_REFERENCES, Value::Null).await;
+
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let ann = world
+        .connec_by_outside_id("people", "p1")
+        .await
+        .expect("Ann synced");
+    let inv1 = world
+        .connec_by_outside_id("invoices", "i1")
+        .await
+        .expect("INV-1 synced on the first sync");
+    assert_eq!(inv1["person_id"], ann["id"], "{inv1}");
+    assert!(world.connec_by_outside_id("invoices", "i3").await.is_some());
+    // INV-2 names a person the API does not have (yet): refused, reported, kept for later.
+    assert!(world.connec_by_outside_id("invoices", "i2").await.is_none());
+    let status = world.status().await;
+    let refused = recent_of(&status, "rejected");
+    assert!(
+        refused.iter().any(|e| e["record"] == "i2"
+            && e["detail"]
+                .as_str()
+                .unwrap()
+                .contains("does not name a people record")),
+        "{status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("tried again at the next sync"),
+        "{status}"
+    );
+
+    // The person appears outside: the next sync brings INV-2 in, although it
+    // is older than the invoices synced before.
+    server
+        .call(
+            Method::POST,
+            "/people",
+            Some(json!({"id": "p9", "first": "Bo", "last": "Ng"})),
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let bo = world
+        .connec_by_outside_id("people", "p9")
+        .await
+        .expect("Bo synced");
+    let inv2 = world
+        .connec_by_outside_id("invoices", "i2")
+        .await
+        .expect("INV-2 synced once its person is");
+    assert_eq!(inv2["person_id"], bo["id"], "{inv2}");
+}
+
+/// An invoice created in Connec! for a person whose push is not done is held
+/// back, not sent without its customer, and goes out with it once the person
+/// is out; pulls do not clear the reference in Connec!.
+#[tokio::test]
+async fn an_invoice_waits_for_its_person_to_be_pushed() {
+    let server = JsonServer::start(json!({"people": [], "invoices": []})).await;
+    let world = World::start(&["invoices", "people"]).await;
+    configure_mapping(&server, &world, WITH_REFERENCES, Value::Null).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    // A person then at once an invoice for her: the invoice goes out naming her.
+    let (code, ann) = world
+        .crm(
+            Method::POST,
+            "people",
+            Some(json!({"people": {"first_name": "Ann", "last_name": "Lee"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{ann}");
+    let ann_global = ann["people"]["id"].as_str().unwrap().to_owned();
+    let (code, inv) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(json!({"invoices": {"transaction_number": "INV-1", "person_id": ann_global}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{inv}");
+    let inv_global = inv["invoices"]["id"].as_str().unwrap().to_owned();
+    let inv_outside = eventually("INV-1 to reach the API", || async {
+        world.outside_id_of("invoices", &inv_global).await
+    })
+    .await;
+    let ann_outside = world.outside_id_of("people", &ann_global).await.unwrap();
+    let (_, out) = server
+        .call(Method::GET, &format!("/invoices/{inv_outside}"), None)
+        .await;
+    assert_eq!(out["customerId"], json!(ann_outside), "{out}");
+
+    // A person the API refuses at first: her invoice is held, not sent without her.
+    server.fault(json!({"reject": {"field": "last", "equals": "Refused"}}));
+    let (code, bo) = world
+        .crm(
+            Method::POST,
+            "people",
+            Some(json!({"people": {"first_name": "Bo", "last_name": "Refused"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{bo}");
+    let bo_global = bo["people"]["id"].as_str().unwrap().to_owned();
+    let (code, inv) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(json!({"invoices": {"transaction_number": "INV-2", "person_id": bo_global}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{inv}");
+    let inv2_global = inv["invoices"]["id"].as_str().unwrap().to_owned();
+    let held = eventually("INV-2 to be held", || async {
+        let status = world.status().await;
+        recent_of(&status, "held")
+            .into_iter()
+            .find(|e| e["record"] == inv2_global.as_str())
+    })
+    .await;
+    assert!(
+        held["detail"]
+            .as_str()
+            .unwrap()
+            .contains("person_id (people)"),
+        "{held}"
+    );
+    assert!(server.find("invoices", "number", "INV-2").await.is_empty());
+
+    // Accepted once corrected: the person goes out, then her invoice, naming her.
+    server.fault(json!({}));
+    let (code, body) = world
+        .crm(
+            Method::PUT,
+            &format!("people/{bo_global}"),
+            Some(json!({"people": {"last_name": "Ng"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let inv2_outside = eventually("INV-2 to reach the API", || async {
+        world.outside_id_of("invoices", &inv2_global).await
+    })
+    .await;
+    let bo_outside = world.outside_id_of("people", &bo_global).await.unwrap();
+    let (_, out) = server
+        .call(Method::GET, &format!("/invoices/{inv2_outside}"), None)
+        .await;
+    assert_eq!(out["customerId"], json!(bo_outside), "{out}");
+
+    // Pulled back, the invoices keep their person in Connec!.
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    for (global, person) in [(&inv_global, &ann_global), (&inv2_global, &bo_global)] {
+        let (_, now) = world
+            .crm(Method::GET, &format!("invoices/{global}"), None)
+            .await;
+        assert_eq!(now["invoices"]["person_id"], json!(person), "{now}");
+    }
+}
+
+/// People pulled only: an invoice naming a person created in Connec! goes out
+/// without her (the API cannot name her), and a pull of that invoice does not
+/// clear her in Connec!.
+#[tokio::test]
+async fn a_pull_keeps_a_reference_the_outside_api_never_had() {
+    let server = JsonServer::start(json!({"people": [], "invoices": []})).await;
+    let world = World::start(&["invoices", "people"]).await;
+    configure_mapping(
+        &server,
+        &world,
+        WITH_REFERENCES,
+        json!({"people": {"direction": "to_connec"}, "invoices": {"direction": "both"}}),
+    )
+    .await;
+    let (_, ann) = world
+        .crm(
+            Method::POST,
+            "people",
+            Some(json!({"people": {"first_name": "Ann", "last_name": "Lee"}})),
+        )
+        .await;
+    let ann_global = ann["people"]["id"].as_str().unwrap().to_owned();
+    let (_, inv) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(json!({"invoices": {"transaction_number": "INV-1", "person_id": ann_global}})),
+        )
+        .await;
+    let inv_global = inv["invoices"]["id"].as_str().unwrap().to_owned();
+    let outside = eventually("INV-1 to reach the API", || async {
+        world.outside_id_of("invoices", &inv_global).await
+    })
+    .await;
+    // Edited outside (a timestamp moves on), then pulled.
+    server
+        .call(
+            Method::PATCH,
+            &format!("/invoices/{outside}"),
+            Some(json!({"number": "INV-1b", "updatedAt": "2030-01-01T00:00:00Z"})),
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, now) = world
+        .crm(Method::GET, &format!("invoices/{inv_global}"), None)
+        .await;
+    assert_eq!(now["invoices"]["transaction_number"], "INV-1b", "{now}");
+    assert_eq!(now["invoices"]["person_id"], json!(ann_global), "{now}");
 }
