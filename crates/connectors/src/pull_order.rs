@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 pub fn referenced_first(mut entities: Vec<String>) -> Vec<String> {
     entities.sort();
     let targets = |entity: &str| -> BTreeSet<&'static str> {
-        mno_connec_sync::entities::references(entity)
+        mno_events::entities::references(entity)
             .into_iter()
             .map(|r| r.entity)
             .filter(|target| *target != entity)

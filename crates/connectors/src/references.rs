@@ -23,7 +23,7 @@ pub fn unnamed(
     record: &Value,
     app: &str,
 ) -> Vec<(String, String)> {
-    let targets = mno_connec_sync::entities::references(entity);
+    let targets = mno_events::entities::references(entity);
     fields
         .iter()
         .filter(|f| unnamed_for(&record[f.as_str()], app))

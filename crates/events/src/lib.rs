@@ -25,6 +25,7 @@ pub mod bus;
 pub mod consume;
 pub mod db;
 pub mod directory;
+pub mod entities;
 pub mod envelope;
 pub mod http_auth;
 pub mod idm;
