@@ -108,8 +108,11 @@ impl Request {
     /// Whether the session's sign-in is older than `max_age` allows: the
     /// user is then asked for their password again.
     fn too_old(&self, session: &SessionUser) -> bool {
-        self.max_age
-            .is_some_and(|max_age| now_ms() / 1000 - session_auth_time(session) > max_age)
+        // 0 always asks, even within the second of the sign-in (OpenID
+        // Connect Core: max_age=0 is prompt=login).
+        self.max_age.is_some_and(|max_age| {
+            max_age == 0 || now_ms() / 1000 - session_auth_time(session) > max_age
+        })
     }
 
     /// Back to the app with `params` (and `state`, and `iss` per RFC 9207).
