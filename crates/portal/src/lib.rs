@@ -70,7 +70,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/dashboard", get(dashboard::first))
         .route("/o/{org}/dashboards", post(dashboard::create))
         .route("/o/{org}/dashboards/{id}", get(dashboard::page))
-        .route("/o/{org}/dashboards/{id}/delete", post(dashboard::delete))
+        .route(
+            "/o/{org}/dashboards/{id}/delete",
+            get(dashboard::delete_page).post(dashboard::delete),
+        )
         .route(
             "/o/{org}/dashboards/{id}/widgets",
             post(dashboard::add_widget),
@@ -81,7 +84,7 @@ pub fn router(config: PortalConfig) -> Router {
         )
         .route(
             "/o/{org}/dashboards/{id}/widgets/{index}/remove",
-            post(dashboard::remove_widget),
+            get(dashboard::remove_widget_page).post(dashboard::remove_widget),
         )
         .route("/o/{org}/widget/{category}/{name}", get(dashboard::widget))
         .route("/o/{org}/live", get(dashboard::live))
@@ -91,11 +94,11 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/installs", post(marketplace::install))
         .route(
             "/o/{org}/installs/{app}/uninstall",
-            post(marketplace::uninstall),
+            get(marketplace::uninstall_page).post(marketplace::uninstall),
         )
         .route(
             "/o/{org}/installs/{app}/sharing",
-            post(marketplace::sharing),
+            get(marketplace::sharing_page).post(marketplace::sharing),
         )
         .route(
             "/o/{org}/installs/{app}/entities",
@@ -103,7 +106,10 @@ pub fn router(config: PortalConfig) -> Router {
         )
         .route("/o/{org}/members", get(members::page).post(members::add))
         .route("/o/{org}/members/{user}/role", post(members::change_role))
-        .route("/o/{org}/members/{user}/remove", post(members::remove))
+        .route(
+            "/o/{org}/members/{user}/remove",
+            get(members::remove_page).post(members::remove),
+        )
         .route(
             "/o/{org}/invitations/{id}/revoke",
             post(members::revoke_invitation),

@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use maud::{html, Markup};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, Field, FormData};
 use crate::layout::{self, Chrome};
+use crate::pages::confirm::{self, Confirm};
 use crate::session::Session;
 use crate::PortalState;
 
@@ -75,10 +76,8 @@ async fn render(
                         }
                         td {
                             @if admin {
-                                form.inline method="post" action={ "/o/" (org) "/members/" (user) "/remove" } {
-                                    (forms::csrf(&session.csrf))
-                                    button.danger type="submit" { "Remove" }
-                                }
+                                (confirm::link(&format!("/o/{org}/members/{user}/remove"), "Remove",
+                                    Some(&format!("Remove {}", m["email"].as_str().unwrap_or_default()))))
                             }
                         }
                     }
@@ -116,7 +115,7 @@ async fn render(
 }
 
 /// The pending invitations, each with its **Revoke** button.
-fn invitations_table(org: &str, csrf: &str, pending: &serde_json::Value) -> Markup {
+fn invitations_table(org: &str, csrf: &str, pending: &Value) -> Markup {
     let pending = pending["invitations"]
         .as_array()
         .cloned()
@@ -159,14 +158,17 @@ pub async fn page(
     render(&state, &session, &org, &FormData::new(), None).await
 }
 
+/// Back to the members page saying what was done (`notice`), or the page
+/// again with the API's refusal.
 async fn then_back(
     state: &PortalState,
     session: &Session,
     org: &str,
     form: &FormData,
-    call: Result<serde_json::Value, ApiFailure>,
+    call: Result<Value, ApiFailure>,
+    notice: impl FnOnce(&Value) -> String,
 ) -> Result<Response, PageError> {
-    match super::settle(call, session, &format!("/o/{org}/members"))? {
+    match super::settle(call, session, &format!("/o/{org}/members"), notice)? {
         Ok(done) => Ok(done),
         Err(failure) => render(state, session, org, form, Some(&failure)).await,
     }
@@ -188,7 +190,11 @@ pub async fn add(
             &body,
         )
         .await;
-    then_back(&state, &session, &org, &form, call).await
+    let email = forms::value(&form, "email").to_owned();
+    then_back(&state, &session, &org, &form, call, |_| {
+        format!("An invitation was sent to {email}.")
+    })
+    .await
 }
 
 pub async fn revoke_invitation(
@@ -203,7 +209,11 @@ pub async fn revoke_invitation(
         enc(&org),
         enc(&invitation)
     );
-    delete_then_back(&state, &session, &org, &path).await
+    let call = state.api.delete(session.auth(), &path).await;
+    then_back(&state, &session, &org, &FormData::new(), call, |_| {
+        "The invitation was revoked.".to_owned()
+    })
+    .await
 }
 
 pub async fn change_role(
@@ -222,7 +232,74 @@ pub async fn change_role(
             &body,
         )
         .await;
-    then_back(&state, &session, &org, &FormData::new(), call).await
+    then_back(&state, &session, &org, &FormData::new(), call, |member| {
+        format!(
+            "{} is now {}.",
+            display_name(member),
+            member["role"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('_', " ")
+        )
+    })
+    .await
+}
+
+/// A member as people know them: their name, else their email.
+fn display_name(member: &Value) -> &str {
+    member["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .or(member["email"].as_str())
+        .unwrap_or("The member")
+}
+
+/// The member `user` of `org`, as the members list has them.
+async fn member(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    user: &str,
+) -> Result<Value, PageError> {
+    let members = state
+        .api
+        .get(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/members", enc(org)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    Ok(members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["user_id"].as_str() == Some(user))
+        .cloned()
+        .unwrap_or(Value::Null))
+}
+
+/// `GET .../members/{user}/remove`: asks before removing.
+pub async fn remove_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "members").await?;
+    let who = member(&state, &session, &org, &user).await?;
+    let name = display_name(&who);
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Remove {name} from {}?", chrome.org_name()),
+            consequence: format!(
+                "{name} no longer sees the organisation, its dashboards and its apps' data. An admin may invite them again."
+            ),
+            action: &format!("/o/{org}/members/{user}/remove"),
+            button: format!("Remove {name}"),
+            back: &format!("/o/{org}/members"),
+            fields: vec![],
+        },
+    ))
 }
 
 pub async fn remove(
@@ -232,17 +309,11 @@ pub async fn remove(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
+    let who = member(&state, &session, &org, &user).await?;
     let path = format!("/hub/v1/orgs/{}/members/{}", enc(&org), enc(&user));
-    delete_then_back(&state, &session, &org, &path).await
-}
-
-/// A DELETE of the Hub (a member, an invitation), then the members page again.
-async fn delete_then_back(
-    state: &PortalState,
-    session: &Session,
-    org: &str,
-    path: &str,
-) -> Result<Response, PageError> {
-    let call = state.api.delete(session.auth(), path).await;
-    then_back(state, session, org, &FormData::new(), call).await
+    let call = state.api.delete(session.auth(), &path).await;
+    then_back(&state, &session, &org, &FormData::new(), call, |_| {
+        format!("{} is no longer a member.", display_name(&who))
+    })
+    .await
 }
