@@ -9,7 +9,8 @@
 //! [`error`] (what goes wrong, sign-in redirects), [`layout`], [`bare`] and
 //! [`forms`] (the page shell, the bare page for sign-in and errors, and form
 //! fields with the API's errors beside them), [`page_headers`] (framing,
-//! caching), and one module per page under
+//! caching), [`fallback`] (what a browser gets at an address that is no
+//! page), and one module per page under
 //! [`pages`], so that later pages (SSO sign-in) slot in beside them.
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod assets;
 pub mod bare;
 pub mod demo;
 pub mod error;
+pub mod fallback;
 pub mod forms;
 pub mod layout;
 pub mod page_headers;
