@@ -107,6 +107,10 @@ pub fn router(config: PortalConfig) -> Router {
             post(marketplace::save_entities),
         )
         .route("/o/{org}/members", get(members::page).post(members::add))
+        .route(
+            "/o/{org}/leave",
+            get(members::leave_page).post(members::leave),
+        )
         .route("/o/{org}/members/{user}/role", post(members::change_role))
         .route(
             "/o/{org}/members/{user}/remove",

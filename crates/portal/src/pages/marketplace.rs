@@ -420,13 +420,36 @@ pub async fn save_entities(
         |install: &Value| format!("The entities shared with {} were saved.", app_name(install));
     match super::settle(call, &session, &format!("/o/{org}/marketplace"), saved)? {
         Ok(done) => Ok(done),
-        Err(failure) => render_for(&state, &session, &org, Some(&failure), Some(&app)).await,
+        Err(mut failure) => {
+            if ticked.is_empty() {
+                // The Hub's words name its API ("set data_sharing to false"): say which button does it.
+                let install = get_install(&state, &session, &org, &app).await?;
+                for error in &mut failure.errors {
+                    if about_entities(error.pointer.as_deref()) {
+                        error.detail = none_ticked(app_name(&install));
+                    }
+                }
+            }
+            render_for(&state, &session, &org, Some(&failure), Some(&app)).await
+        }
     }
+}
+
+/// Why no entity ticked is refused, and what to do instead.
+fn none_ticked(app: &str) -> String {
+    format!("Tick at least one entity to share with {app}; to share none, use Stop sharing data with {app}.")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unticking_all_says_which_button_shares_none() {
+        let said = none_ticked("Demo Books");
+        assert!(said.contains("Stop sharing data with Demo Books"), "{said}");
+        assert!(!said.contains("data_sharing"), "{said}");
+    }
 
     #[test]
     fn only_errors_about_the_entities_list_go_beside_it() {
