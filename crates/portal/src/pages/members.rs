@@ -89,6 +89,12 @@ fn members_table(org: &str, csrf: &str, viewer: &Viewer, members: &[Value]) -> M
     }
 }
 
+/// The viewer as the wording of refusals needs them.
+struct Me<'a> {
+    email: &'a str,
+    role: &'a str,
+}
+
 /// Whether `user` is the org's only super admin (who may not leave).
 fn last_super_admin(members: &[Value], user: &str) -> bool {
     let supers: Vec<&Value> = members
@@ -101,11 +107,11 @@ fn last_super_admin(members: &[Value], user: &str) -> bool {
 /// The Hub's refusals of this page's forms in a person's words: the org's
 /// name rather than its id, the button to use rather than the API call.
 /// `email` is the address the invitation form was posted with.
-fn in_words(failure: &ApiFailure, org_name: &str, email: &str, my_email: &str) -> ApiFailure {
+fn in_words(failure: &ApiFailure, org_name: &str, email: &str, me: &Me) -> ApiFailure {
     let mut worded = failure.clone();
     for error in &mut worded.errors {
         let said = match error.code.as_str() {
-            "already_member" if email.eq_ignore_ascii_case(my_email) => {
+            "already_member" if email.eq_ignore_ascii_case(me.email) => {
                 format!("You are already a member of {org_name}.")
             }
             "already_member" => format!(
@@ -117,7 +123,8 @@ fn in_words(failure: &ApiFailure, org_name: &str, email: &str, my_email: &str) -
             "last_super_admin" => format!(
                 "{org_name} needs a super admin: make another member super admin first."
             ),
-            "forbidden" => {
+            // An admin's 403s here are about super admins (a member's are not).
+            "forbidden" if me.role == "admin" => {
                 "Only a super admin may invite a super admin, or change or remove one.".to_owned()
             }
             _ => continue,
@@ -149,12 +156,11 @@ async fn render(
     };
     let admin = chrome.is_admin();
     let failure = failure.map(|f| {
-        in_words(
-            f,
-            chrome.org_name(),
-            forms::value(form, "email"),
-            me["email"].as_str().unwrap_or_default(),
-        )
+        let me = Me {
+            email: me["email"].as_str().unwrap_or_default(),
+            role: chrome.role(),
+        };
+        in_words(f, chrome.org_name(), forms::value(form, "email"), &me)
     });
     let failure = failure.as_ref();
     // Only admins may list invitations; for the others the section is not there.
@@ -546,9 +552,11 @@ mod tests {
             }],
         }
         };
-        let said = |f: ApiFailure, email: &str| {
-            in_words(&f, "Pâtisserie", email, "ali@x.example").summary()
+        let admin = Me {
+            email: "ali@x.example",
+            role: "admin",
         };
+        let said = |f: ApiFailure, email: &str| in_words(&f, "Pâtisserie", email, &admin).summary();
         assert_eq!(
             said(
                 refused("already_member", StatusCode::CONFLICT),
@@ -572,6 +580,16 @@ mod tests {
             .starts_with("Pâtisserie needs a super admin"));
         assert!(
             said(refused("forbidden", StatusCode::FORBIDDEN), "").starts_with("Only a super admin")
+        );
+        // A member's 403 is not about super admins: the Hub's words stay.
+        let member = Me {
+            email: "bob@x.example",
+            role: "member",
+        };
+        let forbidden = refused("forbidden", StatusCode::FORBIDDEN);
+        assert_eq!(
+            in_words(&forbidden, "P", "", &member).summary(),
+            forbidden.summary()
         );
         // What the page does not know how to say is shown as the Hub said it.
         let other = refused("invalid_field", StatusCode::UNPROCESSABLE_ENTITY);
