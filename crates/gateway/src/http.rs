@@ -45,11 +45,37 @@ pub fn metrics_router(state: EdgeState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .with_state(state)
-        .fallback(not_found)
+        .fallback(api_not_found)
+}
+
+/// The first path segments of the APIs (and the edge's own JSON routes):
+/// every other path is the portal's, whose unknown addresses a browser is
+/// shown as pages.
+const API_ROOTS: &[&str] = &[
+    "hub",
+    "idm",
+    "connec",
+    "impac",
+    ".well-known",
+    "openapi.json",
+    "healthz",
+    "readyz",
+];
+
+/// A browser's request for a page of the portal (not an API client's).
+fn wants_portal_page(request: &Request) -> bool {
+    let path = request.uri().path();
+    let root = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    let api = API_ROOTS.contains(&root) || path.starts_with("/operator/v1");
+    !api && mno_portal::fallback::wants_page(request.headers())
 }
 
 /// The path exists, the method does not (the `Allow` header lists those that do).
-async fn method_not_allowed(request: Request) -> ApiError {
+/// A browser's GET of a portal form's address is sent to the form's page.
+async fn method_not_allowed(request: Request) -> Response {
+    if request.method() == axum::http::Method::GET && wants_portal_page(&request) {
+        return mno_portal::fallback::post_only(request.uri().path());
+    }
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
@@ -59,9 +85,18 @@ async fn method_not_allowed(request: Request) -> ApiError {
             request.uri().path()
         ),
     )
+    .into_response()
 }
 
-async fn not_found(request: Request) -> ApiError {
+/// No route: the JSON 404, or the portal's "Page not found" for a browser.
+async fn not_found(request: Request) -> Response {
+    if wants_portal_page(&request) {
+        return mno_portal::fallback::not_found(request.uri().path());
+    }
+    api_not_found(request).await.into_response()
+}
+
+async fn api_not_found(request: Request) -> ApiError {
     ApiError::not_found(format!(
         "no route {} {}; see docs/api for the routes",
         request.method(),

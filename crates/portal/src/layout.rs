@@ -32,6 +32,8 @@ pub struct Chrome {
     pub invitations: Result<Vec<Value>, ApiFailure>,
     pub org: Option<String>,
     pub section: &'static str,
+    /// What the last form post did ("Demo HR was installed."), shown once.
+    pub notice: Option<String>,
 }
 
 impl Chrome {
@@ -55,6 +57,7 @@ impl Chrome {
                 .map(|list| list["invitations"].as_array().cloned().unwrap_or_default()),
             org: org.map(str::to_owned),
             section,
+            notice: session.notice.clone(),
         })
     }
 
@@ -69,6 +72,13 @@ impl Chrome {
         self.current()
             .and_then(|o| o["role"].as_str())
             .unwrap_or("member")
+    }
+
+    /// The name of the organisation in view ("" when it is not one of the user's).
+    pub fn org_name(&self) -> &str {
+        self.current()
+            .and_then(|o| o["name"].as_str())
+            .unwrap_or_default()
     }
 
     pub fn is_admin(&self) -> bool {
@@ -118,6 +128,7 @@ pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
                 main #main {
                     @if chrome.section != "orgs" { (invitation_banner(chrome)) }
                     h1 { (title) }
+                    @if let Some(notice) = &chrome.notice { p.notice.done #notice role="status" { (notice) } }
                     (body)
                 }
             }

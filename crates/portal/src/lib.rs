@@ -9,7 +9,8 @@
 //! [`error`] (what goes wrong, sign-in redirects), [`layout`], [`bare`] and
 //! [`forms`] (the page shell, the bare page for sign-in and errors, and form
 //! fields with the API's errors beside them), [`page_headers`] (framing,
-//! caching), and one module per page under
+//! caching), [`fallback`] (what a browser gets at an address that is no
+//! page), and one module per page under
 //! [`pages`], so that later pages (SSO sign-in) slot in beside them.
 
 pub mod api;
@@ -17,6 +18,7 @@ pub mod assets;
 pub mod bare;
 pub mod demo;
 pub mod error;
+pub mod fallback;
 pub mod forms;
 pub mod layout;
 pub mod page_headers;
@@ -76,7 +78,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/dashboard", get(dashboard::first))
         .route("/o/{org}/dashboards", post(dashboard::create))
         .route("/o/{org}/dashboards/{id}", get(dashboard::page))
-        .route("/o/{org}/dashboards/{id}/delete", post(dashboard::delete))
+        .route(
+            "/o/{org}/dashboards/{id}/delete",
+            get(dashboard::delete_page).post(dashboard::delete),
+        )
         .route(
             "/o/{org}/dashboards/{id}/widgets",
             post(dashboard::add_widget),
@@ -87,7 +92,7 @@ pub fn router(config: PortalConfig) -> Router {
         )
         .route(
             "/o/{org}/dashboards/{id}/widgets/{index}/remove",
-            post(dashboard::remove_widget),
+            get(dashboard::remove_widget_page).post(dashboard::remove_widget),
         )
         .route("/o/{org}/widget/{category}/{name}", get(dashboard::widget))
         .route("/o/{org}/live", get(dashboard::live))
@@ -97,19 +102,26 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/installs", post(marketplace::install))
         .route(
             "/o/{org}/installs/{app}/uninstall",
-            post(marketplace::uninstall),
+            get(marketplace::uninstall_page).post(marketplace::uninstall),
         )
         .route(
             "/o/{org}/installs/{app}/sharing",
-            post(marketplace::sharing),
+            get(marketplace::sharing_page).post(marketplace::sharing),
         )
         .route(
             "/o/{org}/installs/{app}/entities",
             post(marketplace::save_entities),
         )
         .route("/o/{org}/members", get(members::page).post(members::add))
+        .route(
+            "/o/{org}/leave",
+            get(members::leave_page).post(members::leave),
+        )
         .route("/o/{org}/members/{user}/role", post(members::change_role))
-        .route("/o/{org}/members/{user}/remove", post(members::remove))
+        .route(
+            "/o/{org}/members/{user}/remove",
+            get(members::remove_page).post(members::remove),
+        )
         .route(
             "/o/{org}/invitations/{id}/revoke",
             post(members::revoke_invitation),

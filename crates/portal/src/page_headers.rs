@@ -4,9 +4,11 @@
 //! and sends no more of the URL than the origin to other sites.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+
+use crate::session;
 
 /// The portal's pages: its own scripts (htmx, uPlot, portal.js under
 /// /assets), inline styles (htmx's indicator style, uPlot's), nothing framed.
@@ -15,7 +17,28 @@ pub const PAGE_POLICY: &str =
      img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 pub async fn add(request: Request, next: Next) -> Response {
+    // A notice is shown by the first full page after the post that set it
+    // (not by the fragments htmx loads into it), then forgotten.
+    let had_notice = session::cookie(request.headers(), session::NOTICE_COOKIE).is_some()
+        && !request.headers().contains_key("hx-request");
     let mut response = next.run(request).await;
+    let shown = response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    if had_notice && shown {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            session::set_cookie(false, session::NOTICE_COOKIE, "", 0),
+        );
+    }
+    protect(&mut response);
+    response
+}
+
+/// The headers every portal answer carries (also the edge's "Page not found").
+pub fn protect(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     // Scripts only from the portal's own assets: were some text ever to slip
@@ -44,5 +67,56 @@ pub async fn add(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use axum::response::{Html, Redirect};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use crate::session::{notice, set_notice, NOTICE_COOKIE};
+
+    #[test]
+    fn a_notice_survives_its_cookie() {
+        let text = "Zoë & Ali: removed; 100% <done>";
+        let set = set_notice(text);
+        let value = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::COOKIE, value.parse().unwrap());
+        assert_eq!(notice(&headers).as_deref(), Some(text));
+    }
+
+    async fn clears(request: Request<Body>) -> bool {
+        let app = Router::new()
+            .route("/page", get(|| async { Html("<p>page</p>") }))
+            .route("/moved", get(|| async { Redirect::to("/page") }))
+            .layer(axum::middleware::from_fn(super::add));
+        let response = app.oneshot(request).await.unwrap();
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|c| {
+                c.to_str()
+                    .unwrap()
+                    .starts_with(&format!("{NOTICE_COOKIE}=;"))
+            })
+    }
+
+    #[tokio::test]
+    async fn the_first_full_page_shown_forgets_the_notice() {
+        let with =
+            |uri: &str| Request::get(uri).header(header::COOKIE, format!("{NOTICE_COOKIE}=Done."));
+        assert!(clears(with("/page").body(Body::empty()).unwrap()).await);
+        // A redirect on the way, or a fragment htmx loads into the page, shows no notice.
+        assert!(!clears(with("/moved").body(Body::empty()).unwrap()).await);
+        let fragment = with("/page").header("hx-request", "true");
+        assert!(!clears(fragment.body(Body::empty()).unwrap()).await);
+        let without = Request::get("/page").body(Body::empty()).unwrap();
+        assert!(!clears(without).await);
+    }
 }

@@ -22,6 +22,25 @@ use crate::PortalState;
 
 pub const SESSION_COOKIE: &str = "mno_session";
 pub const ANON_COOKIE: &str = "mno_anon";
+/// A short notice ("Ali was removed from Pâtisserie.") for the next page
+/// shown, set by a form post's redirect and cleared once a page showed it.
+pub const NOTICE_COOKIE: &str = "mno_notice";
+
+/// The `Set-Cookie` of a notice for the next page (percent-encoded, a minute at most).
+pub fn set_notice(text: &str) -> HeaderValue {
+    let value: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    // Not a secret (a line of text for the next page), so never `Secure`-only.
+    set_cookie(false, NOTICE_COOKIE, &value, 60)
+}
+
+/// The notice the request carries, decoded.
+pub fn notice(headers: &HeaderMap) -> Option<String> {
+    let value = cookie(headers, NOTICE_COOKIE)?;
+    url::form_urlencoded::parse(value.as_bytes())
+        .next()
+        .map(|(text, _)| text.into_owned())
+        .filter(|text| !text.is_empty())
+}
 
 /// The value of cookie `name` in the request.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -83,6 +102,8 @@ pub struct Session {
     pub csrf: String,
     /// The page asked for, to come back to after signing in again.
     pub here: String,
+    /// What the last form post did, to show on this page ([`NOTICE_COOKIE`]).
+    pub notice: Option<String>,
 }
 
 impl Session {
@@ -154,6 +175,7 @@ where
             csrf: csrf_token(&state, &token),
             token,
             here,
+            notice: notice(&parts.headers),
         })
     }
 }

@@ -22,6 +22,7 @@ use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, Field, FormData};
 use crate::layout::{self, Chrome};
+use crate::pages::confirm::{self, Confirm};
 use crate::session::Session;
 use crate::PortalState;
 
@@ -228,10 +229,7 @@ async fn render(
                 input #new-dashboard name="name" required placeholder="Name";
                 button.secondary type="submit" { "Create" }
             }
-            form.inline method="post" action={ (base) "/delete" } {
-                (forms::csrf(&session.csrf))
-                button.danger type="submit" { "Delete this dashboard" }
-            }
+            (confirm::link(&format!("{base}/delete"), "Delete this dashboard", None))
         }
         // portal.js says here when the live connection is refused or lost, and when it is back.
         p.live #live-status role="status" { "Live: figures refresh by themselves when records change." }
@@ -286,10 +284,7 @@ fn widget_frame(
                     a href=(csv) download { "CSV" }
                     @if index > 0 { (move_button(base, csrf, index, -1, widget)) }
                     @if index + 1 < count { (move_button(base, csrf, index, 1, widget)) }
-                    form.inline method="post" action={ (base) "/widgets/" (index) "/remove" } {
-                        (forms::csrf(csrf))
-                        button.danger type="submit" aria-label={ "Remove " (widgets::title(widget)) } { "✕" }
-                    }
+                    (confirm::link(&format!("{base}/widgets/{index}/remove"), "✕", Some(&format!("Remove {}", widgets::title(widget)))))
                 }
             }
             div.figures hx-get=(fragment) hx-trigger="load, sse:change" hx-swap="innerHTML" aria-live="polite" {
@@ -546,6 +541,58 @@ pub async fn create(
     )))
 }
 
+/// The dashboard `id` as Impac! has it.
+async fn get_dashboard(
+    state: &PortalState,
+    session: &Session,
+    id: &str,
+) -> Result<Value, PageError> {
+    state
+        .api
+        .get(
+            session.auth(),
+            &format!("/impac/api/v2/dashboards/{}", enc(id)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))
+}
+
+/// `GET .../delete`: asks before deleting the dashboard.
+pub async fn delete_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "dashboard").await?;
+    let dashboard = get_dashboard(&state, &session, &id).await?;
+    let all = state
+        .api
+        .get(session.auth(), &dashboards_path(&org))
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let name = dashboard["name"].as_str().unwrap_or("Dashboard");
+    let only = all["dashboards"].as_array().is_none_or(|d| d.len() <= 1);
+    let mut consequence = format!(
+        "Its widgets and their order are forgotten; the figures stay in {}'s reports.",
+        chrome.org_name()
+    );
+    if only {
+        // What the trial met: the only dashboard comes back as a new Overview.
+        consequence.push_str(" It is your only dashboard here: a new Overview with the usual widgets takes its place.");
+    }
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Delete the dashboard {name}?"),
+            consequence,
+            action: &format!("/o/{org}/dashboards/{id}/delete"),
+            button: format!("Delete {name}"),
+            back: &format!("/o/{org}/dashboards/{id}"),
+            fields: vec![],
+        },
+    ))
+}
+
 pub async fn delete(
     State(state): State<PortalState>,
     session: Session,
@@ -553,6 +600,7 @@ pub async fn delete(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
+    let dashboard = get_dashboard(&state, &session, &id).await?;
     state
         .api
         .delete(
@@ -561,28 +609,67 @@ pub async fn delete(
         )
         .await
         .map_err(|e| PageError::from_api(e, &session.here))?;
-    Ok(back_to(&format!("/o/{org}/dashboard")))
+    let name = dashboard["name"].as_str().unwrap_or("Dashboard");
+    Ok(super::done(
+        &format!("/o/{org}/dashboard"),
+        &format!("The dashboard {name} was deleted."),
+    ))
 }
 
-/// Change the dashboard's widget list with `edit`, and store it.
+/// Change the dashboard's widget list with `edit` (which says what it did,
+/// or `None` when there was nothing to do), and store it.
 async fn edit_widgets(
     state: &PortalState,
     session: &Session,
     org: &str,
     id: &str,
-    edit: impl FnOnce(&mut Vec<Value>),
+    edit: impl FnOnce(&mut Vec<Value>) -> Option<String>,
 ) -> Result<Response, PageError> {
     let path = format!("/impac/api/v2/dashboards/{}", enc(id));
     let fail = |e| PageError::from_api(e, &session.here);
     let dashboard = state.api.get(session.auth(), &path).await.map_err(fail)?;
     let mut widgets = dashboard["widgets"].as_array().cloned().unwrap_or_default();
-    edit(&mut widgets);
+    let notice = edit(&mut widgets);
     state
         .api
         .patch(session.auth(), &path, &json!({ "widgets": widgets }))
         .await
         .map_err(fail)?;
-    Ok(back_to(&format!("/o/{org}/dashboards/{id}")))
+    let page = format!("/o/{org}/dashboards/{id}");
+    Ok(match notice {
+        Some(notice) => super::done(&page, &notice),
+        None => back_to(&page),
+    })
+}
+
+/// `GET .../widgets/{index}/remove`: asks before removing the widget.
+pub async fn remove_widget_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id, index)): Path<(String, String, usize)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "dashboard").await?;
+    let dashboard = get_dashboard(&state, &session, &id).await?;
+    let base = format!("/o/{org}/dashboards/{id}");
+    let Some(widget) = dashboard["widgets"][index]["widget"].as_str() else {
+        // Removed meanwhile (another tab): nothing to ask.
+        return Ok(back_to(&base));
+    };
+    let title = widgets::title(widget);
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!(
+                "Remove {title} from {}?",
+                dashboard["name"].as_str().unwrap_or("the dashboard")
+            ),
+            consequence: "Its figures stay in the reports; Add a widget puts it back.".to_owned(),
+            action: &format!("{base}/widgets/{index}/remove"),
+            button: format!("Remove {title}"),
+            back: &base,
+            fields: vec![("widget", widget)],
+        },
+    ))
 }
 
 pub async fn add_widget(
@@ -594,7 +681,9 @@ pub async fn add_widget(
     session.check(&state, &form)?;
     let widget = forms::value(&form, "widget").to_owned();
     edit_widgets(&state, &session, &org, &id, |ws| {
-        ws.push(json!({ "widget": widget }))
+        let notice = format!("{} was added.", widgets::title(&widget));
+        ws.push(json!({ "widget": widget }));
+        Some(notice)
     })
     .await
 }
@@ -616,6 +705,7 @@ pub async fn move_widget(
         if let Some(other) = other.filter(|o| *o < ws.len() && index < ws.len()) {
             ws.swap(index, other);
         }
+        None
     })
     .await
 }
@@ -627,10 +717,16 @@ pub async fn remove_widget(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
+    // The confirmation names the widget: if the list changed since (another
+    // tab), the index is no longer that widget's and nothing is removed.
+    let named = forms::value(&form, "widget").to_owned();
     edit_widgets(&state, &session, &org, &id, |ws| {
-        if index < ws.len() {
-            ws.remove(index);
+        let widget = ws.get(index)?["widget"].as_str()?.to_owned();
+        if !named.is_empty() && named != widget {
+            return None;
         }
+        ws.remove(index);
+        Some(format!("{} was removed.", widgets::title(&widget)))
     })
     .await
 }
@@ -662,7 +758,7 @@ pub async fn create_kpi(
         .post(session.auth(), "/impac/api/v2/kpis", &body)
         .await;
     let page = format!("/o/{org}/dashboards/{dashboard}?{view_query}#kpis");
-    match super::settle(call, &session, &page)? {
+    match super::settle(call, &session, &page, |_| "The KPI was created.".to_owned())? {
         Ok(done) => Ok(done),
         Err(failure) => {
             let raw = Some(view_query.as_str());

@@ -27,7 +27,7 @@ pub async fn page(
         let body = html! {
             p.notice {
                 "Invoices show what the organisation spends on every app: only its admins and super admins see them. "
-                "Your role here is " (chrome.role().replace('_', " ")) "."
+                "Your role here is " (super::members::role_name(chrome.role())) "."
             }
         };
         return Ok(layout::page("Invoices", &chrome, body).into_response());

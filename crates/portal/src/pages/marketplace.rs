@@ -12,6 +12,7 @@ use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, FormData};
 use crate::layout::{self, Chrome};
+use crate::pages::confirm::{self, Confirm};
 use crate::session::Session;
 use crate::PortalState;
 
@@ -165,15 +166,19 @@ async fn render_for(
                                         p.hint { "Shares only: " (list.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) "." }
                                     }
                                     @if admin {
-                                        form.inline method="post" action={ "/o/" (org) "/installs/" (id.trim_matches('"')) "/sharing" } {
-                                            (forms::csrf(&session.csrf))
-                                            input type="hidden" name="data_sharing" value=(if sharing { "false" } else { "true" });
-                                            button.secondary type="submit" { @if sharing { "Stop sharing data with " } @else { "Share data with " } (name) }
+                                        @let install_path = format!("/o/{org}/installs/{}", id.trim_matches('"'));
+                                        // Stopping and uninstalling are confirmed on a page of their own.
+                                        @if sharing {
+                                            (confirm::link(&format!("{install_path}/sharing"), &format!("Stop sharing data with {name}"), None))
+                                        } @else {
+                                            form.inline method="post" action={ (install_path) "/sharing" } {
+                                                (forms::csrf(&session.csrf))
+                                                input type="hidden" name="data_sharing" value="true";
+                                                button.secondary type="submit" { "Share data with " (name) }
+                                            }
                                         }
-                                        form.inline method="post" action={ "/o/" (org) "/installs/" (id.trim_matches('"')) "/uninstall" } {
-                                            (forms::csrf(&session.csrf))
-                                            button.danger type="submit" { "Uninstall " (name) }
-                                        }
+                                        " "
+                                        (confirm::link(&format!("{install_path}/uninstall"), &format!("Uninstall {name}"), None))
                                         @if !entity_names(app).is_empty() {
                                             (entities_form(org, id.trim_matches('"'), app, &install, session, &field_errors(id.trim_matches('"'))))
                                         }
@@ -207,14 +212,16 @@ pub async fn page(
     render(&state, &session, &org, None).await
 }
 
-/// Do `call`; on an error other than a lost session, show the page with it.
+/// Do `call`; on success back to the marketplace saying what was done
+/// (`notice`), on an error other than a lost session the page with it.
 async fn then_back(
     state: &PortalState,
     session: &Session,
     org: &str,
     call: Result<Value, ApiFailure>,
+    notice: impl FnOnce(&Value) -> String,
 ) -> Result<Response, PageError> {
-    match super::settle(call, session, &format!("/o/{org}/marketplace"))? {
+    match super::settle(call, session, &format!("/o/{org}/marketplace"), notice)? {
         Ok(done) => Ok(done),
         Err(failure) => render(state, session, org, Some(&failure)).await,
     }
@@ -257,7 +264,80 @@ pub async fn install(
             &json!({ "app_id": app_id }),
         )
         .await;
-    then_back(&state, &session, &org, call).await
+    then_back(&state, &session, &org, call, |install| {
+        format!("{} was installed.", app_name(install))
+    })
+    .await
+}
+
+/// The app's name as an install names it.
+fn app_name(install: &Value) -> &str {
+    install["app_name"].as_str().unwrap_or("The app")
+}
+
+/// The install of `app` in `org` (its `app_name` names it on the confirmation pages).
+async fn get_install(
+    state: &PortalState,
+    session: &Session,
+    org: &str,
+    app: &str,
+) -> Result<Value, PageError> {
+    state
+        .api
+        .get(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/installs/{}", enc(org), enc(app)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))
+}
+
+/// `GET .../uninstall`: asks before uninstalling.
+pub async fn uninstall_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, app)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "marketplace").await?;
+    let install = get_install(&state, &session, &org, &app).await?;
+    let name = app_name(&install);
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Uninstall {name} from {}?", chrome.org_name()),
+            consequence: format!(
+                "{name} stops getting the organisation's changes and may no longer read or write its records. You can install it again later."
+            ),
+            action: &format!("/o/{org}/installs/{app}/uninstall"),
+            button: format!("Uninstall {name}"),
+            back: &format!("/o/{org}/marketplace"),
+            fields: vec![],
+        },
+    ))
+}
+
+/// `GET .../sharing`: asks before stopping data sharing (switching it on is not asked).
+pub async fn sharing_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, app)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "marketplace").await?;
+    let install = get_install(&state, &session, &org, &app).await?;
+    let name = app_name(&install);
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Stop sharing data with {name}?"),
+            consequence: format!(
+                "{name} stays installed but may no longer read or write the organisation's records, and gets none of its changes, until data sharing is switched on again."
+            ),
+            action: &format!("/o/{org}/installs/{app}/sharing"),
+            button: format!("Stop sharing data with {name}"),
+            back: &format!("/o/{org}/marketplace"),
+            fields: vec![("data_sharing", "false")],
+        },
+    ))
 }
 
 pub async fn uninstall(
@@ -267,6 +347,8 @@ pub async fn uninstall(
     Form(form): Form<FormData>,
 ) -> Result<Response, PageError> {
     session.check(&state, &form)?;
+    // Its name, for the notice (the DELETE answers nothing).
+    let install = get_install(&state, &session, &org, &app).await?;
     let call = state
         .api
         .delete(
@@ -274,7 +356,10 @@ pub async fn uninstall(
             &format!("/hub/v1/orgs/{}/installs/{}", enc(&org), enc(&app)),
         )
         .await;
-    then_back(&state, &session, &org, call).await
+    then_back(&state, &session, &org, call, |_| {
+        format!("{} was uninstalled.", app_name(&install))
+    })
+    .await
 }
 
 pub async fn sharing(
@@ -286,7 +371,15 @@ pub async fn sharing(
     session.check(&state, &form)?;
     let on = forms::value(&form, "data_sharing") == "true";
     let call = patch_install(&state, &session, &org, &app, json!({ "data_sharing": on })).await;
-    then_back(&state, &session, &org, call).await
+    then_back(&state, &session, &org, call, |install| {
+        let name = app_name(install);
+        if on {
+            format!("{name} shares the organisation's data again.")
+        } else {
+            format!("{name} no longer shares the organisation's data.")
+        }
+    })
+    .await
 }
 
 /// Save the entities the org shares with the app: the ticked ones, or all of
@@ -323,15 +416,40 @@ pub async fn save_entities(
     )
     .await;
     // Errors about the list go beside that app's checkboxes.
-    match super::settle(call, &session, &format!("/o/{org}/marketplace"))? {
+    let saved =
+        |install: &Value| format!("The entities shared with {} were saved.", app_name(install));
+    match super::settle(call, &session, &format!("/o/{org}/marketplace"), saved)? {
         Ok(done) => Ok(done),
-        Err(failure) => render_for(&state, &session, &org, Some(&failure), Some(&app)).await,
+        Err(mut failure) => {
+            if ticked.is_empty() {
+                // The Hub's words name its API ("set data_sharing to false"): say which button does it.
+                let install = get_install(&state, &session, &org, &app).await?;
+                for error in &mut failure.errors {
+                    if about_entities(error.pointer.as_deref()) {
+                        error.detail = none_ticked(app_name(&install));
+                    }
+                }
+            }
+            render_for(&state, &session, &org, Some(&failure), Some(&app)).await
+        }
     }
+}
+
+/// Why no entity ticked is refused, and what to do instead.
+fn none_ticked(app: &str) -> String {
+    format!("Tick at least one entity to share with {app}; to share none, use Stop sharing data with {app}.")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unticking_all_says_which_button_shares_none() {
+        let said = none_ticked("Demo Books");
+        assert!(said.contains("Stop sharing data with Demo Books"), "{said}");
+        assert!(!said.contains("data_sharing"), "{said}");
+    }
 
     #[test]
     fn only_errors_about_the_entities_list_go_beside_it() {

@@ -4,6 +4,7 @@
 //! as a page like any other (200): browsers log a 4xx page as a failed load.
 
 pub mod auth;
+pub mod confirm;
 pub mod dashboard;
 pub mod home;
 pub mod invitations;
@@ -15,6 +16,7 @@ pub mod orgs;
 pub mod sync;
 pub mod widgets;
 
+use axum::http::header::SET_COOKIE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
@@ -28,16 +30,27 @@ pub fn back_to(path: &str) -> Response {
     Redirect::to(path).into_response()
 }
 
+/// After a form post that did something: back to a page, which says what was done.
+pub fn done(path: &str, notice: &str) -> Response {
+    (
+        [(SET_COOKIE, crate::session::set_notice(notice))],
+        Redirect::to(path),
+    )
+        .into_response()
+}
+
 /// What a form post's API call comes to: back to `page` when it succeeded,
-/// sign-in when the session is gone (an `Err`), or the API's refusal for the
-/// page to show again with the errors beside the fields.
+/// saying what was done (`notice` of the API's answer), sign-in when the
+/// session is gone (an `Err`), or the API's refusal for the page to show
+/// again with the errors beside the fields.
 pub fn settle(
     call: Result<Value, ApiFailure>,
     session: &Session,
     page: &str,
+    notice: impl FnOnce(&Value) -> String,
 ) -> Result<Result<Response, ApiFailure>, PageError> {
     match call {
-        Ok(_) => Ok(Ok(back_to(page))),
+        Ok(answer) => Ok(Ok(done(page, &notice(&answer)))),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             Err(PageError::from_api(e, &session.here))
         }

@@ -12,6 +12,7 @@ use crate::api::ApiFailure;
 use crate::error::PageError;
 use crate::forms::{self, Field, FormData};
 use crate::layout::{self, Chrome, SECTIONS};
+use crate::pages::members::role_name;
 use crate::session::Session;
 use crate::PortalState;
 
@@ -39,7 +40,7 @@ pub(super) async fn render(
                         tr {
                             td { a href={ "/o/" (org["id"].as_str().unwrap_or_default()) "/dashboard" } { (org["name"].as_str().unwrap_or_default()) } }
                             td { (org["currency"].as_str().unwrap_or_default()) }
-                            td { (org["role"].as_str().unwrap_or_default()) }
+                            td { (role_name(org["role"].as_str().unwrap_or_default())) }
                         }
                     }
                 }
@@ -135,7 +136,7 @@ fn invitations_received(chrome: &Chrome, failure: Option<&ApiFailure>) -> Markup
                             @let org_name = invitation["org_name"].as_str().unwrap_or_default();
                             tr.invitation {
                                 td { (org_name) }
-                                td { (invitation["role"].as_str().unwrap_or_default().replace('_', " ")) }
+                                td { (role_name(invitation["role"].as_str().unwrap_or_default())) }
                                 td { (invitation["invited_by"]["name"].as_str().unwrap_or_default()) }
                                 td { (invitation["created_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default()) }
                                 td {

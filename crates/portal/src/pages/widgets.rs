@@ -64,6 +64,11 @@ fn cell(path: &str, value: &Value) -> Markup {
         }
         Value::Null => html! { td data-path=(path) { "—" } },
         Value::String(s) => html! { td data-path=(path) { (s) } },
+        // A list inside a row (the balance's types of each class): a small table of its own.
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+            html! { td data-path=(path) { (rows_table(path, items, None)) } }
+        }
+        Value::Array(items) if items.is_empty() => html! { td data-path=(path) { "—" } },
         other => html! { td data-path=(path) { (other.to_string()) } },
     }
 }
@@ -127,10 +132,16 @@ fn columns_of(rows: &[Value]) -> Vec<String> {
 }
 
 fn list_table(path: &str, rows: &[Value]) -> Markup {
+    rows_table(path, rows, Some(&path.replace(['_', '.'], " ")))
+}
+
+/// A list of objects as a table, a column per key; without a caption it is
+/// one nested in another table's cell, drawn smaller.
+fn rows_table(path: &str, rows: &[Value], caption: Option<&str>) -> Markup {
     let columns = columns_of(rows);
     html! {
-        table {
-            caption { (path.replace(['_', '.'], " ")) }
+        table.nested[caption.is_none()] {
+            @if let Some(caption) = caption { caption { (caption) } }
             thead { tr { @for c in &columns { th scope="col" { (c.replace('_', " ")) } } } }
             tbody {
                 @for (i, row) in rows.iter().enumerate() {
@@ -218,6 +229,31 @@ mod tests {
         assert!(
             html.contains(r#"data-path="totals.revenue" data-value="1250.505""#),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn a_list_in_a_row_is_a_table_not_json() {
+        let content = json!({"classes": [{"class": "ASSET", "balance": "287800.00", "count": 3,
+            "types": [{"balance": "184500.00", "count": 1, "type": "BANK"}]}]});
+        let html = render(&content).into_string();
+        assert!(!html.contains("[{"), "{html}");
+        assert!(html.contains(r#"<table class="nested">"#), "{html}");
+        // The type first, then its figures, each with its path and exact value.
+        assert!(
+            html.contains(r#"<td data-path="classes.0.types.0.type">BANK</td>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                r#"data-path="classes.0.types.0.balance" data-value="184500.00">184,500.00<"#
+            ),
+            "{html}"
+        );
+        let empty = render(&json!({"classes": [{"class": "EQUITY", "types": []}]})).into_string();
+        assert!(
+            empty.contains(r#"<td data-path="classes.0.types">—</td>"#),
+            "{empty}"
         );
     }
 
