@@ -146,3 +146,43 @@ async fn cookies_are_secure_under_https_and_a_new_sign_in_ends_the_browsers_last
     assert_eq!(me(second).await, StatusCode::OK);
     Ok(())
 }
+
+/// An address nobody serves: a browser gets the portal's "Page not found"
+/// (with the pages' headers), an API client and every API path the JSON 404.
+#[tokio::test]
+async fn an_unknown_address_is_a_page_for_a_browser_and_json_for_the_api() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let get = |path: &'static str, accept: &'static str| {
+        let platform = &platform;
+        async move {
+            platform
+                .http
+                .get(platform.url(path))
+                .header("accept", accept)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let page = get("/settings", "text/html,application/xhtml+xml").await;
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        page.headers()["content-security-policy"],
+        mno_portal::page_headers::PAGE_POLICY
+    );
+    assert!(page.headers()["content-type"]
+        .to_str()?
+        .starts_with("text/html"));
+    assert!(page.text().await?.contains("Page not found"));
+    for (path, accept) in [
+        ("/settings", "application/json"),
+        ("/hub/v1/nothing", "text/html"),
+        ("/connec/api/v2/nothing/at/all", "text/html"),
+    ] {
+        let answer = get(path, accept).await;
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: serde_json::Value = answer.json().await?;
+        assert_eq!(body["errors"][0]["status"], "404", "{path}: {body}");
+    }
+    Ok(())
+}
