@@ -556,9 +556,30 @@ async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
     assert_eq!(error["source"]["pointer"], "/settings/mapping");
     let detail = error["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("mapping line 14:") && detail.contains("dat"),
+        detail.starts_with("mapping line 14:") && detail.contains("unknown variant `dat`"),
         "{detail}"
     );
+    // An unknown conversion, and a number for a path: the line, the field, what is allowed.
+    let lower = MAPPING.replace("convert = \"upper\"", "convert = \"lower\"");
+    let number = MAPPING.replace("transaction_number = \"number\"", "transaction_number = 42");
+    for (mapping, expected) in [
+        (lower, "mapping line 15: field status: unknown variant `lower`, expected one of `none`, `decimal`, `date`, `upper`, `reference`"),
+        (number, "mapping line 12: field transaction_number: invalid type: integer `42`, expected an outside path as text"),
+    ] {
+        let (status, body) = world
+            .configure(json!({
+                "connector": "rest",
+                "settings": {"url": server.url(""), "mapping": mapping},
+                "credentials": {"token": TOKEN},
+                "app_credentials": world.app_credentials()
+            }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let error = &body["errors"][0];
+        assert_eq!(error["source"]["pointer"], "/settings/mapping");
+        let detail = error["detail"].as_str().unwrap();
+        assert!(detail.starts_with(expected), "{detail}");
+    }
     // The auth header's placeholder needs its credential.
     let (status, body) = world
         .configure(json!({
