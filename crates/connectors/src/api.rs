@@ -4,8 +4,13 @@
 //! - `GET` the same: the install's status (members)
 //! - `DELETE` the same: stop syncing and forget the sync state (admin+)
 //! - `POST /hub/v1/orgs/{org}/installs/{app}/sync`: pull now (admin+)
+//! - `PUT /hub/v1/apps/{app}/connector_credentials`: the connector app's own
+//!   key and secret, registered once by the app's owner for every install
+//!   (`GET` tells whether some are registered, `DELETE` forgets them)
 //!
-//! Credentials go in, never out: no answer and no log line holds them.
+//! Credentials go in, never out: no answer and no log line holds them. An
+//! org admin never needs the app's secret: it reads and writes every org
+//! that installed the app, so only its owner holds it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +32,7 @@ use serde_json::{json, Value};
 use crate::catalogue;
 use crate::http_clients::check_outside_url;
 use crate::record_api::{AppCredentials, RecordApi};
-use crate::runtime::{Runtime, SealedCredentials, SyncError};
+use crate::runtime::{CredentialsSource, Runtime, SealedCredentials, SyncError};
 use crate::store::{Direction, InstallRow, Prefer};
 
 #[derive(Clone)]
@@ -45,6 +50,12 @@ pub fn router(state: ApiState) -> Router {
             put(configure).get(status).delete(remove),
         )
         .route("/hub/v1/orgs/{org}/installs/{app}/sync", post(sync))
+        .route(
+            "/hub/v1/apps/{app}/connector_credentials",
+            put(register_credentials)
+                .get(registered_credentials)
+                .delete(remove_credentials),
+        )
         .with_state(state)
 }
 
@@ -60,9 +71,10 @@ pub struct ConfigureBody {
     /// The outside API's credentials (CardDAV: `{"username", "password"}`); sealed at rest, never shown.
     #[schema(value_type = Object)]
     credentials: Value,
-    /// The connector app's own API key and secret, with which the runtime writes to Connec!; sealed, never shown.
-    #[schema(value_type = Object)]
-    app_credentials: AppCredentialsBody,
+    /// Leave out: the runtime then writes to Connec! with the key and secret the app's owner registered (PUT /hub/v1/apps/{app}/connector_credentials), and follows their rotations. Kept for compatibility: the connector app's own API key and secret for this install only; sealed, never shown.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    app_credentials: Option<AppCredentialsBody>,
     /// Per entity: `{"direction": "to_connec" | "from_connec" | "both", "cutoff": RFC 3339}`; default every entity the connector knows that the app shares read and write, both ways.
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -75,7 +87,8 @@ pub struct ConfigureBody {
     interval_secs: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// The connector app's API key and secret (`POST /hub/v1/apps` or its rotation answered them).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppCredentialsBody {
     key: String,
@@ -277,40 +290,63 @@ pub async fn configure(
             }
         }
     }
-    // The app's key must be this app's, and may read and write each entity it syncs.
-    let credentials = AppCredentials {
-        key: body.app_credentials.key.clone(),
-        secret: body.app_credentials.secret.clone(),
+    // Given with the install, or registered by the app's owner for every install.
+    let (credentials, source) = match &body.app_credentials {
+        Some(given) => (
+            Some(AppCredentials {
+                key: given.key.clone(),
+                secret: given.secret.clone(),
+            }),
+            CredentialsSource::Install,
+        ),
+        None => (
+            runtime
+                .app_credentials(&app)
+                .await
+                .map_err(ApiError::unavailable)?,
+            CredentialsSource::App,
+        ),
     };
-    for (entity, _, _) in &entities {
-        let decision = state
-            .idm
-            .check(&IdmRequest {
-                credential: Credential::App {
-                    key: credentials.key.clone(),
-                    secret: credentials.secret.clone(),
-                },
-                org: org.clone(),
-                entity: Some(entity.clone()),
-                action: Action::Write,
-            })
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        match decision.principal {
-            Some(p) if p.kind == PrincipalKind::App && p.id == app => {
-                if !decision.allow {
-                    problem("/app_credentials", format!("the app may not write {entity}: {}; share it read and write in the app's shared_entities", decision.reason));
+    if credentials.is_none() {
+        problem("/app_credentials", format!("the app {app:?} has no API credentials registered for its installs: its owner must register the app's key and secret once (PUT /hub/v1/apps/{app}/connector_credentials); no org admin needs them"));
+    }
+    // The app's key must be this app's, and may read and write each entity it syncs.
+    if let Some(credentials) = &credentials {
+        for (entity, _, _) in &entities {
+            let decision = state
+                .idm
+                .check(&IdmRequest {
+                    credential: Credential::App {
+                        key: credentials.key.clone(),
+                        secret: credentials.secret.clone(),
+                    },
+                    org: org.clone(),
+                    entity: Some(entity.clone()),
+                    action: Action::Write,
+                })
+                .await
+                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            match decision.principal {
+                Some(p) if p.kind == PrincipalKind::App && p.id == app => {
+                    if !decision.allow {
+                        problem("/app_credentials", format!("the app may not write {entity}: {}; share it read and write in the app's shared_entities", decision.reason));
+                    }
                 }
-            }
-            _ => {
-                problem("/app_credentials", format!("these are not valid API credentials of the app {app:?}; send the key and secret POST /hub/v1/apps answered for it"));
-                break;
+                _ if source == CredentialsSource::App => {
+                    problem("/app_credentials", format!("the API credentials the owner of the app {app:?} registered are no longer accepted (rotated?); its owner must register the current key and secret (PUT /hub/v1/apps/{app}/connector_credentials)"));
+                    break;
+                }
+                _ => {
+                    problem("/app_credentials", format!("these are not valid API credentials of the app {app:?}; leave app_credentials out to use those the app's owner registers (PUT /hub/v1/apps/{app}/connector_credentials)"));
+                    break;
+                }
             }
         }
     }
     if let Some(first) = problems.pop() {
         return Err(problems.into_iter().fold(first, ApiError::and));
     }
+    let credentials = credentials.expect("a problem otherwise");
 
     let existing = runtime
         .store()
@@ -333,7 +369,7 @@ pub async fn configure(
     };
     let sealed = SealedCredentials {
         outside: body.credentials,
-        app: credentials,
+        app: (source == CredentialsSource::Install).then_some(credentials),
     };
     let row = InstallRow {
         org: org.clone(),
@@ -450,6 +486,16 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
         .map_err(ApiError::internal)?
         .ok_or_else(|| not_configured(org, app))?;
     let entities = store.entities(org, app).await.map_err(ApiError::internal)?;
+    // Where the app's key comes from (never the key itself).
+    let app_credentials =
+        state
+            .runtime
+            .sealed_credentials(&row)
+            .ok()
+            .map(|sealed| match sealed.app {
+                Some(_) => CredentialsSource::Install.name(),
+                None => CredentialsSource::App.name(),
+            });
     let recent = store
         .recent_log(org, app, 50)
         .await
@@ -461,6 +507,7 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
         "settings": row.settings,
         "prefer": row.prefer.name(),
         "interval_secs": row.interval_secs,
+        "app_credentials": app_credentials,
         "running": state.runtime.is_running(org, app),
         "last_success_at": row.last_success_at,
         "last_error": row.last_error,
@@ -472,11 +519,183 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
     }}))
 }
 
+/// The caller must be the user who owns `app`, a connector app; answers its profile.
+async fn owner_of_connector(
+    state: &ApiState,
+    headers: &HeaderMap,
+    app: &str,
+) -> Result<mno_events::directory::AppProfile, ApiError> {
+    // No organisation here: any valid session names its user.
+    let principal = mno_events::http_auth::authenticate(state.idm.as_ref(), headers, "").await?;
+    if principal.kind != PrincipalKind::User {
+        return Err(ApiError::forbidden(
+            "a connector app's credentials are registered by the app's owner (Authorization: Bearer <session token>), not by apps",
+        ));
+    }
+    let profile = state
+        .directory
+        .app(app)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "there is no app {app}; list the catalogue with GET /hub/v1/apps"
+            ))
+            .at_parameter("app")
+        })?;
+    if profile.owner_id.as_deref() != Some(principal.id.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "app {app} belongs to another user; only its owner may register, see or remove its connector credentials (an org admin configures the install without them)"
+        )));
+    }
+    if profile.stack != AppStack::Connector {
+        return Err(ApiError::unprocessable(
+            "not_a_connector",
+            format!("the app {:?} is of stack cloud; only apps of stack connector are run by the connectors runtime", profile.name),
+        ));
+    }
+    Ok(profile)
+}
+
+#[utoipa::path(
+    put,
+    path = "/hub/v1/apps/{app}/connector_credentials",
+    tag = "connectors",
+    params(mno_events::openapi::AppPath),
+    request_body = AppCredentialsBody,
+    responses((status = 204, description = "Registered (sealed, never shown again); every install configured without app_credentials writes with them from now on"), JsonBodyErrors, Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
+pub async fn register_credentials(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Result<ApiJson<AppCredentialsBody>, ApiError>,
+) -> Result<Response, ApiError> {
+    owner_of_connector(&state, &headers, &app).await?;
+    let ApiJson(body) = body?;
+    let decision = state
+        .idm
+        .check(&IdmRequest {
+            credential: Credential::App {
+                key: body.key.clone(),
+                secret: body.secret.clone(),
+            },
+            org: String::new(),
+            entity: None,
+            action: Action::Read,
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    match decision.principal {
+        Some(p) if p.kind == PrincipalKind::App && p.id == app => {}
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("this key is another app's; send the key and secret of the app {app:?} (POST /hub/v1/apps or its rotation answered them)"),
+            )
+            .at_pointer("/key"))
+        }
+        None => {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("these are not valid API credentials of the app {app:?} (unknown, wrong, or expired after a rotation); send the key and secret POST /hub/v1/apps or its latest rotation answered"),
+            )
+            .at_pointer("/secret"))
+        }
+    }
+    let credentials = AppCredentials {
+        key: body.key,
+        secret: body.secret,
+    };
+    let runtime = &state.runtime;
+    let sealed = runtime
+        .sealer()
+        .seal(&serde_json::to_vec(&credentials).expect("credentials serialise"));
+    runtime
+        .store()
+        .set_app_credentials(&app, &sealed)
+        .await
+        .map_err(ApiError::internal)?;
+    runtime.app_credentials_changed(&app).await;
+    tracing::info!(%app, "connector app credentials registered");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/hub/v1/apps/{app}/connector_credentials",
+    tag = "connectors",
+    params(mno_events::openapi::AppPath),
+    responses((status = 200, description = "The key registered and when (never the secret)", body = Object), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
+pub async fn registered_credentials(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    owner_of_connector(&state, &headers, &app).await?;
+    let runtime = &state.runtime;
+    let registered = runtime
+        .store()
+        .app_credentials(&app)
+        .await
+        .map_err(ApiError::internal)?;
+    let Some((_, registered_at)) = registered else {
+        return Err(none_registered(&app));
+    };
+    let key = runtime
+        .app_credentials(&app)
+        .await
+        .map_err(ApiError::unavailable)?
+        .map(|c| c.key);
+    Ok(Json(json!({"connector_credentials": {
+        "app_id": app,
+        "key": key,
+        "registered_at": registered_at,
+    }}))
+    .into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/hub/v1/apps/{app}/connector_credentials",
+    tag = "connectors",
+    params(mno_events::openapi::AppPath),
+    responses((status = 204, description = "Forgotten; installs configured without app_credentials stop syncing until new ones are registered"), Unauthorized, Forbidden, NotFound, Unavailable),
+    security(("user" = []))
+)]
+pub async fn remove_credentials(
+    State(state): State<ApiState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    owner_of_connector(&state, &headers, &app).await?;
+    let removed = state
+        .runtime
+        .store()
+        .remove_app_credentials(&app)
+        .await
+        .map_err(ApiError::internal)?;
+    if !removed {
+        return Err(none_registered(&app));
+    }
+    tracing::info!(%app, "connector app credentials removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn none_registered(app: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "the app {app:?} has no connector credentials registered; PUT /hub/v1/apps/{app}/connector_credentials with its key and secret"
+    ))
+}
+
 /// The connectors' part of `/openapi.json`.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(configure, status, remove, sync),
-    components(schemas(ConfigureBody)),
+    paths(configure, status, remove, sync, register_credentials, registered_credentials, remove_credentials),
+    components(schemas(ConfigureBody, AppCredentialsBody)),
     tags((name = "connectors", description = "Connector apps synced through outside APIs (docs/connectors.md)"))
 )]
 pub struct ConnectorsApi;

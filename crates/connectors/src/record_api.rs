@@ -55,6 +55,10 @@ pub enum ApiFailure {
     /// The platform could not serve the call: try the whole sync again later.
     #[error("Connec! is unavailable: {0}")]
     Unavailable(String),
+    /// The app's key and secret were not accepted (401): a rotation made
+    /// them expire, or they were never the app's.
+    #[error("Connec! did not accept the connector app's API key and secret (401): {0}")]
+    Unauthorized(String),
 }
 
 #[derive(Clone)]
@@ -302,10 +306,10 @@ async fn failure(response: reqwest::Response) -> ApiFailure {
                 .join("; ")
         })
         .unwrap_or_else(|| status.to_string());
-    if status.is_client_error()
-        && status != StatusCode::TOO_MANY_REQUESTS
-        && status != StatusCode::UNAUTHORIZED
-    {
+    if status == StatusCode::UNAUTHORIZED {
+        return ApiFailure::Unauthorized(detail);
+    }
+    if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
         ApiFailure::Refused {
             status: status.as_u16(),
             detail,

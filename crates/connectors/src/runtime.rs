@@ -39,12 +39,45 @@ pub struct RuntimeConfig {
     pub batch: usize,
 }
 
-/// The sealed part of an install: the outside API's credentials and the
-/// connector app's own API key for the record API.
+/// The sealed part of an install: the outside API's credentials and, when
+/// the install was given them, the connector app's own API key for the
+/// record API. Without them the runtime uses the key and secret the app's
+/// owner registered for the app ([`CredentialsSource::App`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct SealedCredentials {
     pub outside: Value,
-    pub app: AppCredentials,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppCredentials>,
+}
+
+/// Where an install's connector app credentials come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsSource {
+    /// Registered once by the app's owner (`PUT /hub/v1/apps/{app}/connector_credentials`).
+    App,
+    /// Given with the install's configuration (`app_credentials`).
+    Install,
+}
+
+impl CredentialsSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialsSource::App => "app",
+            CredentialsSource::Install => "install",
+        }
+    }
+}
+
+/// What to do when the record API no longer accepts the app's key and secret.
+fn unauthorized_text(detail: &str, source: CredentialsSource, org: &str, app: &str) -> String {
+    match source {
+        CredentialsSource::App => format!(
+            "{detail}; the app's owner registered these for every install of the app: if the app's secret was rotated, its owner must register the new key and secret (PUT /hub/v1/apps/{app}/connector_credentials), which every install then uses"
+        ),
+        CredentialsSource::Install => format!(
+            "{detail}; these were given with this install (app_credentials): if the app's secret was rotated, configure the install again (PUT /hub/v1/orgs/{org}/installs/{app}/connector) without app_credentials, to use those the app's owner registers, or with the new ones"
+        ),
+    }
 }
 
 /// Why an on-demand sync did not run or did not finish.
@@ -65,6 +98,8 @@ enum Failure {
     Outside(OutsideError),
     /// The platform could not serve the call: back off, keep the cursor.
     Connec(String),
+    /// The record API refused the app's key and secret: back off, keep the cursor.
+    Unauthorized(String),
     /// This record only: report it, go on with the others.
     Record(String),
     /// This record only, refused by Connec! for a reference that names no
@@ -77,7 +112,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Outside(e) => write!(f, "{e}"),
-            Failure::Connec(e) => write!(f, "{e}"),
+            Failure::Connec(e) | Failure::Unauthorized(e) => write!(f, "{e}"),
             Failure::Record(e) | Failure::MissingReference(e) => write!(f, "{e}"),
             Failure::Store(e) => write!(f, "the connectors' database failed: {e}"),
         }
@@ -99,6 +134,7 @@ impl From<ApiFailure> for Failure {
             } => Failure::MissingReference(e.to_string()),
             ApiFailure::Refused { .. } => Failure::Record(e.to_string()),
             ApiFailure::Unavailable(_) => Failure::Connec(e.to_string()),
+            ApiFailure::Unauthorized(_) => Failure::Unauthorized(e.to_string()),
         }
     }
 }
@@ -120,12 +156,26 @@ struct Install {
     prefer: Prefer,
     outside: Arc<dyn Outside>,
     api: RecordApi,
+    /// Where `api`'s credentials come from (what to do on a 401).
+    source: CredentialsSource,
     /// The entities whose outside changes flow into Connec! (a conflict's
     /// outside side may win only there).
     pulling: Vec<String>,
     /// The entities whose Connec! changes flow out (a reference to one of
     /// them gets an outside id once its record is pushed).
     pushing: Vec<String>,
+}
+
+impl Install {
+    /// A failure in words, saying what to do when the app's credentials were refused.
+    fn failure_text(&self, failure: &Failure) -> String {
+        match failure {
+            Failure::Unauthorized(detail) => {
+                unauthorized_text(detail, self.source, &self.org, &self.app)
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// What the runtime holds in memory per install.
@@ -351,13 +401,70 @@ impl Runtime {
         last.is_none_or(|at| at.elapsed() >= interval)
     }
 
-    fn install(&self, row: &InstallRow) -> Result<Install, String> {
+    /// An install's sealed credentials, opened.
+    pub fn sealed_credentials(&self, row: &InstallRow) -> Result<SealedCredentials, String> {
         let opened = self
             .sealer
             .open(&row.sealed_credentials)
             .map_err(|e| e.to_string())?;
-        let sealed: SealedCredentials = serde_json::from_slice(&opened)
-            .map_err(|e| format!("the sealed credentials do not read: {e}"))?;
+        serde_json::from_slice(&opened)
+            .map_err(|e| format!("the sealed credentials do not read: {e}"))
+    }
+
+    /// The credentials the app's owner registered for the app, opened.
+    pub async fn app_credentials(&self, app: &str) -> Result<Option<AppCredentials>, String> {
+        let Some((sealed, _)) = self
+            .store
+            .app_credentials(app)
+            .await
+            .map_err(|e| format!("the connectors' database failed: {e}"))?
+        else {
+            return Ok(None);
+        };
+        let opened = self.sealer.open(&sealed).map_err(|_| {
+            format!("the app's registered credentials cannot be opened with this platform key (was MNO_SECRET_KEY changed?); its owner must register them again (PUT /hub/v1/apps/{app}/connector_credentials)")
+        })?;
+        serde_json::from_slice(&opened)
+            .map(Some)
+            .map_err(|e| format!("the app's registered credentials do not read: {e}"))
+    }
+
+    /// The credentials an install writes with, and where they come from.
+    async fn credentials_of(
+        &self,
+        app: &str,
+        sealed: &SealedCredentials,
+    ) -> Result<(AppCredentials, CredentialsSource), String> {
+        if let Some(own) = &sealed.app {
+            return Ok((own.clone(), CredentialsSource::Install));
+        }
+        match self.app_credentials(app).await? {
+            Some(registered) => Ok((registered, CredentialsSource::App)),
+            None => Err(format!(
+                "the connector app has no API credentials registered: its owner must register its key and secret (PUT /hub/v1/apps/{app}/connector_credentials)"
+            )),
+        }
+    }
+
+    /// The owner of `app` registered new credentials: every install using
+    /// them resumes pushing with them now (a pull picks them up as it starts).
+    pub async fn app_credentials_changed(self: &Arc<Self>, app: &str) {
+        let Ok(rows) = self.store.installs().await else {
+            return;
+        };
+        for row in rows.iter().filter(|r| r.app_id == app) {
+            let uses_app_level = self
+                .sealed_credentials(row)
+                .is_ok_and(|sealed| sealed.app.is_none());
+            if uses_app_level {
+                self.start_push(&row.org, &row.app_id);
+            }
+        }
+    }
+
+    async fn install(&self, row: &InstallRow) -> Result<Install, String> {
+        let sealed = self.sealed_credentials(row)?;
+        let (credentials, source) = self.credentials_of(&row.app_id, &sealed).await?;
         let outside = catalogue::build(
             &row.kind,
             &row.app_id,
@@ -377,8 +484,9 @@ impl Runtime {
                 self.http.platform.clone(),
                 &self.config.api_base,
                 &row.org,
-                sealed.app,
+                credentials,
             ),
+            source,
         })
     }
 
@@ -401,7 +509,7 @@ impl Runtime {
                 .await
                 .map_err(|e| SyncError::Failed(e.to_string()))?
                 .ok_or(SyncError::NotConfigured)?;
-            let mut install = match self.install(&row) {
+            let mut install = match self.install(&row).await {
                 Ok(install) => install,
                 Err(e) => {
                     self.fail(&row, &handle, &e, None).await;
@@ -441,7 +549,7 @@ impl Runtime {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
-                    let text = failure.to_string();
+                    let text = install.failure_text(&failure);
                     self.fail(&row, &handle, &text, retry_after).await;
                     Err(SyncError::Failed(text))
                 }
@@ -868,24 +976,24 @@ impl Runtime {
                 tokio::time::sleep(self.config.tick).await;
                 continue;
             }
-            let outcome = match self.install(&row) {
+            let outcome = match self.install(&row).await {
                 Ok(mut install) => {
                     install.pulling = named(Direction::pulls);
                     install.pushing = entities.clone();
                     self.push_from(&handle, &install, &entities, row.push_cursor)
                         .await
+                        .map_err(|failure| (install.failure_text(&failure), failure))
                 }
-                Err(e) => Err(Failure::Connec(e)),
+                Err(e) => Err((e.clone(), Failure::Connec(e))),
             };
             let pause = match outcome {
                 Ok(()) => self.config.tick,
-                Err(failure) => {
+                Err((text, failure)) => {
                     let retry_after = match &failure {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
-                    self.fail(&row, &handle, &failure.to_string(), retry_after)
-                        .await
+                    self.fail(&row, &handle, &text, retry_after).await
                 }
             };
             tokio::time::sleep(pause).await;

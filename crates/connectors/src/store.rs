@@ -1,5 +1,6 @@
 //! The runtime's SQL tables (migrations 5000s): installs, their entities,
-//! per-record sync state, and the log of conflicts and refusals.
+//! per-record sync state, the log of conflicts and refusals, and the
+//! connector apps' own credentials registered by their owners.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -207,6 +208,44 @@ impl Store {
             .await?;
         }
         tx.commit().await
+    }
+
+    /// Register (or replace) a connector app's own credentials, sealed.
+    pub async fn set_app_credentials(&self, app: &str, sealed: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO connector_app_credentials (app_id, sealed_credentials, updated_at)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (app_id) DO UPDATE SET sealed_credentials = $2, updated_at = $3",
+        )
+        .bind(app)
+        .bind(sealed)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A connector app's registered credentials (sealed) and when they were registered.
+    pub async fn app_credentials(
+        &self,
+        app: &str,
+    ) -> Result<Option<(String, String)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT sealed_credentials, updated_at FROM connector_app_credentials WHERE app_id = $1",
+        )
+        .bind(app)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Forget a connector app's registered credentials; answers whether there were any.
+    pub async fn remove_app_credentials(&self, app: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM connector_app_credentials WHERE app_id = $1")
+            .bind(app)
+            .execute(&self.db)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     pub async fn installs(&self) -> Result<Vec<InstallRow>, sqlx::Error> {

@@ -37,6 +37,10 @@ pub struct AppProfile {
     /// Signing secrets (`whsec_...`), newest first; two during a rotation.
     pub webhook_secrets: Vec<String>,
     pub shared_entities: Vec<SharedEntity>,
+    /// The user who owns the app (created it); `None` from a Hub that
+    /// predates the field (nothing owner-only is then allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
 }
 
 impl std::fmt::Debug for AppProfile {
@@ -49,6 +53,7 @@ impl std::fmt::Debug for AppProfile {
             .field("webhook_disabled", &self.webhook_disabled)
             .field("webhook_secrets", &"<redacted>")
             .field("shared_entities", &self.shared_entities)
+            .field("owner_id", &self.owner_id)
             .finish()
     }
 }

@@ -25,6 +25,7 @@ impl HubDirectory {
             webhook_disabled: app.webhook_disabled,
             webhook_secrets,
             shared_entities: app.shared_entities,
+            owner_id: Some(app.owner_id),
         })
     }
 }

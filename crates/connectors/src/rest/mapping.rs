@@ -109,15 +109,48 @@ fn default_size() -> u32 {
 }
 
 /// A Connec! field from an outside path, with a conversion.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum FieldMap {
     Path(String),
-    Converted {
-        path: String,
-        #[serde(default)]
-        convert: Convert,
-    },
+    Converted { path: String, convert: Convert },
+}
+
+/// The table form of a field: `{ path = "...", convert = "..." }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConvertedField {
+    path: String,
+    #[serde(default)]
+    convert: Convert,
+}
+
+/// By hand rather than untagged, so that a mistake says what is wrong (an
+/// unknown conversion, a number for a path) instead of "did not match any variant".
+impl<'de> Deserialize<'de> for FieldMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FieldMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an outside path as text (\"number\", dots reaching into objects) or \
+                     { path = \"...\", convert = \"none\" | \"decimal\" | \"date\" | \"upper\" | \"reference\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<FieldMap, E> {
+                Ok(FieldMap::Path(path.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldMap, A::Error> {
+                let field =
+                    ConvertedField::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(FieldMap::Converted {
+                    path: field.path,
+                    convert: field.convert,
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -150,6 +183,14 @@ impl FieldMap {
     }
 }
 
+/// The key a line sets (`first_name = 42` → `first_name`), if it sets one.
+fn key_of_line(text: &str, line: usize) -> Option<String> {
+    let content = text.lines().nth(line.checked_sub(1)?)?;
+    let (key, _) = content.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.starts_with('#') && !key.starts_with('[')).then(|| key.to_owned())
+}
+
 /// Read a mapping; `Err` names the line and the field of the mistake.
 pub fn parse(text: &str) -> Result<Mapping, String> {
     let mapping: Mapping = toml::from_str(text).map_err(|e| {
@@ -158,7 +199,13 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
             .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
         let message = e.message().trim().to_owned();
         match line {
-            Some(line) => format!("mapping line {line}: {message}"),
+            // The key the line sets (a Connec! field, or a setting), unless the message names it.
+            Some(line) => {
+                match key_of_line(text, line).filter(|key| !message.contains(key.as_str())) {
+                    Some(key) => format!("mapping line {line}: field {key}: {message}"),
+                    None => format!("mapping line {line}: {message}"),
+                }
+            }
             None => format!("mapping: {message}"),
         }
     })?;
@@ -333,7 +380,7 @@ person_id = { path = "customerId", convert = "reference" }
         let typo = GOOD.replace("convert = \"date\"", "convert = \"dat\"");
         let error = parse(&typo).unwrap_err();
         assert!(error.starts_with("mapping line 14:"), "{error}");
-        assert!(error.contains("dat"), "{error}");
+        assert!(error.contains("unknown variant `dat`"), "{error}");
         let unknown = GOOD.replace("id_field", "x").replace(
             "path = \"/invoices\"",
             "path = \"/invoices\"\nid_feild = \"id\"",
@@ -358,5 +405,36 @@ person_id = { path = "customerId", convert = "reference" }
         assert!(parse("collections = []")
             .unwrap_err()
             .contains("at least one"));
+        // An unknown conversion names the line, the field and the conversions there are.
+        let lower = GOOD.replace("convert = \"upper\"", "convert = \"lower\"");
+        let error = parse(&lower).unwrap_err();
+        assert_eq!(
+            error,
+            "mapping line 15: field status: unknown variant `lower`, expected one of `none`, `decimal`, `date`, `upper`, `reference`"
+        );
+        // A number is no path.
+        let number = GOOD.replace("transaction_number = \"number\"", "transaction_number = 42");
+        let error = parse(&number).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 12: field transaction_number: invalid type: integer `42`, expected an outside path as text"),
+            "{error}"
+        );
+        assert!(
+            error.contains("convert = \"none\" | \"decimal\""),
+            "{error}"
+        );
+        // A table without a path, or with a key of its own.
+        let no_path = GOOD.replace("{ path = \"date\", convert", "{ convert");
+        let error = parse(&no_path).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 14: field transaction_date: missing field `path`"),
+            "{error}"
+        );
+        let extra = GOOD.replace("convert = \"date\"", "convert = \"date\", format = \"iso\"");
+        let error = parse(&extra).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 14:") && error.contains("unknown field `format`"),
+            "{error}"
+        );
     }
 }

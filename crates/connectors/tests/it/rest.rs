@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use mno_e2e::hub_client::{basic_auth, bearer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use support::{eventually, World};
@@ -555,9 +556,30 @@ async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
     assert_eq!(error["source"]["pointer"], "/settings/mapping");
     let detail = error["detail"].as_str().unwrap();
     assert!(
-        detail.starts_with("mapping line 14:") && detail.contains("dat"),
+        detail.starts_with("mapping line 14:") && detail.contains("unknown variant `dat`"),
         "{detail}"
     );
+    // An unknown conversion, and a number for a path: the line, the field, what is allowed.
+    let lower = MAPPING.replace("convert = \"upper\"", "convert = \"lower\"");
+    let number = MAPPING.replace("transaction_number = \"number\"", "transaction_number = 42");
+    for (mapping, expected) in [
+        (lower, "mapping line 15: field status: unknown variant `lower`, expected one of `none`, `decimal`, `date`, `upper`, `reference`"),
+        (number, "mapping line 12: field transaction_number: invalid type: integer `42`, expected an outside path as text"),
+    ] {
+        let (status, body) = world
+            .configure(json!({
+                "connector": "rest",
+                "settings": {"url": server.url(""), "mapping": mapping},
+                "credentials": {"token": TOKEN},
+                "app_credentials": world.app_credentials()
+            }))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let error = &body["errors"][0];
+        assert_eq!(error["source"]["pointer"], "/settings/mapping");
+        let detail = error["detail"].as_str().unwrap();
+        assert!(detail.starts_with(expected), "{detail}");
+    }
     // The auth header's placeholder needs its credential.
     let (status, body) = world
         .configure(json!({
@@ -966,4 +988,194 @@ async fn a_pull_keeps_a_reference_the_outside_api_never_had() {
         .await;
     assert_eq!(now["invoices"]["transaction_number"], "INV-1b", "{now}");
     assert_eq!(now["invoices"]["person_id"], json!(ann_global), "{now}");
+}
+
+/// The connector app's key and secret read and write every org that
+/// installed it, so only its owner holds them: the owner registers them once
+/// for the app, an org admin configures an install without them, and a
+/// rotation is followed by registering the new ones, never by reconfiguring
+/// each install.
+#[tokio::test]
+async fn installs_use_the_credentials_the_apps_owner_registered() {
+    let server = JsonServer::start(seed()).await;
+    let world = World::start(&["invoices", "items"]).await;
+    let hub = &world.hub;
+    let app = world.connector.id.clone();
+    let owner = bearer(&world.token);
+    // An admin of the org who does not own the app.
+    let (_, admin_token) = hub.signup_and_login("admin@example.com").await.unwrap();
+    hub.add_member(
+        &world.token,
+        &world.org,
+        "admin@example.com",
+        "admin",
+        &admin_token,
+    )
+    .await
+    .unwrap();
+    let admin = bearer(&admin_token);
+    let registered = format!("/hub/v1/apps/{app}/connector_credentials");
+    let body = json!({
+        "connector": "rest",
+        "settings": {"url": server.url(""), "mapping": MAPPING},
+        "credentials": {"token": TOKEN},
+        "interval_secs": 3600
+    });
+    let configure = |auth: String, body: Value| {
+        let path = world.install_path("connector");
+        async move {
+            hub.call(Method::PUT, &path, Some(&auth), Some(body))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Nothing registered: the admin is told who must register what; nothing is stored.
+    let (status, answer) = configure(admin.clone(), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let error = &answer["errors"][0];
+    assert_eq!(error["source"]["pointer"], "/app_credentials", "{answer}");
+    let detail = error["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("owner") && detail.contains(&registered),
+        "{detail}"
+    );
+    assert_eq!(world.connector_code().await, StatusCode::NOT_FOUND);
+
+    // Only the app's owner registers, sees or removes them.
+    let credentials = world.app_credentials();
+    for (method, body) in [
+        (Method::PUT, Some(credentials.clone())),
+        (Method::GET, None),
+        (Method::DELETE, None),
+    ] {
+        let (status, answer) = hub
+            .call(method.clone(), &registered, Some(&admin), body)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method}: {answer}");
+    }
+    // Nor does the app register itself.
+    let app_auth = basic_auth(&world.connector.key, &world.connector.secret);
+    let (status, _) = hub
+        .call(
+            Method::PUT,
+            &registered,
+            Some(&app_auth),
+            Some(credentials.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another app's key, or a wrong secret, is refused.
+    let wrong = json!({"key": world.connector.key, "secret": "ms_wrong"});
+    let (status, answer) = hub
+        .call(Method::PUT, &registered, Some(&owner), Some(wrong))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let crm = json!({"key": world.crm.key, "secret": world.crm.secret});
+    let (status, answer) = hub
+        .call(Method::PUT, &registered, Some(&owner), Some(crm))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["errors"][0]["source"]["pointer"], "/key");
+    let (status, answer) = hub
+        .call(Method::PUT, &registered, Some(&owner), Some(credentials))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (status, shown) = hub
+        .call(Method::GET, &registered, Some(&owner), None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{shown}");
+    assert_eq!(shown["connector_credentials"]["key"], world.connector.key);
+    assert!(!shown.to_string().contains(&world.connector.secret));
+
+    // (1) The admin configures without the app's secret; the install syncs with the owner's.
+    let (status, answer) = configure(admin.clone(), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["connector"]["app_credentials"], "app");
+    let (code, answer) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{answer}");
+    assert!(world.connec_by_outside_id("invoices", "3").await.is_some());
+
+    // The owner rotates the app's secret, the previous one revoked at once.
+    let rotated = hub
+        .expect(
+            StatusCode::CREATED,
+            Method::POST,
+            &format!("/hub/v1/apps/{app}/credentials/rotate?previous_valid_secs=0"),
+            Some(&owner),
+            None,
+        )
+        .await
+        .unwrap();
+    let new = rotated["credentials"].clone();
+    let new_auth = basic_auth(
+        new["key"].as_str().unwrap(),
+        new["secret"].as_str().unwrap(),
+    );
+    server
+        .call(
+            Method::POST,
+            "/invoices",
+            Some(json!({"id": 4, "number": "INV-4", "amount": 4, "date": "2026-11-05", "status": "draft"})),
+        )
+        .await;
+    // The sync fails, saying the owner must register the new secret.
+    let status = failing_sync(&world, "401").await;
+    let error = status["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&registered) && error.contains("owner"),
+        "{error}"
+    );
+
+    // (3) The owner registers the new ones: the install syncs on, not configured again.
+    let (status, answer) = hub
+        .call(Method::PUT, &registered, Some(&owner), Some(new))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (code, answer) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{answer}");
+    let read = |path: String| {
+        let auth = new_auth.clone();
+        async move {
+            hub.call(Method::GET, &path, Some(&auth), None)
+                .await
+                .unwrap()
+        }
+    };
+    let (status, inv4) = read(format!("/connec/api/v2/{}/invoices/4", world.org)).await;
+    assert_eq!(status, StatusCode::OK, "{inv4}");
+    assert_eq!(inv4["invoices"]["transaction_number"], "INV-4");
+    // And pushes too: an invoice made in Connec! reaches the API.
+    let (code, created) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(
+                json!({"invoices": {"id": "crm-5", "transaction_number": "INV-5",
+                "total_amount": "5", "status": "DRAFT", "transaction_date": "2026-11-06"}}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    eventually("INV-5 to reach the API", || async {
+        (!server.find("invoices", "number", "INV-5").await.is_empty()).then_some(())
+    })
+    .await;
+    let status = world.status().await;
+    assert_eq!(status["app_credentials"], "app");
+
+    // Removed by the owner: the install stops, saying why.
+    let (status, _) = hub
+        .call(Method::DELETE, &registered, Some(&owner), None)
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    failing_sync(&world, "no API credentials registered").await;
 }

@@ -86,6 +86,11 @@ pub async fn run(args: Args) -> Result<()> {
         }
     );
     reportln!("  last success: {}", text(&c["last_success_at"]));
+    match c["app_credentials"].as_str() {
+        Some("app") => reportln!("  app credentials: those the app's owner registered"),
+        Some("install") => reportln!("  app credentials: given with this install"),
+        _ => {}
+    }
     if let Some(error) = c["last_error"].as_str() {
         reportln!(
             "  last error ({}, {} failure(s) in a row): {error}",
