@@ -9,6 +9,8 @@
 //                                          (as APIs that cap the size asked for)
 //   {"empty_list": true}                   a listing answers [] (a glitch)
 //   {"strip_id": true}                     a listing answers its records without their id
+//   {"empty_page_once": 2}                 the first listing page from offset _start >= 2 answers []
+//                                          (once for each content of the fault file: a glitch)
 // No file, or an empty object: the API answers as usual. With MNO_REQUIRED_AUTH
 // set, a request without that Authorization header answers 401.
 const fs = require('fs');
@@ -16,14 +18,19 @@ const jsonServer = require('json-server');
 
 const [parseJson] = jsonServer.bodyParser;
 
+// The fault file's text whose one-time glitch was already served.
+let spentOnce = null;
+
 module.exports = (req, res, next) => {
   const required = process.env.MNO_REQUIRED_AUTH;
   if (required && req.headers.authorization !== required) {
     return res.status(401).json({ error: 'missing or wrong Authorization header' });
   }
   let fault = {};
+  let faultText = '';
   try {
-    fault = JSON.parse(fs.readFileSync(process.env.MNO_FAULT_FILE, 'utf8'));
+    faultText = fs.readFileSync(process.env.MNO_FAULT_FILE, 'utf8');
+    fault = JSON.parse(faultText);
   } catch (e) {
     fault = {};
   }
@@ -39,6 +46,11 @@ module.exports = (req, res, next) => {
   }
   const listing = req.method === 'GET' && /^\/[^/]+\/?$/.test(req.path);
   if (listing && fault.empty_list) {
+    return res.status(200).json([]);
+  }
+  if (listing && fault.empty_page_once !== undefined && spentOnce !== faultText
+      && Number(req.query._start || 0) >= fault.empty_page_once) {
+    spentOnce = faultText;
     return res.status(200).json([]);
   }
   if (listing && fault.max_page_size && req.query._limit) {

@@ -667,7 +667,27 @@ impl Runtime {
             if pulled.complete {
                 let listed: HashSet<&str> = pulled.changed.iter().map(|r| r.id.as_str()).collect();
                 let known = self.store.known_ids(org, app, name).await?;
-                let judged = crate::absences::judge(name, known, &listed);
+                let mut judged = crate::absences::judge(name, known, &listed);
+                if !judged.apply.is_empty() {
+                    // A listing that dropped a page once (a glitch of the outside
+                    // API) must not delete: only what a second listing lacks too goes.
+                    let again = install
+                        .outside
+                        .pull(name, entity.cursor.as_deref())
+                        .await
+                        .map_err(Failure::Outside)?;
+                    let relisted: HashSet<&str> =
+                        again.changed.iter().map(|r| r.id.as_str()).collect();
+                    if again.complete {
+                        judged.apply.retain(|id| !relisted.contains(id.as_str()));
+                    } else {
+                        judged.withheld = Some(format!(
+                            "{name}: {} record(s) missing from the full listing were kept: the listing taken again to confirm it was not complete",
+                            judged.apply.len()
+                        ));
+                        judged.apply.clear();
+                    }
+                }
                 if let Some(why) = judged.withheld {
                     tracing::warn!(org, app, entity = name, %why, "deletions withheld");
                     self.store.log(org, app, name, "withheld", "", &why).await?;

@@ -113,12 +113,17 @@ impl Rest {
 
     /// Every record of a collection, page by page until an empty page: an
     /// API may cap its pages below the size asked, so a short page is not
-    /// the last one (taking it so deleted the rest of the collection).
-    async fn list(&self, c: &Collection) -> Result<Vec<Value>, OutsideError> {
+    /// the last one (taking it so deleted the rest of the collection). With
+    /// it, why the listing may lack records, if it may.
+    async fn list(&self, c: &Collection) -> Result<(Vec<Value>, Option<String>), OutsideError> {
         let url = format!("{}{}", self.base, c.path);
         let mut all = Vec::new();
         let mut page = 1u64;
         let mut previous: Option<Vec<Value>> = None;
+        // A numbered page shorter than the size asked, and how short; and
+        // why the listing may have skipped records.
+        let mut short_page: Option<(u64, usize)> = None;
+        let mut uncertain: Option<String> = None;
         loop {
             let query = match &c.pagination {
                 Pagination::None => Vec::new(),
@@ -154,7 +159,7 @@ impl Rest {
             };
             if items.is_empty() || matches!(c.pagination, Pagination::None) {
                 all.extend(items);
-                return Ok(all);
+                return Ok((all, uncertain));
             }
             // An API that ignores the paging parameters answers the same page forever.
             if previous.as_ref() == Some(&items) {
@@ -162,6 +167,23 @@ impl Rest {
                     "{url} answered page {page} with the same records as the page before: \
                      check the mapping's pagination parameters against the API"
                 )));
+            }
+            // Numbered pages from an API that caps them below the size asked
+            // may skip records between pages (when it counts pages by the size
+            // asked): a short page followed by more makes the listing unfit to
+            // infer deletions from.
+            if let Pagination::Page { size, .. } = &c.pagination {
+                if short_page.is_some() && uncertain.is_none() {
+                    let (short, got) = short_page.unwrap_or_default();
+                    uncertain = Some(format!(
+                        "{url} answered page {short} with {got} records of the {size} asked, then more: \
+                         numbered pages of an API that caps their size may skip records, so no deletion \
+                         was inferred from this listing; set the mapping's pagination size to {got} or less"
+                    ));
+                }
+                if (items.len() as u64) < u64::from(*size) {
+                    short_page = Some((page, items.len()));
+                }
             }
             all.extend(items.iter().cloned());
             previous = Some(items);
@@ -256,7 +278,8 @@ impl Outside for Rest {
         let mut pulled = Pulled::default();
         let mut latest = since;
         let mut without_id = 0usize;
-        for item in self.list(c).await? {
+        let (items, uncertain) = self.list(c).await?;
+        for item in items {
             let Some(record) = self.record(c, &item) else {
                 without_id += 1;
                 continue;
@@ -278,7 +301,10 @@ impl Outside for Rest {
         }
         // Without a change time every pull lists everything: deletions show as
         // absences, but only from a listing whose every record was read.
-        pulled.complete = c.updated_at_field.is_none() && without_id == 0;
+        pulled.complete = c.updated_at_field.is_none() && without_id == 0 && uncertain.is_none();
+        if let (Some(why), None) = (uncertain, &c.updated_at_field) {
+            pulled.skipped.push(why);
+        }
         pulled.cursor = latest.map(crate::store::time_text);
         Ok(pulled)
     }
