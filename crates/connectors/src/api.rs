@@ -24,6 +24,7 @@ use mno_events::directory::{AppStack, Directory};
 use mno_events::idm::{Action, Credential, Idm, IdmRequest, PrincipalKind};
 use mno_events::openapi::{
     BadRequest, Forbidden, JsonBodyErrors, NotFound, TooManyRequests, Unauthorized, Unavailable,
+    Unprocessable,
 };
 use mno_events::{api_error::ApiJson, ApiError};
 use serde::Deserialize;
@@ -627,7 +628,7 @@ pub async fn register_credentials(
     path = "/hub/v1/apps/{app}/connector_credentials",
     tag = "connectors",
     params(mno_events::openapi::AppPath),
-    responses((status = 200, description = "The key registered and when (never the secret)", body = Object), Unauthorized, Forbidden, NotFound, Unavailable),
+    responses((status = 200, description = "The key registered and when (never the secret)", body = Object), Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
     security(("user" = []))
 )]
 pub async fn registered_credentials(
@@ -663,7 +664,7 @@ pub async fn registered_credentials(
     path = "/hub/v1/apps/{app}/connector_credentials",
     tag = "connectors",
     params(mno_events::openapi::AppPath),
-    responses((status = 204, description = "Forgotten; installs configured without app_credentials stop syncing until new ones are registered"), Unauthorized, Forbidden, NotFound, Unavailable),
+    responses((status = 204, description = "Forgotten; installs configured without app_credentials stop syncing until new ones are registered"), Unauthorized, Forbidden, NotFound, Unprocessable, Unavailable),
     security(("user" = []))
 )]
 pub async fn remove_credentials(

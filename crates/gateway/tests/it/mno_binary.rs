@@ -65,6 +65,26 @@ fn failing_up(command: &mut Command) -> String {
     lines[0].clone()
 }
 
+/// A loopback port that refuses connections for as long as the socket lives:
+/// bound, never listening. A port merely found free may be taken meanwhile by
+/// another test's server (test binaries run side by side), which then answers.
+fn refusing_port() -> (std::os::fd::OwnedFd, u16) {
+    use nix::sys::socket::{
+        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    let bound: SockaddrIn = getsockname(fd.as_raw_fd()).unwrap();
+    (fd, bound.port())
+}
+
 async fn get(url: &str) -> Option<reqwest::Response> {
     reqwest::get(url).await.ok()
 }
@@ -464,7 +484,8 @@ fn three_replicas_on_mno_ups_own_single_server_is_one_clear_line() {
 #[test]
 fn a_postgresql_that_does_not_answer_is_named_with_its_cause() {
     let data = tempfile::tempdir().unwrap();
-    let url = format!("postgres://mno@127.0.0.1:{}/mno", free_port());
+    let (_refusing, port) = refusing_port();
+    let url = format!("postgres://mno@127.0.0.1:{port}/mno");
     let line = failing_up(mno(data.path()).env("MNO_DATABASE_URL", &url));
     assert!(
         line.contains(&url) && line.contains("refused") && line.contains("is the server running"),
@@ -503,7 +524,8 @@ fn an_operator_email_no_account_holds_is_one_clear_line() {
 #[test]
 fn an_unreachable_server_is_one_clear_line() {
     let data = tempfile::tempdir().unwrap();
-    let url = format!("nats://127.0.0.1:{}", free_port());
+    let (_refusing, port) = refusing_port();
+    let url = format!("nats://127.0.0.1:{port}");
     let line = failing_up(
         mno(data.path())
             .env("MNO_NATS_URL", &url)
