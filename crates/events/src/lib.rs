@@ -37,6 +37,7 @@ pub mod proto;
 pub mod publish;
 pub mod streams;
 pub mod subject;
+pub mod text;
 pub mod unique_json;
 pub mod webhook;
 

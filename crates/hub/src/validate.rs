@@ -102,8 +102,11 @@ pub fn password(value: Option<&str>) -> Result<String, String> {
         ));
     }
     // Ten spaces or ten NULs are no secret; control characters cannot be typed.
-    if raw.chars().all(char::is_whitespace) {
-        return Err("password is only spaces; use letters, digits or symbols too".into());
+    if mno_events::text::is_blank(raw) {
+        return Err(
+            "password is only spaces or invisible characters; use letters, digits or symbols too"
+                .into(),
+        );
     }
     if raw.chars().any(char::is_control) {
         return Err(
@@ -131,18 +134,13 @@ pub fn name(field: &str, value: Option<&str>) -> Result<String, String> {
     }
     if raw.chars().any(is_bidi_control) {
         return Err(format!(
-            "{field} contains a bidirectional control character (U+202A-U+202E, U+2066-U+2069), which makes text display in another order than it reads"
+            "{field} contains a bidirectional control character (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), which makes text display in another order than it reads"
         ));
     }
     Ok(raw.to_owned())
 }
 
-/// The Unicode characters that reorder the text around them (embeddings,
-/// overrides, isolates): in a name or an invoice line they spoof what a
-/// reader sees.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
+pub use mno_events::text::is_bidi_control;
 
 /// An ISO 4217 code: three letters, returned upper-case.
 pub fn currency(value: Option<&str>) -> Result<String, String> {
@@ -407,6 +405,8 @@ mod tests {
             .unwrap_err()
             .contains("bidirectional"));
         assert!(name("name", Some("\u{2067}Acme")).is_err());
+        assert!(name("name", Some("Acme\u{200F}")).is_err());
+        assert!(password(Some(&"\u{200B}".repeat(12))).is_err());
         assert!(name("name", Some("Zoë \u{05D0} Acme")).is_ok());
         assert!(
             crate::billing::money::description(Some("Seats \u{202E}0001"))

@@ -81,8 +81,17 @@ fn invalid(pointer: &str, detail: impl Into<String>) -> ApiError {
 }
 
 fn name_of(body: &Value) -> Result<String, ApiError> {
+    use mno_events::text::{is_bidi_control, is_blank};
     match body.get("name") {
-        Some(Value::String(name)) if !name.trim().is_empty() && name.chars().count() <= 100 => {
+        Some(Value::String(name))
+            if name.chars().any(|c| c.is_control() || is_bidi_control(c)) =>
+        {
+            Err(invalid(
+                "/name",
+                "name contains control or bidirectional control characters (which make text display in another order than it reads); use letters, digits, spaces and punctuation",
+            ))
+        }
+        Some(Value::String(name)) if !is_blank(name) && name.chars().count() <= 100 => {
             Ok(name.trim().to_owned())
         }
         _ => Err(invalid(

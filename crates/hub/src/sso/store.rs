@@ -185,16 +185,18 @@ struct CodeRow {
     #[sqlx(flatten)]
     grant: Grant,
     used_at: Option<i64>,
+    created_at: i64,
 }
 
 /// Redeem a code once: mark it used and return its grant. A second redemption
 /// revokes the access tokens the first one got (RFC 6749 §4.1.2).
 /// Redeem `code` for the client `app_id` (authenticated): only its own client uses it up.
+/// With the grant, when the code was issued (unix ms).
 pub async fn redeem_code(
     pool: &AnyPool,
     code: &str,
     app_id: &str,
-) -> Result<Result<Grant, CodeRefused>, sqlx::Error> {
+) -> Result<Result<(Grant, i64), CodeRefused>, sqlx::Error> {
     let hash = sha256_hex(code);
     let now = now_ms();
     let mut tx = pool.begin().await?;
@@ -212,12 +214,17 @@ pub async fn redeem_code(
     .rows_affected();
     let row: Option<CodeRow> = sqlx::query_as(
         "SELECT app_id, client_id, user_id, session_id, org_id, redirect_uri, code_challenge, nonce, scope,
-         auth_time, used_at FROM hub_sso_codes WHERE code_hash = $1",
+         auth_time, used_at, created_at FROM hub_sso_codes WHERE code_hash = $1",
     )
     .bind(&hash)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(CodeRow { grant, used_at, .. }) = row else {
+    let Some(CodeRow {
+        grant,
+        used_at,
+        created_at,
+    }) = row
+    else {
         return Ok(Err(CodeRefused::Unknown));
     };
     let refused = if marked == 1 {
@@ -239,7 +246,7 @@ pub async fn redeem_code(
     };
     tx.commit().await?;
     Ok(match refused {
-        None => Ok(grant),
+        None => Ok((grant, created_at)),
         Some(why) => Err(why),
     })
 }

@@ -184,11 +184,13 @@ async fn tokens(
         ));
     }
     let pool = &state.store.pool;
-    let grant = match sso_store::redeem_code(pool, code, &app.id)
+    // With when the code was issued: a membership or install newer than the
+    // code (left and joined again since) does not honour it.
+    let (grant, code_issued_at) = match sso_store::redeem_code(pool, code, &app.id)
         .await
         .map_err(OAuthError::server)?
     {
-        Ok(grant) => grant,
+        Ok(redeemed) => redeemed,
         Err(CodeRefused::Unknown) => return Err(OAuthError::invalid_grant("the code is unknown")),
         Err(CodeRefused::Expired) => {
             return Err(OAuthError::invalid_grant(
@@ -225,7 +227,7 @@ async fn tokens(
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
-    let org = claims::org_claim(pool, &user.id, &app.id, &grant.org_id, None)
+    let org = claims::org_claim(pool, &user.id, &app.id, &grant.org_id, Some(code_issued_at))
         .await
         .map_err(OAuthError::server)?
         .ok_or_else(|| {

@@ -84,11 +84,26 @@ async fn each_user_keeps_their_own_dashboards_with_widgets_in_order() {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(body["errors"][0]["source"]["pointer"], pointer, "{body}");
     }
+    // Names that read otherwise than they show, or show nothing: 422 at /name.
+    for bad in ["x\u{202E}gpj.exe", "Board\u{200F}", "\u{200B}\u{200B}"] {
+        let (status, body) = hub
+            .call(
+                Method::PATCH,
+                &one,
+                Some(&ann),
+                Some(json!({ "name": bad })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}: {body}");
+        assert_eq!(body["errors"][0]["source"]["pointer"], "/name", "{body}");
+    }
     let kept = hub
         .expect(StatusCode::OK, Method::GET, &one, Some(&ann), None)
         .await
         .unwrap();
     assert_eq!(widgets(&kept), [AGED, PNL]);
+    assert_eq!(kept["name"], "Money");
 
     // Another member of the org sees none of Ann's and cannot touch them.
     let bobs = hub

@@ -1153,3 +1153,43 @@ async fn a_locked_sign_in_at_the_sso_page_answers_429_with_retry_after() -> Resu
     assert!(seconds > 0);
     Ok(())
 }
+
+/// A code issued before the app was uninstalled is refused after it is
+/// installed again, as a token issued before is (from an outside re-audit:
+/// the code, exchanged within its minute, gave a working token).
+#[tokio::test]
+async fn a_code_issued_before_a_reinstall_is_refused() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let out = relying_party(world.rp(&platform, "sign_in_only", "ann@example.com")).await?;
+    let location = out["location"].as_str().context("a redirect")?;
+    let code = reqwest::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("a code")?;
+    let verifier = out["verifier"].as_str().context("the verifier")?;
+    world
+        .hub
+        .uninstall(&world.owner_token, &world.org, &world.app.id)
+        .await?;
+    world
+        .hub
+        .install(&world.owner_token, &world.org, &world.app.id)
+        .await?;
+    let r = no_redirects()
+        .post(platform.url("/sso/v1/token"))
+        .basic_auth(&world.app.key, Some(&world.app.secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("code_verifier", verifier),
+            ("redirect_uri", &format!("{RP}/callback")),
+        ])
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await?;
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    Ok(())
+}
