@@ -218,6 +218,28 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
             "mapping line {line} (collections[{i}], entity {:?})",
             c.entity
         );
+        // A misspelt entity or Connec! field would sync nothing, or store the
+        // value under the typo and clear the real field: refused here.
+        let Some(def) = mno_events::entities::lookup(&c.entity) else {
+            return Err(format!(
+                "{at}: there is no Connec! entity {:?}; the entities are {}",
+                c.entity,
+                mno_events::entities::names().join(", ")
+            ));
+        };
+        for field in c.fields.keys().filter(|f| f.as_str() != "id") {
+            let top = field.split(['.', '[']).next().unwrap_or(field);
+            if !def.fields.iter().any(|f| f.name == top) {
+                let line = line_after(text, line, &format!("{field} =")).unwrap_or(line);
+                let known: Vec<&str> = def.fields.iter().map(|f| f.name).collect();
+                return Err(format!(
+                    "mapping line {line} (collections[{i}], entity {:?}): field {field:?} is not a field of {}; its fields are {}",
+                    c.entity,
+                    c.entity,
+                    known.join(", ")
+                ));
+            }
+        }
         if !c.path.starts_with('/') {
             return Err(format!("{at}: path {:?} must start with /", c.path));
         }

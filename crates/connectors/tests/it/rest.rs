@@ -562,9 +562,14 @@ async fn a_mapping_with_errors_is_refused_naming_line_and_field() {
     // An unknown conversion, and a number for a path: the line, the field, what is allowed.
     let lower = MAPPING.replace("convert = \"upper\"", "convert = \"lower\"");
     let number = MAPPING.replace("transaction_number = \"number\"", "transaction_number = 42");
+    // A misspelt entity, or Connec! field (which would store the typo and clear the field).
+    let entity = MAPPING.replace("entity = \"items\"", "entity = \"item\"");
+    let field = MAPPING.replace("sale_price =", "sale_prise =");
     for (mapping, expected) in [
         (lower, "mapping line 15: field status: unknown variant `lower`, expected one of `none`, `decimal`, `date`, `upper`, `reference`"),
         (number, "mapping line 12: field transaction_number: invalid type: integer `42`, expected an outside path as text"),
+        (entity, "mapping line 18 (collections[1], entity \"item\"): there is no Connec! entity \"item\"; the entities are"),
+        (field, "mapping line 24 (collections[1], entity \"items\"): field \"sale_prise\" is not a field of items; its fields are"),
     ] {
         let (status, body) = world
             .configure(json!({
