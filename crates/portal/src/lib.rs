@@ -63,7 +63,7 @@ pub fn router(config: PortalConfig) -> Router {
     use pages::{
         auth, dashboard, home, invitations, invoices, marketplace, members, operator, orgs, sync,
     };
-    Router::new()
+    let router = Router::new()
         .route("/", get(home::home))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::no_favicon))
@@ -130,6 +130,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/invoices/{id}", get(invoices::invoice))
         .route("/o/{org}/sync", get(sync::page))
         .route("/o/{org}/sync/{app}/dlq/{seq}/redrive", post(sync::redrive))
-        .layer(axum::middleware::from_fn(page_headers::add))
-        .with_state(state)
+        .layer(axum::middleware::from_fn(page_headers::add));
+    let router = match state.secure_cookies {
+        true => router.layer(axum::middleware::from_fn(page_headers::secure_cookies)),
+        false => router,
+    };
+    router.with_state(state)
 }

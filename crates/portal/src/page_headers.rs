@@ -37,6 +37,33 @@ pub async fn add(request: Request, next: Next) -> Response {
     response
 }
 
+/// Under an https public URL: every cookie the portal sets is `Secure`, the
+/// notice's too (a plain-http request an attacker provokes carries none, and
+/// none can be planted over plain http to be shown as the portal's).
+pub async fn secure_cookies(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let cookies: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if cookies.is_empty() {
+        return response;
+    }
+    headers.remove(header::SET_COOKIE);
+    for cookie in cookies {
+        let text = cookie.to_str().unwrap_or_default();
+        let secured = if text.is_empty() || text.ends_with("; Secure") {
+            cookie
+        } else {
+            HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+        };
+        headers.append(header::SET_COOKIE, secured);
+    }
+    response
+}
+
 /// The headers every portal answer carries (also the edge's "Page not found").
 pub fn protect(response: &mut Response) {
     let headers = response.headers_mut();
@@ -118,5 +145,30 @@ mod tests {
         assert!(!clears(fragment.body(Body::empty()).unwrap()).await);
         let without = Request::get("/page").body(Body::empty()).unwrap();
         assert!(!clears(without).await);
+    }
+
+    /// Under https every cookie the portal sets is `Secure`, the notice's
+    /// too (from an outside re-audit: the notice cookie was not).
+    #[tokio::test]
+    async fn under_https_every_cookie_is_secure() {
+        let app = Router::new()
+            .route(
+                "/done",
+                get(|| async { crate::pages::done("/page", "Demo Books was uninstalled.") }),
+            )
+            .layer(axum::middleware::from_fn(super::secure_cookies));
+        let request = Request::get("/done").body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let cookies: Vec<&str> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|c| c.to_str().unwrap())
+            .collect();
+        assert_eq!(cookies.len(), 1, "{cookies:?}");
+        assert!(
+            cookies[0].starts_with(NOTICE_COOKIE) && cookies[0].ends_with("; Secure"),
+            "{cookies:?}"
+        );
     }
 }
