@@ -146,6 +146,13 @@ pub struct PlatformConfig {
     #[arg(long, env = "MNO_OPERATORS", value_delimiter = ',')]
     pub operators: Vec<String>,
 
+    /// Whether `MNO_OPERATORS` is bound once the platform is up (`mno up
+    /// --demo`, whose demo user is signed up then) instead of before the
+    /// edge takes its first request, when a listed address with no account
+    /// could otherwise be signed up by anyone in between.
+    #[arg(skip)]
+    pub bind_operators_once_up: bool,
+
     /// The platform key that seals connector credentials at rest (at least 32
     /// characters); when unset, one is generated into the data dir (`secret.key`).
     #[arg(long, env = "MNO_SECRET_KEY", hide_env_values = true)]
@@ -203,6 +210,7 @@ impl PlatformConfig {
             billing_interval_secs: 0,
             instance: None,
             operators: Vec::new(),
+            bind_operators_once_up: false,
             secret_key: None,
         }
     }

@@ -238,6 +238,11 @@ impl Platform {
         });
         tracing::info!(%metrics_addr, "serving metrics");
         let operators = Arc::new(OperatorList::new(&config.operators));
+        if roles.edge && !config.bind_operators_once_up {
+            // Before the edge serves: no one can sign up under a listed address
+            // between the start and the binding.
+            operators.bind(&db).await?;
+        }
         let (router, stop_http, server) = match listener {
             Some(listener) => {
                 let (router, stop_http, server) = serve_edge(

@@ -29,7 +29,10 @@ pub async fn run(args: Args) -> Result<()> {
     // (or just as /readyz first answers) then stops it cleanly once it is up,
     // instead of killing the process and leaving its nats-server child behind.
     let mut stop = StopSignals::listen()?;
-    let platform = Platform::start(args.config).await?;
+    let mut config = args.config;
+    // The demo's user is signed up once the platform is up: it may be listed.
+    config.bind_operators_once_up = args.demo;
+    let platform = Platform::start(config).await?;
     let demo_writer = if args.demo {
         Some(start_demo(&platform.base_url(), args.demo_every).await?)
     } else {
