@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use mno_events::directory::{AppStack, Directory};
+use mno_events::directory::{AppProfile, AppStack, Directory};
 use mno_events::idm::{Action, Credential, Idm, IdmRequest, PrincipalKind};
 use mno_events::openapi::{
     BadRequest, Forbidden, JsonBodyErrors, NotFound, TooManyRequests, Unauthorized, Unavailable,
@@ -161,13 +161,19 @@ async fn installed_connector(
             "the app {app:?} is not installed in this organisation; install it first (POST /hub/v1/orgs/{org}/installs)"
         )));
     }
+    require_connector(&profile)?;
+    Ok(profile)
+}
+
+/// Only apps of stack `connector` are run by the connectors runtime.
+fn require_connector(profile: &AppProfile) -> Result<(), ApiError> {
     if profile.stack != AppStack::Connector {
         return Err(ApiError::unprocessable(
             "not_a_connector",
             format!("the app {:?} is of stack cloud; only apps of stack connector are run by the connectors runtime", profile.name),
         ));
     }
-    Ok(profile)
+    Ok(())
 }
 
 #[utoipa::path(
@@ -549,12 +555,7 @@ async fn owner_of_connector(
             "app {app} belongs to another user; only its owner may register, see or remove its connector credentials (an org admin configures the install without them)"
         )));
     }
-    if profile.stack != AppStack::Connector {
-        return Err(ApiError::unprocessable(
-            "not_a_connector",
-            format!("the app {:?} is of stack cloud; only apps of stack connector are run by the connectors runtime", profile.name),
-        ));
-    }
+    require_connector(&profile)?;
     Ok(profile)
 }
 
