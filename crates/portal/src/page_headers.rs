@@ -30,7 +30,7 @@ pub async fn add(request: Request, next: Next) -> Response {
     if had_notice && shown {
         response.headers_mut().append(
             header::SET_COOKIE,
-            session::set_cookie(false, session::NOTICE_COOKIE, "", 0),
+            session::set_cookie(session::NOTICE_COOKIE, "", 0),
         );
     }
     protect(&mut response);

@@ -29,8 +29,7 @@ pub const NOTICE_COOKIE: &str = "mno_notice";
 /// The `Set-Cookie` of a notice for the next page (percent-encoded, a minute at most).
 pub fn set_notice(text: &str) -> HeaderValue {
     let value: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
-    // Not a secret (a line of text for the next page), so never `Secure`-only.
-    set_cookie(false, NOTICE_COOKIE, &value, 60)
+    set_cookie(NOTICE_COOKIE, &value, 60)
 }
 
 /// The notice the request carries, decoded.
@@ -55,13 +54,12 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `Set-Cookie` for a cookie only this site's pages send back, never script;
-/// `Secure` when the platform is reached over https, so that a plain-http
-/// request an attacker provokes never carries it.
-pub fn set_cookie(secure: bool, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
+/// `Set-Cookie` for a cookie only this site's pages send back, never script.
+/// Under an https public URL the portal's layer makes it `Secure`
+/// ([`crate::page_headers::secure_cookies`]).
+pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}"
     ))
     .expect("cookie values are tokens of ASCII letters, digits and _")
 }
@@ -190,8 +188,6 @@ pub struct Visitor {
     pub signed_in: bool,
     /// Where the visitor connects from, passed on with sign-in and sign-up.
     pub origin: VisitorOrigin,
-    /// See [`crate::PortalConfig::secure_cookies`].
-    secure_cookies: bool,
 }
 
 /// The visitor's origin, as the edge saw the request.
@@ -214,10 +210,8 @@ fn origin_of(parts: &Parts) -> VisitorOrigin {
 
 impl Visitor {
     pub fn set_cookie(&self) -> Option<(axum::http::HeaderName, HeaderValue)> {
-        self.fresh.then(|| {
-            let cookie = set_cookie(self.secure_cookies, ANON_COOKIE, &self.anon, 86_400);
-            (SET_COOKIE, cookie)
-        })
+        self.fresh
+            .then(|| (SET_COOKIE, set_cookie(ANON_COOKIE, &self.anon, 86_400)))
     }
 }
 
@@ -243,7 +237,6 @@ where
             origin: origin_of(parts),
             csrf: csrf_token(&state, &anon),
             signed_in: cookie(&parts.headers, SESSION_COOKIE).is_some(),
-            secure_cookies: state.secure_cookies,
             anon,
             fresh,
         })

@@ -70,7 +70,7 @@ async fn signed_in(state: &PortalState, headers: &HeaderMap, token: &str, next: 
     (
         [(
             SET_COOKIE,
-            session::set_cookie(state.secure_cookies, SESSION_COOKIE, token, 86_400),
+            session::set_cookie(SESSION_COOKIE, token, 86_400),
         )],
         Redirect::to(next),
     )
@@ -170,10 +170,7 @@ pub async fn signout(
         .delete(session.auth(), "/hub/v1/sessions/current")
         .await;
     Ok((
-        [(
-            SET_COOKIE,
-            session::set_cookie(state.secure_cookies, SESSION_COOKIE, "", 0),
-        )],
+        [(SET_COOKIE, session::set_cookie(SESSION_COOKIE, "", 0))],
         Redirect::to("/signin"),
     )
         .into_response())
