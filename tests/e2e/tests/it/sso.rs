@@ -453,6 +453,20 @@ async fn an_expired_code_is_refused() -> Result<()> {
 /// A code another client presents is not used up: its own client still
 /// exchanges it. A refused exchange by its own client uses it up, and the
 /// answer to the next one says so without claiming tokens were revoked.
+/// Sign Ann in, stopping at the callback: the code and the PKCE verifier,
+/// for a test that exchanges the code itself.
+async fn signed_in_code(platform: &TestPlatform, world: &World) -> Result<(String, String)> {
+    let out = relying_party(world.rp(platform, "sign_in_only", "ann@example.com")).await?;
+    let location = out["location"].as_str().context("a redirect")?;
+    let code = reqwest::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("a code")?;
+    let verifier = out["verifier"].as_str().context("the verifier")?.to_owned();
+    Ok((code, verifier))
+}
+
 #[tokio::test]
 async fn only_its_own_client_uses_a_code_up() -> Result<()> {
     let platform = TestPlatform::spawn().await;
@@ -473,17 +487,7 @@ async fn only_its_own_client_uses_a_code_up() -> Result<()> {
             ])
             .send()
     };
-    let sign_in = || async {
-        let out = relying_party(world.rp(&platform, "sign_in_only", "ann@example.com")).await?;
-        let location = out["location"].as_str().context("a redirect")?;
-        let code = reqwest::Url::parse(location)?
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .context("a code")?;
-        let verifier = out["verifier"].as_str().context("the verifier")?.to_owned();
-        anyhow::Ok((code, verifier))
-    };
+    let sign_in = || signed_in_code(&platform, &world);
     let ours = (world.app.key.as_str(), world.app.secret.as_str());
     let callback = format!("{RP}/callback");
 
@@ -1161,14 +1165,8 @@ async fn a_locked_sign_in_at_the_sso_page_answers_429_with_retry_after() -> Resu
 async fn a_code_issued_before_a_reinstall_is_refused() -> Result<()> {
     let platform = TestPlatform::spawn().await;
     let world = World::new(&platform, None).await?;
-    let out = relying_party(world.rp(&platform, "sign_in_only", "ann@example.com")).await?;
-    let location = out["location"].as_str().context("a redirect")?;
-    let code = reqwest::Url::parse(location)?
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .context("a code")?;
-    let verifier = out["verifier"].as_str().context("the verifier")?;
+    let (code, verifier) = signed_in_code(&platform, &world).await?;
+    let verifier = verifier.as_str();
     world
         .hub
         .uninstall(&world.owner_token, &world.org, &world.app.id)
