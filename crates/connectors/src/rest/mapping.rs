@@ -108,20 +108,26 @@ fn default_size() -> u32 {
     100
 }
 
-/// A Connec! field from an outside path, with a conversion.
+/// A Connec! field from an outside path, with a conversion, and what an
+/// empty Connec! field is sent out as.
 #[derive(Debug, Clone)]
-pub enum FieldMap {
-    Path(String),
-    Converted { path: String, convert: Convert },
+pub struct FieldMap {
+    pub path: String,
+    pub convert: Convert,
+    /// Sent outside when the Connec! field is empty (null, "" or absent), so
+    /// that a value cleared in Connec! is cleared outside too; `None`: JSON null.
+    pub clear: Option<Value>,
 }
 
-/// The table form of a field: `{ path = "...", convert = "..." }`.
+/// The table form of a field: `{ path = "...", convert = "...", clear = ... }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConvertedField {
     path: String,
     #[serde(default)]
     convert: Convert,
+    #[serde(default)]
+    clear: Option<Value>,
 }
 
 /// By hand rather than untagged, so that a mistake says what is wrong (an
@@ -138,14 +144,19 @@ impl<'de> Deserialize<'de> for FieldMap {
                 )
             }
             fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<FieldMap, E> {
-                Ok(FieldMap::Path(path.to_owned()))
+                Ok(FieldMap {
+                    path: path.to_owned(),
+                    convert: Convert::None,
+                    clear: None,
+                })
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldMap, A::Error> {
                 let field =
                     ConvertedField::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(FieldMap::Converted {
+                Ok(FieldMap {
                     path: field.path,
                     convert: field.convert,
+                    clear: field.clear,
                 })
             }
         }
@@ -171,15 +182,14 @@ pub enum Convert {
 
 impl FieldMap {
     pub fn path(&self) -> &str {
-        match self {
-            FieldMap::Path(p) | FieldMap::Converted { path: p, .. } => p,
-        }
+        &self.path
     }
     pub fn convert(&self) -> Convert {
-        match self {
-            FieldMap::Path(_) => Convert::None,
-            FieldMap::Converted { convert, .. } => *convert,
-        }
+        self.convert
+    }
+    /// What an empty Connec! field is sent out as.
+    pub fn cleared(&self) -> Value {
+        self.clear.clone().unwrap_or(Value::Null)
     }
 }
 
@@ -286,6 +296,16 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
         .map(|at| text[..at].matches('\n').count() + 1)
 }
 
+/// Whether a Connec! value stands for an empty field: null, "", or a reference to nothing.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 /// The value at a dotted path of a JSON object.
 pub fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, key| v.get(key))
@@ -309,7 +329,10 @@ impl Collection {
     pub fn to_connec(&self, outside: &Value) -> Value {
         let mut fields = Map::new();
         for (field, map) in &self.fields {
-            let Some(value) = get(outside, map.path()).filter(|v| !v.is_null()) else {
+            // The mapping's `clear` value outside is an empty field in Connec!.
+            let Some(value) =
+                get(outside, map.path()).filter(|v| !v.is_null() && map.clear.as_ref() != Some(*v))
+            else {
                 continue;
             };
             let converted = match (map.convert(), value) {
@@ -324,11 +347,28 @@ impl Collection {
         Value::Object(fields)
     }
 
-    /// A Connec! record (in the connector app's view) in the outside API's fields.
+    /// A Connec! record (in the connector app's view) in the outside API's
+    /// fields, for a create: empty fields are left out.
     pub fn to_outside(&self, record: &Value, app_id: &str) -> Value {
+        self.outside_fields(record, app_id, false)
+    }
+
+    /// The same for an update of an existing outside record: every mapped
+    /// field empty in Connec! (null, "" or absent) is sent as its `clear`
+    /// value (null by default), so a value cleared in Connec! is cleared
+    /// outside too rather than kept there.
+    pub fn to_outside_update(&self, record: &Value, app_id: &str) -> Value {
+        self.outside_fields(record, app_id, true)
+    }
+
+    fn outside_fields(&self, record: &Value, app_id: &str, clearing: bool) -> Value {
         let mut out = json!({});
         for (field, map) in &self.fields {
-            let Some(value) = record.get(field).filter(|v| !v.is_null()) else {
+            let value = record.get(field).filter(|v| !is_empty(v));
+            let Some(value) = value else {
+                if clearing {
+                    set(&mut out, map.path(), map.cleared());
+                }
                 continue;
             };
             let converted = match (map.convert(), value) {

@@ -5,9 +5,11 @@
 //! none, every record's tag is a hash of it, so the runtime sees a change as
 //! a new tag, and a record missing from the complete listing as deleted.
 //! Writes: `POST <path>`, `PATCH`/`PUT <path>/<id>`, `DELETE <path>/<id>`. A
-//! conditional write first reads the record and compares its tag.
+//! conditional write first reads the record and compares its tag; an update
+//! keeps the outside fields the mapping does not know ([`merge`]).
 
 pub mod mapping;
+pub mod merge;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -325,30 +327,48 @@ impl Outside for Rest {
         fields: &Value,
     ) -> Result<(String, String), OutsideError> {
         let c = self.collection(entity)?;
-        let body = c.to_outside(fields, &self.app_id);
         let answer = match id {
             None => {
+                let body = c.to_outside(fields, &self.app_id);
                 let url = format!("{}{}", self.base, c.path);
                 self.call(self.request(Method::POST, url).json(&body))
                     .await?
             }
             Some(id) => {
-                if let Some(expected) = if_tag {
-                    match self.fetch(entity, id).await? {
-                        Some(current) if current.tag != expected => {
-                            return Err(OutsideError::Stale)
-                        }
-                        _ => {}
+                let mapped = c.to_outside_update(fields, &self.app_id);
+                // The record as it is: to compare its tag, and to keep what
+                // the mapping does not know (see `merge`).
+                let wanted = if_tag.is_some()
+                    || c.update_method == UpdateMethod::Put
+                    || merge::has_nested(&mapped);
+                let current = match wanted {
+                    true => {
+                        self.call(self.request(Method::GET, self.item_url(c, id)))
+                            .await?
+                    }
+                    false => None,
+                };
+                if let (Some(expected), Some(current)) = (if_tag, &current) {
+                    if tag_of(current) != expected {
+                        return Err(OutsideError::Stale);
                     }
                 }
-                let method = match c.update_method {
-                    UpdateMethod::Patch => Method::PATCH,
-                    UpdateMethod::Put => Method::PUT,
+                let (method, body) = match c.update_method {
+                    UpdateMethod::Patch => {
+                        (Method::PATCH, merge::patch_body(current.as_ref(), &mapped))
+                    }
+                    UpdateMethod::Put => {
+                        let mut whole = match &current {
+                            Some(current) => merge::deep(current, &mapped),
+                            None => mapped,
+                        };
+                        if let Value::Object(map) = &mut whole {
+                            map.entry(c.id_field.clone())
+                                .or_insert_with(|| Value::String(id.to_owned()));
+                        }
+                        (Method::PUT, whole)
+                    }
                 };
-                let mut body = body;
-                if let (Value::Object(map), UpdateMethod::Put) = (&mut body, c.update_method) {
-                    map.insert(c.id_field.clone(), Value::String(id.to_owned()));
-                }
                 self.call(self.request(method, self.item_url(c, id)).json(&body))
                     .await?
             }
