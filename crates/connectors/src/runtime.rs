@@ -20,11 +20,15 @@ use tokio::task::JoinHandle;
 
 use crate::catalogue;
 use crate::http_clients::HttpClients;
+use crate::last_error::{self, Pass};
 use crate::outside::{Outside, OutsideError, OutsideRecord};
+use crate::parking::{self, Verdict};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
 use crate::references;
 use crate::sealed::Sealer;
 use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
+
+mod parked;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -512,7 +516,7 @@ impl Runtime {
             let mut install = match self.install(&row).await {
                 Ok(install) => install,
                 Err(e) => {
-                    self.fail(&row, &handle, &e, None).await;
+                    self.fail(&row, &handle, &e, Pass::Install, None).await;
                     return Err(SyncError::Failed(e));
                 }
             };
@@ -530,27 +534,40 @@ impl Runtime {
                 .filter(|e| e.direction.pushes())
                 .map(|e| e.entity.clone())
                 .collect();
-            let pulled = self.pull_all(&install, &entities).await;
+            // The entity being pulled, so that a failure names its pass.
+            let mut at: Option<String> = None;
+            let pulled = self.pull_all(&install, &entities, &mut at).await;
             // A pull may have mapped what held records were waiting for.
             let pulled = match pulled {
-                Ok(problems) => self.push_held(&install).await.map(|()| problems),
-                Err(failure) => Err(failure),
+                Ok(problems) => self
+                    .push_held(&install)
+                    .await
+                    .map(|()| problems)
+                    .map_err(|failure| (Pass::Push(None), failure)),
+                Err(failure) => Err((Pass::Pull(at.as_deref()), failure)),
             };
             match pulled {
                 Ok(problems) => {
                     let _ = self.store.mark_success(org, app).await;
-                    if !problems.is_empty() {
-                        let _ = self.store.note_error(org, app, &problems.join("; ")).await;
+                    // A problem still there is noted again rather than resolved.
+                    if problems.is_empty() {
+                        let _ = last_error::resolve(&self.store, org, app, Pass::Pull(None)).await;
+                    } else {
+                        let scope = Pass::Pull(None).scope();
+                        let _ = self
+                            .store
+                            .note_error(org, app, &problems.join("; "), &scope)
+                            .await;
                     }
                     Ok(())
                 }
-                Err(failure) => {
+                Err((pass, failure)) => {
                     let retry_after = match &failure {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
                     let text = install.failure_text(&failure);
-                    self.fail(&row, &handle, &text, retry_after).await;
+                    self.fail(&row, &handle, &text, pass, retry_after).await;
                     Err(SyncError::Failed(text))
                 }
             }
@@ -589,6 +606,7 @@ impl Runtime {
         row: &InstallRow,
         handle: &Handle,
         error: &str,
+        pass: Pass<'_>,
         retry_after: Option<Duration>,
     ) -> Duration {
         let failures = (row.failures + 1).clamp(1, 20) as u32;
@@ -605,7 +623,7 @@ impl Runtime {
         tracing::warn!(org = %row.org, app = %row.app_id, %error, ?delay, "connector sync failed; backing off");
         if let Err(e) = self
             .store
-            .mark_failure(&row.org, &row.app_id, error, next)
+            .mark_failure(&row.org, &row.app_id, error, &pass.scope(), next)
             .await
         {
             tracing::warn!(error = %e, "cannot record the connector failure");
@@ -622,9 +640,19 @@ impl Runtime {
         &self,
         install: &Install,
         entities: &[EntityRow],
+        at: &mut Option<String>,
     ) -> Result<Vec<String>, Failure> {
         let (org, app) = (install.org.as_str(), install.app.as_str());
         let mut problems = Vec::new();
+        // Records refused for a missing reference before: counted or parked.
+        let counted: HashSet<(String, String)> = self
+            .store
+            .parked(org, app)
+            .await?
+            .into_iter()
+            .map(|p| (p.entity, p.record))
+            .collect();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         let names: Vec<String> = entities
             .iter()
             .filter(|e| e.direction.pulls())
@@ -637,6 +665,7 @@ impl Runtime {
                 continue;
             };
             let name = entity.entity.as_str();
+            *at = Some(name.to_owned());
             let pulled = install
                 .outside
                 .pull(name, entity.cursor.as_deref())
@@ -654,6 +683,13 @@ impl Runtime {
                     let outcome = self
                         .apply_outside(install, entity.direction, record, name, cutoff(entity))
                         .await;
+                    let key = (name.to_owned(), record.id.clone());
+                    if counted.contains(&key) {
+                        if outcome.is_ok() {
+                            self.store.unpark(org, app, name, &record.id).await?;
+                        }
+                        seen.insert(key);
+                    }
                     if let Err(Failure::MissingReference(_)) = outcome {
                         waiting.push((entity, record.clone()));
                         continue;
@@ -708,20 +744,40 @@ impl Runtime {
                     self.store.set_cursor(org, app, name, Some(&cursor)).await?;
                 }
             }
+            last_error::resolve(&self.store, org, app, Pass::Pull(Some(name))).await?;
         }
         // Every entity is in: a reference may name a record pulled after its own.
         let mut still_waiting: HashSet<&str> = HashSet::new();
+        let mut newly_parked: Vec<&str> = Vec::new();
         for (entity, record) in &waiting {
             let name = entity.entity.as_str();
+            *at = Some(name.to_owned());
             let outcome = match self
                 .apply_outside(install, entity.direction, record, name, cutoff(entity))
                 .await
             {
                 Err(Failure::MissingReference(detail)) => {
-                    still_waiting.insert(name);
-                    Err(Failure::Record(format!(
-                        "{detail}; tried again after every entity was pulled, and at each sync until it names a record"
-                    )))
+                    match parking::refused(&self.store, org, app, name, &record.id, &detail).await?
+                    {
+                        Verdict::Wait(passes) => {
+                            still_waiting.insert(name);
+                            Err(Failure::Record(format!(
+                                "{detail}; tried again after every entity was pulled, and at each sync until it names a record \
+                                 (refused by {passes} of the {} syncs before it is parked)",
+                                parking::PARK_AFTER_PASSES
+                            )))
+                        }
+                        Verdict::Parked => {
+                            self.park_noted(install, name, &record.id, &detail).await?;
+                            newly_parked.push(name);
+                            continue;
+                        }
+                        Verdict::StillParked => continue,
+                    }
+                }
+                Ok(counts) => {
+                    self.store.unpark(org, app, name, &record.id).await?;
+                    Ok(counts)
                 }
                 other => other,
             };
@@ -730,6 +786,17 @@ impl Runtime {
                 .await?;
             self.store.add_counts(org, app, name, counts).await?;
         }
+        if !newly_parked.is_empty() {
+            newly_parked.sort_unstable();
+            newly_parked.dedup();
+            problems.push(format!(
+                "{}: records refused for a reference that names no record were parked after {} syncs (see parked in the status); the cursor moves on, and each sync tries them again",
+                newly_parked.join(", "),
+                parking::PARK_AFTER_PASSES
+            ));
+        }
+        *at = None;
+        self.retry_parked(install, entities, &seen).await?;
         for (name, cursor) in cursors {
             if still_waiting.contains(name) {
                 problems.push(format!(
@@ -1000,20 +1067,26 @@ impl Runtime {
                 Ok(mut install) => {
                     install.pulling = named(Direction::pulls);
                     install.pushing = entities.clone();
-                    self.push_from(&handle, &install, &entities, row.push_cursor)
+                    let mut at: Option<String> = None;
+                    self.push_from(&handle, &install, &entities, row.push_cursor, &mut at)
                         .await
-                        .map_err(|failure| (install.failure_text(&failure), failure))
+                        .map_err(|failure| (install.failure_text(&failure), failure, at))
                 }
-                Err(e) => Err((e.clone(), Failure::Connec(e))),
+                Err(e) => Err((e.clone(), Failure::Connec(e), Some(String::new()))),
             };
             let pause = match outcome {
                 Ok(()) => self.config.tick,
-                Err((text, failure)) => {
+                Err((text, failure, at)) => {
                     let retry_after = match &failure {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
-                    self.fail(&row, &handle, &text, retry_after).await
+                    // An empty name: building the install failed, not a push.
+                    let pass = match at.as_deref() {
+                        Some("") => Pass::Install,
+                        entity => Pass::Push(entity),
+                    };
+                    self.fail(&row, &handle, &text, pass, retry_after).await
                 }
             };
             tokio::time::sleep(pause).await;
@@ -1027,6 +1100,7 @@ impl Runtime {
         install: &Install,
         entities: &[String],
         cursor: i64,
+        at: &mut Option<String>,
     ) -> Result<(), Failure> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<StreamedChange>(64);
         let api = install.api.clone();
@@ -1044,6 +1118,7 @@ impl Runtime {
                 }
             }
             let _one_at_a_time = handle.lock.lock().await;
+            *at = Some(change.entity.clone());
             let id = record_api::global_id(&change.record).unwrap_or_default();
             let result = self.push_change(install, &change).await;
             let mut counts = Counts::default();
@@ -1060,6 +1135,8 @@ impl Runtime {
             self.store
                 .set_push_cursor(&install.org, &install.app, change.seq as i64)
                 .await?;
+            let pass = Pass::Push(Some(change.entity.as_str()));
+            last_error::resolve(&self.store, &install.org, &install.app, pass).await?;
             // A record pushed may be the one a held record references.
             if counts.pushed > 0 {
                 if let Err(failure) = self.push_held(install).await {
@@ -1073,6 +1150,7 @@ impl Runtime {
             reader.abort();
             return outcome;
         }
+        *at = None;
         // The channel closed: the reader ended, with the stream.
         match reader.await {
             Ok(Err(e)) => Err(e.into()),

@@ -200,3 +200,198 @@ async fn an_update_keeps_the_outside_fields_the_mapping_does_not_know() {
         json!({"id": 1, "name": "Widget 2", "price": {"amount": 13, "unit": "each"}, "stock": 40})
     );
 }
+
+/// `last_error` says what is wrong now, not what once was: the next
+/// successful pass of the failed one clears it, and `recent` keeps it as
+/// `resolved`, for a pull's error as for a push's.
+#[tokio::test]
+async fn the_last_error_goes_once_the_sync_works_again() {
+    let server = JsonServer::start(seed()).await;
+    let world = configured(&server).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    // A pull fails, then works again.
+    server.fault(json!({"status": 500}));
+    failing_sync(&world, "HTTP 500").await;
+    server.fault(json!({}));
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let status = world.status().await;
+    assert!(status["last_error"].is_null(), "{status}");
+    assert!(status["last_error_at"].is_null(), "{status}");
+    assert_eq!(status["failures"], 0, "{status}");
+    let resolved = recent_of(&status, "resolved");
+    assert!(
+        resolved.iter().any(|e| {
+            let detail = e["detail"].as_str().unwrap();
+            // Ended by the pull of the entity that failed (items, pulled first).
+            detail.starts_with("the pull of items works again") && detail.contains("HTTP 500")
+        }),
+        "{status}"
+    );
+
+    // A push fails (the API answers 500), then works again.
+    server.fault(json!({"status": 500}));
+    let (code, created) = world
+        .crm(
+            Method::POST,
+            "invoices",
+            Some(json!({"invoices": {"transaction_number": "INV-P"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    eventually("the push to fail", || async {
+        let status = world.status().await;
+        status["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("HTTP 500"))
+            .then_some(())
+    })
+    .await;
+    server.fault(json!({}));
+    eventually("INV-P to reach the API", || async {
+        (!server.find("invoices", "number", "INV-P").await.is_empty()).then_some(())
+    })
+    .await;
+    let status = eventually("the push's error to go", || async {
+        let status = world.status().await;
+        status["last_error"].is_null().then_some(status)
+    })
+    .await;
+    assert!(
+        recent_of(&status, "resolved")
+            .iter()
+            .any(|e| e["entity"] == "invoices"
+                && e["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("the push of invoices works again")),
+        "{status}"
+    );
+}
+
+/// An invoice naming a person the outside API never lists holds its
+/// entity's cursor for a few syncs, then is parked (named in the status with
+/// the reason) and the cursor moves on; it is tried again at each sync, and
+/// comes in once its person does.
+#[tokio::test]
+async fn a_record_whose_reference_never_comes_is_parked_and_the_cursor_moves_on() {
+    let server = JsonServer::start(json!({
+        "people": [{"id": "p1", "first": "Ann", "last": "Lee"}],
+        "invoices": [
+            {"id": "i1", "number": "INV-1", "customerId": "p1", "updatedAt": "2026-11-01T10:00:00Z"},
+            {"id": "i2", "number": "INV-2", "customerId": "p9", "updatedAt": "2026-11-01T09:00:00Z"},
+            {"id": "i3", "number": "INV-3", "updatedAt": "2026-11-02T10:00:00Z"}
+        ]
+    }))
+    .await;
+    let world = World::start(&["invoices", "people"]).await;
+    configure_mapping(&server, &world, WITH_REFERENCES, Value::Null).await;
+
+    // Refused by the first syncs: the cursor waits before INV-2.
+    for pass in 1..=2 {
+        let (code, body) = world.sync().await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        let status = world.status().await;
+        assert_eq!(entity_row(&status, "invoices")["parked"], 0, "{status}");
+        assert_eq!(
+            entity_row(&status, "invoices")["rejected"],
+            pass,
+            "{status}"
+        );
+        assert!(
+            status["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("tried again at the next sync"),
+            "{status}"
+        );
+    }
+    // The third refusal parks it: named with its reason, logged, and the sync clean.
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let status = world.status().await;
+    assert_eq!(entity_row(&status, "invoices")["parked"], 1, "{status}");
+    let parked = status["parked"].as_array().unwrap();
+    assert_eq!(parked.len(), 1, "{status}");
+    assert_eq!(
+        (
+            &parked[0]["entity"],
+            &parked[0]["record"],
+            &parked[0]["passes"]
+        ),
+        (&json!("invoices"), &json!("i2"), &json!(3)),
+        "{status}"
+    );
+    assert!(
+        parked[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not name a people record"),
+        "{status}"
+    );
+    assert!(
+        recent_of(&status, "parked")
+            .iter()
+            .any(|e| e["record"] == "i2"),
+        "{status}"
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("parked after 3 syncs"),
+        "{status}"
+    );
+
+    // The cursor moved past INV-2 (to INV-3's time): INV-1, changed outside
+    // without a newer change time, is no longer read; a newer record is.
+    server
+        .call(
+            Method::PATCH,
+            "/invoices/i1",
+            Some(json!({"number": "INV-1x"})),
+        )
+        .await;
+    server
+        .call(
+            Method::POST,
+            "/invoices",
+            Some(json!({"id": "i4", "number": "INV-4", "updatedAt": "2026-11-03T10:00:00Z"})),
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(world.connec_by_outside_id("invoices", "i4").await.is_some());
+    let inv1 = world.connec_by_outside_id("invoices", "i1").await.unwrap();
+    assert_eq!(inv1["transaction_number"], "INV-1", "{inv1}");
+    let status = world.status().await;
+    assert!(status["last_error"].is_null(), "{status}");
+    assert_eq!(
+        entity_row(&status, "invoices")["rejected"],
+        2,
+        "a parked record tried again is not refused anew: {status}"
+    );
+    assert_eq!(status["parked"][0]["passes"], 4, "{status}");
+
+    // Its person comes: the next sync brings INV-2 in and unparks it.
+    server
+        .call(
+            Method::POST,
+            "/people",
+            Some(json!({"id": "p9", "first": "Bo", "last": "Ng"})),
+        )
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let bo = world.connec_by_outside_id("people", "p9").await.unwrap();
+    let inv2 = world
+        .connec_by_outside_id("invoices", "i2")
+        .await
+        .expect("INV-2 synced once its person is");
+    assert_eq!(inv2["person_id"], bo["id"], "{inv2}");
+    let status = world.status().await;
+    assert_eq!(status["parked"], json!([]), "{status}");
+    assert_eq!(entity_row(&status, "invoices")["parked"], 0, "{status}");
+}
