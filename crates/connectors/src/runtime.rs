@@ -28,6 +28,7 @@ use crate::references;
 use crate::sealed::Sealer;
 use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
 
+mod creating;
 mod parked;
 
 #[derive(Debug, Clone)]
@@ -1214,9 +1215,8 @@ impl Runtime {
                 let Some(local) = local else {
                     let global = record_api::global_id(record)
                         .ok_or_else(|| Failure::Record("a change without an id".into()))?;
-                    let (id, tag) = install.outside.write(entity, None, None, record).await?;
-                    install.api.map_id(entity, &global, &id).await?;
-                    self.save(install, entity, &id, &tag, version).await?;
+                    self.create_outside(install, entity, &global, record, version)
+                        .await?;
                     return Ok(pushed);
                 };
                 let state = self.store.record_state(org, app, entity, &local).await?;

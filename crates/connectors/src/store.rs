@@ -113,6 +113,15 @@ pub struct ParkedRow {
     pub parked_at: Option<String>,
 }
 
+/// A create outside not known to be done (see `runtime/creating.rs`).
+#[derive(Debug, Clone)]
+pub struct PendingCreate {
+    /// Sent as the idempotency key with every attempt.
+    pub key: String,
+    /// The outside id and tag, once the outside API answered.
+    pub answered: Option<(String, String)>,
+}
+
 /// A conflict settled or a record refused.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
@@ -291,6 +300,7 @@ impl Store {
             "connector_events",
             "connector_held",
             "connector_parked",
+            "connector_creates",
         ] {
             let done = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE org = $1 AND app_id = $2"
@@ -681,6 +691,102 @@ impl Store {
         .bind(app)
         .bind(entity)
         .bind(outside_id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A create outside not known to be done: its key and, when the outside
+    /// API answered it, the outside id and tag.
+    pub async fn pending_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<Option<PendingCreate>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT attempt_key, outside_id, outside_tag FROM connector_creates
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|r| PendingCreate {
+            key: r.get(0),
+            answered: r
+                .get::<Option<String>, _>(1)
+                .zip(r.get::<Option<String>, _>(2)),
+        }))
+    }
+
+    /// Note a create about to be sent, under `key`.
+    pub async fn begin_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO connector_creates (org, app_id, entity, global_id, attempt_key, since)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app_id, entity, global_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .bind(key)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The outside API answered the create: its id and tag.
+    pub async fn create_answered(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+        outside_id: &str,
+        tag: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE connector_creates SET outside_id = $5, outside_tag = $6
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .bind(outside_id)
+        .bind(tag)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The create is done (Connec! knows the outside id), or was refused.
+    pub async fn end_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM connector_creates WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
         .execute(&self.db)
         .await?;
         Ok(())

@@ -55,6 +55,15 @@ pub struct Collection {
     /// `PATCH` (default: only the mapped fields are sent) or `PUT`.
     #[serde(default)]
     pub update_method: UpdateMethod,
+    /// A header sent with each create, its value the same on a retry of the
+    /// same create (`Idempotency-Key`), for APIs that answer a repeated key
+    /// with the record made the first time.
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+    /// An outside field the runtime sets to the Connec! id on create, and
+    /// looks a record up by before creating again after a lost answer.
+    #[serde(default)]
+    pub marker_field: Option<String>,
     pub fields: BTreeMap<String, FieldMap>,
 }
 
@@ -269,6 +278,16 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
                  (the records asked for per page; 100 when left out)",
                 c.entity
             ));
+        }
+        if let Some(marker) = &c.marker_field {
+            let mapped = c.fields.values().any(|m| m.path() == marker);
+            if marker.is_empty() || *marker == c.id_field || mapped {
+                let line = line_after(text, line, "marker_field").unwrap_or(line);
+                return Err(format!(
+                    "mapping line {line} (collections[{i}], entity {:?}): marker_field {marker:?} must be an outside field of its own, neither the id_field nor a mapped path",
+                    c.entity
+                ));
+            }
         }
         for (field, map) in &c.fields {
             if field == "id" || map.path().is_empty() {
@@ -490,6 +509,16 @@ person_id = { path = "customerId", convert = "reference" }
         let error = parse(&no_path).unwrap_err();
         assert!(
             error.starts_with("mapping line 14: field transaction_date: missing field `path`"),
+            "{error}"
+        );
+        // The marker is a field of its own: a mapped path would be overwritten by it.
+        let marker = GOOD.replace(
+            "path = \"/invoices\"",
+            "path = \"/invoices\"\nmarker_field = \"number\"",
+        );
+        let error = parse(&marker).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 9 ") && error.contains("marker_field \"number\""),
             "{error}"
         );
         let extra = GOOD.replace("convert = \"date\"", "convert = \"date\", format = \"iso\"");

@@ -18,7 +18,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::outside::{failed, unreachable, Outside, OutsideError, OutsideRecord, Pulled};
+use crate::outside::{
+    failed, unreachable, CreateAttempt, Outside, OutsideError, OutsideRecord, Pulled,
+};
 use mapping::{Collection, Mapping, Pagination, UpdateMethod};
 
 /// `settings` of a REST install.
@@ -215,6 +217,48 @@ impl Rest {
     }
 }
 
+impl Rest {
+    /// The id and tag of the record a write answered.
+    fn saved(
+        &self,
+        c: &Collection,
+        answer: Option<Value>,
+    ) -> Result<(String, String), OutsideError> {
+        let saved = answer.filter(Value::is_object).ok_or_else(|| {
+            OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
+        })?;
+        let record = self.record(c, &saved).ok_or_else(|| {
+            OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
+        })?;
+        Ok((record.id, record.tag))
+    }
+
+    /// The record whose `marker` is `value`, if the API has one: asked with
+    /// `?<marker>=<value>`; an answer holding other records shows an API that
+    /// does not filter so, and the whole collection is then listed.
+    async fn find_marked(
+        &self,
+        c: &Collection,
+        marker: &str,
+        value: &str,
+    ) -> Result<Option<Value>, OutsideError> {
+        let marked = |r: &Value| mapping::get(r, marker).and_then(Value::as_str) == Some(value);
+        let url = format!("{}{}", self.base, c.path);
+        let answer = self
+            .call(self.request(Method::GET, url).query(&[(marker, value)]))
+            .await?;
+        let filtered = match answer {
+            Some(Value::Array(records)) if records.iter().all(marked) => Some(records),
+            _ => None,
+        };
+        let records = match filtered {
+            Some(records) => records,
+            None => self.list(c).await?.0,
+        };
+        Ok(records.into_iter().find(|r| marked(r)))
+    }
+}
+
 /// A record's tag: SHA-256 of its JSON (serde_json keeps keys sorted).
 fn tag_of(value: &Value) -> String {
     let digest = Sha256::digest(value.to_string().as_bytes());
@@ -373,13 +417,41 @@ impl Outside for Rest {
                     .await?
             }
         };
-        let saved = answer.filter(Value::is_object).ok_or_else(|| {
-            OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
-        })?;
-        let record = self.record(c, &saved).ok_or_else(|| {
-            OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
-        })?;
-        Ok((record.id, record.tag))
+        self.saved(c, answer)
+    }
+
+    async fn create(
+        &self,
+        entity: &str,
+        fields: &Value,
+        attempt: &CreateAttempt<'_>,
+    ) -> Result<(String, String), OutsideError> {
+        let c = self.collection(entity)?;
+        if let (true, Some(marker)) = (attempt.retry, &c.marker_field) {
+            if let Some(made) = self.find_marked(c, marker, attempt.global_id).await? {
+                return self.saved(c, Some(made));
+            }
+        }
+        let mut body = c.to_outside(fields, &self.app_id);
+        if let Some(marker) = &c.marker_field {
+            mapping::set(
+                &mut body,
+                marker,
+                Value::String(attempt.global_id.to_owned()),
+            );
+        }
+        let url = format!("{}{}", self.base, c.path);
+        let mut request = self.request(Method::POST, url).json(&body);
+        if let Some(header) = &c.idempotency_header {
+            request = request.header(header, attempt.key);
+        }
+        let answer = self.call(request).await?;
+        self.saved(c, answer)
+    }
+
+    fn dedupes_creates(&self, entity: &str) -> bool {
+        self.collection(entity)
+            .is_ok_and(|c| c.idempotency_header.is_some() || c.marker_field.is_some())
     }
 
     async fn delete(

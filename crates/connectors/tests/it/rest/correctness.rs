@@ -395,3 +395,84 @@ async fn a_record_whose_reference_never_comes_is_parked_and_the_cursor_moves_on(
     assert_eq!(status["parked"], json!([]), "{status}");
     assert_eq!(entity_row(&status, "invoices")["parked"], 0, "{status}");
 }
+
+const CREATES: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "invoices"
+path = "/invoices"
+idempotency_header = "Idempotency-Key"
+
+[collections.fields]
+transaction_number = "number"
+
+[[collections]]
+entity = "items"
+path = "/items"
+marker_field = "connecId"
+
+[collections.fields]
+name = "name"
+"#;
+
+/// The outside API makes a record but its answer is lost: the create tried
+/// again makes no second record, by the idempotency key (invoices) or by
+/// finding the record by its marker (items).
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_is_not_made_twice() {
+    let server = JsonServer::start(json!({"invoices": [], "items": []})).await;
+    let world = World::start(&["invoices", "items"]).await;
+    configure_mapping(&server, &world, CREATES, Value::Null).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+
+    for (fault, entity, field, outside_field, value) in [
+        (
+            json!({"lose_create_once": true, "idempotency": true}),
+            "invoices",
+            "transaction_number",
+            "number",
+            "INV-L",
+        ),
+        (
+            json!({"lose_create_once": true, "n": 2}),
+            "items",
+            "name",
+            "name",
+            "Lost",
+        ),
+    ] {
+        server.fault(fault);
+        let (code, created) = world
+            .crm(
+                Method::POST,
+                entity,
+                Some(json!({ entity: { field: value } })),
+            )
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        let global = created[entity]["id"].as_str().unwrap().to_owned();
+        let outside = eventually(&format!("{value} to be mapped"), || async {
+            world.outside_id_of(entity, &global).await
+        })
+        .await;
+        let made = server.find(entity, outside_field, value).await;
+        assert_eq!(made.len(), 1, "{value} made once: {made:?}");
+        assert_eq!(made[0]["id"].to_string().trim_matches('"'), outside);
+        // The lost answer showed as a failure of the push, now over.
+        let status = world.status().await;
+        assert!(
+            recent_of(&status, "resolved")
+                .iter()
+                .any(|e| e["entity"] == entity),
+            "{status}"
+        );
+        assert!(recent_of(&status, "retried").is_empty(), "{status}");
+        if entity == "items" {
+            assert_eq!(made[0]["connecId"], global.as_str(), "{made:?}");
+        }
+    }
+}
