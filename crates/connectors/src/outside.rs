@@ -36,6 +36,9 @@ pub struct Pulled {
     /// Why some listed records could not be read (no usable id): such a
     /// listing is never `complete`, so nothing is inferred deleted from it.
     pub skipped: Vec<String>,
+    /// Records listed that do not fit the mapping, with why: `(outside id,
+    /// why)`. Reported as refused, never taken as deleted.
+    pub refused: Vec<(String, String)>,
 }
 
 /// One attempt to create a record outside. The answer to a create may be
@@ -64,6 +67,10 @@ pub enum OutsideError {
     Garbage(String),
     #[error("the outside API refused the record ({status}): {body}")]
     Rejected { status: u16, body: String },
+    /// The record does not fit the connector's mapping (a value it does not
+    /// name): it concerns this record only.
+    #[error("the record does not fit the mapping: {0}")]
+    Unfit(String),
     /// The record changed outside since the tag the write was based on.
     #[error("the record changed in the outside API since it was last read")]
     Stale,

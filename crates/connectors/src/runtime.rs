@@ -677,6 +677,15 @@ impl Runtime {
                 self.store.log(org, app, name, "skipped", "", note).await?;
                 problems.push(format!("{name}: {note}"));
             }
+            // Records that do not fit the mapping: refused by name, like those Connec! refuses.
+            let mut counts = Counts::default();
+            for (id, why) in &pulled.refused {
+                let outcome = Err(Failure::Record(format!(
+                    "the record does not fit the mapping: {why}"
+                )));
+                self.tally(install, name, id, outcome, &mut counts).await?;
+            }
+            self.store.add_counts(org, app, name, counts).await?;
             // Progress is recorded per batch, so a long first sync shows its counts as it goes.
             for batch in pulled.changed.chunks(self.config.batch.max(1)) {
                 let mut counts = Counts::default();
@@ -702,7 +711,13 @@ impl Runtime {
             }
             let mut deleted = pulled.deleted.clone();
             if pulled.complete {
-                let listed: HashSet<&str> = pulled.changed.iter().map(|r| r.id.as_str()).collect();
+                let refused = pulled.refused.iter().map(|(id, _)| id.as_str());
+                let listed: HashSet<&str> = pulled
+                    .changed
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .chain(refused)
+                    .collect();
                 let known = self.store.known_ids(org, app, name).await?;
                 let mut judged = crate::absences::judge(name, known, &listed);
                 if !judged.apply.is_empty() {
@@ -713,8 +728,13 @@ impl Runtime {
                         .pull(name, entity.cursor.as_deref())
                         .await
                         .map_err(Failure::Outside)?;
-                    let relisted: HashSet<&str> =
-                        again.changed.iter().map(|r| r.id.as_str()).collect();
+                    let refused = again.refused.iter().map(|(id, _)| id.as_str());
+                    let relisted: HashSet<&str> = again
+                        .changed
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .chain(refused)
+                        .collect();
                     if again.complete {
                         judged.apply.retain(|id| !relisted.contains(id.as_str()));
                     } else {

@@ -10,6 +10,7 @@
 
 pub mod mapping;
 pub mod merge;
+pub mod values;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -195,7 +196,9 @@ impl Rest {
         }
     }
 
-    fn record(&self, c: &Collection, outside: &Value) -> Option<OutsideRecord> {
+    /// A listed or answered record, with why its fields do not fit the
+    /// mapping (a value its `values` do not name), if they do not.
+    fn record(&self, c: &Collection, outside: &Value) -> Option<(OutsideRecord, Option<String>)> {
         let id = match outside.get(&c.id_field)? {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -208,12 +211,17 @@ impl Rest {
             .and_then(Value::as_str)
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
-        Some(OutsideRecord {
+        let (fields, unfit) = match c.to_connec(outside) {
+            Ok(fields) => (fields, None),
+            Err(why) => (Value::Null, Some(why)),
+        };
+        let record = OutsideRecord {
             id,
             tag: tag_of(outside),
             updated_at,
-            fields: c.to_connec(outside),
-        })
+            fields,
+        };
+        Some((record, unfit))
     }
 }
 
@@ -227,7 +235,7 @@ impl Rest {
         let saved = answer.filter(Value::is_object).ok_or_else(|| {
             OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
         })?;
-        let record = self.record(c, &saved).ok_or_else(|| {
+        let (record, _) = self.record(c, &saved).ok_or_else(|| {
             OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
         })?;
         Ok((record.id, record.tag))
@@ -326,7 +334,7 @@ impl Outside for Rest {
         let mut without_id = 0usize;
         let (items, uncertain) = self.list(c).await?;
         for item in items {
-            let Some(record) = self.record(c, &item) else {
+            let Some((record, unfit)) = self.record(c, &item) else {
                 without_id += 1;
                 continue;
             };
@@ -336,7 +344,10 @@ impl Outside for Rest {
                 }
             }
             latest = latest.max(record.updated_at);
-            pulled.changed.push(record);
+            match unfit {
+                None => pulled.changed.push(record),
+                Some(why) => pulled.refused.push((record.id, why)),
+            }
         }
         if without_id > 0 {
             pulled.skipped.push(format!(
@@ -360,7 +371,10 @@ impl Outside for Rest {
         let answer = self
             .call(self.request(Method::GET, self.item_url(c, id)))
             .await?;
-        Ok(answer.and_then(|item| self.record(c, &item)))
+        match answer.and_then(|item| self.record(c, &item)) {
+            Some((_, Some(why))) => Err(OutsideError::Unfit(why)),
+            found => Ok(found.map(|(record, _)| record)),
+        }
     }
 
     async fn write(
@@ -373,13 +387,17 @@ impl Outside for Rest {
         let c = self.collection(entity)?;
         let answer = match id {
             None => {
-                let body = c.to_outside(fields, &self.app_id);
+                let body = c
+                    .to_outside(fields, &self.app_id)
+                    .map_err(OutsideError::Unfit)?;
                 let url = format!("{}{}", self.base, c.path);
                 self.call(self.request(Method::POST, url).json(&body))
                     .await?
             }
             Some(id) => {
-                let mapped = c.to_outside_update(fields, &self.app_id);
+                let mapped = c
+                    .to_outside_update(fields, &self.app_id)
+                    .map_err(OutsideError::Unfit)?;
                 // The record as it is: to compare its tag, and to keep what
                 // the mapping does not know (see `merge`).
                 let wanted = if_tag.is_some()
@@ -432,7 +450,9 @@ impl Outside for Rest {
                 return self.saved(c, Some(made));
             }
         }
-        let mut body = c.to_outside(fields, &self.app_id);
+        let mut body = c
+            .to_outside(fields, &self.app_id)
+            .map_err(OutsideError::Unfit)?;
         if let Some(marker) = &c.marker_field {
             mapping::set(
                 &mut body,

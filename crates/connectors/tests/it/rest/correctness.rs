@@ -476,3 +476,73 @@ async fn a_create_whose_answer_was_lost_is_not_made_twice() {
         }
     }
 }
+
+const VALUES: &str = r#"
+[auth]
+header = "Authorization"
+value = "Bearer {token}"
+
+[[collections]]
+entity = "tax_rates"
+path = "/rates"
+
+[collections.fields]
+name = "name"
+status = { path = "active", values = { ACTIVE = "1", INACTIVE = "0" } }
+"#;
+
+/// Values mapped both ways by the mapping's `values`; an outside value it
+/// does not name is refused by name in the status, not written.
+#[tokio::test]
+async fn values_are_mapped_both_ways_and_unknown_ones_refused_by_name() {
+    let server = JsonServer::start(json!({"rates": [
+        {"id": 1, "name": "VAT", "active": "1"},
+        {"id": 2, "name": "Old VAT", "active": "0"},
+        {"id": 3, "name": "Odd", "active": "7"}
+    ]}))
+    .await;
+    let world = World::start(&["tax_rates"]).await;
+    configure_mapping(&server, &world, VALUES, Value::Null).await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let vat = world.connec_by_outside_id("tax_rates", "1").await.unwrap();
+    assert_eq!(vat["status"], "ACTIVE", "{vat}");
+    let old = world.connec_by_outside_id("tax_rates", "2").await.unwrap();
+    assert_eq!(old["status"], "INACTIVE", "{old}");
+    assert!(world.connec_by_outside_id("tax_rates", "3").await.is_none());
+    let status = world.status().await;
+    let refused = recent_of(&status, "rejected");
+    assert!(
+        refused.iter().any(|e| e["record"] == "3"
+            && e["detail"].as_str().unwrap().contains(
+                "status: the outside value \"7\" at \"active\" is none of the mapping's values (\"1\", \"0\")"
+            )),
+        "{status}"
+    );
+    assert_eq!(entity_row(&status, "tax_rates")["rejected"], 1, "{status}");
+
+    // Connec! → outside.
+    let global = crm_id_of(&world, "tax_rates", "name", "VAT").await;
+    let (code, body) = world
+        .crm(
+            Method::PUT,
+            &format!("tax_rates/{global}"),
+            Some(json!({"tax_rates": {"status": "INACTIVE"}})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    eventually("INACTIVE to reach the API as \"0\"", || async {
+        let (_, rate) = server.call(Method::GET, "/rates/1", None).await;
+        (rate["active"] == "0").then_some(())
+    })
+    .await;
+
+    // Corrected outside, the record comes in.
+    server
+        .call(Method::PATCH, "/rates/3", Some(json!({"active": "1"})))
+        .await;
+    let (code, body) = world.sync().await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let odd = world.connec_by_outside_id("tax_rates", "3").await.unwrap();
+    assert_eq!(odd["status"], "ACTIVE", "{odd}");
+}
