@@ -22,7 +22,6 @@ use crate::catalogue;
 use crate::http_clients::HttpClients;
 use crate::last_error::{self, Pass};
 use crate::outside::{Outside, OutsideError, OutsideRecord};
-use crate::parking::{self, Verdict};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
 use crate::references;
 use crate::sealed::Sealer;
@@ -768,54 +767,9 @@ impl Runtime {
             last_error::resolve(&self.store, org, app, Pass::Pull(Some(name))).await?;
         }
         // Every entity is in: a reference may name a record pulled after its own.
-        let mut still_waiting: HashSet<&str> = HashSet::new();
-        let mut newly_parked: Vec<&str> = Vec::new();
-        for (entity, record) in &waiting {
-            let name = entity.entity.as_str();
-            *at = Some(name.to_owned());
-            let outcome = match self
-                .apply_outside(install, entity.direction, record, name, cutoff(entity))
-                .await
-            {
-                Err(Failure::MissingReference(detail)) => {
-                    match parking::refused(&self.store, org, app, name, &record.id, &detail).await?
-                    {
-                        Verdict::Wait(passes) => {
-                            still_waiting.insert(name);
-                            Err(Failure::Record(format!(
-                                "{detail}; tried again after every entity was pulled, and at each sync until it names a record \
-                                 (refused by {passes} of the {} syncs before it is parked)",
-                                parking::PARK_AFTER_PASSES
-                            )))
-                        }
-                        Verdict::Parked => {
-                            self.park_noted(install, name, &record.id, &detail).await?;
-                            newly_parked.push(name);
-                            continue;
-                        }
-                        Verdict::StillParked => continue,
-                    }
-                }
-                Ok(counts) => {
-                    self.store.unpark(org, app, name, &record.id).await?;
-                    Ok(counts)
-                }
-                other => other,
-            };
-            let mut counts = Counts::default();
-            self.tally(install, name, &record.id, outcome, &mut counts)
-                .await?;
-            self.store.add_counts(org, app, name, counts).await?;
-        }
-        if !newly_parked.is_empty() {
-            newly_parked.sort_unstable();
-            newly_parked.dedup();
-            problems.push(format!(
-                "{}: records refused for a reference that names no record were parked after {} syncs (see parked in the status); the cursor moves on, and each sync tries them again",
-                newly_parked.join(", "),
-                parking::PARK_AFTER_PASSES
-            ));
-        }
+        let still_waiting = self
+            .pull_waiting(install, &waiting, at, &mut problems)
+            .await?;
         *at = None;
         self.retry_parked(install, entities, &seen).await?;
         for (name, cursor) in cursors {

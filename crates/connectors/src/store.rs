@@ -863,10 +863,12 @@ impl Store {
         }))
     }
 
-    /// Clear the last error recorded at `at` (not one recorded since); answers whether it did.
+    /// Clear the last error recorded at `at` (not one recorded since), with
+    /// the failures in a row it counted and the back-off; answers whether it did.
     pub async fn clear_error(&self, org: &str, app: &str, at: &str) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(
-            "UPDATE connector_installs SET last_error = NULL, last_error_at = NULL, last_error_scope = NULL
+            "UPDATE connector_installs SET last_error = NULL, last_error_at = NULL, last_error_scope = NULL,
+                failures = 0, next_attempt_at = NULL
              WHERE org = $1 AND app_id = $2 AND last_error_at = $3",
         )
         .bind(org)

@@ -259,6 +259,7 @@ async fn the_last_error_goes_once_the_sync_works_again() {
         status["last_error"].is_null().then_some(status)
     })
     .await;
+    assert_eq!(status["failures"], 0, "{status}");
     assert!(
         recent_of(&status, "resolved")
             .iter()
