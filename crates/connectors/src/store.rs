@@ -207,14 +207,17 @@ impl Store {
                 .iter()
                 .any(|(e, d, _)| *e == entity && d.name() == direction);
             if !kept {
-                sqlx::query(
-                    "DELETE FROM connector_entities WHERE org = $1 AND app_id = $2 AND entity = $3",
-                )
-                .bind(&install.org)
-                .bind(&install.app_id)
-                .bind(&entity)
-                .execute(&mut *tx)
-                .await?;
+                // Its records parked go with its cursor: the entity starts afresh.
+                for table in ["connector_entities", "connector_parked"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE org = $1 AND app_id = $2 AND entity = $3"
+                    ))
+                    .bind(&install.org)
+                    .bind(&install.app_id)
+                    .bind(&entity)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         for (entity, direction, cutoff) in entities {

@@ -395,6 +395,30 @@ async fn a_record_whose_reference_never_comes_is_parked_and_the_cursor_moves_on(
     let status = world.status().await;
     assert_eq!(status["parked"], json!([]), "{status}");
     assert_eq!(entity_row(&status, "invoices")["parked"], 0, "{status}");
+
+    // Parked again; the entity configured anew (another direction) starts
+    // afresh, its cursor and its parked records gone.
+    server
+        .call(
+            Method::POST,
+            "/invoices",
+            Some(json!({"id": "i5", "number": "INV-5", "customerId": "p8", "updatedAt": "2026-11-04T10:00:00Z"})),
+        )
+        .await;
+    for _ in 0..3 {
+        let (code, body) = world.sync().await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    assert_eq!(world.status().await["parked"][0]["record"], "i5");
+    configure_mapping(
+        &server,
+        &world,
+        WITH_REFERENCES,
+        json!({"people": {"direction": "both"}, "invoices": {"direction": "to_connec"}}),
+    )
+    .await;
+    let status = world.status().await;
+    assert_eq!(status["parked"], json!([]), "{status}");
 }
 
 const CREATES: &str = r#"
