@@ -2,8 +2,8 @@
 //! value cleared in Connec! is cleared outside, an update keeps the outside
 //! fields the mapping does not know, `last_error` goes once the sync works
 //! again, a record waiting for a reference that never comes is parked
-//! instead of holding its entity back, and a create whose answer was lost
-//! is not made twice.
+//! instead of holding its entity back, a create whose answer was lost is
+//! not made twice, and values are mapped both ways.
 
 use super::*;
 
