@@ -11,6 +11,11 @@
 //   {"strip_id": true}                     a listing answers its records without their id
 //   {"empty_page_once": 2}                 the first listing page from offset _start >= 2 answers []
 //                                          (once for each content of the fault file: a glitch)
+//   {"lose_create_once": true}             the first create (POST) makes the record, then closes the
+//                                          connection without answering (once for each content of the
+//                                          fault file: an answer lost)
+//   {"idempotency": true}                  a create repeating an Idempotency-Key answers the record
+//                                          made the first time, as APIs that take the header do
 // No file, or an empty object: the API answers as usual. With MNO_REQUIRED_AUTH
 // set, a request without that Authorization header answers 401.
 const fs = require('fs');
@@ -20,6 +25,10 @@ const [parseJson] = jsonServer.bodyParser;
 
 // The fault file's text whose one-time glitch was already served.
 let spentOnce = null;
+// The fault file's text whose create answer was already lost.
+let spentLoss = null;
+// Idempotency-Key → the record the create made.
+const madeByKey = new Map();
 
 module.exports = (req, res, next) => {
   const required = process.env.MNO_REQUIRED_AUTH;
@@ -60,6 +69,25 @@ module.exports = (req, res, next) => {
     const jsonp = res.jsonp.bind(res);
     res.jsonp = (data) =>
       jsonp(Array.isArray(data) ? data.map(({ id, ...rest }) => rest) : data);
+  }
+  if (req.method === 'POST' && /^\/[^/]+\/?$/.test(req.path)) {
+    const key = fault.idempotency ? req.headers['idempotency-key'] : undefined;
+    if (key && madeByKey.has(key)) {
+      return res.status(201).json(madeByKey.get(key));
+    }
+    const lose = fault.lose_create_once && spentLoss !== faultText;
+    if (lose) {
+      spentLoss = faultText;
+    }
+    if (key || lose) {
+      const jsonp = res.jsonp.bind(res);
+      res.jsonp = (data) => {
+        if (key) {
+          madeByKey.set(key, data);
+        }
+        return lose ? req.socket.destroy() : jsonp(data);
+      };
+    }
   }
   if (fault.reject && ['POST', 'PUT', 'PATCH'].includes(req.method)) {
     return parseJson(req, res, () => {

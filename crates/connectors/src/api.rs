@@ -410,7 +410,7 @@ pub async fn configure(
     path = "/hub/v1/orgs/{org}/installs/{app}/connector",
     tag = "connectors",
     params(mno_events::openapi::OrgPath, mno_events::openapi::AppPath),
-    responses((status = 200, description = "Running, last success, last error, counts per entity, recent conflicts and refusals", body = Object), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable),
+    responses((status = 200, description = "Running, last success, last error, counts per entity, records parked, recent conflicts and refusals", body = Object), BadRequest, Unauthorized, Forbidden, NotFound, Unavailable),
     security(("user" = []))
 )]
 pub async fn status(
@@ -507,6 +507,14 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
         .recent_log(org, app, 50)
         .await
         .map_err(ApiError::internal)?;
+    // Records parked for a reference that never came, with the reason.
+    let parked: Vec<_> = store
+        .parked(org, app)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|p| p.parked_at.is_some())
+        .collect();
     Ok(json!({"connector": {
         "org": row.org,
         "app_id": row.app_id,
@@ -522,6 +530,7 @@ async fn status_body(state: &ApiState, org: &str, app: &str) -> Result<Value, Ap
         "failures": row.failures,
         "next_attempt_at": row.next_attempt_at,
         "entities": entities,
+        "parked": parked,
         "recent": recent,
     }}))
 }

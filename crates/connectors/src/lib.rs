@@ -11,6 +11,8 @@
 //! - `pull_order`: which entity a sync pulls first (the referenced ones).
 //! - `absences`: which deletions a full listing may imply, and when it is not trusted.
 //! - `references`: references of pushed records that the outside API cannot name yet.
+//! - `parking`: pulled records refused for a reference that never comes, parked so the cursor moves on.
+//! - `last_error`: which pass the install's last error came from, cleared once that pass works again.
 //! - `store`: the runtime's SQL tables (installs, cursors, per-record sync state, log).
 //! - `sealed`: credentials sealed at rest under the platform key.
 //! - `api`: the HTTP routes (configure, status, sync) beside the Hub's installs.
@@ -20,7 +22,9 @@ pub mod api;
 pub mod carddav;
 pub mod catalogue;
 pub mod http_clients;
+pub mod last_error;
 pub mod outside;
+pub mod parking;
 pub mod pull_order;
 pub mod record_api;
 pub mod references;

@@ -36,6 +36,22 @@ pub struct Pulled {
     /// Why some listed records could not be read (no usable id): such a
     /// listing is never `complete`, so nothing is inferred deleted from it.
     pub skipped: Vec<String>,
+    /// Records listed that do not fit the mapping, with why: `(outside id,
+    /// why)`. Reported as refused, never taken as deleted.
+    pub refused: Vec<(String, String)>,
+}
+
+/// One attempt to create a record outside. The answer to a create may be
+/// lost after the outside API made the record (a timeout, a connection
+/// reset); the runtime then tries again with the same `key`, and `retry` set.
+#[derive(Debug, Clone, Copy)]
+pub struct CreateAttempt<'a> {
+    /// The Connec! record's global id.
+    pub global_id: &'a str,
+    /// The same for every attempt to create this record (an idempotency key).
+    pub key: &'a str,
+    /// An attempt before this one got no answer: the record may exist already.
+    pub retry: bool,
 }
 
 /// Why a call to the outside API failed. The runtime backs off on
@@ -51,6 +67,10 @@ pub enum OutsideError {
     Garbage(String),
     #[error("the outside API refused the record ({status}): {body}")]
     Rejected { status: u16, body: String },
+    /// The record does not fit the connector's mapping (a value it does not
+    /// name): it concerns this record only.
+    #[error("the record does not fit the mapping: {0}")]
+    Unfit(String),
     /// The record changed outside since the tag the write was based on.
     #[error("the record changed in the outside API since it was last read")]
     Stale,
@@ -105,6 +125,26 @@ pub trait Outside: Send + Sync + 'static {
         if_tag: Option<&str>,
         fields: &Value,
     ) -> Result<(String, String), OutsideError>;
+
+    /// Create the record of the Connec! record `attempt.global_id`, which may
+    /// be a retry of a create whose answer never came (see [`CreateAttempt`]).
+    /// By default a plain [`Outside::write`] without an id: a retry may then
+    /// make the record twice.
+    async fn create(
+        &self,
+        entity: &str,
+        fields: &Value,
+        attempt: &CreateAttempt<'_>,
+    ) -> Result<(String, String), OutsideError> {
+        let _ = attempt;
+        self.write(entity, None, None, fields).await
+    }
+
+    /// Whether a retried [`Outside::create`] of `entity` is recognised by the
+    /// outside API (an idempotency key) or found before creating again (a marker).
+    fn dedupes_creates(&self, _entity: &str) -> bool {
+        false
+    }
 
     /// Delete a record; one already gone is no error.
     async fn delete(

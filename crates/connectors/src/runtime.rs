@@ -20,11 +20,15 @@ use tokio::task::JoinHandle;
 
 use crate::catalogue;
 use crate::http_clients::HttpClients;
+use crate::last_error::{self, Pass};
 use crate::outside::{Outside, OutsideError, OutsideRecord};
 use crate::record_api::{self, ApiFailure, AppCredentials, RecordApi, StreamedChange};
 use crate::references;
 use crate::sealed::Sealer;
 use crate::store::{Counts, Direction, EntityRow, InstallRow, Prefer, RecordState, Store};
+
+mod creating;
+mod parked;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -512,7 +516,7 @@ impl Runtime {
             let mut install = match self.install(&row).await {
                 Ok(install) => install,
                 Err(e) => {
-                    self.fail(&row, &handle, &e, None).await;
+                    self.fail(&row, &handle, &e, Pass::Install, None).await;
                     return Err(SyncError::Failed(e));
                 }
             };
@@ -530,27 +534,40 @@ impl Runtime {
                 .filter(|e| e.direction.pushes())
                 .map(|e| e.entity.clone())
                 .collect();
-            let pulled = self.pull_all(&install, &entities).await;
+            // The entity being pulled, so that a failure names its pass.
+            let mut at: Option<String> = None;
+            let pulled = self.pull_all(&install, &entities, &mut at).await;
             // A pull may have mapped what held records were waiting for.
             let pulled = match pulled {
-                Ok(problems) => self.push_held(&install).await.map(|()| problems),
-                Err(failure) => Err(failure),
+                Ok(problems) => self
+                    .push_held(&install)
+                    .await
+                    .map(|()| problems)
+                    .map_err(|failure| (Pass::Push(None), failure)),
+                Err(failure) => Err((Pass::Pull(at.as_deref()), failure)),
             };
             match pulled {
                 Ok(problems) => {
                     let _ = self.store.mark_success(org, app).await;
-                    if !problems.is_empty() {
-                        let _ = self.store.note_error(org, app, &problems.join("; ")).await;
+                    // A problem still there is noted again rather than resolved.
+                    if problems.is_empty() {
+                        let _ = last_error::resolve(&self.store, org, app, Pass::Pull(None)).await;
+                    } else {
+                        let scope = Pass::Pull(None).scope();
+                        let _ = self
+                            .store
+                            .note_error(org, app, &problems.join("; "), &scope)
+                            .await;
                     }
                     Ok(())
                 }
-                Err(failure) => {
+                Err((pass, failure)) => {
                     let retry_after = match &failure {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
                     let text = install.failure_text(&failure);
-                    self.fail(&row, &handle, &text, retry_after).await;
+                    self.fail(&row, &handle, &text, pass, retry_after).await;
                     Err(SyncError::Failed(text))
                 }
             }
@@ -589,6 +606,7 @@ impl Runtime {
         row: &InstallRow,
         handle: &Handle,
         error: &str,
+        pass: Pass<'_>,
         retry_after: Option<Duration>,
     ) -> Duration {
         let failures = (row.failures + 1).clamp(1, 20) as u32;
@@ -605,7 +623,7 @@ impl Runtime {
         tracing::warn!(org = %row.org, app = %row.app_id, %error, ?delay, "connector sync failed; backing off");
         if let Err(e) = self
             .store
-            .mark_failure(&row.org, &row.app_id, error, next)
+            .mark_failure(&row.org, &row.app_id, error, &pass.scope(), next)
             .await
         {
             tracing::warn!(error = %e, "cannot record the connector failure");
@@ -622,9 +640,19 @@ impl Runtime {
         &self,
         install: &Install,
         entities: &[EntityRow],
+        at: &mut Option<String>,
     ) -> Result<Vec<String>, Failure> {
         let (org, app) = (install.org.as_str(), install.app.as_str());
         let mut problems = Vec::new();
+        // Records refused for a missing reference before: counted or parked.
+        let counted: HashSet<(String, String)> = self
+            .store
+            .parked(org, app)
+            .await?
+            .into_iter()
+            .map(|p| (p.entity, p.record))
+            .collect();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
         let names: Vec<String> = entities
             .iter()
             .filter(|e| e.direction.pulls())
@@ -637,6 +665,7 @@ impl Runtime {
                 continue;
             };
             let name = entity.entity.as_str();
+            *at = Some(name.to_owned());
             let pulled = install
                 .outside
                 .pull(name, entity.cursor.as_deref())
@@ -647,6 +676,15 @@ impl Runtime {
                 self.store.log(org, app, name, "skipped", "", note).await?;
                 problems.push(format!("{name}: {note}"));
             }
+            // Records that do not fit the mapping: refused by name, like those Connec! refuses.
+            let mut counts = Counts::default();
+            for (id, why) in &pulled.refused {
+                let outcome = Err(Failure::Record(format!(
+                    "the record does not fit the mapping: {why}"
+                )));
+                self.tally(install, name, id, outcome, &mut counts).await?;
+            }
+            self.store.add_counts(org, app, name, counts).await?;
             // Progress is recorded per batch, so a long first sync shows its counts as it goes.
             for batch in pulled.changed.chunks(self.config.batch.max(1)) {
                 let mut counts = Counts::default();
@@ -654,6 +692,13 @@ impl Runtime {
                     let outcome = self
                         .apply_outside(install, entity.direction, record, name, cutoff(entity))
                         .await;
+                    let key = (name.to_owned(), record.id.clone());
+                    if counted.contains(&key) {
+                        if outcome.is_ok() {
+                            self.store.unpark(org, app, name, &record.id).await?;
+                        }
+                        seen.insert(key);
+                    }
                     if let Err(Failure::MissingReference(_)) = outcome {
                         waiting.push((entity, record.clone()));
                         continue;
@@ -665,7 +710,13 @@ impl Runtime {
             }
             let mut deleted = pulled.deleted.clone();
             if pulled.complete {
-                let listed: HashSet<&str> = pulled.changed.iter().map(|r| r.id.as_str()).collect();
+                let refused = pulled.refused.iter().map(|(id, _)| id.as_str());
+                let listed: HashSet<&str> = pulled
+                    .changed
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .chain(refused)
+                    .collect();
                 let known = self.store.known_ids(org, app, name).await?;
                 let mut judged = crate::absences::judge(name, known, &listed);
                 if !judged.apply.is_empty() {
@@ -676,8 +727,13 @@ impl Runtime {
                         .pull(name, entity.cursor.as_deref())
                         .await
                         .map_err(Failure::Outside)?;
-                    let relisted: HashSet<&str> =
-                        again.changed.iter().map(|r| r.id.as_str()).collect();
+                    let refused = again.refused.iter().map(|(id, _)| id.as_str());
+                    let relisted: HashSet<&str> = again
+                        .changed
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .chain(refused)
+                        .collect();
                     if again.complete {
                         judged.apply.retain(|id| !relisted.contains(id.as_str()));
                     } else {
@@ -708,28 +764,14 @@ impl Runtime {
                     self.store.set_cursor(org, app, name, Some(&cursor)).await?;
                 }
             }
+            last_error::resolve(&self.store, org, app, Pass::Pull(Some(name))).await?;
         }
         // Every entity is in: a reference may name a record pulled after its own.
-        let mut still_waiting: HashSet<&str> = HashSet::new();
-        for (entity, record) in &waiting {
-            let name = entity.entity.as_str();
-            let outcome = match self
-                .apply_outside(install, entity.direction, record, name, cutoff(entity))
-                .await
-            {
-                Err(Failure::MissingReference(detail)) => {
-                    still_waiting.insert(name);
-                    Err(Failure::Record(format!(
-                        "{detail}; tried again after every entity was pulled, and at each sync until it names a record"
-                    )))
-                }
-                other => other,
-            };
-            let mut counts = Counts::default();
-            self.tally(install, name, &record.id, outcome, &mut counts)
-                .await?;
-            self.store.add_counts(org, app, name, counts).await?;
-        }
+        let still_waiting = self
+            .pull_waiting(install, &waiting, at, &mut problems)
+            .await?;
+        *at = None;
+        self.retry_parked(install, entities, &seen).await?;
         for (name, cursor) in cursors {
             if still_waiting.contains(name) {
                 problems.push(format!(
@@ -1000,20 +1042,26 @@ impl Runtime {
                 Ok(mut install) => {
                     install.pulling = named(Direction::pulls);
                     install.pushing = entities.clone();
-                    self.push_from(&handle, &install, &entities, row.push_cursor)
+                    let mut at: Option<String> = None;
+                    self.push_from(&handle, &install, &entities, row.push_cursor, &mut at)
                         .await
-                        .map_err(|failure| (install.failure_text(&failure), failure))
+                        .map_err(|failure| (install.failure_text(&failure), failure, at))
                 }
-                Err(e) => Err((e.clone(), Failure::Connec(e))),
+                Err(e) => Err((e.clone(), Failure::Connec(e), Some(String::new()))),
             };
             let pause = match outcome {
                 Ok(()) => self.config.tick,
-                Err((text, failure)) => {
+                Err((text, failure, at)) => {
                     let retry_after = match &failure {
                         Failure::Outside(OutsideError::RateLimited(d)) => Some(*d),
                         _ => None,
                     };
-                    self.fail(&row, &handle, &text, retry_after).await
+                    // An empty name: building the install failed, not a push.
+                    let pass = match at.as_deref() {
+                        Some("") => Pass::Install,
+                        entity => Pass::Push(entity),
+                    };
+                    self.fail(&row, &handle, &text, pass, retry_after).await
                 }
             };
             tokio::time::sleep(pause).await;
@@ -1027,6 +1075,7 @@ impl Runtime {
         install: &Install,
         entities: &[String],
         cursor: i64,
+        at: &mut Option<String>,
     ) -> Result<(), Failure> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<StreamedChange>(64);
         let api = install.api.clone();
@@ -1044,6 +1093,7 @@ impl Runtime {
                 }
             }
             let _one_at_a_time = handle.lock.lock().await;
+            *at = Some(change.entity.clone());
             let id = record_api::global_id(&change.record).unwrap_or_default();
             let result = self.push_change(install, &change).await;
             let mut counts = Counts::default();
@@ -1060,6 +1110,8 @@ impl Runtime {
             self.store
                 .set_push_cursor(&install.org, &install.app, change.seq as i64)
                 .await?;
+            let pass = Pass::Push(Some(change.entity.as_str()));
+            last_error::resolve(&self.store, &install.org, &install.app, pass).await?;
             // A record pushed may be the one a held record references.
             if counts.pushed > 0 {
                 if let Err(failure) = self.push_held(install).await {
@@ -1073,6 +1125,7 @@ impl Runtime {
             reader.abort();
             return outcome;
         }
+        *at = None;
         // The channel closed: the reader ended, with the stream.
         match reader.await {
             Ok(Err(e)) => Err(e.into()),
@@ -1136,9 +1189,8 @@ impl Runtime {
                 let Some(local) = local else {
                     let global = record_api::global_id(record)
                         .ok_or_else(|| Failure::Record("a change without an id".into()))?;
-                    let (id, tag) = install.outside.write(entity, None, None, record).await?;
-                    install.api.map_id(entity, &global, &id).await?;
-                    self.save(install, entity, &id, &tag, version).await?;
+                    self.create_outside(install, entity, &global, record, version)
+                        .await?;
                     return Ok(pushed);
                 };
                 let state = self.store.record_state(org, app, entity, &local).await?;

@@ -89,6 +89,8 @@ pub struct EntityRow {
     pub rejected: i64,
     /// Records deleted in Connec! because the outside API no longer has them.
     pub deleted: i64,
+    /// Outside records parked: refused for a reference that never came (see `parking`).
+    pub parked: i64,
 }
 
 /// What one record looked like on both sides at its last sync.
@@ -96,6 +98,28 @@ pub struct EntityRow {
 pub struct RecordState {
     pub outside_tag: String,
     pub connec_version: i64,
+}
+
+/// An outside record refused for a reference that names no record: counted
+/// per sync, and parked (`parked_at`) once it no longer holds its entity's cursor.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedRow {
+    pub entity: String,
+    pub record: String,
+    pub reason: String,
+    pub passes: i64,
+    /// When it was first refused.
+    pub since: String,
+    pub parked_at: Option<String>,
+}
+
+/// A create outside not known to be done (see `runtime/creating.rs`).
+#[derive(Debug, Clone)]
+pub struct PendingCreate {
+    /// Sent as the idempotency key with every attempt.
+    pub key: String,
+    /// The outside id and tag, once the outside API answered.
+    pub answered: Option<(String, String)>,
 }
 
 /// A conflict settled or a record refused.
@@ -183,14 +207,17 @@ impl Store {
                 .iter()
                 .any(|(e, d, _)| *e == entity && d.name() == direction);
             if !kept {
-                sqlx::query(
-                    "DELETE FROM connector_entities WHERE org = $1 AND app_id = $2 AND entity = $3",
-                )
-                .bind(&install.org)
-                .bind(&install.app_id)
-                .bind(&entity)
-                .execute(&mut *tx)
-                .await?;
+                // Its records parked go with its cursor: the entity starts afresh.
+                for table in ["connector_entities", "connector_parked"] {
+                    sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE org = $1 AND app_id = $2 AND entity = $3"
+                    ))
+                    .bind(&install.org)
+                    .bind(&install.app_id)
+                    .bind(&entity)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         for (entity, direction, cutoff) in entities {
@@ -275,6 +302,8 @@ impl Store {
             "connector_records",
             "connector_events",
             "connector_held",
+            "connector_parked",
+            "connector_creates",
         ] {
             let done = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE org = $1 AND app_id = $2"
@@ -293,8 +322,10 @@ impl Store {
 
     pub async fn entities(&self, org: &str, app: &str) -> Result<Vec<EntityRow>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT entity, direction, cursor, cutoff, pulled, pushed, conflicts, rejected, deleted
-             FROM connector_entities WHERE org = $1 AND app_id = $2 ORDER BY entity",
+            "SELECT entity, direction, cursor, cutoff, pulled, pushed, conflicts, rejected, deleted,
+                (SELECT COUNT(*) FROM connector_parked p WHERE p.org = e.org AND p.app_id = e.app_id
+                    AND p.entity = e.entity AND p.parked_at IS NOT NULL)
+             FROM connector_entities e WHERE org = $1 AND app_id = $2 ORDER BY entity",
         )
         .bind(org)
         .bind(app)
@@ -312,6 +343,7 @@ impl Store {
                 conflicts: r.get(6),
                 rejected: r.get(7),
                 deleted: r.get(8),
+                parked: r.get(9),
             })
             .collect())
     }
@@ -566,6 +598,203 @@ impl Store {
         Ok(())
     }
 
+    /// The records of the install counted or parked for a missing reference.
+    pub async fn parked(&self, org: &str, app: &str) -> Result<Vec<ParkedRow>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT entity, outside_id, reason, passes, first_at, parked_at FROM connector_parked
+             WHERE org = $1 AND app_id = $2 ORDER BY entity, first_at",
+        )
+        .bind(org)
+        .bind(app)
+        .fetch_all(&self.db)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ParkedRow {
+                entity: r.get(0),
+                record: r.get(1),
+                reason: r.get(2),
+                passes: r.get(3),
+                since: r.get(4),
+                parked_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Count one more sync that refused the record for `reason`; answers the
+    /// passes so far and whether it is parked already.
+    pub async fn count_pass(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        outside_id: &str,
+        reason: &str,
+    ) -> Result<(i64, bool), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO connector_parked (org, app_id, entity, outside_id, reason, passes, first_at)
+             VALUES ($1, $2, $3, $4, $5, 1, $6)
+             ON CONFLICT (org, app_id, entity, outside_id) DO UPDATE
+                SET passes = connector_parked.passes + 1, reason = $5",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(outside_id)
+        .bind(reason)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        let row = sqlx::query(
+            "SELECT passes, parked_at FROM connector_parked
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND outside_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(outside_id)
+        .fetch_one(&self.db)
+        .await?;
+        Ok((row.get(0), row.get::<Option<String>, _>(1).is_some()))
+    }
+
+    pub async fn park(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        outside_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE connector_parked SET parked_at = $5
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND outside_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(outside_id)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Forget a record counted or parked (it was written, or is gone outside).
+    pub async fn unpark(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        outside_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM connector_parked WHERE org = $1 AND app_id = $2 AND entity = $3 AND outside_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(outside_id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// A create outside not known to be done: its key and, when the outside
+    /// API answered it, the outside id and tag.
+    pub async fn pending_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<Option<PendingCreate>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT attempt_key, outside_id, outside_tag FROM connector_creates
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|r| PendingCreate {
+            key: r.get(0),
+            answered: r
+                .get::<Option<String>, _>(1)
+                .zip(r.get::<Option<String>, _>(2)),
+        }))
+    }
+
+    /// Note a create about to be sent, under `key`.
+    pub async fn begin_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO connector_creates (org, app_id, entity, global_id, attempt_key, since)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org, app_id, entity, global_id) DO NOTHING",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .bind(key)
+        .bind(now_text())
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The outside API answered the create: its id and tag.
+    pub async fn create_answered(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+        outside_id: &str,
+        tag: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE connector_creates SET outside_id = $5, outside_tag = $6
+             WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .bind(outside_id)
+        .bind(tag)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// The create is done (Connec! knows the outside id), or was refused.
+    pub async fn end_create(
+        &self,
+        org: &str,
+        app: &str,
+        entity: &str,
+        global_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM connector_creates WHERE org = $1 AND app_id = $2 AND entity = $3 AND global_id = $4",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(entity)
+        .bind(global_id)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
     pub async fn set_push_cursor(&self, org: &str, app: &str, seq: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE connector_installs SET push_cursor = $1 WHERE org = $2 AND app_id = $3 AND push_cursor < $1",
@@ -593,17 +822,64 @@ impl Store {
 
     /// Show a problem of a sync that otherwise succeeded (deletions withheld,
     /// records without an id) as the install's last error, without backing off.
-    pub async fn note_error(&self, org: &str, app: &str, error: &str) -> Result<(), sqlx::Error> {
+    pub async fn note_error(
+        &self,
+        org: &str,
+        app: &str,
+        error: &str,
+        scope: &str,
+    ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "UPDATE connector_installs SET last_error = $1, last_error_at = $2 WHERE org = $3 AND app_id = $4",
+            "UPDATE connector_installs SET last_error = $1, last_error_at = $2, last_error_scope = $5
+             WHERE org = $3 AND app_id = $4",
         )
         .bind(error)
         .bind(now_text())
         .bind(org)
         .bind(app)
+        .bind(scope)
         .execute(&self.db)
         .await?;
         Ok(())
+    }
+
+    /// The install's last error, when it was recorded, and the pass it came from.
+    pub async fn last_error(
+        &self,
+        org: &str,
+        app: &str,
+    ) -> Result<Option<(String, String, Option<String>)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT last_error, last_error_at, last_error_scope FROM connector_installs
+             WHERE org = $1 AND app_id = $2 AND last_error IS NOT NULL",
+        )
+        .bind(org)
+        .bind(app)
+        .fetch_optional(&self.db)
+        .await?;
+        Ok(row.map(|r| {
+            (
+                r.get(0),
+                r.get::<Option<String>, _>(1).unwrap_or_default(),
+                r.get(2),
+            )
+        }))
+    }
+
+    /// Clear the last error recorded at `at` (not one recorded since), with
+    /// the failures in a row it counted and the back-off; answers whether it did.
+    pub async fn clear_error(&self, org: &str, app: &str, at: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE connector_installs SET last_error = NULL, last_error_at = NULL, last_error_scope = NULL,
+                failures = 0, next_attempt_at = NULL
+             WHERE org = $1 AND app_id = $2 AND last_error_at = $3",
+        )
+        .bind(org)
+        .bind(app)
+        .bind(at)
+        .execute(&self.db)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// Record a failure and when to try next; answers the consecutive failures.
@@ -612,17 +888,19 @@ impl Store {
         org: &str,
         app: &str,
         error: &str,
+        scope: &str,
         next_attempt: DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE connector_installs SET last_error = $1, last_error_at = $2, failures = failures + 1,
-                next_attempt_at = $3 WHERE org = $4 AND app_id = $5",
+                next_attempt_at = $3, last_error_scope = $6 WHERE org = $4 AND app_id = $5",
         )
         .bind(error)
         .bind(now_text())
         .bind(time_text(next_attempt))
         .bind(org)
         .bind(app)
+        .bind(scope)
         .execute(&self.db)
         .await?;
         Ok(())

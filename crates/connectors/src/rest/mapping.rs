@@ -24,6 +24,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::values::Values;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
@@ -55,6 +57,15 @@ pub struct Collection {
     /// `PATCH` (default: only the mapped fields are sent) or `PUT`.
     #[serde(default)]
     pub update_method: UpdateMethod,
+    /// A header sent with each create, its value the same on a retry of the
+    /// same create (`Idempotency-Key`), for APIs that answer a repeated key
+    /// with the record made the first time.
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
+    /// An outside field the runtime sets to the Connec! id on create, and
+    /// looks a record up by before creating again after a lost answer.
+    #[serde(default)]
+    pub marker_field: Option<String>,
     pub fields: BTreeMap<String, FieldMap>,
 }
 
@@ -108,20 +119,30 @@ fn default_size() -> u32 {
     100
 }
 
-/// A Connec! field from an outside path, with a conversion.
+/// A Connec! field from an outside path, with a conversion, and what an
+/// empty Connec! field is sent out as.
 #[derive(Debug, Clone)]
-pub enum FieldMap {
-    Path(String),
-    Converted { path: String, convert: Convert },
+pub struct FieldMap {
+    pub path: String,
+    pub convert: Convert,
+    /// Sent outside when the Connec! field is empty (null, "" or absent), so
+    /// that a value cleared in Connec! is cleared outside too; `None`: JSON null.
+    pub clear: Option<Value>,
+    /// Connec! value → outside value, both ways; others are refused.
+    pub values: Option<Values>,
 }
 
-/// The table form of a field: `{ path = "...", convert = "..." }`.
+/// The table form of a field: `{ path = "...", convert = "...", clear = ... }`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConvertedField {
     path: String,
     #[serde(default)]
     convert: Convert,
+    #[serde(default)]
+    clear: Option<Value>,
+    #[serde(default)]
+    values: Option<BTreeMap<String, Value>>,
 }
 
 /// By hand rather than untagged, so that a mistake says what is wrong (an
@@ -138,14 +159,21 @@ impl<'de> Deserialize<'de> for FieldMap {
                 )
             }
             fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<FieldMap, E> {
-                Ok(FieldMap::Path(path.to_owned()))
+                Ok(FieldMap {
+                    path: path.to_owned(),
+                    convert: Convert::None,
+                    clear: None,
+                    values: None,
+                })
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<FieldMap, A::Error> {
                 let field =
                     ConvertedField::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
-                Ok(FieldMap::Converted {
+                Ok(FieldMap {
                     path: field.path,
                     convert: field.convert,
+                    clear: field.clear,
+                    values: field.values.map(Values),
                 })
             }
         }
@@ -171,15 +199,14 @@ pub enum Convert {
 
 impl FieldMap {
     pub fn path(&self) -> &str {
-        match self {
-            FieldMap::Path(p) | FieldMap::Converted { path: p, .. } => p,
-        }
+        &self.path
     }
     pub fn convert(&self) -> Convert {
-        match self {
-            FieldMap::Path(_) => Convert::None,
-            FieldMap::Converted { convert, .. } => *convert,
-        }
+        self.convert
+    }
+    /// What an empty Connec! field is sent out as.
+    pub fn cleared(&self) -> Value {
+        self.clear.clone().unwrap_or(Value::Null)
     }
 }
 
@@ -260,6 +287,42 @@ pub fn parse(text: &str) -> Result<Mapping, String> {
                 c.entity
             ));
         }
+        if let Some(marker) = &c.marker_field {
+            let mapped = c.fields.values().any(|m| m.path() == marker);
+            if marker.is_empty() || *marker == c.id_field || mapped {
+                let line = line_after(text, line, "marker_field").unwrap_or(line);
+                return Err(format!(
+                    "mapping line {line} (collections[{i}], entity {:?}): marker_field {marker:?} must be an outside field of its own, neither the id_field nor a mapped path",
+                    c.entity
+                ));
+            }
+        }
+        for (field, map) in &c.fields {
+            let Some(values) = &map.values else {
+                continue;
+            };
+            let line = line_after(text, line, &format!("{field} =")).unwrap_or(line);
+            let at = format!(
+                "mapping line {line} (collections[{i}], entity {:?})",
+                c.entity
+            );
+            if map.convert != Convert::None {
+                return Err(format!(
+                    "{at}: field {field}: values and convert do not go together (values say each value)"
+                ));
+            }
+            let allowed = def
+                .fields
+                .iter()
+                .find(|f| f.name == field)
+                .and_then(|f| match f.kind {
+                    mno_events::entities::FieldType::Enum(allowed) => Some(allowed),
+                    _ => None,
+                });
+            values
+                .check(field, allowed)
+                .map_err(|e| format!("{at}: {e}"))?;
+        }
         for (field, map) in &c.fields {
             if field == "id" || map.path().is_empty() {
                 return Err(format!("{at}: field {field:?}: the id is id_field's; map other fields to non-empty paths"));
@@ -286,6 +349,16 @@ fn line_of(text: &str, needle: &str) -> Option<usize> {
         .map(|at| text[..at].matches('\n').count() + 1)
 }
 
+/// Whether a Connec! value stands for an empty field: null, "", or a reference to nothing.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
 /// The value at a dotted path of a JSON object.
 pub fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, key| v.get(key))
@@ -306,12 +379,26 @@ pub fn set(target: &mut Value, path: &str, value: Value) {
 
 impl Collection {
     /// An outside record in Connec!'s fields.
-    pub fn to_connec(&self, outside: &Value) -> Value {
+    /// `Err` names each value the mapping's `values` do not know.
+    pub fn to_connec(&self, outside: &Value) -> Result<Value, String> {
         let mut fields = Map::new();
+        let mut unknown = Vec::new();
         for (field, map) in &self.fields {
-            let Some(value) = get(outside, map.path()).filter(|v| !v.is_null()) else {
+            // The mapping's `clear` value outside is an empty field in Connec!.
+            let Some(value) =
+                get(outside, map.path()).filter(|v| !v.is_null() && map.clear.as_ref() != Some(*v))
+            else {
                 continue;
             };
+            if let Some(values) = &map.values {
+                match values.to_connec(field, map.path(), value) {
+                    Ok(v) => {
+                        fields.insert(field.clone(), v);
+                    }
+                    Err(e) => unknown.push(e),
+                }
+                continue;
+            }
             let converted = match (map.convert(), value) {
                 (Convert::Decimal, Value::Number(n)) => json!(n.to_string()),
                 (Convert::Date, Value::String(s)) => json!(s.chars().take(10).collect::<String>()),
@@ -321,16 +408,50 @@ impl Collection {
             };
             fields.insert(field.clone(), converted);
         }
-        Value::Object(fields)
+        match unknown.is_empty() {
+            true => Ok(Value::Object(fields)),
+            false => Err(unknown.join("; ")),
+        }
     }
 
-    /// A Connec! record (in the connector app's view) in the outside API's fields.
-    pub fn to_outside(&self, record: &Value, app_id: &str) -> Value {
+    /// A Connec! record (in the connector app's view) in the outside API's
+    /// fields, for a create: empty fields are left out.
+    pub fn to_outside(&self, record: &Value, app_id: &str) -> Result<Value, String> {
+        self.outside_fields(record, app_id, false)
+    }
+
+    /// The same for an update of an existing outside record: every mapped
+    /// field empty in Connec! (null, "" or absent) is sent as its `clear`
+    /// value (null by default), so a value cleared in Connec! is cleared
+    /// outside too rather than kept there.
+    pub fn to_outside_update(&self, record: &Value, app_id: &str) -> Result<Value, String> {
+        self.outside_fields(record, app_id, true)
+    }
+
+    /// `Err` names each value the mapping's `values` do not know.
+    fn outside_fields(
+        &self,
+        record: &Value,
+        app_id: &str,
+        clearing: bool,
+    ) -> Result<Value, String> {
         let mut out = json!({});
+        let mut unknown = Vec::new();
         for (field, map) in &self.fields {
-            let Some(value) = record.get(field).filter(|v| !v.is_null()) else {
+            let value = record.get(field).filter(|v| !is_empty(v));
+            let Some(value) = value else {
+                if clearing {
+                    set(&mut out, map.path(), map.cleared());
+                }
                 continue;
             };
+            if let Some(values) = &map.values {
+                match values.to_outside(field, value) {
+                    Ok(v) => set(&mut out, map.path(), v),
+                    Err(e) => unknown.push(e),
+                }
+                continue;
+            }
             let converted = match (map.convert(), value) {
                 (Convert::Decimal, Value::String(s)) => s
                     .parse::<f64>()
@@ -350,7 +471,10 @@ impl Collection {
             };
             set(&mut out, map.path(), converted);
         }
-        out
+        match unknown.is_empty() {
+            true => Ok(out),
+            false => Err(unknown.join("; ")),
+        }
     }
 }
 
@@ -382,7 +506,7 @@ person_id = { path = "customerId", convert = "reference" }
         let invoices = &mapping.collections[0];
         let outside = json!({"id": 3, "number": "INV-3", "totals": {"amount": 120.5},
             "date": "2026-11-02T10:00:00Z", "status": "paid", "customerId": 7});
-        let connec = invoices.to_connec(&outside);
+        let connec = invoices.to_connec(&outside).unwrap();
         assert_eq!(
             connec,
             json!({"transaction_number": "INV-3", "total_amount": "120.5", "transaction_date": "2026-11-02",
@@ -392,9 +516,22 @@ person_id = { path = "customerId", convert = "reference" }
         view["person_id"] =
             json!([{"provider": "connec", "id": "g"}, {"provider": "app1", "id": "7"}]);
         assert_eq!(
-            invoices.to_outside(&view, "app1"),
+            invoices.to_outside(&view, "app1").unwrap(),
             json!({"number": "INV-3", "totals": {"amount": 120.5}, "date": "2026-11-02", "status": "paid", "customerId": "7"})
         );
+    }
+
+    #[test]
+    fn the_documented_example_is_a_valid_mapping() {
+        let docs = include_str!("../../../../docs/connectors.md");
+        let start = docs.find("```toml\n[auth]").expect("the example") + "```toml\n".len();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let mapping = parse(example).unwrap_or_else(|e| panic!("{e}"));
+        let invoices = &mapping.collections[0];
+        let connec = invoices
+            .to_connec(&json!({"kind": "1", "note": ""}))
+            .unwrap();
+        assert_eq!(connec, json!({"type": "CUSTOMER"}));
     }
 
     #[test]
@@ -450,6 +587,45 @@ person_id = { path = "customerId", convert = "reference" }
         let error = parse(&no_path).unwrap_err();
         assert!(
             error.starts_with("mapping line 14: field transaction_date: missing field `path`"),
+            "{error}"
+        );
+        // Values: not with a conversion, only the values of an enum, each outside value once.
+        let both = GOOD.replace(
+            "convert = \"upper\" }",
+            "convert = \"upper\", values = { PAID = \"p\" } }",
+        );
+        let error = parse(&both).unwrap_err();
+        assert!(
+            error.contains("values and convert do not go together"),
+            "{error}"
+        );
+        let not_enum = GOOD.replace(
+            "{ path = \"status\", convert = \"upper\" }",
+            "{ path = \"status\", values = { SETTLED = \"s\" } }",
+        );
+        let error = parse(&not_enum).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 15 ")
+                && error.contains("\"SETTLED\" is not a value of status"),
+            "{error}"
+        );
+        let mapped = GOOD.replace(
+            "{ path = \"status\", convert = \"upper\" }",
+            "{ path = \"status\", values = { PAID = 1, DRAFT = 0 } }",
+        );
+        let invoices = &parse(&mapped).unwrap().collections[0];
+        let connec = invoices.to_connec(&json!({"status": 1})).unwrap();
+        assert_eq!(connec["status"], "PAID");
+        let error = invoices.to_connec(&json!({"status": 2})).unwrap_err();
+        assert!(error.starts_with("status: the outside value 2"), "{error}");
+        // The marker is a field of its own: a mapped path would be overwritten by it.
+        let marker = GOOD.replace(
+            "path = \"/invoices\"",
+            "path = \"/invoices\"\nmarker_field = \"number\"",
+        );
+        let error = parse(&marker).unwrap_err();
+        assert!(
+            error.starts_with("mapping line 9 ") && error.contains("marker_field \"number\""),
             "{error}"
         );
         let extra = GOOD.replace("convert = \"date\"", "convert = \"date\", format = \"iso\"");

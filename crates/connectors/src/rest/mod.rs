@@ -5,9 +5,12 @@
 //! none, every record's tag is a hash of it, so the runtime sees a change as
 //! a new tag, and a record missing from the complete listing as deleted.
 //! Writes: `POST <path>`, `PATCH`/`PUT <path>/<id>`, `DELETE <path>/<id>`. A
-//! conditional write first reads the record and compares its tag.
+//! conditional write first reads the record and compares its tag; an update
+//! keeps the outside fields the mapping does not know ([`merge`]).
 
 pub mod mapping;
+pub mod merge;
+pub mod values;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +19,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::outside::{failed, unreachable, Outside, OutsideError, OutsideRecord, Pulled};
+use crate::outside::{
+    failed, unreachable, CreateAttempt, Outside, OutsideError, OutsideRecord, Pulled,
+};
 use mapping::{Collection, Mapping, Pagination, UpdateMethod};
 
 /// `settings` of a REST install.
@@ -191,7 +196,9 @@ impl Rest {
         }
     }
 
-    fn record(&self, c: &Collection, outside: &Value) -> Option<OutsideRecord> {
+    /// A listed or answered record, with why its fields do not fit the
+    /// mapping (a value its `values` do not name), if they do not.
+    fn record(&self, c: &Collection, outside: &Value) -> Option<(OutsideRecord, Option<String>)> {
         let id = match outside.get(&c.id_field)? {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
@@ -204,12 +211,59 @@ impl Rest {
             .and_then(Value::as_str)
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc));
-        Some(OutsideRecord {
+        let (fields, unfit) = match c.to_connec(outside) {
+            Ok(fields) => (fields, None),
+            Err(why) => (Value::Null, Some(why)),
+        };
+        let record = OutsideRecord {
             id,
             tag: tag_of(outside),
             updated_at,
-            fields: c.to_connec(outside),
-        })
+            fields,
+        };
+        Some((record, unfit))
+    }
+}
+
+impl Rest {
+    /// The id and tag of the record a write answered.
+    fn saved(
+        &self,
+        c: &Collection,
+        answer: Option<Value>,
+    ) -> Result<(String, String), OutsideError> {
+        let saved = answer.filter(Value::is_object).ok_or_else(|| {
+            OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
+        })?;
+        let (record, _) = self.record(c, &saved).ok_or_else(|| {
+            OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
+        })?;
+        Ok((record.id, record.tag))
+    }
+
+    /// The record whose `marker` is `value`, if the API has one: asked with
+    /// `?<marker>=<value>`; an answer holding other records shows an API that
+    /// does not filter so, and the whole collection is then listed.
+    async fn find_marked(
+        &self,
+        c: &Collection,
+        marker: &str,
+        value: &str,
+    ) -> Result<Option<Value>, OutsideError> {
+        let marked = |r: &Value| mapping::get(r, marker).and_then(Value::as_str) == Some(value);
+        let url = format!("{}{}", self.base, c.path);
+        let answer = self
+            .call(self.request(Method::GET, url).query(&[(marker, value)]))
+            .await?;
+        let filtered = match answer {
+            Some(Value::Array(records)) if records.iter().all(marked) => Some(records),
+            _ => None,
+        };
+        let records = match filtered {
+            Some(records) => records,
+            None => self.list(c).await?.0,
+        };
+        Ok(records.into_iter().find(|r| marked(r)))
     }
 }
 
@@ -280,7 +334,7 @@ impl Outside for Rest {
         let mut without_id = 0usize;
         let (items, uncertain) = self.list(c).await?;
         for item in items {
-            let Some(record) = self.record(c, &item) else {
+            let Some((record, unfit)) = self.record(c, &item) else {
                 without_id += 1;
                 continue;
             };
@@ -290,7 +344,10 @@ impl Outside for Rest {
                 }
             }
             latest = latest.max(record.updated_at);
-            pulled.changed.push(record);
+            match unfit {
+                None => pulled.changed.push(record),
+                Some(why) => pulled.refused.push((record.id, why)),
+            }
         }
         if without_id > 0 {
             pulled.skipped.push(format!(
@@ -314,7 +371,10 @@ impl Outside for Rest {
         let answer = self
             .call(self.request(Method::GET, self.item_url(c, id)))
             .await?;
-        Ok(answer.and_then(|item| self.record(c, &item)))
+        match answer.and_then(|item| self.record(c, &item)) {
+            Some((_, Some(why))) => Err(OutsideError::Unfit(why)),
+            found => Ok(found.map(|(record, _)| record)),
+        }
     }
 
     async fn write(
@@ -325,41 +385,93 @@ impl Outside for Rest {
         fields: &Value,
     ) -> Result<(String, String), OutsideError> {
         let c = self.collection(entity)?;
-        let body = c.to_outside(fields, &self.app_id);
         let answer = match id {
             None => {
+                let body = c
+                    .to_outside(fields, &self.app_id)
+                    .map_err(OutsideError::Unfit)?;
                 let url = format!("{}{}", self.base, c.path);
                 self.call(self.request(Method::POST, url).json(&body))
                     .await?
             }
             Some(id) => {
-                if let Some(expected) = if_tag {
-                    match self.fetch(entity, id).await? {
-                        Some(current) if current.tag != expected => {
-                            return Err(OutsideError::Stale)
-                        }
-                        _ => {}
+                let mapped = c
+                    .to_outside_update(fields, &self.app_id)
+                    .map_err(OutsideError::Unfit)?;
+                // The record as it is: to compare its tag, and to keep what
+                // the mapping does not know (see `merge`).
+                let wanted = if_tag.is_some()
+                    || c.update_method == UpdateMethod::Put
+                    || merge::has_nested(&mapped);
+                let current = match wanted {
+                    true => {
+                        self.call(self.request(Method::GET, self.item_url(c, id)))
+                            .await?
+                    }
+                    false => None,
+                };
+                if let (Some(expected), Some(current)) = (if_tag, &current) {
+                    if tag_of(current) != expected {
+                        return Err(OutsideError::Stale);
                     }
                 }
-                let method = match c.update_method {
-                    UpdateMethod::Patch => Method::PATCH,
-                    UpdateMethod::Put => Method::PUT,
+                let (method, body) = match c.update_method {
+                    UpdateMethod::Patch => {
+                        (Method::PATCH, merge::patch_body(current.as_ref(), &mapped))
+                    }
+                    UpdateMethod::Put => {
+                        let mut whole = match &current {
+                            Some(current) => merge::deep(current, &mapped),
+                            None => mapped,
+                        };
+                        if let Value::Object(map) = &mut whole {
+                            map.entry(c.id_field.clone())
+                                .or_insert_with(|| Value::String(id.to_owned()));
+                        }
+                        (Method::PUT, whole)
+                    }
                 };
-                let mut body = body;
-                if let (Value::Object(map), UpdateMethod::Put) = (&mut body, c.update_method) {
-                    map.insert(c.id_field.clone(), Value::String(id.to_owned()));
-                }
                 self.call(self.request(method, self.item_url(c, id)).json(&body))
                     .await?
             }
         };
-        let saved = answer.filter(Value::is_object).ok_or_else(|| {
-            OutsideError::Garbage("a write answered no JSON object (the record as saved)".into())
-        })?;
-        let record = self.record(c, &saved).ok_or_else(|| {
-            OutsideError::Garbage(format!("the saved record has no {}", c.id_field))
-        })?;
-        Ok((record.id, record.tag))
+        self.saved(c, answer)
+    }
+
+    async fn create(
+        &self,
+        entity: &str,
+        fields: &Value,
+        attempt: &CreateAttempt<'_>,
+    ) -> Result<(String, String), OutsideError> {
+        let c = self.collection(entity)?;
+        if let (true, Some(marker)) = (attempt.retry, &c.marker_field) {
+            if let Some(made) = self.find_marked(c, marker, attempt.global_id).await? {
+                return self.saved(c, Some(made));
+            }
+        }
+        let mut body = c
+            .to_outside(fields, &self.app_id)
+            .map_err(OutsideError::Unfit)?;
+        if let Some(marker) = &c.marker_field {
+            mapping::set(
+                &mut body,
+                marker,
+                Value::String(attempt.global_id.to_owned()),
+            );
+        }
+        let url = format!("{}{}", self.base, c.path);
+        let mut request = self.request(Method::POST, url).json(&body);
+        if let Some(header) = &c.idempotency_header {
+            request = request.header(header, attempt.key);
+        }
+        let answer = self.call(request).await?;
+        self.saved(c, answer)
+    }
+
+    fn dedupes_creates(&self, entity: &str) -> bool {
+        self.collection(entity)
+            .is_ok_and(|c| c.idempotency_header.is_some() || c.marker_field.is_some())
     }
 
     async fn delete(

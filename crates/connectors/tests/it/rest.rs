@@ -3,6 +3,8 @@
 //! connector finds changes by hash. Then the faults: the API down, 500,
 //! garbage, 429 with Retry-After, and a record it refuses.
 
+mod correctness;
+
 use crate::support;
 
 use std::path::PathBuf;

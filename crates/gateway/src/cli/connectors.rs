@@ -15,7 +15,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Running, last success, last error, counts per entity, recent conflicts and refusals.
+    /// Running, last success, last error, counts per entity, records parked, recent conflicts and refusals.
     Status(Target),
     /// Pull the outside API's changes now; prints the status once it ends.
     Sync(Target),
@@ -107,6 +107,16 @@ pub async fn run(args: Args) -> Result<()> {
             e["pushed"],
             e["conflicts"],
             e["rejected"]
+        );
+    }
+    for p in c["parked"].as_array().into_iter().flatten() {
+        reportln!(
+            "  parked {} {} (since {}, {} sync(s)): {}",
+            text(&p["entity"]),
+            text(&p["record"]),
+            text(&p["since"]),
+            p["passes"],
+            text(&p["reason"])
         );
     }
     for entry in c["recent"].as_array().into_iter().flatten() {
