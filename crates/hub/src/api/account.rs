@@ -102,7 +102,7 @@ pub async fn change_password(
     let new_password = problems.check(
         "/new_password",
         validate::password(body.new_password.as_deref())
-            .map_err(|e| e.replacen("password", "new_password", 1)),
+            .map_err(|e| e.replacen("password", "the new password", 1)),
     );
     problems.into_result()?;
     let (current, new_password) = (body.current_password.unwrap(), new_password.unwrap());
@@ -119,7 +119,7 @@ pub async fn change_password(
         record_signin_failure(&state, email, address.as_deref()).await;
         return Err(ApiError::unprocessable(
             "wrong_password",
-            "current_password is not your password; type the one you sign in with (wrong tries count as failed sign-ins)",
+            "the current password is wrong; type the one you sign in with now (wrong tries count as failed sign-ins)",
         )
         .at_pointer("/current_password"));
     }
@@ -127,7 +127,7 @@ pub async fn change_password(
     if new_password == current {
         return Err(ApiError::unprocessable(
             "invalid_field",
-            "new_password is your current password; choose another",
+            "the new password is your current password; choose another",
         )
         .at_pointer("/new_password"));
     }

@@ -261,7 +261,7 @@ async fn a_password_change_ends_the_other_sessions_and_keeps_this_one(world: &Wo
         wrong["errors"][0]["detail"]
             .as_str()
             .unwrap()
-            .contains("not your password"),
+            .contains("the current password is wrong"),
         "{wrong}"
     );
     let weak = refused(
