@@ -442,6 +442,11 @@ async fn a_reset_link_works_once(world: &World) {
         .unwrap()
         .unwrap();
     let token = link.token.as_str();
+    // Another link of the same user, still unused, is spent with the one used.
+    let other_link = password_resets::issue(hub.store(), "ann@example.com", RESET_TTL)
+        .await
+        .unwrap()
+        .unwrap();
     // Only the hash is stored.
     let stored: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM hub_password_resets WHERE token_hash = $1")
@@ -551,6 +556,14 @@ async fn a_reset_link_works_once(world: &World) {
     .await;
     let (status, _) = sign_in(&router, "ann@example.com", NEW_PASSWORD).await;
     assert_eq!(status, StatusCode::CREATED);
+    refused(
+        &hub,
+        redeem(&other_link.token, "yet another password"),
+        StatusCode::GONE,
+        "reset_link_used",
+        Some("/token"),
+    )
+    .await;
     hub.shutdown().await;
 }
 
