@@ -1,7 +1,7 @@
 //! Using a password reset link (made by an operator with `mno users
 //! reset-password <email>`, since the platform sends no mail): look it up,
 //! then set a new password with it, which ends every session of the user.
-//! The token travels in the body, never in a URL the API logs.
+//! The token travels in the body, not in the API's URLs.
 
 use axum::extract::State;
 use axum::http::StatusCode;
