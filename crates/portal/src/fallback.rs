@@ -63,6 +63,7 @@ pub fn form_page(path: &str) -> Option<String> {
         }
         ["invitations", ..] => Some("/orgs".to_owned()),
         ["signout"] => Some("/".to_owned()),
+        ["account", _] => Some("/account".to_owned()),
         _ => None,
     }
 }
@@ -85,6 +86,8 @@ mod tests {
             ("/o/A/sync/7/dlq/3/redrive", "/o/A/sync"),
             ("/invitations/i1/accept", "/orgs"),
             ("/signout", "/"),
+            ("/account/password", "/account"),
+            ("/account/name", "/account"),
         ];
         for (path, page) in cases {
             assert_eq!(form_page(path).as_deref(), Some(page), "{path}");

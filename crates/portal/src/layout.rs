@@ -1,5 +1,5 @@
 //! The page shell: head with the shipped assets, the top bar (organisation
-//! picker, sections, sign-out) and the main column. maud escapes every value
+//! picker, sections, the account page and sign-out) and the main column. maud escapes every value
 //! it is given, so nothing a user typed is ever rendered as HTML.
 
 use maud::{html, Markup, DOCTYPE};
@@ -120,9 +120,12 @@ pub fn page(title: &str, chrome: &Chrome, body: Markup) -> Markup {
                         }
                         a href="/orgs" aria-current=[(chrome.section == "orgs").then_some("page")] { "Organisations" }
                     }
-                    form.signout method="post" action="/signout" {
-                        input type="hidden" name="csrf" value=(chrome.csrf);
-                        button type="submit" { "Sign out" }
+                    div.account-links {
+                        a href="/account" aria-current=[(chrome.section == "account").then_some("page")] { "Account" }
+                        form.signout method="post" action="/signout" {
+                            input type="hidden" name="csrf" value=(chrome.csrf);
+                            button type="submit" { "Sign out" }
+                        }
                     }
                 }
                 main #main {

@@ -61,7 +61,8 @@ pub fn router(config: PortalConfig) -> Router {
         secure_cookies: config.secure_cookies,
     };
     use pages::{
-        auth, dashboard, home, invitations, invoices, marketplace, members, operator, orgs, sync,
+        account, auth, dashboard, home, invitations, invoices, marketplace, members, operator,
+        orgs, password_reset, sync,
     };
     let router = Router::new()
         .route("/", get(home::home))
@@ -70,6 +71,17 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/signin", get(auth::signin_page).post(auth::signin))
         .route("/signup", get(auth::signup_page).post(auth::signup))
         .route("/signout", post(auth::signout))
+        .route("/account", get(account::page))
+        .route("/account/name", post(account::rename))
+        .route("/account/password", post(account::change_password))
+        .route(
+            "/account/signout-everywhere",
+            get(account::everywhere_page).post(account::everywhere),
+        )
+        .route(
+            "/reset/{token}",
+            get(password_reset::page).post(password_reset::reset),
+        )
         .route("/orgs", get(orgs::page).post(orgs::create))
         .route("/switch", get(orgs::switch))
         .route("/invitations/{id}/accept", post(invitations::accept))

@@ -381,6 +381,7 @@ pub async fn hub_fingerprint(db: &sqlx::AnyPool) -> Result<Vec<(String, i64)>> {
         "hub_webhook_secrets",
         "hub_installs",
         "hub_invitations",
+        "hub_password_resets",
         "hub_outbox",
     ] {
         let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
@@ -405,6 +406,10 @@ pub async fn hub_fingerprint(db: &sqlx::AnyPool) -> Result<Vec<(String, i64)>> {
         (
             "revoked sessions",
             "SELECT COUNT(*) FROM hub_sessions WHERE revoked_at IS NOT NULL",
+        ),
+        (
+            "used password reset links",
+            "SELECT COUNT(*) FROM hub_password_resets WHERE used_at IS NOT NULL",
         ),
         (
             "expiring credentials",

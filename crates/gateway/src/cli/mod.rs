@@ -10,6 +10,7 @@ pub mod serve;
 pub mod sso;
 pub mod streams;
 pub mod up;
+pub mod users;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,8 @@ enum Command {
     Billing(billing::Args),
     /// Connector installs: status, and a sync now.
     Connectors(connectors::Args),
+    /// Users' accounts: a one-time password reset link.
+    Users(users::Args),
 }
 
 impl Cli {
@@ -61,6 +64,7 @@ impl Cli {
             Command::Sso(args) => sso::run(args).await,
             Command::Billing(args) => billing::run(args).await,
             Command::Connectors(args) => connectors::run(args).await,
+            Command::Users(args) => users::run(args).await,
         }
     }
 }

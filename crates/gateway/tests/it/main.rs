@@ -10,3 +10,4 @@ mod portal_browser;
 mod readme_tour;
 mod scale_out;
 mod support;
+mod users_cli;

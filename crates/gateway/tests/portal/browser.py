@@ -431,11 +431,110 @@ def run(driver):
     invoices(driver, org, key, secret)
     report_controls(driver, org, expected)
     people_and_apps(driver, org, token)
+    account(driver)
 
     # "Page not found" answers 404 on purpose (people_and_apps visits /settings): the browser logs it.
     errors = [e for e in console_errors(driver) if not e["message"].startswith(f"{BASE}/settings - ")]
     assert not errors, errors
     print("ok", flush=True)
+
+
+def mno_command(*args):
+    """`mno` beside the platform, on its bus and data dir, as an operator runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MNO_")}
+    env["MNO_LOG"] = "warn"
+    env["MNO_NATS_URL"] = os.environ["MNO_TEST_NATS_URL"]
+    env["MNO_DATA_DIR"] = os.environ["MNO_TEST_DATA_DIR"]
+    env["MNO_PUBLIC_URL"] = BASE
+    run = subprocess.run([os.environ["MNO_BIN"], *args], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def signin_refused(driver, email, password):
+    """A sign-in the Hub refuses: the form again, with why."""
+    driver.get(BASE + "/signin")
+    fill(driver, "f-email", email)
+    fill(driver, "f-password", password)
+    click_button(driver, "Sign in")
+    wait(driver, "the refusal", lambda d: "wrong" in problems(d))
+
+
+def account(driver):
+    """The account page: name, password (other sessions end), a reset link from the operator, sign out everywhere."""
+    email, password, new = "tess@example.com", "correct horse battery", "tess new battery staple"
+    step("the account page, from the header: a blank name is refused beside its field, then the name is changed")
+    sign_in(driver, email, password)
+    _, other = api("POST", "/hub/v1/sessions", {"email": email, "password": password})
+    click_link(driver, "Account")
+    wait(driver, "the account page", lambda d: d.find_elements(By.ID, "f-current_password"))
+    assert driver.find_element(By.ID, "account-email").text == email
+    shot(driver, "22-account")
+    phone_shot(driver, "22-account-phone")
+    fill(driver, "f-name", "   ")
+    refused_beside(driver, "Save name", "name", "blank")
+    fill(driver, "f-name", "Tess Tester")
+    click_button(driver, "Save name")
+    wait(driver, "the name saved", lambda d: "Your name is now Tess Tester." in notice_text(d))
+    assert driver.find_element(By.ID, "f-name").get_attribute("value") == "Tess Tester"
+
+    step("changing the password: a wrong current one and a short new one are refused beside their fields")
+    fill(driver, "f-current_password", "not my password")
+    fill(driver, "f-new_password", new)
+    refused_beside(driver, "Change password", "current_password", "current password is wrong")
+    shot(driver, "23-account-wrong-password")
+    fill(driver, "f-current_password", password)
+    fill(driver, "f-new_password", "short")
+    refused_beside(driver, "Change password", "new_password", "at least 10")
+    fill(driver, "f-current_password", password)
+    fill(driver, "f-new_password", new)
+    click_button(driver, "Change password")
+    wait(driver, "the password changed", lambda d: "Your password was changed" in notice_text(d))
+    assert "other session" in notice_text(driver), notice_text(driver)
+    shot(driver, "24-account-password-changed")
+    status, _ = api("GET", "/hub/v1/users/me", token=other["token"])
+    assert status == 401, "the other session ended"
+
+    step("signed out, the old password no longer signs in; the new one does")
+    sign_out(driver)
+    signin_refused(driver, email, password)
+    sign_in(driver, email, new)
+
+    step("the operator's reset link sets a password once; every session ends; used again, it says so")
+    printed = mno_command("users", "reset-password", email)
+    link = printed.splitlines()[0]
+    assert link.startswith(BASE + "/reset/mpr_"), printed
+    driver.get(link)
+    wait(driver, "the reset page", lambda d: d.find_element(By.TAG_NAME, "h1").text == "Choose a new password")
+    assert driver.find_element(By.ID, "reset-email").text == email
+    shot(driver, "25-reset-password")
+    fill(driver, "f-password", "short")
+    refused_beside(driver, "Set new password", "password", "at least 10")
+    reset = "tess reset battery staple"
+    fill(driver, "f-password", reset)
+    click_button(driver, "Set new password")
+    wait(driver, "the sign-in page, saying so", lambda d: "/signin" in d.current_url
+         and "Your password was changed" in notice_text(d))
+    shot(driver, "26-reset-done")
+    driver.get(BASE + "/orgs")
+    wait(driver, "the old session ended", lambda d: "/signin" in d.current_url)
+    signin_refused(driver, email, new)
+    sign_in(driver, email, reset)
+    driver.get(link)
+    wait(driver, "the used link's page", lambda d: d.find_element(By.TAG_NAME, "h1").text == "This link was already used")
+    assert "Ask the platform's operator for a new link" in driver.find_element(By.ID, "reset-refused").text
+    shot(driver, "27-reset-link-used")
+
+    step("sign out everywhere asks first, then ends every session of the account")
+    _, other = api("POST", "/hub/v1/sessions", {"email": email, "password": reset})
+    driver.get(BASE + "/account")
+    confirm(driver, "Sign out everywhere", "Sign out everywhere")
+    wait(driver, "signed out, saying so", lambda d: "/signin" in d.current_url
+         and "signed out everywhere" in notice_text(d))
+    shot(driver, "28-signed-out-everywhere")
+    status, _ = api("GET", "/hub/v1/users/me", token=other["token"])
+    assert status == 401, "every session ended"
+    sign_in(driver, email, reset)
 
 
 def live_cap(driver, org, token, key, secret, revenue):

@@ -6,7 +6,10 @@ use mno_events::idm::{Credential, IdmDecision, IdmRequest, Principal, PrincipalK
 use mno_events::openapi::{ErrorBody, SecuritySchemes};
 use utoipa::OpenApi;
 
-use super::{apps, billing, check, customers, installs, invitations, members, orgs, users};
+use super::{
+    account, apps, billing, check, customers, installs, invitations, members, orgs,
+    password_resets, users,
+};
 use crate::sso;
 use crate::sso::openapi::AccessTokenScheme;
 
@@ -18,6 +21,11 @@ use crate::sso::openapi::AccessTokenScheme;
         users::me,
         users::login,
         users::logout,
+        account::update_me,
+        account::change_password,
+        account::end_all_sessions,
+        password_resets::lookup,
+        password_resets::redeem,
         orgs::create,
         orgs::list,
         orgs::show,

@@ -6,6 +6,7 @@
 //! [`openapi`] holds the schemas the handlers name and [`document`] the
 //! OpenAPI document of the routes. This module holds what they all share.
 
+pub mod account;
 mod apps;
 pub mod auth;
 mod billing;
@@ -17,6 +18,7 @@ mod invitations;
 mod members;
 pub mod openapi;
 mod orgs;
+pub mod password_resets;
 pub mod routes;
 pub mod users;
 

@@ -5,8 +5,9 @@
 #![allow(dead_code)] // the types describe answers; they are never built
 
 use mno_events::directory::SharedEntity;
+use mno_events::openapi::ErrorBody;
 pub use mno_events::openapi::{AppPath, OrgPath};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::billing::money::Every;
 
@@ -35,6 +36,36 @@ pub struct User {
     name: String,
     #[schema(format = DateTime)]
     created_at: String,
+}
+
+/// A password changed or reset, and how many of the user's sessions it ended.
+#[derive(ToSchema)]
+pub struct PasswordChanged {
+    user: User,
+    sessions_ended: u64,
+}
+
+/// A password reset link that works: whose password it resets, and until when.
+#[derive(ToSchema)]
+pub struct ResetLink {
+    email: String,
+    #[schema(format = DateTime)]
+    expires_at: String,
+}
+
+/// The answers for a password reset link that does not work.
+#[derive(IntoResponses)]
+pub enum ResetLinkErrors {
+    #[response(
+        status = 404,
+        description = "No such reset link: ask the operator for a new one"
+    )]
+    Unknown(ErrorBody),
+    #[response(
+        status = 410,
+        description = "The reset link was used (`reset_link_used`) or has expired (`reset_link_expired`): ask the operator for a new one"
+    )]
+    Gone(ErrorBody),
 }
 
 /// A session: send `token` as `Authorization: Bearer <token>`.

@@ -4,15 +4,28 @@ use axum::routing::{get, patch, post};
 use axum::Router;
 
 use super::{
-    apps, billing, check, customers, installs, invitations, members, orgs, users, AppState,
+    account, apps, billing, check, customers, installs, invitations, members, orgs,
+    password_resets, users, AppState,
 };
 
 /// Every route of the Hub's API (single sign-on has its own, in `sso`).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/hub/v1/users", post(users::signup))
-        .route("/hub/v1/users/me", get(users::me))
-        .route("/hub/v1/sessions", post(users::login))
+        .route("/hub/v1/users/me", get(users::me).patch(account::update_me))
+        .route("/hub/v1/users/me/password", post(account::change_password))
+        .route(
+            "/hub/v1/sessions",
+            post(users::login).delete(account::end_all_sessions),
+        )
+        .route(
+            "/hub/v1/password_resets/lookup",
+            post(password_resets::lookup),
+        )
+        .route(
+            "/hub/v1/password_resets/redeem",
+            post(password_resets::redeem),
+        )
         .route(
             "/hub/v1/sessions/current",
             axum::routing::delete(users::logout),

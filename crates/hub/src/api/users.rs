@@ -250,15 +250,7 @@ pub async fn authenticate(
     password: String,
     address: Option<&str>,
 ) -> Result<users::UserRow, ApiError> {
-    state.limits.per_email.check(email).await.map_err(limited)?;
-    if let Some(address) = address {
-        state
-            .limits
-            .per_address
-            .check(address)
-            .await
-            .map_err(limited)?;
-    }
+    check_signin_limits(state, email, address).await?;
     let user = users::by_email(&state.store.pool, email)
         .await
         .map_err(db_error)?;
@@ -271,14 +263,38 @@ pub async fn authenticate(
             .await
             .map_err(ApiError::internal)?;
     let Some(user) = user.filter(|_| verified) else {
-        state.limits.per_email.record_failure(email).await;
-        if let Some(address) = address {
-            state.limits.per_address.record_failure(address).await;
-        }
+        record_signin_failure(state, email, address).await;
         return Err(bad_credentials());
     };
     state.limits.per_email.clear(email).await;
     Ok(user)
+}
+
+/// 429 while the email or the client address is locked out of signing in
+/// (and of anything else that checks a password: changing it).
+pub async fn check_signin_limits(
+    state: &AppState,
+    email: &str,
+    address: Option<&str>,
+) -> Result<(), ApiError> {
+    state.limits.per_email.check(email).await.map_err(limited)?;
+    if let Some(address) = address {
+        state
+            .limits
+            .per_address
+            .check(address)
+            .await
+            .map_err(limited)?;
+    }
+    Ok(())
+}
+
+/// Count a wrong password against the email and the client address.
+pub async fn record_signin_failure(state: &AppState, email: &str, address: Option<&str>) {
+    state.limits.per_email.record_failure(email).await;
+    if let Some(address) = address {
+        state.limits.per_address.record_failure(address).await;
+    }
 }
 
 /// A new Hub session for `user`: (token, session id, expires_at).

@@ -11,6 +11,7 @@ pub mod installs;
 pub mod invitations;
 pub mod orgs;
 pub mod outbox;
+pub mod password_resets;
 pub mod users;
 
 use std::sync::Arc;

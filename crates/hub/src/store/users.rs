@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::AnyPool;
 
-use super::{new_id, now_ms, rfc3339, NewEvent, Store};
+use super::{new_id, now_ms, rfc3339, NewEvent, Store, WriteTx};
 use mno_events::subject::{hub_kind, PLATFORM_ORG};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -89,7 +89,7 @@ pub async fn create(
     Ok(user)
 }
 
-const USER_COLUMNS: &str = "id, email, name, password_hash, created_at";
+pub(crate) const USER_COLUMNS: &str = "id, email, name, password_hash, created_at";
 
 pub async fn by_email(pool: &AnyPool, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(&format!(
@@ -185,15 +185,133 @@ pub async fn revoke_session(
         .bind(session_id)
         .execute(&mut *w.tx)
         .await?;
-    w.emit(
-        NewEvent::new(
-            PLATFORM_ORG,
-            hub_kind::SESSION_REVOKED,
-            ("user", user_id.to_owned()),
-        )
-        .user(user_id)
-        .payload(json!({"user_id": user_id, "session_id": session_id})),
-    )
-    .await?;
+    w.emit(session_revoked(user_id, session_id)).await?;
     w.commit().await
+}
+
+/// Change the user's name; `None` when there is no such user. A name that
+/// does not change writes nothing (no event).
+pub async fn rename(
+    store: &Store,
+    user_id: &str,
+    name: &str,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let mut w = store.begin_write().await?;
+    let Some(mut user): Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM hub_users WHERE id = $1"
+    ))
+    .bind(user_id)
+    .fetch_optional(&mut *w.tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    if user.name == name {
+        return Ok(Some(user));
+    }
+    user.name = name.to_owned();
+    sqlx::query("UPDATE hub_users SET name = $1, updated_at = $2 WHERE id = $3")
+        .bind(name)
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&mut *w.tx)
+        .await?;
+    w.emit(user_updated(user_id, json!({"name": name}), &["name"]))
+        .await?;
+    w.commit().await?;
+    Ok(Some(user))
+}
+
+/// The `user_updated` event: what changed (never a password or its hash).
+fn user_updated(user_id: &str, mut payload: serde_json::Value, changed: &[&str]) -> NewEvent {
+    payload["user_id"] = json!(user_id);
+    payload["changed_fields"] = json!(changed);
+    NewEvent::new(
+        PLATFORM_ORG,
+        hub_kind::USER_UPDATED,
+        ("user", user_id.to_owned()),
+    )
+    .user(user_id)
+    .payload(payload)
+}
+
+/// Store a new password hash in `w` and end the user's live sessions but
+/// `keep` (each with its `session_revoked` event, which back-channel logout
+/// acts on). Returns how many sessions ended.
+pub async fn set_password_in(
+    w: &mut WriteTx,
+    user_id: &str,
+    password_hash: &str,
+    keep: Option<&str>,
+) -> Result<usize, sqlx::Error> {
+    sqlx::query("UPDATE hub_users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&mut *w.tx)
+        .await?;
+    w.emit(user_updated(user_id, json!({}), &["password"]))
+        .await?;
+    end_sessions_in(w, user_id, keep).await
+}
+
+/// Change the password and end every other session of the user (the one
+/// `keep`s its caller signed in). Returns how many sessions ended.
+pub async fn change_password(
+    store: &Store,
+    user_id: &str,
+    password_hash: &str,
+    keep: &str,
+) -> Result<usize, sqlx::Error> {
+    let mut w = store.begin_write().await?;
+    let ended = set_password_in(&mut w, user_id, password_hash, Some(keep)).await?;
+    w.commit().await?;
+    Ok(ended)
+}
+
+/// End every live session of the user ("sign out everywhere"). Returns how many ended.
+pub async fn end_all_sessions(store: &Store, user_id: &str) -> Result<usize, sqlx::Error> {
+    let mut w = store.begin_write().await?;
+    let ended = end_sessions_in(&mut w, user_id, None).await?;
+    w.commit().await?;
+    Ok(ended)
+}
+
+/// Revoke the user's live sessions but `keep`, each with its `session_revoked` event.
+async fn end_sessions_in(
+    w: &mut WriteTx,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, sqlx::Error> {
+    let now = now_ms();
+    let live: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM hub_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(&mut *w.tx)
+    .await?;
+    let ending: Vec<String> = live
+        .into_iter()
+        .filter(|id| Some(id.as_str()) != keep)
+        .collect();
+    for session_id in &ending {
+        sqlx::query("UPDATE hub_sessions SET revoked_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(session_id)
+            .execute(&mut *w.tx)
+            .await?;
+        w.emit(session_revoked(user_id, session_id)).await?;
+    }
+    Ok(ending.len())
+}
+
+fn session_revoked(user_id: &str, session_id: &str) -> NewEvent {
+    NewEvent::new(
+        PLATFORM_ORG,
+        hub_kind::SESSION_REVOKED,
+        ("user", user_id.to_owned()),
+    )
+    .user(user_id)
+    .payload(json!({"user_id": user_id, "session_id": session_id}))
 }

@@ -2,6 +2,7 @@
 //! real nats-server and real databases. Run a subject alone with a filter:
 //! `cargo test -p mno-hub --test it outbox::`.
 
+mod account;
 mod account_webhooks;
 mod billing_kill;
 mod common;

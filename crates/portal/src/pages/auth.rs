@@ -27,19 +27,27 @@ fn next_of(next: Option<&str>) -> String {
     safe_next(next.unwrap_or("/")).to_owned()
 }
 
-fn with_anon_cookie(visitor: &Visitor, page: Markup) -> Response {
+pub(crate) fn with_anon_cookie(visitor: &Visitor, page: Markup) -> Response {
     match visitor.set_cookie() {
         Some(cookie) => ([cookie], page).into_response(),
         None => page.into_response(),
     }
 }
 
-fn signin_form(visitor: &Visitor, next: &str, email: &str, failure: Option<&ApiFailure>) -> Markup {
+fn signin_form(
+    visitor: &Visitor,
+    next: &str,
+    email: &str,
+    failure: Option<&ApiFailure>,
+    notice: Option<&str>,
+) -> Markup {
     bare::bare_with(
         "Sign in",
         html! {
+            // What the last form post did (signed out everywhere, a password reset).
+            @if let Some(notice) = notice { p.notice.done #notice role="status" { (notice) } }
             @if let Some(f) = failure { (layout::problems(f.others(&["email", "password"]))) }
-            @if next != "/" && failure.is_none() { p.notice { "Sign in to continue." } }
+            @if next != "/" && failure.is_none() && notice.is_none() { p.notice { "Sign in to continue." } }
             form method="post" action="/signin" {
                 (forms::csrf(&visitor.csrf))
                 input type="hidden" name="next" value=(next);
@@ -52,9 +60,13 @@ fn signin_form(visitor: &Visitor, next: &str, email: &str, failure: Option<&ApiF
     )
 }
 
-pub async fn signin_page(visitor: Visitor, Query(q): Query<Next>) -> Response {
+pub async fn signin_page(visitor: Visitor, headers: HeaderMap, Query(q): Query<Next>) -> Response {
     let next = next_of(q.next.as_deref());
-    with_anon_cookie(&visitor, signin_form(&visitor, &next, "", None))
+    let notice = session::notice(&headers);
+    with_anon_cookie(
+        &visitor,
+        signin_form(&visitor, &next, "", None, notice.as_deref()),
+    )
 }
 
 /// The session cookie, and on to `next`. A session this browser held before
@@ -97,7 +109,9 @@ pub async fn signin(
             let token = answer["token"].as_str().unwrap_or_default();
             Ok(signed_in(&state, &headers, token, &next).await)
         }
-        Err(failure) => Ok(signin_form(&visitor, &next, email, Some(&failure)).into_response()),
+        Err(failure) => {
+            Ok(signin_form(&visitor, &next, email, Some(&failure), None).into_response())
+        }
     }
 }
 

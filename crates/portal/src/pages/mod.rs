@@ -3,6 +3,7 @@
 //! A form the API refused is shown again with its errors beside the fields,
 //! as a page like any other (200): browsers log a 4xx page as a failed load.
 
+pub mod account;
 pub mod auth;
 pub mod confirm;
 pub mod dashboard;
@@ -13,6 +14,7 @@ pub mod marketplace;
 pub mod members;
 pub mod operator;
 pub mod orgs;
+pub mod password_reset;
 pub mod sync;
 pub mod widgets;
 

@@ -1,7 +1,8 @@
 //! The portal and the Hub's sign-in page (single sign-on) share the browser's
 //! Hub session: a user who signed in through an app's "sign in with Mno" is
 //! signed in at the portal, one signed in at the portal is not asked again by
-//! an app, and signing out of the portal ends the app's session too.
+//! an app, and signing out of the portal ends the app's session too; so do a
+//! password changed elsewhere and signing out everywhere from the account page.
 
 use anyhow::{Context, Result};
 use mno_e2e::browser::{hidden_fields, Browser};
@@ -157,5 +158,186 @@ async fn signed_in_at_the_portal_an_app_does_not_ask_again_and_sign_out_ends_bot
     assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.text);
     let after: serde_json::Value = check(sid).await?.json().await?;
     assert_eq!(after["valid"], false, "{after}");
+    Ok(())
+}
+
+/// The Hub session id (`sid`) behind an app's sign-in: the code at `location`
+/// exchanged for an ID token, whose claims name it.
+async fn sid_of(
+    platform: &TestPlatform,
+    app: &mno_e2e::hub_client::App,
+    location: &str,
+) -> Result<String> {
+    let code = reqwest::Url::parse(location)?
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .context("a code")?;
+    let tokens: serde_json::Value = platform
+        .http
+        .post(platform.url("/sso/v1/token"))
+        .header("authorization", basic_auth(&app.key, &app.secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id_token = tokens["id_token"].as_str().context("an ID token")?;
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1).context("a JWT")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?)?;
+    Ok(claims["sid"].as_str().context("a sid")?.to_owned())
+}
+
+/// Whether the app's session check still sees the Hub session `sid`.
+async fn app_session_valid(
+    platform: &TestPlatform,
+    app: &mno_e2e::hub_client::App,
+    sid: &str,
+) -> Result<bool> {
+    let check: serde_json::Value = platform
+        .http
+        .post(platform.url("/sso/v1/session_check"))
+        .header("authorization", basic_auth(&app.key, &app.secret))
+        .json(&json!({ "sid": sid }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(check["valid"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_changed_elsewhere_ends_the_apps_session_and_the_portals() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, app) = org_with_sso_app(&hub).await?;
+    let mut browser = Browser::new();
+    let url = authorize_url(&platform, &app);
+    let form = browser.get(&url).await?;
+    let back = browser
+        .sign_in_at_hub(&form, &url, "ann@example.com", TEST_PASSWORD)
+        .await?;
+    let sid = sid_of(
+        &platform,
+        &app,
+        back.location.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    assert!(app_session_valid(&platform, &app, &sid).await?);
+
+    // On another device, Ann changes her password.
+    let elsewhere = hub.login("ann@example.com", TEST_PASSWORD).await?;
+    let changed = hub
+        .expect(
+            StatusCode::OK,
+            Method::POST,
+            "/hub/v1/users/me/password",
+            Some(&bearer(&elsewhere)),
+            Some(json!({"current_password": TEST_PASSWORD, "new_password": "a new long password"})),
+        )
+        .await?;
+    assert!(changed["sessions_ended"].as_u64() >= Some(1), "{changed}");
+    assert!(
+        !app_session_valid(&platform, &app, &sid).await?,
+        "the app's session ended"
+    );
+    let orgs = browser.get(&platform.url("/orgs")).await?;
+    assert!(
+        orgs.location
+            .as_deref()
+            .is_some_and(|l| l.starts_with("/signin")),
+        "the portal asks to sign in again: {:?}",
+        orgs.location
+    );
+    hub.expect(
+        StatusCode::OK,
+        Method::GET,
+        "/hub/v1/users/me",
+        Some(&bearer(&elsewhere)),
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_everywhere_at_the_portal_ends_every_session() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    let (_, app) = org_with_sso_app(&hub).await?;
+    let mut browser = Browser::new();
+    let form = browser.get(&platform.url("/signin")).await?;
+    browser
+        .sign_in_at_portal(
+            &form,
+            &platform.url("/signin"),
+            "ann@example.com",
+            TEST_PASSWORD,
+        )
+        .await?;
+    let back = browser.get(&authorize_url(&platform, &app)).await?;
+    let sid = sid_of(
+        &platform,
+        &app,
+        back.location.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    let elsewhere = hub.login("ann@example.com", TEST_PASSWORD).await?;
+
+    // The button is a link to a page that asks; a GET ends nothing.
+    let asking = browser
+        .get(&platform.url("/account/signout-everywhere"))
+        .await?;
+    assert_eq!(asking.status, StatusCode::OK);
+    assert!(
+        asking.text.contains("Sign out everywhere?"),
+        "{}",
+        asking.text
+    );
+    assert!(app_session_valid(&platform, &app, &sid).await?);
+    // A post without the form's token is refused and ends nothing.
+    let forged = browser
+        .post_form(
+            &platform.url("/account/signout-everywhere"),
+            &[("csrf".to_owned(), "forged".to_owned())],
+        )
+        .await?;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(app_session_valid(&platform, &app, &sid).await?);
+
+    let done = browser
+        .post_form(
+            &platform.url("/account/signout-everywhere"),
+            &hidden_fields(&asking.text),
+        )
+        .await?;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    assert_eq!(done.location.as_deref(), Some("/signin"));
+    let signin = browser.get(&platform.url("/signin")).await?;
+    assert!(
+        signin.text.contains("You were signed out everywhere"),
+        "{}",
+        signin.text
+    );
+    assert!(!app_session_valid(&platform, &app, &sid).await?);
+    let (status, _) = hub
+        .call(
+            Method::GET,
+            "/hub/v1/users/me",
+            Some(&bearer(&elsewhere)),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "every session ended");
     Ok(())
 }

@@ -107,7 +107,7 @@ fn query_and_body(
 }
 
 /// Routes that are not about one org's data: public ones, the caller's own
-/// (sign-in, `me`, the orgs and apps it creates or belongs to, an app's own
+/// (sign-in, `me`, its password and sessions, the orgs and apps it creates or belongs to, an app's own
 /// bills and customers), the app catalogue (public to anyone signed in), the
 /// platform-wide rates, and single sign-on, whose endpoints answer about the
 /// caller's own code, token or session (tests/e2e/tests/it/sso.rs covers them).
@@ -116,7 +116,10 @@ fn org_scoped(path: &str, method: &str, op: &Value) -> bool {
     let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
     let own = [
         "/hub/v1/users/me",
+        "/hub/v1/users/me/password",
         "/hub/v1/sessions/current",
+        // Signing out everywhere ends the caller's own sessions.
+        "/hub/v1/sessions",
         "/hub/v1/orgs",
         "/hub/v1/invitations",
         "/hub/v1/apps",
