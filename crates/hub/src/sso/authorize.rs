@@ -184,6 +184,12 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
             "The redirect_uri {redirect_uri:?} is not one the app registered (they must match exactly)."
         )));
     }
+    // Registered before the present rules: not sent to, whatever it may be read as.
+    if let Err(why) = validate::redirect_uri_shape("redirect_uri", &redirect_uri) {
+        return Err(bad_client(&format!(
+            "The app's registered {why}. Its owner must register it again."
+        )));
+    }
     // OpenID Connect's max_age: seconds, 0 or more.
     let max_age: Result<Option<i64>, ()> = match params.max_age.as_deref().map(str::trim) {
         None | Some("") => Ok(None),

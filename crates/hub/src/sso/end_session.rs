@@ -106,6 +106,12 @@ async fn check(state: &AppState, params: &Params) -> Result<(Option<IdClaims>, A
             "The post_logout_redirect_uri {uri:?} is not one the app registered (they must match exactly)."
         )));
     }
+    // Registered before the present rules: not sent to, whatever it may be read as.
+    if let Err(why) = crate::validate::redirect_uri_shape("post_logout_redirect_uri", &uri) {
+        return Err(bad(&format!(
+            "The app's registered {why}. Its owner must register it again."
+        )));
+    }
     let mut url =
         url::Url::parse(&uri).map_err(|_| bad("The post_logout_redirect_uri is not a URL."))?;
     if let Some(state) = &params.state {

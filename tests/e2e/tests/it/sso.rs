@@ -1191,3 +1191,88 @@ async fn a_code_issued_before_a_reinstall_is_refused() -> Result<()> {
     assert_eq!(body["error"], "invalid_grant", "{body}");
     Ok(())
 }
+
+/// From an outside audit: redirect URIs that browsers and other URL parsers
+/// read differently (a backslash before an `@`), or that carry a user, were
+/// registered; one registered before the rules is not sent to at sign-in.
+#[tokio::test]
+async fn redirect_uris_read_differently_or_with_a_user_are_refused() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let path = format!("/hub/v1/apps/{}", world.app.id);
+    let backslash = r"https://app.example\@evil.example/cb";
+    let (status, body) = world
+        .hub
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            Some(json!({
+                "redirect_uris": [backslash, "https://user@app.example/cb"],
+                "post_logout_redirect_uris": ["https://App.Example/bye"],
+            })),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let errors: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["source"]["pointer"].as_str().unwrap_or_default(),
+                e["detail"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(errors.len(), 3, "{body}");
+    assert_eq!(errors[0].0, "/redirect_uris/0");
+    assert!(
+        errors[0].1.starts_with("redirect_uris") && errors[0].1.contains("ASCII letters, digits"),
+        "{body}"
+    );
+    assert_eq!(errors[1].0, "/redirect_uris/1");
+    assert!(errors[1].1.contains("user or password"), "{body}");
+    assert_eq!(errors[2].0, "/post_logout_redirect_uris/0");
+    assert!(
+        errors[2].1.contains("\"https://app.example/bye\""),
+        "{body}"
+    );
+    let settings = world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            None,
+        )
+        .await?;
+    assert_eq!(settings["redirect_uris"], json!([format!("{RP}/callback")]));
+
+    // Registered before the rules: an error page at sign-in, never a redirect.
+    sqlx::query("UPDATE hub_sso_clients SET redirect_uris = $1 WHERE app_id = $2")
+        .bind(json!([backslash]).to_string())
+        .bind(&world.app.id)
+        .execute(&platform.running().db)
+        .await?;
+    let r = no_redirects()
+        .get(platform.url("/sso/v1/authorize"))
+        .query(&[
+            ("client_id", world.app.key.as_str()),
+            ("redirect_uri", backslash),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await?.contains("register it again"));
+    Ok(())
+}
