@@ -175,7 +175,10 @@ pub async fn start(
         }
         return signed_out(&state, after);
     }
-    let (csrf, set) = browser::csrf_token(&state, &headers);
+    let (csrf, set) = match browser::csrf_token(&state, &headers).await {
+        Ok(token) => token,
+        Err(e) => return server_error(e),
+    };
     let mut fields = vec![("csrf", csrf.as_str())];
     for (name, value) in [
         ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
@@ -213,7 +216,10 @@ pub async fn confirm(
     headers: HeaderMap,
     PageForm(params): PageForm<Params>,
 ) -> Response {
-    let from_our_form = browser::csrf_ok(&headers, params.csrf.as_deref());
+    let from_our_form = match browser::csrf_ok(&state, &headers, params.csrf.as_deref()).await {
+        Ok(ours) => ours,
+        Err(e) => return server_error(e),
+    };
     if !from_our_form && params.id_token_hint.is_none() {
         return pages::form_expired("Nothing was changed.");
     }

@@ -1276,3 +1276,91 @@ async fn redirect_uris_read_differently_or_with_a_user_are_refused() -> Result<(
     assert!(r.text().await?.contains("register it again"));
     Ok(())
 }
+
+/// From an outside audit: the sign-in form's CSRF check was a plain double
+/// submit (the cookie's value repeated in the form), so whoever can set the
+/// Hub's cookies (a sibling subdomain) made up a pair. The form's token is
+/// now an HMAC of the cookie's nonce under the Hub's key: a made-up pair is
+/// refused and signs no one in; the form as the Hub gave it still works.
+#[tokio::test]
+async fn a_made_up_csrf_pair_is_refused_and_the_hubs_own_works() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let http = no_redirects();
+    let query = [
+        ("client_id", world.app.key.as_str()),
+        ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ];
+    let form = http
+        .get(platform.url("/sso/v1/authorize"))
+        .query(&query)
+        .send()
+        .await?;
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("the form sets its CSRF cookie")?
+        .to_owned();
+    let fields = mno_e2e::browser::hidden_fields(&form.text().await?);
+    let with = |csrf: &str| {
+        let mut body: Vec<(String, String)> = fields
+            .iter()
+            .filter(|(name, _)| name != "csrf")
+            .cloned()
+            .collect();
+        body.push(("csrf".into(), csrf.into()));
+        body.push(("email".into(), "ann@example.com".into()));
+        body.push(("password".into(), TEST_PASSWORD.into()));
+        body
+    };
+    let token = fields
+        .iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.clone())
+        .context("the form's token")?;
+    let made_up = "mst_planted-by-a-sibling-subdomain-0123456789a";
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", format!("mno_sso_csrf={made_up}"))
+        .form(&with(made_up))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await?.contains("This form has expired"));
+
+    // The form's token is not the cookie's value, and is refused with another nonce.
+    assert_ne!(
+        Some(token.as_str()),
+        cookie.split_once('=').map(|(_, nonce)| nonce),
+        "the form repeats the cookie"
+    );
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", format!("mno_sso_csrf={made_up}"))
+        .form(&with(&token))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", &cookie)
+        .form(&with(&token))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = location_query(&r);
+    assert!(back.iter().any(|(name, _)| name == "code"), "{back:?}");
+    Ok(())
+}
