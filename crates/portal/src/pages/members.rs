@@ -467,6 +467,7 @@ pub async fn leave(
     );
     match state.api.delete(session.auth(), &path).await {
         Ok(_) => Ok(super::done(
+            &session,
             "/orgs",
             &format!(
                 "You left {}.",
