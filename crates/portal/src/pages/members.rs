@@ -551,6 +551,7 @@ mod tests {
                 detail: "already a member of 01a23e69-...; change their role with PATCH .../members/{user}".into(),
                 pointer: None,
             }],
+            retry_after: None,
         }
         };
         let admin = Me {
