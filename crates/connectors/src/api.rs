@@ -72,7 +72,7 @@ pub struct ConfigureBody {
     /// The outside API's credentials (CardDAV: `{"username", "password"}`); sealed at rest, never shown.
     #[schema(value_type = Object)]
     credentials: Value,
-    /// Leave out: the runtime then writes to Connec! with the key and secret the app's owner registered (PUT /hub/v1/apps/{app}/connector_credentials), and follows their rotations. Kept for compatibility: the connector app's own API key and secret for this install only; sealed, never shown.
+    /// Leave out: the runtime then writes to Connec! with the key and secret the app's owner registered (PUT /hub/v1/apps/{app}/connector_credentials), and follows their rotations. Kept for compatibility, from the app's owner only (403 from anyone else): the connector app's own API key and secret for this install only; sealed, never shown.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     app_credentials: Option<AppCredentialsBody>,
@@ -107,13 +107,14 @@ pub struct EntityBody {
 
 const ADMIN_ROLES: &[&str] = &["admin", "super_admin"];
 
-/// The caller must be a user with a role in `org` (one of `roles` when given).
+/// The caller must be a user with a role in `org` (one of `roles` when given);
+/// answers the user's id.
 async fn user_in_org(
     state: &ApiState,
     headers: &HeaderMap,
     org: &str,
     roles: Option<&[&str]>,
-) -> Result<(), ApiError> {
+) -> Result<String, ApiError> {
     let principal = mno_events::http_auth::authenticate(state.idm.as_ref(), headers, org).await?;
     if principal.kind != PrincipalKind::User {
         return Err(ApiError::forbidden(
@@ -132,7 +133,7 @@ async fn user_in_org(
             )));
         }
     }
-    Ok(())
+    Ok(principal.id)
 }
 
 /// The app must be a connector installed in the org; answers its profile.
@@ -192,10 +193,20 @@ pub async fn configure(
     body: Result<ApiJson<ConfigureBody>, ApiError>,
 ) -> Result<Response, ApiError> {
     // Who asks comes first: a stranger learns nothing from the body's errors.
-    user_in_org(&state, &headers, &org, Some(ADMIN_ROLES)).await?;
+    let caller = user_in_org(&state, &headers, &org, Some(ADMIN_ROLES)).await?;
     let profile = installed_connector(&state, &org, &app).await?;
     let ApiJson(body) = body?;
     let runtime = &state.runtime;
+    // The app's secret reads and writes every org that installed the app: an
+    // admin who holds it is not its owner's choice, and a copy kept with one
+    // install would go on syncing out of the owner's sight and reach (their
+    // removal of the registered credentials does not stop it).
+    if body.app_credentials.is_some() && profile.owner_id.as_deref() != Some(caller.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "app_credentials are taken only from the owner of the app {app:?}; leave them out: the install then writes with the key and secret its owner registers (PUT /hub/v1/apps/{app}/connector_credentials)"
+        ))
+        .at_pointer("/app_credentials"));
+    }
 
     // Every problem of the body at once, each pointing at its field.
     let mut problems: Vec<ApiError> = Vec::new();

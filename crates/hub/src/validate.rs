@@ -215,17 +215,63 @@ pub fn webhook_url(field: &str, value: &str, allow_private: bool) -> Result<Stri
 /// Most redirect URIs an app may register per list.
 pub const MAX_REDIRECT_URIS: usize = 20;
 
+/// What a redirect URI may be written with: RFC 3986's characters (letters,
+/// digits and `-._~:/?#[]@!$&'()*+,;=`) and `%` followed by two hex digits.
+const REDIRECT_URI_CHARACTERS: &str =
+    "ASCII letters, digits, -._~:/?#[]@!$&'()*+,;= and %XX escapes";
+
+/// Whether `value` is written only with RFC 3986's characters, each `%`
+/// starting an escape. Anything else (a backslash, a quote, a non-ASCII
+/// letter) is mended one way by browsers and another by other URL parsers.
+fn rfc3986_characters(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| match b {
+        b'%' => {
+            bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        }
+        b if b.is_ascii_alphanumeric() => true,
+        b => b"-._~:/?#[]@!$&'()*+,;=".contains(&b),
+    })
+}
+
 /// A sign-in redirect URI (OAuth 2.0 security BCP): an absolute http(s) URL
 /// without fragment, user or password; plain http only for this machine
 /// (loopback, for local development) unless `allow_http`. Kept exactly as
-/// given, since requests must match it exactly.
+/// given, since requests must match it exactly; so it must be written as
+/// every parser reads it: RFC 3986 characters only, and in the form the URL
+/// parser (as browsers) writes it back (see [`redirect_uri_shape`]).
 pub fn redirect_uri(field: &str, value: &str, allow_http: bool) -> Result<String, String> {
+    let parsed = redirect_uri_shape(field, value)?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !loopback && !allow_http {
+        return Err(format!(
+            "{field} {value:?} must use https (plain http is accepted only for localhost)"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// The rules of a redirect URI's writing, apart from the choice of http or
+/// https: also checked when a sign-in request names a registered URI, so a
+/// URI registered before these rules is not sent to either.
+pub fn redirect_uri_shape(field: &str, value: &str) -> Result<url::Url, String> {
     if value.is_empty()
         || value.len() > 2000
         || value.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(format!(
             "{field} {value:?} must be a URL of 1 to 2000 characters without spaces"
+        ));
+    }
+    if !rfc3986_characters(value) {
+        return Err(format!(
+            "{field} {value:?} has a character browsers and URL parsers read differently (such as \\, a quote or a non-ASCII letter); write it with {REDIRECT_URI_CHARACTERS} only"
         ));
     }
     // Kept as given and matched exactly, so it must be written as a browser
@@ -248,23 +294,27 @@ pub fn redirect_uri(field: &str, value: &str, allow_http: bool) -> Result<String
     if parsed.fragment().is_some() {
         return Err(format!("{field} {value:?} must not have a fragment (#...)"));
     }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
+    // Any `@` before the path, even with nothing before it (`https://@host`,
+    // which the parser drops): what comes before it is a user, not the host.
+    let authority = value.split_once("://").map_or("", |(_, rest)| {
+        rest.split(['/', '?', '#']).next().unwrap_or("")
+    });
+    if authority.contains('@') || !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(format!(
-            "{field} {value:?} must not carry a user or password"
+            "{field} {value:?} must not carry a user or password (an @ before the host); give https://host/callback"
         ));
     }
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if parsed.scheme() == "http" && !loopback && !allow_http {
+    // As the parser (and a browser) writes it back, but for the `/` it adds
+    // to a bare host: upper-case hosts, default ports, `..` segments and
+    // numeric host forms are each read otherwise than they are written.
+    let written = parsed.as_str();
+    let same = written == value || (parsed.path() == "/" && written == format!("{value}/"));
+    if !same {
         return Err(format!(
-            "{field} {value:?} must use https (plain http is accepted only for localhost)"
+            "{field} {value:?} is read as {written:?} by browsers; register it in that form"
         ));
     }
-    Ok(value.to_owned())
+    Ok(parsed)
 }
 
 /// A list of redirect URIs: each checked, no repeats, at most [`MAX_REDIRECT_URIS`].
@@ -390,6 +440,45 @@ mod tests {
             .unwrap_err()
             .contains("without spaces"));
         assert!(ok("https://a.com/\tcb").is_err());
+    }
+
+    /// From an outside audit: URIs that browsers and other parsers read
+    /// differently, or that carry a user, were accepted.
+    #[test]
+    fn redirect_uris_read_differently_or_with_a_user_are_refused() {
+        let ok = |v: &str| redirect_uri("redirect_uris", v, false);
+        for (uri, says) in [
+            ("https://app.example\\@evil.example/cb", "read differently"),
+            ("https://app.example\\evil.example/cb", "read differently"),
+            ("https://app.example/c\"b", "read differently"),
+            ("https://app.example/<cb>", "read differently"),
+            ("https://app.example/c{b}", "read differently"),
+            ("https://b\u{fc}cher.example/cb", "read differently"),
+            ("https://app.example/%zzcb", "read differently"),
+            ("https://user@app.example/cb", "user or password"),
+            ("https://@app.example/cb", "user or password"),
+            ("https://app.example@evil.example/cb", "user or password"),
+            ("https://App.Example/cb", "register it in that form"),
+            ("https://app.example:443/cb", "register it in that form"),
+            ("https://app.example/a/../cb", "register it in that form"),
+            ("https://0x7f.1/cb", "register it in that form"),
+        ] {
+            let refused = ok(uri).unwrap_err();
+            assert!(refused.contains(says), "{uri}: {refused}");
+            assert!(refused.starts_with("redirect_uris"), "{refused}");
+        }
+        for fine in [
+            "https://app.example/cb?tenant=a&x=%20y",
+            "https://app.example:8443/cb",
+            "https://[::1]:8443/cb",
+            "https://xn--bcher-kva.example/cb",
+            "https://app.example/cb/",
+        ] {
+            assert_eq!(ok(fine).as_deref(), Ok(fine));
+        }
+        assert!(ok("https://app.example\\@evil.example/cb")
+            .unwrap_err()
+            .contains("ASCII letters, digits"));
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub struct ApiErrorItem {
 pub struct ApiFailure {
     pub status: StatusCode,
     pub errors: Vec<ApiErrorItem>,
+    /// Seconds to wait before trying again (the answer's `Retry-After`, of a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiFailure {
@@ -70,6 +72,7 @@ impl ApiFailure {
                 detail: format!("the platform did not answer ({error}); try again shortly"),
                 pointer: None,
             }],
+            retry_after: None,
         }
     }
 
@@ -158,6 +161,11 @@ impl Api {
             return Ok(response);
         }
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let body: Value = response.json().await.unwrap_or(Value::Null);
         let errors = body
             .get("errors")
@@ -176,7 +184,11 @@ impl Api {
                     .collect()
             })
             .unwrap_or_default();
-        Err(ApiFailure { status, errors })
+        Err(ApiFailure {
+            status,
+            errors,
+            retry_after,
+        })
     }
 
     async fn json(response: reqwest::Response) -> Result<Value, ApiFailure> {

@@ -105,16 +105,47 @@ mod tests {
     use axum::Router;
     use tower::ServiceExt;
 
-    use crate::session::{notice, set_notice, NOTICE_COOKIE};
+    use crate::session::{notice, set_notice, Session, NOTICE_COOKIE};
+
+    fn carrying(cookie: &str) -> header::HeaderMap {
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::COOKIE, cookie.parse().unwrap());
+        headers
+    }
+
+    fn cookie_of(set: &header::HeaderValue) -> String {
+        set.to_str().unwrap().split(';').next().unwrap().to_owned()
+    }
 
     #[test]
     fn a_notice_survives_its_cookie() {
+        let key = [3u8; 32];
         let text = "Zoë & Ali: removed; 100% <done>";
-        let set = set_notice(text);
-        let value = set.to_str().unwrap().split(';').next().unwrap().to_owned();
-        let mut headers = header::HeaderMap::new();
-        headers.insert(header::COOKIE, value.parse().unwrap());
-        assert_eq!(notice(&headers).as_deref(), Some(text));
+        let headers = carrying(&cookie_of(&set_notice(&key, text)));
+        assert_eq!(notice(&key, &headers).as_deref(), Some(text));
+    }
+
+    /// From an outside audit: the notice cookie was not signed, so whoever
+    /// could set the portal's cookies made it show their words.
+    #[test]
+    fn a_notice_not_signed_for_this_session_is_not_shown() {
+        let (key, others) = ([3u8; 32], [4u8; 32]);
+        let planted = "Your account is locked: call +1 555 0100";
+        let encoded: String = url::form_urlencoded::byte_serialize(planted.as_bytes()).collect();
+        // Unsigned, as the portal wrote it before.
+        assert_eq!(
+            notice(&key, &carrying(&format!("{NOTICE_COOKIE}={encoded}"))),
+            None
+        );
+        // Signed for another session (someone's own, replayed).
+        let theirs = cookie_of(&set_notice(&others, planted));
+        assert_eq!(notice(&key, &carrying(&theirs)), None);
+        // A signature of other words.
+        let real = cookie_of(&set_notice(&key, "Done."));
+        let (signature, _) = real.split_once('.').unwrap();
+        let swapped = format!("{signature}.{encoded}");
+        assert_eq!(notice(&key, &carrying(&swapped)), None);
+        assert_eq!(notice(&key, &carrying(&real)).as_deref(), Some("Done."));
     }
 
     async fn clears(request: Request<Body>) -> bool {
@@ -154,7 +185,16 @@ mod tests {
         let app = Router::new()
             .route(
                 "/done",
-                get(|| async { crate::pages::done("/page", "Demo Books was uninstalled.") }),
+                get(|| async {
+                    let session = Session {
+                        token: "mst_test".into(),
+                        csrf: String::new(),
+                        here: "/".into(),
+                        notice: None,
+                        notice_key: [5u8; 32],
+                    };
+                    crate::pages::done(&session, "/page", "Demo Books was uninstalled.")
+                }),
             )
             .layer(axum::middleware::from_fn(super::secure_cookies));
         let request = Request::get("/done").body(Body::empty()).unwrap();

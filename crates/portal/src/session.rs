@@ -24,21 +24,66 @@ pub const SESSION_COOKIE: &str = "mno_session";
 pub const ANON_COOKIE: &str = "mno_anon";
 /// A short notice ("Ali was removed from Pâtisserie.") for the next page
 /// shown, set by a form post's redirect and cleared once a page showed it.
+/// Signed: see [`set_notice`].
 pub const NOTICE_COOKIE: &str = "mno_notice";
 
-/// The `Set-Cookie` of a notice for the next page (percent-encoded, a minute at most).
-pub fn set_notice(text: &str) -> HeaderValue {
-    let value: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
-    set_cookie(NOTICE_COOKIE, &value, 60)
+/// The key that signs one session's notices: an HMAC of its token under the
+/// portal's key, so a notice signed for one session means nothing in another
+/// (someone shown their own notice cannot plant it in another's browser).
+pub fn notice_key(state: &PortalState, session_token: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(state.csrf_key.as_slice())
+        .expect("HMAC takes a key of any length");
+    mac.update(b"mno-portal-notice-key:");
+    mac.update(session_token.as_bytes());
+    mac.finalize().into_bytes().into()
 }
 
-/// The notice the request carries, decoded.
-pub fn notice(headers: &HeaderMap) -> Option<String> {
+/// The key that signs notices for a browser with no session: the sign-in
+/// page's, after signing out everywhere or a password reset. One key for every
+/// such browser is enough because their words are always the portal's own,
+/// never anyone's input: replayed elsewhere, they say nothing an attacker chose.
+pub fn signed_out_notice_key(state: &PortalState) -> [u8; 32] {
+    notice_key(state, "")
+}
+
+/// HMAC-SHA256 of a notice's text under its session's notice key, hex.
+fn notice_mac(key: &[u8; 32], text: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(b"mno-portal-notice:");
+    mac.update(text.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `Set-Cookie` of a notice for the next page, a minute at most:
+/// `<signature>.<percent-encoded text>`, the signature under `key`
+/// ([`notice_key`]), since whoever can set this site's cookies (a sibling
+/// subdomain) could otherwise make the portal show their words.
+pub fn set_notice(key: &[u8; 32], text: &str) -> HeaderValue {
+    let encoded: String = url::form_urlencoded::byte_serialize(text.as_bytes()).collect();
+    set_cookie(
+        NOTICE_COOKIE,
+        &format!("{}.{encoded}", notice_mac(key, text)),
+        60,
+    )
+}
+
+/// The notice the request carries, decoded; none when its signature is not
+/// the one `key` makes (forged, or set for another session or before a restart).
+pub fn notice(key: &[u8; 32], headers: &HeaderMap) -> Option<String> {
     let value = cookie(headers, NOTICE_COOKIE)?;
-    url::form_urlencoded::parse(value.as_bytes())
+    let (signature, encoded) = value.split_once('.')?;
+    let text = url::form_urlencoded::parse(encoded.as_bytes())
         .next()
         .map(|(text, _)| text.into_owned())
-        .filter(|text| !text.is_empty())
+        .filter(|text| !text.is_empty())?;
+    let expected = notice_mac(key, &text);
+    let signed = signature.len() == expected.len()
+        && bool::from(signature.as_bytes().ct_eq(expected.as_bytes()));
+    signed.then_some(text)
 }
 
 /// The value of cookie `name` in the request.
@@ -102,6 +147,8 @@ pub struct Session {
     pub here: String,
     /// What the last form post did, to show on this page ([`NOTICE_COOKIE`]).
     pub notice: Option<String>,
+    /// Signs this session's notices ([`notice_key`]).
+    pub notice_key: [u8; 32],
 }
 
 impl Session {
@@ -116,6 +163,11 @@ impl Session {
         form: &HashMap<String, String>,
     ) -> Result<(), PageError> {
         check_csrf(state, &self.token, form)
+    }
+
+    /// The `Set-Cookie` of a notice for this session's next page.
+    pub fn set_notice(&self, text: &str) -> HeaderValue {
+        set_notice(&self.notice_key, text)
     }
 }
 
@@ -169,11 +221,13 @@ where
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(PageError::SignInNeeded { next: here });
         };
+        let notice_key = notice_key(&state, &token);
         Ok(Session {
             csrf: csrf_token(&state, &token),
+            notice: notice(&notice_key, &parts.headers),
+            notice_key,
             token,
             here,
-            notice: notice(&parts.headers),
         })
     }
 }

@@ -1124,6 +1124,20 @@ async fn installs_use_the_credentials_the_apps_owner_registered() {
     assert_eq!(shown["connector_credentials"]["key"], world.connector.key);
     assert!(!shown.to_string().contains(&world.connector.secret));
 
+    // An admin who is not the app's owner may not give its key and secret
+    // (they were taken): 403 at the field, nothing stored.
+    let mut with_secret = body.clone();
+    with_secret["app_credentials"] = world.app_credentials();
+    let (status, answer) = configure(admin.clone(), with_secret).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let error = &answer["errors"][0];
+    assert_eq!(error["source"]["pointer"], "/app_credentials", "{answer}");
+    assert!(
+        error["detail"].as_str().unwrap().contains(&registered),
+        "{answer}"
+    );
+    assert_eq!(world.connector_code().await, StatusCode::NOT_FOUND);
+
     // (1) The admin configures without the app's secret; the install syncs with the owner's.
     let (status, answer) = configure(admin.clone(), body.clone()).await;
     assert_eq!(status, StatusCode::OK, "{answer}");

@@ -184,6 +184,12 @@ async fn check(state: &AppState, params: &Params) -> Result<Request, Response> {
             "The redirect_uri {redirect_uri:?} is not one the app registered (they must match exactly)."
         )));
     }
+    // Registered before the present rules: not sent to, whatever it may be read as.
+    if let Err(why) = validate::redirect_uri_shape("redirect_uri", &redirect_uri) {
+        return Err(bad_client(&format!(
+            "The app's registered {why}. Its owner must register it again."
+        )));
+    }
     // OpenID Connect's max_age: seconds, 0 or more.
     let max_age: Result<Option<i64>, ()> = match params.max_age.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
@@ -314,7 +320,7 @@ pub async fn start(
             "login_required",
             "the user is not signed in to the Hub",
         ),
-        _ => sign_in_form(&state, &headers, &request, None),
+        _ => sign_in_form(&state, &headers, &request, None).await,
     }
 }
 
@@ -339,8 +345,10 @@ pub async fn submit(
     headers: HeaderMap,
     PageForm(params): PageForm<Params>,
 ) -> Response {
-    if !browser::csrf_ok(&headers, params.csrf.as_deref()) {
-        return pages::form_expired("Go back to the app and sign in again.");
+    match browser::csrf_ok(&state, &headers, params.csrf.as_deref()).await {
+        Ok(true) => {}
+        Ok(false) => return pages::form_expired("Go back to the app and sign in again."),
+        Err(e) => return server_error(e),
     }
     let request = match check(&state, &params).await {
         Ok(request) => request,
@@ -350,7 +358,9 @@ pub async fn submit(
         Some("signin") => {
             let email = match validate::email(params.email.as_deref()) {
                 Ok(email) => email,
-                Err(detail) => return sign_in_form(&state, &headers, &request, Some(&detail)),
+                Err(detail) => {
+                    return sign_in_form(&state, &headers, &request, Some(&detail)).await
+                }
             };
             let password = params.password.clone().unwrap_or_default();
             let address = request_client(&state, connect, &headers);
@@ -362,7 +372,7 @@ pub async fn submit(
                         .first()
                         .map(|e| e.detail.clone())
                         .unwrap_or_default();
-                    let mut page = sign_in_form(&state, &headers, &request, Some(&detail));
+                    let mut page = sign_in_form(&state, &headers, &request, Some(&detail)).await;
                     // Too many attempts: 429 with its Retry-After, as the API answers it.
                     if e.status == StatusCode::TOO_MANY_REQUESTS {
                         *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
@@ -398,6 +408,7 @@ pub async fn submit(
                         &request,
                         Some("Your Hub session has ended; sign in again."),
                     )
+                    .await
                 }
                 Err(e) => return server_error(e),
             };
@@ -437,7 +448,7 @@ async fn go_on(
     let response = match orgs.as_slice() {
         [] => no_org(&request.app, &session.user),
         [org] => issue_code(state, request, &session, org).await,
-        several => choose_org(state, headers, request, several),
+        several => choose_org(state, headers, request, several).await,
     };
     browser::with_cookie(response, cookie)
 }
@@ -482,13 +493,16 @@ fn session_auth_time(session: &SessionUser) -> i64 {
         .unwrap_or_else(|| now_ms() / 1000)
 }
 
-fn sign_in_form(
+async fn sign_in_form(
     state: &AppState,
     headers: &HeaderMap,
     request: &Request,
     error: Option<&str>,
 ) -> Response {
-    let (csrf, set) = browser::csrf_token(state, headers);
+    let (csrf, set) = match browser::csrf_token(state, headers).await {
+        Ok(token) => token,
+        Err(e) => return server_error(e),
+    };
     let mut fields = request.hidden();
     fields.push(("csrf", &csrf));
     fields.push(("action", "signin"));
@@ -512,13 +526,16 @@ fn sign_in_form(
     browser::with_cookie(pages::page(status, "Sign in", &body), set)
 }
 
-fn choose_org(
+async fn choose_org(
     state: &AppState,
     headers: &HeaderMap,
     request: &Request,
     orgs: &[OrgClaim],
 ) -> Response {
-    let (csrf, set) = browser::csrf_token(state, headers);
+    let (csrf, set) = match browser::csrf_token(state, headers).await {
+        Ok(token) => token,
+        Err(e) => return server_error(e),
+    };
     let mut fields = request.hidden();
     fields.push(("csrf", &csrf));
     fields.push(("action", "org"));

@@ -106,6 +106,12 @@ async fn check(state: &AppState, params: &Params) -> Result<(Option<IdClaims>, A
             "The post_logout_redirect_uri {uri:?} is not one the app registered (they must match exactly)."
         )));
     }
+    // Registered before the present rules: not sent to, whatever it may be read as.
+    if let Err(why) = crate::validate::redirect_uri_shape("post_logout_redirect_uri", &uri) {
+        return Err(bad(&format!(
+            "The app's registered {why}. Its owner must register it again."
+        )));
+    }
     let mut url =
         url::Url::parse(&uri).map_err(|_| bad("The post_logout_redirect_uri is not a URL."))?;
     if let Some(state) = &params.state {
@@ -169,7 +175,10 @@ pub async fn start(
         }
         return signed_out(&state, after);
     }
-    let (csrf, set) = browser::csrf_token(&state, &headers);
+    let (csrf, set) = match browser::csrf_token(&state, &headers).await {
+        Ok(token) => token,
+        Err(e) => return server_error(e),
+    };
     let mut fields = vec![("csrf", csrf.as_str())];
     for (name, value) in [
         ("post_logout_redirect_uri", &params.post_logout_redirect_uri),
@@ -207,7 +216,10 @@ pub async fn confirm(
     headers: HeaderMap,
     PageForm(params): PageForm<Params>,
 ) -> Response {
-    let from_our_form = browser::csrf_ok(&headers, params.csrf.as_deref());
+    let from_our_form = match browser::csrf_ok(&state, &headers, params.csrf.as_deref()).await {
+        Ok(ours) => ours,
+        Err(e) => return server_error(e),
+    };
     if !from_our_form && params.id_token_hint.is_none() {
         return pages::form_expired("Nothing was changed.");
     }

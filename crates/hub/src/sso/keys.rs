@@ -180,3 +180,35 @@ pub async fn list(pool: &AnyPool) -> Result<Vec<KeyListing>, sqlx::Error> {
     .fetch_all(pool)
     .await
 }
+
+/// Keys of the sign-in forms' CSRF tokens (see `browser`), newest first: one
+/// per published signing key, derived from its private key, so every process
+/// of the platform holds the same ones without a secret of their own, and a
+/// form rendered before a rotation still verifies while the old key is published.
+pub async fn form_keys(pool: &AnyPool) -> Result<Vec<[u8; 32]>, KeyError> {
+    use sha2::{Digest, Sha256};
+    let mut pems: Vec<String> = sqlx::query_scalar(
+        "SELECT private_pem FROM hub_sso_keys
+         WHERE retired_at IS NULL OR published_until > $1 ORDER BY created_at DESC, kid DESC",
+    )
+    .bind(now_ms())
+    .fetch_all(pool)
+    .await?;
+    if pems.is_empty() {
+        ensure(pool).await?;
+        pems = sqlx::query_scalar(
+            "SELECT private_pem FROM hub_sso_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(pool)
+        .await?;
+    }
+    Ok(pems
+        .iter()
+        .map(|pem| {
+            let mut hash = Sha256::new();
+            hash.update(b"mno-hub-sso-form-key\0");
+            hash.update(pem.as_bytes());
+            hash.finalize().into()
+        })
+        .collect())
+}

@@ -176,16 +176,19 @@ pub async fn everywhere(
         Err(e) => return Err(PageError::Api(e)),
     }
     Ok(signed_out_to_signin(
+        &state,
         "You were signed out everywhere: every session of your account has ended. Sign in again to go on.",
     ))
 }
 
-/// Drop the session cookie and go to the sign-in page, which shows `notice`.
-pub fn signed_out_to_signin(notice: &str) -> Response {
+/// Drop the session cookie and go to the sign-in page, which shows `notice`
+/// (signed for a browser with no session).
+pub fn signed_out_to_signin(state: &PortalState, notice: &str) -> Response {
+    let key = session::signed_out_notice_key(state);
     (
         AppendHeaders([
             (SET_COOKIE, session::set_cookie(SESSION_COOKIE, "", 0)),
-            (SET_COOKIE, session::set_notice(notice)),
+            (SET_COOKIE, session::set_notice(&key, notice)),
         ]),
         Redirect::to("/signin"),
     )

@@ -2,8 +2,8 @@
 //! session token kept in an HttpOnly cookie.
 
 use axum::extract::{Query, State};
-use axum::http::header::SET_COOKIE;
-use axum::http::HeaderMap;
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
@@ -60,9 +60,14 @@ fn signin_form(
     )
 }
 
-pub async fn signin_page(visitor: Visitor, headers: HeaderMap, Query(q): Query<Next>) -> Response {
+pub async fn signin_page(
+    State(state): State<PortalState>,
+    visitor: Visitor,
+    headers: HeaderMap,
+    Query(q): Query<Next>,
+) -> Response {
     let next = next_of(q.next.as_deref());
-    let notice = session::notice(&headers);
+    let notice = session::notice(&session::signed_out_notice_key(&state), &headers);
     with_anon_cookie(
         &visitor,
         signin_form(&visitor, &next, "", None, notice.as_deref()),
@@ -109,10 +114,57 @@ pub async fn signin(
             let token = answer["token"].as_str().unwrap_or_default();
             Ok(signed_in(&state, &headers, token, &next).await)
         }
+        Err(failure) if failure.status == StatusCode::TOO_MANY_REQUESTS => {
+            Ok(locked_out(&next, failure.retry_after))
+        }
         Err(failure) => {
             Ok(signin_form(&visitor, &next, email, Some(&failure), None).into_response())
         }
     }
+}
+
+/// When a wait of `seconds` ends, in words: "in 5 minutes (at 14:05 UTC)".
+fn wait_in_words(seconds: u64, now: chrono::DateTime<chrono::Utc>) -> String {
+    let after = if seconds < 60 {
+        format!("{seconds} second{}", if seconds == 1 { "" } else { "s" })
+    } else {
+        let minutes = seconds.div_ceil(60);
+        format!("{minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    };
+    let at = now + chrono::Duration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000));
+    format!("in {after} (at {} UTC)", at.format("%H:%M"))
+}
+
+/// The Hub locked this sign-in (too many failed passwords): 429 with the
+/// Hub's `Retry-After`, as the Hub's own sign-in page answers, and a page
+/// saying when to try again rather than the form, which would be refused.
+fn locked_out(next: &str, retry_after: Option<u64>) -> Response {
+    let when = retry_after.map_or_else(
+        || "in a few minutes".to_owned(),
+        |s| wait_in_words(s, chrono::Utc::now()),
+    );
+    let again = if next == "/" {
+        "/signin".to_owned()
+    } else {
+        crate::error::signin_url(next)
+    };
+    let page = bare::bare_with(
+        "Too many failed sign-ins",
+        html! {
+            p.notice #locked-out role="alert" {
+                "There were too many failed attempts to sign in, so signing in is paused for a while to keep the account safe. "
+                "Try again " (when) "."
+            }
+            p { a href=(again) { "Back to sign in" } }
+        },
+    );
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 fn signup_form(visitor: &Visitor, form: &FormData, failure: Option<&ApiFailure>) -> Markup {
@@ -188,4 +240,21 @@ pub async fn signout(
         Redirect::to("/signin"),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_in_words;
+
+    #[test]
+    fn a_wait_is_said_in_minutes_or_seconds_and_a_time() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T14:00:30Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(wait_in_words(300, now), "in 5 minutes (at 14:05 UTC)");
+        assert_eq!(wait_in_words(61, now), "in 2 minutes (at 14:01 UTC)");
+        assert_eq!(wait_in_words(60, now), "in 1 minute (at 14:01 UTC)");
+        assert_eq!(wait_in_words(45, now), "in 45 seconds (at 14:01 UTC)");
+        assert_eq!(wait_in_words(1, now), "in 1 second (at 14:00 UTC)");
+    }
 }

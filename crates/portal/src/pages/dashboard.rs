@@ -611,6 +611,7 @@ pub async fn delete(
         .map_err(|e| PageError::from_api(e, &session.here))?;
     let name = dashboard["name"].as_str().unwrap_or("Dashboard");
     Ok(super::done(
+        &session,
         &format!("/o/{org}/dashboard"),
         &format!("The dashboard {name} was deleted."),
     ))
@@ -637,7 +638,7 @@ async fn edit_widgets(
         .map_err(fail)?;
     let page = format!("/o/{org}/dashboards/{id}");
     Ok(match notice {
-        Some(notice) => super::done(&page, &notice),
+        Some(notice) => super::done(session, &page, &notice),
         None => back_to(&page),
     })
 }

@@ -137,6 +137,7 @@ async fn render_for(
     };
     let general = failure.map(|f| ApiFailure {
         status: f.status,
+        retry_after: f.retry_after,
         errors: f
             .errors
             .iter()

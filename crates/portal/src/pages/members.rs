@@ -467,6 +467,7 @@ pub async fn leave(
     );
     match state.api.delete(session.auth(), &path).await {
         Ok(_) => Ok(super::done(
+            &session,
             "/orgs",
             &format!(
                 "You left {}.",
@@ -550,6 +551,7 @@ mod tests {
                 detail: "already a member of 01a23e69-...; change their role with PATCH .../members/{user}".into(),
                 pointer: None,
             }],
+            retry_after: None,
         }
         };
         let admin = Me {

@@ -33,9 +33,9 @@ pub fn back_to(path: &str) -> Response {
 }
 
 /// After a form post that did something: back to a page, which says what was done.
-pub fn done(path: &str, notice: &str) -> Response {
+pub fn done(session: &Session, path: &str, notice: &str) -> Response {
     (
-        [(SET_COOKIE, crate::session::set_notice(notice))],
+        [(SET_COOKIE, session.set_notice(notice))],
         Redirect::to(path),
     )
         .into_response()
@@ -52,7 +52,7 @@ pub fn settle(
     notice: impl FnOnce(&Value) -> String,
 ) -> Result<Result<Response, ApiFailure>, PageError> {
     match call {
-        Ok(answer) => Ok(Ok(done(page, &notice(&answer)))),
+        Ok(answer) => Ok(Ok(done(session, page, &notice(&answer)))),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             Err(PageError::from_api(e, &session.here))
         }

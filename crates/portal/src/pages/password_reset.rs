@@ -127,6 +127,7 @@ pub async fn reset(
         .await
     {
         Ok(_) => Ok(signed_out_to_signin(
+            &state,
             "Your password was changed, and every session of your account has ended. Sign in with the new password.",
         )),
         Err(failure) if failure.status == StatusCode::UNPROCESSABLE_ENTITY => {

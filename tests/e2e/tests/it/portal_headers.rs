@@ -186,3 +186,68 @@ async fn an_unknown_address_is_a_page_for_a_browser_and_json_for_the_api() -> Re
     }
     Ok(())
 }
+
+/// A browser signed in at the portal as `email` (who has an account).
+async fn signed_in_browser(platform: &TestPlatform, email: &str) -> Result<Browser> {
+    let mut browser = Browser::new();
+    let form = browser.get(&platform.url("/signin")).await?;
+    let done = browser
+        .sign_in_at_portal(&form, &platform.url("/signin"), email, TEST_PASSWORD)
+        .await?;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    Ok(browser)
+}
+
+/// From an outside audit: the notice cookie was not signed, so whoever can
+/// set the portal's cookies (a sibling subdomain) made it show their words.
+/// A notice shows only when the portal signed it for this session: neither
+/// a made-up one nor one the portal signed for someone else's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_shows_only_when_the_portal_signed_it_for_this_session() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let hub = HubClient::new(&platform.base_url);
+    hub.signup("ann@example.com", TEST_PASSWORD, "Ann").await?;
+    let (_, mallory_token) = hub.signup_and_login("mallory@example.com").await?;
+    let org = hub.create_org(&mallory_token, "Mal Org", "USD").await?;
+
+    // Mallory has the portal sign a notice of her words for her own session.
+    let mut mallory = signed_in_browser(&platform, "mallory@example.com").await?;
+    let members = platform.url(&format!("/o/{org}/members"));
+    let page = mallory.get(&members).await?;
+    let mut fields = mno_e2e::browser::hidden_fields(&page.text);
+    fields.retain(|(name, _)| name == "csrf");
+    fields.push(("email".into(), "call-555-0100@scam.example".into()));
+    fields.push(("role".into(), "member".into()));
+    let sent = mallory.post_form(&members, &fields).await?;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text);
+    let signed = mallory.cookies["mno_notice"].clone();
+    let shown = mallory.get(&members).await?;
+    assert!(
+        shown
+            .text
+            .contains("An invitation was sent to call-555-0100@scam.example."),
+        "{}",
+        shown.text
+    );
+
+    let mut ann = signed_in_browser(&platform, "ann@example.com").await?;
+    let planted = "Your account is locked: call +1 555 0100";
+    let unsigned: String = planted
+        .split(' ')
+        .collect::<Vec<_>>()
+        .join("+")
+        .replace(':', "%3A");
+    for value in [unsigned, signed] {
+        ann.cookies.insert("mno_notice".into(), value.clone());
+        let page = ann.get(&platform.url("/orgs")).await?;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            !page.text.contains("555 0100") && !page.text.contains("555-0100"),
+            "{value}: {}",
+            page.text
+        );
+        // And it is forgotten.
+        assert_eq!(ann.cookies.get("mno_notice").map(String::as_str), Some(""));
+    }
+    Ok(())
+}

@@ -62,12 +62,30 @@ async fn one_visitors_failed_sign_ins_do_not_lock_out_the_others() -> Result<()>
             page.text
         );
     }
+    // A lock answers as the Hub does (it answered 200, the form again): 429
+    // with Retry-After, and a page saying when to try again.
     let locked = portal_sign_in(&platform, "198.18.0.7", "ann@example.com", TEST_PASSWORD).await?;
-    assert!(
-        locked.text.contains("too many failed sign-ins"),
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
         "{}",
         locked.text
     );
+    let seconds: u64 = locked
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a Retry-After in seconds: {:?}", locked.headers));
+    assert!(seconds > 0);
+    assert!(
+        locked.text.contains("Too many failed sign-ins")
+            && locked.text.contains("Try again in ")
+            && locked.text.contains(" UTC)"),
+        "{}",
+        locked.text
+    );
+    assert!(!locked.text.contains("Retry-After"), "{}", locked.text);
 
     // ...and Ann, at her own address, signs in through the same portal.
     let ann = portal_sign_in(&platform, "198.18.9.9", "ann@example.com", TEST_PASSWORD).await?;

@@ -1191,3 +1191,176 @@ async fn a_code_issued_before_a_reinstall_is_refused() -> Result<()> {
     assert_eq!(body["error"], "invalid_grant", "{body}");
     Ok(())
 }
+
+/// From an outside audit: redirect URIs that browsers and other URL parsers
+/// read differently (a backslash before an `@`), or that carry a user, were
+/// registered; one registered before the rules is not sent to at sign-in.
+#[tokio::test]
+async fn redirect_uris_read_differently_or_with_a_user_are_refused() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let path = format!("/hub/v1/apps/{}", world.app.id);
+    let backslash = r"https://app.example\@evil.example/cb";
+    let (status, body) = world
+        .hub
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            Some(json!({
+                "redirect_uris": [backslash, "https://user@app.example/cb"],
+                "post_logout_redirect_uris": ["https://App.Example/bye"],
+            })),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let errors: Vec<(&str, &str)> = body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["source"]["pointer"].as_str().unwrap_or_default(),
+                e["detail"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(errors.len(), 3, "{body}");
+    assert_eq!(errors[0].0, "/redirect_uris/0");
+    assert!(
+        errors[0].1.starts_with("redirect_uris") && errors[0].1.contains("ASCII letters, digits"),
+        "{body}"
+    );
+    assert_eq!(errors[1].0, "/redirect_uris/1");
+    assert!(errors[1].1.contains("user or password"), "{body}");
+    assert_eq!(errors[2].0, "/post_logout_redirect_uris/0");
+    assert!(
+        errors[2].1.contains("\"https://app.example/bye\""),
+        "{body}"
+    );
+    let settings = world
+        .hub
+        .expect(
+            StatusCode::OK,
+            Method::GET,
+            &path,
+            Some(&bearer(&world.owner_token)),
+            None,
+        )
+        .await?;
+    assert_eq!(settings["redirect_uris"], json!([format!("{RP}/callback")]));
+
+    // Registered before the rules: an error page at sign-in, never a redirect.
+    sqlx::query("UPDATE hub_sso_clients SET redirect_uris = $1 WHERE app_id = $2")
+        .bind(json!([backslash]).to_string())
+        .bind(&world.app.id)
+        .execute(&platform.running().db)
+        .await?;
+    let r = no_redirects()
+        .get(platform.url("/sso/v1/authorize"))
+        .query(&[
+            ("client_id", world.app.key.as_str()),
+            ("redirect_uri", backslash),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            (
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            ),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.text().await?.contains("register it again"));
+    Ok(())
+}
+
+/// From an outside audit: the sign-in form's CSRF check was a plain double
+/// submit (the cookie's value repeated in the form), so whoever can set the
+/// Hub's cookies (a sibling subdomain) made up a pair. The form's token is
+/// now an HMAC of the cookie's nonce under the Hub's key: a made-up pair is
+/// refused and signs no one in; the form as the Hub gave it still works.
+#[tokio::test]
+async fn a_made_up_csrf_pair_is_refused_and_the_hubs_own_works() -> Result<()> {
+    let platform = TestPlatform::spawn().await;
+    let world = World::new(&platform, None).await?;
+    let http = no_redirects();
+    let query = [
+        ("client_id", world.app.key.as_str()),
+        ("redirect_uri", "http://127.0.0.1:9/rp/callback"),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ];
+    let form = http
+        .get(platform.url("/sso/v1/authorize"))
+        .query(&query)
+        .send()
+        .await?;
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("the form sets its CSRF cookie")?
+        .to_owned();
+    let fields = mno_e2e::browser::hidden_fields(&form.text().await?);
+    let with = |csrf: &str| {
+        let mut body: Vec<(String, String)> = fields
+            .iter()
+            .filter(|(name, _)| name != "csrf")
+            .cloned()
+            .collect();
+        body.push(("csrf".into(), csrf.into()));
+        body.push(("email".into(), "ann@example.com".into()));
+        body.push(("password".into(), TEST_PASSWORD.into()));
+        body
+    };
+    let token = fields
+        .iter()
+        .find(|(name, _)| name == "csrf")
+        .map(|(_, value)| value.clone())
+        .context("the form's token")?;
+    let made_up = "mst_planted-by-a-sibling-subdomain-0123456789a";
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", format!("mno_sso_csrf={made_up}"))
+        .form(&with(made_up))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers().get("set-cookie").is_none());
+    assert!(r.text().await?.contains("This form has expired"));
+
+    // The form's token is not the cookie's value, and is refused with another nonce.
+    assert_ne!(
+        Some(token.as_str()),
+        cookie.split_once('=').map(|(_, nonce)| nonce),
+        "the form repeats the cookie"
+    );
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", format!("mno_sso_csrf={made_up}"))
+        .form(&with(&token))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let r = http
+        .post(platform.url("/sso/v1/authorize"))
+        .header("cookie", &cookie)
+        .form(&with(&token))
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let back = location_query(&r);
+    assert!(back.iter().any(|(name, _)| name == "code"), "{back:?}");
+    Ok(())
+}
