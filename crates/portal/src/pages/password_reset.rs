@@ -154,6 +154,7 @@ mod tests {
                 detail: "from the Hub".into(),
                 pointer: Some("/token".into()),
             }],
+            retry_after: None,
         }
     }
 
