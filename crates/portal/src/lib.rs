@@ -85,7 +85,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/orgs", get(orgs::page).post(orgs::create))
         .route("/switch", get(orgs::switch))
         .route("/invitations/{id}/accept", post(invitations::accept))
-        .route("/invitations/{id}/decline", post(invitations::decline))
+        .route(
+            "/invitations/{id}/decline",
+            get(invitations::decline_page).post(invitations::decline),
+        )
         .route("/operator", get(operator::page))
         .route("/o/{org}/dashboard", get(dashboard::first))
         .route("/o/{org}/dashboards", post(dashboard::create))
@@ -109,7 +112,10 @@ pub fn router(config: PortalConfig) -> Router {
         .route("/o/{org}/widget/{category}/{name}", get(dashboard::widget))
         .route("/o/{org}/live", get(dashboard::live))
         .route("/o/{org}/kpis", post(dashboard::create_kpi))
-        .route("/o/{org}/kpis/{id}/delete", post(dashboard::delete_kpi))
+        .route(
+            "/o/{org}/kpis/{id}/delete",
+            get(dashboard::delete_kpi_page).post(dashboard::delete_kpi),
+        )
         .route("/o/{org}/marketplace", get(marketplace::page))
         .route("/o/{org}/installs", post(marketplace::install))
         .route(
@@ -136,7 +142,7 @@ pub fn router(config: PortalConfig) -> Router {
         )
         .route(
             "/o/{org}/invitations/{id}/revoke",
-            post(members::revoke_invitation),
+            get(members::revoke_invitation_page).post(members::revoke_invitation),
         )
         .route("/o/{org}/invoices", get(invoices::page))
         .route("/o/{org}/invoices/{id}", get(invoices::invoice))

@@ -333,6 +333,16 @@ def run(driver):
     wait(driver, "its alert", lambda d: "totals.revenue was" in d.find_element(By.TAG_NAME, "main").text)
     shot(driver, "07b-kpi-alert")
 
+    step("a KPI is deleted only from the page that asks first")
+    driver.find_element(By.CSS_SELECTOR, 'a[aria-label="Delete the KPI on Profit and loss · totals.revenue"]').click()
+    wait(driver, "the confirmation page", lambda d: d.find_elements(By.CSS_SELECTOR, "form.confirm"))
+    asks = driver.find_element(By.TAG_NAME, "main").text
+    assert "Delete the KPI on Profit and loss · totals.revenue?" in asks, asks
+    shot(driver, "07c-confirm-kpi-delete")
+    click_button(driver, "Delete the KPI")
+    wait(driver, "the KPI gone", lambda d: "No KPI watches this organisation yet." in d.find_element(By.TAG_NAME, "main").text)
+    assert "The KPI was deleted." in notice_text(driver), notice_text(driver)
+
     step("widgets are moved, removed and added, and kept")
     def order(d):
         return [e.get_attribute("id") for e in d.find_elements(By.CSS_SELECTOR, "section.widget")]
@@ -603,8 +613,13 @@ def invitations(driver, org, org_name):
     invite(driver, "carol@example.com", "power_user")
     wait(driver, "carol's invitation pending", lambda d: "carol@example.com" in pending(d))
     shot(driver, "12-members-pending-invitations")
-    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Revoke the invitation of carol@example.com"]').click()
+    driver.find_element(By.CSS_SELECTOR, 'a[aria-label="Revoke the invitation of carol@example.com"]').click()
+    wait(driver, "the confirmation page", lambda d: d.find_elements(By.CSS_SELECTOR, "form.confirm"))
+    asks = driver.find_element(By.TAG_NAME, "main").text
+    assert "Revoke the invitation of carol@example.com?" in asks, asks
+    click_button(driver, "Revoke the invitation")
     wait(driver, "carol's invitation revoked", lambda d: pending(d) == ["bob@example.com"])
+    assert "The invitation was revoked." in notice_text(driver), notice_text(driver)
 
     step("two other orgs invite bob too (through the API): he declines one; the other is revoked before he answers")
     _, session = api("POST", "/hub/v1/sessions", {"email": "tess@example.com", "password": "correct horse battery"})
@@ -651,8 +666,14 @@ def invitations(driver, org, org_name):
     shot(driver, "13c-invitation-banner")
     banner.find_element(By.TAG_NAME, "a").click()
     wait(driver, "back on organisations", lambda d: d.find_elements(By.ID, "invitations"))
-    driver.find_element(By.CSS_SELECTOR, 'button[aria-label="Decline the invitation to Tess Two"]').click()
+    driver.find_element(By.CSS_SELECTOR, 'a[aria-label="Decline the invitation to Tess Two"]').click()
+    wait(driver, "the confirmation page", lambda d: d.find_elements(By.CSS_SELECTOR, "form.confirm"))
+    asks = driver.find_element(By.TAG_NAME, "main").text
+    assert "Decline the invitation to Tess Two?" in asks, asks
+    shot(driver, "13d-confirm-decline")
+    click_button(driver, "Decline the invitation")
     wait(driver, "one invitation left", lambda d: received(d) == 1)
+    assert "The invitation was declined." in notice_text(driver), notice_text(driver)
     assert "Tess Two" not in driver.find_element(By.ID, "invitations").text
 
     step("bob accepts and lands on the org's dashboard, as a member without the admins' sections")

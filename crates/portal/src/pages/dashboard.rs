@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -335,15 +335,16 @@ fn kpi_section(
                 tbody {
                     @for k in &kpis {
                         tr {
-                            td { (widgets::title(k["widget"].as_str().unwrap_or_default())) " · " (k["element"].as_str().unwrap_or_default()) }
+                            td { (kpi_title(k)) }
                             td.num { (k["value"].as_str().and_then(widgets::money).unwrap_or_else(|| k["value"].to_string())) }
                             td { @if let Some(min) = k["target"]["min"].as_str() { "min " (min) " " } @if let Some(max) = k["target"]["max"].as_str() { "max " (max) } }
                             td { @if k["breached"].as_bool() == Some(true) { span.breached { "outside target" } } @else { span.ok { "on target" } } }
                             td {
-                                form.inline method="post" action={ "/o/" (org) "/kpis/" (k["id"].as_str().unwrap_or_default()) "/delete" } {
-                                    (forms::csrf(csrf)) input type="hidden" name="dashboard" value=(dashboard);
-                                    button.danger type="submit" { "Delete" }
-                                }
+                                (confirm::link(
+                                    &format!("/o/{org}/kpis/{}/delete?dashboard={}", enc(k["id"].as_str().unwrap_or_default()), enc(dashboard)),
+                                    "Delete",
+                                    Some(&format!("Delete the KPI on {}", kpi_title(k))),
+                                ))
                             }
                         }
                     }
@@ -777,6 +778,68 @@ pub async fn create_kpi(
     }
 }
 
+/// What a KPI watches, as its row and its confirmation name it:
+/// "Profit and loss · totals.revenue".
+fn kpi_title(kpi: &Value) -> String {
+    format!(
+        "{} · {}",
+        widgets::title(kpi["widget"].as_str().unwrap_or_default()),
+        kpi["element"].as_str().unwrap_or_default()
+    )
+}
+
+/// The KPIs' section of the dashboard a KPI action came from.
+fn kpis_of(org: &str, dashboard: &str) -> String {
+    if dashboard.is_empty() {
+        format!("/o/{org}/dashboard")
+    } else {
+        format!("/o/{org}/dashboards/{}#kpis", enc(dashboard))
+    }
+}
+
+/// `GET /o/{org}/kpis/{id}/delete?dashboard=`: asks before a KPI goes.
+pub async fn delete_kpi_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, id)): Path<(String, String)>,
+    Query(from): Query<FormData>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "dashboard").await?;
+    let dashboard = forms::value(&from, "dashboard");
+    let back = kpis_of(&org, dashboard);
+    let kpis = state
+        .api
+        .get(
+            session.auth(),
+            &format!("/impac/api/v2/kpis?org_ids[]={}", enc(&org)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let kpi = kpis["kpis"]
+        .as_array()
+        .and_then(|all| all.iter().find(|k| k["id"].as_str() == Some(id.as_str())));
+    let Some(kpi) = kpi else {
+        // Deleted meanwhile (another tab, another admin): nothing to ask.
+        return Ok(super::done(
+            &session,
+            &back,
+            "That KPI was already deleted.",
+        ));
+    };
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Delete the KPI on {}?", kpi_title(kpi)),
+            consequence: "It is no longer watched: no alert is raised for it again. The figures stay in the reports."
+                .into(),
+            action: &format!("/o/{org}/kpis/{}/delete", enc(&id)),
+            button: "Delete the KPI".into(),
+            back: &back,
+            fields: vec![("dashboard", dashboard)],
+        },
+    ))
+}
+
 pub async fn delete_kpi(
     State(state): State<PortalState>,
     session: Session,
@@ -789,6 +852,6 @@ pub async fn delete_kpi(
         .delete(session.auth(), &format!("/impac/api/v2/kpis/{}", enc(&id)))
         .await
         .map_err(|e| PageError::from_api(e, &session.here))?;
-    let dashboard = forms::value(&form, "dashboard");
-    Ok(back_to(&format!("/o/{org}/dashboards/{dashboard}#kpis")))
+    let back = kpis_of(&org, forms::value(&form, "dashboard"));
+    Ok(super::done(&session, &back, "The KPI was deleted."))
 }

@@ -1,6 +1,7 @@
 //! The answers to the invitations addressed to the signed-in user, which the
 //! organisations page lists with **Accept** and **Decline**: accepting lands
-//! in the organisation. (An org's admins invite from its members page.)
+//! in the organisation, declining asks first. (An org's admins invite from
+//! its members page.)
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,6 +11,8 @@ use axum::Form;
 use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::FormData;
+use crate::layout::Chrome;
+use crate::pages::confirm::{self, Confirm};
 use crate::session::Session;
 use crate::PortalState;
 
@@ -65,6 +68,42 @@ pub async fn accept(
     )
 }
 
+/// `GET /invitations/{id}/decline`: asks before an invitation is declined,
+/// naming the organisation.
+pub async fn decline_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, None, "orgs").await?;
+    let mine = chrome
+        .invitations
+        .as_ref()
+        .map_err(|e| PageError::from_api(e.clone(), "/orgs"))?;
+    let Some(found) = mine.iter().find(|i| i["id"].as_str() == Some(id.as_str())) else {
+        // Answered or revoked meanwhile: nothing to ask.
+        return Ok(super::done(
+            &session,
+            "/orgs",
+            "That invitation is no longer pending.",
+        ));
+    };
+    let org_name = found["org_name"].as_str().unwrap_or_default();
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Decline the invitation to {org_name}?"),
+            consequence: format!(
+                "It is gone for good: to join {org_name} later, ask one of its admins to invite you again."
+            ),
+            action: &format!("/invitations/{}/decline", enc(&id)),
+            button: "Decline the invitation".into(),
+            back: "/orgs",
+            fields: vec![],
+        },
+    ))
+}
+
 /// Decline: the invitation is gone; back to the organisations page.
 pub async fn decline(
     State(state): State<PortalState>,
@@ -74,7 +113,7 @@ pub async fn decline(
 ) -> Result<Response, PageError> {
     Ok(
         match answer(&state, &session, &id, &form, "decline").await? {
-            Ok(_) => super::back_to("/orgs"),
+            Ok(_) => super::done(&session, "/orgs", "The invitation was declined."),
             Err(page) => page,
         },
     )

@@ -181,7 +181,7 @@ async fn render(
         @if let Some(f) = failure { (layout::problems(f.others(&["email", "role"]))) }
         (members_table(org, &session.csrf, &viewer, &members))
         @match &pending {
-            Some(Ok(pending)) => { (invitations_table(org, &session.csrf, pending)) }
+            Some(Ok(pending)) => { (invitations_table(org, pending)) }
             Some(Err(f)) => { (layout::failed(f)) }
             None => {}
         }
@@ -217,8 +217,8 @@ async fn render(
     Ok(layout::page("Members", &chrome, body).into_response())
 }
 
-/// The pending invitations, each with its **Revoke** button.
-fn invitations_table(org: &str, csrf: &str, pending: &Value) -> Markup {
+/// The pending invitations, each with its **Revoke** link (asked first).
+fn invitations_table(org: &str, pending: &Value) -> Markup {
     let pending = pending["invitations"]
         .as_array()
         .cloned()
@@ -240,10 +240,11 @@ fn invitations_table(org: &str, csrf: &str, pending: &Value) -> Markup {
                             td { (role_name(invitation["role"].as_str().unwrap_or_default())) }
                             td { (invitation["created_at"].as_str().unwrap_or_default().get(..10).unwrap_or_default()) }
                             td {
-                                form.inline method="post" action={ "/o/" (org) "/invitations/" (id) "/revoke" } {
-                                    (forms::csrf(csrf))
-                                    button.danger type="submit" aria-label={ "Revoke the invitation of " (email) } { "Revoke" }
-                                }
+                                (confirm::link(
+                                    &format!("/o/{org}/invitations/{}/revoke", enc(id)),
+                                    "Revoke",
+                                    Some(&format!("Revoke the invitation of {email}")),
+                                ))
                             }
                         }
                     }
@@ -298,6 +299,51 @@ pub async fn add(
         format!("An invitation was sent to {email}.")
     })
     .await
+}
+
+/// `GET /o/{org}/invitations/{id}/revoke`: asks before an invitation is
+/// withdrawn, naming whom it was for.
+pub async fn revoke_invitation_page(
+    State(state): State<PortalState>,
+    session: Session,
+    Path((org, invitation)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let chrome = Chrome::load(&state, &session, Some(&org), "members").await?;
+    let pending = state
+        .api
+        .get(
+            session.auth(),
+            &format!("/hub/v1/orgs/{}/invitations", enc(&org)),
+        )
+        .await
+        .map_err(|e| PageError::from_api(e, &session.here))?;
+    let found = pending["invitations"].as_array().and_then(|all| {
+        all.iter()
+            .find(|i| i["id"].as_str() == Some(invitation.as_str()))
+    });
+    let Some(found) = found else {
+        // Accepted, declined or revoked meanwhile: nothing to ask.
+        return Ok(super::done(
+            &session,
+            &format!("/o/{org}/members"),
+            "That invitation is no longer pending.",
+        ));
+    };
+    let email = found["email"].as_str().unwrap_or_default();
+    Ok(confirm::page(
+        &chrome,
+        &Confirm {
+            question: format!("Revoke the invitation of {email}?"),
+            consequence: format!(
+                "{email} can no longer join {} with it. An admin may invite them again.",
+                chrome.org_name()
+            ),
+            action: &format!("/o/{org}/invitations/{}/revoke", enc(&invitation)),
+            button: "Revoke the invitation".into(),
+            back: &format!("/o/{org}/members"),
+            fields: vec![],
+        },
+    ))
 }
 
 pub async fn revoke_invitation(

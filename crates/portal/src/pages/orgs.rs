@@ -8,7 +8,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::ApiFailure;
+use crate::api::{enc, ApiFailure};
 use crate::error::PageError;
 use crate::forms::{self, Field, FormData};
 use crate::layout::{self, Chrome, SECTIONS};
@@ -145,10 +145,11 @@ fn invitations_received(chrome: &Chrome, failure: Option<&ApiFailure>) -> Markup
                                         button type="submit" aria-label={ "Accept the invitation to " (org_name) } { "Accept" }
                                     }
                                     " "
-                                    form.inline method="post" action={ "/invitations/" (id) "/decline" } {
-                                        (forms::csrf(&chrome.csrf))
-                                        button.danger type="submit" aria-label={ "Decline the invitation to " (org_name) } { "Decline" }
-                                    }
+                                    (super::confirm::link(
+                                        &format!("/invitations/{}/decline", enc(id)),
+                                        "Decline",
+                                        Some(&format!("Decline the invitation to {org_name}")),
+                                    ))
                                 }
                             }
                         }
