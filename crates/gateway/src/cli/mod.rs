@@ -5,6 +5,7 @@ pub mod billing;
 pub mod connectors;
 pub mod consumers;
 pub mod dlq;
+mod hub_database;
 pub mod impac;
 pub mod serve;
 pub mod sso;

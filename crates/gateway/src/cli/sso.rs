@@ -6,11 +6,11 @@
 //!   platform signs with the new key from its next token.
 //! - `keys`: the signing keys and until when each is published.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use mno_hub::sso::keys;
-use mno_hub::store::{rfc3339, Store};
+use mno_hub::store::rfc3339;
+
+use super::hub_database::HubDatabase;
 
 use crate::reportln;
 
@@ -18,12 +18,8 @@ use crate::reportln;
 pub struct Args {
     #[command(subcommand)]
     command: Command,
-    /// Where `mno up` keeps its state (SQLite lives here unless MNO_DATABASE_URL is set).
-    #[arg(long, env = "MNO_DATA_DIR", default_value = "./data", global = true)]
-    data_dir: PathBuf,
-    /// SQL database; SQLite under the data dir when unset, or a postgres:// URL.
-    #[arg(long, env = "MNO_DATABASE_URL", global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    database: HubDatabase,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -39,18 +35,7 @@ enum Command {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| mno_events::db::sqlite_url(&args.data_dir));
-    let db = mno_events::db::open(&url).await.with_context(|| {
-        format!(
-            "open the platform's database {} (set MNO_DATA_DIR or MNO_DATABASE_URL to the ones `mno up` uses)",
-            mno_events::db::redact(&url)
-        )
-    })?;
-    // The Hub's tables, migrated as `mno up` would.
-    let store = Store::open(db).await?;
+    let (store, _) = args.database.open().await?;
     let pool = &store.pool;
     match args.command {
         Command::RotateKeys { publish_old_secs } => {

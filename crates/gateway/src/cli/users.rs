@@ -6,11 +6,11 @@
 //!   of a running platform (the same `MNO_DATABASE_URL` / `MNO_DATA_DIR`);
 //!   only the token's hash is stored, so the link is shown this once.
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use mno_hub::store::password_resets::{self, RESET_TTL};
-use mno_hub::store::{rfc3339, Store};
+use mno_hub::store::rfc3339;
+
+use super::hub_database::HubDatabase;
 
 use crate::config::DEFAULT_HTTP_ADDR;
 use crate::reportln;
@@ -19,12 +19,8 @@ use crate::reportln;
 pub struct Args {
     #[command(subcommand)]
     command: Command,
-    /// Where `mno up` keeps its state (SQLite lives here unless MNO_DATABASE_URL is set).
-    #[arg(long, env = "MNO_DATA_DIR", default_value = "./data", global = true)]
-    data_dir: PathBuf,
-    /// SQL database; SQLite under the data dir when unset, or a postgres:// URL.
-    #[arg(long, env = "MNO_DATABASE_URL", global = true)]
-    database_url: Option<String>,
+    #[command(flatten)]
+    database: HubDatabase,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -54,7 +50,7 @@ pub async fn run(args: Args) -> Result<()> {
                 Some(url) => url.trim_end_matches('/').to_owned(),
                 None => format!("http://{http_addr}"),
             };
-            let (store, database) = open(&args).await?;
+            let (store, database) = args.database.open().await?;
             let Some(issued) = password_resets::issue(&store, &email, RESET_TTL).await? else {
                 bail!("there is no user with email {email} in {database}; check the address (the one they sign in with), and that MNO_DATA_DIR or MNO_DATABASE_URL are those of the platform");
             };
@@ -68,20 +64,4 @@ pub async fn run(args: Args) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The Hub's tables on the database `mno up` uses, migrated as it would, and
-/// that database's name for messages (without a password).
-async fn open(args: &Args) -> Result<(Store, String)> {
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| mno_events::db::sqlite_url(&args.data_dir));
-    let db = mno_events::db::open(&url).await.with_context(|| {
-        format!(
-            "open the platform's database {} (set MNO_DATA_DIR or MNO_DATABASE_URL to the ones `mno up` uses)",
-            mno_events::db::redact(&url)
-        )
-    })?;
-    Ok((Store::open(db).await?, mno_events::db::redact(&url)))
 }
