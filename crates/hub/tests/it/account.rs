@@ -14,49 +14,16 @@ mno_harness::on_both_databases!(
 
 use std::time::Duration;
 
-use crate::common::{wait_for_empty_outbox, World};
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use crate::common::{call, wait_for_empty_outbox, World};
+use axum::http::StatusCode;
 use mno_events::subject::hub_kind;
 use mno_hub::store::password_resets::{self, RESET_TTL};
 use mno_hub::{Hub, HubConfig};
 use serde_json::{json, Value};
 use sqlx::AnyPool;
-use tower::ServiceExt;
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a whole new password";
-
-async fn call(
-    router: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
-}
 
 /// What an account change could touch: users (names, hashes), sessions
 /// (revocations), reset links (uses) and the outbox (events).

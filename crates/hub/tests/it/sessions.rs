@@ -4,44 +4,11 @@ mno_harness::on_both_databases!(World; an_expired_session_is_refused_everywhere)
 
 use std::time::Duration;
 
-use crate::common::World;
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
+use crate::common::{call, World};
+use axum::http::StatusCode;
 use mno_events::idm::{Action, Credential, IdmRequest};
 use mno_hub::HubConfig;
-use serde_json::{json, Value};
-use tower::ServiceExt;
-
-async fn call(
-    router: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = match body {
-        Some(body) => request
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string())),
-        None => request.body(Body::empty()),
-    }
-    .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
-}
+use serde_json::json;
 
 async fn an_expired_session_is_refused_everywhere(world: &World) {
     let hub = world

@@ -6,11 +6,15 @@
 
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
 use mno_events::bus::Bus;
 use mno_events::consume::{replay_until_caught_up, ReplayFrom};
 use mno_events::proto::HubEvent;
 use mno_harness::{DatabaseFixture, NatsAccount};
 use mno_hub::{Hub, HubConfig, HubDeps};
+use serde_json::Value;
+use tower::ServiceExt;
 
 pub struct World {
     pub nats: NatsAccount,
@@ -137,4 +141,37 @@ pub async fn bus_of(account: &NatsAccount) -> Bus {
         server_version: client.server_info().version,
         client,
     }
+}
+
+/// One request to a Hub router, as a client would send it (a bearer token and
+/// a JSON body when given): the status and the JSON answer (null when empty).
+pub async fn call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = match body {
+        Some(body) => request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, value)
 }
