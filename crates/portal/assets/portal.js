@@ -67,6 +67,13 @@
     failed = true;
     status(PAUSED, true);
   });
+  // A change redraws every widget; the status (a polite live region) says it
+  // once, with the time, instead of each widget being read out again.
+  document.addEventListener("htmx:sseMessage", function () {
+    if (failed) return;
+    var at = new Date().toLocaleTimeString();
+    status(LIVE.replace(/\.$/, "") + "; the last change came at " + at + ".", false);
+  });
   document.addEventListener("htmx:sseOpen", function () {
     status(LIVE, false);
     if (!failed) return;

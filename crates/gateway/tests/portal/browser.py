@@ -322,6 +322,10 @@ def run(driver):
     wait(driver, f"revenue {expected} live", lambda d: figure(d, "accounts-profit_and_loss", "totals.revenue") == expected)
     assert driver.execute_script("return window.__sameDocument") == "yes", "the page was reloaded"
     shot(driver, "07-dashboard-live")
+    # The change is said once, in the page's status, not by every redrawn widget.
+    wait(driver, "the change said in the status",
+         lambda d: "the last change came at" in d.find_element(By.ID, "live-status").text)
+    assert not driver.find_elements(By.CSS_SELECTOR, ".figures[aria-live]"), "a widget is a live region"
 
     step("a KPI: a figure that is not in the widget is refused beside its field; one over its target alerts")
     fill(driver, "f-element", "totals.nope")

@@ -287,7 +287,10 @@ fn widget_frame(
                     (confirm::link(&format!("{base}/widgets/{index}/remove"), "✕", Some(&format!("Remove {}", widgets::title(widget)))))
                 }
             }
-            div.figures hx-get=(fragment) hx-trigger="load, sse:change" hx-swap="innerHTML" aria-live="polite" {
+            // Not a live region: every change redraws every widget, and a screen
+            // reader would read them all out each time. The page's one
+            // #live-status says when figures last changed.
+            div.figures hx-get=(fragment) hx-trigger="load, sse:change" hx-swap="innerHTML" {
                 p.hint { "Loading…" }
             }
         }
