@@ -135,9 +135,23 @@ pub async fn change_password(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    let ended = users::change_password(&state.store, &me.user.id, &hash, &me.session_id)
-        .await
-        .map_err(db_error)?;
+    let verified_hash = &me.user.password_hash;
+    let Some(ended) = users::change_password(
+        &state.store,
+        &me.user.id,
+        verified_hash,
+        &hash,
+        &me.session_id,
+    )
+    .await
+    .map_err(db_error)?
+    else {
+        return Err(ApiError::unprocessable(
+            "wrong_password",
+            "the password was changed meanwhile, by another session of yours; sign in with the new one, then try again",
+        )
+        .at_pointer("/current_password"));
+    };
     Ok(Json(changed(&me.user, ended)))
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 
 use super::users::{self, UserRow};
-use super::{new_id, now_ms, Store};
+use super::{new_id, now_ms, Store, WriteTx};
 use crate::secrets;
 
 /// How long a reset link works.
@@ -92,6 +92,19 @@ pub async fn lookup(pool: &AnyPool, token: &str) -> Result<Result<Usable, Unusab
     })
 }
 
+/// Spend every unused link of the user: a password set (by a link or a
+/// change) or a sign-out everywhere ends what older links could do.
+pub async fn spend_all_in(w: &mut WriteTx, user_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE hub_password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(user_id)
+    .execute(&mut *w.tx)
+    .await?;
+    Ok(())
+}
+
 /// Spend the token: the user's new password hash, every unused link of the
 /// user spent with it, every session ended. Checked again inside the write
 /// transaction, so two uses at once cannot both succeed. Returns the user and
@@ -115,13 +128,7 @@ pub async fn redeem(
         Some((_, expires_at, None)) if expires_at <= now => return Ok(Err(Unusable::Expired)),
         Some((user_id, _, None)) => user_id,
     };
-    sqlx::query(
-        "UPDATE hub_password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
-    )
-    .bind(now)
-    .bind(&user_id)
-    .execute(&mut *w.tx)
-    .await?;
+    // Setting the password spends this link and the user's others.
     let ended = users::set_password_in(&mut w, &user_id, password_hash, None).await?;
     let user: UserRow = sqlx::query_as(&format!(
         "SELECT {} FROM hub_users WHERE id = $1",

@@ -252,26 +252,45 @@ pub async fn set_password_in(
         .await?;
     w.emit(user_updated(user_id, json!({}), &["password"]))
         .await?;
+    // A reset link made before no longer resets: one that leaked would
+    // otherwise undo the change for the rest of its hour.
+    super::password_resets::spend_all_in(w, user_id).await?;
     end_sessions_in(w, user_id, keep).await
 }
 
-/// Change the password and end every other session of the user (the one
-/// `keep`s its caller signed in). Returns how many sessions ended.
+/// Change the password from `verified_hash` (the one the caller's current
+/// password was checked against) and end every other session of the user
+/// (the one `keep`s its caller signed in). `None` when the password changed
+/// meanwhile (another session's change won the race): nothing is written.
+/// Otherwise, how many sessions ended.
 pub async fn change_password(
     store: &Store,
     user_id: &str,
+    verified_hash: &str,
     password_hash: &str,
     keep: &str,
-) -> Result<usize, sqlx::Error> {
+) -> Result<Option<usize>, sqlx::Error> {
     let mut w = store.begin_write().await?;
+    // Read under the write lock: two changes at once are decided one after the other.
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT password_hash FROM hub_users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut *w.tx)
+            .await?;
+    if stored.as_deref() != Some(verified_hash) {
+        return Ok(None);
+    }
     let ended = set_password_in(&mut w, user_id, password_hash, Some(keep)).await?;
     w.commit().await?;
-    Ok(ended)
+    Ok(Some(ended))
 }
 
-/// End every live session of the user ("sign out everywhere"). Returns how many ended.
+/// End every live session of the user ("sign out everywhere"), and spend their
+/// unused reset links (whoever signs out everywhere fears someone else got
+/// in). Returns how many sessions ended.
 pub async fn end_all_sessions(store: &Store, user_id: &str) -> Result<usize, sqlx::Error> {
     let mut w = store.begin_write().await?;
+    super::password_resets::spend_all_in(&mut w, user_id).await?;
     let ended = end_sessions_in(&mut w, user_id, None).await?;
     w.commit().await?;
     Ok(ended)

@@ -10,6 +10,8 @@ mno_harness::on_both_databases!(
     signing_out_everywhere_ends_every_session,
     a_reset_link_works_once,
     a_reset_link_does_not_work_after_its_hour,
+    a_password_change_or_signing_out_everywhere_spends_open_reset_links,
+    of_two_password_changes_at_once_one_wins_and_the_other_is_refused,
 );
 
 use std::time::Duration;
@@ -572,4 +574,116 @@ async fn a_reset_link_does_not_work_after_its_hour(world: &World) {
     let (status, _) = sign_in(&router, "ann@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::CREATED, "the password is unchanged");
     hub.shutdown().await;
+}
+
+async fn lookup(router: &axum::Router, token: &str) -> (StatusCode, Value) {
+    call(
+        router,
+        "POST",
+        "/hub/v1/password_resets/lookup",
+        None,
+        Some(json!({"token": token})),
+    )
+    .await
+}
+
+/// From an outside trial: a reset link made before a password change (or a
+/// sign-out everywhere) still reset the password for the rest of its hour,
+/// so a link that leaked undid the user's own recovery.
+async fn a_password_change_or_signing_out_everywhere_spends_open_reset_links(world: &World) {
+    let hub = world.hub(HubConfig::default()).await;
+    let router = hub.router();
+    sign_up(&router, "ann@example.com").await;
+    let (_, session) = sign_in(&router, "ann@example.com", PASSWORD).await;
+
+    let before_change = password_resets::issue(hub.store(), "ann@example.com", RESET_TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = lookup(&router, &before_change.token).await;
+    assert_eq!(status, StatusCode::OK, "a fresh link works");
+    let (status, changed) = call(
+        &router,
+        "POST",
+        "/hub/v1/users/me/password",
+        Some(&session),
+        Some(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    let (status, answer) = lookup(&router, &before_change.token).await;
+    assert_eq!(status, StatusCode::GONE, "{answer}");
+    assert_eq!(answer["errors"][0]["code"], "reset_link_used", "{answer}");
+
+    let before_sign_out = password_resets::issue(hub.store(), "ann@example.com", RESET_TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = call(&router, "DELETE", "/hub/v1/sessions", Some(&session), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, answer) = lookup(&router, &before_sign_out.token).await;
+    assert_eq!(status, StatusCode::GONE, "{answer}");
+    // The password is still the one Ann chose.
+    assert_eq!(
+        sign_in(&router, "ann@example.com", NEW_PASSWORD).await.0,
+        StatusCode::CREATED
+    );
+}
+
+/// From an outside trial: two sessions changing the password at the same
+/// moment both heard 200, though only one password took and both sessions
+/// had ended. One change wins; the other is refused and changes nothing.
+async fn of_two_password_changes_at_once_one_wins_and_the_other_is_refused(world: &World) {
+    let hub = world.hub(HubConfig::default()).await;
+    let router = hub.router();
+    sign_up(&router, "ann@example.com").await;
+    let (_, first) = sign_in(&router, "ann@example.com", PASSWORD).await;
+    let (_, second) = sign_in(&router, "ann@example.com", PASSWORD).await;
+    let change = |token: String, new_password: &'static str| {
+        let router = router.clone();
+        async move {
+            let (status, answer) = call(
+                &router,
+                "POST",
+                "/hub/v1/users/me/password",
+                Some(&token),
+                Some(json!({"current_password": PASSWORD, "new_password": new_password})),
+            )
+            .await;
+            (status, answer, token, new_password)
+        }
+    };
+    let (a, b) = tokio::join!(
+        change(first, "the first new password"),
+        change(second, "the second new password")
+    );
+    let (winner, loser) = match (a.0, b.0) {
+        (StatusCode::OK, StatusCode::OK) => panic!("both changes answered 200: {} / {}", a.1, b.1),
+        (StatusCode::OK, _) => (a, b),
+        (_, StatusCode::OK) => (b, a),
+        _ => panic!("neither change took: {} / {}", a.1, b.1),
+    };
+    // The loser was refused: the other change won (422), or had already ended its session (401).
+    assert!(
+        [StatusCode::UNPROCESSABLE_ENTITY, StatusCode::UNAUTHORIZED].contains(&loser.0),
+        "{} {}",
+        loser.0,
+        loser.1
+    );
+    assert!(
+        session_works(&router, &winner.2).await,
+        "the winner stays signed in"
+    );
+    assert!(
+        !session_works(&router, &loser.2).await,
+        "the loser's session ended with the change"
+    );
+    assert_eq!(
+        sign_in(&router, "ann@example.com", winner.3).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        sign_in(&router, "ann@example.com", loser.3).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
