@@ -92,7 +92,7 @@ async fn reset_password_prints_a_link_that_works_once() {
         .await
         .unwrap();
 
-    // Once only; the page then says so in words.
+    // Once only; the page then says so in words, with the refusal's status.
     let (status, again) = hub
         .call(
             Method::POST,
@@ -103,19 +103,31 @@ async fn reset_password_prints_a_link_that_works_once() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::GONE, "{again}");
-    let html = platform
+    let used = platform
         .http
         .get(platform.url(&format!("/reset/{token_part}")))
         .header("accept", "text/html")
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert_eq!(used.status(), StatusCode::GONE);
+    let html = used.text().await.unwrap();
     assert!(
         html.contains("This link was already used")
             && html.contains("Ask the platform's operator for a new link"),
         "{html}"
     );
+    let unknown = platform
+        .http
+        .get(platform.url("/reset/mpr_no-such-link"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(unknown
+        .text()
+        .await
+        .unwrap()
+        .contains("This link does not work"));
 }

@@ -538,6 +538,10 @@ def account(driver):
     wait(driver, "the used link's page", lambda d: d.find_element(By.TAG_NAME, "h1").text == "This link was already used")
     assert "Ask the platform's operator for a new link" in driver.find_element(By.ID, "reset-refused").text
     shot(driver, "27-reset-link-used")
+    # The used link's page answers 410 on purpose: the browser logs that (and the earlier
+    # "Page not found" of /settings, also on purpose), and nothing else.
+    errors = [e for e in console_errors(driver) if not e["message"].startswith(f"{BASE}/settings - ")]
+    assert errors and all("/reset/" in e["message"] and "410" in e["message"] for e in errors), errors
 
     step("sign out everywhere asks first, then ends every session of the account")
     _, other = api("POST", "/hub/v1/sessions", {"email": email, "password": reset})
@@ -548,6 +552,21 @@ def account(driver):
     shot(driver, "28-signed-out-everywhere")
     status, _ = api("GET", "/hub/v1/users/me", token=other["token"])
     assert status == 401, "every session ended"
+    sign_in(driver, email, reset)
+
+    step("a reset link for another account, opened in a browser signed in as tess, ends tess's session too")
+    status, answer = api("POST", "/hub/v1/users", {"name": "Dora", "email": "dora@example.com",
+                                                   "password": "dora's long password"})
+    assert status == 201, answer
+    tess_session = driver.get_cookie("mno_session")["value"]
+    dora_link = mno_command("users", "reset-password", "dora@example.com").splitlines()[0]
+    driver.get(dora_link)
+    wait(driver, "the reset page", lambda d: d.find_element(By.ID, "reset-email").text == "dora@example.com")
+    fill(driver, "f-password", "dora's new long password")
+    click_button(driver, "Set new password")
+    wait(driver, "the sign-in page", lambda d: "/signin" in d.current_url)
+    status, _ = api("GET", "/hub/v1/users/me", token=tess_session)
+    assert status == 401, "the browser's own session ended with its cookie"
     sign_in(driver, email, reset)
 
 

@@ -78,12 +78,7 @@ pub async fn signin_page(
 /// (someone else signed in here, or the same person again) is ended first:
 /// replacing the cookie alone would leave its token working for a day.
 async fn signed_in(state: &PortalState, headers: &HeaderMap, token: &str, next: &str) -> Response {
-    if let Some(previous) = session::cookie(headers, SESSION_COOKIE) {
-        let _ = state
-            .api
-            .delete(Auth::Session(&previous), "/hub/v1/sessions/current")
-            .await;
-    }
+    end_browser_session(state, headers).await;
     (
         [(
             SET_COOKIE,
@@ -92,6 +87,17 @@ async fn signed_in(state: &PortalState, headers: &HeaderMap, token: &str, next: 
         Redirect::to(next),
     )
         .into_response()
+}
+
+/// End the session this browser holds, if any, on the Hub: dropping the
+/// cookie alone would leave its token working for a day.
+pub async fn end_browser_session(state: &PortalState, headers: &HeaderMap) {
+    if let Some(previous) = session::cookie(headers, SESSION_COOKIE) {
+        let _ = state
+            .api
+            .delete(Auth::Session(&previous), "/hub/v1/sessions/current")
+            .await;
+    }
 }
 
 pub async fn signin(

@@ -5,7 +5,7 @@
 //! words, and what to do.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use maud::{html, Markup};
@@ -91,7 +91,8 @@ async fn look_up(state: &PortalState, token: &str) -> Result<Value, ApiFailure> 
 /// A link the Hub refused gets its page; another failure is the portal's error page.
 fn refused(failure: ApiFailure) -> Result<Response, PageError> {
     match dead_link(&failure) {
-        Some(page) => Ok(page.into_response()),
+        // With the Hub's status (404, 410), as the portal's other refusals.
+        Some(page) => Ok((failure.status, page).into_response()),
         None => Err(PageError::Api(failure)),
     }
 }
@@ -114,6 +115,7 @@ pub async fn page(
 /// `POST /reset/{token}`: set the password; then to sign in, which says so.
 pub async fn reset(
     State(state): State<PortalState>,
+    headers: HeaderMap,
     visitor: Visitor,
     Path(token): Path<String>,
     Form(form): Form<FormData>,
@@ -126,10 +128,15 @@ pub async fn reset(
         .post(Auth::Anonymous, "/hub/v1/password_resets/redeem", &body)
         .await
     {
-        Ok(_) => Ok(signed_out_to_signin(
+        Ok(_) => {
+            // The browser may hold another account's session (someone opened
+            // a link for another account): it ends too, as the notice says.
+            super::auth::end_browser_session(&state, &headers).await;
+            Ok(signed_out_to_signin(
             &state,
             "Your password was changed, and every session of your account has ended. Sign in with the new password.",
-        )),
+        ))
+        }
         Err(failure) if failure.status == StatusCode::UNPROCESSABLE_ENTITY => {
             let link = match look_up(&state, &token).await {
                 Ok(link) => link,
