@@ -120,17 +120,26 @@ pub fn password(value: Option<&str>) -> Result<String, String> {
     Ok(raw.to_owned())
 }
 
-/// A display name: not blank, at most 200 characters, no control characters.
+/// A display name: one line that shows something, at most 200 characters, no
+/// control characters.
 pub fn name(field: &str, value: Option<&str>) -> Result<String, String> {
     let raw = required(field, value)?.trim();
-    if raw.is_empty() {
-        return Err(format!("{field} is blank; give a name"));
+    if mno_events::text::is_blank(raw) {
+        return Err(format!(
+            "{field} is blank (only spaces or invisible characters); give a name"
+        ));
     }
     if raw.chars().count() > MAX_NAME_LEN {
         return Err(format!("{field} is longer than {MAX_NAME_LEN} characters"));
     }
-    if raw.chars().any(|c| c.is_control()) {
-        return Err(format!("{field} contains control characters"));
+    // U+2028 and U+2029 break lines as a newline does, in every place a name is shown.
+    if raw
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
+        return Err(format!(
+            "{field} contains control characters or line breaks; a name is one line of text"
+        ));
     }
     if raw.chars().any(is_bidi_control) {
         return Err(format!(
@@ -497,6 +506,17 @@ mod tests {
         assert!(name("name", Some("Acme\u{200F}")).is_err());
         assert!(password(Some(&"\u{200B}".repeat(12))).is_err());
         assert!(name("name", Some("Zoë \u{05D0} Acme")).is_ok());
+        // From an outside trial: a name of zero-width characters showed nothing, and a
+        // line separator broke the operator's one-line output.
+        assert!(name("name", Some("\u{200B}\u{200B}"))
+            .unwrap_err()
+            .contains("blank"));
+        assert!(name("name", Some("Ann\u{2028}Admin"))
+            .unwrap_err()
+            .contains("line breaks"));
+        assert!(name("name", Some("Ann\u{2029}Admin")).is_err());
+        // Joiners inside a name are part of some scripts and emoji: kept.
+        assert!(name("name", Some("Mehr\u{200C}dad \u{1F469}\u{200D}\u{1F4BB}")).is_ok());
         assert!(
             crate::billing::money::description(Some("Seats \u{202E}0001"))
                 .unwrap_err()
