@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::SignedIn;
+use super::passwords;
 use super::users::{check_signin_limits, record_signin_failure, request_client};
 use super::{db_error, not_null, AppState};
-use crate::secrets;
 use crate::store::users;
 use crate::validate::{self, Problems};
 
@@ -110,11 +110,7 @@ pub async fn change_password(
     let email = &me.user.email;
     let address = request_client(&state, connect, &headers);
     check_signin_limits(&state, email, address.as_deref()).await?;
-    let stored = me.user.password_hash.clone();
-    let given = current.clone();
-    let verified = tokio::task::spawn_blocking(move || secrets::verify_password(&given, &stored))
-        .await
-        .map_err(ApiError::internal)?;
+    let verified = passwords::verify(current.clone(), me.user.password_hash.clone()).await?;
     if !verified {
         record_signin_failure(&state, email, address.as_deref()).await;
         return Err(ApiError::unprocessable(
@@ -131,10 +127,7 @@ pub async fn change_password(
         )
         .at_pointer("/new_password"));
     }
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&new_password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let hash = passwords::hash(new_password).await?;
     let verified_hash = &me.user.password_hash;
     let Some(ended) = users::change_password(
         &state.store,

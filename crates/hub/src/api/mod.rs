@@ -19,6 +19,7 @@ mod members;
 pub mod openapi;
 mod orgs;
 pub mod password_resets;
+mod passwords;
 pub mod routes;
 pub mod users;
 

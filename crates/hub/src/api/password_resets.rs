@@ -14,8 +14,8 @@ use serde_json::json;
 
 use super::account::changed;
 use super::openapi::ResetLinkErrors;
+use super::passwords;
 use super::{db_error, AppState};
-use crate::secrets;
 use crate::store::password_resets::{self, Unusable};
 use crate::store::rfc3339;
 use crate::validate::{self, Problems};
@@ -127,10 +127,7 @@ pub async fn redeem(
     let password = validate::password(body.password.as_deref()).map_err(|detail| {
         ApiError::unprocessable("invalid_field", detail).at_pointer("/password")
     })?;
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let hash = passwords::hash(password).await?;
     let (user, ended) = password_resets::redeem(&state.store, &token, &hash)
         .await
         .map_err(db_error)?

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::SignedIn;
+use super::passwords;
 use super::{db_error, AppState};
 use crate::secrets;
 use crate::store::{now_ms, rfc3339, users};
@@ -72,10 +73,7 @@ pub async fn signup(
             .await
             .map_err(accounts_limited)?;
     }
-    let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let hash = passwords::hash(password).await?;
     match users::create(&state.store, &email, &name, &hash).await {
         Ok(user) => {
             if let Some(address) = &address {
@@ -258,10 +256,7 @@ pub async fn authenticate(
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| secrets::dummy_password_hash().to_owned());
-    let verified =
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, &stored))
-            .await
-            .map_err(ApiError::internal)?;
+    let verified = passwords::verify(password, stored).await?;
     let Some(user) = user.filter(|_| verified) else {
         record_signin_failure(state, email, address).await;
         return Err(bad_credentials());
