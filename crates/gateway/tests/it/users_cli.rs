@@ -56,13 +56,7 @@ async fn reset_password_prints_a_link_that_works_once() {
     );
 
     // The same path on this platform is the portal's page, naming the account.
-    let page = platform
-        .http
-        .get(platform.url(&format!("/reset/{token_part}")))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let page = reset_page(&platform, token_part).await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(
@@ -103,13 +97,7 @@ async fn reset_password_prints_a_link_that_works_once() {
         .await
         .unwrap();
     assert_eq!(status, StatusCode::GONE, "{again}");
-    let used = platform
-        .http
-        .get(platform.url(&format!("/reset/{token_part}")))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let used = reset_page(&platform, token_part).await;
     assert_eq!(used.status(), StatusCode::GONE);
     let html = used.text().await.unwrap();
     assert!(
@@ -117,17 +105,22 @@ async fn reset_password_prints_a_link_that_works_once() {
             && html.contains("Ask the platform's operator for a new link"),
         "{html}"
     );
-    let unknown = platform
-        .http
-        .get(platform.url("/reset/mpr_no-such-link"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let unknown = reset_page(&platform, "mpr_no-such-link").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert!(unknown
         .text()
         .await
         .unwrap()
         .contains("This link does not work"));
+}
+
+/// The portal's page of a reset link, as a browser asks for it.
+async fn reset_page(platform: &TestPlatform, token: &str) -> reqwest::Response {
+    platform
+        .http
+        .get(platform.url(&format!("/reset/{token}")))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
 }
