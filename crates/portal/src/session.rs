@@ -31,11 +31,7 @@ pub const NOTICE_COOKIE: &str = "mno_notice";
 /// portal's key, so a notice signed for one session means nothing in another
 /// (someone shown their own notice cannot plant it in another's browser).
 pub fn notice_key(state: &PortalState, session_token: &str) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.csrf_key.as_slice())
-        .expect("HMAC takes a key of any length");
-    mac.update(b"mno-portal-notice-key:");
-    mac.update(session_token.as_bytes());
-    mac.finalize().into_bytes().into()
+    labelled_mac(state.csrf_key.as_slice(), "mno-portal-notice-key:", session_token)
 }
 
 /// The key that signs notices for a browser with no session: the sign-in
@@ -48,14 +44,20 @@ pub fn signed_out_notice_key(state: &PortalState) -> [u8; 32] {
 
 /// HMAC-SHA256 of a notice's text under its session's notice key, hex.
 fn notice_mac(key: &[u8; 32], text: &str) -> String {
+    hex(&labelled_mac(key, "mno-portal-notice:", text))
+}
+
+/// HMAC-SHA256 of `data` under `key`, `label` first: a MAC made for one use
+/// (a CSRF token, a notice) is never valid for another.
+fn labelled_mac(key: &[u8], label: &str, data: &str) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-    mac.update(b"mno-portal-notice:");
-    mac.update(text.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.update(label.as_bytes());
+    mac.update(data.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `Set-Cookie` of a notice for the next page, a minute at most:
@@ -111,15 +113,7 @@ pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue 
 
 /// The CSRF token of a session (or of an anonymous visitor's cookie).
 pub fn csrf_token(state: &PortalState, secret: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(state.csrf_key.as_slice())
-        .expect("HMAC takes a key of any length");
-    mac.update(b"mno-portal-csrf:");
-    mac.update(secret.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&labelled_mac(state.csrf_key.as_slice(), "mno-portal-csrf:", secret))
 }
 
 /// Refuse a form post whose `csrf` field is not the token of `secret`.

@@ -343,6 +343,7 @@ def run(driver):
     asks = driver.find_element(By.TAG_NAME, "main").text
     assert "Delete the KPI on Profit and loss · totals.revenue?" in asks, asks
     shot(driver, "07c-confirm-kpi-delete")
+    phone_shot(driver, "07c-confirm-kpi-delete-phone")
     click_button(driver, "Delete the KPI")
     wait(driver, "the KPI gone", lambda d: "No KPI watches this organisation yet." in d.find_element(By.TAG_NAME, "main").text)
     assert "The KPI was deleted." in notice_text(driver), notice_text(driver)
@@ -522,6 +523,7 @@ def account(driver):
     wait(driver, "the reset page", lambda d: d.find_element(By.TAG_NAME, "h1").text == "Choose a new password")
     assert driver.find_element(By.ID, "reset-email").text == email
     shot(driver, "25-reset-password")
+    phone_shot(driver, "25-reset-password-phone")
     fill(driver, "f-password", "short")
     refused_beside(driver, "Set new password", "password", "at least 10")
     reset = "tess reset battery staple"
@@ -530,6 +532,7 @@ def account(driver):
     wait(driver, "the sign-in page, saying so", lambda d: "/signin" in d.current_url
          and "Your password was changed" in notice_text(d))
     shot(driver, "26-reset-done")
+    phone_shot(driver, "26-reset-done-phone")
     driver.get(BASE + "/orgs")
     wait(driver, "the old session ended", lambda d: "/signin" in d.current_url)
     signin_refused(driver, email, new)
@@ -694,6 +697,7 @@ def invitations(driver, org, org_name):
     asks = driver.find_element(By.TAG_NAME, "main").text
     assert "Decline the invitation to Tess Two?" in asks, asks
     shot(driver, "13d-confirm-decline")
+    phone_shot(driver, "13d-confirm-decline-phone")
     click_button(driver, "Decline the invitation")
     wait(driver, "one invitation left", lambda d: received(d) == 1)
     assert "The invitation was declined." in notice_text(driver), notice_text(driver)
