@@ -31,7 +31,11 @@ pub const NOTICE_COOKIE: &str = "mno_notice";
 /// portal's key, so a notice signed for one session means nothing in another
 /// (someone shown their own notice cannot plant it in another's browser).
 pub fn notice_key(state: &PortalState, session_token: &str) -> [u8; 32] {
-    labelled_mac(state.csrf_key.as_slice(), "mno-portal-notice-key:", session_token)
+    labelled_mac(
+        state.csrf_key.as_slice(),
+        "mno-portal-notice-key:",
+        session_token,
+    )
 }
 
 /// The key that signs notices for a browser with no session: the sign-in
@@ -113,7 +117,11 @@ pub fn set_cookie(name: &str, value: &str, max_age_seconds: i64) -> HeaderValue 
 
 /// The CSRF token of a session (or of an anonymous visitor's cookie).
 pub fn csrf_token(state: &PortalState, secret: &str) -> String {
-    hex(&labelled_mac(state.csrf_key.as_slice(), "mno-portal-csrf:", secret))
+    hex(&labelled_mac(
+        state.csrf_key.as_slice(),
+        "mno-portal-csrf:",
+        secret,
+    ))
 }
 
 /// Refuse a form post whose `csrf` field is not the token of `secret`.
